@@ -1,0 +1,434 @@
+"""Reading capture files: classic pcap, pcapng, gzip-compressed, or standard input.
+
+The only module that opens files.  It yields :class:`Frame` records (packet number,
+integer-nanosecond timestamp, link type, bytes) and nothing else; decoding starts in
+:mod:`teardown_analyzer.link`.
+
+The format is told by the magic number, never by the file name.  The record walkers
+are our own, ``struct``-based: dpkt's readers round nanosecond timestamps through
+``float``/``Decimal``, know only the first pcapng interface and raise ``NeedData``
+in the middle of iteration.  dpkt still parses the pcapng interface description
+block and its options (``if_tsresol``, ``if_tsoffset``), where it does the job.
+
+A capture that breaks off part-way (a record cut short, a corrupt block length)
+stops the iteration; the frames read so far stand, and the problem is kept in
+:attr:`CaptureInfo.error` for the caller to report.  Only a file that cannot be
+read at all raises :class:`~teardown_analyzer.errors.CaptureError` from
+:func:`open_capture`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import sys
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import dpkt
+
+from .errors import CaptureError
+
+# pcap magic numbers (as read little-endian) -> (byte order, ns resolution, record header)
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", False, 16),
+    b"\xa1\xb2\xc3\xd4": (">", False, 16),
+    b"\x4d\x3c\xb2\xa1": ("<", True, 16),
+    b"\xa1\xb2\x3c\x4d": (">", True, 16),
+    # Kuznetzov's modified pcap (old Red Hat tcpdump): 8 extra bytes per record header
+    b"\x34\xcd\xb2\xa1": ("<", False, 24),
+    b"\xa1\xb2\xcd\x34": (">", False, 24),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# pcapng block types (draft-ietf-opsawg-pcapng section 11.1)
+_BT_IDB = 0x00000001
+_BT_PB = 0x00000002
+_BT_SPB = 0x00000003
+_BT_EPB = 0x00000006
+_BT_SHB = 0x0A0D0D0A
+
+# A record larger than this is taken as corruption, whatever the snap length says:
+# it keeps a crafted 2**31 caplen from being allocated.  (libpcap's own limit for
+# reading is 256 KiB for most link types; pcapng writers use up to 256 MiB.)
+MAX_RECORD = 16 * 1024 * 1024
+MAX_BLOCK = MAX_RECORD + 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One captured packet."""
+
+    index: int
+    """Packet number, counted from 1 as Wireshark does."""
+    ts_ns: int
+    """Capture time, integer nanoseconds since the epoch."""
+    linktype: int
+    """LINKTYPE_/DLT_ value of the interface it was captured on."""
+    data: bytes
+    """The captured bytes (possibly fewer than were on the wire)."""
+    orig_len: int
+    """Length of the packet on the wire."""
+    interface: int = 0
+    """pcapng interface id (0 for classic pcap)."""
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.data) < self.orig_len
+
+
+@dataclass(slots=True)
+class CaptureInfo:
+    """What is known about a capture file; filled in while it is read."""
+
+    source: str
+    format: str = ""
+    """``pcap``, ``pcap-ns`` or ``pcapng``."""
+    compressed: bool = False
+    linktypes: dict[int, int] = field(default_factory=dict)
+    """Interface id -> link type."""
+    packets: int = 0
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: CaptureError | None = None
+    """Set when reading stopped early; the frames before it were delivered."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "format": self.format,
+            "compressed": self.compressed,
+            "linktypes": sorted(set(self.linktypes.values())),
+            "packets": self.packets,
+            "first_ts": None if self.first_ts_ns is None else self.first_ts_ns / 1e9,
+            "last_ts": None if self.last_ts_ns is None else self.last_ts_ns / 1e9,
+            "warnings": list(self.warnings),
+            "error": None if self.error is None else str(self.error),
+        }
+
+
+class Capture:
+    """An open capture: iterate it for :class:`Frame` objects, then read :attr:`info`."""
+
+    def __init__(self, stream: BinaryIO, info: CaptureInfo, walker: Iterator[Frame],
+                 owned: BinaryIO | None) -> None:
+        self._stream = stream
+        self._owned = owned
+        self.info = info
+        self._walker = walker
+
+    def __iter__(self) -> Iterator[Frame]:
+        info = self.info
+        try:
+            for frame in self._walker:
+                info.packets = frame.index
+                if info.first_ts_ns is None:
+                    info.first_ts_ns = frame.ts_ns
+                info.last_ts_ns = frame.ts_ns
+                yield frame
+        except CaptureError as exc:
+            info.error = exc
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            info.error = CaptureError(
+                f"read failed after packet {info.packets}: {exc}", source=info.source)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> "Capture":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_capture(path: str) -> Capture:
+    """Open ``path`` (``-`` for standard input) and tell its format from the magic.
+
+    Raises:
+        CaptureError: the file cannot be opened, is empty, or is not a capture.
+    """
+    name = "<stdin>" if path == "-" else path
+    owned: BinaryIO | None = None
+    try:
+        if path == "-":
+            raw: BinaryIO = sys.stdin.buffer
+        else:
+            raw = owned = open(path, "rb")
+    except OSError as exc:
+        raise CaptureError(exc.strerror or str(exc), source=name) from exc
+    return _open_stream(raw, name, owned)
+
+
+def open_bytes(data: bytes, name: str = "<bytes>") -> Capture:
+    """Open a capture held in memory (tests, and hex helpers)."""
+    return _open_stream(io.BufferedReader(io.BytesIO(data)), name, None)  # type: ignore[arg-type]
+
+
+def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None) -> Capture:
+    info = CaptureInfo(source=name)
+    stream: BinaryIO = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+    try:
+        head = stream.peek(4)[:4]  # type: ignore[attr-defined]
+        if head[:2] == _GZIP_MAGIC:
+            info.compressed = True
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+            head = stream.peek(4)[:4]  # type: ignore[attr-defined]
+    except (OSError, EOFError, zlib.error) as exc:
+        _close(owned)
+        raise CaptureError(f"cannot read the gzip stream: {exc}", source=name,
+                           where="byte 0") from exc
+    try:
+        if not head:
+            raise CaptureError("empty file, not a capture", source=name)
+        if len(head) < 4:
+            raise CaptureError(f"only {len(head)} bytes, too short for a capture",
+                               source=name)
+        if head in _PCAP_MAGICS:
+            walker = _pcap_records(stream, info)
+        elif head == _PCAPNG_SHB:
+            walker = _pcapng_blocks(stream, info)
+        else:
+            raise CaptureError(
+                f"not a pcap or pcapng capture (magic {head.hex(' ')})", source=name,
+                where="byte 0")
+        next_frame = _prime(walker)
+    except CaptureError:
+        _close(owned)
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        _close(owned)
+        raise CaptureError(f"cannot read: {exc}", source=name, where="byte 0") from exc
+    return Capture(stream, info, next_frame, owned)
+
+
+def _close(stream: BinaryIO | None) -> None:
+    if stream is not None:
+        stream.close()
+
+
+def _prime(walker: Iterator[Frame]) -> Iterator[Frame]:
+    """Run the walker up to its first frame so that file-header errors raise now."""
+    try:
+        first = next(walker)
+    except StopIteration:
+        return iter(())
+
+    def chained() -> Iterator[Frame]:
+        yield first
+        yield from walker
+
+    return chained()
+
+
+class _Reader:
+    """Reads exactly-sized pieces and tracks the byte offset for error messages."""
+
+    __slots__ = ("stream", "offset", "source")
+
+    def __init__(self, stream: BinaryIO, source: str) -> None:
+        self.stream = stream
+        self.offset = 0
+        self.source = source
+
+    def read(self, n: int) -> bytes:
+        data = self.stream.read(n)
+        self.offset += len(data)
+        return data
+
+
+def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
+    rd = _Reader(stream, info.source)
+    header = rd.read(24)
+    if len(header) < 24:
+        raise CaptureError(f"pcap file header cut off after {len(header)} of 24 bytes",
+                           source=info.source, where=f"byte {len(header)}")
+    order, nano, rec_len = _PCAP_MAGICS[header[:4]]
+    info.format = "pcap-ns" if nano else "pcap"
+    major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII",
+                                                                      header[4:])
+    if major != 2:
+        info.warnings.append(f"pcap version {major} (expected 2); reading it as 2")
+    linktype &= 0x0FFFFFFF  # the top bits carry FCS information (pcap spec, LinkType)
+    info.linktypes[0] = linktype
+    limit = max(snaplen, 262144)
+    rec = struct.Struct(order + "IIII")
+    scale = 1 if nano else 1000
+    frac_limit = 1_000_000_000 if nano else 1_000_000
+    index = 0
+    while True:
+        start = rd.offset
+        hdr = rd.read(rec_len)
+        if not hdr:
+            return
+        index += 1
+        if len(hdr) < rec_len:
+            raise CaptureError(
+                f"capture cut off mid-record: packet {index}'s record header has "
+                f"{len(hdr)} of {rec_len} bytes", source=info.source, where=f"byte {start}")
+        sec, frac, incl, orig = rec.unpack_from(hdr)
+        if incl > limit or incl > MAX_RECORD:
+            raise CaptureError(
+                f"packet {index} claims {incl} captured bytes, more than the snap length "
+                f"{snaplen}; the file is corrupt from here", source=info.source,
+                where=f"byte {start}")
+        data = rd.read(incl)
+        if len(data) < incl:
+            raise CaptureError(
+                f"capture cut off mid-record: packet {index} has {len(data)} of {incl} "
+                f"bytes", source=info.source, where=f"byte {start}")
+        if frac >= frac_limit:
+            info.warnings.append(f"packet {index}: sub-second field {frac} out of range")
+        yield Frame(index, sec * 1_000_000_000 + frac * scale, linktype, data,
+                    max(orig, incl), 0)
+
+
+@dataclass(slots=True)
+class _Interface:
+    linktype: int
+    snaplen: int
+    units_per_s: int = 1_000_000
+    offset_ns: int = 0
+
+
+def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
+    rd = _Reader(stream, info.source)
+    info.format = "pcapng"
+    order = "<"
+    interfaces: list[_Interface] = []
+    index = 0
+    first = True
+    unknown_blocks = 0
+    while True:
+        start = rd.offset
+        head = rd.read(8)
+        if not head:
+            break
+        if len(head) < 8:
+            raise CaptureError(f"pcapng cut off inside a block header ({len(head)} of 8 "
+                               f"bytes)", source=info.source, where=f"byte {start}")
+        btype_raw = head[:4]
+        if btype_raw == _PCAPNG_SHB:
+            bom = rd.read(4)
+            if bom == b"\x4d\x3c\x2b\x1a":
+                order = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                order = ">"
+            else:
+                raise CaptureError("pcapng section header has no valid byte-order magic",
+                                   source=info.source, where=f"byte {start + 8}")
+            (blen,) = struct.unpack(order + "I", head[4:])
+            _check_block_len(blen, 28, start, info)
+            body = bom + _read_body(rd, blen - 12, start, info)
+            interfaces = []  # a new section starts a new interface list
+            first = False
+            continue
+        if first:
+            raise CaptureError("pcapng file does not start with a section header block",
+                               source=info.source, where=f"byte {start}")
+        btype, blen = struct.unpack(order + "II", head)
+        _check_block_len(blen, 12, start, info)
+        body = _read_body(rd, blen - 8, start, info)
+        (trailer,) = struct.unpack(order + "I", body[-4:])
+        if trailer != blen:
+            raise CaptureError(
+                f"pcapng block of type 0x{btype:08x} has length {blen} but trailer "
+                f"{trailer}; the file is corrupt from here", source=info.source,
+                where=f"byte {start}")
+        body = body[:-4]
+        if btype == _BT_IDB:
+            interfaces.append(_parse_idb(head + body + struct.pack(order + "I", blen),
+                                         order, start, info))
+            info.linktypes[len(interfaces) - 1] = interfaces[-1].linktype
+        elif btype in (_BT_EPB, _BT_PB, _BT_SPB):
+            index += 1
+            if btype == _BT_SPB:
+                if len(body) < 4:
+                    raise _short_block("simple packet block", start, info)
+                (orig,) = struct.unpack_from(order + "I", body)
+                iface_id, ts_units = 0, None
+                if not interfaces:
+                    raise _no_interface(index, 0, start, info)
+                incl = min(orig, len(body) - 4, interfaces[0].snaplen or orig)
+                data = body[4:4 + incl]
+            else:
+                if len(body) < 20:
+                    raise _short_block("packet block", start, info)
+                if btype == _BT_EPB:
+                    iface_id, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", body)
+                else:
+                    iface_id, _drops, hi, lo, incl, orig = struct.unpack_from(
+                        order + "HHIIII", body)
+                ts_units = (hi << 32) | lo
+                if incl > len(body) - 20:
+                    raise CaptureError(
+                        f"packet {index} claims {incl} captured bytes but its block holds "
+                        f"{len(body) - 20}; the file is corrupt from here",
+                        source=info.source, where=f"byte {start}")
+                data = body[20:20 + incl]
+            if iface_id >= len(interfaces):
+                raise _no_interface(index, iface_id, start, info)
+            iface = interfaces[iface_id]
+            ts_ns = 0 if ts_units is None else (
+                ts_units * 1_000_000_000 // iface.units_per_s + iface.offset_ns)
+            yield Frame(index, ts_ns, iface.linktype, data, max(orig, len(data)), iface_id)
+        else:
+            unknown_blocks += 1  # name resolution, statistics, custom blocks: not needed
+    if unknown_blocks:
+        info.warnings.append(f"{unknown_blocks} pcapng blocks of other types skipped")
+
+
+def _check_block_len(blen: int, minimum: int, start: int, info: CaptureInfo) -> None:
+    if blen < minimum or blen % 4 or blen > MAX_BLOCK:
+        raise CaptureError(f"pcapng block length {blen} is invalid; the file is corrupt "
+                           f"from here", source=info.source, where=f"byte {start}")
+
+
+def _read_body(rd: _Reader, n: int, start: int, info: CaptureInfo) -> bytes:
+    body = rd.read(n)
+    if len(body) < n:
+        raise CaptureError(f"capture cut off mid-block: {len(body)} of {n} bytes",
+                           source=info.source, where=f"byte {start}")
+    return body
+
+
+def _short_block(what: str, start: int, info: CaptureInfo) -> CaptureError:
+    return CaptureError(f"pcapng {what} too short", source=info.source, where=f"byte {start}")
+
+
+def _no_interface(index: int, iface_id: int, start: int, info: CaptureInfo) -> CaptureError:
+    return CaptureError(f"packet {index} names interface {iface_id}, which no interface "
+                        f"description block defined", source=info.source,
+                        where=f"byte {start}")
+
+
+def _parse_idb(block: bytes, order: str, start: int, info: CaptureInfo) -> _Interface:
+    """Parse an interface description block with dpkt (options included)."""
+    cls = (dpkt.pcapng.InterfaceDescriptionBlockLE if order == "<"
+           else dpkt.pcapng.InterfaceDescriptionBlock)
+    try:
+        idb = cls(block)
+        opts = list(idb.opts)
+    except (dpkt.Error, struct.error, ValueError, IndexError) as exc:
+        raise CaptureError(f"pcapng interface description block is malformed ({exc})",
+                           source=info.source, where=f"byte {start}") from exc
+    iface = _Interface(linktype=idb.linktype, snaplen=idb.snaplen)
+    for opt in opts:
+        if opt is None:
+            continue
+        if opt.code == dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL and opt.data:
+            v = opt.data[0]
+            exp = v & 0x7F
+            iface.units_per_s = (2 ** exp) if v & 0x80 else (10 ** exp)
+        elif opt.code == dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET and len(opt.data) >= 8:
+            (secs,) = struct.unpack(order + "q", opt.data[:8])
+            iface.offset_ns = secs * 1_000_000_000
+    return iface

@@ -1,0 +1,156 @@
+"""The command line: parse options, call the library, pick a renderer.  Nothing else.
+
+Exit statuses: 0 success, 1 a ``check`` rule violated, 2 usage error, 3 a capture
+could not be read (see :mod:`teardown_analyzer.errors`).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any, Sequence
+
+import click
+from rich.console import Console
+
+from . import errors
+from .hexview import annotate_packet, annotate_raw, parse_hex
+from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class DefaultGroup(click.Group):
+    """A group whose default command is ``analyze``: ``teardown-analyze capture.pcap`` works."""
+
+    default_command = "analyze"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help",
+                                                                          "--version")
+                        and not (args[0] == "--debug" and len(args) == 1)):
+            rest = list(args)
+            pre = []
+            while rest and rest[0] == "--debug":
+                pre.append(rest.pop(0))
+            if not rest or rest[0] not in self.commands:
+                args = pre + [self.default_command] + rest
+        return super().parse_args(ctx, args)
+
+
+def _stdout_console() -> Console:
+    return Console(theme=THEME, highlight=False)
+
+
+def _stderr_console() -> Console:
+    return Console(theme=THEME, stderr=True, highlight=False)
+
+
+@click.group(cls=DefaultGroup, context_settings=CONTEXT)
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@click.version_option(package_name="teardown-analyzer")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Reconstruct how every TCP connection in a packet capture was closed.
+
+    \b
+    Examples:
+      teardown-analyze capture.pcap
+      teardown-analyze hex capture.pcap --packet 4 --lang zh
+      tcpdump -w - -i eth0 port 80 | teardown-analyze -
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("hex")
+@click.argument("capture", required=False)
+@click.option("--packet", "-p", type=int, help="Packet number in CAPTURE (from 1).")
+@click.option("--raw", "raw", help="A TCP header as hex text (spaces, colons, 0x allowed).")
+@click.option("--src", help="Source IP address, to verify the checksum of --raw.")
+@click.option("--dst", help="Destination IP address, to verify the checksum of --raw.")
+@click.option("--with-ip", is_flag=True, help="Add the IP header's rows (with --raw: the "
+                                              "hex starts with the IP header).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "svg"]),
+              default="table", show_default=True)
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+def hex_cmd(capture: str | None, packet: int | None, raw: str | None, src: str | None,
+            dst: str | None, with_ip: bool, fmt: str, lang: str, output: str | None) -> None:
+    """Annotate a TCP header byte for byte, as a table to paste into a write-up.
+
+    \b
+    Examples:
+      teardown-analyze hex capture.pcap --packet 4
+      teardown-analyze hex --raw "80 26 13 8a 00 00 07 d2 7e 08 ba a0 80 11 05 b4 9e 1c 00 00
+      01 01 08 0a 00 00 7e db 00 85 c7 30" --src 172.16.48.13 --dst 172.16.48.1 --lang zh
+    """
+    if raw is not None and capture is not None:
+        raise click.UsageError("give either CAPTURE with --packet, or --raw, not both")
+    if raw is not None:
+        result = annotate_raw(parse_hex(raw), src, dst, lang, with_ip)
+    elif capture is not None:
+        if packet is None:
+            raise click.UsageError("--packet N is required with CAPTURE")
+        if src or dst:
+            raise click.UsageError("--src/--dst are for --raw; a capture has its addresses")
+        result = annotate_packet(capture, packet, lang, with_ip)
+    else:
+        raise click.UsageError("give CAPTURE --packet N, or --raw HEX")
+    rows = list(result.rows)
+    title = None if result.frame is None else f"packet {result.frame.index}"
+    if fmt == "markdown":
+        _emit(hex_markdown(rows, lang), output)
+    elif fmt == "json":
+        _emit(hex_json(rows), output)
+    elif fmt == "svg":
+        _emit(svg_of(hex_table(rows, lang, title)), output)
+    else:
+        if output:
+            console = Console(theme=THEME, file=open(output, "w", encoding="utf-8"),
+                              width=120, highlight=False)
+        else:
+            console = _stdout_console()
+        console.print(hex_table(rows, lang, title))
+        for problem in result.header.problems:
+            console.print(problem, style="ta.warning", markup=False)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    """Entry point: run the CLI, turn the project's errors into one line and an exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="teardown-analyze", standalone_mode=False)
+    except click.exceptions.Abort:
+        _stderr_console().print("aborted", style="ta.bad", markup=False)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(errors.EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+    except errors.TeardownError as exc:
+        if debug:
+            traceback.print_exc()
+        _stderr_console().print(f"error: {exc}", style="ta.bad", markup=False,
+                                soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        _stderr_console().print(f"internal error: {type(exc).__name__}: {exc} "
+                                f"(run with --debug for a traceback)", style="ta.bad",
+                                markup=False, soft_wrap=True)
+        sys.exit(70)
+    sys.exit(0)

@@ -1,0 +1,68 @@
+"""The project's exceptions, each with the exit status the CLI turns it into.
+
+Exit statuses (documented in the README and used by every command):
+
+====  ==========================================================
+0     success
+1     a ``check`` rule was violated            (:class:`CheckFailed`)
+2     usage error: bad option, value or rules   (:class:`UsageError`)
+3     a capture could not be read              (:class:`CaptureError`)
+====  ==========================================================
+
+Foreign exceptions (dpkt's, ``struct.error``, ``OSError``) are converted at the
+edge with ``raise ... from exc``; nothing else reaches the user.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CAPTURE = 3
+
+
+class TeardownError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(TeardownError):
+    """A bad option, a bad value on the command line, or a bad rules file."""
+
+    exit_code = EXIT_USAGE
+
+
+class CaptureError(TeardownError):
+    """A capture file that cannot be read (or read any further).
+
+    ``where`` names the place: a byte offset or a packet number.
+    """
+
+    exit_code = EXIT_CAPTURE
+
+    def __init__(self, message: str, *, source: str = "", where: str = "") -> None:
+        self.source = source
+        self.where = where
+        parts = [p for p in (source, where) if p]
+        super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
+
+
+class DecodeError(TeardownError):
+    """A header that cannot be decoded: too short, or inconsistent.
+
+    ``offset`` is the byte offset, inside the buffer handed to the decoder,
+    where decoding stopped.
+    """
+
+    exit_code = EXIT_CAPTURE
+
+    def __init__(self, message: str, *, offset: int = 0) -> None:
+        self.offset = offset
+        super().__init__(message)
+
+
+class CheckFailed(TeardownError):
+    """A ``check`` rule of severity error did not hold."""
+
+    exit_code = EXIT_CHECK_FAILED

@@ -1,0 +1,113 @@
+"""Renderers: results in, rich renderables or text out.  Nothing here prints.
+
+The console is created by the CLI and handed in; styles are looked up by name in
+:data:`THEME`, never written as colour literals elsewhere.  Text that comes from a
+capture is never interpreted as rich markup (``Text`` objects, not markup strings).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.theme import Theme
+
+from .annotate import Row
+
+SCHEMA = "teardown-analyzer/1"
+
+THEME = Theme({
+    "ta.offset": "dim",
+    "ta.bytes": "bold cyan",
+    "ta.label": "",
+    "ta.value": "bold",
+    "ta.flag": "magenta",
+    "ta.ok": "green",
+    "ta.bad": "bold red",
+    "ta.section": "bold underline",
+    "ta.anomaly": "yellow",
+    "ta.warning": "yellow",
+    "ta.state": "cyan",
+})
+
+_HEADINGS = {
+    "en": ("Offset", "Bytes", "Field", "Value", "Meaning"),
+    "zh": ("偏移", "数据内容", "字段", "值", "含义"),
+}
+_SECTIONS = {
+    "en": {"ip": "IP header", "tcp": "Basic TCP header", "tcp-options": "TCP options"},
+    "zh": {"ip": "IP首部", "tcp": "基本TCP首部", "tcp-options": "TCP选项"},
+}
+
+
+def hex_table(rows: Sequence[Row], lang: str = "en", title: str | None = None) -> Table:
+    """A rich table of annotated rows, with a section line where the header changes."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for heading in _HEADINGS[lang]:
+        table.add_column(heading, overflow="fold")
+    section = None
+    for row in rows:
+        if row.section != section:
+            section = row.section
+            table.add_row("", Text(_SECTIONS[lang][section], style="ta.section"), "", "", "")
+        table.add_row(Text(str(row.offset), style="ta.offset"),
+                      Text(row.bytes, style="ta.bytes"),
+                      Text(row.label, style="ta.label"),
+                      Text(row.value, style=row.style or "ta.value"),
+                      Text(row.meaning, style=row.style))
+    return table
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def hex_markdown(rows: Sequence[Row], lang: str = "en") -> str:
+    """A pipe table ready to paste into a write-up."""
+    heads = _HEADINGS[lang]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    section = None
+    for row in rows:
+        if row.section != section:
+            section = row.section
+            lines.append(f"| | **{_SECTIONS[lang][section]}** | | | |")
+        cells = (str(row.offset), f"`{row.bytes}`" if row.bytes else "", row.label,
+                 row.value, row.meaning)
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def hex_json(rows: Sequence[Row], context: dict[str, Any] | None = None) -> str:
+    """The rows as a JSON list (``context`` adds a trailing object when given)."""
+    data: Any = [r.to_dict() for r in rows]
+    if context:
+        data = {"schema": SCHEMA, "rows": data, "context": context}
+    return dumps(data)
+
+
+def dumps(data: Any) -> str:
+    """The one place JSON is serialised."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def svg_of(renderable: RenderableType, width: int = 120, title: str = "teardown-analyzer") -> str:
+    """An SVG picture of a renderable, through rich's export."""
+    console = Console(record=True, width=width, theme=THEME, file=_Null(),
+                      force_terminal=True, color_system="truecolor")
+    console.print(renderable)
+    return console.export_svg(title=title)
+
+
+class _Null:
+    def write(self, _s: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def lines(items: Iterable[str], style: str = "") -> Group:
+    return Group(*(Text(i, style=style) for i in items))
