@@ -14,7 +14,10 @@ import click
 from rich.console import Console
 
 from . import errors
+from .analysis import Options, Report, analyze
 from .hexview import annotate_packet, annotate_raw, parse_hex
+from .report import (connections_table, ladder, report_csv, report_json, report_jsonl,
+                     report_markdown, select)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -60,6 +63,76 @@ def cli(ctx: click.Context, debug: bool) -> None:
       tcpdump -w - -i eth0 port 80 | teardown-analyze -
     """
     ctx.obj = {"debug": debug}
+
+
+@cli.command("analyze")
+@click.argument("captures", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv",
+                                                    "markdown"]),
+              default="table", show_default=True)
+@click.option("--all", "show_all", is_flag=True,
+              help="Show every connection, not only the unusual ones of a large capture.")
+@click.option("--flow", "flows", type=int, multiple=True, metavar="ID",
+              help="Show the ladder of connection ID (repeatable).")
+@click.option("--detail", is_flag=True, help="Show the ladder of every connection.")
+@click.option("--kernel", is_flag=True,
+              help="Name the Linux code path behind each transition (with --flow/--detail).")
+@click.option("--time-wait", "time_wait", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="TIME_WAIT length of the stack (Linux: 60 s).")
+@click.option("--quiet", "-q", is_flag=True, help="No warnings on standard error.")
+def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tuple[int, ...],
+                detail: bool, kernel: bool, time_wait: float, quiet: bool) -> None:
+    """Reconstruct how every TCP connection in the captures was closed.
+
+    CAPTURES are pcap or pcapng files (gzip allowed), or - for standard input.
+
+    \b
+    Examples:
+      teardown-analyze capture.pcap
+      teardown-analyze capture.pcap --flow 3 --kernel
+      teardown-analyze capture.pcap --format json
+    """
+    report = analyze(captures, Options(time_wait_s=time_wait))
+    console = _stdout_console()
+    wants_ladder = detail or bool(flows)
+    if fmt == "json":
+        click.echo(report_json(report, wants_ladder), nl=False)
+    elif fmt == "jsonl":
+        click.echo(report_jsonl(report, wants_ladder), nl=False)
+    elif fmt == "csv":
+        click.echo(report_csv(report), nl=False)
+    elif fmt == "markdown":
+        click.echo(report_markdown(report), nl=False)
+    elif wants_ladder:
+        chosen = report.connections if detail else select(report, flows)
+        missing = set(flows) - {c.id for c in chosen}
+        if missing:
+            raise errors.UsageError(f"--flow: no connection {sorted(missing)[0]} (ids run "
+                                    f"from 1 to {len(report.connections)})")
+        for conn in chosen:
+            console.print(ladder(conn, kernel))
+            console.print()
+    else:
+        console.print(connections_table(report, show_all))
+    _finish(report, quiet)
+
+
+def _finish(report: Report, quiet: bool) -> None:
+    """Warnings on stderr; a capture that broke off part-way still ends with status 3."""
+    err = _stderr_console()
+    broken = None
+    for info in report.captures:
+        if not quiet:
+            for w in info.warnings:
+                err.print(f"warning: {info.source}: {w}", style="ta.warning", markup=False,
+                          soft_wrap=True)
+        if info.error is not None and broken is None:
+            broken = info.error
+    if broken is not None:
+        err.print(f"warning: the packets before the problem were analysed", style="ta.warning",
+                  markup=False) if not quiet else None
+        raise broken
 
 
 @cli.command("hex")

@@ -1,0 +1,429 @@
+"""From tracked connections to results: kind of close, initiator, half-close, TIME_WAIT.
+
+:func:`analyze` is the library's main entry: capture paths in, a :class:`Report`
+out.  Results are frozen dataclasses whose ``to_dict()`` gives JSON-native values;
+reports of several captures merge (:meth:`Report.merge`), so captures can be
+analysed apart and combined.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .capture import CaptureInfo, open_capture
+from .flows import ACK, FIN, RST, SYN, Conn, LadderStep, Tracker
+from .link import LINKTYPE_NAMES, locate_tcp
+from .states import Event, SideState, Transition
+
+LINUX_TIME_WAIT_S = 60.0
+EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
+
+KINDS = ("four-way", "three-way", "simultaneous", "fin-then-rst", "rst", "half-open", "none")
+UNUSUAL = {"fin-then-rst", "rst", "half-open", "simultaneous"}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    time_wait_s: float = LINUX_TIME_WAIT_S
+    keep_ladder: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    state: str
+    ts: float
+    packet: int
+    note: str = ""
+    inferred: bool = False
+    old: str = ""
+    event: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"state": self.state, "ts": self.ts, "packet": self.packet}
+        if self.event:
+            d["from"], d["event"] = self.old, self.event
+        if self.note:
+            d["note"] = self.note
+        if self.inferred:
+            d["inferred"] = True
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionResult:
+    """How one connection (one incarnation of a 4-tuple) was closed."""
+
+    id: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    incarnation: int
+    first_ts: float
+    last_ts: float
+    packets: int
+    handshake: str
+    """seen / partial / missing."""
+    roles_from: str
+    """What told client from server: handshake, SYN-ACK, or a port heuristic."""
+    kind: str
+    initiator: str | None
+    half_close_s: float | None
+    half_close_bytes: int
+    half_close_segments: int
+    client_states: tuple[StateEntry, ...]
+    server_states: tuple[StateEntry, ...]
+    time_wait: dict[str, Any] | None
+    rsts: tuple[dict[str, Any], ...]
+    anomalies: tuple[str, ...]
+    notes: tuple[str, ...]
+    zeek_state: str
+    directions: dict[str, Any]
+    vantage: dict[str, Any] | None
+    ladder: tuple[dict[str, Any], ...] = ()
+    source: str = ""
+
+    @property
+    def client_final(self) -> str:
+        return self.client_states[-1].state if self.client_states else "CLOSED"
+
+    @property
+    def server_final(self) -> str:
+        return self.server_states[-1].state if self.server_states else "CLOSED"
+
+    @property
+    def unusual(self) -> bool:
+        return self.kind in UNUSUAL or bool(self.anomalies)
+
+    def to_dict(self, ladder: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "capture": self.source,
+            "client": {"ip": self.client[0], "port": self.client[1]},
+            "server": {"ip": self.server[0], "port": self.server[1]},
+            "incarnation": self.incarnation,
+            "first_ts": self.first_ts, "last_ts": self.last_ts, "packets": self.packets,
+            "handshake": self.handshake, "roles_from": self.roles_from,
+            "close": {"kind": self.kind, "initiator": self.initiator,
+                      "half_close_s": self.half_close_s,
+                      "half_close_bytes": self.half_close_bytes,
+                      "half_close_segments": self.half_close_segments},
+            "sides": {
+                "client": {"states": [s.to_dict() for s in self.client_states],
+                           "final_state": self.client_final},
+                "server": {"states": [s.to_dict() for s in self.server_states],
+                           "final_state": self.server_final},
+            },
+            "time_wait": self.time_wait,
+            "rsts": list(self.rsts),
+            "anomalies": list(self.anomalies),
+            "notes": list(self.notes),
+            "zeek_state": self.zeek_state,
+            "directions": self.directions,
+            "vantage": self.vantage,
+        }
+        if ladder:
+            d["ladder"] = list(self.ladder)
+        return d
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything one run found; reports of several captures merge."""
+
+    captures: list[CaptureInfo] = field(default_factory=list)
+    connections: list[ConnectionResult] = field(default_factory=list)
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Capture source -> skip reason -> count."""
+
+    def merge(self, other: "Report") -> "Report":
+        return Report(self.captures + other.captures, self.connections + other.connections,
+                      {**self.skipped, **other.skipped})
+
+    def totals(self) -> dict[str, Any]:
+        kinds = {k: 0 for k in KINDS}
+        for c in self.connections:
+            kinds[c.kind] += 1
+        return {"connections": len(self.connections), "kinds": kinds,
+                "rsts": sum(len(c.rsts) for c in self.connections),
+                "half_open": kinds["half-open"],
+                "time_wait": {"client": sum(1 for c in self.connections if c.time_wait
+                                            and c.time_wait["side"] == "client"),
+                              "server": sum(1 for c in self.connections if c.time_wait
+                                            and c.time_wait["side"] == "server")}}
+
+    def to_dict(self, ladder: bool = False) -> dict[str, Any]:
+        caps = []
+        for info in self.captures:
+            d = info.to_dict()
+            d["skipped"] = dict(sorted(self.skipped.get(info.source, {}).items()))
+            d["linktype_names"] = [LINKTYPE_NAMES.get(lt, str(lt)) for lt in d["linktypes"]]
+            caps.append(d)
+        return {"schema": "teardown-analyzer/1", "captures": caps,
+                "connections": [c.to_dict(ladder) for c in self.connections],
+                "totals": self.totals()}
+
+
+# --- driving a capture through the tracker ---------------------------------------------
+
+def analyze_capture(path: str, options: Options = Options(), first_id: int = 1) -> Report:
+    """Read one capture in one streaming pass and summarise every connection."""
+    cap = open_capture(path)
+    tracker = Tracker()
+    tracker.next_id = first_id
+    feed = tracker.feed
+    skip = tracker.skip
+    for frame in cap:
+        seg = locate_tcp(frame.data, frame.linktype)
+        if isinstance(seg, str):
+            skip(seg)
+            continue
+        feed(frame.index, frame.ts_ns, frame.data, seg)
+    info = cap.info
+    if tracker.backwards:
+        info.warnings.append(f"{tracker.backwards} packets have a timestamp earlier than "
+                             f"the packet before")
+    end_ns = info.last_ts_ns or 0
+    results = [summarize(c, end_ns, options, info.source) for c in tracker.finish()]
+    return Report([info], results, {info.source: dict(tracker.skipped)})
+
+
+def analyze(paths: Iterable[str], options: Options = Options()) -> Report:
+    """Analyse several captures; connection ids continue from one to the next."""
+    report = Report()
+    for path in paths:
+        part = analyze_capture(path, options, first_id=len(report.connections) + 1)
+        report = report.merge(part)
+    return report
+
+
+# --- summarising one connection --------------------------------------------------------
+
+def _addr(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
+
+
+def _roles(conn: Conn) -> tuple[int, str]:
+    """Index of the client endpoint, and the evidence."""
+    if conn.client is not None:
+        return conn.client, "handshake" if conn.syn_seen else "SYN-ACK"
+    p0, p1 = conn.addrs[0][1], conn.addrs[1][1]
+    if (p0 < 1024) != (p1 < 1024):
+        return (1 if p0 < 1024 else 0), "port heuristic: the well-known port is the server"
+    if (p0 in EPHEMERAL) != (p1 in EPHEMERAL):
+        return (0 if p0 in EPHEMERAL else 1), ("port heuristic: the port in Linux's "
+                                                "ephemeral range is the client")
+    return (0 if p0 > p1 else 1), "port heuristic: the higher port is the client"
+
+
+def _states(conn: Conn, i: int) -> list[StateEntry]:
+    side = conn.sides[i]
+    out: list[StateEntry] = []
+    first = side.transitions[0].old if side.transitions else side.state
+    if first not in (SideState.LISTEN, SideState.CLOSED):
+        out.append(StateEntry(first.value, conn.first_ts_ns / 1e9, conn.first_packet,
+                              "state when the capture first saw the connection"))
+    for t in side.transitions:
+        out.append(StateEntry(t.new.value, t.ts_ns / 1e9, t.packet, t.note, t.inferred,
+                              t.old.value, t.event.value))
+    return out
+
+
+def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> ConnectionResult:
+    ci, roles_from = _roles(conn)
+    si = 1 - ci
+    role = {ci: "client", si: "server"}
+    # TIME_WAIT: expiry by the timer, when the capture ran past it
+    tw_dict = None
+    for tw in conn.time_wait:
+        side = conn.sides[tw.side]
+        expire_ns = tw.entered_ts_ns + int(options.time_wait_s * 1e9)
+        # the timer restarts on every retransmitted FIN it re-ACKs (kernel-teardown 2.3)
+        last_restart = max([tw.entered_ts_ns] + [ts for ts, _ in
+                                                 conn.dirs[1 - tw.side].fin_retx])
+        expire_ns = last_restart + int(options.time_wait_s * 1e9)
+        expired = None
+        if side.state is SideState.TIME_WAIT:
+            if end_ns >= expire_ns:
+                side.feed(Event.TIMER, expire_ns, 0,
+                          f"TIME_WAIT timer ({options.time_wait_s:g} s) expired: inferred, "
+                          f"not seen", inferred=True)
+                expired = "inferred from the timer"
+            else:
+                expired = (f"capture ended {(end_ns - tw.entered_ts_ns) / 1e9:.3f} s into "
+                           f"TIME_WAIT, before the {options.time_wait_s:g} s timer")
+        tw_dict = {
+            "side": role[tw.side], "entered_ts": tw.entered_ts_ns / 1e9,
+            "entered_packet": tw.entered_packet,
+            "fin_reacks": len(tw.fin_reacks), "fin_reack_packets": list(tw.fin_reacks),
+            "arrivals": tw.arrivals, "reuse": tw.reuse, "end": expired,
+        }
+        if tw.reuse and "new_connection" in tw.reuse:
+            pass
+        break  # one TIME_WAIT per connection except in a simultaneous close
+    if len(conn.time_wait) == 2 and tw_dict is not None:
+        tw_dict["side"] = "both"
+    kind, initiator = _classify(conn, ci)
+    d_c, d_s = conn.dirs[ci], conn.dirs[si]
+    half_s = None
+    half_bytes = half_segs = 0
+    fins = sorted([(d.fin_ts_ns, i) for i, d in enumerate(conn.dirs)
+                   if d.fin_ts_ns is not None])
+    if fins:
+        first_ts, first_i = fins[0]
+        other = conn.dirs[1 - first_i]
+        end = fins[1][0] if len(fins) > 1 else end_ns
+        half_s = round((end - first_ts) / 1e9, 9)
+        half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin
+    anomalies = list(conn.anomalies)
+    for i in (0, 1):
+        for a in conn.sides[i].anomalies:
+            anomalies.append(f"{role[i]}: {a}")
+    for i, d in enumerate(conn.dirs):
+        if d.fin_seq is not None and d.fin_acked_ts_ns is None and not conn.rsts:
+            anomalies.append(f"ACK of the {role[i]}'s FIN not captured")
+    if not conn.syn_seen and not conn.synack_seen:
+        anomalies.append("capture started mid-connection")
+    notes = list(conn.notes)
+    if conn.reuse_isn_note:
+        notes.append(conn.reuse_isn_note)
+    handshake = "seen" if conn.syn_seen and conn.synack_seen and len(conn.handshake) == 3 \
+        else "partial" if conn.syn_seen or conn.synack_seen else "missing"
+    rsts = tuple({"from": role[r.sender], "ts": r.ts_ns / 1e9, "packet": r.packet,
+                  "in_window": r.acceptable, "bare": r.bare, "note": r.note}
+                 for r in conn.rsts)
+    return ConnectionResult(
+        id=conn.id,
+        client=(_addr(conn.addrs[ci][0]), conn.addrs[ci][1]),
+        server=(_addr(conn.addrs[si][0]), conn.addrs[si][1]),
+        incarnation=conn.incarnation,
+        first_ts=conn.first_ts_ns / 1e9, last_ts=conn.last_ts_ns / 1e9,
+        packets=conn.packets, handshake=handshake, roles_from=roles_from,
+        kind=kind, initiator=initiator, half_close_s=half_s,
+        half_close_bytes=half_bytes, half_close_segments=half_segs,
+        client_states=tuple(_states(conn, ci)), server_states=tuple(_states(conn, si)),
+        time_wait=tw_dict, rsts=rsts, anomalies=tuple(anomalies), notes=tuple(notes),
+        zeek_state=zeek_state(conn, ci),
+        directions={"client": _direction(d_c), "server": _direction(d_s)},
+        vantage=_vantage(conn),
+        ladder=tuple(_step(st, role) for st in conn.ladder) if options.keep_ladder else (),
+        source=source,
+    )
+
+
+def _direction(d: Any) -> dict[str, Any]:
+    fin = None
+    if d.fin_seq is not None:
+        fin = {"seq": d.fin_seq, "ts": d.fin_ts_ns / 1e9, "packet": d.fin_packet,
+               "with_data": d.fin_with_data,
+               "retransmissions": [{"ts": ts / 1e9, "packet": p} for ts, p in d.fin_retx],
+               "acked_ts": None if d.fin_acked_ts_ns is None else d.fin_acked_ts_ns / 1e9,
+               "acked_packet": d.fin_acked_packet, "acked_by_fin": d.fin_acked_by_fin}
+    return {"isn": d.isn, "packets": d.packets, "bytes": d.payload_bytes,
+            "highest_seq": d.next_seq, "window_scale": d.wscale, "fin": fin,
+            "data_after_peer_fin": d.data_after_peer_fin,
+            "data_after_own_fin": d.data_after_own_fin}
+
+
+def _step(st: LadderStep, role: dict[int, str]) -> dict[str, Any]:
+    from .fields import flag_names
+    return {"packet": st.packet, "ts": st.ts_ns / 1e9, "from": role[st.sender],
+            "flags": flag_names(st.flags), "seq": st.seq, "ack": st.ack, "len": st.length,
+            "states": {role[0]: st.states[0].value, role[1]: st.states[1].value},
+            "note": st.note}
+
+
+def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
+    role = {ci: "client", 1 - ci: "server"}
+    fins = sorted((d.fin_ts_ns, i) for i, d in enumerate(conn.dirs) if d.fin_ts_ns is not None)
+    changing_rsts = [r for r in conn.rsts if r.acceptable]
+    visited = [{t.new for t in s.transitions} for s in conn.sides]
+    if not fins:
+        if changing_rsts:
+            return "rst", role[changing_rsts[0].sender]
+        return "none", None
+    first_ts, first = fins[0]
+    if changing_rsts and any(r.ts_ns >= first_ts for r in changing_rsts):
+        return "fin-then-rst", role[first]
+    if len(fins) == 1:
+        return "half-open", role[first]
+    if SideState.CLOSING in visited[0] or SideState.CLOSING in visited[1]:
+        return "simultaneous", "both"
+    d_first = conn.dirs[first]
+    if d_first.fin_acked_by_fin:
+        return "three-way", role[first]
+    return "four-way", role[first]
+
+
+def _vantage(conn: Conn) -> dict[str, Any] | None:
+    """Where the capture was taken, from the handshake's timing."""
+    if len(conn.handshake) < 3:
+        return None
+    syn, synack, ack = conn.handshake
+    rtt = (ack - syn) / 1e9
+    to_server = (synack - syn) / 1e9   # SYN -> SYN-ACK at the capture point
+    to_client = (ack - synack) / 1e9   # SYN-ACK -> ACK at the capture point
+    if rtt <= 0:
+        point = "unknown"
+    elif to_client <= 0.2 * rtt:
+        point = "near the client"
+    elif to_server <= 0.2 * rtt:
+        point = "near the server"
+    else:
+        point = "in between"
+    return {"point": point, "rtt_s": rtt, "syn_to_synack_s": to_server,
+            "synack_to_ack_s": to_client,
+            "lag": ("the far side's transitions happen about one one-way delay after "
+                    "the times shown")}
+
+
+def zeek_state(conn: Conn, ci: int) -> str:
+    """Zeek's conn_state for this connection, by Zeek's documented definitions."""
+    si = 1 - ci
+    syn = conn.syn_seen
+    synack = conn.synack_seen
+    o_rst = any(r.sender == ci for r in conn.rsts)
+    r_rst = any(r.sender == si for r in conn.rsts)
+    o_fin = conn.dirs[ci].fin_seq is not None
+    r_fin = conn.dirs[si].fin_seq is not None
+    established = syn and synack or (not syn and not synack)
+    if syn and not synack:
+        if r_rst:
+            return "REJ"
+        if o_rst:
+            return "RSTOS0"
+        if o_fin:
+            return "SH"
+        return "S0" if conn.dirs[si].packets == 0 else "OTH"
+    if synack and not syn:
+        if r_rst:
+            return "RSTRH"
+        if r_fin:
+            return "SHR"
+    if not syn and not synack:
+        if o_rst:
+            return "RSTO"
+        if r_rst:
+            return "RSTR"
+        if o_fin and r_fin:
+            return "SF"
+        return "OTH"
+    if o_rst:
+        return "RSTO"
+    if r_rst:
+        return "RSTR"
+    if o_fin and r_fin:
+        return "SF"
+    if o_fin:
+        return "S2"
+    if r_fin:
+        return "S3"
+    return "S1" if established else "OTH"
+
+
+def transitions_of(conn: Conn, i: int) -> list[Transition]:
+    return list(conn.sides[i].transitions)
+
+
+__all__ = ["analyze", "analyze_capture", "summarize", "Report", "ConnectionResult",
+           "Options", "KINDS", "zeek_state", "FIN", "SYN", "RST", "ACK"]

@@ -1,0 +1,521 @@
+"""The flow tracker: segments in, per-connection records with both sides' state machines.
+
+One streaming pass.  Each segment is matched to its connection by 4-tuple (a new
+SYN on a 4-tuple already in use starts a new *incarnation*) and turned into events
+for the sending and the receiving side (:mod:`teardown_analyzer.states`).  A plain
+data segment of a connection that is not closing takes the short path: counters
+only, no events.
+
+Times are capture times: a transition is stamped when the segment that causes it
+passes the capture point.  The far side's transitions therefore lag by about its
+one-way delay (:mod:`teardown_analyzer.analysis` reports the vantage point).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .link import Segment
+from .states import Event, SideMachine, SideState
+from .tcp import FIXED_HEADER, decode_tcp
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+_M32 = 0xFFFFFFFF
+LADDER_LIMIT = 200
+"""Packets kept per connection for the ladder view (handshake and teardown)."""
+
+
+def seq_after(a: int, b: int) -> bool:
+    """``a`` is later than ``b`` in 32-bit sequence space (RFC 9293 section 3.4)."""
+    return 0 < ((a - b) & _M32) < 0x80000000
+
+
+def seq_geq(a: int, b: int) -> bool:
+    return a == b or seq_after(a, b)
+
+
+@dataclass(slots=True)
+class LadderStep:
+    """One packet of the ladder view."""
+
+    packet: int
+    ts_ns: int
+    sender: int
+    flags: int
+    seq: int
+    ack: int
+    length: int
+    states: tuple[SideState, SideState] = (SideState.CLOSED, SideState.CLOSED)
+    note: str = ""
+
+
+@dataclass(slots=True)
+class RstRecord:
+    sender: int
+    ts_ns: int
+    packet: int
+    acceptable: bool
+    bare: bool
+    """No ACK bit: the reply path (no socket, or a timewait socket)."""
+    seq: int
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Direction:
+    """What one side sent."""
+
+    isn: int | None = None
+    next_seq: int | None = None
+    """Highest sequence number sent so far + 1 (SYN and FIN count)."""
+    wscale: int | None = None
+    packets: int = 0
+    payload_bytes: int = 0
+    fin_seq: int | None = None
+    fin_ts_ns: int | None = None
+    fin_packet: int | None = None
+    fin_with_data: bool = False
+    fin_retx: list[tuple[int, int]] = field(default_factory=list)
+    """(ts_ns, packet) of each retransmission of the FIN."""
+    fin_acked_ts_ns: int | None = None
+    fin_acked_packet: int | None = None
+    fin_acked_by_fin: bool = False
+    """The ACK of this FIN arrived on the peer's FIN (a three-way close)."""
+    data_after_peer_fin: int = 0
+    segs_after_peer_fin: int = 0
+    data_after_own_fin: int = 0
+    syn_retx: int = 0
+    window: int = 0
+    last_ack: int | None = None
+
+
+@dataclass(slots=True)
+class TimeWait:
+    side: int
+    entered_ts_ns: int
+    entered_packet: int
+    fin_reacks: list[int] = field(default_factory=list)
+    """Packet numbers of ACKs that answered a retransmitted FIN."""
+    arrivals: int = 0
+    rsts: int = 0
+    reuse: dict[str, object] | None = None
+    pending_reack: bool = False
+
+
+@dataclass(slots=True)
+class Conn:
+    """A connection (one incarnation of a 4-tuple) while it is tracked."""
+
+    id: int
+    addrs: tuple[tuple[bytes, int], tuple[bytes, int]]
+    """Endpoint 0 and 1: (packed IP, port).  Endpoint 0 sent the first packet seen."""
+    first_ts_ns: int
+    first_packet: int
+    ip_version: int
+    incarnation: int = 0
+    last_ts_ns: int = 0
+    client: int | None = None
+    """Endpoint index of the client, when the handshake told it."""
+    handshake: list[int] = field(default_factory=list)
+    """Capture times of SYN, SYN-ACK, ACK (as far as seen)."""
+    syn_seen: bool = False
+    synack_seen: bool = False
+    dirs: tuple[Direction, Direction] = field(default_factory=lambda: (Direction(), Direction()))
+    sides: tuple[SideMachine, SideMachine] = field(
+        default_factory=lambda: (SideMachine(SideState.ESTABLISHED),
+                                 SideMachine(SideState.ESTABLISHED)))
+    slow: bool = False
+    """Every segment takes the full path: during the handshake and from the first FIN/RST."""
+    rsts: list[RstRecord] = field(default_factory=list)
+    time_wait: list[TimeWait] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ladder: list[LadderStep] = field(default_factory=list)
+    ladder_dropped: int = 0
+    packets: int = 0
+    after_closed: int = 0
+    pending_recv_fin: list[bool] = field(default_factory=lambda: [False, False])
+    reused_from: int | None = None
+    reuse_isn_note: str = ""
+    pending_old: "Conn | None" = None
+    """While a new SYN on a TIME_WAIT 4-tuple awaits its answer: the old incarnation."""
+
+    def anomaly(self, text: str) -> None:
+        if text not in self.anomalies:
+            self.anomalies.append(text)
+
+
+class Tracker:
+    """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
+
+    def __init__(self) -> None:
+        self.conns: dict[tuple[bytes, int, bytes, int], Conn] = {}
+        self.done: list[Conn] = []
+        self.next_id = 1
+        self.skipped: dict[str, int] = {}
+        self.last_ts_ns = 0
+        self.tcp_packets = 0
+        self.backwards = 0
+        """Segments whose timestamp is earlier than the one before."""
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    # -- per packet ------------------------------------------------------------------
+
+    def feed(self, packet: int, ts_ns: int, data: bytes, seg: Segment) -> None:
+        """Process one TCP segment located by :func:`teardown_analyzer.link.locate_tcp`."""
+        off = seg.tcp_offset
+        if len(data) < off + 16:
+            self.skip("truncated TCP header")
+            return
+        sport, dport, seq, ack, word, window = FIXED_HEADER.unpack_from(data, off)
+        hlen = (word >> 12) * 4
+        if hlen < 20:
+            self.skip("TCP data offset below 5")
+            return
+        plen = seg.tcp_len - hlen
+        if plen < 0:
+            self.skip("TCP data offset past the packet")
+            return
+        flags = word & 0x1FF
+        if ts_ns < self.last_ts_ns:
+            self.backwards += 1
+        else:
+            self.last_ts_ns = ts_ns
+        self.tcp_packets += 1
+        key = (seg.src, sport, seg.dst, dport)
+        conn = self.conns.get(key)
+        if conn is None:
+            conn = self._new(key, packet, ts_ns, seg.ip_version)
+        elif flags & (SYN | ACK) == SYN and conn.syn_seen:
+            s = 0 if conn.addrs[0] == (seg.src, sport) else 1
+            isn = conn.dirs[s].isn
+            if isn is not None and seq != isn:
+                conn = self._reincarnate(conn, key, packet, ts_ns, seg.ip_version, s)
+        s = 0 if conn.addrs[0] == (seg.src, sport) else 1
+        conn.packets += 1
+        conn.last_ts_ns = ts_ns
+        d = conn.dirs[s]
+        d.packets += 1
+        d.payload_bytes += plen
+        d.window = window
+        if flags & ACK:
+            d.last_ack = ack
+        end = (seq + plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & _M32
+        if d.next_seq is None or seq_after(end, d.next_seq):
+            d.next_seq = end
+        if not (flags & (SYN | FIN | RST)) and not conn.slow:
+            return  # the short path: a plain segment of an open connection
+        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, data, seg)
+
+    def _new(self, key: tuple[bytes, int, bytes, int], packet: int, ts_ns: int,
+             version: int) -> Conn:
+        conn = Conn(self.next_id, ((key[0], key[1]), (key[2], key[3])), ts_ns, packet,
+                    version, last_ts_ns=ts_ns)
+        self.next_id += 1
+        self.conns[key] = conn
+        self.conns[(key[2], key[3], key[0], key[1])] = conn
+        return conn
+
+    def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
+                     ts_ns: int, version: int, s: int) -> Conn:
+        """A new SYN on a 4-tuple in use: close the old incarnation, start a new one."""
+        new = self._new(key, packet, ts_ns, version)
+        new.incarnation = old.incarnation + 1
+        new.reused_from = old.id
+        after = None
+        for tw in old.time_wait:
+            if old.sides[tw.side].state is SideState.TIME_WAIT:
+                after = (ts_ns - tw.entered_ts_ns) / 1e9
+                tw.reuse = {"after_s": after, "packet": packet, "outcome": "pending",
+                            "by": "TIME_WAIT side" if tw.side == s else "peer",
+                            "new_connection": new.id}
+                new.notes.append(f"reuses the 4-tuple of connection {old.id} "
+                                 f"{after:.3f} s into its TIME_WAIT")
+        if after is None:
+            new.notes.append(f"reuses the 4-tuple of connection {old.id}")
+        new.pending_old = old
+        self.done.append(old)
+        return new
+
+    def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
+                 ack: int, plen: int, data: bytes, seg: Segment) -> None:
+        """The full path: SYN, FIN, RST, and anything on a closing connection."""
+        r = 1 - s
+        ds, dr = conn.dirs[s], conn.dirs[r]
+        side_s, side_r = conn.sides[s], conn.sides[r]
+        note = ""
+        # Segments the old incarnation still owns while a reuse is being decided.
+        old = conn.pending_old
+        if old is not None and not (flags & SYN):
+            if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen, data, seg):
+                return
+        if side_s.state is SideState.CLOSED and not (flags & RST):
+            conn.after_closed += 1
+            conn.anomaly("packets after CLOSED")
+        # -- handshake ---------------------------------------------------------------
+        if flags & SYN:
+            opts = decode_tcp(data[seg.tcp_offset:], tcp_len=seg.tcp_len).option(
+                "window_scale")
+            if flags & ACK:
+                if ds.isn is None or not conn.synack_seen:
+                    ds.isn = seq
+                    ds.wscale = None if opts is None else opts.value("shift")
+                    conn.synack_seen = True
+                    conn.slow = True
+                    if conn.client is None:
+                        conn.client = r
+                        side_s.state, side_r.state = SideState.SYN_RECV, SideState.SYN_SENT
+                    conn.handshake.append(ts_ns)
+                    side_r.feed(Event.RECV_SYNACK, ts_ns, packet)
+                    if old is not None:
+                        self._reuse_outcome(old, conn, "SYN-ACK", seq)
+                else:
+                    ds.syn_retx += 1
+            else:
+                if not conn.syn_seen:
+                    conn.syn_seen = True
+                    ds.isn = seq
+                    ds.wscale = None if opts is None else opts.value("shift")
+                    conn.client = s
+                    side_s.state, side_r.state = SideState.CLOSED, SideState.LISTEN
+                    side_s.start_ts_ns = side_r.start_ts_ns = ts_ns
+                    conn.handshake = [ts_ns]
+                    conn.slow = True
+                    side_s.feed(Event.SEND_SYN, ts_ns, packet)
+                    side_r.feed(Event.RECV_SYN, ts_ns, packet)
+                else:
+                    ds.syn_retx += 1
+        # -- acknowledgements ----------------------------------------------------------
+        acks_fin = False
+        if flags & ACK:
+            if (side_r.state is SideState.SYN_RECV and dr.isn is not None
+                    and seq_geq(ack, (dr.isn + 1) & _M32) and not flags & SYN):
+                if len(conn.handshake) == 2:
+                    conn.handshake.append(ts_ns)
+                side_r.feed(Event.RECV_ACK_OF_SYN, ts_ns, packet)
+            if (dr.fin_seq is not None and dr.fin_acked_ts_ns is None
+                    and seq_geq(ack, (dr.fin_seq + 1) & _M32)):
+                dr.fin_acked_ts_ns, dr.fin_acked_packet = ts_ns, packet
+                dr.fin_acked_by_fin = bool(flags & FIN)
+                acks_fin = True
+            if self.pending_fin(conn, s, ack):
+                side_s.feed(Event.RECV_FIN, ts_ns, packet,
+                            "the peer's FIN reached this side after its own FIN left")
+        # -- data around FINs ------------------------------------------------------------
+        if plen:
+            if dr.fin_seq is not None:
+                ds.data_after_peer_fin += plen
+                ds.segs_after_peer_fin += 1
+            if ds.fin_seq is not None and seq_geq(seq, ds.fin_seq) and not flags & FIN:
+                ds.data_after_own_fin += plen
+                conn.anomaly("data after FIN")
+        # -- FIN -----------------------------------------------------------------------
+        new_fin = False
+        if flags & FIN:
+            fin_seq = (seq + plen) & _M32
+            if ds.fin_seq is None:
+                new_fin = True
+                conn.slow = True
+                ds.fin_seq, ds.fin_ts_ns, ds.fin_packet = fin_seq, ts_ns, packet
+                ds.fin_with_data = plen > 0
+                crossing = (side_s.state is SideState.CLOSE_WAIT and dr.fin_seq is not None
+                            and not (flags & ACK and seq_geq(ack, (dr.fin_seq + 1) & _M32)))
+                if crossing:
+                    self._uncross(conn, s)
+                side_s.feed(Event.SEND_FIN, ts_ns, packet)
+            elif fin_seq == ds.fin_seq:
+                ds.fin_retx.append((ts_ns, packet))
+                conn.anomaly("FIN retransmitted")
+                for tw in conn.time_wait:
+                    if tw.side == r and side_r.state is SideState.TIME_WAIT:
+                        tw.pending_reack = True
+                        tw.arrivals += 1
+                        note = "retransmitted FIN: the TIME_WAIT side must re-ACK it"
+            else:
+                conn.anomaly("FIN with a different sequence number")
+        # -- the receiver's events ---------------------------------------------------------
+        if acks_fin and new_fin and side_r.state is SideState.FIN_WAIT1:
+            side_r.feed(Event.RECV_FIN_ACK_OF_FIN, ts_ns, packet,
+                        "FIN and the ACK of ours in one segment (Linux passes through "
+                        "FIN_WAIT2 for no time)")
+        else:
+            if acks_fin and side_r.state in (SideState.FIN_WAIT1, SideState.CLOSING,
+                                             SideState.LAST_ACK):
+                side_r.feed(Event.RECV_ACK_OF_FIN, ts_ns, packet)
+            if new_fin and side_r.state is not SideState.CLOSED:
+                side_r.feed(Event.RECV_FIN, ts_ns, packet)
+        # TIME_WAIT bookkeeping: re-ACKs, arrivals
+        for tw in conn.time_wait:
+            if side_s.state is SideState.TIME_WAIT and tw.side == s and tw.pending_reack \
+                    and flags & ACK and not flags & (FIN | SYN | RST) \
+                    and ds.fin_seq is not None and dr.fin_seq is not None \
+                    and ack == (dr.fin_seq + 1) & _M32:
+                tw.fin_reacks.append(packet)
+                tw.pending_reack = False
+                note = "TIME_WAIT side re-ACKs the retransmitted FIN"
+            elif tw.side == r and side_r.state is SideState.TIME_WAIT and not new_fin \
+                    and not (flags & FIN):
+                tw.arrivals += 1
+        # -- RST -------------------------------------------------------------------------
+        if flags & RST:
+            note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
+        self._enter_time_wait(conn, packet, ts_ns)
+        if conn.dirs[0].fin_seq is None and conn.dirs[1].fin_seq is None and not conn.rsts \
+                and all(x.state is SideState.ESTABLISHED for x in conn.sides):
+            conn.slow = False  # handshake done: back to the short path
+        self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
+
+    def pending_fin(self, conn: Conn, s: int, ack: int) -> bool:
+        """A crossed FIN counts as received by ``s`` once ``s`` acknowledges it."""
+        if not conn.pending_recv_fin[s]:
+            return False
+        peer_fin = conn.dirs[1 - s].fin_seq
+        if peer_fin is not None and seq_geq(ack, (peer_fin + 1) & _M32):
+            conn.pending_recv_fin[s] = False
+            return True
+        return False
+
+    def _uncross(self, conn: Conn, s: int) -> None:
+        """``s`` sends a FIN that does not ACK the peer's FIN: the FINs crossed.
+
+        We had moved ``s`` to CLOSE_WAIT when the peer's FIN passed the capture point,
+        but ``s`` had not received it yet: undo that, and apply it when ``s`` ACKs it.
+        """
+        side = conn.sides[s]
+        if side.transitions and side.transitions[-1].event is Event.RECV_FIN:
+            last = side.transitions.pop()
+            side.state = last.old
+            conn.pending_recv_fin[s] = True
+
+    def _to_old(self, conn: Conn, old: Conn, s: int, flags: int, ack: int, ts_ns: int,
+                packet: int, plen: int, data: bytes, seg: Segment) -> bool:
+        """While a SYN on a TIME_WAIT 4-tuple is unanswered, the old connection's
+        sequence space still belongs to the old incarnation."""
+        new_syn_isn = conn.dirs[conn.client if conn.client is not None else 0].isn
+        if flags & RST and new_syn_isn is not None and flags & ACK \
+                and ack == (new_syn_isn + 1) & _M32:
+            self._reuse_outcome(old, conn, "RST", None)
+            return False
+        for tw in old.time_wait:
+            if tw.reuse and tw.reuse.get("outcome") == "pending":
+                if tw.side == s and flags & ACK and not flags & RST:
+                    self._reuse_outcome(old, conn, "ACK", None)
+                    old.notes.append(f"packet {packet}: the TIME_WAIT side answered the new "
+                                     f"SYN with an ACK of the old connection (SYN rejected)")
+                    old.last_ts_ns = ts_ns
+                    old.packets += 1
+                    conn.packets -= 1
+                    self._ladder(old, s, packet, ts_ns, flags, 0, ack, plen,
+                                 "ACK for the old connection: new SYN rejected")
+                    return True
+                if tw.side != s and flags & RST:
+                    old.packets += 1
+                    conn.packets -= 1
+                    self._ladder(old, s, packet, ts_ns, flags, 0, ack, plen,
+                                 "RST answering the TIME_WAIT side's ACK")
+                    return True
+        return False
+
+    def _reuse_outcome(self, old: Conn, new: Conn, outcome: str, isn: int | None) -> None:
+        for tw in old.time_wait:
+            if tw.reuse and tw.reuse.get("outcome") == "pending":
+                tw.reuse["outcome"] = outcome
+                side = old.sides[tw.side]
+                if outcome == "SYN-ACK" and side.state is SideState.TIME_WAIT:
+                    pkt = int(tw.reuse["packet"])  # type: ignore[call-overload]
+                    ts = new.first_ts_ns
+                    side.feed(Event.REUSED, ts, pkt,
+                              "a new SYN on this 4-tuple was accepted "
+                              "(tcp_timewait_state_process -> TCP_TW_SYN, or tcp_tw_reuse)")
+                    isn_src = new.dirs[tw.side].isn
+                    tw_snd_nxt = old.dirs[tw.side].next_seq
+                    if isn_src is not None and tw_snd_nxt is not None:
+                        derived = (tw_snd_nxt + 65537) & _M32 or 1
+                        tw.reuse["isn_from_time_wait"] = isn_src == derived
+                        if isn_src == derived:
+                            new.reuse_isn_note = (
+                                "the new ISN is the old snd_nxt + 65537: the kernel "
+                                "derived it from the TIME_WAIT socket")
+        if outcome != "pending":
+            new.pending_old = None
+
+    def _rst(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
+             ack: int) -> str:
+        r = 1 - s
+        ds = conn.dirs[s]
+        side_s, side_r = conn.sides[s], conn.sides[r]
+        expected = ds.next_seq
+        # next_seq already includes this RST's own seq; the receiver expects it exactly
+        # (RFC 5961 section 3.2); at the FIN edge in CLOSE_WAIT/LAST_ACK/CLOSING too.
+        acceptable = True
+        note = ""
+        if side_r.state is SideState.SYN_SENT:
+            dr_isn = conn.dirs[r].isn
+            acceptable = bool(flags & ACK) and dr_isn is not None and \
+                ack == (dr_isn + 1) & _M32
+        elif expected is not None and seq != expected:
+            fin = ds.fin_seq
+            edge = fin is not None and seq == (fin + 1) & _M32
+            acceptable = edge
+        if not acceptable:
+            note = "RST out of window: ignored by the receiver (or answered with a " \
+                   "challenge ACK)"
+            conn.anomaly("RST out of window")
+        bare = not flags & ACK
+        if side_s.state in (SideState.FIN_WAIT2,) and bare:
+            fin_acked = ds.fin_acked_ts_ns
+            waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
+                                                  f"its FIN was ACKed"
+            note = (f"bare RST from FIN_WAIT2{waited}: the side had called close() and its "
+                    f"orphaned FIN_WAIT2 had timed out (tcp_fin_timeout) or it refused data "
+                    f"after close(); the RST comes from the reply path (tcp_v4_send_reset)")
+            conn.notes.append(f"packet {packet}: {note}")
+        elif not bare and side_s.state in (SideState.ESTABLISHED, SideState.CLOSE_WAIT) \
+                and ds.fin_seq is None:
+            note = ("RST instead of a FIN: close() with unread data, SO_LINGER 0, or an "
+                    "abort (tcp_send_active_reset)")
+        conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note))
+        conn.slow = True
+        changed = False
+        if acceptable:
+            if side_s.state not in (SideState.CLOSED, SideState.LISTEN):
+                changed |= side_s.feed(Event.SEND_RST, ts_ns, packet, note)
+            if side_r.state not in (SideState.CLOSED, SideState.LISTEN):
+                tw_note = "TIME_WAIT killed by a RST (RFC 1337 assassination; " \
+                          "tcp_rfc1337=0)" if side_r.state is SideState.TIME_WAIT else ""
+                changed |= side_r.feed(Event.RECV_RST, ts_ns, packet, tw_note)
+        conn.rsts[-1].note = note
+        return note
+
+    def _enter_time_wait(self, conn: Conn, packet: int, ts_ns: int) -> None:
+        for i, side in enumerate(conn.sides):
+            if side.state is SideState.TIME_WAIT and not any(t.side == i for t in
+                                                              conn.time_wait):
+                conn.time_wait.append(TimeWait(i, side.transitions[-1].ts_ns,
+                                               side.transitions[-1].packet))
+
+    def _ladder(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
+                ack: int, plen: int, note: str) -> None:
+        if len(conn.ladder) >= LADDER_LIMIT:
+            conn.ladder_dropped += 1
+            return
+        conn.ladder.append(LadderStep(packet, ts_ns, s, flags, seq, ack, plen,
+                                      (conn.sides[0].state, conn.sides[1].state), note))
+
+    # -- the end -----------------------------------------------------------------------
+
+    def finish(self) -> Iterator[Conn]:
+        """All connections, in the order they were first seen."""
+        seen: set[int] = set()
+        live = []
+        for conn in self.conns.values():
+            if conn.id not in seen:
+                seen.add(conn.id)
+                live.append(conn)
+        allc = {c.id: c for c in self.done}
+        allc.update({c.id: c for c in live})
+        for cid in sorted(allc):
+            yield allc[cid]

@@ -1,0 +1,218 @@
+"""Renderers for the main analysis: the connections table, the ladder, JSON, CSV, Markdown.
+
+Every renderer takes a :class:`~teardown_analyzer.analysis.Report` (or one
+connection) and returns a rich renderable or a string; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .analysis import ConnectionResult, Report, StateEntry
+from .kernelpaths import kernel_path
+from .render import dumps
+from .states import Event, SideState
+
+FOLD_ABOVE = 50
+"""Tables with more connections than this show the unusual ones and fold the rest."""
+
+
+def _ep(ep: tuple[str, int]) -> str:
+    ip, port = ep
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _seq(states: Sequence[StateEntry]) -> str:
+    return " → ".join(s.state + ("*" if s.inferred else "") for s in states)
+
+
+def _tw(c: ConnectionResult) -> str:
+    tw = c.time_wait
+    if not tw:
+        return ""
+    parts = [f"{tw['side']}"]
+    if tw["fin_reacks"]:
+        parts.append(f"{tw['fin_reacks']} re-ACK")
+    if tw["reuse"]:
+        parts.append(f"reuse +{tw['reuse']['after_s']:.3f}s → {tw['reuse']['outcome']}")
+    if tw["end"] and tw["end"].startswith("inferred"):
+        parts.append("expired*")
+    return ", ".join(parts)
+
+
+def _dur(s: float | None) -> str:
+    if s is None:
+        return ""
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.3f} s"
+
+
+def connections_table(report: Report, show_all: bool = False) -> RenderableType:
+    """One row per connection, then the totals."""
+    conns = report.connections
+    folded = 0
+    if not show_all and len(conns) > FOLD_ABOVE:
+        unusual = [c for c in conns if c.unusual]
+        folded = len(conns) - len(unusual)
+        conns = unusual
+    table = Table(title="TCP teardowns", header_style="bold", show_lines=True)
+    for name in ("id", "client → server", "initiator", "kind", "client states",
+                 "server states", "half-close", "TIME_WAIT", "notes"):
+        table.add_column(name, overflow="fold")
+    for c in conns:
+        notes = "; ".join(c.anomalies[:3])
+        table.add_row(Text(str(c.id)), Text(f"{_ep(c.client)} → {_ep(c.server)}"),
+                      Text(c.initiator or ""), Text(c.kind, style=_kind_style(c.kind)),
+                      Text(_seq(c.client_states), style="ta.state"),
+                      Text(_seq(c.server_states), style="ta.state"),
+                      Text(_dur(c.half_close_s)), Text(_tw(c)),
+                      Text(notes, style="ta.anomaly"))
+    parts: list[RenderableType] = [table]
+    if folded:
+        parts.append(Text(f"{folded} connections that closed normally are folded "
+                          f"(--all shows them)", style="dim"))
+    parts.append(totals_text(report))
+    parts.append(Text("* inferred from a timer, not seen on the wire", style="dim"))
+    return Group(*parts)
+
+
+def _kind_style(kind: str) -> str:
+    return "ta.bad" if kind in ("rst", "fin-then-rst", "half-open") else ""
+
+
+def totals_text(report: Report) -> Text:
+    t = report.totals()
+    kinds = ", ".join(f"{k} {n}" for k, n in t["kinds"].items() if n)
+    line = (f"{t['connections']} connections: {kinds or 'none'}; RSTs {t['rsts']}; "
+            f"half-open {t['half_open']}; TIME_WAIT on client {t['time_wait']['client']}, "
+            f"on server {t['time_wait']['server']}")
+    skipped = {}
+    for per in report.skipped.values():
+        for reason, n in per.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    if skipped:
+        line += "\nskipped packets: " + ", ".join(f"{r} {n}" for r, n in sorted(skipped.items()))
+    return Text(line)
+
+
+def _ts(ts: float, base: float) -> str:
+    return f"+{ts - base:.6f}"
+
+
+def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
+    """The ladder of one connection: every packet of the handshake and teardown."""
+    head = Text(f"connection {c.id}: {_ep(c.client)} (client) ↔ {_ep(c.server)} (server), "
+                f"{c.kind}, initiator {c.initiator or '-'}", style="bold")
+    base = c.first_ts
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for name in ("pkt", "time", "client", "", "server", "flags", "seq", "ack", "len",
+                 "client state", "server state", "note"):
+        table.add_column(name, overflow="fold")
+    isn = {"client": c.directions["client"]["isn"], "server": c.directions["server"]["isn"]}
+    for st in c.ladder:
+        frm = st["from"]
+        to = "server" if frm == "client" else "client"
+        rel_seq = _rel(st["seq"], isn[frm])
+        rel_ack = _rel(st["ack"], isn[to]) if "ACK" in st["flags"] else ""
+        arrow = "──▶" if frm == "client" else "◀──"
+        table.add_row(str(st["packet"]), _ts(st["ts"], base),
+                      "●" if frm == "client" else "", arrow, "●" if frm == "server" else "",
+                      ",".join(st["flags"]), str(rel_seq), str(rel_ack), str(st["len"]),
+                      Text(st["states"]["client"], style="ta.state"),
+                      Text(st["states"]["server"], style="ta.state"),
+                      Text(st["note"], style="ta.anomaly"))
+    parts: list[RenderableType] = [head, table]
+    if c.vantage:
+        v = c.vantage
+        parts.append(Text(f"capture point: {v['point']} (RTT {v['rtt_s'] * 1000:.3f} ms); "
+                          f"{v['lag']}", style="dim"))
+    for role, states in (("client", c.client_states), ("server", c.server_states)):
+        parts.append(Text(f"{role}: {_seq(states)}", style="ta.state"))
+        for s in states:
+            line = f"  {s.state:<12} packet {s.packet:<6} {_ts(s.ts, base)}"
+            if s.note:
+                line += f"  {s.note}"
+            parts.append(Text(line))
+            if kernel and s.event:
+                path = kernel_path(SideState(s.old), SideState(s.state), Event(s.event))
+                if path:
+                    parts.append(Text(f"      v5.8: {path[0]}", style="dim"))
+                    if path[1] != "same":
+                        parts.append(Text(f"      current: {path[1]}", style="dim"))
+    for a in c.anomalies:
+        parts.append(Text(f"anomaly: {a}", style="ta.anomaly"))
+    for n in c.notes:
+        parts.append(Text(f"note: {n}"))
+    return Group(*parts)
+
+
+def _rel(value: int, isn: int | None) -> int | str:
+    if isn is None:
+        return value
+    return (value - isn) & 0xFFFFFFFF
+
+
+def report_json(report: Report, ladder: bool = False) -> str:
+    return dumps(report.to_dict(ladder))
+
+
+def report_jsonl(report: Report, ladder: bool = False) -> str:
+    import json
+    return "".join(json.dumps(c.to_dict(ladder), sort_keys=True, ensure_ascii=False) + "\n"
+                   for c in report.connections)
+
+
+CSV_COLUMNS = ("id", "capture", "client_ip", "client_port", "server_ip", "server_port",
+               "first_ts", "last_ts", "handshake", "kind", "initiator", "half_close_s",
+               "half_close_bytes", "client_states", "server_states", "client_final",
+               "server_final", "time_wait_side", "fin_reacks", "rsts", "zeek_state",
+               "anomalies")
+
+
+def _flat(c: ConnectionResult) -> list[Any]:
+    return [c.id, c.source, c.client[0], c.client[1], c.server[0], c.server[1], c.first_ts,
+            c.last_ts, c.handshake, c.kind, c.initiator or "", c.half_close_s
+            if c.half_close_s is not None else "", c.half_close_bytes,
+            " ".join(s.state for s in c.client_states),
+            " ".join(s.state for s in c.server_states), c.client_final, c.server_final,
+            c.time_wait["side"] if c.time_wait else "",
+            c.time_wait["fin_reacks"] if c.time_wait else "", len(c.rsts), c.zeek_state,
+            "; ".join(c.anomalies)]
+
+
+def report_csv(report: Report) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for c in report.connections:
+        w.writerow(_flat(c))
+    return buf.getvalue()
+
+
+def report_markdown(report: Report) -> str:
+    heads = ("id", "client", "server", "initiator", "kind", "client states",
+             "server states", "half-close", "TIME_WAIT", "anomalies")
+    out = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for c in report.connections:
+        cells = [str(c.id), _ep(c.client), _ep(c.server), c.initiator or "", c.kind,
+                 _seq(c.client_states), _seq(c.server_states), _dur(c.half_close_s),
+                 _tw(c), "; ".join(c.anomalies)]
+        out.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+    out.append("")
+    out.append(totals_text(report).plain)
+    return "\n".join(out) + "\n"
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def select(report: Report, ids: Iterable[int]) -> list[ConnectionResult]:
+    wanted = set(ids)
+    return [c for c in report.connections if c.id in wanted]

@@ -1,0 +1,185 @@
+"""Each side's TCP state machine, as one transition table a reader can check.
+
+Theory of operation
+-------------------
+We watch a connection from outside, so we never *drive* a state machine; we
+infer one per endpoint (like h11's ``{CLIENT: state, SERVER: state}``).  The flow
+tracker (:mod:`teardown_analyzer.flows`) turns every captured segment into
+events for the side that sent it (``SEND_*``) and for the side that receives it
+(``RECV_*``), and hands each event to :meth:`SideMachine.feed`, which looks up
+``(state, event)`` in :data:`TRANSITIONS`:
+
+* a hit moves the side and records a :class:`Transition` (old, new, event, time,
+  packet number);
+* a miss is **not** an error: the move is recorded as an anomaly and the side
+  stays where it was (an observer must survive odd peers and lost packets).
+
+Only *new* things become events: the first SYN, the first FIN in each direction,
+the first ACK that covers a FIN, an acceptable RST.  Retransmissions and plain
+data never reach the table, which keeps the per-packet path short.
+
+Rules, each citing RFC 9293 section 3.10.7 ("SEGMENT ARRIVES") and the Linux
+function that implements it (``../shared/kernel-teardown.md`` has the paths):
+
+1. Sending a FIN from ESTABLISHED (or SYN_RECV) is FIN_WAIT1; from CLOSE_WAIT it is
+   LAST_ACK (``tcp_close_state``'s ``new_state[]`` table).  The state changes when
+   close() is called, which may be before the FIN is on the wire: a transition
+   stamped at the FIN is an upper bound.
+2. Receiving the peer's first FIN: ESTABLISHED/SYN_RECV -> CLOSE_WAIT, FIN_WAIT1 ->
+   CLOSING (simultaneous close), FIN_WAIT2 -> TIME_WAIT (``tcp_fin``).
+3. Receiving an ACK covering our FIN: FIN_WAIT1 -> FIN_WAIT2, CLOSING -> TIME_WAIT,
+   LAST_ACK -> CLOSED (``tcp_rcv_state_process`` step 5).
+4. One segment carrying both the peer's FIN and the ACK of ours: FIN_WAIT1 ->
+   TIME_WAIT (RFC 9293: "if our FIN has been ACKed (perhaps in this segment), then
+   enter TIME-WAIT").  Linux passes through FIN_WAIT2 for no time on the way.
+5. An acceptable RST, received or sent, takes any state to CLOSED (``tcp_reset``,
+   ``tcp_send_active_reset``).
+6. TIME_WAIT ends (CLOSED) only on evidence: a new SYN on the 4-tuple that was
+   accepted (``TCP_TW_SYN``, or ``tcp_tw_reuse`` on the TIME_WAIT side), a RST at
+   ``rcv_nxt`` (TIME_WAIT assassination, RFC 1337), or the capture running past the
+   TIME_WAIT timer (60 s on Linux), which is marked as inferred.
+7. A side that answers late data or a late FIN with a bare RST from FIN_WAIT2 had
+   timed out as an orphan: its FIN_WAIT2 had already ended silently.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class SideState(enum.Enum):
+    """A TCP endpoint's state, named as Linux and the write-ups name them."""
+
+    LISTEN = "LISTEN"          # the server before the SYN; never shown in results
+    SYN_SENT = "SYN_SENT"
+    SYN_RECV = "SYN_RECV"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT1 = "FIN_WAIT1"
+    FIN_WAIT2 = "FIN_WAIT2"
+    CLOSING = "CLOSING"
+    TIME_WAIT = "TIME_WAIT"
+    CLOSE_WAIT = "CLOSE_WAIT"
+    LAST_ACK = "LAST_ACK"
+    CLOSED = "CLOSED"
+
+
+class Event(enum.Enum):
+    """What a segment (or the clock) means to one side."""
+
+    SEND_SYN = "SEND_SYN"
+    RECV_SYN = "RECV_SYN"
+    SEND_SYNACK = "SEND_SYNACK"
+    RECV_SYNACK = "RECV_SYNACK"
+    RECV_ACK_OF_SYN = "RECV_ACK_OF_SYN"
+    SEND_FIN = "SEND_FIN"
+    RECV_FIN = "RECV_FIN"
+    RECV_ACK_OF_FIN = "RECV_ACK_OF_FIN"
+    RECV_FIN_ACK_OF_FIN = "RECV_FIN_ACK_OF_FIN"
+    SEND_RST = "SEND_RST"
+    RECV_RST = "RECV_RST"
+    REUSED = "REUSED"          # a new SYN on the 4-tuple was accepted
+    TIMER = "TIMER"            # the capture ran past the TIME_WAIT timer
+
+
+S, E = SideState, Event
+_ANY_OPEN = (S.SYN_SENT, S.SYN_RECV, S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING,
+             S.TIME_WAIT, S.CLOSE_WAIT, S.LAST_ACK)
+
+TRANSITIONS: dict[tuple[SideState, Event], SideState] = {
+    # Opening (RFC 9293 section 3.5): shown where the handshake was captured.
+    (S.CLOSED, E.SEND_SYN): S.SYN_SENT,
+    (S.LISTEN, E.RECV_SYN): S.SYN_RECV,
+    (S.SYN_SENT, E.RECV_SYNACK): S.ESTABLISHED,
+    (S.SYN_SENT, E.RECV_SYN): S.SYN_RECV,               # simultaneous open
+    (S.SYN_RECV, E.RECV_ACK_OF_SYN): S.ESTABLISHED,
+    (S.SYN_RECV, E.RECV_SYNACK): S.ESTABLISHED,         # simultaneous open, completed
+    # Rule 1: the local close.
+    (S.ESTABLISHED, E.SEND_FIN): S.FIN_WAIT1,
+    (S.SYN_RECV, E.SEND_FIN): S.FIN_WAIT1,
+    (S.CLOSE_WAIT, E.SEND_FIN): S.LAST_ACK,
+    # Rule 2: the peer's FIN.
+    (S.ESTABLISHED, E.RECV_FIN): S.CLOSE_WAIT,
+    (S.SYN_RECV, E.RECV_FIN): S.CLOSE_WAIT,
+    (S.FIN_WAIT1, E.RECV_FIN): S.CLOSING,
+    (S.FIN_WAIT2, E.RECV_FIN): S.TIME_WAIT,
+    # Rule 3: the ACK of our FIN.
+    (S.FIN_WAIT1, E.RECV_ACK_OF_FIN): S.FIN_WAIT2,
+    (S.CLOSING, E.RECV_ACK_OF_FIN): S.TIME_WAIT,
+    (S.LAST_ACK, E.RECV_ACK_OF_FIN): S.CLOSED,
+    # Rule 4: FIN and ACK of our FIN in one segment.
+    (S.FIN_WAIT1, E.RECV_FIN_ACK_OF_FIN): S.TIME_WAIT,
+    (S.FIN_WAIT2, E.RECV_FIN_ACK_OF_FIN): S.TIME_WAIT,
+    (S.CLOSING, E.RECV_FIN_ACK_OF_FIN): S.TIME_WAIT,
+    (S.ESTABLISHED, E.RECV_FIN_ACK_OF_FIN): S.CLOSE_WAIT,  # "our FIN" not yet sent: plain FIN
+    # Rule 6: the end of TIME_WAIT, on evidence.
+    (S.TIME_WAIT, E.REUSED): S.CLOSED,
+    (S.TIME_WAIT, E.TIMER): S.CLOSED,
+    **{(s, E.RECV_RST): S.CLOSED for s in _ANY_OPEN},      # Rule 5
+    **{(s, E.SEND_RST): S.CLOSED for s in _ANY_OPEN},
+}
+
+VISIBLE_STATES = tuple(s for s in SideState if s is not S.LISTEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One move of one side, with its cause."""
+
+    old: SideState
+    new: SideState
+    event: Event
+    ts_ns: int
+    packet: int
+    """Packet number that triggered it (0 for the timer)."""
+    note: str = ""
+    inferred: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {"state": self.new.value, "from": self.old.value,
+                                "event": self.event.value, "ts": self.ts_ns / 1e9,
+                                "packet": self.packet}
+        if self.note:
+            d["note"] = self.note
+        if self.inferred:
+            d["inferred"] = True
+        return d
+
+
+@dataclass(slots=True)
+class SideMachine:
+    """One endpoint's inferred state machine."""
+
+    state: SideState
+    start_ts_ns: int = 0
+    start_packet: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+
+    def feed(self, event: Event, ts_ns: int, packet: int, note: str = "",
+             inferred: bool = False) -> bool:
+        """Apply ``event``; return whether the state changed.  Never raises."""
+        new = TRANSITIONS.get((self.state, event))
+        if new is None:
+            self.anomalies.append(f"{event.value} in {self.state.value} "
+                                  f"(packet {packet}): not a move TCP allows")
+            return False
+        self.transitions.append(Transition(self.state, new, event, ts_ns, packet, note,
+                                           inferred))
+        self.state = new
+        return True
+
+    def allows(self, event: Event) -> bool:
+        return (self.state, event) in TRANSITIONS
+
+    def states(self) -> list[SideState]:
+        """The sequence of states shown to users: the initial one, then each new one."""
+        out = [] if self.state is S.LISTEN and not self.transitions else []
+        if self.transitions:
+            first = self.transitions[0].old
+            if first not in (S.LISTEN, S.CLOSED):
+                out.append(first)
+        elif self.state not in (S.LISTEN,):
+            out.append(self.state)
+        out.extend(t.new for t in self.transitions)
+        return out
