@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .capture import CaptureInfo, open_capture
 from .flows import ACK, FIN, RST, SYN, Conn, LadderStep, Tracker
 from .link import LINKTYPE_NAMES, locate_tcp
-from .states import Event, SideState, Transition
+from .states import Event, SideState
 
 LINUX_TIME_WAIT_S = 60.0
 EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
@@ -237,7 +237,6 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
     tw_dict = None
     for tw in conn.time_wait:
         side = conn.sides[tw.side]
-        expire_ns = tw.entered_ts_ns + int(options.time_wait_s * 1e9)
         # the timer restarts on every retransmitted FIN it re-ACKs (kernel-teardown 2.3)
         last_restart = max([tw.entered_ts_ns] + [ts for ts, _ in
                                                  conn.dirs[1 - tw.side].fin_retx])
@@ -258,8 +257,6 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
             "fin_reacks": len(tw.fin_reacks), "fin_reack_packets": list(tw.fin_reacks),
             "arrivals": tw.arrivals, "reuse": tw.reuse, "end": expired,
         }
-        if tw.reuse and "new_connection" in tw.reuse:
-            pass
         break  # one TIME_WAIT per connection except in a simultaneous close
     if len(conn.time_wait) == 2 and tw_dict is not None:
         tw_dict["side"] = "both"
@@ -419,10 +416,6 @@ def zeek_state(conn: Conn, ci: int) -> str:
     if r_fin:
         return "S3"
     return "S1" if established else "OTH"
-
-
-def transitions_of(conn: Conn, i: int) -> list[Transition]:
-    return list(conn.sides[i].transitions)
 
 
 __all__ = ["analyze", "analyze_capture", "summarize", "Report", "ConnectionResult",

@@ -171,15 +171,3 @@ class SideMachine:
 
     def allows(self, event: Event) -> bool:
         return (self.state, event) in TRANSITIONS
-
-    def states(self) -> list[SideState]:
-        """The sequence of states shown to users: the initial one, then each new one."""
-        out = [] if self.state is S.LISTEN and not self.transitions else []
-        if self.transitions:
-            first = self.transitions[0].old
-            if first not in (S.LISTEN, S.CLOSED):
-                out.append(first)
-        elif self.state not in (S.LISTEN,):
-            out.append(self.state)
-        out.extend(t.new for t in self.transitions)
-        return out
