@@ -172,8 +172,9 @@ def hex_cmd(capture: str | None, packet: int | None, raw: str | None, src: str |
         raise click.UsageError("give CAPTURE --packet N, or --raw HEX")
     rows = list(result.rows)
     title = None if result.frame is None else f"packet {result.frame.index}"
+    context = result.context or []
     if fmt == "markdown":
-        _emit(hex_markdown(rows, lang), output)
+        _emit(hex_markdown(rows, lang) + "".join(f"\n{line}\n" for line in context), output)
     elif fmt == "json":
         _emit(hex_json(rows), output)
     elif fmt == "svg":
@@ -185,6 +186,8 @@ def hex_cmd(capture: str | None, packet: int | None, raw: str | None, src: str |
         else:
             console = _stdout_console()
         console.print(hex_table(rows, lang, title))
+        for line in context:
+            console.print(line, markup=False, highlight=False)
         for problem in result.header.problems:
             console.print(problem, style="ta.warning", markup=False)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from .annotate import Row, ip_rows, tcp_rows
 from .capture import Frame, open_capture
 from .errors import CaptureError, UsageError
+from .flows import Tracker
 from .link import Segment, locate_tcp
 from .tcp import TcpHeader, decode_tcp, parse_address
 
@@ -43,6 +45,8 @@ class Annotated:
     rows: tuple[Row, ...]
     frame: Frame | None = None
     segment: Segment | None = None
+    context: list[str] | None = None
+    """Flow context lines (capture packets only)."""
 
 
 def annotate_raw(data: bytes, src: str | None, dst: str | None, lang: str,
@@ -79,12 +83,16 @@ def _annotate_segment(data: bytes, seg: Segment, lang: str, with_ip: bool,
 
 
 def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotated:
-    """Annotate packet ``number`` (from 1) of a capture."""
+    """Annotate packet ``number`` (from 1) of a capture, with its flow context."""
     if number < 1:
         raise UsageError(f"--packet {number}: packets are numbered from 1")
     cap = open_capture(path)
     found = None
+    tracker = Tracker()
     for frame in cap:
+        seg = locate_tcp(frame.data, frame.linktype)
+        if not isinstance(seg, str):
+            tracker.feed(frame.index, frame.ts_ns, frame.data, seg)
         if frame.index == number:
             found = frame
             break
@@ -98,7 +106,79 @@ def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotat
     if isinstance(seg, str):
         raise UsageError(f"{cap.info.source}: packet {number} is not a TCP segment we can "
                          f"decode ({seg})")
-    return _annotate_segment(found.data, seg, lang, with_ip, found)
+    result = _annotate_segment(found.data, seg, lang, with_ip, found)
+    return Annotated(result.header, result.rows, found, seg,
+                     flow_context(tracker, seg, result.header, lang))
+
+
+_CTX = {
+    "en": {
+        "conn": "connection {id}: {client} (client) -> {server} (server); this packet goes "
+                "from the {frm} to the {to}",
+        "seq": "relative seq {rel} (seq 0x{seq:08x} - the {frm}'s ISN 0x{isn:08x})",
+        "ack": "relative ack {rel}: ack 0x{ack:08x} = the {to}'s ISN 0x{isn:08x} + {rel} "
+               "({why})",
+        "syn": "the SYN consumes one sequence number",
+        "data": "{n} bytes of data",
+        "fin": "the FIN consumes one sequence number",
+        "states": "after this packet: client {c}, server {s} (as seen at the capture point)",
+        "noisn": "the {who}'s ISN was not captured: no relative numbers",
+    },
+    "zh": {
+        "conn": "连接{id}: {client}(客户端) -> {server}(服务端); 本报文由{frm}发往{to}",
+        "seq": "相对序号 {rel}(序号0x{seq:08x} - {frm}的初始序号0x{isn:08x})",
+        "ack": "相对确认序号 {rel}: 0x{ack:08x} = {to}的初始序号0x{isn:08x} + {rel}({why})",
+        "syn": "SYN占一个序号",
+        "data": "{n}字节数据",
+        "fin": "FIN占一个序号",
+        "states": "本报文之后: 客户端 {c}, 服务端 {s}(以抓包点所见)",
+        "noisn": "未抓到{who}的初始序号, 无相对序号",
+    },
+}
+_ROLE = {"en": {"client": "client", "server": "server"}, "zh": {"client": "客户端", "server": "服务端"}}
+
+
+def flow_context(tracker: Tracker, seg: Segment, hdr: TcpHeader, lang: str) -> list[str]:
+    """What the write-up adds below a header: relative numbers, what the ACK covers, states."""
+    v = hdr.values
+    if "window" not in v:
+        return []
+    conn = tracker.conns.get((seg.src, v["src_port"], seg.dst, v["dst_port"]))
+    if conn is None:
+        return []
+    text, names = _CTX[lang], _ROLE[lang]
+    s = 0 if conn.addrs[0] == (seg.src, v["src_port"]) else 1
+    ci = conn.client if conn.client is not None else 0
+    role = {ci: "client", 1 - ci: "server"}
+    frm, to = role[s], role[1 - s]
+
+    def ep(i: int) -> str:
+        ip = str(ipaddress.ip_address(conn.addrs[i][0]))
+        return f"{ip}:{conn.addrs[i][1]}"
+
+    out = [text["conn"].format(id=conn.id, client=ep(ci), server=ep(1 - ci),
+                               frm=names[frm], to=names[to])]
+    isn_s, isn_r = conn.dirs[s].isn, conn.dirs[1 - s].isn
+    if isn_s is None:
+        out.append(text["noisn"].format(who=names[frm]))
+    else:
+        out.append(text["seq"].format(rel=(v["seq"] - isn_s) & 0xFFFFFFFF, seq=v["seq"],
+                                      isn=isn_s, frm=names[frm]))
+    if v.get("ACK") and isn_r is not None:
+        rel = (v["ack"] - isn_r) & 0xFFFFFFFF
+        peer = conn.dirs[1 - s]
+        fin = peer.fin_seq is not None and rel == ((peer.fin_seq - isn_r) & 0xFFFFFFFF) + 1
+        data = rel - 1 - (1 if fin else 0)
+        why = [text["syn"]]
+        if data > 0:
+            why.append(text["data"].format(n=data))
+        if fin:
+            why.append(text["fin"])
+        out.append(text["ack"].format(rel=rel, ack=v["ack"], isn=isn_r, to=names[to],
+                                      why=", ".join(why) if lang == "en" else "; ".join(why)))
+    out.append(text["states"].format(c=conn.sides[ci].state.value,
+                                     s=conn.sides[1 - ci].state.value))
+    return out
 
 
 __all__ = ["parse_hex", "annotate_raw", "annotate_packet", "Annotated", "CaptureError"]
