@@ -18,6 +18,7 @@ from .link import LINKTYPE_NAMES, locate_tcp
 from .states import Event, SideState
 
 LINUX_TIME_WAIT_S = 60.0
+
 EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
 
 KINDS = ("four-way", "three-way", "simultaneous", "fin-then-rst", "rst", "half-open", "none")
@@ -28,6 +29,8 @@ UNUSUAL = {"fin-then-rst", "rst", "half-open", "simultaneous"}
 class Options:
     time_wait_s: float = LINUX_TIME_WAIT_S
     keep_ladder: bool = True
+    sweep_every: int = 65536
+    """Finished connections leave the tracker every this many packets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,19 +176,28 @@ def analyze_capture(path: str, options: Options = Options(), first_id: int = 1) 
     tracker.next_id = first_id
     feed = tracker.feed
     skip = tracker.skip
+    results: list[ConnectionResult] = []
+    tw_ns = int(options.time_wait_s * 1e9)
+    sweep_every = max(1, options.sweep_every)
     for frame in cap:
         seg = locate_tcp(frame.data, frame.linktype)
         if isinstance(seg, str):
             skip(seg)
             continue
         feed(frame.index, frame.ts_ns, frame.data, seg)
+        if frame.index % sweep_every == 0:
+            now = tracker.last_ts_ns
+            results.extend(summarize(c, now, options, cap.info.source)
+                           for c in tracker.sweep(now, tw_ns))
     info = cap.info
     if tracker.backwards:
         info.warnings.append(f"{tracker.backwards} packets have a timestamp earlier than "
                              f"the packet before")
     end_ns = info.last_ts_ns or 0
-    results = [summarize(c, end_ns, options, info.source) for c in tracker.finish()]
+    results.extend(summarize(c, end_ns, options, info.source) for c in tracker.finish())
+    results.sort(key=lambda r: r.id)
     return Report([info], results, {info.source: dict(tracker.skipped)})
+
 
 
 def analyze(paths: Iterable[str], options: Options = Options()) -> Report:

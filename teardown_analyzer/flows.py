@@ -505,6 +505,35 @@ class Tracker:
         conn.ladder.append(LadderStep(packet, ts_ns, s, flags, seq, ack, plen,
                                       (conn.sides[0].state, conn.sides[1].state), note))
 
+    # -- memory: finished connections leave the table ------------------------------------
+
+    def sweep(self, now_ns: int, time_wait_ns: int, grace_ns: int = 1_000_000_000) -> list[Conn]:
+        """Remove and return connections that can no longer change.
+
+        Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
+        still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  Open
+        connections stay: memory is bounded by the connections still open.
+        """
+        out: list[Conn] = []
+        seen: set[int] = set()
+        for key, conn in list(self.conns.items()):
+            if conn.id in seen:
+                continue
+            seen.add(conn.id)
+            states = (conn.sides[0].state, conn.sides[1].state)
+            if SideState.TIME_WAIT in states:
+                last = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns])
+                finished = now_ns - last >= time_wait_ns
+            else:
+                finished = states == (SideState.CLOSED, SideState.CLOSED) and \
+                    now_ns - conn.last_ts_ns >= grace_ns
+            if finished and conn.pending_old is None:
+                a, b = conn.addrs
+                self.conns.pop((a[0], a[1], b[0], b[1]), None)
+                self.conns.pop((b[0], b[1], a[0], a[1]), None)
+                out.append(conn)
+        return out
+
     # -- the end -----------------------------------------------------------------------
 
     def finish(self) -> Iterator[Conn]:
