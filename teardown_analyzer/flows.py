@@ -135,7 +135,6 @@ class Conn:
     ladder_dropped: int = 0
     packets: int = 0
     after_closed: int = 0
-    pending_recv_fin: list[bool] = field(default_factory=lambda: [False, False])
     reused_from: int | None = None
     reuse_isn_note: str = ""
     pending_old: "Conn | None" = None
@@ -301,9 +300,6 @@ class Tracker:
                 dr.fin_acked_ts_ns, dr.fin_acked_packet = ts_ns, packet
                 dr.fin_acked_by_fin = bool(flags & FIN)
                 acks_fin = True
-            if self.pending_fin(conn, s, ack):
-                side_s.feed(Event.RECV_FIN, ts_ns, packet,
-                            "the peer's FIN reached this side after its own FIN left")
         # -- data around FINs ------------------------------------------------------------
         if plen:
             if dr.fin_seq is not None:
@@ -323,12 +319,13 @@ class Tracker:
                 ds.fin_with_data = plen > 0
                 crossing = (side_s.state is SideState.CLOSE_WAIT and dr.fin_seq is not None
                             and not (flags & ACK and seq_geq(ack, (dr.fin_seq + 1) & _M32)))
-                if crossing:
-                    self._uncross(conn, s)
-                side_s.feed(Event.SEND_FIN, ts_ns, packet)
+                if not (crossing and self._uncross(conn, s, packet)):
+                    side_s.feed(Event.SEND_FIN, ts_ns, packet)
             elif fin_seq == ds.fin_seq:
                 ds.fin_retx.append((ts_ns, packet))
                 conn.anomaly("FIN retransmitted")
+                if ds.fin_acked_ts_ns is not None and self._revoke_ack(conn, s):
+                    note = "the ACK of this FIN was lost after the capture point"
                 for tw in conn.time_wait:
                     if tw.side == r and side_r.state is SideState.TIME_WAIT:
                         tw.pending_reack = True
@@ -368,27 +365,48 @@ class Tracker:
             conn.slow = False  # handshake done: back to the short path
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
 
-    def pending_fin(self, conn: Conn, s: int, ack: int) -> bool:
-        """A crossed FIN counts as received by ``s`` once ``s`` acknowledges it."""
-        if not conn.pending_recv_fin[s]:
-            return False
-        peer_fin = conn.dirs[1 - s].fin_seq
-        if peer_fin is not None and seq_geq(ack, (peer_fin + 1) & _M32):
-            conn.pending_recv_fin[s] = False
-            return True
-        return False
+    def _uncross(self, conn: Conn, s: int, packet: int) -> bool:
+        """``s`` sends a FIN that does not ACK the peer's earlier FIN: the FINs crossed.
 
-    def _uncross(self, conn: Conn, s: int) -> None:
-        """``s`` sends a FIN that does not ACK the peer's FIN: the FINs crossed.
-
-        We had moved ``s`` to CLOSE_WAIT when the peer's FIN passed the capture point,
-        but ``s`` had not received it yet: undo that, and apply it when ``s`` ACKs it.
+        ``s`` built its FIN before it processed the peer's, so it was in FIN_WAIT1, not
+        ESTABLISHED, when the peer's FIN reached it: rewrite the CLOSE_WAIT we assumed
+        into FIN_WAIT1 -> CLOSING at the same moment (simultaneous close, rule 2).
         """
         side = conn.sides[s]
-        if side.transitions and side.transitions[-1].event is Event.RECV_FIN:
-            last = side.transitions.pop()
-            side.state = last.old
-            conn.pending_recv_fin[s] = True
+        if not side.transitions or side.transitions[-1].event is not Event.RECV_FIN:
+            return False
+        recv = side.transitions.pop()
+        side.state = recv.old
+        side.feed(Event.SEND_FIN, recv.ts_ns, recv.packet,
+                  f"close() came before the peer's FIN arrived: this side's FIN (packet "
+                  f"{packet}) does not acknowledge it")
+        side.feed(Event.RECV_FIN, recv.ts_ns, recv.packet,
+                  "the FINs crossed: simultaneous close")
+        return True
+
+    def _revoke_ack(self, conn: Conn, s: int) -> bool:
+        """``s`` retransmits a FIN whose ACK we saw: that ACK never reached it (lost after
+        the capture point), so undo the move it caused; the next ACK counts instead."""
+        side, d = conn.sides[s], conn.dirs[s]
+        if not side.transitions or side.transitions[-1].event is not Event.RECV_ACK_OF_FIN:
+            return False
+        side.state = side.transitions.pop().old
+        d.fin_acked_ts_ns = d.fin_acked_packet = None
+        d.fin_acked_by_fin = False
+        conn.time_wait = [tw for tw in conn.time_wait if tw.side != s]
+        conn.anomaly("ACK of a FIN lost after the capture point")
+        return True
+
+    def _revoke_receipt(self, conn: Conn, s: int) -> bool:
+        """``s`` answers with a bare RST (the reply path): it had no socket to take the
+        last segment, so the transition we assumed on receipt never happened (rule 7)."""
+        side = conn.sides[s]
+        if not side.transitions or side.transitions[-1].event not in (
+                Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN):
+            return False
+        side.state = side.transitions.pop().old
+        conn.time_wait = [tw for tw in conn.time_wait if tw.side != s]
+        return True
 
     def _to_old(self, conn: Conn, old: Conn, s: int, flags: int, ack: int, ts_ns: int,
                 packet: int, plen: int, data: bytes, seg: Segment) -> bool:
@@ -465,14 +483,21 @@ class Tracker:
                    "challenge ACK)"
             conn.anomaly("RST out of window")
         bare = not flags & ACK
+        inferred = False
+        if bare and side_s.state is SideState.TIME_WAIT and ds.fin_acked_ts_ns is not None \
+                and conn.dirs[r].fin_seq is not None \
+                and conn.dirs[r].fin_ts_ns is not None and conn.dirs[r].fin_ts_ns > ds.fin_acked_ts_ns:
+            self._revoke_receipt(conn, s)
         if side_s.state in (SideState.FIN_WAIT2,) and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
-                                                  f"its FIN was ACKed"
-            note = (f"bare RST from FIN_WAIT2{waited}: the side had called close() and its "
-                    f"orphaned FIN_WAIT2 had timed out (tcp_fin_timeout) or it refused data "
-                    f"after close(); the RST comes from the reply path (tcp_v4_send_reset)")
+                                                  f"its FIN was ACKed (packet {ds.fin_acked_packet})"
+            note = (f"bare RST from FIN_WAIT2{waited}: the side had called close(); its "
+                    f"orphaned FIN_WAIT2 had timed out silently (tcp_fin_timeout) or it "
+                    f"refused data after close(). The RST comes from the reply path "
+                    f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
+            inferred = True
         elif not bare and side_s.state in (SideState.ESTABLISHED, SideState.CLOSE_WAIT) \
                 and ds.fin_seq is None:
             note = ("RST instead of a FIN: close() with unread data, SO_LINGER 0, or an "
@@ -482,7 +507,7 @@ class Tracker:
         changed = False
         if acceptable:
             if side_s.state not in (SideState.CLOSED, SideState.LISTEN):
-                changed |= side_s.feed(Event.SEND_RST, ts_ns, packet, note)
+                changed |= side_s.feed(Event.SEND_RST, ts_ns, packet, note, inferred)
             if side_r.state not in (SideState.CLOSED, SideState.LISTEN):
                 tw_note = "TIME_WAIT killed by a RST (RFC 1337 assassination; " \
                           "tcp_rfc1337=0)" if side_r.state is SideState.TIME_WAIT else ""

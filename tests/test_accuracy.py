@@ -1,0 +1,161 @@
+"""Accuracy against the kernel: every sample capture with a truth file (issue 4).
+
+Each ``sample_pcaps/NAME.truth.json`` holds what the Linux kernel recorded for every connection
+of ``NAME.pcap`` (tracepoint sock:inet_sock_set_state, /proc polling for timewait sockets; see
+sample_pcaps/README.md).  For each connection we check that each side's state sequence equals the
+kernel's, that the kind and initiator match the scenario, and that every transition time is within
+a few milliseconds of the kernel's.
+
+Where the two differ for a reason a capture cannot resolve, or by the definition we were asked
+to follow, the difference is listed here with its reason (never silenced):
+
+* ``FIN_WAIT1 -> TIME_WAIT``: when the peer's FIN carries the ACK of ours, we report
+  FIN_WAIT1 -> TIME_WAIT (RFC 9293 section 3.10.7.4, as issue 4 asks); Linux passes through
+  FIN_WAIT2 for a few microseconds on the way (tcp_rcv_state_process step 5, then tcp_fin).
+  The truth's FIN_WAIT2 is collapsed only when it lasted under 1 ms and we saw that one segment.
+* ``LATE_FIN``: a FIN waits in a queue (the simultaneous close's slow qdisc): the kernel changes
+  state at close(), the capture sees the FIN when it leaves; our time is the upper bound.
+* ``QUEUED``: the IPv6 capture's SYN waited about 1 s for neighbour discovery before it left
+  (its TSval is 1 s older than the handshake ACK's): connect() moved the socket to SYN_SENT then.
+* ``SILENT``: an orphaned FIN_WAIT2 that expires leaves nothing on the wire; we stamp its CLOSED at
+  the RST that proves it (upper bound), the kernel's record has the expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from teardown_analyzer.analysis import ConnectionResult, analyze
+
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+TRUTHS = sorted(SAMPLES.glob("*.truth.json"))
+TOLERANCE_S = 0.005
+
+# scenario kinds in the truth files -> what the analysis must report
+KIND = {"four_way": {"four-way"}, "three_way": {"three-way"},
+        "server_first": {"four-way", "three-way"}, "half_close": {"four-way", "three-way"},
+        "half-close": {"four-way", "three-way"}, "rst_linger0": {"rst"}, "rst_unread": {"rst"},
+        "close_wait_leak": {"half-open"}}
+
+# Timing differences a capture cannot resolve: (scenario, client port, side, state) -> reason.
+UPPER_BOUNDS = {
+    ("simultaneous", 40051, "client", "FIN_WAIT1"): "LATE_FIN",
+    ("simultaneous", 40051, "server", "FIN_WAIT1"): "LATE_FIN",
+    ("ipv6", 40131, "client", "SYN_SENT"): "QUEUED",
+    ("fin_wait2_timeout", 40091, "client", "CLOSED"): "SILENT",
+    ("fin_wait2_timeout", 40092, "client", "CLOSED"): "SILENT",
+}
+
+
+def _truth(path: pathlib.Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _match(results: list[ConnectionResult], tc: dict) -> ConnectionResult:
+    key = ((tc["client"]["ip"], tc["client"]["port"]), (tc["server"]["ip"], tc["server"]["port"]))
+    same = [c for c in results if (c.client, c.server) == key]
+    assert len(same) > tc.get("incarnation", 0), f"no connection {key}"
+    return same[tc.get("incarnation", 0)]
+
+
+def _collapse_instant_fin_wait2(truth_tr: list[dict], ours: ConnectionResult, role: str) -> list[dict]:
+    states = ours.client_states if role == "client" else ours.server_states
+    direct = any(s.event == "RECV_FIN_ACK_OF_FIN" for s in states)
+    out = []
+    for t in truth_tr:
+        if direct and out and t["from"] == "FIN_WAIT2" and t["to"] == "TIME_WAIT" \
+                and out[-1]["to"] == "FIN_WAIT2" and t["ts"] - out[-1]["ts"] < 0.001:
+            prev = out.pop()
+            out.append({**t, "from": prev["from"], "ts": prev["ts"]})
+            continue
+        out.append(t)
+    return out
+
+
+def _kernel_initiator(tc: dict) -> str | None:
+    """Who closed first by the kernel's record: the first to enter FIN_WAIT1; both when both
+    went through CLOSING.  None when nobody sent a FIN (an abort)."""
+    first = {}
+    closing = set()
+    for role in ("client", "server"):
+        for t in tc["sides"][role]["transitions"]:
+            if t["to"] == "FIN_WAIT1":
+                first[role] = t["ts"]
+            if t["to"] == "CLOSING":
+                closing.add(role)
+    if closing == {"client", "server"}:
+        return "both"
+    return min(first, key=first.get) if first else None
+
+
+def _expected_kinds(truth: dict, tc: dict) -> set[str]:
+    scripted = tc.get("scripted_kind") or truth["scenario"]
+    if scripted in KIND:
+        return KIND[scripted]
+    return {truth["close_kind"]}
+
+
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
+def test_states_kind_and_times_match_the_kernel(truth_path):
+    truth = _truth(truth_path)
+    report = analyze([str(SAMPLES / truth["capture"])])
+    assert len(report.connections) >= len(truth["connections"])
+    compared = 0
+    for tc in truth["connections"]:
+        ours = _match(report.connections, tc)
+        port = tc["client"]["port"]
+        assert ours.kind in _expected_kinds(truth, tc), (port, ours.kind)
+        want = _kernel_initiator(tc)
+        if want is not None:
+            assert ours.initiator == want, (port, ours.initiator, want)
+        for role in ("client", "server"):
+            mine = ours.client_states if role == "client" else ours.server_states
+            side = tc["sides"][role]
+            truth_tr = _collapse_instant_fin_wait2(side["transitions"], ours, role)
+            assert [s.state for s in mine] == [t["to"] for t in truth_tr], (port, role)
+            assert ours.client_final if role == "client" else ours.server_final
+            for s, t in zip(mine, truth_tr):
+                reason = UPPER_BOUNDS.get((truth["scenario"], port, role, s.state))
+                lo, hi = t.get("window", (t["ts"], t["ts"]))
+                if reason:
+                    assert s.ts >= lo - TOLERANCE_S, (port, role, s.state, reason)
+                    continue
+                # the far side's transitions lag by about its one-way delay (< RTT here)
+                slack = TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
+                assert lo - slack <= s.ts <= hi + slack, (port, role, s.state, s.ts, t)
+                compared += 1
+    assert compared > 0
+
+
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
+def test_final_state_at_capture_end(truth_path):
+    truth = _truth(truth_path)
+    report = analyze([str(SAMPLES / truth["capture"])])
+    for tc in truth["connections"]:
+        ours = _match(report.connections, tc)
+        assert ours.client_final == tc["sides"]["client"]["final_state"]
+        assert ours.server_final == tc["sides"]["server"]["final_state"]
+
+
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
+def test_rsts_match_the_kernel(truth_path):
+    """Every RST the kernel sent is one we report from that side, at the same time."""
+    truth = _truth(truth_path)
+    report = analyze([str(SAMPLES / truth["capture"])])
+    for tc in truth["connections"]:
+        ours = _match(report.connections, tc)
+        for role in ("client", "server"):
+            sent = sorted(r["ts"] for r in tc["sides"][role]["rst_sent"])
+            mine = sorted(r["ts"] for r in ours.rsts if r["from"] == role)
+            assert len(mine) == len(sent), (tc["client"]["port"], role, mine, sent)
+            for a, b in zip(mine, sent):
+                assert abs(a - b) < TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
+
+
+def test_upper_bound_list_is_live():
+    """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
+    names = {p.name.split(".")[0] for p in TRUTHS}
+    assert {k[0] for k in UPPER_BOUNDS} <= names
