@@ -254,7 +254,9 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
                                                  conn.dirs[1 - tw.side].fin_retx])
         expire_ns = last_restart + int(options.time_wait_s * 1e9)
         expired = None
-        if side.state is SideState.TIME_WAIT:
+        if tw.reuse and tw.reuse.get("ended_time_wait"):
+            expired = f"ended by the new SYN on the 4-tuple (packet {tw.reuse['packet']})"
+        elif side.state is SideState.TIME_WAIT:
             if end_ns >= expire_ns:
                 side.feed(Event.TIMER, expire_ns, 0,
                           f"TIME_WAIT timer ({options.time_wait_s:g} s) expired: inferred, "
@@ -364,6 +366,10 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     return "four-way", role[first]
 
 
+TURNAROUND_S = 100e-6
+"""Below this, a gap in the handshake is a host's processing time, not a path."""
+
+
 def _vantage(conn: Conn) -> dict[str, Any] | None:
     """Where the capture was taken, from the handshake's timing."""
     if len(conn.handshake) < 3:
@@ -374,6 +380,8 @@ def _vantage(conn: Conn) -> dict[str, Any] | None:
     to_client = (ack - synack) / 1e9   # SYN-ACK -> ACK at the capture point
     if rtt <= 0:
         point = "unknown"
+    elif max(to_server, to_client) < TURNAROUND_S:
+        point = "indeterminate (RTT too small: host turnaround dominates)"
     elif to_client <= 0.2 * rtt:
         point = "near the client"
     elif to_server <= 0.2 * rtt:

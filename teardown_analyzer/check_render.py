@@ -21,7 +21,7 @@ LIST_AT_MOST = 20
 
 
 def conditions_text(rule: Rule) -> str:
-    """``no_rst, initiator client|server, max_half_close 2s``."""
+    """``no_rst; initiator client, server; max_half_close 2s``."""
     parts = []
     for key, value in rule.conditions:
         if value is True:
@@ -29,14 +29,16 @@ def conditions_text(rule: Rule) -> str:
         elif isinstance(value, Duration):
             parts.append(f"{key} {value.text}")
         elif isinstance(value, tuple):
-            parts.append(f"{key} {'|'.join(value)}")
+            parts.append(f"{key} {', '.join(value)}")
         else:
             parts.append(f"{key} {value}")
-    where = rule.where.to_dict()
-    if where:
-        scope = ", ".join(f"{k}={'|'.join(str(v) for v in vs)}" for k, vs in where.items())
-        parts.append(f"where {scope}")
     return "; ".join(parts)
+
+
+def where_text(rule: Rule) -> str:
+    """``server_port 80 or 8080; kind four-way``; empty when the rule applies to all."""
+    return "; ".join(f"{k} {' or '.join(str(v) for v in vs)}"
+                     for k, vs in rule.where.to_dict().items())
 
 
 def _where(v: Violation, several: bool) -> str:
@@ -57,12 +59,16 @@ def check_summary(result: CheckResult) -> RenderableType:
     """The rules, pass or fail, then every violating connection with its evidence."""
     several = len(result.captures) > 1
     table = Table(title="Teardown check", header_style="bold", show_lines=False)
-    for name in ("rule", "severity", "conditions", "in scope", "violating", "result"):
-        table.add_column(name, overflow="fold")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("conditions", ratio=2, min_width=14)
+    table.add_column("where", ratio=1, min_width=8)
+    for name in ("checked", "violating", "result"):
+        table.add_column(name, no_wrap=True, justify="right")
     for r in result.results:
         table.add_row(Text(r.rule.name), Text(r.rule.severity),
-                      Text(conditions_text(r.rule)), Text(str(r.checked)),
-                      Text(str(len(r.connections))), _status(r))
+                      Text(conditions_text(r.rule)), Text(where_text(r.rule) or "all"),
+                      Text(str(r.checked)), Text(str(len(r.connections))), _status(r))
     parts: list[RenderableType] = [table]
     for r in result.results:
         if r.passed:
@@ -71,7 +77,10 @@ def check_summary(result: CheckResult) -> RenderableType:
         parts.append(Text(f"{r.rule.name} ({r.rule.severity}): {len(r.connections)} of "
                           f"{r.checked} connections", style=style))
         for v in r.violations[:LIST_AT_MOST]:
-            parts.append(Text(f"  {_where(v, several)}: {v.evidence}"))
+            # one line per violation however narrow the terminal (CI logs get grepped);
+            # print with crop=False
+            parts.append(Text(f"  {_where(v, several)}: {v.evidence}", no_wrap=True,
+                              overflow="ignore"))
         if len(r.violations) > LIST_AT_MOST:
             parts.append(Text(f"  ... and {len(r.violations) - LIST_AT_MOST} more "
                               f"(--format json or --junit lists them all)", style="dim"))
@@ -168,4 +177,5 @@ def check_github(result: CheckResult) -> str:
     return "".join(line + "\n" for line in out)
 
 
-__all__ = ["check_summary", "check_json", "check_junit", "check_github", "conditions_text"]
+__all__ = ["check_summary", "check_json", "check_junit", "check_github", "conditions_text",
+           "where_text"]

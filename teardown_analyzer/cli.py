@@ -15,6 +15,8 @@ from rich.console import Console
 
 from . import errors
 from .analysis import Options, Report, analyze
+from .check import CONDITIONS, evaluate, inline_rules, parse_rules
+from .check_render import check_github, check_json, check_junit, check_summary
 from .hexview import annotate_packet, annotate_raw, parse_hex
 from .report import (connections_table, ladder, report_csv, report_json, report_jsonl,
                      report_markdown, select)
@@ -133,6 +135,78 @@ def _finish(report: Report, quiet: bool) -> None:
         err.print(f"warning: the packets before the problem were analysed", style="ta.warning",
                   markup=False) if not quiet else None
         raise broken
+
+
+def _condition_options(f: Any) -> Any:
+    """One option per condition of :data:`check.CONDITIONS`, the registry rules files use."""
+    for cond in reversed(list(CONDITIONS.values())):
+        if cond.flag:
+            f = click.option(cond.option, cond.key, is_flag=True, help=cond.help)(f)
+        else:
+            f = click.option(cond.option, cond.key, metavar=cond.metavar, help=cond.help)(f)
+    return f
+
+
+@cli.command("check")
+@click.argument("captures", nargs=-1, required=True)
+@click.option("--expect", "rules_file", type=click.Path(exists=True, dir_okay=False),
+              metavar="RULES.toml", help="A rules file: named [[rule]] tables.")
+@_condition_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--junit", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a JUnit XML report (one testcase per rule) to FILE.")
+@click.option("--github", is_flag=True,
+              help="Also print GitHub Actions annotations (::error / ::warning).")
+@click.option("--time-wait", "time_wait", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="TIME_WAIT length of the stack (Linux: 60 s).")
+@click.option("--quiet", "-q", is_flag=True, help="No warnings on standard error.")
+def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit: str | None,
+              github: bool, time_wait: float, quiet: bool, **conditions: Any) -> None:
+    """Fail (exit 1) when the teardowns in the captures break a rule: a CI gate.
+
+    Rules come from --expect RULES.toml and from the inline options; each inline
+    option is one rule of severity error.  Exit 0: every error rule holds; 1: one
+    is violated; 2: a usage or rules-file mistake; 3: a capture cannot be read.
+
+    \b
+    Examples:
+      teardown-analyze check trace.pcap --no-rst --time-wait-on client
+      teardown-analyze check trace.pcap --max-half-close 2s --kind four-way,three-way
+      teardown-analyze check trace.pcap --expect rules.toml --junit teardown.xml --github
+    """
+    rules = inline_rules(conditions)
+    if rules_file is not None:
+        try:
+            with open(rules_file, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise errors.UsageError(f"--expect: cannot read {rules_file}: {exc}") from exc
+        rules = parse_rules(text, rules_file) + rules
+    if not rules:
+        raise errors.UsageError("no rules: give --expect RULES.toml or an inline rule "
+                                "such as --no-rst (see check --help)")
+    if github and fmt == "json":
+        raise errors.UsageError("--github and --format json both write to standard output; "
+                                "use one of them (--junit writes to a file)")
+    report = analyze(captures, Options(time_wait_s=time_wait, keep_ladder=False))
+    result = evaluate(rules, report)
+    if fmt == "json":
+        click.echo(check_json(result), nl=False)
+    else:
+        _stdout_console().print(check_summary(result), crop=False)
+    if junit:
+        try:
+            with open(junit, "w", encoding="utf-8") as fh:
+                fh.write(check_junit(result))
+        except OSError as exc:
+            raise errors.UsageError(f"--junit: cannot write {junit}: {exc.strerror}") from exc
+    if github:
+        click.echo(check_github(result), nl=False)
+    _finish(report, quiet)
+    if not result.passed:
+        raise errors.CheckFailed(f"check failed: {result.summary()}")
 
 
 @cli.command("hex")

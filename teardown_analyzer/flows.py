@@ -22,6 +22,8 @@ from .tcp import FIXED_HEADER, decode_tcp
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
+DUPLICATE_NS = 50_000_000
+"""An identical segment seen again within 50 ms is one packet captured twice."""
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
 
@@ -86,6 +88,8 @@ class Direction:
     segs_after_peer_fin: int = 0
     data_after_own_fin: int = 0
     syn_retx: int = 0
+    last_sig: bytes = b""
+    last_sig_ts_ns: int = 0
     window: int = 0
     last_ack: int | None = None
 
@@ -194,9 +198,18 @@ class Tracker:
             if isn is not None and seq != isn:
                 conn = self._reincarnate(conn, key, packet, ts_ns, seg.ip_version, s)
         s = 0 if conn.addrs[0] == (seg.src, sport) else 1
+        d = conn.dirs[s]
+        # The same segment captured twice (two interfaces merged, a bridge and its port):
+        # identical IP ID and TCP bytes 4-18 (seq, ack, flags, window, checksum) within
+        # DUPLICATE_NS.  A retransmission differs: new IP ID, and a new TSval in the sum.
+        sig = (data[seg.ip_offset + 4:seg.ip_offset + 6] if seg.ip_version == 4 else b"") \
+            + data[off + 4:off + 18]
+        if sig == d.last_sig and ts_ns - d.last_sig_ts_ns <= DUPLICATE_NS:
+            self.skip("duplicate (the same segment captured twice)")
+            return
+        d.last_sig, d.last_sig_ts_ns = sig, ts_ns
         conn.packets += 1
         conn.last_ts_ns = ts_ns
-        d = conn.dirs[s]
         d.packets += 1
         d.payload_bytes += plen
         d.window = window
@@ -445,9 +458,13 @@ class Tracker:
                 if outcome == "SYN-ACK" and side.state is SideState.TIME_WAIT:
                     pkt = int(tw.reuse["packet"])  # type: ignore[call-overload]
                     ts = new.first_ts_ns
-                    side.feed(Event.REUSED, ts, pkt,
-                              "a new SYN on this 4-tuple was accepted "
-                              "(tcp_timewait_state_process -> TCP_TW_SYN, or tcp_tw_reuse)")
+                    how = ("this side connect()ed again from its TIME_WAIT 4-tuple "
+                           "(tcp_tw_reuse: __inet_check_established -> tcp_twsk_unique)"
+                           if tw.reuse.get("by") == "TIME_WAIT side" else
+                           "the peer's new SYN was accepted (tcp_timewait_state_process -> "
+                           "TCP_TW_SYN)")
+                    side.feed(Event.REUSED, ts, pkt, f"TIME_WAIT ended: {how}")
+                    tw.reuse["ended_time_wait"] = True
                     isn_src = new.dirs[tw.side].isn
                     tw_snd_nxt = old.dirs[tw.side].next_seq
                     if isn_src is not None and tw_snd_nxt is not None:
