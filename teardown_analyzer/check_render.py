@@ -48,27 +48,28 @@ def _where(v: Violation, several: bool) -> str:
 
 
 def _status(r: RuleResult) -> Text:
+    """``pass (3 checked)``, ``FAIL (1 of 3)``, ``warn (1 of 3)``."""
     if r.passed:
-        return Text("pass", style="ta.ok")
+        return Text(f"pass ({r.checked} checked)", style="ta.ok")
+    count = f"({len(r.connections)} of {r.checked})"
     if r.rule.severity == "warning":
-        return Text("warn", style="ta.warning")
-    return Text("FAIL", style="ta.bad")
+        return Text(f"warn {count}", style="ta.warning")
+    return Text(f"FAIL {count}", style="ta.bad")
 
 
 def check_summary(result: CheckResult) -> RenderableType:
     """The rules, pass or fail, then every violating connection with its evidence."""
     several = len(result.captures) > 1
     table = Table(title="Teardown check", header_style="bold", show_lines=False)
-    table.add_column("rule", no_wrap=True)
+    table.add_column("rule", overflow="fold")
     table.add_column("severity", no_wrap=True)
-    table.add_column("conditions", ratio=2, min_width=14)
-    table.add_column("where", ratio=1, min_width=8)
-    for name in ("checked", "violating", "result"):
-        table.add_column(name, no_wrap=True, justify="right")
+    table.add_column("conditions", ratio=2, overflow="fold")
+    table.add_column("where", ratio=1)
+    table.add_column("result")
     for r in result.results:
         table.add_row(Text(r.rule.name), Text(r.rule.severity),
                       Text(conditions_text(r.rule)), Text(where_text(r.rule) or "all"),
-                      Text(str(r.checked)), Text(str(len(r.connections))), _status(r))
+                      _status(r))
     parts: list[RenderableType] = [table]
     for r in result.results:
         if r.passed:

@@ -264,9 +264,7 @@ class Tracker:
         if old is not None and not (flags & SYN):
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen, data, seg):
                 return
-        if side_s.state is SideState.CLOSED and not (flags & RST):
-            conn.after_closed += 1
-            conn.anomaly("packets after CLOSED")
+        was_closed = side_s.state is SideState.CLOSED and not flags & RST
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
             opts = decode_tcp(data[seg.tcp_offset:], tcp_len=seg.tcp_len).option(
@@ -372,6 +370,9 @@ class Tracker:
         # -- RST -------------------------------------------------------------------------
         if flags & RST:
             note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
+        if was_closed and side_s.state is SideState.CLOSED:
+            conn.after_closed += 1
+            conn.anomaly("packets after CLOSED")
         self._enter_time_wait(conn, packet, ts_ns)
         if conn.dirs[0].fin_seq is None and conn.dirs[1].fin_seq is None and not conn.rsts \
                 and all(x.state is SideState.ESTABLISHED for x in conn.sides):
