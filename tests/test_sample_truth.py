@@ -1,0 +1,483 @@
+"""Checks on the committed sample captures and their kernel-truth files.
+
+sample_pcaps/*.truth.json are written by tools/gen_samples.py from the
+kernel's own record (tracepoints + /proc polling).  These tests make sure each
+file actually shows the behaviour its scenario is named for, so a silently
+broken scenario is caught, and cross-check the essentials against the capture.
+No root needed; stdlib + tools/pcapread.py only.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_pcaps"
+sys.path.insert(0, str(ROOT / "tools"))
+import pcapread  # noqa: E402
+
+STATES = {"SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT",
+          "CLOSE_WAIT", "LAST_ACK", "CLOSED"}
+EVIDENCE = {"tracepoint", "proc_poll", "inferred", "tracepoint+proc_poll"}
+
+EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous", "rst_linger0",
+            "rst_unread", "lost_last_ack", "fin_wait2_timeout", "reuse_server_tw", "reuse_client_tw",
+            "close_wait_leak", "ipv6", "any_sll2", "pcapng_server_first", "two_vantage", "mixed_200",
+            "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way"]
+
+CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+SERVER_FIRST = ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+PASSIVE_CLIENT = ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+
+
+def truth_files():
+    return sorted(SAMPLES.glob("*.truth.json"))
+
+
+_cache: dict = {}
+
+
+def load(name):
+    if name not in _cache:
+        t = json.loads((SAMPLES / f"{name}.truth.json").read_text())
+        _cache[name] = (t, pcapread.tcp_packets(SAMPLES / t["capture"]))
+    return _cache[name]
+
+
+def ep(d):
+    return d["ip"], d["port"]
+
+
+def conn_pkts(pkts, c, inc=None):
+    """Packets of one connection; with inc, only that incarnation (split at new client ISNs)."""
+    a, b = ep(c["client"]), ep(c["server"])
+    ps = [p for p in pkts if {(p.src, p.sport), (p.dst, p.dport)} == {a, b}]
+    if inc is None:
+        return ps
+    out, cur, isn = [], None, None
+    for p in ps:
+        if p.syn and not p.has_ack and (p.src, p.sport) == a and p.seq != isn:
+            isn, cur = p.seq, []
+            out.append(cur)
+        if cur is None:
+            cur = []
+            out.append(cur)
+        cur.append(p)
+    return out[inc]
+
+
+def sent_by(ps, d):
+    e = ep(d)
+    return [p for p in ps if (p.src, p.sport) == e]
+
+
+def only(t):
+    assert len(t["connections"]) == 1, [c["client"] for c in t["connections"]]
+    return t["connections"][0]
+
+
+def states(c, role):
+    return c["sides"][role]["states"]
+
+
+def trans(c, role, frm, to):
+    r = [x for x in c["sides"][role]["transitions"] if x["from"] == frm and x["to"] == to]
+    assert r, f"{role}: no {frm}->{to} in {states(c, role)}"
+    return r[0]
+
+
+# ------------------------------------------------------------------ generic
+
+def test_all_expected_scenarios_present():
+    have = {p.name[:-len(".truth.json")] for p in truth_files()}
+    missing = [n for n in EXPECTED if n not in have]
+    assert not missing, f"missing sample scenarios: {missing}"
+
+
+def test_every_capture_with_truth_is_named_in_it():
+    for cap in sorted(list(SAMPLES.glob("*.pcap")) + list(SAMPLES.glob("*.pcapng"))):
+        tf = SAMPLES / (cap.name.rsplit(".", 1)[0] + ".truth.json")
+        if tf.exists():
+            assert json.loads(tf.read_text())["capture"] == cap.name, cap.name
+
+
+def test_truth_files_point_to_existing_captures():
+    for tf in truth_files():
+        t = json.loads(tf.read_text())
+        assert t["scenario"] + ".truth.json" == tf.name
+        assert (SAMPLES / t["capture"]).exists(), t["capture"]
+
+
+def test_sample_dir_small():
+    total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
+    assert total < 5 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
+
+
+@pytest.mark.parametrize("tf", truth_files(), ids=lambda p: p.name.split(".")[0])
+def test_truth_schema_and_consistency(tf):
+    t = json.loads(tf.read_text())
+    for k in ("scenario", "capture", "description", "vantage", "kernel", "clock", "capture_end_ts",
+              "sysctls", "connections"):
+        assert k in t, k
+    assert t["vantage"] in ("client", "server", "both", "any")
+    assert set(t["clock"]) >= {"trace_clock", "alignment_error_us", "checked_on"}
+    # the kernel's handshake transition lines up with the captured packet
+    assert abs(t["clock"]["alignment_error_us"]) < 1000, t["clock"]
+    assert t["connections"]
+    for c in t["connections"]:
+        assert {"client", "server", "incarnation", "sides"} <= set(c)
+        for role in ("client", "server"):
+            s = c["sides"][role]
+            for k in ("states", "transitions", "final_state", "rst_sent", "rst_received", "retransmits"):
+                assert k in s, (role, k)
+            prev = "CLOSED"
+            for x in s["transitions"]:
+                assert x["to"] in STATES and x["from"] in STATES, x
+                assert x["from"] == prev, (role, s["transitions"])
+                assert x["evidence"] in EVIDENCE, x
+                if x["evidence"] == "inferred":
+                    assert x.get("why"), x
+                assert x["ts"] <= t["capture_end_ts"] + 1e-6
+                prev = x["to"]
+            tss = [x["ts"] for x in s["transitions"]]
+            assert tss == sorted(tss), (role, tss)
+            assert s["states"] == [x["to"] for x in s["transitions"]]
+            assert s["final_state"] == prev
+        assert c["sides"]["client"]["states"][0] == "SYN_SENT"
+        assert c["sides"]["server"]["states"][0] == "SYN_RECV"
+
+
+@pytest.mark.parametrize("tf", truth_files(), ids=lambda p: p.name.split(".")[0])
+def test_truth_connections_are_in_capture(tf):
+    t, pkts = load(tf.name[:-len(".truth.json")])
+    for c in t["connections"]:
+        ps = conn_pkts(pkts, c, c["incarnation"])
+        syn = [p for p in ps if p.syn and not p.has_ack]
+        assert syn and (syn[0].src, syn[0].sport) == ep(c["client"]), c["client"]
+        assert ps[-1].ts <= t["capture_end_ts"] + 1e-3
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED])
+def test_scenario_has_behaviour_check(name):
+    assert name in CHECKS, f"add a behaviour check for {name}"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_scenario_behaviour(name):
+    if not (SAMPLES / f"{name}.truth.json").exists():
+        pytest.fail(f"{name}.truth.json missing")
+    t, pkts = load(name)
+    CHECKS[name](t, pkts)
+
+
+# ------------------------------------------------------------ per scenario
+
+def _client_first(t, pkts, three):
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST
+    assert states(c, "server") == PASSIVE_SERVER
+    assert c["close"]["kind"] == ("three-way" if three else "four-way")
+    assert c["close"]["initiator"] == "client"
+    ps = conn_pkts(pkts, c)
+    cfin = [p for p in sent_by(ps, c["client"]) if p.fin]
+    sfin = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert len(cfin) == 1 and len(sfin) == 1
+    assert cfin[0].ts < sfin[0].ts
+    assert sfin[0].ack == cfin[0].seq + 1
+    between = [p for p in sent_by(ps, c["server"]) if cfin[0].ts < p.ts < sfin[0].ts]
+    if three:
+        assert not between, "server sent a separate ACK: not a three-way close"
+        f2 = trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+        tw = trans(c, "client", "FIN_WAIT2", "TIME_WAIT")
+        assert tw["ts"] - f2 < 0.001 and tw["evidence"] == "tracepoint+proc_poll"
+    else:
+        assert [p for p in between if p.has_ack and p.ack == cfin[0].seq + 1 and not p.fin], \
+            "no separate ACK of the client's FIN"
+    assert c["sides"]["client"]["final_state"] == "TIME_WAIT"
+    return c
+
+
+def _server_first(t, pkts):
+    c = only(t)
+    assert states(c, "server") == SERVER_FIRST
+    assert states(c, "client") == PASSIVE_CLIENT
+    assert c["close"]["initiator"] == "server"
+    ps = conn_pkts(pkts, c)
+    assert [p for p in sent_by(ps, c["server"]) if p.fin][0].ts < [p for p in sent_by(ps, c["client"]) if p.fin][0].ts
+    return c
+
+
+def chk_four_way(t, pkts):
+    _client_first(t, pkts, three=False)
+
+
+def chk_three_way(t, pkts):
+    _client_first(t, pkts, three=True)
+
+
+def chk_server_first(t, pkts):
+    assert t["vantage"] == "server"
+    _server_first(t, pkts)
+
+
+def chk_half_close(t, pkts):
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST
+    assert states(c, "server") == PASSIVE_SERVER
+    f2 = trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+    tw = trans(c, "client", "FIN_WAIT2", "TIME_WAIT")["ts"]
+    assert tw - f2 > 0.8, "client should sit in FIN_WAIT2 (half-closed) for ~1 s"
+    # the half-closed client is not orphaned: the full socket stays, so TIME_WAIT entry is traced
+    assert trans(c, "client", "FIN_WAIT2", "TIME_WAIT")["evidence"] == "tracepoint+proc_poll"
+    assert c["close"].get("half_close") is True
+    ps = conn_pkts(pkts, c)
+    cfin = [p for p in sent_by(ps, c["client"]) if p.fin][0]
+    data = [p for p in sent_by(ps, c["server"]) if p.plen and p.ts > cfin.ts]
+    assert sum(p.plen for p in data) == 2000
+    assert data[-1].ts - data[0].ts > 0.8
+    # ... and the client keeps ACKing that data after its FIN
+    assert [p for p in sent_by(ps, c["client"]) if p.ts > data[-1].ts and p.ack >= data[-1].seq + data[-1].plen]
+
+
+def chk_simultaneous(t, pkts):
+    c = only(t)
+    for role in ("client", "server"):
+        st = states(c, role)
+        assert st[-3:] == ["FIN_WAIT1", "CLOSING", "TIME_WAIT"], (role, st)
+        assert trans(c, role, "FIN_WAIT1", "CLOSING")["evidence"] == "tracepoint"
+        assert trans(c, role, "CLOSING", "TIME_WAIT")["evidence"] == "tracepoint+proc_poll"
+        assert c["sides"][role]["final_state"] == "TIME_WAIT"
+    assert c["close"]["kind"] == "simultaneous" and c["close"]["initiator"] == "both"
+    ps = conn_pkts(pkts, c)
+    cfin = [p for p in sent_by(ps, c["client"]) if p.fin]
+    sfin = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert len(cfin) == 1 and len(sfin) == 1
+    # neither FIN acknowledges the other: they crossed
+    assert cfin[0].ack == sfin[0].seq and sfin[0].ack == cfin[0].seq
+    # each side then ACKs the other's FIN
+    assert [p for p in sent_by(ps, c["client"]) if not p.fin and p.ack == sfin[0].seq + 1]
+    assert [p for p in sent_by(ps, c["server"]) if not p.fin and p.ack == cfin[0].seq + 1]
+
+
+def _rst(t, pkts, reason):
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == [reason]
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    assert c["close"]["kind"] == "rst" and c["close"]["initiator"] == "client"
+    ps = conn_pkts(pkts, c)
+    assert not [p for p in ps if p.fin]
+    rsts = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert len(rsts) == 1 and rsts[0].has_ack
+    return c, ps
+
+
+def chk_rst_linger0(t, pkts):
+    _rst(t, pkts, "TCP_STATE")  # SO_LINGER 0 -> tcp_disconnect() -> reset with reason TCP_STATE
+
+
+def chk_rst_unread(t, pkts):
+    c, ps = _rst(t, pkts, "TCP_ABORT_ON_CLOSE")
+    srv_data = sum(p.plen for p in sent_by(ps, c["server"]))
+    rst = [p for p in sent_by(ps, c["client"]) if p.rst][0]
+    assert srv_data == 500
+    assert rst.ack == [p for p in sent_by(ps, c["server"]) if p.plen][-1].seq + 500  # the data was received
+
+
+def chk_lost_last_ack(t, pkts):
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST
+    assert states(c, "server") == PASSIVE_SERVER
+    rx = c["sides"]["server"]["retransmits"]
+    assert [(r["what"], r["sk_state"]) for r in rx] == [("FIN", "LAST_ACK")]
+    ps = conn_pkts(pkts, c)
+    sfin = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert len(sfin) == 2 and sfin[0].seq == sfin[1].seq
+    acks = [p for p in sent_by(ps, c["client"]) if p.ack == sfin[0].seq + 1 and not p.fin]
+    assert len(acks) == 2
+    assert sfin[0].ts < acks[0].ts < sfin[1].ts < acks[1].ts
+    # the re-ACK comes from the TIME_WAIT mini-socket (client already in TIME_WAIT)
+    tw = trans(c, "client", "FIN_WAIT2", "TIME_WAIT")["ts"]
+    assert tw < sfin[1].ts
+    assert c["sides"]["server"]["transitions"][-1]["ts"] >= sfin[1].ts
+    assert c["sides"]["client"]["final_state"] == "TIME_WAIT"
+
+
+def chk_fin_wait2_timeout(t, pkts):
+    assert t["sysctls"]["net.ipv4.tcp_fin_timeout"] == 2
+    assert len(t["connections"]) == 2
+    late = {}
+    for c in t["connections"]:
+        cl = c["sides"]["client"]
+        assert cl["states"] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+        f2 = trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+        end = trans(c, "client", "FIN_WAIT2", "CLOSED")
+        assert end["evidence"] == "proc_poll"
+        assert 1.5 < end["ts"] - f2 < 4.0, end["ts"] - f2
+        assert [r["reason"] for r in cl["rst_sent"]] == ["NO_SOCKET"]
+        assert cl["rst_sent"][0]["ts"] > end["ts"]
+        assert len(c["sides"]["server"]["rst_received"]) == 1
+        assert c["sides"]["server"]["final_state"] == "CLOSED"
+        assert c["close"]["kind"] == "fin-then-rst"
+        ps = conn_pkts(pkts, c)
+        rst = [p for p in sent_by(ps, c["client"]) if p.rst]
+        assert len(rst) == 1 and not rst[0].has_ack, "a no-socket reply to an ACK-bearing segment is a bare RST"
+        trigger = [p for p in sent_by(ps, c["server"]) if p.ts < rst[0].ts][-1]
+        assert rst[0].seq == trigger.ack
+        late[c["client"]["port"]] = trigger
+    assert late[40091].plen > 0 and not late[40091].fin      # late data
+    assert late[40092].fin                                   # late FIN
+    c2 = [c for c in t["connections"] if c["client"]["port"] == 40092][0]
+    assert states(c2, "server") == PASSIVE_SERVER
+
+
+def _reuse(t, pkts):
+    cs = t["connections"]
+    assert [c["incarnation"] for c in cs] == [0, 1]
+    assert ep(cs[0]["client"]) == ep(cs[1]["client"]) and ep(cs[0]["server"]) == ep(cs[1]["server"])
+    syns = [p for p in conn_pkts(pkts, cs[0]) if p.syn and not p.has_ack]
+    assert len(syns) == 2 and syns[0].seq != syns[1].seq, "expected a second SYN on the same 4-tuple"
+    return cs, syns
+
+
+def chk_reuse_server_tw(t, pkts):
+    cs, syns = _reuse(t, pkts)
+    old, new = cs
+    assert states(old, "server") == SERVER_FIRST + ["CLOSED"]
+    assert states(old, "client") == PASSIVE_CLIENT
+    end = trans(old, "server", "TIME_WAIT", "CLOSED")
+    assert end["evidence"] == "proc_poll" and "taken over" in end.get("why", "")
+    assert end["window"][0] <= syns[1].ts + 0.001 and end["ts"] >= syns[1].ts - 0.001
+    assert states(new, "client") == CLIENT_FIRST and states(new, "server") == PASSIVE_SERVER
+    # takeover by TCP_TW_SYN: the new SYN-ACK's ISN is the old snd_nxt + 65537
+    ps0 = conn_pkts(pkts, old, 0)
+    ps1 = conn_pkts(pkts, old, 1)
+    old_fin = [p for p in sent_by(ps0, old["server"]) if p.fin][0]
+    synack = [p for p in ps1 if p.syn and p.has_ack][0]
+    assert synack.seq == (old_fin.seq + 1 + 65537) % 2**32
+
+
+def chk_reuse_client_tw(t, pkts):
+    assert t["sysctls"]["net.ipv4.tcp_tw_reuse"] == 1
+    cs, syns = _reuse(t, pkts)
+    old, new = cs
+    assert states(old, "client") == CLIENT_FIRST + ["CLOSED"]
+    end = trans(old, "client", "TIME_WAIT", "CLOSED")
+    assert end["evidence"] == "proc_poll" and "taken over" in end.get("why", "")
+    assert syns[1].ts - trans(old, "client", "FIN_WAIT2", "TIME_WAIT")["ts"] > 1.0  # tcp_tw_reuse_delay
+    assert states(new, "client") == CLIENT_FIRST and states(new, "server") == PASSIVE_SERVER
+    # tcp_tw_reuse: the reusing connection's ISN is the old snd_nxt + 65537
+    old_fin = [p for p in sent_by(conn_pkts(pkts, old, 0), old["client"]) if p.fin][0]
+    assert syns[1].seq == (old_fin.seq + 1 + 65537) % 2**32
+
+
+def chk_close_wait_leak(t, pkts):
+    c = only(t)
+    assert t["vantage"] == "server"
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT"]
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2"]
+    assert c["sides"]["server"]["final_state"] == "CLOSE_WAIT"
+    assert c["sides"]["client"]["final_state"] == "FIN_WAIT2"
+    assert c["close"]["kind"] == "half-open"
+    ps = conn_pkts(pkts, c)
+    assert [p.src for p in ps if p.fin] == [c["client"]["ip"]]
+    assert t["capture_end_ts"] - trans(c, "server", "ESTABLISHED", "CLOSE_WAIT")["ts"] > 1.0
+
+
+def chk_ipv6(t, pkts):
+    c = _client_first(t, pkts, three=False)
+    assert ":" in c["client"]["ip"] and ":" in c["server"]["ip"]
+    assert all(p.ipver == 6 for p in pkts)
+
+
+def chk_any_sll2(t, pkts):
+    assert t["vantage"] == "any"
+    assert t["capture_format"]["linktype"] == 276
+    assert pcapread.read_capture(SAMPLES / t["capture"]).linktypes == [276]
+    _client_first(t, pkts, three=True)
+
+
+def chk_pcapng(t, pkts):
+    cap = pcapread.read_capture(SAMPLES / t["capture"])
+    assert cap.fmt == "pcapng" and t["capture"].endswith(".pcapng")
+    _server_first(t, pkts)
+
+
+def chk_two_vantage(t, pkts):
+    assert t["vantage"] == "both"
+    seen, first = {}, []
+    for p in pkts:
+        k = (p.src, p.sport, p.seq, p.ack, p.flags, p.plen)
+        if k not in seen:
+            first.append(p)
+        else:
+            assert p.ts - seen[k][0].ts < 0.005, "the second copy should follow within microseconds"
+        seen.setdefault(k, []).append(p)
+    assert {len(v) for v in seen.values()} == {2}, "every segment should appear exactly twice"
+    _client_first(t, first, three=False)
+
+
+def chk_mixed(t, pkts):
+    cs = t["connections"]
+    assert len(cs) >= 190
+    assert len({c["client"]["port"] for c in cs}) == len(cs)
+    assert (SAMPLES / t["capture"]).stat().st_size < 1024 * 1024
+    kinds = {c["scripted_kind"] for c in cs}
+    assert {"four_way", "three_way", "server_first", "rst_linger0", "rst_unread", "half_close"} <= kinds
+    for c in cs:
+        k = c["scripted_kind"]
+        cl, sv = states(c, "client"), states(c, "server")
+        if k in ("four_way", "three_way"):
+            assert cl == CLIENT_FIRST and sv == PASSIVE_SERVER, (k, cl, sv)
+        elif k == "half_close":
+            assert cl == CLIENT_FIRST and sv == PASSIVE_SERVER and c["close"].get("half_close"), (k, c["close"])
+        elif k == "server_first":
+            assert sv == SERVER_FIRST and cl == PASSIVE_CLIENT, (k, cl, sv)
+        elif k in ("rst_linger0", "rst_unread"):
+            assert cl[-1] == "CLOSED" and "FIN_WAIT1" not in cl and c["close"]["kind"] == "rst"
+            assert c["sides"]["client"]["rst_sent"] and c["sides"]["server"]["rst_received"]
+        elif k == "close_wait_leak":
+            assert sv[-1] == "CLOSE_WAIT" and cl[-1] == "FIN_WAIT2"
+    n_three = sum(1 for c in cs if c["close"]["kind"] == "three-way")
+    n_four = sum(1 for c in cs if c["close"]["kind"] == "four-way")
+    assert n_three >= 10 and n_four >= 10
+
+
+def chk_nano(t, pkts):
+    cap = pcapread.read_capture(SAMPLES / t["capture"])
+    assert cap.fmt == "pcap" and cap.nanosecond and cap.magic == 0xA1B23C4D
+    assert any(r.ts_ns % 1000 for r in cap.records), "expected sub-microsecond digits"
+    _client_first(t, pkts, three=True)
+
+
+def chk_vlan(t, pkts):
+    assert all(p.vlan == [100] for p in pkts)
+    _client_first(t, pkts, three=False)
+
+
+def chk_rawip(t, pkts):
+    assert pcapread.read_capture(SAMPLES / t["capture"]).linktypes == [101]
+    _client_first(t, pkts, three=True)
+
+
+def chk_loopback(t, pkts):
+    assert t["capture"].startswith("loopback_")
+    c = _client_first(t, pkts, three=False)
+    assert c["client"]["ip"] == c["server"]["ip"] == "127.0.0.1"
+
+
+CHECKS = {
+    "four_way": chk_four_way, "three_way": chk_three_way, "server_first": chk_server_first,
+    "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
+    "rst_unread": chk_rst_unread, "lost_last_ack": chk_lost_last_ack,
+    "fin_wait2_timeout": chk_fin_wait2_timeout, "reuse_server_tw": chk_reuse_server_tw,
+    "reuse_client_tw": chk_reuse_client_tw, "close_wait_leak": chk_close_wait_leak, "ipv6": chk_ipv6,
+    "any_sll2": chk_any_sll2, "pcapng_server_first": chk_pcapng, "two_vantage": chk_two_vantage,
+    "mixed_200": chk_mixed, "nano_three_way": chk_nano, "vlan8021q": chk_vlan, "rawip_tun": chk_rawip,
+    "loopback_four_way": chk_loopback,
+}

@@ -1,0 +1,1524 @@
+#!/usr/bin/env python3
+"""Generate the sample captures in sample_pcaps/ together with a kernel-truth
+file for each one.
+
+    sudo python3 tools/gen_samples.py                 # every scenario
+    sudo python3 tools/gen_samples.py --only four_way simultaneous
+    python3 tools/gen_samples.py --list
+
+Needs root (network namespaces, tcpdump, tracefs, nftables).  Stdlib only; it
+installs tcpdump, nftables and ethtool with apt-get when they are missing.
+
+For each scenario it builds a fresh client and server network namespace
+(tdg-cli, tdg-srv; plus tdg-mid for the userspace VLAN / TUN links), joined
+by a veth pair with addresses from 198.18.0.0/15 and fd00:7d::/64 that exist
+only inside those namespaces, turns checksum/segmentation offloads off, runs
+real sockets (tools/tdg_agent.py), captures with tcpdump, records the kernel's
+sock:inet_sock_set_state / tcp:tcp_send_reset / tcp:tcp_receive_reset /
+tcp:tcp_retransmit_skb events in a private ftrace instance on the "mono"
+clock, polls /proc/net/tcp{,6} of both namespaces every 2 ms
+(tools/tdg_procpoll.py) to see timewait mini-sockets, and writes
+NAME.pcap (or .pcapng) and NAME.truth.json.  See sample_pcaps/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import ipaddress
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = ROOT / "sample_pcaps"
+sys.path.insert(0, str(HERE))
+import pcapread  # noqa: E402
+
+NS_C, NS_S, NS_M = "tdg-cli", "tdg-srv", "tdg-mid"
+TRACEFS = Path("/sys/kernel/tracing")
+INST = TRACEFS / "instances" / "tdgen"
+POLL_INTERVAL = 0.002
+PY = sys.executable or "python3"
+
+STATE_MAP = {
+    "TCP_ESTABLISHED": "ESTABLISHED", "TCP_SYN_SENT": "SYN_SENT", "TCP_SYN_RECV": "SYN_RECV",
+    "TCP_NEW_SYN_RECV": "SYN_RECV", "TCP_FIN_WAIT1": "FIN_WAIT1", "TCP_FIN_WAIT2": "FIN_WAIT2",
+    "TCP_TIME_WAIT": "TIME_WAIT", "TCP_CLOSE": "CLOSED", "TCP_CLOSE_WAIT": "CLOSE_WAIT",
+    "TCP_LAST_ACK": "LAST_ACK", "TCP_LISTEN": "LISTEN", "TCP_CLOSING": "CLOSING",
+}
+PROC_MAP = {"CLOSE": "CLOSED", "NEW_SYN_RECV": "SYN_RECV"}
+
+VERBOSE = False
+
+
+def log(*a):
+    print("[gen_samples]", *a, flush=True)
+
+
+def vlog(*a):
+    if VERBOSE:
+        print("   ", *a, flush=True)
+
+
+# --------------------------------------------------------------------- shell
+
+def sh(cmd, check=True, ns=None, capture=False, quiet=False):
+    if isinstance(cmd, str):
+        cmd = cmd.split()
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    vlog("$", " ".join(cmd))
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr.strip()}")
+    if r.returncode != 0 and not quiet:
+        vlog("  (ignored)", r.stderr.strip())
+    return r.stdout if capture else r.returncode
+
+
+def ensure_tools():
+    missing = [p for p, b in (("tcpdump", "tcpdump"), ("nftables", "nft"), ("ethtool", "ethtool"),
+                              ("iproute2", "ip"), ("iproute2", "tc")) if shutil.which(b) is None]
+    if missing:
+        log("installing", " ".join(sorted(set(missing))), "with apt-get")
+        subprocess.run(["apt-get", "update"], check=False)
+        subprocess.run(["apt-get", "install", "-y"] + sorted(set(missing)), check=True)
+
+
+# ------------------------------------------------------------------- tracing
+
+class Tracer:
+    EVENTS = ["sock/inet_sock_set_state", "tcp/tcp_send_reset", "tcp/tcp_receive_reset",
+              "tcp/tcp_retransmit_skb"]
+
+    def __init__(self, clock="mono"):
+        self.clock = clock
+        self.active = False
+
+    def _w(self, rel, val):
+        with open(INST / rel, "w") as f:
+            f.write(val)
+
+    def setup(self):
+        if not (TRACEFS / "events").exists():
+            sh(["mount", "-t", "tracefs", "nodev", str(TRACEFS)])
+        if INST.exists():
+            self.teardown()
+        INST.mkdir()
+        self.active = True
+        self._w("tracing_on", "0")
+        self._w("trace_clock", self.clock)
+        self._w("buffer_size_kb", "16384")
+        for ev in self.EVENTS:
+            self._w(f"events/{ev}/enable", "1")
+        self._w("events/sock/inet_sock_set_state/filter", "protocol == 6")
+
+    def start(self):
+        self._w("tracing_on", "0")
+        self._w("trace", "")
+        self._w("tracing_on", "1")
+
+    def stop(self):
+        self._w("tracing_on", "0")
+        text = (INST / "trace").read_text()
+        overruns = 0
+        for st in (INST / "per_cpu").glob("cpu*/stats"):
+            m = re.search(r"overrun: (\d+)", st.read_text())
+            if m:
+                overruns += int(m.group(1))
+        return text, overruns
+
+    def teardown(self):
+        if not INST.exists():
+            return
+        try:
+            self._w("tracing_on", "0")
+            for ev in self.EVENTS:
+                try:
+                    self._w(f"events/{ev}/enable", "0")
+                except OSError:
+                    pass
+            INST.rmdir()
+        except OSError as e:
+            log("warning: could not remove trace instance:", e)
+        self.active = False
+
+
+TRACE_RE = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s(.*)$")
+KV_RE = re.compile(r"(\w+)=(\S+)")
+
+
+def _ep(s):
+    """'198.18.0.1:40001' or '[fd00:7d::1]:40001' -> ('198.18.0.1', 40001)."""
+    host, port = s.rsplit(":", 1)
+    host = host.strip("[]")
+    a = ipaddress.ip_address(host)
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped:
+        a = a.ipv4_mapped
+    return str(a), int(port)
+
+
+def parse_trace(text, offset):
+    """Return list of events with wall-clock (pcap clock) timestamps."""
+    evs = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = TRACE_RE.search(line)
+        if not m:
+            continue
+        mono, name, rest = float(m.group(1)), m.group(2), m.group(3)
+        kv = dict(KV_RE.findall(rest))
+        ev = {"ts": mono + offset, "mono": mono, "name": name}
+        if name in ("inet_sock_set_state", "tcp_receive_reset", "tcp_retransmit_skb"):
+            if kv.get("family") == "AF_INET6":
+                sa, da = kv["saddrv6"], kv["daddrv6"]
+            else:
+                sa, da = kv["saddr"], kv["daddr"]
+            sa, da = str(ipaddress.ip_address(sa)), str(ipaddress.ip_address(da))
+            ev["local"] = (sa, int(kv["sport"]))
+            ev["remote"] = (da, int(kv["dport"]))
+            if name == "inet_sock_set_state":
+                ev["old"] = STATE_MAP.get(kv["oldstate"], kv["oldstate"])
+                ev["new"] = STATE_MAP.get(kv["newstate"], kv["newstate"])
+            if name == "tcp_retransmit_skb":
+                ev["state"] = STATE_MAP.get(kv.get("state", ""), kv.get("state"))
+        elif name == "tcp_send_reset":
+            try:
+                ev["local"] = _ep(kv["src"])
+                ev["remote"] = _ep(kv["dest"])
+            except (KeyError, ValueError):
+                continue
+            ev["state"] = STATE_MAP.get(kv.get("state", ""), kv.get("state"))
+            ev["reason"] = kv.get("reason")
+        else:
+            continue
+        evs.append(ev)
+    evs.sort(key=lambda e: e["ts"])
+    return evs
+
+
+def clock_offset(samples=50):
+    """CLOCK_REALTIME - CLOCK_MONOTONIC in seconds, from the tightest bracket."""
+    best = None
+    for _ in range(samples):
+        r1 = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        m = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        r2 = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        if best is None or r2 - r1 < best[0]:
+            best = (r2 - r1, (r1 + r2) // 2 - m)
+    return best[1] / 1e9, best[0] / 1e3
+
+
+# ------------------------------------------------------------------ topology
+
+class Topology:
+    """kind: 'veth' | 'vlan' | 'tun' | 'host' (loopback in the host namespace)."""
+
+    def __init__(self, kind="veth"):
+        self.kind = kind
+        self.fwd = None
+        if kind == "veth":
+            self.c4, self.s4, self.c6, self.s6 = "198.18.0.1", "198.18.0.2", "fd00:7d::1", "fd00:7d::2"
+            self.cdev, self.sdev = "tdgc0", "tdgs0"
+        elif kind == "vlan":
+            self.c4, self.s4, self.c6, self.s6 = "198.18.1.1", "198.18.1.2", None, None
+            self.cdev, self.sdev = "tdgc0", "tdgs0"
+        elif kind == "tun":
+            self.c4, self.s4, self.c6, self.s6 = "198.18.2.1", "198.18.2.2", None, None
+            self.cdev, self.sdev = "tdgtunc", "tdgtuns"
+        elif kind == "host":
+            self.c4 = self.s4 = "127.0.0.1"
+            self.c6 = self.s6 = None
+            self.cdev = self.sdev = "lo"
+        self.ns_c = None if kind == "host" else NS_C
+        self.ns_s = None if kind == "host" else NS_S
+
+    @staticmethod
+    def cleanup_stale():
+        out = sh(["ip", "netns", "list"], capture=True, check=False)
+        for line in out.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name.startswith("tdg-"):
+                sh(["ip", "netns", "del", name], check=False)
+
+    def _offloads(self, ns, dev):
+        sh(["ethtool", "-K", dev, "tx", "off", "rx", "off", "sg", "off", "tso", "off", "gso", "off",
+            "gro", "off"], ns=ns, check=False, quiet=True)
+        sh(["ethtool", "-K", dev, "rxvlan", "off", "txvlan", "off"], ns=ns, check=False, quiet=True)
+
+    def _ns_base(self, ns):
+        sh(["ip", "netns", "add", ns])
+        sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+
+    def setup(self):
+        if self.kind == "host":
+            return
+        self.cleanup_stale()
+        # Give the namespaces their own small TCP hash table: /proc/net/tcp walks
+        # every bucket, and with the host's table one read takes ~4 ms, which
+        # would make the 2 ms polling useless.  The host value is put back at once.
+        knob = Path("/proc/sys/net/ipv4/tcp_child_ehash_entries")
+        orig = knob.read_text().strip() if knob.exists() else None
+        try:
+            if orig is not None:
+                knob.write_text("1024")
+            for ns in (NS_C, NS_S) + ((NS_M,) if self.kind in ("vlan", "tun") else ()):
+                self._ns_base(ns)
+        finally:
+            if orig is not None:
+                knob.write_text(orig)
+        if self.kind == "veth":
+            sh(["ip", "link", "add", "tdgc0", "netns", NS_C, "type", "veth", "peer", "name", "tdgs0",
+                "netns", NS_S])
+            for ns, dev, a4, a6 in ((NS_C, "tdgc0", self.c4, self.c6), (NS_S, "tdgs0", self.s4, self.s6)):
+                self._offloads(ns, dev)
+                sh(["ip", "-n", ns, "addr", "add", a4 + "/24", "dev", dev])
+                sh(["ip", "-n", ns, "addr", "add", a6 + "/64", "dev", dev, "nodad"])
+                sh(["ip", "-n", ns, "link", "set", dev, "up"])
+        elif self.kind == "vlan":
+            for k in ("all", "default"):
+                sh(["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], ns=NS_M)
+            for ns in (NS_C, NS_S):
+                for k in ("all", "default"):
+                    sh(["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], ns=ns)
+            sh(["ip", "link", "add", "tdgc0", "netns", NS_C, "type", "veth", "peer", "name", "tdgc1",
+                "netns", NS_M])
+            sh(["ip", "link", "add", "tdgs0", "netns", NS_S, "type", "veth", "peer", "name", "tdgs1",
+                "netns", NS_M])
+            sh(["ip", "link", "add", "tdgta", "netns", NS_M, "type", "veth", "peer", "name", "tdgtb",
+                "netns", NS_M])
+            for dev in ("tdgc1", "tdgs1", "tdgta", "tdgtb"):
+                self._offloads(NS_M, dev)
+                sh(["ip", "-n", NS_M, "link", "set", dev, "up"])
+            for ns, dev, a4 in ((NS_C, "tdgc0", self.c4), (NS_S, "tdgs0", self.s4)):
+                self._offloads(ns, dev)
+                sh(["ip", "-n", ns, "addr", "add", a4 + "/24", "dev", dev])
+                sh(["ip", "-n", ns, "link", "set", dev, "up"])
+            self.fwd = subprocess.Popen(["ip", "netns", "exec", NS_M, PY, str(HERE / "tdg_fwd.py"), "vlan",
+                                         "100", "tdgc1", "tdgta", "tdgtb", "tdgs1"],
+                                        stdout=subprocess.PIPE, text=True)
+            if self.fwd.stdout.readline().strip() != "ready":
+                raise RuntimeError("vlan forwarder did not start")
+        elif self.kind == "tun":
+            for ns in (NS_C, NS_S):
+                for k in ("all", "default"):
+                    sh(["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], ns=ns)
+            self.fwd = subprocess.Popen(["ip", "netns", "exec", NS_M, PY, str(HERE / "tdg_fwd.py"), "tun",
+                                         "tdgtunc", "tdgtuns"], stdout=subprocess.PIPE, text=True)
+            if self.fwd.stdout.readline().strip() != "ready":
+                raise RuntimeError("tun forwarder did not start")
+            for ns, dev, a4 in ((NS_C, "tdgtunc", self.c4), (NS_S, "tdgtuns", self.s4)):
+                sh(["ip", "-n", NS_M, "link", "set", dev, "netns", ns])
+                self._offloads(ns, dev)
+                sh(["ip", "-n", ns, "addr", "add", a4 + "/24", "dev", dev])
+                sh(["ip", "-n", ns, "link", "set", dev, "up"])
+
+    def teardown(self):
+        if self.fwd is not None:
+            _kill(self.fwd)
+            self.fwd = None
+        if self.kind != "host":
+            for ns in (NS_C, NS_S, NS_M):
+                sh(["ip", "netns", "del", ns], check=False, quiet=True)
+
+
+def _kill(p, sig=signal.SIGTERM, timeout=5):
+    if p is None or p.poll() is not None:
+        return
+    try:
+        p.send_signal(sig)
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    except ProcessLookupError:
+        pass
+
+
+# -------------------------------------------------------------------- agents
+
+class Agent:
+    def __init__(self, ns, label):
+        self.label = label
+        cmd = [PY, "-u", str(HERE / "tdg_agent.py")]
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        hello = json.loads(self.p.stdout.readline())
+        self.pid = hello["pid"]
+
+    def _req(self, obj):
+        self.p.stdin.write(json.dumps(obj) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"agent {self.label} died")
+        rep = json.loads(line)
+        if not rep["ok"]:
+            raise RuntimeError(f"agent {self.label} failed on {obj}:\n{rep['err']}")
+        return rep.get("r")
+
+    def __call__(self, code):
+        return self._req({"code": code})
+
+    def bg(self, name, code):
+        return self._req({"code": code, "bg": name})
+
+    def join(self, name, timeout=30):
+        return self._req({"join": name, "timeout": timeout})
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        _kill(self.p)
+
+
+# ------------------------------------------------------------------- capture
+
+class Capture:
+    def __init__(self, ns, dev, path, filt="tcp", linktype=None, nano=False):
+        cmd = ["tcpdump", "-i", dev, "-w", str(path), "-U", "--immediate-mode", "-Z", "root", "-n"]
+        if linktype:
+            cmd += ["-y", linktype]
+        if nano:
+            cmd += ["--time-stamp-precision=nano"]
+        cmd += filt.split()
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        vlog("$", " ".join(cmd))
+        self.path = path
+        self.p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        self.err = []
+        ready = threading.Event()
+
+        def reader():
+            for line in self.p.stderr:
+                self.err.append(line.rstrip())
+                if "listening on" in line:
+                    ready.set()
+            ready.set()
+
+        self.t = threading.Thread(target=reader, daemon=True)
+        self.t.start()
+        if not ready.wait(10) or self.p.poll() is not None:
+            raise RuntimeError("tcpdump did not start: " + "\n".join(self.err))
+        time.sleep(0.2)
+
+    def stop(self):
+        _kill(self.p, signal.SIGINT)
+        self.t.join(5)
+        return self.err
+
+
+# ------------------------------------------------------------------ scenario
+
+class Ctx:
+    """What a scenario body gets: agents, addresses, and a few helpers."""
+
+    def __init__(self, topo, cli, srv, scenario):
+        self.topo, self.cli, self.srv, self.sc = topo, cli, srv, scenario
+        self.c4, self.s4, self.c6, self.s6 = topo.c4, topo.s4, topo.c6, topo.s6
+        self.marks = {}
+
+    def nft(self, ns, ruleset):
+        cmd = ["nft", "-f", "-"]
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        r = subprocess.run(cmd, input=ruleset, text=True, capture_output=True)
+        if r.returncode != 0:
+            raise RuntimeError("nft failed: " + r.stderr)
+
+    def mark(self, name):
+        self.marks[name] = time.time()
+
+
+class Scenario:
+    def __init__(self, name, body, description, analysis, vantage="client", topo="veth", ext="pcap",
+                 linktype=None, nano=False, sysctls=None, tail=0.6, expect=None, kind=None, initiator=None):
+        self.name, self.body, self.description, self.analysis = name, body, description, analysis
+        self.vantage, self.topo, self.ext, self.linktype, self.nano = vantage, topo, ext, linktype, nano
+        self.sysctls = sysctls or {}
+        self.tail = tail
+        self.expect = expect
+        self.kind, self.initiator = kind, initiator
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name, **kw):
+    def deco(fn):
+        SCENARIOS[name] = Scenario(name, fn, **kw)
+        return fn
+    return deco
+
+
+# Common building blocks ------------------------------------------------------
+
+def open_pair(x, sport, dport, chost=None, shost=None, cname="c", sname="s", listen=True, lname="L"):
+    chost = chost or x.c4
+    shost = shost or x.s4
+    if listen:
+        x.srv(f"listen({lname!r}, {shost!r}, {dport})")
+    x.cli(f"connect({cname!r}, {shost!r}, {dport}, src={chost!r}, sport={sport})")
+    x.srv(f"accept({sname!r}, {lname!r})")
+
+
+def exchange(x, cname="c", sname="s", req=64, resp=200):
+    x.cli(f"send({cname!r}, {req}, b'GET /{req} ')")
+    x.srv(f"_r = recv_n({sname!r}, {req})")
+    x.srv(f"send({sname!r}, {resp}, b'200 OK ')")
+    x.cli(f"_r = recv_n({cname!r}, {resp})")
+
+
+def client_first_close(x, cname="c", sname="s", server_delay=0.3):
+    """Client closes; the server reads EOF and closes server_delay later
+    (0 = right away, so its FIN carries the ACK: three-way)."""
+    x.cli(f"close({cname!r})")
+    if server_delay <= 0:
+        x.srv(f"recv_eof({sname!r}); close({sname!r})")
+    else:
+        x.srv(f"recv_eof({sname!r})")
+        time.sleep(server_delay)
+        x.srv(f"close({sname!r})")
+
+
+# Scenario bodies -------------------------------------------------------------
+
+@scenario("four_way",
+          description="Client connects, sends a request, gets a response and close()s first. The server's "
+                      "delayed ACK of the client's FIN goes out on its own (~40 ms); the server application "
+                      "closes 300 ms later, so the close is FIN / ACK / FIN / ACK.",
+          analysis="Four-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT (final TIME_WAIT). Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, "
+                   "LAST_ACK, CLOSED.",
+          kind="four-way", initiator="client")
+def sc_four_way(x):
+    open_pair(x, 40011, 5001)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
+@scenario("three_way",
+          description="Client closes first; the server application reads EOF and closes at once, before its "
+                      "delayed-ACK timer fires, so its FIN carries the ACK of the client's FIN: FIN / FIN+ACK / "
+                      "ACK.",
+          analysis="Three-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT, where FIN_WAIT1->FIN_WAIT2->TIME_WAIT happen on the one FIN+ACK "
+                   "segment. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          kind="three-way", initiator="client")
+def sc_three_way(x):
+    open_pair(x, 40021, 5002)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0)
+
+
+@scenario("server_first",
+          description="Server sends its response and close()s first; the client reads EOF and closes 300 ms "
+                      "later. Captured on the server's interface.",
+          analysis="Four-way close initiated by the server. Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT (final TIME_WAIT). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, "
+                   "LAST_ACK, CLOSED.",
+          vantage="server", kind="four-way", initiator="server")
+def sc_server_first(x):
+    open_pair(x, 40031, 5003)
+    exchange(x)
+    time.sleep(0.05)
+    x.srv("close('s')")
+    x.cli("recv_eof('c')")
+    time.sleep(0.3)
+    x.cli("close('c')")
+
+
+@scenario("half_close",
+          description="Client sends a request and calls shutdown(SHUT_WR) (FIN) but keeps reading. The server "
+                      "reads EOF and then streams 10 x 200 bytes over about one second to the half-closed "
+                      "client, which ACKs them, then closes. The client then close()s its socket.",
+          analysis="Half-close initiated by the client, then a four-way-style close. Client: SYN_SENT, "
+                   "ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (for ~1 s while receiving data), TIME_WAIT. Server: "
+                   "SYN_RECV, ESTABLISHED, CLOSE_WAIT (sending data), LAST_ACK, CLOSED.",
+          kind="half-close", initiator="client")
+def sc_half_close(x):
+    open_pair(x, 40041, 5004)
+    x.cli("send('c', 64, b'UPLOAD ')")
+    x.srv("_r = recv_n('s', 64)")
+    x.cli("shut_wr('c')")
+    x.cli.bg("rd", "_r = recv_eof('c', timeout=10)")
+    x.srv("recv_eof('s')")
+    x.srv("for i in range(10):\n    send('s', 200, b'chunk ')\n    time.sleep(0.1)")
+    x.srv("close('s')")
+    got = x.cli.join("rd")
+    assert got == 2000, got
+    time.sleep(0.1)
+    x.cli("close('c')")
+
+
+SIM_TBF = "rate 1mbit burst 1600 limit 200000"
+
+
+@scenario("simultaneous",
+          description="Both applications close() at the same instant. Each side's veth has a slow tbf qdisc "
+                      "(1 Mbit/s) and each side first queues 10 KB of UDP filler (not captured; the capture "
+                      "filter is 'tcp') so both FINs wait ~80 ms in the qdisc and cross on the wire. Each FIN "
+                      "reaches a peer that is in FIN_WAIT1 with its own FIN unacknowledged.",
+          analysis="Simultaneous close. Both sides: ..., ESTABLISHED, FIN_WAIT1, CLOSING, TIME_WAIT (final "
+                   "TIME_WAIT on both). On the wire each side sends FIN, then an ACK of the peer's FIN.",
+          kind="simultaneous", initiator="both")
+def sc_simultaneous(x):
+    for ns, dev in ((NS_C, x.topo.cdev), (NS_S, x.topo.sdev)):
+        sh(["tc", "qdisc", "add", "dev", dev, "root", "tbf"] + SIM_TBF.split(), ns=ns)
+    x.cli(f"udp_sink('u', {x.c4!r}, 9)")
+    x.srv(f"udp_sink('u', {x.s4!r}, 9)")
+    open_pair(x, 40051, 5005)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.cli.bg("cl", f"at({t}); udp_filler({x.s4!r}, 9, 10, 1000); close('c')")
+    x.srv.bg("cl", f"at({t}); udp_filler({x.c4!r}, 9, 10, 1000); close('s')")
+    x.cli.join("cl")
+    x.srv.join("cl")
+    time.sleep(0.6)
+
+
+@scenario("rst_linger0",
+          description="After the request/response the client sets SO_LINGER {on, 0} and close()s: the kernel "
+                      "aborts the connection with a RST instead of a FIN. The server then close()s its "
+                      "already-reset socket (nothing on the wire).",
+          analysis="Abortive close (RST) by the client. Client: SYN_SENT, ESTABLISHED, CLOSED (rst_sent; this kernel "
+                   "reports reason TCP_STATE, because SO_LINGER 0 goes through tcp_disconnect()). Server: SYN_RECV, ESTABLISHED, CLOSED (rst_received). "
+                   "No FIN from either side.",
+          kind="rst", initiator="client")
+def sc_rst_linger0(x):
+    open_pair(x, 40061, 5006)
+    exchange(x)
+    time.sleep(0.05)
+    x.cli("linger0('c'); close('c')")
+    time.sleep(0.2)
+    x.srv("close('s')")
+
+
+@scenario("rst_unread",
+          description="The server sends 500 bytes the client never reads; the client close()s with that data "
+                      "still in its receive queue, so Linux sends a RST (RFC 2525) instead of a FIN.",
+          analysis="Abortive close (RST) by the client because of unread data. Client: SYN_SENT, "
+                   "ESTABLISHED, CLOSED (rst_sent, reason TCP_ABORT_ON_CLOSE). Server: SYN_RECV, ESTABLISHED, "
+                   "CLOSED (rst_received).",
+          kind="rst", initiator="client")
+def sc_rst_unread(x):
+    open_pair(x, 40071, 5007)
+    x.cli("send('c', 64, b'GET ')")
+    x.srv("_r = recv_n('s', 64)")
+    x.srv("send('s', 500, b'unread ')")
+    time.sleep(0.1)
+    x.cli("close('c')")
+    time.sleep(0.2)
+    x.srv("close('s')")
+
+
+@scenario("lost_last_ack",
+          description="Four-way close where the client's final ACK (the ACK of the server's FIN) is dropped "
+                      "once by a one-shot nftables rule on the server's input hook (after the capture point, "
+                      "so the capture shows it). The server, in LAST_ACK, retransmits its FIN after its RTO; "
+                      "the client's TIME_WAIT mini-socket answers with a second ACK and the server closes.",
+          analysis="Four-way close initiated by the client, final ACK lost. Client: SYN_SENT, ESTABLISHED, "
+                   "FIN_WAIT1, FIN_WAIT2, TIME_WAIT (re-ACKs the retransmitted FIN; final TIME_WAIT). Server: "
+                   "SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK (FIN retransmitted once), CLOSED.",
+          kind="four-way", initiator="client")
+def sc_lost_last_ack(x):
+    open_pair(x, 40081, 5008)
+    exchange(x)
+    time.sleep(0.05)
+    x.cli("close('c')")
+    x.srv("recv_eof('s')")
+    time.sleep(0.15)  # the server's delayed ACK of the client's FIN has gone out
+    x.nft(NS_S, """
+table inet tdg {
+  set once { type inet_service; flags dynamic; }
+  chain in { type filter hook input priority 0; policy accept;
+    tcp sport 40081 tcp dport 5008 tcp flags == ack tcp sport @once accept
+    tcp sport 40081 tcp dport 5008 tcp flags == ack update @once { tcp sport } counter drop
+  }
+}
+""")
+    time.sleep(0.15)
+    x.srv("close('s')")
+    time.sleep(1.0)
+
+
+@scenario("fin_wait2_timeout",
+          description="net.ipv4.tcp_fin_timeout=2 in the client namespace. Two connections; on both the client "
+                      "close()s first and the server ACKs but does not close, so the orphaned client socket "
+                      "sits in FIN_WAIT2 (as a timewait mini-socket with substate FIN_WAIT2) and silently "
+                      "expires after ~2 s. Then on 40091 the server sends late data, and on 40092 the server "
+                      "close()s (late FIN); the client host has no socket any more and answers each with a "
+                      "bare RST.",
+          analysis="fin-then-rst. Client (both connections): SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, "
+                   "CLOSED (FIN_WAIT2 timeout, silent), then a RST sent from the no-socket path. Server: "
+                   "SYN_RECV, ESTABLISHED, CLOSE_WAIT, CLOSED on the RST (40091: after its late data; "
+                   "40092: CLOSE_WAIT, LAST_ACK, CLOSED after its late FIN).",
+          sysctls={NS_C: {"net.ipv4.tcp_fin_timeout": 2}}, kind="fin-then-rst", initiator="client")
+def sc_fin_wait2_timeout(x):
+    x.srv(f"listen('L', {x.s4!r}, 5009)")
+    for i, port in enumerate((40091, 40092)):
+        open_pair(x, port, 5009, cname=f"c{i}", sname=f"s{i}", listen=False)
+        exchange(x, f"c{i}", f"s{i}")
+    time.sleep(0.05)
+    x.cli("close('c0'); close('c1')")
+    x.srv("recv_eof('s0'); recv_eof('s1')")
+    time.sleep(3.5)
+    x.srv("send('s0', 100, b'late data ')")
+    time.sleep(0.1)
+    x.srv("close('s1')")
+    time.sleep(0.3)
+    x.srv("close('s0')")
+
+
+@scenario("reuse_server_tw",
+          description="Server closes first and holds the 4-tuple in TIME_WAIT; the client (in LAST_ACK, then "
+                      "CLOSED) reconnects 0.5 s later from the same port 40101. The server's TIME_WAIT "
+                      "socket accepts the new SYN (TCP_TW_SYN) and the second incarnation does a normal "
+                      "client-first four-way close. Captured on the server.",
+          analysis="Two incarnations of one 4-tuple. #0: server-initiated four-way close; server SYN_RECV, "
+                   "ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSED (TIME_WAIT ended by the new SYN); "
+                   "client SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED. #1: client-initiated "
+                   "four-way close; client ends in TIME_WAIT, server CLOSED.",
+          vantage="server", kind="four-way", initiator="server")
+def sc_reuse_server_tw(x):
+    open_pair(x, 40101, 5010)
+    exchange(x)
+    time.sleep(0.05)
+    x.srv("close('s')")
+    x.cli("recv_eof('c')")
+    time.sleep(0.2)
+    x.cli("close('c')")
+    time.sleep(0.5)
+    open_pair(x, 40101, 5010, cname="c2", sname="s2", listen=False)
+    exchange(x, "c2", "s2")
+    time.sleep(0.05)
+    client_first_close(x, "c2", "s2", server_delay=0.3)
+
+
+@scenario("reuse_client_tw",
+          description="Client closes first (three-way) and holds the 4-tuple in TIME_WAIT. With "
+                      "net.ipv4.tcp_tw_reuse=1 in the client namespace the client binds the same port 40111 "
+                      "again 1.2 s later (after tcp_tw_reuse_delay) and connects to the same server port: "
+                      "the kernel reuses the TIME_WAIT 4-tuple. The second incarnation closes client-first "
+                      "(three-way) again.",
+          analysis="Two incarnations of one 4-tuple. #0: client-initiated three-way close; client SYN_SENT, "
+                   "ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSED (TIME_WAIT ended by its own reuse); "
+                   "server SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED. #1: same as #0, client ends "
+                   "in TIME_WAIT.",
+          sysctls={NS_C: {"net.ipv4.tcp_tw_reuse": 1}}, kind="three-way", initiator="client")
+def sc_reuse_client_tw(x):
+    open_pair(x, 40111, 5011)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0)
+    time.sleep(1.2)
+    open_pair(x, 40111, 5011, cname="c2", sname="s2", listen=False)
+    exchange(x, "c2", "s2")
+    time.sleep(0.05)
+    client_first_close(x, "c2", "s2", server_delay=0)
+
+
+@scenario("close_wait_leak",
+          description="Client closes first; the server application reads EOF but never close()s its socket "
+                      "(a CLOSE_WAIT leak). The capture ends 1.5 s later with the server still in CLOSE_WAIT "
+                      "and the client's orphaned socket in FIN_WAIT2. Captured on the server.",
+          analysis="Half-open / leaked: client-initiated, never completed. Client: SYN_SENT, ESTABLISHED, "
+                   "FIN_WAIT1, FIN_WAIT2 (final FIN_WAIT2, held by a timewait mini-socket). Server: SYN_RECV, "
+                   "ESTABLISHED, CLOSE_WAIT (final CLOSE_WAIT).",
+          vantage="server", kind="half-open", initiator="client", tail=1.5)
+def sc_close_wait_leak(x):
+    open_pair(x, 40121, 5012)
+    exchange(x)
+    time.sleep(0.05)
+    x.cli("close('c')")
+    x.srv("recv_eof('s')")
+
+
+@scenario("ipv6",
+          description="The four_way scenario over IPv6 (fd00:7d::1 -> [fd00:7d::2]:5013).",
+          analysis="Four-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          kind="four-way", initiator="client")
+def sc_ipv6(x):
+    open_pair(x, 40131, 5013, chost=x.c6, shost=x.s6)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
+@scenario("any_sll2",
+          description="A three-way close captured with `tcpdump -i any -y LINUX_SLL2` in the client namespace "
+                      "(link type LINUX_SLL2, 276).",
+          analysis="Three-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          vantage="any", linktype="LINUX_SLL2", kind="three-way", initiator="client")
+def sc_any_sll2(x):
+    open_pair(x, 40141, 5014)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0)
+
+
+@scenario("pcapng_server_first",
+          description="A server-first four-way close, written as pcapng (the tcpdump capture converted to one "
+                      "SHB, one IDB with if_name and if_tsresol=6, and EPBs; timestamps unchanged).",
+          analysis="Four-way close initiated by the server. Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          ext="pcapng", kind="four-way", initiator="server")
+def sc_pcapng(x):
+    open_pair(x, 40151, 5015)
+    exchange(x)
+    time.sleep(0.05)
+    x.srv("close('s')")
+    x.cli("recv_eof('c')")
+    time.sleep(0.3)
+    x.cli("close('c')")
+
+
+@scenario("two_vantage",
+          description="One client-first four-way connection captured at the same time on the client's veth "
+                      "and on the server's veth; the two captures are merged into one classic pcap ordered by "
+                      "timestamp, so every segment appears twice (once per vantage point, microseconds "
+                      "apart, byte-identical frames).",
+          analysis="Four-way close initiated by the client; each packet is a duplicate and must be counted "
+                   "once. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, "
+                   "ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          vantage="both", kind="four-way", initiator="client")
+def sc_two_vantage(x):
+    open_pair(x, 40161, 5016)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
+MIX_KINDS = ["four_way", "three_way", "server_first", "rst_linger0", "rst_unread", "half_close",
+             "close_wait_leak"]
+MIX_WEIGHTS = [30, 30, 20, 6, 6, 6, 2]
+
+
+@scenario("mixed_200",
+          description="200 connections to [198.18.0.2]:5017 from client ports 42000-42199, in 10 waves of 20 "
+                      "concurrent connections, each closed in one of these ways (seeded random choice, see "
+                      "scripted_kind in the truth file): client-first four-way, client-first three-way, "
+                      "server-first, SO_LINGER-0 RST, unread-data RST, half-close with a server reply after "
+                      "the client's FIN, CLOSE_WAIT leak.",
+          analysis="Per connection see the truth file: connections[i].scripted_kind and each side's states. "
+                   "Timing-dependent details (e.g. whether the server's ACK rode on its FIN) are what the "
+                   "kernel did, not what was scripted.",
+          kind="mixed", initiator="mixed", tail=0.8)
+def sc_mixed(x):
+    rnd = random.Random(20240603)
+    x.srv(f"listen('L', {x.s4!r}, 5017)")
+    kinds = {}
+    for wave in range(10):
+        ports = list(range(42000 + wave * 20, 42000 + wave * 20 + 20))
+        wk = {p: rnd.choices(MIX_KINDS, MIX_WEIGHTS)[0] for p in ports}
+        kinds.update(wk)
+        x.cli(f"for p in {ports}:\n    connect('c%d' % p, {x.s4!r}, 5017, src={x.c4!r}, sport=p)")
+        x.srv(f"accept_n('L', {len(ports)}, 's')")
+        # request / response; rst_unread clients never read the response
+        x.cli(f"for p in {ports}:\n    send('c%d' % p, 40 + p % 150, b'GET ')")
+        x.srv(f"for p in {ports}:\n    recv_n('s%d' % p, 40 + p % 150)\n    send('s%d' % p, 100 + (p * 7) % 600, b'OK ')")
+        readers = [p for p in ports if wk[p] != "rst_unread"]
+        x.cli(f"for p in {readers}:\n    recv_n('c%d' % p, 100 + (p * 7) % 600)")
+        time.sleep(0.05)
+        by = defaultdict(list)
+        for p, k in wk.items():
+            by[k].append(p)
+        # phase A
+        x.cli(f"for p in {by['four_way'] + by['three_way'] + by['close_wait_leak'] + by['rst_unread']}:\n"
+              f"    close('c%d' % p)\n"
+              f"for p in {by['rst_linger0']}:\n    linger0('c%d' % p); close('c%d' % p)\n"
+              f"for p in {by['half_close']}:\n    shut_wr('c%d' % p)")
+        x.srv(f"for p in {by['server_first']}:\n    close('s%d' % p)")
+        # phase B (within the 40 ms delayed-ACK window for three_way)
+        x.srv(f"for p in {by['three_way']}:\n    recv_eof('s%d' % p); close('s%d' % p)\n"
+              f"for p in {by['four_way'] + by['close_wait_leak'] + by['half_close']}:\n    recv_eof('s%d' % p)\n"
+              f"for p in {by['half_close']}:\n    send('s%d' % p, 300, b'more ')")
+        x.cli(f"for p in {by['server_first']}:\n    recv_eof('c%d' % p)")
+        time.sleep(0.3)
+        # phase C
+        x.srv(f"for p in {by['four_way'] + by['half_close'] + by['rst_linger0'] + by['rst_unread']}:\n"
+              f"    close('s%d' % p)")
+        x.cli(f"for p in {by['server_first']}:\n    close('c%d' % p)\n"
+              f"for p in {by['half_close']}:\n    recv_eof('c%d' % p); close('c%d' % p)")
+        time.sleep(0.1)
+    x.marks["scripted_kind"] = kinds
+
+
+@scenario("nano_three_way",
+          description="A client-first three-way close captured with `tcpdump --time-stamp-precision=nano` "
+                      "(pcap magic 0xa1b23c4d, nanosecond timestamps).",
+          analysis="Three-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          nano=True, kind="three-way", initiator="client")
+def sc_nano(x):
+    open_pair(x, 40181, 5018)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0)
+
+
+@scenario("vlan8021q",
+          description="A client-first four-way close over an 802.1Q VLAN (VID 100). This kernel has no 8021q "
+                      "module, so the VLAN is built in userspace: the client's and server's veths end in a "
+                      "forwarder namespace (tdg-mid) where tools/tdg_fwd.py tags frames onto a veth 'trunk' "
+                      "pair and untags them at the other end. The capture is on one end of the trunk "
+                      "(tdgta), so every frame carries the 802.1Q tag; it sits between the hosts, one "
+                      "userspace hop (~0.1 ms) from the client.",
+          analysis="Four-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED. Every "
+                   "frame has one 802.1Q tag with VID 100.",
+          topo="vlan", kind="four-way", initiator="client")
+def sc_vlan(x):
+    open_pair(x, 40191, 5019)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
+@scenario("rawip_tun",
+          description="A client-first three-way close over a layer-3 link: two TUN devices (no link-layer "
+                      "header) joined by a userspace forwarder, since this kernel has no ipip/gre. Captured on "
+                      "the client's TUN device, so the pcap is LINKTYPE_RAW (101): every record starts with "
+                      "the IPv4 header.",
+          analysis="Three-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          topo="tun", kind="three-way", initiator="client")
+def sc_rawip(x):
+    open_pair(x, 40201, 5020)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0)
+
+
+@scenario("loopback_four_way",
+          description="Plain loopback capture: tcpdump on the host's `lo`, a tiny Python server on "
+                      "127.0.0.1:5099 and client from port 40991, client-first four-way close. Loopback "
+                      "offloads were left as they are on the host, so TCP checksums in this capture may be "
+                      "partial (unverifiable); the link type is EN10MB with zero MAC addresses.",
+          analysis="Four-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.",
+          topo="host", kind="four-way", initiator="client")
+def sc_loopback(x):
+    open_pair(x, 40991, 5099)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
+# ------------------------------------------------------------- truth builder
+
+def load_poll(path):
+    recs, summary = [], None
+    with open(path) as f:
+        for line in f:
+            o = json.loads(line)
+            if "summary" in o:
+                summary = o["summary"]
+            elif "t" in o:
+                o["local"] = tuple(o["local"])
+                o["remote"] = tuple(o["remote"])
+                recs.append(o)
+    return recs, summary
+
+
+def tw_episodes(recs):
+    """Per (local, remote): list of timewait-socket episodes seen by polling."""
+    by = defaultdict(list)
+    for r in recs:
+        by[(r["local"], r["remote"])].append(r)
+    eps = defaultdict(list)
+    for k, rs in by.items():
+        cur = None
+        for r in rs:
+            if r["st"] is not None and r["tw"]:
+                if cur is None:
+                    cur = {"start_t": r["t"], "start_prev_t": r.get("prev_t0"), "subs": [], "end_t": None,
+                           "end_prev_t": None, "claimed": False}
+                    eps[k].append(cur)
+                cur["subs"].append((r["t"], r.get("prev_t0"), PROC_MAP.get(r["st"], r["st"])))
+            elif cur is not None:
+                cur["end_t"], cur["end_prev_t"] = r["t"], r.get("prev_t0")
+                cur = None
+    return eps
+
+
+def build_lives(evs):
+    lives = []
+    open_by_key = {}
+    pending = []  # SYN_SENT events with an unbound source port
+    for ev in evs:
+        if ev["name"] != "inet_sock_set_state":
+            continue
+        old, new, key = ev["old"], ev["new"], (ev["local"], ev["remote"])
+        if old == "LISTEN" and new == "SYN_RECV":
+            life = {"role": "server", "local": ev["local"], "remote": ev["remote"], "events": [ev], "closed": False}
+            lives.append(life)
+            open_by_key[key] = life
+            continue
+        if new == "SYN_SENT":
+            life = {"role": "client", "local": ev["local"], "remote": ev["remote"], "events": [ev], "closed": False}
+            lives.append(life)
+            if ev["local"][1] == 0:
+                pending.append(life)
+            else:
+                open_by_key[key] = life
+            continue
+        if "LISTEN" in (old, new):
+            continue
+        life = open_by_key.get(key)
+        if life is None and old == "SYN_SENT":
+            for p in pending:
+                if p["remote"] == ev["remote"]:
+                    pending.remove(p)
+                    p["local"] = ev["local"]
+                    life = p
+                    open_by_key[key] = p
+                    break
+        if life is None:
+            continue
+        life["events"].append(ev)
+        if new == "CLOSED":
+            life["closed"] = True
+            del open_by_key[key]
+    return lives
+
+
+class PcapIndex:
+    def __init__(self, pkts):
+        self.pkts = pkts
+        self.by = defaultdict(list)
+        for p in pkts:
+            self.by[frozenset(((p.src, p.sport), (p.dst, p.dport)))].append(p)
+
+    def conn(self, client, server, inc):
+        """Packets of incarnation inc of the 4-tuple (split at each new client ISN)."""
+        ps = self.by.get(frozenset((client, server)), [])
+        incs, cur, isn = [], None, None
+        for p in ps:
+            if p.syn and not p.has_ack and (p.src, p.sport) == client and p.seq != isn:
+                isn = p.seq
+                cur = []
+                incs.append(cur)
+            if cur is None:
+                cur = []
+                incs.append(cur)
+            cur.append(p)
+        return incs[inc] if inc < len(incs) else []
+
+
+def classify_retx(pk, local, ts):
+    """Find the retransmitted segment sent by `local` near trace time ts."""
+    seen = set()
+    best = None
+    for p in pk:
+        if (p.src, p.sport) != local:
+            continue
+        span = (p.seq, p.plen + (1 if p.syn else 0) + (1 if p.fin else 0))
+        if span[1] and span in seen and -0.001 <= p.ts - ts <= 0.3:
+            if best is None or abs(p.ts - ts) < abs(best.ts - ts):
+                best = p
+        if span[1]:
+            seen.add(span)
+    if best is None:
+        return None, None
+    if best.syn:
+        return ("SYN-ACK" if best.has_ack else "SYN"), best.ts
+    if best.fin:
+        return ("data+FIN" if best.plen else "FIN"), best.ts
+    return "data", best.ts
+
+
+def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start):
+    local, remote = life["local"], life["remote"]
+    tr, notes = [], []
+    state = "CLOSED"
+
+    def add(frm, to, ts, evidence, **extra):
+        nonlocal state
+        t = {"from": frm, "to": to, "ts": round(ts, 6), "evidence": evidence}
+        t.update(extra)
+        tr.append(t)
+        state = to
+
+    peer_fin_ts = [p.ts for p in pk if (p.src, p.sport) == remote and p.fin]
+    for i, ev in enumerate(life["events"]):
+        old, new, ts = ev["old"], ev["new"], ev["ts"]
+        if ts > capture_end:
+            break
+        if i == 0 and role == "server":
+            syns = [p for p in pk if p.syn and not p.has_ack and (p.src, p.sport) == remote and p.ts <= ts]
+            if syns:
+                add("CLOSED", "SYN_RECV", syns[0].ts, "inferred",
+                    why="request sockets (NEW_SYN_RECV) are not traced: ts is the capture time of the "
+                        "client's SYN; the child socket was traced LISTEN->SYN_RECV at tracepoint_ts when "
+                        "the handshake's final ACK arrived", tracepoint_ts=round(ts, 6))
+            else:
+                add("CLOSED", "SYN_RECV", ts, "tracepoint",
+                    note="time the full child socket was created (handshake ACK), not the SYN")
+            continue
+        if i == 0:
+            add("CLOSED", new, ts, "tracepoint")
+            continue
+        if new == "CLOSED" and old in ("FIN_WAIT1", "FIN_WAIT2", "CLOSING"):
+            ep = None
+            for e in eps.get((local, remote), []):
+                if not e["claimed"] and ts - 0.002 <= e["start_t"] <= ts + 0.2:
+                    ep = e
+                    break
+            if ep is None:
+                add(old, "CLOSED", ts, "tracepoint",
+                    note="no timewait socket for this 4-tuple was seen by /proc polling after this event")
+                continue
+            ep["claimed"] = True
+            first_sub = ep["subs"][0][2]
+            fin_before = any(f <= ts + 0.0002 for f in peer_fin_ts)
+            if old == "CLOSING" or (first_sub == "TIME_WAIT" and fin_before):
+                add(old, "TIME_WAIT", ts, "tracepoint+proc_poll",
+                    proc_poll_ts=round(ep["start_t"], 6),
+                    note=f"tracepoint {old}->CLOSE of the full socket = entry into TIME_WAIT; /proc polling saw "
+                         "the timewait mini-socket")
+                subs = ep["subs"][1:]
+            else:
+                notes.append(f"at {ts:.6f} the full socket (tracepoint FIN_WAIT2->CLOSE) was replaced by a "
+                             f"timewait mini-socket with substate FIN_WAIT2 (orphaned socket, FIN acknowledged); "
+                             f"/proc polling first saw it at {ep['start_t']:.6f} as {first_sub}")
+                if old == "FIN_WAIT1":
+                    add("FIN_WAIT1", "FIN_WAIT2", ts, "tracepoint+proc_poll")
+                subs = ep["subs"] if first_sub != "FIN_WAIT2" else ep["subs"][1:]
+                if first_sub == "TIME_WAIT":
+                    # substate changed between handover and the first poll
+                    subs = [(ep["start_t"], ts, "TIME_WAIT")] + ep["subs"][1:]
+            for (t, pt, st) in subs:
+                if t > capture_end:
+                    break
+                if st != state:
+                    add(state, st, t, "proc_poll", window=[round(pt, 6) if pt else None, round(t, 6)],
+                        note="timewait mini-socket substate change seen by /proc polling (not traced)")
+            if ep["end_t"] is not None and ep["end_t"] <= capture_end:
+                extra = {}
+                if next_start is not None and abs(next_start - ep["end_t"]) < 0.05:
+                    extra["why"] = "timewait socket taken over by the next incarnation of this 4-tuple"
+                elif state == "FIN_WAIT2":
+                    extra["why"] = "FIN_WAIT2 timeout (tcp_fin_timeout) expired or the mini-socket was killed"
+                add(state, "CLOSED", ep["end_t"], "proc_poll",
+                    window=[round(ep["end_prev_t"], 6) if ep["end_prev_t"] else None, round(ep["end_t"], 6)],
+                    note="timewait mini-socket disappeared from /proc (expiry/kill is not traced)", **extra)
+            continue
+        add(old, new, ts, "tracepoint")
+    start = life["events"][0]["ts"]
+    end_lim = next_start if next_start is not None else float("inf")
+
+    def mine(e):
+        return e["local"] == local and e["remote"] == remote and start - 0.001 <= e["ts"] < end_lim \
+            and e["ts"] <= capture_end
+
+    rst_sent = [{"ts": round(e["ts"], 6), "reason": e.get("reason"), "sk_state": e.get("state"),
+                 "evidence": "tracepoint"} for e in evs if e["name"] == "tcp_send_reset" and mine(e)]
+    rst_recv = [{"ts": round(e["ts"], 6), "evidence": "tracepoint"}
+                for e in evs if e["name"] == "tcp_receive_reset" and mine(e)]
+    retx = []
+    for e in evs:
+        if e["name"] == "tcp_retransmit_skb" and mine(e):
+            what, pts = classify_retx(pk, local, e["ts"])
+            r = {"ts": round(e["ts"], 6), "what": what or "unknown", "sk_state": e.get("state"),
+                 "evidence": "tracepoint"}
+            if pts is not None:
+                r["pcap_ts"] = round(pts, 6)
+            retx.append(r)
+    if state == "TIME_WAIT":
+        notes.append("TIME_WAIT lasts 60 s; its re-ACKs, expiry and kill are not traced (check re-ACKs in the pcap)")
+    return {
+        "states": [t["to"] for t in tr],
+        "transitions": tr,
+        "final_state": state,
+        "rst_sent": rst_sent,
+        "rst_received": rst_recv,
+        "retransmits": retx,
+        "notes": notes,
+    }
+
+
+def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks):
+    lives = build_lives(evs)
+    eps = tw_episodes(poll_recs)
+    idx = PcapIndex(pkts)
+    # pair client and server lives per 4-tuple in time order
+    groups = defaultdict(lambda: {"client": [], "server": []})
+    for lf in lives:
+        if lf["role"] == "client":
+            groups[(lf["local"], lf["remote"])]["client"].append(lf)
+        else:
+            groups[(lf["remote"], lf["local"])]["server"].append(lf)
+    conns = []
+    for (cep, sep), g in groups.items():
+        n = max(len(g["client"]), len(g["server"]))
+        for inc in range(n):
+            cl = g["client"][inc] if inc < len(g["client"]) else None
+            sv = g["server"][inc] if inc < len(g["server"]) else None
+            pk = idx.conn(cep, sep, inc)
+            sides = {}
+            for role, lf, lst in (("client", cl, g["client"]), ("server", sv, g["server"])):
+                if lf is None:
+                    sides[role] = {"states": [], "transitions": [], "final_state": None, "rst_sent": [],
+                                   "rst_received": [], "retransmits": [],
+                                   "notes": ["no full socket for this side was traced"]}
+                    continue
+                nxt = lst[inc + 1]["events"][0]["ts"] if inc + 1 < len(lst) else None
+                if nxt is None:
+                    other = g["server" if role == "client" else "client"]
+                    if inc + 1 < len(other):
+                        nxt = other[inc + 1]["events"][0]["ts"]
+                if role == "server" and nxt is not None:
+                    # the next incarnation really started at its SYN
+                    npk = idx.conn(cep, sep, inc + 1)
+                    if npk:
+                        nxt = min(nxt, npk[0].ts)
+                sides[role] = side_record(lf, evs, eps, pk, capture_end, role, sep if role == "client" else cep, nxt)
+            start = min(lf["events"][0]["ts"] for lf in (cl, sv) if lf is not None)
+            conns.append({
+                "client": {"ip": cep[0], "port": cep[1]},
+                "server": {"ip": sep[0], "port": sep[1]},
+                "incarnation": inc,
+                "start_ts": round(start, 6),
+                "packets_in_capture": len(pk),
+                "sides": sides,
+            })
+    conns.sort(key=lambda c: c["start_ts"])
+    for c in conns:
+        c["close"] = classify_close(c, idx)
+    kinds = extra_marks.get("scripted_kind")
+    if kinds:
+        for c in conns:
+            c["scripted_kind"] = kinds.get(c["client"]["port"])
+    return conns, lives, idx
+
+
+def classify_close(c, idx):
+    """Kind of close and initiator, from the kernel record (plus the capture
+    for 'data after the first FIN' = half-close)."""
+    sides = c["sides"]
+
+    def first(role, pred):
+        ts = [t["ts"] for t in sides[role]["transitions"] if pred(t)]
+        return min(ts) if ts else None
+
+    fw1 = {r: first(r, lambda t: t["to"] == "FIN_WAIT1") for r in sides}
+    lack = {r: first(r, lambda t: t["to"] == "LAST_ACK") for r in sides}
+    rst = {r: min([x["ts"] for x in sides[r]["rst_sent"]] or [None], key=lambda v: v or 0) for r in sides}
+    closing = [r for r in sides if "CLOSING" in sides[r]["states"]]
+    fins = {r: v for r, v in fw1.items() if v is not None}
+    out = {"evidence": "derived from the transitions above"}
+    if fins:
+        init = min(fins, key=fins.get)
+    elif any(rst.values()):
+        init = min((r for r in rst if rst[r]), key=lambda r: rst[r])
+    else:
+        init = None
+    out["initiator"] = "both" if len(closing) == 2 else init
+    any_rst = any(sides[r]["rst_sent"] or sides[r]["rst_received"] for r in sides)
+    if len(closing) == 2:
+        out["kind"] = "simultaneous"
+    elif any_rst and not fins and not any(lack.values()):
+        out["kind"] = "rst"
+    elif any_rst:
+        out["kind"] = "fin-then-rst"
+    elif init is None:
+        out["kind"] = "open"
+    else:
+        other = "server" if init == "client" else "client"
+        done = sides[init]["final_state"] in ("TIME_WAIT", "CLOSED") and \
+            sides[other]["final_state"] in ("TIME_WAIT", "CLOSED")
+        if not done:
+            out["kind"] = "half-open"
+        else:
+            tr = sides[init]["transitions"]
+            f2 = first(init, lambda t: t["from"] == "FIN_WAIT1" and t["to"] == "FIN_WAIT2")
+            tw = first(init, lambda t: t["to"] == "TIME_WAIT")
+            three = f2 is not None and tw is not None and tw - f2 < 0.001 and any(
+                t["to"] == "TIME_WAIT" and t["evidence"].startswith("tracepoint") for t in tr)
+            out["kind"] = "three-way" if three else "four-way"
+            pk = idx.conn((c["client"]["ip"], c["client"]["port"]), (c["server"]["ip"], c["server"]["port"]),
+                          c["incarnation"])
+            iep = (c[init]["ip"], c[init]["port"])
+            ifin = [p.ts for p in pk if (p.src, p.sport) == iep and p.fin]
+            if ifin and any(p.plen > 0 and (p.src, p.sport) != iep and p.ts > ifin[0] for p in pk):
+                out["half_close"] = True
+                out["evidence"] += "; the peer sent data after the initiator's FIN (pcap)"
+    return out
+
+
+def alignment(sc, lives, idx, conns):
+    """Trace-vs-pcap error on the handshake, in microseconds (trace - pcap)."""
+    errs = []
+    for c in conns:
+        cep = (c["client"]["ip"], c["client"]["port"])
+        sep = (c["server"]["ip"], c["server"]["port"])
+        pk = idx.conn(cep, sep, c["incarnation"])
+        if sc.vantage == "server":
+            side = c["sides"]["server"]
+            est = [t for t in side["transitions"] if t["to"] == "ESTABLISHED"]
+            synack = [p for p in pk if p.syn and p.has_ack]
+            acks = [p for p in pk if synack and (p.src, p.sport) == cep and p.has_ack and not p.syn
+                    and p.ts >= synack[0].ts]
+            if est and acks:
+                errs.append((est[0]["ts"] - acks[0].ts) * 1e6)
+        else:
+            side = c["sides"]["client"]
+            est = [t for t in side["transitions"] if t["from"] == "SYN_SENT" and t["to"] == "ESTABLISHED"]
+            synack = [p for p in pk if p.syn and p.has_ack]
+            if est and synack:
+                errs.append((est[0]["ts"] - synack[-1].ts) * 1e6)
+    checked = "server's handshake ACK" if sc.vantage == "server" else "client SYN-ACK"
+    return errs, checked
+
+
+# ------------------------------------------------------------------- runner
+
+def kernel_release():
+    return os.uname().release
+
+
+def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
+    log(f"scenario {sc.name} ...")
+    topo = Topology(sc.topo)
+    agents, caps, poller = [], [], None
+    tmp = workdir / sc.name
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        topo.setup()
+        for ns, kv in sc.sysctls.items():
+            for k, v in kv.items():
+                sh(["sysctl", "-qw", f"{k}={v}"], ns=ns)
+        cli = Agent(topo.ns_c, "client")
+        srv = cli if sc.topo == "host" else Agent(topo.ns_s, "server")
+        agents = [cli] if srv is cli else [cli, srv]
+        poll_out = tmp / "poll.jsonl"
+        if sc.topo == "host":
+            poll_args = [f"host={cli.pid}", "--port", "5099"]
+        else:
+            poll_args = [f"cli={cli.pid}", f"srv={srv.pid}"]
+        poller = subprocess.Popen([PY, str(HERE / "tdg_procpoll.py"), str(poll_out), str(POLL_INTERVAL)] + poll_args)
+        off1, br1 = clock_offset()
+        tracer.start()
+        filt = "tcp"
+        if sc.topo == "vlan":
+            caps.append(Capture(NS_M, "tdgta", tmp / "cap.pcap", filt="vlan and tcp"))
+        elif sc.topo == "host":
+            caps.append(Capture(None, "lo", tmp / "cap.pcap", filt="tcp port 5099"))
+        elif sc.vantage == "any":
+            caps.append(Capture(NS_C, "any", tmp / "cap.pcap", filt=filt, linktype=sc.linktype))
+        elif sc.vantage == "server":
+            caps.append(Capture(NS_S, topo.sdev, tmp / "cap.pcap", filt=filt, nano=sc.nano))
+        else:
+            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt, nano=sc.nano))
+            if sc.vantage == "both":
+                caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt))
+        time.sleep(0.3)  # let the poller settle
+        x = Ctx(topo, cli, srv, sc)
+        t_start = time.time()
+        sc.body(x)
+        time.sleep(sc.tail)
+        capture_end = time.time()
+        for c in caps:
+            c.stop()
+        trace_text, overruns = tracer.stop()
+        _kill(poller, signal.SIGTERM)
+        poller = None
+        off2, br2 = clock_offset()
+        offset = (off1 + off2) / 2
+        evs = parse_trace(trace_text, offset)
+        if sc.topo == "host":
+            evs = [e for e in evs if 5099 in (e["local"][1], e["remote"][1])]
+        else:
+            nets = [ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("fd00::/8")]
+            evs = [e for e in evs if any(ipaddress.ip_address(e["local"][0]) in n for n in nets)]
+        evs = [e for e in evs if e["ts"] >= t_start - 1.0]
+        poll_recs, poll_summary = load_poll(poll_out)
+        pkts = pcapread.tcp_packets(caps[0].path)
+        conns, lives, idx = build_truth(sc, evs, poll_recs, pkts, capture_end, x.marks)
+        errs, checked = alignment(sc, lives, idx, conns)
+        if not errs:
+            raise RuntimeError("could not check clock alignment (no handshake found)")
+        worst = max(errs, key=abs)
+        if abs(worst) > 2000:
+            log(f"  WARNING: clock alignment error {worst:.1f} us")
+        # write outputs
+        OUT.mkdir(exist_ok=True)
+        out_name = f"{sc.name}.{sc.ext}"
+        out_path = OUT / out_name
+        cap0 = pcapread.read_capture(caps[0].path)
+        if sc.vantage == "both":
+            cap1 = pcapread.read_capture(caps[1].path)
+            recs = sorted(cap0.records + cap1.records, key=lambda r: r.ts_ns)
+            pcapread.write_pcap(out_path, cap0.linktypes[0], cap0.snaplen, recs)
+        elif sc.ext == "pcapng":
+            pcapread.write_pcapng(out_path, [{"linktype": cap0.linktypes[0], "snaplen": cap0.snaplen,
+                                              "name": topo.cdev, "description": "client veth (tdg-cli)"}],
+                                  cap0.records, shb_comment=f"teardown-analyzer sample {sc.name}")
+        else:
+            shutil.copyfile(caps[0].path, out_path)
+        out_cap = pcapread.read_capture(out_path)
+        changed = {}
+        for ns, kv in sc.sysctls.items():
+            for k, v in kv.items():
+                changed[k] = v
+                changed.setdefault("_namespaces", {})[k] = "client" if ns == NS_C else "server"
+        truth = {
+            "scenario": sc.name,
+            "capture": out_name,
+            "description": sc.description,
+            "analysis": sc.analysis,
+            "close_kind": sc.kind,
+            "initiator": sc.initiator,
+            "vantage": sc.vantage,
+            "kernel": kernel_release(),
+            "clock": {
+                "trace_clock": tracer.clock,
+                "alignment_error_us": round(worst, 1),
+                "alignment_errors_us": {"n": len(errs), "median": round(statistics.median(errs), 1),
+                                        "min": round(min(errs), 1), "max": round(max(errs), 1)},
+                "checked_on": checked,
+                "realtime_minus_mono_s": round(offset, 9),
+                "offset_drift_us": round((off2 - off1) * 1e6, 3),
+                "offset_bracket_us": round(max(br1, br2), 3),
+            },
+            "capture_end_ts": round(capture_end, 6),
+            "capture_format": {"format": out_cap.fmt, "linktype": out_cap.linktypes[0],
+                               "nanosecond": out_cap.nanosecond, "records": len(out_cap.records)},
+            "topology": {"kind": sc.topo, "client_ip": topo.c4, "server_ip": topo.s4,
+                         "client_ip6": topo.c6, "server_ip6": topo.s6,
+                         "capture_interface": {"veth": topo.sdev if sc.vantage == "server" else topo.cdev,
+                                               "vlan": "tdgta (trunk, tdg-mid)", "tun": topo.cdev,
+                                               "host": "lo"}[sc.topo] if sc.vantage not in ("any", "both")
+                         else ("any" if sc.vantage == "any" else f"{topo.cdev}+{topo.sdev}")},
+            "sysctls": changed,
+            "evidence_sources": {
+                "tracepoint": "ftrace sock:inet_sock_set_state, tcp:tcp_send_reset, tcp:tcp_receive_reset, "
+                              "tcp:tcp_retransmit_skb (private instance, trace_clock mono, shifted by "
+                              "realtime_minus_mono_s)",
+                "proc_poll": f"/proc/PID/net/tcp and tcp6 of each namespace polled every "
+                             f"{POLL_INTERVAL * 1000:.0f} ms (polls: {poll_summary['polls'] if poll_summary else '?'}, "
+                             f"max gap {poll_summary['max_gap_s'] * 1000 if poll_summary else 0:.1f} ms)",
+            },
+            "trace_overruns": overruns,
+            "connections": conns,
+        }
+        if sc.vantage == "both":
+            truth["duplicated_packets"] = ("every packet appears twice: once from the client's veth and once "
+                                           "from the server's veth capture, merged by timestamp")
+        with open(OUT / f"{sc.name}.truth.json", "w") as f:
+            json.dump(truth, f, indent=1)
+            f.write("\n")
+        summary = []
+        for c in conns[:3]:
+            summary.append(f"{c['client']['port']}#{c['incarnation']}: client {'>'.join(c['sides']['client']['states'])}"
+                           f" | server {'>'.join(c['sides']['server']['states'])}")
+        log(f"  {out_name}: {len(out_cap.records)} packets, {len(conns)} connection(s), "
+            f"align {worst:.1f} us" + ("" if not overruns else f", TRACE OVERRUNS {overruns}"))
+        for s in summary:
+            log("   ", s)
+        if sc.expect:
+            sc.expect(truth)
+        return truth
+    finally:
+        for c in caps:
+            try:
+                c.stop()
+            except Exception:
+                pass
+        if poller is not None:
+            _kill(poller)
+        for a in agents:
+            a.close()
+        topo.teardown()
+
+
+def main(argv=None):
+    global VERBOSE
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
+    ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--keep-work", action="store_true", help="keep the temporary work directory")
+    ap.add_argument("--no-check", action="store_true",
+                    help="do not run tests/test_sample_truth.py on the result")
+    a = ap.parse_args(argv)
+    VERBOSE = a.verbose
+    if a.list:
+        for n, s in SCENARIOS.items():
+            print(f"{n:22s} {s.description[:90]}...")
+        return 0
+    names = a.only or list(SCENARIOS)
+    bad = [n for n in names if n not in SCENARIOS]
+    if bad:
+        print("unknown scenario(s):", ", ".join(bad), "\navailable:", ", ".join(SCENARIOS), file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("gen_samples.py needs root (network namespaces, tcpdump, tracefs, nftables).\n"
+              "Please re-run as root, e.g.:  sudo python3 tools/gen_samples.py", file=sys.stderr)
+        return 1
+    ensure_tools()
+    tracer = Tracer()
+    workdir = Path(tempfile.mkdtemp(prefix="tdg-work-"))
+
+    def cleanup():
+        tracer.teardown()
+        Topology.cleanup_stale()
+        if not a.keep_work:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    atexit.register(cleanup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    Topology.cleanup_stale()
+    tracer.setup()
+    failed = []
+    for n in names:
+        try:
+            run_scenario(SCENARIOS[n], tracer, workdir)
+        except Exception as e:  # keep going; report at the end
+            import traceback
+            traceback.print_exc()
+            failed.append((n, str(e).splitlines()[0] if str(e) else type(e).__name__))
+    if failed:
+        log("FAILED:", ", ".join(f"{n} ({m})" for n, m in failed))
+        return 1
+    log("done:", len(names), "scenario(s) written to", OUT)
+    test = ROOT / "tests" / "test_sample_truth.py"
+    if not a.no_check and test.exists():
+        try:
+            import pytest  # noqa: F401
+        except ImportError:
+            log("pytest not installed; check the result with: python3 -m pytest tests/test_sample_truth.py")
+            return 0
+        log("checking every scenario's behaviour: pytest", test.relative_to(ROOT))
+        r = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)], cwd=ROOT)
+        if r.returncode != 0:
+            log("FAILED: a scenario did not show the behaviour it is named for (see above)")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
