@@ -563,13 +563,16 @@ class CheckResult:
         return not self.failed
 
     def summary(self) -> str:
+        """``2 of 7 rules failed, 1 with warnings (12 connections)``."""
         n = len(self.results)
-        text = (f"{len(self.failed)} of {n} rules failed" if self.failed
-                else f"all {n} rules hold" if not self.warned
-                else f"{n - len(self.warned)} of {n} rules hold")
+        rules = "rule" if n == 1 else "rules"
+        text = (f"{len(self.failed)} of {n} {rules} failed" if self.failed
+                else f"all {n} {rules} hold" if not self.warned
+                else f"{n - len(self.warned)} of {n} {rules} hold")
         if self.warned:
             text += f", {len(self.warned)} with warnings"
-        return f"{text} ({self.connections} connections)"
+        conns = "connection" if self.connections == 1 else "connections"
+        return f"{text} ({self.connections} {conns})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "teardown-analyzer/1", "check": "passed" if self.passed else "failed",

@@ -120,8 +120,8 @@ def check_junit(result: CheckResult) -> str:
     failures = len(result.failed)
     counts = {"tests": str(len(result.results)), "failures": str(failures), "errors": "0",
               "skipped": "0", "time": "0"}
-    suites = ET.Element("testsuites", name="teardown-analyzer check", **counts)
-    suite = ET.SubElement(suites, "testsuite", name="teardown-analyzer check", **counts)
+    suites = ET.Element("testsuites", {"name": "teardown-analyzer check", **counts})
+    suite = ET.SubElement(suites, "testsuite", {"name": "teardown-analyzer check", **counts})
     props = ET.SubElement(suite, "properties")
     for cap in result.captures:
         ET.SubElement(props, "property", name="capture", value=str(cap["source"]))
