@@ -1,0 +1,41 @@
+"""Shared fixtures: the real packets, the sample captures, and running the CLI in-process."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Callable
+
+import pytest
+
+# tests/ is not a package; make ``import pcapbuild`` work whatever the import mode.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import pcapbuild  # noqa: E402
+
+
+def sample_captures() -> list[pathlib.Path]:
+    """Every capture in ``sample_pcaps/`` (whichever are present right now)."""
+    pats = ("*.pcap", "*.pcapng", "*.pcap.gz", "*.pcapng.gz")
+    return sorted({p for pat in pats for p in pcapbuild.SAMPLES.glob(pat)})
+
+
+@pytest.fixture(scope="session")
+def real_packets() -> list[bytes]:
+    """The raw IPv4 packets of the reconstructed write-up capture (all TCP, 9 of them)."""
+    return pcapbuild.writeup_packets()
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``teardown-analyze ARGS`` through ``cli.main``: (exit status, stdout, stderr)."""
+    from teardown_analyzer.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        out, err = capsys.readouterr()
+        code = exc.value.code
+        return (0 if code is None else int(code)), out, err
+
+    return run
