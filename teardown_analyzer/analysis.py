@@ -28,7 +28,8 @@ UNUSUAL = {"fin-then-rst", "rst", "half-open", "simultaneous"}
 @dataclass(frozen=True, slots=True)
 class Options:
     time_wait_s: float = LINUX_TIME_WAIT_S
-    keep_ladder: bool = True
+    keep_ladder: bool = False
+    """Keep every connection's handshake and teardown packets (the ladder view)."""
     sweep_every: int = 65536
     """Finished connections leave the tracker every this many packets."""
 
@@ -172,7 +173,7 @@ class Report:
 def analyze_capture(path: str, options: Options = Options(), first_id: int = 1) -> Report:
     """Read one capture in one streaming pass and summarise every connection."""
     cap = open_capture(path)
-    tracker = Tracker()
+    tracker = Tracker(keep_ladder=options.keep_ladder)
     tracker.next_id = first_id
     feed = tracker.feed
     skip = tracker.skip
@@ -317,7 +318,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         zeek_state=zeek_state(conn, ci),
         directions={"client": _direction(d_c), "server": _direction(d_s)},
         vantage=_vantage(conn),
-        ladder=tuple(_step(st, role) for st in conn.ladder) if options.keep_ladder else (),
+        ladder=tuple(_step(st, role) for st in conn.ladder),
         source=source,
     )
 

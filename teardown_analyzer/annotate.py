@@ -14,7 +14,8 @@ from typing import Any, Iterable
 
 from .fields import (IPV4_FIELDS, IPV4_ROWS, IPV6_FIELDS, IPV6_ROWS, TCP_FIELDS,
                      TCP_ROWS, FieldSpec, RowSpec)
-from .tcp import (CHECKSUM_BAD, CHECKSUM_NO_ADDRESSES, CHECKSUM_OK, CHECKSUM_TRUNCATED,
+from .tcp import (CHECKSUM_BAD, CHECKSUM_NO_ADDRESSES, CHECKSUM_OK, CHECKSUM_OVERSIZE,
+                  CHECKSUM_TRUNCATED,
                   TcpHeader, TcpOption, internet_checksum)
 
 LANGS = ("en", "zh")
@@ -57,6 +58,8 @@ _TEXT = {
                "capturing host is usually checksum offload)",
         "trunc": "not verifiable: segment truncated by the snap length",
         "noaddr": "not verifiable without the IP addresses (give --src and --dst)",
+        "oversize": "not verifiable: a segment over 65535 bytes (TSO / BIG TCP on the "
+                    "capturing host)",
         "urg_off": "not used (URG not set)",
         "urg_on": "urgent data ends at seq + {v}",
         "no_flags": "none",
@@ -72,6 +75,7 @@ _TEXT = {
         "bad": "错误, 应为0x{exp:04x}(抓包主机自己发出的报文校验和错误, 通常是校验和卸载所致)",
         "trunc": "无法校验: 报文被截断",
         "noaddr": "无法校验: 缺少IP地址(请给出--src和--dst)",
+        "oversize": "无法校验: 报文段超过65535字节(抓包主机的TSO/BIG TCP)",
         "urg_off": "未使用(URG未置位)",
         "urg_on": "紧急数据结束于 seq + {v}",
         "no_flags": "无",
@@ -153,6 +157,8 @@ def _tcp_value(name: str, hdr: TcpHeader, lang: str) -> tuple[str, str, str]:
             meaning, style = text["ok"], "ta.ok"
         elif status == CHECKSUM_BAD:
             meaning, style = text["bad"].format(exp=hdr.checksum_expected or 0), "ta.bad"
+        elif status == CHECKSUM_OVERSIZE:
+            meaning, style = text["oversize"], ""
         elif status == CHECKSUM_TRUNCATED:
             meaning, style = text["trunc"], ""
         else:
@@ -175,6 +181,8 @@ def _option_row(opt: TcpOption, lang: str) -> Row:
     if opt.malformed:
         meaning = text["malformed"].format(why=opt.malformed)
         style = "ta.bad"
+    elif opt.cut:
+        meaning = (meaning + " " if meaning else "") + text["missing"]
     return Row("tcp-options", opt.offset, opt.length, opt.raw.hex(" "), opt.name, label,
                value, meaning, opt.offset * 8, opt.length * 8, style)
 
@@ -193,6 +201,8 @@ def _option_value(opt: TcpOption, lang: str) -> tuple[str, str]:
             m=opt.value("multiplier"), s=opt.value("shift"))
     if name == "timestamps" and opt.values:
         tsval, tsecr = opt.value("tsval"), opt.value("tsecr")
+        if tsecr is None:  # cut by the capture after TSval
+            return f"TSval {tsval} (0x{tsval:08x})", text["missing"]
         return (f"TSval {tsval} (0x{tsval:08x}), TSecr {tsecr} (0x{tsecr:08x})", "")
     if name == "sack" and opt.values:
         return ", ".join(f"{lo}-{hi}" for lo, hi in opt.value("blocks")), ""

@@ -5,10 +5,11 @@ integer-nanosecond timestamp, link type, bytes) and nothing else; decoding start
 :mod:`teardown_analyzer.link`.
 
 The format is told by the magic number, never by the file name.  The record walkers
-are our own, ``struct``-based: dpkt's readers round nanosecond timestamps through
-``float``/``Decimal``, know only the first pcapng interface and raise ``NeedData``
-in the middle of iteration.  dpkt still parses the pcapng interface description
-block and its options (``if_tsresol``, ``if_tsoffset``), where it does the job.
+are our own, ``struct``-based, because of dpkt's quirks (dpkt 1.9.8): its readers
+round nanosecond timestamps through ``float``/``Decimal``, know only the first pcapng
+interface, raise ``NeedData`` in the middle of iteration, and its pcapng option
+parser fails on an interface comment that is not UTF-8.  dpkt's pcapng definitions
+(block types, option codes) name what the walker looks for.
 
 A capture that breaks off part-way (a record cut short, a corrupt block length)
 stops the iteration; the frames read so far stand, and the problem is kept in
@@ -44,12 +45,11 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _GZIP_MAGIC = b"\x1f\x8b"
 
-# pcapng block types (draft-ietf-opsawg-pcapng section 11.1)
-_BT_IDB = 0x00000001
-_BT_PB = 0x00000002
-_BT_SPB = 0x00000003
-_BT_EPB = 0x00000006
-_BT_SHB = 0x0A0D0D0A
+# pcapng block types (draft-ietf-opsawg-pcapng section 11.1), as dpkt names them
+_BT_IDB = dpkt.pcapng.PCAPNG_BT_IDB
+_BT_PB = dpkt.pcapng.PCAPNG_BT_PB
+_BT_SPB = dpkt.pcapng.PCAPNG_BT_SPB
+_BT_EPB = dpkt.pcapng.PCAPNG_BT_EPB
 
 # A record larger than this is taken as corruption, whatever the snap length says:
 # it keeps a crafted 2**31 caplen from being allocated.  (libpcap's own limit for
@@ -173,15 +173,41 @@ def open_bytes(data: bytes, name: str = "<bytes>") -> Capture:
     return _open_stream(io.BufferedReader(io.BytesIO(data)), name, None)  # type: ignore[arg-type]
 
 
+class _Prepend(io.RawIOBase):
+    """``head`` (already read), then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head, self._stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = getattr(self._stream, "read1", self._stream.read)(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
+    """The first 4 bytes (waiting for them: pipes, gzip members) and a stream from byte 0."""
+    head = stream.read(4)
+    return head, io.BufferedReader(_Prepend(head, stream))  # type: ignore[return-value]
+
+
 def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None) -> Capture:
     info = CaptureInfo(source=name)
     stream: BinaryIO = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
     try:
-        head = stream.peek(4)[:4]  # type: ignore[attr-defined]
+        head, stream = _read_head(stream)
         if head[:2] == _GZIP_MAGIC:
             info.compressed = True
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-            head = stream.peek(4)[:4]  # type: ignore[attr-defined]
+            head, stream = _read_head(stream)
     except (OSError, EOFError, zlib.error) as exc:
         _close(owned)
         raise CaptureError(f"cannot read the gzip stream: {exc}", source=name,
@@ -304,6 +330,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
     info.format = "pcapng"
     order = "<"
     interfaces: list[_Interface] = []
+    iface_base = 0  # interfaces of earlier sections: info.linktypes numbers them on
     index = 0
     first = True
     unknown_blocks = 0
@@ -328,6 +355,13 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
             (blen,) = struct.unpack(order + "I", head[4:])
             _check_block_len(blen, 28, start, info)
             body = bom + _read_body(rd, blen - 12, start, info)
+            (trailer,) = struct.unpack(order + "I", body[-4:])
+            if trailer != blen:
+                raise CaptureError(
+                    f"pcapng section header block has length {blen} but trailer "
+                    f"{trailer}; the file is corrupt from here", source=info.source,
+                    where=f"byte {start}")
+            iface_base += len(interfaces)
             interfaces = []  # a new section starts a new interface list
             first = False
             continue
@@ -347,7 +381,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
         if btype == _BT_IDB:
             interfaces.append(_parse_idb(head + body + struct.pack(order + "I", blen),
                                          order, start, info))
-            info.linktypes[len(interfaces) - 1] = interfaces[-1].linktype
+            info.linktypes[iface_base + len(interfaces) - 1] = interfaces[-1].linktype
         elif btype in (_BT_EPB, _BT_PB, _BT_SPB):
             index += 1
             if btype == _BT_SPB:
@@ -411,24 +445,22 @@ def _no_interface(index: int, iface_id: int, start: int, info: CaptureInfo) -> C
 
 
 def _parse_idb(block: bytes, order: str, start: int, info: CaptureInfo) -> _Interface:
-    """Parse an interface description block with dpkt (options included)."""
-    cls = (dpkt.pcapng.InterfaceDescriptionBlockLE if order == "<"
-           else dpkt.pcapng.InterfaceDescriptionBlock)
-    try:
-        idb = cls(block)
-        opts = list(idb.opts)
-    except (dpkt.Error, struct.error, ValueError, IndexError) as exc:
-        raise CaptureError(f"pcapng interface description block is malformed ({exc})",
-                           source=info.source, where=f"byte {start}") from exc
-    iface = _Interface(linktype=idb.linktype, snaplen=idb.snaplen)
-    for opt in opts:
-        if opt is None:
-            continue
-        if opt.code == dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL and opt.data:
-            v = opt.data[0]
-            exp = v & 0x7F
-            iface.units_per_s = (2 ** exp) if v & 0x80 else (10 ** exp)
-        elif opt.code == dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET and len(opt.data) >= 8:
-            (secs,) = struct.unpack(order + "q", opt.data[:8])
-            iface.offset_ns = secs * 1_000_000_000
+    """Parse an interface description block and the two options we need."""
+    if len(block) < 20:
+        raise CaptureError("pcapng interface description block is too short",
+                           source=info.source, where=f"byte {start}")
+    linktype, _res, snaplen = struct.unpack_from(order + "HHI", block, 8)
+    iface = _Interface(linktype=linktype, snaplen=snaplen)
+    pos, end = 16, len(block) - 4
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(order + "HH", block, pos)
+        value = block[pos + 4:pos + 4 + length]
+        pos += 4 + ((length + 3) & ~3)
+        if code == 0:
+            break
+        if code == dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL and value:
+            v = value[0]
+            iface.units_per_s = (2 ** (v & 0x7F)) if v & 0x80 else (10 ** (v & 0x7F))
+        elif code == dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET and len(value) >= 8:
+            iface.offset_ns = struct.unpack(order + "q", value[:8])[0] * 1_000_000_000
     return iface

@@ -95,9 +95,9 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
       teardown-analyze capture.pcap --flow 3 --kernel
       teardown-analyze capture.pcap --format json
     """
-    report = analyze(captures, Options(time_wait_s=time_wait))
-    console = _stdout_console()
     wants_ladder = detail or bool(flows)
+    report = analyze(captures, Options(time_wait_s=time_wait, keep_ladder=wants_ladder))
+    console = _stdout_console()
     if fmt == "json":
         click.echo(report_json(report, wants_ladder), nl=False)
     elif fmt == "jsonl":

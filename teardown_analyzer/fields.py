@@ -109,9 +109,13 @@ TcpFlag = enum.IntFlag(  # type: ignore[misc]
 FLAG_ORDER: tuple[str, ...] = tuple(f.name for f in TCP_FIELDS if f.kind == "flag")
 
 
+_FLAG_BITS = tuple((name, int(TcpFlag[name])) for name in FLAG_ORDER)
+_FLAG_NAMES = tuple(tuple(n for n, bit in _FLAG_BITS if v & bit) for v in range(512))
+
+
 def flag_names(flags: int) -> list[str]:
     """Names of the flags set in a 9-bit flag value, in header order."""
-    return [name for name in FLAG_ORDER if flags & TcpFlag[name]]
+    return list(_FLAG_NAMES[flags & 0x1FF])
 
 
 # --- TCP options (IANA "TCP Option Kind Numbers") ---------------------------------------

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from .link import Segment
 from .states import Event, SideMachine, SideState
-from .tcp import FIXED_HEADER, decode_tcp
+from .tcp import FIXED_HEADER, window_scale, word_of
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
@@ -152,7 +152,9 @@ class Conn:
 class Tracker:
     """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_ladder: bool = False) -> None:
+        self.keep_ladder = keep_ladder
+        """Keep each connection's handshake and teardown packets (for the ladder view)."""
         self.conns: dict[tuple[bytes, int, bytes, int], Conn] = {}
         self.done: list[Conn] = []
         self.next_id = 1
@@ -267,12 +269,11 @@ class Tracker:
         was_closed = side_s.state is SideState.CLOSED and not flags & RST
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
-            opts = decode_tcp(data[seg.tcp_offset:], tcp_len=seg.tcp_len).option(
-                "window_scale")
+            wscale = window_scale(data, seg.tcp_offset, (word_of(data, seg.tcp_offset) >> 12) * 4)
             if flags & ACK:
                 if ds.isn is None or not conn.synack_seen:
                     ds.isn = seq
-                    ds.wscale = None if opts is None else opts.value("shift")
+                    ds.wscale = wscale
                     conn.synack_seen = True
                     conn.slow = True
                     if conn.client is None:
@@ -288,7 +289,7 @@ class Tracker:
                 if not conn.syn_seen:
                     conn.syn_seen = True
                     ds.isn = seq
-                    ds.wscale = None if opts is None else opts.value("shift")
+                    ds.wscale = wscale
                     conn.client = s
                     side_s.state, side_r.state = SideState.CLOSED, SideState.LISTEN
                     side_s.start_ts_ns = side_r.start_ts_ns = ts_ns
@@ -542,6 +543,8 @@ class Tracker:
 
     def _ladder(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
                 ack: int, plen: int, note: str) -> None:
+        if not self.keep_ladder:
+            return
         if len(conn.ladder) >= LADDER_LIMIT:
             conn.ladder_dropped += 1
             return

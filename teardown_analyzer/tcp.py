@@ -27,6 +27,7 @@ CHECKSUM_OK = "ok"
 CHECKSUM_BAD = "bad"
 CHECKSUM_TRUNCATED = "unverifiable: truncated"
 CHECKSUM_NO_ADDRESSES = "unverifiable: no IP addresses"
+CHECKSUM_OVERSIZE = "unverifiable: segment longer than 65535 bytes (TSO/BIG TCP)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class TcpOption:
     values: tuple[tuple[str, Any], ...] = ()
     malformed: str = ""
     """Why the option is malformed, or empty."""
+    cut: bool = False
+    """The capture ended inside the option (snap length); ``values`` has what was captured."""
 
     @property
     def name(self) -> str:
@@ -177,7 +180,7 @@ def decode_tcp(buf: bytes, *, src: bytes | None = None, dst: bytes | None = None
     if tcp_len is not None and header_len > tcp_len:
         problems.append(f"data offset says {header_len} bytes but the IP header leaves "
                         f"{tcp_len} for TCP")
-    options = tuple(_decode_options(buf, min(header_len, captured)))
+    options = tuple(_decode_options(buf, min(header_len, captured), header_len))
     status, expected = _check(buf, src, dst, tcp_len, values.get("checksum"))
     return TcpHeader(values, captured, header_len, tcp_len, options, status, expected,
                      tuple(problems))
@@ -185,10 +188,12 @@ def decode_tcp(buf: bytes, *, src: bytes | None = None, dst: bytes | None = None
 
 def _check(buf: bytes, src: bytes | None, dst: bytes | None, tcp_len: int | None,
            stored: int | None) -> tuple[str, int | None]:
-    if src is None or dst is None or tcp_len is None or stored is None:
+    if src is None or dst is None or tcp_len is None:
         return CHECKSUM_NO_ADDRESSES, None
-    if len(buf) < tcp_len:
+    if stored is None or len(buf) < tcp_len:
         return CHECKSUM_TRUNCATED, None
+    if len(src) == 4 and tcp_len > 0xFFFF:
+        return CHECKSUM_OVERSIZE, None
     seg = buf[:tcp_len]
     if internet_checksum(pseudo_header(src, dst, tcp_len) + seg) == 0xFFFF:
         return CHECKSUM_OK, stored
@@ -197,7 +202,7 @@ def _check(buf: bytes, src: bytes | None, dst: bytes | None, tcp_len: int | None
     return CHECKSUM_BAD, expected or 0xFFFF
 
 
-def _decode_options(buf: bytes, end: int) -> list[TcpOption]:
+def _decode_options(buf: bytes, end: int, header_end: int) -> list[TcpOption]:
     """Options from byte 20 up to ``end`` (RFC 9293 section 3.2)."""
     out: list[TcpOption] = []
     pos = TCP_MIN_HEADER
@@ -225,6 +230,11 @@ def _decode_options(buf: bytes, end: int) -> list[TcpOption]:
                                  malformed=f"option kind {kind} at offset {pos} has "
                                            f"length {length}, below 2"))
             break
+        if end < pos + length <= header_end:  # cut by the capture, not malformed
+            raw = buf[pos:end]
+            out.append(TcpOption(pos, kind, end - pos, raw, spec,
+                                 _partial_values(kind, raw[2:]), cut=True))
+            break
         if pos + length > end:
             out.append(TcpOption(pos, kind, end - pos, buf[pos:end], spec,
                                  malformed=f"option kind {kind} at offset {pos} has "
@@ -242,6 +252,16 @@ def _decode_options(buf: bytes, end: int) -> list[TcpOption]:
         out.append(TcpOption(pos, kind, length, raw, spec, values, malformed))
         pos += length
     return out
+
+
+def _partial_values(kind: int, body: bytes) -> tuple[tuple[str, Any], ...]:
+    """The complete sub-fields of an option the capture cut short."""
+    if kind == 8 and len(body) >= 4:
+        return (("tsval", int.from_bytes(body[:4], "big")),)
+    if kind == 5 and len(body) >= 8:
+        return (("blocks", tuple(struct.unpack_from("!II", body, i)
+                                 for i in range(0, len(body) - 7, 8))),)
+    return ()
 
 
 _PADDING = OptionSpec(-1, "padding", "Padding after EOL", "填充", None)
@@ -294,3 +314,26 @@ def _option_values(spec: OptionSpec, kind: int, raw: bytes, pos: int
 FIXED_HEADER = struct.Struct("!HHIIHH")
 """src_port, dst_port, seq, ack, data offset/reserved/flags word, window: the fields
 the flow tracker needs, in the byte layout of ``TCP_FIELDS`` (tested against it)."""
+
+
+def word_of(buf: bytes, off: int) -> int:
+    """The data-offset/flags word (bytes 12-13) of the TCP header at ``off``."""
+    return (buf[off + 12] << 8) | buf[off + 13]
+
+
+def window_scale(buf: bytes, off: int, hlen: int) -> int | None:
+    """The window-scale shift in a SYN's options, or None (a short scan, no objects)."""
+    pos, end = off + TCP_MIN_HEADER, min(off + hlen, len(buf))
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:
+            return None
+        if kind == 1:
+            pos += 1
+            continue
+        if pos + 1 >= end or buf[pos + 1] < 2:
+            return None
+        if kind == 3 and buf[pos + 1] == 3 and pos + 2 < end:
+            return int(buf[pos + 2])
+        pos += buf[pos + 1]
+    return None

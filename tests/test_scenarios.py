@@ -189,7 +189,7 @@ def test_sweeping_finished_connections_changes_nothing():
     """Memory: finished connections leave the tracker early; the results stay identical."""
     from teardown_analyzer.analysis import Options
     path = [str(SAMPLES / "mixed_200.pcap")]
-    every = analyze(path, Options(sweep_every=1, time_wait_s=0.5))
-    never = analyze(path, Options(sweep_every=10**9, time_wait_s=0.5))
+    every = analyze(path, Options(sweep_every=1, time_wait_s=0.5, keep_ladder=True))
+    never = analyze(path, Options(sweep_every=10**9, time_wait_s=0.5, keep_ladder=True))
     assert [c.to_dict(True) for c in every.connections] == \
         [c.to_dict(True) for c in never.connections]
