@@ -9,8 +9,8 @@ analysed apart and combined.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable
 
 from .capture import CaptureInfo, open_capture
 from .flows import ACK, FIN, RST, SYN, Conn, LadderStep, Tracker
@@ -32,6 +32,8 @@ class Options:
     """Keep every connection's handshake and teardown packets (the ladder view)."""
     sweep_every: int = 65536
     """Finished connections leave the tracker every this many packets."""
+    max_connections: int | None = None
+    """Cap on connections tracked at once (``--max-connections``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class ConnectionResult:
     vantage: dict[str, Any] | None
     ladder: tuple[dict[str, Any], ...] = ()
     source: str = ""
+    reused_from: int | None = None
+    """Id of the incarnation of the same 4-tuple before this one."""
 
     @property
     def client_final(self) -> str:
@@ -105,7 +109,7 @@ class ConnectionResult:
             "capture": self.source,
             "client": {"ip": self.client[0], "port": self.client[1]},
             "server": {"ip": self.server[0], "port": self.server[1]},
-            "incarnation": self.incarnation,
+            "incarnation": self.incarnation, "reused_from": self.reused_from,
             "first_ts": self.first_ts, "last_ts": self.last_ts, "packets": self.packets,
             "handshake": self.handshake, "roles_from": self.roles_from,
             "close": {"kind": self.kind, "initiator": self.initiator,
@@ -170,44 +174,132 @@ class Report:
 
 # --- driving a capture through the tracker ---------------------------------------------
 
-def analyze_capture(path: str, options: Options = Options(), first_id: int = 1) -> Report:
-    """Read one capture in one streaming pass and summarise every connection."""
+def analyze_capture(path: str, options: Options = Options(), part: tuple[int, int] = (0, 1),
+                    progress: Callable[[int, int], None] | None = None) -> Report:
+    """Read one capture in one streaming pass and summarise every connection.
+
+    ``part`` ``(k, n)``: track only the connections whose port sum is k modulo n, so n
+    processes can share one capture; part 0 also counts the packets no connection owns.
+    ``progress(packets, bytes)`` is called now and then.  Connection ids are the first
+    packet's number here; :func:`analyze` renumbers them.
+    """
     cap = open_capture(path)
-    tracker = Tracker(keep_ladder=options.keep_ladder)
-    tracker.next_id = first_id
+    info = cap.info
+    tracker = Tracker(keep_ladder=options.keep_ladder,
+                      max_connections=options.max_connections)
     feed = tracker.feed
     skip = tracker.skip
+    k, n = part
     results: list[ConnectionResult] = []
     tw_ns = int(options.time_wait_s * 1e9)
     sweep_every = max(1, options.sweep_every)
+    prev_ts = backwards = 0
     for frame in cap:
+        if frame.ts_ns < prev_ts:
+            backwards += 1
+        else:
+            prev_ts = frame.ts_ns
         seg = locate_tcp(frame.data, frame.linktype)
         if isinstance(seg, str):
-            skip(seg)
+            if k == 0:
+                skip(seg)
             continue
+        if n > 1:
+            d, o = frame.data, seg.tcp_offset
+            owner = ((d[o] << 8 | d[o + 1]) + (d[o + 2] << 8 | d[o + 3])) % n \
+                if len(d) >= o + 4 else 0
+            if owner != k:
+                continue
         feed(frame.index, frame.ts_ns, frame.data, seg)
         if frame.index % sweep_every == 0:
             now = tracker.last_ts_ns
-            results.extend(summarize(c, now, options, cap.info.source)
-                           for c in tracker.sweep(now, tw_ns))
-    info = cap.info
-    if tracker.backwards:
-        info.warnings.append(f"{tracker.backwards} packets have a timestamp earlier than "
-                             f"the packet before")
+            tracker.sweep(now, tw_ns)
+            results.extend(summarize(c, now, options, info.source) for c in tracker.finished)
+            tracker.finished.clear()
+            if progress is not None:
+                progress(frame.index, cap.bytes_read)
+    if backwards and k == 0:
+        info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
+                             f"before; times and durations around them are unreliable")
     end_ns = info.last_ts_ns or 0
     results.extend(summarize(c, end_ns, options, info.source) for c in tracker.finish())
+    skipped = {info.source: dict(tracker.skipped)}
+    if tracker.evicted:
+        info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
+                             f"before they ended (the longest idle); their records are "
+                             f"incomplete")
     results.sort(key=lambda r: r.id)
-    return Report([info], results, {info.source: dict(tracker.skipped)})
+    return Report([info], results, skipped)
 
 
+def _run_part(args: tuple[str, Options, tuple[int, int]]) -> Report:
+    return analyze_capture(args[0], args[1], args[2])
 
-def analyze(paths: Iterable[str], options: Options = Options()) -> Report:
-    """Analyse several captures; connection ids continue from one to the next."""
+
+def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
+            progress: Callable[[int, int], None] | None = None) -> Report:
+    """Analyse several captures; connection ids run 1, 2, 3 ... across them.
+
+    ``jobs`` > 1 uses that many processes: one capture is split by connection, several
+    captures are shared out; the result is identical to ``jobs=1`` (with
+    ``max_connections``, each process holds its share of the cap).
+    """
+    paths = list(paths)
+    if jobs <= 1:
+        parts = [analyze_capture(p, options, (0, 1), progress) for p in paths]
+    else:
+        import multiprocessing
+        split = 1 if len(paths) >= jobs else jobs
+        opts = options if split == 1 or options.max_connections is None else \
+            replace(options, max_connections=max(1, options.max_connections // split))
+        tasks = [(p, opts, (k, split)) for p in paths for k in range(split)]
+        with multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks))) as pool:
+            done = pool.map(_run_part, tasks)
+        parts = [_join(done[i * split:(i + 1) * split]) for i in range(len(paths))]
+    return renumbered(parts)
+
+
+def renumbered(parts: list[Report]) -> Report:
+    """Reports of captures merged, ids renumbered 1, 2, 3 ... in order first seen."""
     report = Report()
-    for path in paths:
-        part = analyze_capture(path, options, first_id=len(report.connections) + 1)
+    for part in parts:
         report = report.merge(part)
-    return report
+    return _renumber(report)
+
+
+def _join(parts: list[Report]) -> Report:
+    """The parts of one capture, split by connection, as one report."""
+    first = parts[0]
+    info = first.captures[0]
+    skipped: dict[str, int] = {}
+    conns: list[ConnectionResult] = []
+    for p in parts:
+        conns.extend(p.connections)
+        for reason, count in p.skipped[info.source].items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        for w in p.captures[0].warnings:
+            if w not in info.warnings:
+                info.warnings.append(w)
+    conns.sort(key=lambda r: r.id)
+    return Report([info], conns, {info.source: skipped})
+
+
+def _renumber(report: Report) -> Report:
+    """Ids 1, 2, 3 ... in the order connections were first seen, capture after capture."""
+    out: list[ConnectionResult] = []
+    new_id: dict[tuple[str, int], int] = {}
+    for i, c in enumerate(report.connections, 1):
+        new_id[(c.source, c.id)] = i
+    for c in report.connections:
+        tw = c.time_wait
+        if tw and tw.get("reuse") and "new_connection" in tw["reuse"]:
+            reuse = dict(tw["reuse"])
+            reuse["new_connection"] = new_id.get((c.source, reuse["new_connection"]))
+            tw = {**tw, "reuse": reuse}
+        out.append(replace(c, id=new_id[(c.source, c.id)], time_wait=tw,
+                           reused_from=None if c.reused_from is None
+                           else new_id.get((c.source, c.reused_from))))
+    return Report(report.captures, out, report.skipped)
 
 
 # --- summarising one connection --------------------------------------------------------
@@ -320,6 +412,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         vantage=_vantage(conn),
         ladder=tuple(_step(st, role) for st in conn.ladder),
         source=source,
+        reused_from=conn.reused_from,
     )
 
 

@@ -121,6 +121,14 @@ class Capture:
         self.info = info
         self._walker = walker
 
+    @property
+    def bytes_read(self) -> int:
+        """How far into the file (compressed bytes for gzip) reading has got, or 0."""
+        try:
+            return self._owned.tell() if self._owned is not None else 0
+        except (OSError, ValueError):
+            return 0
+
     def __iter__(self) -> Iterator[Frame]:
         info = self.info
         try:

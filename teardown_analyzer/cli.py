@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from . import errors
-from .analysis import Options, Report, analyze
+from .analysis import Options, Report, analyze, analyze_capture, renumbered
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
 from .check_render import check_github, check_json, check_junit, check_summary
 from .hexview import annotate_packet, annotate_raw, parse_hex
@@ -82,9 +82,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--time-wait", "time_wait", type=click.FloatRange(min=0), default=60.0,
               show_default=True, metavar="SECONDS",
               help="TIME_WAIT length of the stack (Linux: 60 s).")
-@click.option("--quiet", "-q", is_flag=True, help="No warnings on standard error.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes to use (one capture is split by connection).")
+@click.option("--max-connections", type=click.IntRange(min=1), default=None,
+              help="Cap on connections tracked at once; the longest idle are evicted.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No warnings and no progress bar on standard error.")
 def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tuple[int, ...],
-                detail: bool, kernel: bool, time_wait: float, quiet: bool) -> None:
+                detail: bool, kernel: bool, time_wait: float, jobs: int,
+                max_connections: int | None, quiet: bool) -> None:
     """Reconstruct how every TCP connection in the captures was closed.
 
     CAPTURES are pcap or pcapng files (gzip allowed), or - for standard input.
@@ -96,7 +102,9 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
       teardown-analyze capture.pcap --format json
     """
     wants_ladder = detail or bool(flows)
-    report = analyze(captures, Options(time_wait_s=time_wait, keep_ladder=wants_ladder))
+    options = Options(time_wait_s=time_wait, keep_ladder=wants_ladder,
+                      max_connections=max_connections)
+    report = _run_analysis(captures, options, jobs, quiet)
     console = _stdout_console()
     if fmt == "json":
         click.echo(report_json(report, wants_ladder), nl=False)
@@ -118,6 +126,35 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     else:
         console.print(connections_table(report, show_all))
     _finish(report, quiet)
+
+
+def _run_analysis(captures: Sequence[str], options: Options, jobs: int,
+                  quiet: bool) -> Report:
+    """The analysis, with a progress bar on a terminal's standard error."""
+    err = _stderr_console()
+    if quiet or not err.is_terminal or jobs > 1:
+        return analyze(captures, options, jobs)
+    import os
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    total = sum(os.path.getsize(p) for p in captures if p != "-" and os.path.isfile(p))
+    with Progress(TextColumn("analysing"), BarColumn(), DownloadColumn(),
+                  TextColumn("{task.fields[packets]} packets"), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("", total=total or None, packets=0)
+        done = 0
+
+        def tick(packets: int, offset: int) -> None:
+            bar.update(task, completed=done + offset, packets=packets)
+
+        def one(path: str) -> Report:
+            nonlocal done
+            part = analyze_capture(path, options, progress=tick)
+            done += os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
+            return part
+
+        parts = [one(p) for p in captures]
+    return renumbered(parts)
 
 
 def _finish(report: Report, quiet: bool) -> None:

@@ -14,7 +14,6 @@ one-way delay (:mod:`teardown_analyzer.analysis` reports the vantage point).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from .link import Segment
 from .states import Event, SideMachine, SideState
@@ -152,17 +151,20 @@ class Conn:
 class Tracker:
     """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
 
-    def __init__(self, keep_ladder: bool = False) -> None:
+    def __init__(self, keep_ladder: bool = False, max_connections: int | None = None,
+                 evict_grace_ns: int = 0) -> None:
         self.keep_ladder = keep_ladder
         """Keep each connection's handshake and teardown packets (for the ladder view)."""
+        self.max_connections = max_connections
+        """Cap on connections tracked at once; the longest idle are evicted beyond it."""
         self.conns: dict[tuple[bytes, int, bytes, int], Conn] = {}
-        self.done: list[Conn] = []
-        self.next_id = 1
+        self.finished: list[Conn] = []
+        """Connections that left the table (finished, evicted, or replaced by a new
+        incarnation); the caller drains and summarises them."""
+        self.evicted = 0
         self.skipped: dict[str, int] = {}
         self.last_ts_ns = 0
         self.tcp_packets = 0
-        self.backwards = 0
-        """Segments whose timestamp is earlier than the one before."""
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -185,9 +187,7 @@ class Tracker:
             self.skip("TCP data offset past the packet")
             return
         flags = word & 0x1FF
-        if ts_ns < self.last_ts_ns:
-            self.backwards += 1
-        else:
+        if ts_ns > self.last_ts_ns:
             self.last_ts_ns = ts_ns
         self.tcp_packets += 1
         key = (seg.src, sport, seg.dst, dport)
@@ -226,12 +226,37 @@ class Tracker:
 
     def _new(self, key: tuple[bytes, int, bytes, int], packet: int, ts_ns: int,
              version: int) -> Conn:
-        conn = Conn(self.next_id, ((key[0], key[1]), (key[2], key[3])), ts_ns, packet,
+        # The id is the first packet's number: unique in a capture, and the same whichever
+        # worker tracks the connection; the analysis renumbers 1, 2, 3 ... in that order.
+        conn = Conn(packet, ((key[0], key[1]), (key[2], key[3])), ts_ns, packet,
                     version, last_ts_ns=ts_ns)
-        self.next_id += 1
         self.conns[key] = conn
         self.conns[(key[2], key[3], key[0], key[1])] = conn
+        if self.max_connections is not None and len(self.conns) > 2 * self.max_connections:
+            self._evict()
         return conn
+
+    def _evict(self) -> None:
+        """Over --max-connections: summarise and drop the longest-idle tenth (at least one)."""
+        live = {c.id: c for c in self.conns.values()}
+        assert self.max_connections is not None
+        excess = len(live) - self.max_connections
+        n = max(excess, self.max_connections // 10, 1)
+        for conn in sorted(live.values(), key=lambda c: c.last_ts_ns)[:n]:
+            conn.anomaly("evicted before it ended: --max-connections reached; later "
+                         "packets of this 4-tuple start a new record")
+            self._drop(conn)
+            self.evicted += 1
+
+    def _drop(self, conn: Conn) -> None:
+        a, b = conn.addrs
+        for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
+            if self.conns.get(key) is conn:
+                del self.conns[key]
+        self.finished.append(conn)
+        if conn.pending_old is not None:
+            self.finished.append(conn.pending_old)
+            conn.pending_old = None
 
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:
@@ -246,12 +271,13 @@ class Tracker:
                 tw.reuse = {"after_s": after, "packet": packet, "outcome": "pending",
                             "by": "TIME_WAIT side" if tw.side == s else "peer",
                             "new_connection": new.id}
-                new.notes.append(f"reuses the 4-tuple of connection {old.id} "
+                new.notes.append(f"reuses the 4-tuple of the connection before it, "
                                  f"{after:.3f} s into its TIME_WAIT")
         if after is None:
-            new.notes.append(f"reuses the 4-tuple of connection {old.id}")
-        new.pending_old = old
-        self.done.append(old)
+            new.notes.append("reuses the 4-tuple of the connection before it")
+            self.finished.append(old)
+        else:
+            new.pending_old = old  # it leaves when the new SYN's answer is known
         return new
 
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
@@ -476,8 +502,9 @@ class Tracker:
                             new.reuse_isn_note = (
                                 "the new ISN is the old snd_nxt + 65537: the kernel "
                                 "derived it from the TIME_WAIT socket")
-        if outcome != "pending":
+        if outcome != "pending" and new.pending_old is old:
             new.pending_old = None
+            self.finished.append(old)
 
     def _rst(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
              ack: int) -> str:
@@ -553,19 +580,15 @@ class Tracker:
 
     # -- memory: finished connections leave the table ------------------------------------
 
-    def sweep(self, now_ns: int, time_wait_ns: int, grace_ns: int = 1_000_000_000) -> list[Conn]:
-        """Remove and return connections that can no longer change.
+    def sweep(self, now_ns: int, time_wait_ns: int, grace_ns: int = 1_000_000_000) -> None:
+        """Move connections that can no longer change to :attr:`finished`.
 
         Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
         still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  Open
         connections stay: memory is bounded by the connections still open.
         """
-        out: list[Conn] = []
-        seen: set[int] = set()
-        for key, conn in list(self.conns.items()):
-            if conn.id in seen:
-                continue
-            seen.add(conn.id)
+        live = {c.id: c for c in self.conns.values()}
+        for conn in live.values():
             states = (conn.sides[0].state, conn.sides[1].state)
             if SideState.TIME_WAIT in states:
                 last = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns])
@@ -574,23 +597,12 @@ class Tracker:
                 finished = states == (SideState.CLOSED, SideState.CLOSED) and \
                     now_ns - conn.last_ts_ns >= grace_ns
             if finished and conn.pending_old is None:
-                a, b = conn.addrs
-                self.conns.pop((a[0], a[1], b[0], b[1]), None)
-                self.conns.pop((b[0], b[1], a[0], a[1]), None)
-                out.append(conn)
-        return out
+                self._drop(conn)
 
     # -- the end -----------------------------------------------------------------------
 
-    def finish(self) -> Iterator[Conn]:
-        """All connections, in the order they were first seen."""
-        seen: set[int] = set()
-        live = []
-        for conn in self.conns.values():
-            if conn.id not in seen:
-                seen.add(conn.id)
-                live.append(conn)
-        allc = {c.id: c for c in self.done}
-        allc.update({c.id: c for c in live})
-        for cid in sorted(allc):
-            yield allc[cid]
+    def finish(self) -> list[Conn]:
+        """Everything still held, at the end of the capture: moved to :attr:`finished`."""
+        for conn in {c.id: c for c in self.conns.values()}.values():
+            self._drop(conn)
+        return self.finished
