@@ -1,0 +1,54 @@
+"""--jobs: identical results to one process; --max-connections: eviction with a warning."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from teardown_analyzer.analysis import Options, analyze
+
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+
+
+def _dicts(report):
+    return [c.to_dict(True) for c in report.connections], report.totals()
+
+
+def test_one_capture_split_across_processes_is_identical():
+    path = [str(SAMPLES / "mixed_200.pcap")]
+    opts = Options(keep_ladder=True)
+    one, two = analyze(path, opts, jobs=1), analyze(path, opts, jobs=2)
+    assert _dicts(one) == _dicts(two)
+    assert one.skipped == two.skipped
+    assert [c.to_dict() for c in one.captures] == [c.to_dict() for c in two.captures]
+
+
+def test_many_captures_shared_out_are_identical_and_numbered_in_order():
+    paths = [str(SAMPLES / n) for n in ("reuse_server_tw.pcap", "four_way.pcap",
+                                         "fin_wait2_timeout.pcap")]
+    one, two = analyze(paths, jobs=1), analyze(paths, jobs=3)
+    assert _dicts(one) == _dicts(two)
+    assert [c.id for c in one.connections] == [1, 2, 3, 4, 5]
+    assert one.connections[0].time_wait["reuse"]["new_connection"] == 2
+    assert one.connections[1].reused_from == 1
+
+
+def test_cli_jobs_output_identical(run_cli):
+    path = str(SAMPLES / "mixed_200.pcap")
+    a = run_cli(path, "--format", "json")
+    b = run_cli(path, "--format", "json", "--jobs", "2")
+    assert a[0] == b[0] == 0 and a[1] == b[1]
+
+
+def test_max_connections_evicts_the_longest_idle_with_a_warning(run_cli):
+    path = str(SAMPLES / "mixed_200.pcap")
+    report = analyze([path], Options(max_connections=20))
+    full = analyze([path])
+    evicted = [c for c in report.connections if any("evicted" in a for a in c.anomalies)]
+    assert evicted and len(report.connections) >= len(full.connections)
+    assert any("evicted" in w for w in report.captures[0].warnings)
+    code, out, err = run_cli(path, "--format", "json", "--max-connections", "20")
+    assert code == 0 and "--max-connections:" in err and "evicted" in err
+    assert json.loads(out)["totals"]["connections"] == len(report.connections)
+    # a cap above what the capture needs changes nothing
+    assert _dicts(analyze([path], Options(max_connections=10_000))) == _dicts(full)
