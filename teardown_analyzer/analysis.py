@@ -165,7 +165,8 @@ class Report:
         for info in self.captures:
             d = info.to_dict()
             d["skipped"] = dict(sorted(self.skipped.get(info.source, {}).items()))
-            d["linktype_names"] = [LINKTYPE_NAMES.get(lt, str(lt)) for lt in d["linktypes"]]
+            d["linktype_names"] = [LINKTYPE_NAMES.get(lt, str(lt))
+                                   for lt in sorted(set(info.linktypes.values()))]
             caps.append(d)
         return {"schema": "teardown-analyzer/1", "captures": caps,
                 "connections": [c.to_dict(ladder) for c in self.connections],

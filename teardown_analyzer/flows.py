@@ -530,9 +530,9 @@ class Tracker:
             conn.anomaly("RST out of window")
         bare = not flags & ACK
         inferred = False
-        if bare and side_s.state is SideState.TIME_WAIT and ds.fin_acked_ts_ns is not None \
-                and conn.dirs[r].fin_seq is not None \
-                and conn.dirs[r].fin_ts_ns is not None and conn.dirs[r].fin_ts_ns > ds.fin_acked_ts_ns:
+        acked, peer_fin = ds.fin_acked_ts_ns, conn.dirs[r].fin_ts_ns
+        if bare and side_s.state is SideState.TIME_WAIT and acked is not None \
+                and peer_fin is not None and peer_fin > acked:
             self._revoke_receipt(conn, s)
         if side_s.state in (SideState.FIN_WAIT2,) and bare:
             fin_acked = ds.fin_acked_ts_ns

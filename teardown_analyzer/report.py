@@ -92,7 +92,7 @@ def totals_text(report: Report) -> Text:
     line = (f"{t['connections']} connections: {kinds or 'none'}; RSTs {t['rsts']}; "
             f"half-open {t['half_open']}; TIME_WAIT on client {t['time_wait']['client']}, "
             f"on server {t['time_wait']['server']}")
-    skipped = {}
+    skipped: dict[str, int] = {}
     for per in report.skipped.values():
         for reason, n in per.items():
             skipped[reason] = skipped.get(reason, 0) + n

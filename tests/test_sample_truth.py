@@ -26,7 +26,8 @@ EVIDENCE = {"tracepoint", "proc_poll", "inferred", "tracepoint+proc_poll"}
 EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous", "rst_linger0",
             "rst_unread", "lost_last_ack", "fin_wait2_timeout", "reuse_server_tw", "reuse_client_tw",
             "close_wait_leak", "ipv6", "any_sll2", "pcapng_server_first", "two_vantage", "mixed_200",
-            "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way"]
+            "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way",
+            "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -114,7 +115,7 @@ def test_truth_files_point_to_existing_captures():
 
 def test_sample_dir_small():
     total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
-    assert total < 5 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
+    assert total < 3 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
 
 
 @pytest.mark.parametrize("tf", truth_files(), ids=lambda p: p.name.split(".")[0])
@@ -471,6 +472,169 @@ def chk_loopback(t, pkts):
     assert c["client"]["ip"] == c["server"]["ip"] == "127.0.0.1"
 
 
+# ------------------------------------------- one run, captured on both sides
+
+def _seg_key(p):
+    return (p.src, p.sport, p.dst, p.dport, p.seq, p.ack, p.flags, p.plen)
+
+
+def _same_run(t, names):
+    """Files of one multi-capture run: same connection (same ISNs) and identical kernel transitions."""
+    assert sorted(t["same_run_as"] + [t["scenario"]]) == sorted(names)
+    c = only(t)
+    for other in t["same_run_as"]:
+        o, opk = load(other)
+        oc = only(o)
+        assert ep(oc["client"]) == ep(c["client"]) and ep(oc["server"]) == ep(c["server"])
+        for role in ("client", "server"):
+            assert oc["sides"][role]["transitions"] == c["sides"][role]["transitions"], (other, role)
+        assert o["path_delay_ms"] == t["path_delay_ms"]
+    return c
+
+
+def _cross_delays(a_pkts, b_pkts, client):
+    """Per segment: capture time on the receiver's interface minus on the sender's (ms), from the
+    client-side capture a_pkts and the server-side capture b_pkts."""
+    b = {}
+    for p in b_pkts:
+        b.setdefault(_seg_key(p), p.ts)
+    c2s, s2c = [], []
+    for p in a_pkts:
+        if _seg_key(p) not in b:
+            continue
+        if (p.src, p.sport) == ep(client):
+            c2s.append((b[_seg_key(p)] - p.ts) * 1e3)
+        else:
+            s2c.append((p.ts - b[_seg_key(p)]) * 1e3)
+    return c2s, s2c
+
+
+def _handshake(ps):
+    syn = [p for p in ps if p.syn and not p.has_ack][0]
+    sa = [p for p in ps if p.syn and p.has_ack][0]
+    ack = [p for p in ps if (p.src, p.sport) == (syn.src, syn.sport) and p.has_ack and not p.syn][0]
+    return syn, sa, ack
+
+
+VANTAGE = ["vantage_client", "vantage_server", "vantage_both"]
+
+
+def _vantage_single(t, pkts, side):
+    assert t["vantage"] == side
+    assert t["topology"]["capture_interface"] == {"client": "tdgc0", "server": "tdgs0"}[side]
+    c = _client_first(t, pkts, three=False)
+    assert (ep(c["client"]), ep(c["server"])) == (("198.18.0.1", 40211), ("198.18.0.2", 5021))
+    _same_run(t, VANTAGE)
+    # plain veth: the two capture points are microseconds apart
+    c2s, s2c = _cross_delays(load("vantage_client")[1], load("vantage_server")[1], c["client"])
+    assert len(c2s) + len(s2c) == len(pkts), "every segment is in both single-side captures"
+    assert all(0 <= d < 2 for d in c2s + s2c), (c2s, s2c)
+    return c
+
+
+def chk_vantage_client(t, pkts):
+    _vantage_single(t, pkts, "client")
+
+
+def chk_vantage_server(t, pkts):
+    _vantage_single(t, pkts, "server")
+
+
+def chk_vantage_both(t, pkts):
+    assert t["vantage"] == "both"
+    cap = pcapread.read_capture(SAMPLES / t["capture"])
+    assert cap.fmt == "pcapng" and cap.linktypes == [1, 1], "two interface description blocks"
+    assert [i["name"] for i in t["capture_format"]["interfaces"]] == ["tdgc0", "tdgs0"]
+    # interface 0 holds exactly the client-side capture, interface 1 the server-side one
+    for ifid, name in ((0, "vantage_client"), (1, "vantage_server")):
+        single = pcapread.read_capture(SAMPLES / load(name)[0]["capture"]).records
+        mine = [r for r in cap.records if r.ifid == ifid]
+        assert [(r.ts_ns, r.data) for r in mine] == [(r.ts_ns, r.data) for r in single], name
+    assert [r.ts_ns for r in cap.records] == sorted(r.ts_ns for r in cap.records)
+    seen, first = {}, []
+    for p in pkts:
+        if _seg_key(p) not in seen:
+            first.append(p)
+        seen.setdefault(_seg_key(p), []).append(cap.records[p.index].ifid)
+    assert all(sorted(v) == [0, 1] for v in seen.values()), "every segment once per interface"
+    _client_first(t, first, three=False)
+    _same_run(t, VANTAGE)
+
+
+DELAY = ["delay_client_side", "delay_server_side"]
+
+
+def _delay_common(t, pkts, side):
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    assert t["topology"]["capture_interface"] == {"client": "tdgc0", "server": "tdgs0"}[side]
+    c = _client_first(t, pkts, three=False)
+    assert (ep(c["client"]), ep(c["server"])) == (("198.18.3.1", 40221), ("198.18.3.2", 5022))
+    _same_run(t, DELAY)
+    pd = t["path_delay_ms"]
+    assert pd["configured_one_way"] == 10
+    owd = pd["one_way"]
+    assert 9.5 < owd < 12, pd
+    # the recorded delay is what the two captures show, segment by segment, in both directions
+    c2s, s2c = _cross_delays(load("delay_client_side")[1], load("delay_server_side")[1], c["client"])
+    assert len(c2s) >= 5 and len(s2c) >= 5
+    assert all(abs(d - owd) < 1.0 for d in c2s + s2c), (owd, c2s, s2c)
+    ps = conn_pkts(pkts, c)
+    cfin = [p for p in sent_by(ps, c["client"]) if p.fin][0]
+    sfin = [p for p in sent_by(ps, c["server"]) if p.fin][0]
+    sack = [p for p in sent_by(ps, c["server"]) if not p.fin and p.ack == cfin.seq + 1][0]
+    assert sfin.ts - cfin.ts > 0.25, "the server closes ~300 ms after the client"
+    last = [p for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1 and not p.fin][0]
+    return c, owd, ps, cfin, sack, sfin, last
+
+
+def _lag(kernel_ts, pkt, expect_ms, tol=3.0):
+    d = (kernel_ts - pkt.ts) * 1e3
+    assert abs(d - expect_ms) < tol, f"kernel - capture = {d:.2f} ms, expected ~{expect_ms:.1f} ms"
+
+
+def chk_delay_client_side(t, pkts):
+    c, owd, ps, cfin, sack, sfin, last = _delay_common(t, pkts, "client")
+    syn, sa, ack = _handshake(ps)
+    rtt = (ack.ts - syn.ts) * 1e3
+    assert 2 * owd - 1 < rtt < 2 * owd + 5, rtt
+    assert (sa.ts - syn.ts) * 1e3 > 0.8 * rtt, "at the client, SYN -> SYN-ACK is the whole RTT"
+    assert (ack.ts - sa.ts) * 1e3 < 2, "... and SYN-ACK -> ACK only the client's turnaround"
+    # near side (client): within 2 ms of its packets
+    _lag(trans(c, "client", "SYN_SENT", "ESTABLISHED")["ts"], sa, 0, 2)
+    _lag(trans(c, "client", "ESTABLISHED", "FIN_WAIT1")["ts"], cfin, 0, 2)
+    _lag(trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"], sack, 0, 2)
+    # far side (server), triggered by a segment from the client: one one-way delay AFTER its capture time
+    _lag(trans(c, "server", "CLOSED", "SYN_RECV")["ts"], syn, owd)
+    _lag(trans(c, "server", "SYN_RECV", "ESTABLISHED")["ts"], ack, owd)
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSE_WAIT")["ts"], cfin, owd)
+    _lag(trans(c, "server", "LAST_ACK", "CLOSED")["ts"], last, owd)
+    # far side, caused by its own close(): one one-way delay BEFORE its FIN shows up here
+    _lag(trans(c, "server", "CLOSE_WAIT", "LAST_ACK")["ts"], sfin, -owd)
+
+
+def chk_delay_server_side(t, pkts):
+    c, owd, ps, cfin, sack, sfin, last = _delay_common(t, pkts, "server")
+    syn, sa, ack = _handshake(ps)
+    rtt = (ack.ts - syn.ts) * 1e3
+    assert 2 * owd - 1 < rtt < 2 * owd + 5, rtt
+    assert (sa.ts - syn.ts) * 1e3 < 2, "at the server, SYN -> SYN-ACK is only the server's turnaround"
+    assert (ack.ts - sa.ts) * 1e3 > 0.8 * rtt, "... and SYN-ACK -> ACK the whole RTT"
+    # near side (server)
+    _lag(trans(c, "server", "SYN_RECV", "ESTABLISHED")["ts"], ack, 0, 2)
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSE_WAIT")["ts"], cfin, 0, 2)
+    _lag(trans(c, "server", "CLOSE_WAIT", "LAST_ACK")["ts"], sfin, 0, 2)
+    _lag(trans(c, "server", "LAST_ACK", "CLOSED")["ts"], last, 0, 2)
+    # far side (client), triggered by a segment from the server: one one-way delay AFTER its capture time
+    _lag(trans(c, "client", "SYN_SENT", "ESTABLISHED")["ts"], sa, owd)
+    _lag(trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"], sack, owd)
+    tw = trans(c, "client", "FIN_WAIT2", "TIME_WAIT")       # orphaned socket: seen by /proc polling
+    assert tw["evidence"] == "proc_poll"
+    assert tw["window"][0] - 0.001 <= sfin.ts + owd / 1e3 <= tw["window"][1] + 0.001, (tw, sfin.ts)
+    # far side, caused by its own connect()/close(): one one-way delay BEFORE its SYN / FIN shows up here
+    _lag(trans(c, "client", "CLOSED", "SYN_SENT")["ts"], syn, -owd)
+    _lag(trans(c, "client", "ESTABLISHED", "FIN_WAIT1")["ts"], cfin, -owd)
+
+
 CHECKS = {
     "four_way": chk_four_way, "three_way": chk_three_way, "server_first": chk_server_first,
     "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
@@ -480,4 +644,7 @@ CHECKS = {
     "any_sll2": chk_any_sll2, "pcapng_server_first": chk_pcapng, "two_vantage": chk_two_vantage,
     "mixed_200": chk_mixed, "nano_three_way": chk_nano, "vlan8021q": chk_vlan, "rawip_tun": chk_rawip,
     "loopback_four_way": chk_loopback,
+    "vantage_client": chk_vantage_client, "vantage_server": chk_vantage_server,
+    "vantage_both": chk_vantage_both, "delay_client_side": chk_delay_client_side,
+    "delay_server_side": chk_delay_server_side,
 }

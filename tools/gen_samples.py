@@ -10,7 +10,7 @@ Needs root (network namespaces, tcpdump, tracefs, nftables).  Stdlib only; it
 installs tcpdump, nftables and ethtool with apt-get when they are missing.
 
 For each scenario it builds a fresh client and server network namespace
-(tdg-cli, tdg-srv; plus tdg-mid for the userspace VLAN / TUN links), joined
+(tdg-cli, tdg-srv; plus tdg-mid for the userspace VLAN / TUN / delay links), joined
 by a veth pair with addresses from 198.18.0.0/15 and fd00:7d::/64 that exist
 only inside those namespaces, turns checksum/segmentation offloads off, runs
 real sockets (tools/tdg_agent.py), captures with tcpdump, records the kernel's
@@ -50,6 +50,7 @@ NS_C, NS_S, NS_M = "tdg-cli", "tdg-srv", "tdg-mid"
 TRACEFS = Path("/sys/kernel/tracing")
 INST = TRACEFS / "instances" / "tdgen"
 POLL_INTERVAL = 0.002
+DELAY_MS = 10          # one-way delay of the "delay" topology's middle hop (each direction)
 PY = sys.executable or "python3"
 
 STATE_MAP = {
@@ -225,7 +226,7 @@ def clock_offset(samples=50):
 # ------------------------------------------------------------------ topology
 
 class Topology:
-    """kind: 'veth' | 'vlan' | 'tun' | 'host' (loopback in the host namespace)."""
+    """kind: 'veth' | 'vlan' | 'tun' | 'delay' | 'host' (loopback in the host namespace)."""
 
     def __init__(self, kind="veth"):
         self.kind = kind
@@ -239,6 +240,10 @@ class Topology:
         elif kind == "tun":
             self.c4, self.s4, self.c6, self.s6 = "198.18.2.1", "198.18.2.2", None, None
             self.cdev, self.sdev = "tdgtunc", "tdgtuns"
+        elif kind == "delay":
+            self.c4, self.s4, self.c6, self.s6 = "198.18.3.1", "198.18.3.2", None, None
+            self.cdev, self.sdev = "tdgc0", "tdgs0"
+            self.fwd_stats = None
         elif kind == "host":
             self.c4 = self.s4 = "127.0.0.1"
             self.c6 = self.s6 = None
@@ -275,7 +280,7 @@ class Topology:
         try:
             if orig is not None:
                 knob.write_text("1024")
-            for ns in (NS_C, NS_S) + ((NS_M,) if self.kind in ("vlan", "tun") else ()):
+            for ns in (NS_C, NS_S) + ((NS_M,) if self.kind in ("vlan", "tun", "delay") else ()):
                 self._ns_base(ns)
         finally:
             if orig is not None:
@@ -312,6 +317,30 @@ class Topology:
                                         stdout=subprocess.PIPE, text=True)
             if self.fwd.stdout.readline().strip() != "ready":
                 raise RuntimeError("vlan forwarder did not start")
+        elif self.kind == "delay":
+            # client veth -- [tdg-mid: tdg_fwd.py delay] -- server veth, one L2 segment (198.18.3.0/24).
+            # Static neighbour entries, so no ARP exchange (itself delayed) precedes the SYN.
+            macs = {"tdgc0": "02:7d:00:00:03:01", "tdgs0": "02:7d:00:00:03:02"}
+            for ns in (NS_C, NS_S, NS_M):
+                for k in ("all", "default"):
+                    sh(["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], ns=ns)
+            sh(["ip", "link", "add", "tdgc0", "netns", NS_C, "address", macs["tdgc0"], "type", "veth", "peer",
+                "name", "tdgc1", "netns", NS_M])
+            sh(["ip", "link", "add", "tdgs0", "netns", NS_S, "address", macs["tdgs0"], "type", "veth", "peer",
+                "name", "tdgs1", "netns", NS_M])
+            for dev in ("tdgc1", "tdgs1"):
+                self._offloads(NS_M, dev)
+                sh(["ip", "-n", NS_M, "link", "set", dev, "up"])
+            for ns, dev, a4, peer4, peer_mac in ((NS_C, "tdgc0", self.c4, self.s4, macs["tdgs0"]),
+                                                 (NS_S, "tdgs0", self.s4, self.c4, macs["tdgc0"])):
+                self._offloads(ns, dev)
+                sh(["ip", "-n", ns, "addr", "add", a4 + "/24", "dev", dev])
+                sh(["ip", "-n", ns, "link", "set", dev, "up"])
+                sh(["ip", "-n", ns, "neigh", "replace", peer4, "lladdr", peer_mac, "dev", dev, "nud", "permanent"])
+            self.fwd = subprocess.Popen(["ip", "netns", "exec", NS_M, PY, str(HERE / "tdg_fwd.py"), "delay",
+                                         str(DELAY_MS), "tdgc1", "tdgs1"], stdout=subprocess.PIPE, text=True)
+            if self.fwd.stdout.readline().strip() != "ready":
+                raise RuntimeError("delay forwarder did not start")
         elif self.kind == "tun":
             for ns in (NS_C, NS_S):
                 for k in ("all", "default"):
@@ -325,6 +354,18 @@ class Topology:
                 self._offloads(ns, dev)
                 sh(["ip", "-n", ns, "addr", "add", a4 + "/24", "dev", dev])
                 sh(["ip", "-n", ns, "link", "set", dev, "up"])
+
+    def stop_fwd(self):
+        """Stop the delay forwarder and return its statistics (JSON line on stdout)."""
+        if self.fwd is None:
+            return None
+        _kill(self.fwd)
+        out = self.fwd.stdout.read().strip().splitlines()
+        self.fwd = None
+        try:
+            return json.loads(out[-1]) if out else None
+        except ValueError:
+            return None
 
     def teardown(self):
         if self.fwd is not None:
@@ -449,8 +490,13 @@ class Ctx:
 
 class Scenario:
     def __init__(self, name, body, description, analysis, vantage="client", topo="veth", ext="pcap",
-                 linktype=None, nano=False, sysctls=None, tail=0.6, expect=None, kind=None, initiator=None):
+                 linktype=None, nano=False, sysctls=None, tail=0.6, expect=None, kind=None, initiator=None,
+                 outputs=None):
         self.name, self.body, self.description, self.analysis = name, body, description, analysis
+        # outputs: several files from ONE run, captured on the client's and the server's interface at
+        # the same time: [{"name", "source": "client"|"server"|"merged", "vantage", "ext",
+        # "description", "analysis"}, ...]; each gets its own NAME.truth.json.
+        self.outputs = outputs or []
         self.vantage, self.topo, self.ext, self.linktype, self.nano = vantage, topo, ext, linktype, nano
         self.sysctls = sysctls or {}
         self.tail = tail
@@ -927,6 +973,98 @@ def sc_loopback(x):
     client_first_close(x, server_delay=0.3)
 
 
+# Multi-capture scenarios: ONE run, captured on the client's and the server's own interface at the same
+# time, written as several files (each with its own truth file; the kernel transitions are identical).
+
+_FOUR_WAY_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT (final TIME_WAIT). "
+                    "Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.")
+_VANTAGE_RUN = ("One client-first four-way connection 198.18.0.1:40211 -> 198.18.0.2:5021 over the plain veth "
+                "pair (server closes 300 ms after reading EOF), captured at the same time by two tcpdumps: "
+                "one on the client's veth (tdgc0, in tdg-cli) and one on the server's veth (tdgs0, in tdg-srv).")
+
+
+@scenario("vantage",
+          description=_VANTAGE_RUN + " Written as vantage_client.pcap, vantage_server.pcap and "
+                      "vantage_both.pcapng.",
+          analysis="Four-way close initiated by the client. " + _FOUR_WAY_STATES,
+          kind="four-way", initiator="client",
+          outputs=[
+              {"name": "vantage_client", "source": "client", "vantage": "client", "ext": "pcap",
+               "description": _VANTAGE_RUN + " This file is the client-side capture (tdgc0) alone; "
+                              "vantage_server.pcap is the server side of the same run.",
+               "analysis": "Four-way close initiated by the client. " + _FOUR_WAY_STATES + " Same connection "
+                           "and kernel transitions as vantage_server.pcap and vantage_both.pcapng."},
+              {"name": "vantage_server", "source": "server", "vantage": "server", "ext": "pcap",
+               "description": _VANTAGE_RUN + " This file is the server-side capture (tdgs0) alone; "
+                              "vantage_client.pcap is the client side of the same run.",
+               "analysis": "Four-way close initiated by the client. " + _FOUR_WAY_STATES + " Same connection "
+                           "and kernel transitions as vantage_client.pcap and vantage_both.pcapng."},
+              {"name": "vantage_both", "source": "merged", "vantage": "both", "ext": "pcapng",
+               "description": _VANTAGE_RUN + " This file is one pcapng with two interface description "
+                              "blocks (interface 0 = tdgc0, the client's veth; interface 1 = tdgs0, the "
+                              "server's veth) holding both captures merged by timestamp, so every segment "
+                              "appears twice, once per interface, microseconds apart.",
+               "analysis": "Four-way close initiated by the client; each segment is there once per interface "
+                           "and must be counted once. " + _FOUR_WAY_STATES},
+          ])
+def sc_vantage(x):
+    open_pair(x, 40211, 5021)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
+_DELAY_RUN = ("One client-first four-way connection 198.18.3.1:40221 -> 198.18.3.2:5022 over a path with a "
+              f"real one-way delay of {DELAY_MS} ms in each direction (RTT ~{2 * DELAY_MS} ms): the client's and "
+              "the server's veth end in a middle namespace (tdg-mid) where tools/tdg_fwd.py holds every frame "
+              f"for {DELAY_MS} ms before passing it on (this kernel has no netem). The server reads EOF and "
+              "closes 300 ms later, so its ACK of the client's FIN goes out on its own. Captured at the same "
+              "time on the client's interface (tdgc0) and on the server's interface (tdgs0).")
+
+
+def _delay_analysis(here, far):
+    near_tr = {"client": "SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT",
+               "server": "SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED"}
+    if here == "client":
+        gaps = "SYN -> SYN-ACK ~20 ms (= RTT), SYN-ACK -> ACK a few us"
+        rx = ("SYN_RECV (client's SYN), ESTABLISHED (handshake ACK), CLOSE_WAIT (client's FIN), CLOSED "
+              "(client's last ACK)")
+        own = "LAST_ACK (entered at the server's close(); its FIN leaves at once)"
+        own_pkt = "the server's FIN"
+    else:
+        gaps = "SYN -> SYN-ACK a few us, SYN-ACK -> ACK ~20 ms (= RTT)"
+        rx = ("ESTABLISHED (SYN-ACK), FIN_WAIT2 (server's ACK of the client's FIN), TIME_WAIT (server's FIN; "
+              "proc_poll evidence, ~3 ms window)")
+        own = "SYN_SENT (connect()) and FIN_WAIT1 (close()), each followed at once by its SYN / FIN"
+        own_pkt = "that SYN / FIN"
+    return (f"Four-way close initiated by the client. {_FOUR_WAY_STATES} Vantage: near the {here} "
+            f"({gaps}); RTT ~20 ms; one-way delay ~{DELAY_MS} ms. The {here}'s own transitions are within "
+            f"microseconds of the capture. The {far} (far side) lags in a direction that depends on the cause: "
+            f"its transitions triggered by a segment it receives - {rx} - happen in its kernel about one "
+            f"one-way delay (~{DELAY_MS} ms) AFTER that segment's time in this capture; its transitions caused "
+            f"by its own application - {own} - happen about one one-way delay BEFORE {own_pkt} shows up in "
+            f"this capture.")
+
+
+@scenario("delay",
+          description=_DELAY_RUN + " Written as delay_client_side.pcap and delay_server_side.pcap.",
+          analysis="Four-way close initiated by the client. " + _FOUR_WAY_STATES,
+          topo="delay", kind="four-way", initiator="client",
+          outputs=[
+              {"name": "delay_client_side", "source": "client", "vantage": "client", "ext": "pcap",
+               "description": _DELAY_RUN + " This file is the capture on the client's interface.",
+               "analysis": _delay_analysis("client", "server")},
+              {"name": "delay_server_side", "source": "server", "vantage": "server", "ext": "pcap",
+               "description": _DELAY_RUN + " This file is the capture on the server's interface.",
+               "analysis": _delay_analysis("server", "client")},
+          ])
+def sc_delay(x):
+    open_pair(x, 40221, 5022)
+    exchange(x)
+    time.sleep(0.05)
+    client_first_close(x, server_delay=0.3)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
@@ -1050,7 +1188,7 @@ def classify_retx(pk, local, ts):
     return "data", best.ts
 
 
-def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start):
+def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start, syn_pk=None, syn_where=None):
     local, remote = life["local"], life["remote"]
     tr, notes = [], []
     state = "CLOSED"
@@ -1068,12 +1206,15 @@ def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start):
         if ts > capture_end:
             break
         if i == 0 and role == "server":
-            syns = [p for p in pk if p.syn and not p.has_ack and (p.src, p.sport) == remote and p.ts <= ts]
+            syns = [p for p in (pk if syn_pk is None else syn_pk)
+                    if p.syn and not p.has_ack and (p.src, p.sport) == remote and p.ts <= ts]
             if syns:
+                where = "capture time of the client's SYN" if syn_where is None else \
+                    f"time the client's SYN was captured on {syn_where}"
                 add("CLOSED", "SYN_RECV", syns[0].ts, "inferred",
-                    why="request sockets (NEW_SYN_RECV) are not traced: ts is the capture time of the "
-                        "client's SYN; the child socket was traced LISTEN->SYN_RECV at tracepoint_ts when "
-                        "the handshake's final ACK arrived", tracepoint_ts=round(ts, 6))
+                    why=f"request sockets (NEW_SYN_RECV) are not traced: ts is the {where}; the child socket "
+                        "was traced LISTEN->SYN_RECV at tracepoint_ts when the handshake's final ACK arrived",
+                    tracepoint_ts=round(ts, 6))
             else:
                 add("CLOSED", "SYN_RECV", ts, "tracepoint",
                     note="time the full child socket was created (handshake ACK), not the SYN")
@@ -1160,10 +1301,13 @@ def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start):
     }
 
 
-def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks):
+def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks, server_pkts=None, server_where=None):
+    """server_pkts: packets captured on the server's own interface (multi-capture runs); the server's
+    SYN_RECV time is then taken from there, so every output of one run has the same transitions."""
     lives = build_lives(evs)
     eps = tw_episodes(poll_recs)
     idx = PcapIndex(pkts)
+    sidx = PcapIndex(server_pkts) if server_pkts is not None else None
     # pair client and server lives per 4-tuple in time order
     groups = defaultdict(lambda: {"client": [], "server": []})
     for lf in lives:
@@ -1195,7 +1339,9 @@ def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks):
                     npk = idx.conn(cep, sep, inc + 1)
                     if npk:
                         nxt = min(nxt, npk[0].ts)
-                sides[role] = side_record(lf, evs, eps, pk, capture_end, role, sep if role == "client" else cep, nxt)
+                sides[role] = side_record(lf, evs, eps, pk, capture_end, role, sep if role == "client" else cep, nxt,
+                                          syn_pk=sidx.conn(cep, sep, inc) if sidx else None,
+                                          syn_where=server_where if sidx else None)
             start = min(lf["events"][0]["ts"] for lf in (cl, sv) if lf is not None)
             conns.append({
                 "client": {"ip": cep[0], "port": cep[1]},
@@ -1269,14 +1415,14 @@ def classify_close(c, idx):
     return out
 
 
-def alignment(sc, lives, idx, conns):
+def alignment(vantage, lives, idx, conns):
     """Trace-vs-pcap error on the handshake, in microseconds (trace - pcap)."""
     errs = []
     for c in conns:
         cep = (c["client"]["ip"], c["client"]["port"])
         sep = (c["server"]["ip"], c["server"]["port"])
         pk = idx.conn(cep, sep, c["incarnation"])
-        if sc.vantage == "server":
+        if vantage == "server":
             side = c["sides"]["server"]
             est = [t for t in side["transitions"] if t["to"] == "ESTABLISHED"]
             synack = [p for p in pk if p.syn and p.has_ack]
@@ -1290,11 +1436,190 @@ def alignment(sc, lives, idx, conns):
             synack = [p for p in pk if p.syn and p.has_ack]
             if est and synack:
                 errs.append((est[0]["ts"] - synack[-1].ts) * 1e6)
-    checked = "server's handshake ACK" if sc.vantage == "server" else "client SYN-ACK"
+    checked = "server's handshake ACK" if vantage == "server" else "client SYN-ACK"
     return errs, checked
 
 
 # ------------------------------------------------------------------- runner
+
+def truth_doc(sc, env, name, out_name, description, analysis, vantage, capture_interface, out_cap, errs, checked,
+              worst, conns):
+    """The truth file's common part (see sample_pcaps/README.md for the format)."""
+    topo, tracer, poll_summary = env["topo"], env["tracer"], env["poll_summary"]
+    changed = {}
+    for ns, kv in sc.sysctls.items():
+        for k, v in kv.items():
+            changed[k] = v
+            changed.setdefault("_namespaces", {})[k] = "client" if ns == NS_C else "server"
+    return {
+        "scenario": name,
+        "capture": out_name,
+        "description": description,
+        "analysis": analysis,
+        "close_kind": sc.kind,
+        "initiator": sc.initiator,
+        "vantage": vantage,
+        "kernel": kernel_release(),
+        "clock": {
+            "trace_clock": tracer.clock,
+            "alignment_error_us": round(worst, 1),
+            "alignment_errors_us": {"n": len(errs), "median": round(statistics.median(errs), 1),
+                                    "min": round(min(errs), 1), "max": round(max(errs), 1)},
+            "checked_on": checked,
+            "realtime_minus_mono_s": round(env["offset"], 9),
+            "offset_drift_us": round((env["off2"] - env["off1"]) * 1e6, 3),
+            "offset_bracket_us": round(env["br"], 3),
+        },
+        "capture_end_ts": round(env["capture_end"], 6),
+        "capture_format": {"format": out_cap.fmt, "linktype": out_cap.linktypes[0],
+                           "nanosecond": out_cap.nanosecond, "records": len(out_cap.records)},
+        "topology": {"kind": sc.topo, "client_ip": topo.c4, "server_ip": topo.s4,
+                     "client_ip6": topo.c6, "server_ip6": topo.s6,
+                     "capture_interface": capture_interface},
+        "sysctls": changed,
+        "evidence_sources": {
+            "tracepoint": "ftrace sock:inet_sock_set_state, tcp:tcp_send_reset, tcp:tcp_receive_reset, "
+                          "tcp:tcp_retransmit_skb (private instance, trace_clock mono, shifted by "
+                          "realtime_minus_mono_s)",
+            "proc_poll": f"/proc/PID/net/tcp and tcp6 of each namespace polled every "
+                         f"{POLL_INTERVAL * 1000:.0f} ms (polls: {poll_summary['polls'] if poll_summary else '?'}, "
+                         f"max gap {poll_summary['max_gap_s'] * 1000 if poll_summary else 0:.1f} ms)",
+        },
+        "trace_overruns": env["overruns"],
+        "connections": conns,
+    }
+
+
+def _pkt_key(p):
+    return (p.src, p.sport, p.dst, p.dport, p.seq, p.ack, p.flags, p.plen)
+
+
+def path_delays(pk_c, pk_s, cep):
+    """One-way delays between the client's and the server's capture, matched segment by segment
+    (both tcpdumps stamp with the same host CLOCK_REALTIME)."""
+    first_s = {}
+    for p in pk_s:
+        first_s.setdefault(_pkt_key(p), p.ts)
+    seen, c2s, s2c = set(), [], []
+    for p in pk_c:
+        k = _pkt_key(p)
+        if k in seen or k not in first_s:
+            continue
+        seen.add(k)
+        if (p.src, p.sport) == cep:
+            c2s.append((first_s[k] - p.ts) * 1e3)
+        else:
+            s2c.append((p.ts - first_s[k]) * 1e3)
+
+    def st(v):
+        return {"n": len(v), "median": round(statistics.median(v), 3), "min": round(min(v), 3),
+                "max": round(max(v), 3)} if v else None
+    return st(c2s), st(s2c), c2s + s2c
+
+
+def handshake_gaps(pk):
+    """(SYN->SYN-ACK, SYN-ACK->ACK) at one capture point, in ms (first handshake)."""
+    syn = [p for p in pk if p.syn and not p.has_ack]
+    if not syn:
+        return None
+    cep = (syn[0].src, syn[0].sport)
+    sa = [p for p in pk if p.syn and p.has_ack and p.ts >= syn[0].ts]
+    if not sa:
+        return None
+    ack = [p for p in pk if (p.src, p.sport) == cep and p.has_ack and not p.syn and p.ts >= sa[0].ts]
+    if not ack:
+        return None
+    return round((sa[0].ts - syn[0].ts) * 1e3, 3), round((ack[0].ts - sa[0].ts) * 1e3, 3)
+
+
+def write_outputs(sc, env, evs, poll_recs, caps, marks):
+    """A multi-capture run: write every output of sc.outputs with its own truth file."""
+    topo = env["topo"]
+    cli_path, srv_path = caps[0].path, caps[1].path
+    pk_c, pk_s = pcapread.tcp_packets(cli_path), pcapread.tcp_packets(srv_path)
+    server_where = f"the server's interface ({topo.sdev})"
+    OUT.mkdir(exist_ok=True)
+    # how far apart the two capture points are (the path between them), measured from the captures
+    syn = [p for p in pk_c if p.syn and not p.has_ack]
+    cep = (syn[0].src, syn[0].sport) if syn else None
+    c2s, s2c, both = path_delays(pk_c, pk_s, cep)
+    configured = DELAY_MS if sc.topo == "delay" else 0
+    gaps_c, gaps_s = handshake_gaps(pk_c), handshake_gaps(pk_s)
+    path = {
+        "one_way": round(statistics.median(both), 2) if both else None,
+        "configured_one_way": configured,
+        "measured_one_way": {"client_to_server": c2s, "server_to_client": s2c},
+        "rtt_handshake": {"client_capture_syn_to_synack": gaps_c[0] if gaps_c else None,
+                          "server_capture_synack_to_ack": gaps_s[1] if gaps_s else None},
+        "how": "each segment matched between the client-interface and server-interface captures (same host "
+               "clock); one-way delay = capture time at the receiver's interface minus at the sender's",
+    }
+    if env.get("fwd_stats"):
+        path["forwarder"] = env["fwd_stats"]
+    names = [o["name"] for o in sc.outputs]
+    written = []
+    for o in sc.outputs:
+        out_name = f"{o['name']}.{o.get('ext', 'pcap')}"
+        out_path = OUT / out_name
+        if o["source"] == "client":
+            shutil.copyfile(cli_path, out_path)
+            iface = topo.cdev
+        elif o["source"] == "server":
+            shutil.copyfile(srv_path, out_path)
+            iface = topo.sdev
+        else:  # merged: one pcapng, interface 0 = client veth, interface 1 = server veth
+            cc, cs = pcapread.read_capture(cli_path), pcapread.read_capture(srv_path)
+            for r in cc.records:
+                r.ifid = 0
+            for r in cs.records:
+                r.ifid = 1
+            recs = sorted(cc.records + cs.records, key=lambda r: (r.ts_ns, r.ifid))
+            pcapread.write_pcapng(out_path, [
+                {"linktype": cc.linktypes[0], "snaplen": cc.snaplen, "name": topo.cdev,
+                 "description": "client veth (tdg-cli)"},
+                {"linktype": cs.linktypes[0], "snaplen": cs.snaplen, "name": topo.sdev,
+                 "description": "server veth (tdg-srv)"}],
+                recs, shb_comment=f"teardown-analyzer sample {o['name']}: one connection captured on the "
+                                  f"client's and the server's interface, merged by timestamp")
+            iface = f"{topo.cdev}+{topo.sdev}"
+        pkts = pcapread.tcp_packets(out_path)
+        conns, lives, idx = build_truth(sc, evs, poll_recs, pkts, env["capture_end"], marks,
+                                        server_pkts=pk_s, server_where=server_where)
+        errs, checked = alignment(o["vantage"], lives, idx, conns)
+        if not errs:
+            raise RuntimeError(f"{o['name']}: could not check clock alignment (no handshake found)")
+        worst = max(errs, key=abs)
+        if abs(worst) > 2000:
+            log(f"  WARNING: clock alignment error {worst:.1f} us")
+        out_cap = pcapread.read_capture(out_path)
+        truth = truth_doc(sc, env, o["name"], out_name, o["description"], o["analysis"], o["vantage"], iface,
+                          out_cap, errs, checked, worst, conns)
+        if o["source"] == "merged":
+            truth["capture_format"]["interfaces"] = [
+                {"id": 0, "name": topo.cdev, "side": "client"}, {"id": 1, "name": topo.sdev, "side": "server"}]
+            truth["duplicated_packets"] = ("every packet appears twice: interface 0 (client veth) and interface 1 "
+                                           "(server veth), merged by timestamp")
+        truth["topology"]["path"] = ("client veth -- tdg_fwd.py delay (tdg-mid) -- server veth"
+                                     if sc.topo == "delay" else "client veth <-> server veth (one veth pair)")
+        truth["path_delay_ms"] = path
+        truth["same_run_as"] = [n for n in names if n != o["name"]]
+        with open(OUT / f"{o['name']}.truth.json", "w") as f:
+            json.dump(truth, f, indent=1)
+            f.write("\n")
+        c = conns[0]
+        log(f"  {out_name}: {len(out_cap.records)} packets, {len(conns)} connection(s), align {worst:.1f} us"
+            + ("" if not env["overruns"] else f", TRACE OVERRUNS {env['overruns']}"))
+        log(f"    {c['client']['port']}#{c['incarnation']}: client {'>'.join(c['sides']['client']['states'])}"
+            f" | server {'>'.join(c['sides']['server']['states'])}")
+        written.append(truth)
+    log(f"  path: one-way {path['one_way']} ms (configured {configured}), c->s {c2s and c2s['median']} ms, "
+        f"s->c {s2c and s2c['median']} ms; handshake gaps client {gaps_c}, server {gaps_s}")
+    if sc.expect:
+        for t in written:
+            sc.expect(t)
+    return written
+
+
 
 def kernel_release():
     return os.uname().release
@@ -1323,7 +1648,10 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         off1, br1 = clock_offset()
         tracer.start()
         filt = "tcp"
-        if sc.topo == "vlan":
+        if sc.outputs:  # one run, captured on both hosts' own interfaces at the same time
+            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt))
+            caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt))
+        elif sc.topo == "vlan":
             caps.append(Capture(NS_M, "tdgta", tmp / "cap.pcap", filt="vlan and tcp"))
         elif sc.topo == "host":
             caps.append(Capture(None, "lo", tmp / "cap.pcap", filt="tcp port 5099"))
@@ -1356,9 +1684,15 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
             evs = [e for e in evs if any(ipaddress.ip_address(e["local"][0]) in n for n in nets)]
         evs = [e for e in evs if e["ts"] >= t_start - 1.0]
         poll_recs, poll_summary = load_poll(poll_out)
+        if sc.outputs:
+            fwd_stats = topo.stop_fwd()
+            env = {"tracer": tracer, "offset": offset, "off1": off1, "off2": off2, "br": max(br1, br2),
+                   "overruns": overruns, "capture_end": capture_end, "topo": topo, "poll_summary": poll_summary,
+                   "fwd_stats": fwd_stats}
+            return write_outputs(sc, env, evs, poll_recs, caps, x.marks)
         pkts = pcapread.tcp_packets(caps[0].path)
         conns, lives, idx = build_truth(sc, evs, poll_recs, pkts, capture_end, x.marks)
-        errs, checked = alignment(sc, lives, idx, conns)
+        errs, checked = alignment(sc.vantage, lives, idx, conns)
         if not errs:
             raise RuntimeError("could not check clock alignment (no handshake found)")
         worst = max(errs, key=abs)
@@ -1380,51 +1714,14 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         else:
             shutil.copyfile(caps[0].path, out_path)
         out_cap = pcapread.read_capture(out_path)
-        changed = {}
-        for ns, kv in sc.sysctls.items():
-            for k, v in kv.items():
-                changed[k] = v
-                changed.setdefault("_namespaces", {})[k] = "client" if ns == NS_C else "server"
-        truth = {
-            "scenario": sc.name,
-            "capture": out_name,
-            "description": sc.description,
-            "analysis": sc.analysis,
-            "close_kind": sc.kind,
-            "initiator": sc.initiator,
-            "vantage": sc.vantage,
-            "kernel": kernel_release(),
-            "clock": {
-                "trace_clock": tracer.clock,
-                "alignment_error_us": round(worst, 1),
-                "alignment_errors_us": {"n": len(errs), "median": round(statistics.median(errs), 1),
-                                        "min": round(min(errs), 1), "max": round(max(errs), 1)},
-                "checked_on": checked,
-                "realtime_minus_mono_s": round(offset, 9),
-                "offset_drift_us": round((off2 - off1) * 1e6, 3),
-                "offset_bracket_us": round(max(br1, br2), 3),
-            },
-            "capture_end_ts": round(capture_end, 6),
-            "capture_format": {"format": out_cap.fmt, "linktype": out_cap.linktypes[0],
-                               "nanosecond": out_cap.nanosecond, "records": len(out_cap.records)},
-            "topology": {"kind": sc.topo, "client_ip": topo.c4, "server_ip": topo.s4,
-                         "client_ip6": topo.c6, "server_ip6": topo.s6,
-                         "capture_interface": {"veth": topo.sdev if sc.vantage == "server" else topo.cdev,
-                                               "vlan": "tdgta (trunk, tdg-mid)", "tun": topo.cdev,
-                                               "host": "lo"}[sc.topo] if sc.vantage not in ("any", "both")
-                         else ("any" if sc.vantage == "any" else f"{topo.cdev}+{topo.sdev}")},
-            "sysctls": changed,
-            "evidence_sources": {
-                "tracepoint": "ftrace sock:inet_sock_set_state, tcp:tcp_send_reset, tcp:tcp_receive_reset, "
-                              "tcp:tcp_retransmit_skb (private instance, trace_clock mono, shifted by "
-                              "realtime_minus_mono_s)",
-                "proc_poll": f"/proc/PID/net/tcp and tcp6 of each namespace polled every "
-                             f"{POLL_INTERVAL * 1000:.0f} ms (polls: {poll_summary['polls'] if poll_summary else '?'}, "
-                             f"max gap {poll_summary['max_gap_s'] * 1000 if poll_summary else 0:.1f} ms)",
-            },
-            "trace_overruns": overruns,
-            "connections": conns,
-        }
+        capture_interface = {"veth": topo.sdev if sc.vantage == "server" else topo.cdev,
+                             "vlan": "tdgta (trunk, tdg-mid)", "tun": topo.cdev,
+                             "host": "lo"}[sc.topo] if sc.vantage not in ("any", "both") \
+            else ("any" if sc.vantage == "any" else f"{topo.cdev}+{topo.sdev}")
+        env = {"tracer": tracer, "offset": offset, "off1": off1, "off2": off2, "br": max(br1, br2),
+               "overruns": overruns, "capture_end": capture_end, "topo": topo, "poll_summary": poll_summary}
+        truth = truth_doc(sc, env, sc.name, out_name, sc.description, sc.analysis, sc.vantage, capture_interface,
+                          out_cap, errs, checked, worst, conns)
         if sc.vantage == "both":
             truth["duplicated_packets"] = ("every packet appears twice: once from the client's veth and once "
                                            "from the server's veth capture, merged by timestamp")
@@ -1469,8 +1766,16 @@ def main(argv=None):
     if a.list:
         for n, s in SCENARIOS.items():
             print(f"{n:22s} {s.description[:90]}...")
+            for o in s.outputs:
+                print(f"  -> {o['name']}.{o.get('ext', 'pcap')}")
         return 0
-    names = a.only or list(SCENARIOS)
+    # an output name of a multi-capture scenario selects its run (e.g. vantage_client -> vantage)
+    alias = {o["name"]: n for n, s in SCENARIOS.items() for o in s.outputs}
+    names = []
+    for n in (a.only or list(SCENARIOS)):
+        n = alias.get(n, n)
+        if n not in names:
+            names.append(n)
     bad = [n for n in names if n not in SCENARIOS]
     if bad:
         print("unknown scenario(s):", ", ".join(bad), "\navailable:", ", ".join(SCENARIOS), file=sys.stderr)
