@@ -485,8 +485,12 @@ def _vantage(conn: Conn) -> dict[str, Any] | None:
         point = "in between"
     return {"point": point, "rtt_s": rtt, "syn_to_synack_s": to_server,
             "synack_to_ack_s": to_client,
-            "lag": ("the far side's transitions happen about one one-way delay after "
-                    "the times shown")}
+            "lag": ("times are capture times: a far-side transition caused by a segment "
+                    "it receives happens about one one-way delay after the time shown "
+                    "(CLOSE_WAIT, FIN_WAIT2, TIME_WAIT, CLOSED); one caused by its own "
+                    "application (SYN_SENT, FIN_WAIT1, LAST_ACK) about one one-way delay "
+                    "before the SYN or FIN shows up here"),
+            "one_way_s": rtt / 2}
 
 
 def zeek_state(conn: Conn, ci: int) -> str:

@@ -26,7 +26,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 import dpkt
 
@@ -55,12 +55,12 @@ _BT_EPB = dpkt.pcapng.PCAPNG_BT_EPB
 # it keeps a crafted 2**31 caplen from being allocated.  (libpcap's own limit for
 # reading is 256 KiB for most link types; pcapng writers use up to 256 MiB.)
 MAX_RECORD = 16 * 1024 * 1024
+CHUNK = 1 << 20
 MAX_BLOCK = MAX_RECORD + 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One captured packet."""
+class Frame(NamedTuple):
+    """One captured packet (a named tuple: cheap to make, millions of times)."""
 
     index: int
     """Packet number, counted from 1 as Wireshark does."""
@@ -264,17 +264,34 @@ def _prime(walker: Iterator[Frame]) -> Iterator[Frame]:
 
 
 class _Reader:
-    """Reads exactly-sized pieces and tracks the byte offset for error messages."""
+    """Reads from the stream and tracks the byte offset for error messages."""
 
-    __slots__ = ("stream", "offset", "source")
+    __slots__ = ("stream", "offset", "source", "read1")
 
     def __init__(self, stream: BinaryIO, source: str) -> None:
         self.stream = stream
         self.offset = 0
         self.source = source
+        self.read1 = getattr(stream, "read1", stream.read)
 
     def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or fewer at the end of the stream."""
         data = self.stream.read(n)
+        self.offset += len(data)
+        return data
+
+    def chunk(self, n: int, after: int) -> bytes:
+        """Up to ``n`` bytes, whatever is ready; b"" only at the end.
+
+        A broken gzip stream raises only after the data decompressed before the break
+        was handed out (``read1``), so the packets before it are still analysed.
+        """
+        try:
+            data = self.read1(n)
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+            raise CaptureError(f"read failed after packet {after}: the compressed stream "
+                               f"breaks off ({exc})", source=self.source,
+                               where=f"byte {self.offset} (uncompressed)") from exc
         self.offset += len(data)
         return data
 
@@ -298,31 +315,43 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
     scale = 1 if nano else 1000
     frac_limit = 1_000_000_000 if nano else 1_000_000
     index = 0
+    # Records are cut from large chunks rather than read one by one: two read() calls
+    # per packet cost more than the rest of the reading.
+    buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
     while True:
-        start = rd.offset
-        hdr = rd.read(rec_len)
-        if not hdr:
-            return
+        if len(buf) - pos < rec_len:
+            more = rd.chunk(CHUNK, index)
+            if not more:
+                if pos == len(buf):
+                    return
+                raise CaptureError(
+                    f"capture cut off mid-record: packet {index + 1}'s record header has "
+                    f"{len(buf) - pos} of {rec_len} bytes", source=info.source,
+                    where=f"byte {base + pos}")
+            buf, base, pos = buf[pos:] + more, base + pos, 0
+            continue
         index += 1
-        if len(hdr) < rec_len:
-            raise CaptureError(
-                f"capture cut off mid-record: packet {index}'s record header has "
-                f"{len(hdr)} of {rec_len} bytes", source=info.source, where=f"byte {start}")
-        sec, frac, incl, orig = rec.unpack_from(hdr)
+        sec, frac, incl, orig = rec.unpack_from(buf, pos)
         if incl > limit or incl > MAX_RECORD:
             raise CaptureError(
                 f"packet {index} claims {incl} captured bytes, more than the snap length "
                 f"{snaplen}; the file is corrupt from here", source=info.source,
-                where=f"byte {start}")
-        data = rd.read(incl)
-        if len(data) < incl:
-            raise CaptureError(
-                f"capture cut off mid-record: packet {index} has {len(data)} of {incl} "
-                f"bytes", source=info.source, where=f"byte {start}")
+                where=f"byte {base + pos}")
+        end = pos + rec_len + incl
+        while len(buf) < end:
+            more = rd.chunk(max(CHUNK, end - len(buf)), index - 1)
+            if not more:
+                raise CaptureError(
+                    f"capture cut off mid-record: packet {index} has "
+                    f"{len(buf) - pos - rec_len} of {incl} bytes", source=info.source,
+                    where=f"byte {base + pos}")
+            buf, base, end, pos = buf[pos:] + more, base + pos, end - pos, 0
+        data = buf[pos + rec_len:end]
+        pos = end
         if frac >= frac_limit:
             info.warnings.append(f"packet {index}: sub-second field {frac} out of range")
         yield Frame(index, sec * 1_000_000_000 + frac * scale, linktype, data,
-                    max(orig, incl), 0)
+                    orig if orig > incl else incl, 0)
 
 
 @dataclass(slots=True)

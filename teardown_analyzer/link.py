@@ -15,8 +15,7 @@ the caller, never raised.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -110,8 +109,7 @@ def _null(data: bytes, off: int) -> tuple[int, int] | str:
     return "not IP"
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """Where a TCP segment sits in a frame, and what the IP header says about it."""
 
     ip_version: int
@@ -134,6 +132,8 @@ _IPV6_NONE = 59
 
 def locate_tcp(data: bytes, linktype: int) -> Segment | str:
     """Find the TCP segment in a frame, or say why there is none."""
+    if linktype == 1 and data[12:14] == b"\x08\x00":  # the common case, without lookups
+        return _ipv4(data, 14)
     decoder = LINKTYPES.get(linktype)
     if decoder is None:
         return f"unsupported link type {linktype}"
