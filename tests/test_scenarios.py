@@ -193,3 +193,23 @@ def test_sweeping_finished_connections_changes_nothing():
     never = analyze(path, Options(sweep_every=10**9, time_wait_s=0.5, keep_ladder=True))
     assert [c.to_dict(True) for c in every.connections] == \
         [c.to_dict(True) for c in never.connections]
+
+
+@pytest.mark.parametrize("name,point", [("delay_client_side.pcap", "near the client"),
+                                        ("delay_server_side.pcap", "near the server"),
+                                        ("vantage_client.pcap", "indeterminate")])
+def test_vantage_point_from_the_handshake(name, point):
+    c = _one(name)
+    assert c.vantage["point"].startswith(point)
+    if name.startswith("delay"):
+        # a 10 ms one-way delay each way (truth: path_delay_ms)
+        one_way = _truth(name.split(".")[0])["path_delay_ms"]["one_way"] / 1000
+        assert c.vantage["rtt_s"] == pytest.approx(2 * one_way, abs=0.001)
+
+
+def test_two_interfaces_of_one_pcapng_are_one_connection_seen_twice():
+    report = _report("vantage_both.pcapng")
+    assert len(report.connections) == 1
+    c = report.connections[0]
+    assert c.kind == "four-way" and not c.anomalies
+    assert report.captures[0].linktypes == {0: 1, 1: 1}
