@@ -87,10 +87,14 @@ class Direction:
     segs_after_peer_fin: int = 0
     data_after_own_fin: int = 0
     syn_retx: int = 0
+    # the last segment, to tell a segment captured twice from a retransmission
+    last_seq: int = -1
+    last_ackno: int = -1
+    last_word: int = -1
+    last_ts_ns: int = 0
     last_sig: bytes = b""
-    last_sig_ts_ns: int = 0
-    window: int = 0
-    last_ack: int | None = None
+    """Window and checksum bytes."""
+    last_ipid: bytes = b""
 
 
 @dataclass(slots=True)
@@ -157,7 +161,8 @@ class Tracker:
         """Keep each connection's handshake and teardown packets (for the ladder view)."""
         self.max_connections = max_connections
         """Cap on connections tracked at once; the longest idle are evicted beyond it."""
-        self.conns: dict[tuple[bytes, int, bytes, int], Conn] = {}
+        self.conns: dict[tuple[bytes, int, bytes, int], tuple[Conn, int]] = {}
+        """4-tuple as sent -> (connection, index of the sending endpoint)."""
         self.finished: list[Conn] = []
         """Connections that left the table (finished, evicted, or replaced by a new
         incarnation); the caller drains and summarises them."""
@@ -191,34 +196,38 @@ class Tracker:
             self.last_ts_ns = ts_ns
         self.tcp_packets += 1
         key = (seg.src, sport, seg.dst, dport)
-        conn = self.conns.get(key)
-        if conn is None:
-            conn = self._new(key, packet, ts_ns, seg.ip_version)
-        elif flags & (SYN | ACK) == SYN and conn.syn_seen:
-            s = 0 if conn.addrs[0] == (seg.src, sport) else 1
-            isn = conn.dirs[s].isn
-            if isn is not None and seq != isn:
-                conn = self._reincarnate(conn, key, packet, ts_ns, seg.ip_version, s)
-        s = 0 if conn.addrs[0] == (seg.src, sport) else 1
+        found = self.conns.get(key)
+        if found is None:
+            conn, s = self._new(key, packet, ts_ns, seg.ip_version), 0
+        else:
+            conn, s = found
+            if flags & (SYN | ACK) == SYN and conn.syn_seen:
+                isn = conn.dirs[s].isn
+                if isn is not None and seq != isn:
+                    conn = self._reincarnate(conn, key, packet, ts_ns, seg.ip_version, s)
+                    s = 0
         d = conn.dirs[s]
         # The same segment captured twice (two interfaces merged, a bridge and its port):
-        # identical IP ID and TCP bytes 4-18 (seq, ack, flags, window, checksum) within
-        # DUPLICATE_NS.  A retransmission differs: new IP ID, and a new TSval in the sum.
-        sig = (data[seg.ip_offset + 4:seg.ip_offset + 6] if seg.ip_version == 4 else b"") \
-            + data[off + 4:off + 18]
-        if sig == d.last_sig and ts_ns - d.last_sig_ts_ns <= DUPLICATE_NS:
+        # identical seq, ack, flags, window, checksum and IP ID within DUPLICATE_NS.  A
+        # retransmission differs: a new IP ID, and a new TSval in the checksum.
+        if seq == d.last_seq and ack == d.last_ackno and word == d.last_word \
+                and ts_ns - d.last_ts_ns <= DUPLICATE_NS \
+                and data[off + 14:off + 18] == d.last_sig \
+                and (seg.ip_version != 4 or data[seg.ip_offset + 4:seg.ip_offset + 6]
+                     == d.last_ipid):
             self.skip("duplicate (the same segment captured twice)")
             return
-        d.last_sig, d.last_sig_ts_ns = sig, ts_ns
+        d.last_seq, d.last_ackno, d.last_word, d.last_ts_ns = seq, ack, word, ts_ns
+        d.last_sig = data[off + 14:off + 18]
+        if seg.ip_version == 4:
+            d.last_ipid = data[seg.ip_offset + 4:seg.ip_offset + 6]
         conn.packets += 1
         conn.last_ts_ns = ts_ns
         d.packets += 1
         d.payload_bytes += plen
-        d.window = window
-        if flags & ACK:
-            d.last_ack = ack
         end = (seq + plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & _M32
-        if d.next_seq is None or seq_after(end, d.next_seq):
+        nxt = d.next_seq
+        if nxt is None or 0 < ((end - nxt) & _M32) < 0x80000000:
             d.next_seq = end
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
             return  # the short path: a plain segment of an open connection
@@ -230,15 +239,15 @@ class Tracker:
         # worker tracks the connection; the analysis renumbers 1, 2, 3 ... in that order.
         conn = Conn(packet, ((key[0], key[1]), (key[2], key[3])), ts_ns, packet,
                     version, last_ts_ns=ts_ns)
-        self.conns[key] = conn
-        self.conns[(key[2], key[3], key[0], key[1])] = conn
+        self.conns[key] = (conn, 0)
+        self.conns[(key[2], key[3], key[0], key[1])] = (conn, 1)
         if self.max_connections is not None and len(self.conns) > 2 * self.max_connections:
             self._evict()
         return conn
 
     def _evict(self) -> None:
         """Over --max-connections: summarise and drop the longest-idle tenth (at least one)."""
-        live = {c.id: c for c in self.conns.values()}
+        live = {c.id: c for c, _ in self.conns.values()}
         assert self.max_connections is not None
         excess = len(live) - self.max_connections
         n = max(excess, self.max_connections // 10, 1)
@@ -251,7 +260,8 @@ class Tracker:
     def _drop(self, conn: Conn) -> None:
         a, b = conn.addrs
         for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
-            if self.conns.get(key) is conn:
+            found = self.conns.get(key)
+            if found is not None and found[0] is conn:
                 del self.conns[key]
         self.finished.append(conn)
         if conn.pending_old is not None:
@@ -458,6 +468,7 @@ class Tracker:
                 and ack == (new_syn_isn + 1) & _M32:
             self._reuse_outcome(old, conn, "RST", None)
             return False
+        s = s if old.addrs[0] == conn.addrs[0] else 1 - s  # the sender's index in ``old``
         for tw in old.time_wait:
             if tw.reuse and tw.reuse.get("outcome") == "pending":
                 if tw.side == s and flags & ACK and not flags & RST:
@@ -493,7 +504,8 @@ class Tracker:
                            "TCP_TW_SYN)")
                     side.feed(Event.REUSED, ts, pkt, f"TIME_WAIT ended: {how}")
                     tw.reuse["ended_time_wait"] = True
-                    isn_src = new.dirs[tw.side].isn
+                    same = new.addrs[0] == old.addrs[0]
+                    isn_src = new.dirs[tw.side if same else 1 - tw.side].isn
                     tw_snd_nxt = old.dirs[tw.side].next_seq
                     if isn_src is not None and tw_snd_nxt is not None:
                         derived = (tw_snd_nxt + 65537) & _M32 or 1
@@ -587,7 +599,7 @@ class Tracker:
         still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  Open
         connections stay: memory is bounded by the connections still open.
         """
-        live = {c.id: c for c in self.conns.values()}
+        live = {c.id: c for c, _ in self.conns.values()}
         for conn in live.values():
             states = (conn.sides[0].state, conn.sides[1].state)
             if SideState.TIME_WAIT in states:
@@ -603,6 +615,6 @@ class Tracker:
 
     def finish(self) -> list[Conn]:
         """Everything still held, at the end of the capture: moved to :attr:`finished`."""
-        for conn in {c.id: c for c in self.conns.values()}.values():
+        for conn in {c.id: c for c, _ in self.conns.values()}.values():
             self._drop(conn)
         return self.finished

@@ -143,11 +143,11 @@ def flow_context(tracker: Tracker, seg: Segment, hdr: TcpHeader, lang: str) -> l
     v = hdr.values
     if "window" not in v:
         return []
-    conn = tracker.conns.get((seg.src, v["src_port"], seg.dst, v["dst_port"]))
-    if conn is None:
+    found = tracker.conns.get((seg.src, v["src_port"], seg.dst, v["dst_port"]))
+    if found is None:
         return []
+    conn, s = found
     text, names = _CTX[lang], _ROLE[lang]
-    s = 0 if conn.addrs[0] == (seg.src, v["src_port"]) else 1
     ci = conn.client if conn.client is not None else 0
     role = {ci: "client", 1 - ci: "server"}
     frm, to = role[s], role[1 - s]
