@@ -22,6 +22,8 @@ from .states import Event, SideState
 
 FOLD_ABOVE = 50
 """Tables with more connections than this show the unusual ones and fold the rest."""
+MAX_ROWS = 200
+"""At most this many unusual connections in a folded table."""
 
 
 def _ep(ep: tuple[str, int]) -> str:
@@ -56,11 +58,12 @@ def _dur(s: float | None) -> str:
 def connections_table(report: Report, show_all: bool = False) -> RenderableType:
     """One row per connection, then the totals."""
     conns = report.connections
-    folded = 0
+    folded = cut = 0
     if not show_all and len(conns) > FOLD_ABOVE:
         unusual = [c for c in conns if c.unusual]
         folded = len(conns) - len(unusual)
-        conns = unusual
+        cut = max(0, len(unusual) - MAX_ROWS)
+        conns = unusual[:MAX_ROWS]
     table = Table(title="TCP teardowns", header_style="bold", show_lines=True)
     for name in ("id", "client → server", "initiator", "kind", "client states",
                  "server states", "half-close", "TIME_WAIT", "notes"):
@@ -77,6 +80,9 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
     if folded:
         parts.append(Text(f"{folded} connections that closed normally are folded "
                           f"(--all shows them)", style="dim"))
+    if cut:
+        parts.append(Text(f"{cut} more unusual connections not shown (--all shows every "
+                          f"connection; --format json/csv lists them all)", style="dim"))
     parts.append(totals_text(report))
     parts.append(Text("* inferred from a timer, not seen on the wire", style="dim"))
     return Group(*parts)
