@@ -1,0 +1,112 @@
+"""The benchmark's capture generator: deterministic, correct checksums, and the analyzer
+reports exactly the counts it expects (benchmarks/make_capture.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import struct
+
+import pytest
+
+from teardown_analyzer.analysis import analyze
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+N = 400
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_capture",
+                                                  ROOT / "benchmarks" / "make_capture.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    gen = _generator()
+    d = tmp_path_factory.mktemp("bench")
+    path = d / "a.pcap"
+    exp = gen.generate(str(path), N, seed=7)
+    return gen, d, path, exp
+
+
+def _records(data: bytes):
+    assert struct.unpack_from("<I", data)[0] == 0xA1B2C3D4
+    assert struct.unpack_from("<I", data, 20)[0] == 1  # Ethernet
+    off = 24
+    while off < len(data):
+        _s, _us, incl, orig = struct.unpack_from("<IIII", data, off)
+        assert incl == orig
+        yield data[off + 16:off + 16 + incl]
+        off += 16 + incl
+
+
+def _ones_sum(b: bytes) -> int:
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f">{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def test_same_seed_same_bytes(generated, tmp_path):
+    gen, d, path, exp = generated
+    again = tmp_path / "b.pcap"
+    exp2 = gen.generate(str(again), N, seed=7)
+    assert again.read_bytes() == path.read_bytes()
+    assert exp2 == {**exp, "capture": "b.pcap"}
+    other = tmp_path / "c.pcap"
+    gen.generate(str(other), N, seed=8)
+    assert other.read_bytes() != path.read_bytes()
+
+
+def test_expected_file_and_packet_count(generated):
+    _gen, _d, path, exp = generated
+    on_disk = json.loads(pathlib.Path(str(path) + ".expected.json").read_text())
+    assert on_disk == exp
+    assert exp["connections"] == N == sum(exp["kinds"].values())
+    assert sum(exp["scenarios"].values()) == N
+    assert sum(exp["initiators"].values()) == N
+    assert exp["packets"] == sum(1 for _ in _records(path.read_bytes()))
+    assert exp["ipv6_connections"] > 0
+    # every scenario occurs at this size
+    assert all(n > 0 for n in exp["scenarios"].values()), exp["scenarios"]
+
+
+def test_checksums_are_correct(generated):
+    _gen, _d, path, _exp = generated
+    v4 = v6 = 0
+    for pkt in _records(path.read_bytes()):
+        ethertype = struct.unpack_from(">H", pkt, 12)[0]
+        ip = pkt[14:]
+        if ethertype == 0x0800:
+            v4 += 1
+            assert _ones_sum(ip[:20]) == 0xFFFF
+            total = struct.unpack_from(">H", ip, 2)[0]
+            seg = ip[20:total]
+            pseudo = ip[12:20] + struct.pack(">BBH", 0, 6, len(seg))
+        else:
+            assert ethertype == 0x86DD
+            v6 += 1
+            plen = struct.unpack_from(">H", ip, 4)[0]
+            seg = ip[40:40 + plen]
+            pseudo = ip[8:40] + struct.pack(">IxxxB", len(seg), 6)
+        assert _ones_sum(pseudo + seg) == 0xFFFF
+    assert v4 and v6
+
+
+def test_analyzer_reports_the_expected_counts(generated):
+    _gen, _d, path, exp = generated
+    report = analyze([str(path)])
+    totals = report.totals()
+    assert totals == exp["totals"]
+    kind_init: dict[str, dict[str, int]] = {}
+    for c in report.connections:
+        d = kind_init.setdefault(c.kind, {})
+        key = c.initiator or "none"
+        d[key] = d.get(key, 0) + 1
+    assert kind_init == {k: v for k, v in exp["kind_initiators"].items() if v}
