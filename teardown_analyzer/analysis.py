@@ -158,9 +158,11 @@ class Report:
                 "time_wait": {"client": sum(1 for c in self.connections if c.time_wait
                                             and c.time_wait["side"] == "client"),
                               "server": sum(1 for c in self.connections if c.time_wait
-                                            and c.time_wait["side"] == "server")}}
+                                            and c.time_wait["side"] == "server"),
+                              "both": sum(1 for c in self.connections if c.time_wait
+                                          and c.time_wait["side"] == "both")}}
 
-    def to_dict(self, ladder: bool = False) -> dict[str, Any]:
+    def to_dict(self, ladder: bool = False, connections: bool = True) -> dict[str, Any]:
         caps = []
         for info in self.captures:
             d = info.to_dict()
@@ -169,7 +171,8 @@ class Report:
                                    for lt in sorted(set(info.linktypes.values()))]
             caps.append(d)
         return {"schema": "teardown-analyzer/1", "captures": caps,
-                "connections": [c.to_dict(ladder) for c in self.connections],
+                "connections": [c.to_dict(ladder) for c in self.connections]
+                if connections else [],
                 "totals": self.totals()}
 
 

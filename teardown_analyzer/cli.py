@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import click
 from rich.console import Console
@@ -18,8 +18,8 @@ from .analysis import Options, Report, analyze, analyze_capture, renumbered
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
 from .check_render import check_github, check_json, check_junit, check_summary
 from .hexview import annotate_packet, annotate_raw, parse_hex
-from .report import (connections_table, ladder, report_csv, report_json, report_jsonl,
-                     report_markdown, select)
+from .report import (connections_table, iter_report_csv, iter_report_json,
+                     iter_report_jsonl, ladder, report_markdown, select)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -107,11 +107,11 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     report = _run_analysis(captures, options, jobs, quiet)
     console = _stdout_console()
     if fmt == "json":
-        click.echo(report_json(report, wants_ladder), nl=False)
+        _stream(iter_report_json(report, wants_ladder))
     elif fmt == "jsonl":
-        click.echo(report_jsonl(report, wants_ladder), nl=False)
+        _stream(iter_report_jsonl(report, wants_ladder))
     elif fmt == "csv":
-        click.echo(report_csv(report), nl=False)
+        _stream(iter_report_csv(report))
     elif fmt == "markdown":
         click.echo(report_markdown(report), nl=False)
     elif wants_ladder:
@@ -126,6 +126,13 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     else:
         console.print(connections_table(report, show_all))
     _finish(report, quiet)
+
+
+def _stream(pieces: Iterable[str]) -> None:
+    out = click.get_text_stream("stdout")
+    for piece in pieces:
+        out.write(piece)
+    out.flush()
 
 
 def _run_analysis(captures: Sequence[str], options: Options, jobs: int,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -165,13 +166,40 @@ def _rel(value: int, isn: int | None) -> int | str:
 
 
 def report_json(report: Report, ladder: bool = False) -> str:
-    return dumps(report.to_dict(ladder))
+    return "".join(iter_report_json(report, ladder))
+
+
+def _indented(value: Any, depth: int) -> str:
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return text.replace("\n", "\n" + " " * depth)
+
+
+def iter_report_json(report: Report, ladder: bool = False) -> Iterator[str]:
+    """The JSON document in pieces, one connection at a time, so a capture of a million
+    connections is never held as one string; the text equals ``dumps(report.to_dict())``."""
+    head = report.to_dict(ladder=False, connections=False)
+    yield "{\n"
+    yield f'  "captures": {_indented(head["captures"], 2)},\n'
+    if not report.connections:
+        yield '  "connections": [],\n'
+    else:
+        yield '  "connections": [\n'
+        last = len(report.connections) - 1
+        for i, c in enumerate(report.connections):
+            yield "    " + _indented(c.to_dict(ladder), 4) + (",\n" if i < last else "\n")
+        yield "  ],\n"
+    yield f'  "schema": {json.dumps(head["schema"])},\n'
+    yield f'  "totals": {_indented(head["totals"], 2)}\n'
+    yield "}\n"
 
 
 def report_jsonl(report: Report, ladder: bool = False) -> str:
-    import json
-    return "".join(json.dumps(c.to_dict(ladder), sort_keys=True, ensure_ascii=False) + "\n"
-                   for c in report.connections)
+    return "".join(iter_report_jsonl(report, ladder))
+
+
+def iter_report_jsonl(report: Report, ladder: bool = False) -> Iterator[str]:
+    for c in report.connections:
+        yield json.dumps(c.to_dict(ladder), sort_keys=True, ensure_ascii=False) + "\n"
 
 
 CSV_COLUMNS = ("id", "capture", "client_ip", "client_port", "server_ip", "server_port",
@@ -193,12 +221,19 @@ def _flat(c: ConnectionResult) -> list[Any]:
 
 
 def report_csv(report: Report) -> str:
+    return "".join(iter_report_csv(report))
+
+
+def iter_report_csv(report: Report) -> Iterator[str]:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for c in report.connections:
         w.writerow(_flat(c))
-    return buf.getvalue()
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    yield buf.getvalue()
 
 
 def report_markdown(report: Report) -> str:
