@@ -137,7 +137,7 @@ class Generator:
         self.kinds = {k: 0 for k in KINDS}
         self.initiators = {"client": 0, "server": 0, "both": 0, "none": 0}
         self.kind_initiators: dict[str, dict[str, int]] = {k: {} for k in KINDS}
-        self.time_wait = {"client": 0, "server": 0}
+        self.time_wait = {"client": 0, "server": 0, "both": 0}
         self.rsts = 0
         self.max_open = 0
 
@@ -440,7 +440,10 @@ class Generator:
         ki = self.kind_initiators[kind]
         ki[key] = ki.get(key, 0) + 1
         if scen in TIME_WAIT_SCENARIOS:
+            # the side that closed first holds TIME_WAIT; both after a simultaneous close
             self.time_wait[initiator] += 1  # type: ignore[index]
+        elif kind == "simultaneous":
+            self.time_wait["both"] += 1
         if scen in ("rst", "fin-then-rst"):
             self.rsts += 1
         if v6:
