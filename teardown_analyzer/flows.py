@@ -19,6 +19,18 @@ from .link import Segment
 from .states import Event, SideMachine, SideState
 from .tcp import FIXED_HEADER, window_scale, word_of
 
+
+# Enum members as module constants: attribute access on an Enum class is slow (3.11).
+(CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_RECV,
+ SYN_SENT, TIME_WAIT) = (
+    SideState.CLOSED, SideState.CLOSE_WAIT, SideState.CLOSING, SideState.ESTABLISHED,
+    SideState.FIN_WAIT1, SideState.FIN_WAIT2, SideState.LAST_ACK, SideState.LISTEN,
+    SideState.SYN_RECV, SideState.SYN_SENT, SideState.TIME_WAIT)
+(RECV_ACK_OF_FIN, RECV_ACK_OF_SYN, RECV_FIN, RECV_FIN_ACK_OF_FIN, RECV_RST, RECV_SYN,
+ RECV_SYNACK, REUSED, SEND_FIN, SEND_RST, SEND_SYN) = (
+    Event.RECV_ACK_OF_FIN, Event.RECV_ACK_OF_SYN, Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN,
+    Event.RECV_RST, Event.RECV_SYN, Event.RECV_SYNACK, Event.REUSED, Event.SEND_FIN,
+    Event.SEND_RST, Event.SEND_SYN)
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
 DUPLICATE_NS = 50_000_000
@@ -47,7 +59,7 @@ class LadderStep:
     seq: int
     ack: int
     length: int
-    states: tuple[SideState, SideState] = (SideState.CLOSED, SideState.CLOSED)
+    states: tuple[SideState, SideState] = (CLOSED, CLOSED)
     note: str = ""
 
 
@@ -130,8 +142,8 @@ class Conn:
     synack_seen: bool = False
     dirs: tuple[Direction, Direction] = field(default_factory=lambda: (Direction(), Direction()))
     sides: tuple[SideMachine, SideMachine] = field(
-        default_factory=lambda: (SideMachine(SideState.ESTABLISHED),
-                                 SideMachine(SideState.ESTABLISHED)))
+        default_factory=lambda: (SideMachine(ESTABLISHED),
+                                 SideMachine(ESTABLISHED)))
     slow: bool = False
     """Every segment takes the full path: during the handshake and from the first FIN/RST."""
     rsts: list[RstRecord] = field(default_factory=list)
@@ -276,7 +288,7 @@ class Tracker:
         new.reused_from = old.id
         after = None
         for tw in old.time_wait:
-            if old.sides[tw.side].state is SideState.TIME_WAIT:
+            if old.sides[tw.side].state is TIME_WAIT:
                 after = (ts_ns - tw.entered_ts_ns) / 1e9
                 tw.reuse = {"after_s": after, "packet": packet, "outcome": "pending",
                             "by": "TIME_WAIT side" if tw.side == s else "peer",
@@ -302,7 +314,7 @@ class Tracker:
         if old is not None and not (flags & SYN):
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen, data, seg):
                 return
-        was_closed = side_s.state is SideState.CLOSED and not flags & RST
+        was_closed = side_s.state is CLOSED and not flags & RST
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
             wscale = window_scale(data, seg.tcp_offset, (word_of(data, seg.tcp_offset) >> 12) * 4)
@@ -314,9 +326,9 @@ class Tracker:
                     conn.slow = True
                     if conn.client is None:
                         conn.client = r
-                        side_s.state, side_r.state = SideState.SYN_RECV, SideState.SYN_SENT
+                        side_s.state, side_r.state = SYN_RECV, SYN_SENT
                     conn.handshake.append(ts_ns)
-                    side_r.feed(Event.RECV_SYNACK, ts_ns, packet)
+                    side_r.feed(RECV_SYNACK, ts_ns, packet)
                     if old is not None:
                         self._reuse_outcome(old, conn, "SYN-ACK", seq)
                 else:
@@ -327,22 +339,22 @@ class Tracker:
                     ds.isn = seq
                     ds.wscale = wscale
                     conn.client = s
-                    side_s.state, side_r.state = SideState.CLOSED, SideState.LISTEN
+                    side_s.state, side_r.state = CLOSED, LISTEN
                     side_s.start_ts_ns = side_r.start_ts_ns = ts_ns
                     conn.handshake = [ts_ns]
                     conn.slow = True
-                    side_s.feed(Event.SEND_SYN, ts_ns, packet)
-                    side_r.feed(Event.RECV_SYN, ts_ns, packet)
+                    side_s.feed(SEND_SYN, ts_ns, packet)
+                    side_r.feed(RECV_SYN, ts_ns, packet)
                 else:
                     ds.syn_retx += 1
         # -- acknowledgements ----------------------------------------------------------
         acks_fin = False
         if flags & ACK:
-            if (side_r.state is SideState.SYN_RECV and dr.isn is not None
+            if (side_r.state is SYN_RECV and dr.isn is not None
                     and seq_geq(ack, (dr.isn + 1) & _M32) and not flags & SYN):
                 if len(conn.handshake) == 2:
                     conn.handshake.append(ts_ns)
-                side_r.feed(Event.RECV_ACK_OF_SYN, ts_ns, packet)
+                side_r.feed(RECV_ACK_OF_SYN, ts_ns, packet)
             if (dr.fin_seq is not None and dr.fin_acked_ts_ns is None
                     and seq_geq(ack, (dr.fin_seq + 1) & _M32)):
                 dr.fin_acked_ts_ns, dr.fin_acked_packet = ts_ns, packet
@@ -365,54 +377,54 @@ class Tracker:
                 conn.slow = True
                 ds.fin_seq, ds.fin_ts_ns, ds.fin_packet = fin_seq, ts_ns, packet
                 ds.fin_with_data = plen > 0
-                crossing = (side_s.state is SideState.CLOSE_WAIT and dr.fin_seq is not None
+                crossing = (side_s.state is CLOSE_WAIT and dr.fin_seq is not None
                             and not (flags & ACK and seq_geq(ack, (dr.fin_seq + 1) & _M32)))
                 if not (crossing and self._uncross(conn, s, packet)):
-                    side_s.feed(Event.SEND_FIN, ts_ns, packet)
+                    side_s.feed(SEND_FIN, ts_ns, packet)
             elif fin_seq == ds.fin_seq:
                 ds.fin_retx.append((ts_ns, packet))
                 conn.anomaly("FIN retransmitted")
                 if ds.fin_acked_ts_ns is not None and self._revoke_ack(conn, s):
                     note = "the ACK of this FIN was lost after the capture point"
                 for tw in conn.time_wait:
-                    if tw.side == r and side_r.state is SideState.TIME_WAIT:
+                    if tw.side == r and side_r.state is TIME_WAIT:
                         tw.pending_reack = True
                         tw.arrivals += 1
                         note = "retransmitted FIN: the TIME_WAIT side must re-ACK it"
             else:
                 conn.anomaly("FIN with a different sequence number")
         # -- the receiver's events ---------------------------------------------------------
-        if acks_fin and new_fin and side_r.state is SideState.FIN_WAIT1:
-            side_r.feed(Event.RECV_FIN_ACK_OF_FIN, ts_ns, packet,
+        if acks_fin and new_fin and side_r.state is FIN_WAIT1:
+            side_r.feed(RECV_FIN_ACK_OF_FIN, ts_ns, packet,
                         "FIN and the ACK of ours in one segment (Linux passes through "
                         "FIN_WAIT2 for no time)")
         else:
-            if acks_fin and side_r.state in (SideState.FIN_WAIT1, SideState.CLOSING,
-                                             SideState.LAST_ACK):
-                side_r.feed(Event.RECV_ACK_OF_FIN, ts_ns, packet)
-            if new_fin and side_r.state is not SideState.CLOSED:
-                side_r.feed(Event.RECV_FIN, ts_ns, packet)
+            if acks_fin and side_r.state in (FIN_WAIT1, CLOSING,
+                                             LAST_ACK):
+                side_r.feed(RECV_ACK_OF_FIN, ts_ns, packet)
+            if new_fin and side_r.state is not CLOSED:
+                side_r.feed(RECV_FIN, ts_ns, packet)
         # TIME_WAIT bookkeeping: re-ACKs, arrivals
         for tw in conn.time_wait:
-            if side_s.state is SideState.TIME_WAIT and tw.side == s and tw.pending_reack \
+            if side_s.state is TIME_WAIT and tw.side == s and tw.pending_reack \
                     and flags & ACK and not flags & (FIN | SYN | RST) \
                     and ds.fin_seq is not None and dr.fin_seq is not None \
                     and ack == (dr.fin_seq + 1) & _M32:
                 tw.fin_reacks.append(packet)
                 tw.pending_reack = False
                 note = "TIME_WAIT side re-ACKs the retransmitted FIN"
-            elif tw.side == r and side_r.state is SideState.TIME_WAIT and not new_fin \
+            elif tw.side == r and side_r.state is TIME_WAIT and not new_fin \
                     and not (flags & FIN):
                 tw.arrivals += 1
         # -- RST -------------------------------------------------------------------------
         if flags & RST:
             note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
-        if was_closed and side_s.state is SideState.CLOSED:
+        if was_closed and side_s.state is CLOSED:
             conn.after_closed += 1
             conn.anomaly("packets after CLOSED")
         self._enter_time_wait(conn, packet, ts_ns)
         if conn.dirs[0].fin_seq is None and conn.dirs[1].fin_seq is None and not conn.rsts \
-                and all(x.state is SideState.ESTABLISHED for x in conn.sides):
+                and all(x.state is ESTABLISHED for x in conn.sides):
             conn.slow = False  # handshake done: back to the short path
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
 
@@ -424,14 +436,14 @@ class Tracker:
         into FIN_WAIT1 -> CLOSING at the same moment (simultaneous close, rule 2).
         """
         side = conn.sides[s]
-        if not side.transitions or side.transitions[-1].event is not Event.RECV_FIN:
+        if not side.transitions or side.transitions[-1].event is not RECV_FIN:
             return False
         recv = side.transitions.pop()
         side.state = recv.old
-        side.feed(Event.SEND_FIN, recv.ts_ns, recv.packet,
+        side.feed(SEND_FIN, recv.ts_ns, recv.packet,
                   f"close() came before the peer's FIN arrived: this side's FIN (packet "
                   f"{packet}) does not acknowledge it")
-        side.feed(Event.RECV_FIN, recv.ts_ns, recv.packet,
+        side.feed(RECV_FIN, recv.ts_ns, recv.packet,
                   "the FINs crossed: simultaneous close")
         return True
 
@@ -439,7 +451,7 @@ class Tracker:
         """``s`` retransmits a FIN whose ACK we saw: that ACK never reached it (lost after
         the capture point), so undo the move it caused; the next ACK counts instead."""
         side, d = conn.sides[s], conn.dirs[s]
-        if not side.transitions or side.transitions[-1].event is not Event.RECV_ACK_OF_FIN:
+        if not side.transitions or side.transitions[-1].event is not RECV_ACK_OF_FIN:
             return False
         side.state = side.transitions.pop().old
         d.fin_acked_ts_ns = d.fin_acked_packet = None
@@ -453,7 +465,7 @@ class Tracker:
         last segment, so the transition we assumed on receipt never happened (rule 7)."""
         side = conn.sides[s]
         if not side.transitions or side.transitions[-1].event not in (
-                Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN):
+                RECV_FIN, RECV_FIN_ACK_OF_FIN):
             return False
         side.state = side.transitions.pop().old
         conn.time_wait = [tw for tw in conn.time_wait if tw.side != s]
@@ -494,7 +506,7 @@ class Tracker:
             if tw.reuse and tw.reuse.get("outcome") == "pending":
                 tw.reuse["outcome"] = outcome
                 side = old.sides[tw.side]
-                if outcome == "SYN-ACK" and side.state is SideState.TIME_WAIT:
+                if outcome == "SYN-ACK" and side.state is TIME_WAIT:
                     pkt = int(tw.reuse["packet"])  # type: ignore[call-overload]
                     ts = new.first_ts_ns
                     how = ("this side connect()ed again from its TIME_WAIT 4-tuple "
@@ -502,7 +514,7 @@ class Tracker:
                            if tw.reuse.get("by") == "TIME_WAIT side" else
                            "the peer's new SYN was accepted (tcp_timewait_state_process -> "
                            "TCP_TW_SYN)")
-                    side.feed(Event.REUSED, ts, pkt, f"TIME_WAIT ended: {how}")
+                    side.feed(REUSED, ts, pkt, f"TIME_WAIT ended: {how}")
                     tw.reuse["ended_time_wait"] = True
                     same = new.addrs[0] == old.addrs[0]
                     isn_src = new.dirs[tw.side if same else 1 - tw.side].isn
@@ -528,7 +540,7 @@ class Tracker:
         # (RFC 5961 section 3.2); at the FIN edge in CLOSE_WAIT/LAST_ACK/CLOSING too.
         acceptable = True
         note = ""
-        if side_r.state is SideState.SYN_SENT:
+        if side_r.state is SYN_SENT:
             dr_isn = conn.dirs[r].isn
             acceptable = bool(flags & ACK) and dr_isn is not None and \
                 ack == (dr_isn + 1) & _M32
@@ -543,10 +555,10 @@ class Tracker:
         bare = not flags & ACK
         inferred = False
         acked, peer_fin = ds.fin_acked_ts_ns, conn.dirs[r].fin_ts_ns
-        if bare and side_s.state is SideState.TIME_WAIT and acked is not None \
+        if bare and side_s.state is TIME_WAIT and acked is not None \
                 and peer_fin is not None and peer_fin > acked:
             self._revoke_receipt(conn, s)
-        if side_s.state in (SideState.FIN_WAIT2,) and bare:
+        if side_s.state in (FIN_WAIT2,) and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
                                                   f"its FIN was ACKed (packet {ds.fin_acked_packet})"
@@ -556,7 +568,7 @@ class Tracker:
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
-        elif not bare and side_s.state in (SideState.ESTABLISHED, SideState.CLOSE_WAIT) \
+        elif not bare and side_s.state in (ESTABLISHED, CLOSE_WAIT) \
                 and ds.fin_seq is None:
             note = ("RST instead of a FIN: close() with unread data, SO_LINGER 0, or an "
                     "abort (tcp_send_active_reset)")
@@ -564,18 +576,18 @@ class Tracker:
         conn.slow = True
         changed = False
         if acceptable:
-            if side_s.state not in (SideState.CLOSED, SideState.LISTEN):
-                changed |= side_s.feed(Event.SEND_RST, ts_ns, packet, note, inferred)
-            if side_r.state not in (SideState.CLOSED, SideState.LISTEN):
+            if side_s.state not in (CLOSED, LISTEN):
+                changed |= side_s.feed(SEND_RST, ts_ns, packet, note, inferred)
+            if side_r.state not in (CLOSED, LISTEN):
                 tw_note = "TIME_WAIT killed by a RST (RFC 1337 assassination; " \
-                          "tcp_rfc1337=0)" if side_r.state is SideState.TIME_WAIT else ""
-                changed |= side_r.feed(Event.RECV_RST, ts_ns, packet, tw_note)
+                          "tcp_rfc1337=0)" if side_r.state is TIME_WAIT else ""
+                changed |= side_r.feed(RECV_RST, ts_ns, packet, tw_note)
         conn.rsts[-1].note = note
         return note
 
     def _enter_time_wait(self, conn: Conn, packet: int, ts_ns: int) -> None:
         for i, side in enumerate(conn.sides):
-            if side.state is SideState.TIME_WAIT and not any(t.side == i for t in
+            if side.state is TIME_WAIT and not any(t.side == i for t in
                                                               conn.time_wait):
                 conn.time_wait.append(TimeWait(i, side.transitions[-1].ts_ns,
                                                side.transitions[-1].packet))
@@ -602,11 +614,11 @@ class Tracker:
         live = {c.id: c for c, _ in self.conns.values()}
         for conn in live.values():
             states = (conn.sides[0].state, conn.sides[1].state)
-            if SideState.TIME_WAIT in states:
+            if TIME_WAIT in states:
                 last = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns])
                 finished = now_ns - last >= time_wait_ns
             else:
-                finished = states == (SideState.CLOSED, SideState.CLOSED) and \
+                finished = states == (CLOSED, CLOSED) and \
                     now_ns - conn.last_ts_ns >= grace_ns
             if finished and conn.pending_old is None:
                 self._drop(conn)

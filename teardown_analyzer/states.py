@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 class SideState(enum.Enum):
     """A TCP endpoint's state, named as Linux and the write-ups name them."""
 
+    __hash__ = object.__hash__  # members are singletons: the C hash, not Enum's by name
+
     LISTEN = "LISTEN"          # the server before the SYN; never shown in results
     SYN_SENT = "SYN_SENT"
     SYN_RECV = "SYN_RECV"
@@ -66,6 +68,8 @@ class SideState(enum.Enum):
 
 class Event(enum.Enum):
     """What a segment (or the clock) means to one side."""
+
+    __hash__ = object.__hash__
 
     SEND_SYN = "SEND_SYN"
     RECV_SYN = "RECV_SYN"
