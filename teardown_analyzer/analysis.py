@@ -17,6 +17,7 @@ from .flows import ACK, FIN, RST, SYN, Conn, LadderStep, Tracker
 from .link import LINKTYPE_NAMES, locate_tcp
 from .states import Event, SideState
 
+_LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
 LINUX_TIME_WAIT_S = 60.0
 
 EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
@@ -329,12 +330,12 @@ def _states(conn: Conn, i: int) -> list[StateEntry]:
     side = conn.sides[i]
     out: list[StateEntry] = []
     first = side.transitions[0].old if side.transitions else side.state
-    if first not in (SideState.LISTEN, SideState.CLOSED):
-        out.append(StateEntry(first.value, conn.first_ts_ns / 1e9, conn.first_packet,
+    if first is not _LISTEN and first is not _CLOSED:
+        out.append(StateEntry(first._value_, conn.first_ts_ns / 1e9, conn.first_packet,
                               "state when the capture first saw the connection"))
     for t in side.transitions:
-        out.append(StateEntry(t.new.value, t.ts_ns / 1e9, t.packet, t.note, t.inferred,
-                              t.old.value, t.event.value))
+        out.append(StateEntry(t.new._value_, t.ts_ns / 1e9, t.packet, t.note, t.inferred,
+                              t.old._value_, t.event._value_))
     return out
 
 
@@ -438,7 +439,7 @@ def _step(st: LadderStep, role: dict[int, str]) -> dict[str, Any]:
     from .fields import flag_names
     return {"packet": st.packet, "ts": st.ts_ns / 1e9, "from": role[st.sender],
             "flags": flag_names(st.flags), "seq": st.seq, "ack": st.ack, "len": st.length,
-            "states": {role[0]: st.states[0].value, role[1]: st.states[1].value},
+            "states": {role[0]: st.states[0]._value_, role[1]: st.states[1]._value_},
             "note": st.note}
 
 
@@ -446,7 +447,7 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     role = {ci: "client", 1 - ci: "server"}
     fins = sorted((d.fin_ts_ns, i) for i, d in enumerate(conn.dirs) if d.fin_ts_ns is not None)
     changing_rsts = [r for r in conn.rsts if r.acceptable]
-    visited = [{t.new for t in s.transitions} for s in conn.sides]
+    closing = any(t.new is _CLOSING for s in conn.sides for t in s.transitions)
     if not fins:
         if changing_rsts:
             return "rst", role[changing_rsts[0].sender]
@@ -456,7 +457,7 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
         return "fin-then-rst", role[first]
     if len(fins) == 1:
         return "half-open", role[first]
-    if SideState.CLOSING in visited[0] or SideState.CLOSING in visited[1]:
+    if closing:
         return "simultaneous", "both"
     d_first = conn.dirs[first]
     if d_first.fin_acked_by_fin:
