@@ -381,7 +381,10 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
     if fins:
         first_ts, first_i = fins[0]
         other = conn.dirs[1 - first_i]
-        end = fins[1][0] if len(fins) > 1 else end_ns
+        # the half-close ends at the second FIN, or at the RST that ended the connection,
+        # or (half-open) at the capture's last packet
+        rst_after = [r.ts_ns for r in conn.rsts if r.acceptable and r.ts_ns >= first_ts]
+        end = fins[1][0] if len(fins) > 1 else min(rst_after) if rst_after else end_ns
         half_s = round((end - first_ts) / 1e9, 9)
         half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin
     anomalies = list(conn.anomalies)

@@ -52,3 +52,19 @@ def test_max_connections_evicts_the_longest_idle_with_a_warning(run_cli):
     assert json.loads(out)["totals"]["connections"] == len(report.connections)
     # a cap above what the capture needs changes nothing
     assert _dicts(analyze([path], Options(max_connections=10_000))) == _dicts(full)
+
+
+def test_jobs_identical_on_every_kind_of_close(tmp_path):
+    """The synthetic mix (fin-then-rst, simultaneous, retransmitted FINs, IPv6 ...) with
+    finished connections swept early: results must not depend on when or where they were
+    summarised."""
+    import subprocess
+    import sys
+    out = tmp_path / "mix.pcap"
+    subprocess.run([sys.executable, str(SAMPLES.parent / "benchmarks" / "make_capture.py"),
+                    "--connections", "600", "--out", str(out)], check=True,
+                   capture_output=True)
+    opts = Options(sweep_every=97)
+    one = analyze([str(out)], Options())
+    assert _dicts(analyze([str(out)], opts)) == _dicts(one)
+    assert _dicts(analyze([str(out)], opts, jobs=2)) == _dicts(one)

@@ -213,3 +213,9 @@ def test_two_interfaces_of_one_pcapng_are_one_connection_seen_twice():
     c = report.connections[0]
     assert c.kind == "four-way" and not c.anomalies
     assert report.captures[0].linktypes == {0: 1, 1: 1}
+
+
+def test_half_close_ends_at_the_rst_that_ends_the_connection():
+    late_data = _report("fin_wait2_timeout.pcap").connections[0]
+    fin = late_data.directions["client"]["fin"]["ts"]
+    assert late_data.half_close_s == pytest.approx(late_data.rsts[0]["ts"] - fin, abs=1e-6)
