@@ -226,7 +226,7 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
     if backwards and k == 0:
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")
-    end_ns = info.last_ts_ns or 0
+    end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
     results.extend(summarize(c, end_ns, options, info.source) for c in tracker.finish())
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted:
@@ -385,7 +385,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         # or (half-open) at the capture's last packet
         rst_after = [r.ts_ns for r in conn.rsts if r.acceptable and r.ts_ns >= first_ts]
         end = fins[1][0] if len(fins) > 1 else min(rst_after) if rst_after else end_ns
-        half_s = round((end - first_ts) / 1e9, 9)
+        half_s = round(max(0, end - first_ts) / 1e9, 9)
         half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin
     anomalies = list(conn.anomalies)
     for i in (0, 1):

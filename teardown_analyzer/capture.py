@@ -30,7 +30,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 import dpkt
 
-from .errors import CaptureError
+from .errors import CaptureError, printable
 
 # pcap magic numbers (as read little-endian) -> (byte order, ns resolution, record header)
 _PCAP_MAGICS = {
@@ -164,7 +164,7 @@ def open_capture(path: str) -> Capture:
     Raises:
         CaptureError: the file cannot be opened, is empty, or is not a capture.
     """
-    name = "<stdin>" if path == "-" else path
+    name = "<stdin>" if path == "-" else printable(path)
     owned: BinaryIO | None = None
     try:
         if path == "-":
@@ -310,6 +310,18 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
         info.warnings.append(f"pcap version {major} (expected 2); reading it as 2")
     linktype &= 0x0FFFFFFF  # the top bits carry FCS information (pcap spec, LinkType)
     info.linktypes[0] = linktype
+    over_snap = [0, 0]  # records longer than the snap length (count, first): read, but said
+    try:
+        yield from _pcap_loop(rd, info, order, rec_len, nano, snaplen, linktype, over_snap)
+    finally:
+        if over_snap[0]:
+            info.warnings.append(
+                f"{over_snap[0]} packets longer than the snap length {snaplen} (first: "
+                f"packet {over_snap[1]}); read in full, as libpcap does")
+
+
+def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano: bool,
+               snaplen: int, linktype: int, over_snap: list[int]) -> Iterator[Frame]:
     limit = max(snaplen, 262144)
     rec = struct.Struct(order + "IIII")
     scale = 1 if nano else 1000
@@ -337,6 +349,9 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
                 f"packet {index} claims {incl} captured bytes, more than the snap length "
                 f"{snaplen}; the file is corrupt from here", source=info.source,
                 where=f"byte {base + pos}")
+        if incl > snaplen > 0:
+            over_snap[0] += 1
+            over_snap[1] = over_snap[1] or index
         end = pos + rec_len + incl
         while len(buf) < end:
             more = rd.chunk(max(CHUNK, end - len(buf)), index - 1)

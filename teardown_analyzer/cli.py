@@ -171,13 +171,14 @@ def _finish(report: Report, quiet: bool) -> None:
     for info in report.captures:
         if not quiet:
             for w in info.warnings:
-                err.print(f"warning: {info.source}: {w}", style="ta.warning", markup=False,
-                          soft_wrap=True)
+                err.print(f"warning: {info.source}: {errors.printable(w)}",
+                          style="ta.warning", markup=False, soft_wrap=True)
         if info.error is not None and broken is None:
             broken = info.error
     if broken is not None:
-        err.print(f"warning: the packets before the problem were analysed", style="ta.warning",
-                  markup=False) if not quiet else None
+        if not quiet:
+            err.print(f"warning: {broken.source}: the packets before the problem were "
+                      f"analysed", style="ta.warning", markup=False, soft_wrap=True)
         raise broken
 
 
@@ -333,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except errors.TeardownError as exc:
         if debug:
             traceback.print_exc()
-        _stderr_console().print(f"error: {exc}", style="ta.bad", markup=False,
-                                soft_wrap=True)
+        _stderr_console().print(f"error: {errors.printable(str(exc))}", style="ta.bad",
+                                markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
@@ -343,8 +344,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        _stderr_console().print(f"internal error: {type(exc).__name__}: {exc} "
-                                f"(run with --debug for a traceback)", style="ta.bad",
-                                markup=False, soft_wrap=True)
+        _stderr_console().print(f"internal error: {type(exc).__name__}: "
+                                f"{errors.printable(str(exc))} (run with --debug for a "
+                                f"traceback)", style="ta.bad", markup=False, soft_wrap=True)
         sys.exit(70)
     sys.exit(0)

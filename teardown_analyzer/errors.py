@@ -15,6 +15,18 @@ edge with ``raise ... from exc``; nothing else reaches the user.
 
 from __future__ import annotations
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """``text`` with every C0/C1 control character and DEL written as ``\\xNN``.
+
+    Names that come from outside (file names, text in a capture) pass through this at the
+    edge, so no escape sequence reaches a terminal, a CSV file or a JUnit report.
+    """
+    return text.translate(_CONTROL)
+
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2

@@ -335,6 +335,9 @@ class Tracker:
                     ds.syn_retx += 1
             else:
                 if not conn.syn_seen:
+                    if conn.packets > 1:
+                        conn.anomaly("SYN captured after data of this connection "
+                                     "(reordered capture?)")
                     conn.syn_seen = True
                     ds.isn = seq
                     ds.wscale = wscale

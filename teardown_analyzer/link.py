@@ -162,9 +162,11 @@ def _ipv4(data: bytes, off: int) -> Segment | str:
     ihl = (vihl & 0x0F) * 4
     if ihl < 20:
         return "IPv4 header length below 20"
+    total_len, frag, proto = struct.unpack_from("!H2xHxB", data, off + 2)
+    if 0 < total_len < ihl:
+        return "IPv4 total length below header length"
     if len(data) < off + ihl:
         return "truncated IP header"
-    total_len, frag, proto = struct.unpack_from("!H2xHxB", data, off + 2)
     if proto != IPPROTO_TCP:
         return "not TCP"
     if frag & 0x1FFF:

@@ -116,7 +116,7 @@ def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
     """The ladder of one connection: every packet of the handshake and teardown."""
     head = Text(f"connection {c.id}: {_ep(c.client)} (client) ↔ {_ep(c.server)} (server), "
                 f"{c.kind}, initiator {c.initiator or '-'}", style="bold")
-    base = c.first_ts
+    base = min([c.first_ts] + [st["ts"] for st in c.ladder])  # an unsorted merge: no -t
     table = Table(header_style="bold", box=None, pad_edge=False)
     for name in ("pkt", "time", "client", "", "server", "flags", "seq", "ack", "len",
                  "client state", "server state", "note"):
