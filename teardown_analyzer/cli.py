@@ -129,7 +129,7 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
 
 
 def _stream(pieces: Iterable[str]) -> None:
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     for piece in pieces:
         out.write(piece)
     out.flush()
