@@ -8,7 +8,7 @@ analysed apart and combined.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
@@ -310,7 +310,7 @@ def _renumber(report: Report) -> Report:
 # --- summarising one connection --------------------------------------------------------
 
 def _addr(packed: bytes) -> str:
-    return str(ipaddress.ip_address(packed))
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
 def _roles(conn: Conn) -> tuple[int, str]:
@@ -448,7 +448,8 @@ def _step(st: LadderStep, role: dict[int, str]) -> dict[str, Any]:
 
 def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     role = {ci: "client", 1 - ci: "server"}
-    fins = sorted((d.fin_ts_ns, i) for i, d in enumerate(conn.dirs) if d.fin_ts_ns is not None)
+    t0, t1 = conn.dirs[0].fin_ts_ns, conn.dirs[1].fin_ts_ns
+    fins = sorted([(t, i) for i, t in ((0, t0), (1, t1)) if t is not None])
     changing_rsts = [r for r in conn.rsts if r.acceptable]
     closing = any(t.new is _CLOSING for s in conn.sides for t in s.transitions)
     if not fins:

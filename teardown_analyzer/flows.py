@@ -589,9 +589,11 @@ class Tracker:
         return note
 
     def _enter_time_wait(self, conn: Conn, packet: int, ts_ns: int) -> None:
+        a, b = conn.sides
+        if a.state is not TIME_WAIT and b.state is not TIME_WAIT:
+            return
         for i, side in enumerate(conn.sides):
-            if side.state is TIME_WAIT and not any(t.side == i for t in
-                                                              conn.time_wait):
+            if side.state is TIME_WAIT and not any(t.side == i for t in conn.time_wait):
                 conn.time_wait.append(TimeWait(i, side.transitions[-1].ts_ns,
                                                side.transitions[-1].packet))
 
