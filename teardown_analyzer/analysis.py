@@ -258,7 +258,11 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         opts = options if split == 1 or options.max_connections is None else \
             replace(options, max_connections=max(1, options.max_connections // split))
         tasks = [(p, opts, (k, split)) for p in paths for k in range(split)]
-        with multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks))) as pool:
+        # fork where there is one: no re-import of __main__ (a script read from stdin
+        # cannot be re-imported by a spawned worker) and a faster start
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ctx.Pool(min(jobs, len(tasks))) as pool:
             done = pool.map(_run_part, tasks)
         parts = [_join(done[i * split:(i + 1) * split]) for i in range(len(paths))]
     return renumbered(parts)
