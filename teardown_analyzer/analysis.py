@@ -517,7 +517,6 @@ def zeek_state(conn: Conn, ci: int) -> str:
     r_rst = any(r.sender == si for r in conn.rsts)
     o_fin = conn.dirs[ci].fin_seq is not None
     r_fin = conn.dirs[si].fin_seq is not None
-    established = syn and synack or (not syn and not synack)
     if syn and not synack:
         if r_rst:
             return "REJ"
@@ -531,25 +530,19 @@ def zeek_state(conn: Conn, ci: int) -> str:
             return "RSTRH"
         if r_fin:
             return "SHR"
-    if not syn and not synack:
-        if o_rst:
-            return "RSTO"
-        if r_rst:
-            return "RSTR"
-        if o_fin and r_fin:
-            return "SF"
-        return "OTH"
     if o_rst:
         return "RSTO"
     if r_rst:
         return "RSTR"
     if o_fin and r_fin:
         return "SF"
+    if not syn and not synack:
+        return "OTH"  # midstream traffic that was not closed
     if o_fin:
         return "S2"
     if r_fin:
         return "S3"
-    return "S1" if established else "OTH"
+    return "S1"
 
 
 __all__ = ["analyze", "analyze_capture", "summarize", "Report", "ConnectionResult",

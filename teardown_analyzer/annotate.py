@@ -109,14 +109,19 @@ def _group_rows(fields: Iterable[FieldSpec]) -> list[tuple[str, list[FieldSpec]]
     return list(rows.items())
 
 
+def _span(group: list[FieldSpec]) -> tuple[int, int, int]:
+    """A row's first bit, its width in bits, and one past its last byte."""
+    bit_offset = group[0].bit_offset
+    bits = sum(f.bits for f in group)
+    return bit_offset, bits, (bit_offset + bits + 7) // 8
+
+
 def tcp_rows(buf: bytes, hdr: TcpHeader, lang: str = "en") -> list[Row]:
     """Rows for every field and option of a decoded TCP header."""
     text = _TEXT[lang]
     out: list[Row] = []
     for row_name, fields in _group_rows(TCP_FIELDS):
-        bit_offset = fields[0].bit_offset
-        bits = sum(f.bits for f in fields)
-        end_byte = (bit_offset + bits + 7) // 8
+        bit_offset, bits, end_byte = _span(fields)
         spec: RowSpec | FieldSpec = TCP_ROWS.get(row_name) or fields[0]
         label = getattr(spec, lang)
         if end_byte > hdr.captured:
@@ -232,9 +237,7 @@ def ip_rows(buf: bytes, lang: str = "en") -> list[Row]:
     fields, rows = (IPV4_FIELDS, IPV4_ROWS) if version == 4 else (IPV6_FIELDS, IPV6_ROWS)
     out: list[Row] = []
     for row_name, group in _group_rows(fields):
-        bit_offset = group[0].bit_offset
-        bits = sum(f.bits for f in group)
-        end_byte = (bit_offset + bits + 7) // 8
+        bit_offset, bits, end_byte = _span(group)
         spec: RowSpec | FieldSpec = rows.get(row_name) or group[0]
         if end_byte > len(buf):
             break
