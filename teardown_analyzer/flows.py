@@ -153,7 +153,6 @@ class Conn:
     ladder: list[LadderStep] = field(default_factory=list)
     ladder_dropped: int = 0
     packets: int = 0
-    after_closed: int = 0
     reused_from: int | None = None
     reuse_isn_note: str = ""
     pending_old: "Conn | None" = None
@@ -423,7 +422,6 @@ class Tracker:
         if flags & RST:
             note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
         if was_closed and side_s.state is CLOSED:
-            conn.after_closed += 1
             conn.anomaly("packets after CLOSED")
         self._enter_time_wait(conn, packet, ts_ns)
         if conn.dirs[0].fin_seq is None and conn.dirs[1].fin_seq is None and not conn.rsts \

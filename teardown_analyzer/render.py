@@ -8,9 +8,9 @@ capture is never interpreted as rich markup (``Text`` objects, not markup string
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
@@ -108,6 +108,3 @@ class _Null:
     def flush(self) -> None:
         pass
 
-
-def lines(items: Iterable[str], style: str = "") -> Group:
-    return Group(*(Text(i, style=style) for i in items))

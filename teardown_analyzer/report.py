@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
 from rich.console import Group, RenderableType
@@ -18,7 +17,7 @@ from rich.text import Text
 
 from .analysis import ConnectionResult, Report, StateEntry
 from .kernelpaths import kernel_path
-from .render import dumps
+
 from .states import Event, SideState
 
 FOLD_ABOVE = 50
@@ -250,10 +249,6 @@ def report_markdown(report: Report) -> str:
     out.append("")
     out.append(totals_text(report).plain)
     return "\n".join(out) + "\n"
-
-
-def when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
 def select(report: Report, ids: Iterable[int]) -> list[ConnectionResult]:

@@ -123,7 +123,6 @@ TRANSITIONS: dict[tuple[SideState, Event], SideState] = {
     **{(s, E.SEND_RST): S.CLOSED for s in _ANY_OPEN},
 }
 
-VISIBLE_STATES = tuple(s for s in SideState if s is not S.LISTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +171,3 @@ class SideMachine:
                                            inferred))
         self.state = new
         return True
-
-    def allows(self, event: Event) -> bool:
-        return (self.state, event) in TRANSITIONS
