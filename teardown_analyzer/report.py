@@ -17,7 +17,6 @@ from rich.text import Text
 
 from .analysis import ConnectionResult, Report, StateEntry
 from .kernelpaths import kernel_path
-
 from .states import Event, SideState
 
 FOLD_ABOVE = 50
