@@ -64,17 +64,25 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
         cut = max(0, len(unusual) - MAX_ROWS)
         conns = unusual[:MAX_ROWS]
     table = Table(title="TCP teardowns", header_style="bold", show_lines=True)
-    for name in ("id", "client → server", "initiator", "kind", "client states",
-                 "server states", "half-close", "TIME_WAIT", "notes"):
-        table.add_column(name, overflow="fold")
+    # State names never break: the state columns are at least as wide as CLOSE_WAIT →.
+    for name, width in (("id", None), ("client → server", None), ("close", None),
+                        ("client states", 13), ("server states", 13), ("details", None)):
+        table.add_column(name, overflow="fold", min_width=width)
     for c in conns:
-        notes = "; ".join(c.anomalies[:3])
-        table.add_row(Text(str(c.id)), Text(f"{_ep(c.client)} → {_ep(c.server)}"),
-                      Text(c.initiator or ""), Text(c.kind, style=_kind_style(c.kind)),
+        close = Text(c.kind, style=_kind_style(c.kind))
+        if c.initiator:
+            close.append(f"\nby {c.initiator}")
+        details = []
+        if c.half_close_s is not None:
+            details.append(f"half-close {_dur(c.half_close_s)}")
+        if c.time_wait:
+            details.append(f"TIME_WAIT {_tw(c)}")
+        table.add_row(Text(str(c.id)), Text(f"{_ep(c.client)}\n→ {_ep(c.server)}"), close,
                       Text(_seq(c.client_states), style="ta.state"),
                       Text(_seq(c.server_states), style="ta.state"),
-                      Text(_dur(c.half_close_s)), Text(_tw(c)),
-                      Text(notes, style="ta.anomaly"))
+                      Text("\n".join(details)).append(
+                          "".join(f"\n{a}" for a in c.anomalies[:3]) if details
+                          else "\n".join(c.anomalies[:3]), style="ta.anomaly"))
     parts: list[RenderableType] = [table]
     if folded:
         parts.append(Text(f"{folded} connections that closed normally are folded "
@@ -83,7 +91,9 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
         parts.append(Text(f"{cut} more unusual connections not shown (--all shows every "
                           f"connection; --format json/csv lists them all)", style="dim"))
     parts.append(totals_text(report))
-    parts.append(Text("* inferred from a timer, not seen on the wire", style="dim"))
+    if any(s.inferred for c in conns for s in (*c.client_states, *c.server_states)):
+        parts.append(Text("* inferred (a timer, or a silent expiry the next packet proves), "
+                          "not seen on the wire", style="dim"))
     return Group(*parts)
 
 
