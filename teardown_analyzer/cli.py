@@ -31,16 +31,14 @@ class DefaultGroup(click.Group):
     default_command = "analyze"
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help",
-                                                                          "--version")
-                        and not (args[0] == "--debug" and len(args) == 1)):
-            rest = list(args)
-            pre = []
-            while rest and rest[0] == "--debug":
-                pre.append(rest.pop(0))
-            if not rest or rest[0] not in self.commands:
-                args = pre + [self.default_command] + rest
-        return super().parse_args(ctx, args)
+        rest = list(args)
+        pre = []
+        while rest and rest[0] == "--debug":  # the group's own option
+            pre.append(rest.pop(0))
+        if rest and rest[0] not in self.commands and rest[0] not in ("-h", "--help",
+                                                                      "--version"):
+            rest.insert(0, self.default_command)
+        return super().parse_args(ctx, pre + rest)
 
 
 def _stdout_console() -> Console:
