@@ -8,9 +8,12 @@ analysed apart and combined.
 
 from __future__ import annotations
 
+import bisect
+import pickle
 import socket
+import zlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from .capture import CaptureInfo, open_capture
 from .flows import ACK, FIN, RST, SYN, Conn, LadderStep, Tracker
@@ -139,12 +142,95 @@ class ConnectionResult(NamedTuple):
         return d
 
 
+class _Segment(NamedTuple):
+    """The finished connections of one capture, sorted by provisional id."""
+
+    ids: list[int]
+    """Provisional ids: the number of each connection's first packet."""
+    blobs: list[bytes]
+    """Each connection's result, pickled and compressed."""
+
+
+class ResultStore(Sequence[ConnectionResult]):
+    """Finished connections, held compressed and decoded on access.
+
+    A result takes 4-8 KB as objects and about 1 KB as a compressed pickle, so a capture
+    of hundreds of thousands of connections fits in a few hundred MB.  Each capture is a
+    segment sorted by first packet; the id of the n-th result overall is n (1, 2, 3 ...
+    in the order connections were first seen, capture after capture), and the ids that
+    results name (the incarnation before, the one that reused a TIME_WAIT 4-tuple) are
+    mapped the same way when a result is decoded.
+    """
+
+    __slots__ = ("_segments", "_starts")
+
+    def __init__(self, segments: Iterable[_Segment] = ()) -> None:
+        self._segments = [seg for seg in segments if seg.ids]
+        self._starts: list[int] = []
+        total = 0
+        for seg in self._segments:
+            self._starts.append(total)
+            total += len(seg.ids)
+
+    @classmethod
+    def collect(cls, results: Iterable[ConnectionResult]) -> "ResultStore":
+        """One capture's results (with provisional ids), in any order."""
+        pairs = sorted((r.id, _pack(r)) for r in results)
+        return cls([_Segment([i for i, _ in pairs], [b for _, b in pairs])])
+
+    def __len__(self) -> int:
+        return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = bisect.bisect_right(self._starts, index) - 1
+        seg, start = self._segments[k], self._starts[k]
+        return _unpack(seg.blobs[index - start], lambda old: self._final(k, old), index + 1)
+
+    def __iter__(self) -> Iterator[ConnectionResult]:
+        for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
+            for i, blob in enumerate(seg.blobs):
+                yield _unpack(blob, lambda old, k=k: self._final(k, old), start + i + 1)
+
+    def _final(self, k: int, old: int) -> int | None:
+        ids = self._segments[k].ids
+        i = bisect.bisect_left(ids, old)
+        return self._starts[k] + i + 1 if i < len(ids) and ids[i] == old else None
+
+    def __add__(self, other: "ResultStore") -> "ResultStore":
+        return ResultStore(self._segments + other._segments)
+
+    def joined(self) -> "ResultStore":
+        """The segments (parts of one capture, split by connection) as one, re-sorted."""
+        pairs = sorted((i, b) for seg in self._segments for i, b in zip(seg.ids, seg.blobs))
+        return ResultStore([_Segment([i for i, _ in pairs], [b for _, b in pairs])])
+
+
+def _pack(result: ConnectionResult) -> bytes:
+    return zlib.compress(pickle.dumps(tuple(result), protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> ConnectionResult:
+    c = ConnectionResult(*pickle.loads(zlib.decompress(blob)))
+    tw = c.time_wait
+    if tw and tw.get("reuse") and tw["reuse"].get("new_connection") is not None:
+        tw = {**tw, "reuse": {**tw["reuse"],
+                              "new_connection": final(tw["reuse"]["new_connection"])}}
+    return c._replace(id=new_id, time_wait=tw,
+                      reused_from=None if c.reused_from is None else final(c.reused_from))
+
+
 @dataclass(slots=True)
 class Report:
     """Everything one run found; reports of several captures merge."""
 
     captures: list[CaptureInfo] = field(default_factory=list)
-    connections: list[ConnectionResult] = field(default_factory=list)
+    connections: ResultStore = field(default_factory=ResultStore)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     """Capture source -> skip reason -> count."""
 
@@ -154,17 +240,15 @@ class Report:
 
     def totals(self) -> dict[str, Any]:
         kinds = {k: 0 for k in KINDS}
+        time_wait = {"client": 0, "server": 0, "both": 0}
+        rsts = 0
         for c in self.connections:
             kinds[c.kind] += 1
-        return {"connections": len(self.connections), "kinds": kinds,
-                "rsts": sum(len(c.rsts) for c in self.connections),
-                "half_open": kinds["half-open"],
-                "time_wait": {"client": sum(1 for c in self.connections if c.time_wait
-                                            and c.time_wait["side"] == "client"),
-                              "server": sum(1 for c in self.connections if c.time_wait
-                                            and c.time_wait["side"] == "server"),
-                              "both": sum(1 for c in self.connections if c.time_wait
-                                          and c.time_wait["side"] == "both")}}
+            rsts += len(c.rsts)
+            if c.time_wait:
+                time_wait[c.time_wait["side"]] += 1
+        return {"connections": len(self.connections), "kinds": kinds, "rsts": rsts,
+                "half_open": kinds["half-open"], "time_wait": time_wait}
 
     def to_dict(self, ladder: bool = False, connections: bool = True) -> dict[str, Any]:
         caps = []
@@ -198,7 +282,7 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
     feed = tracker.feed
     skip = tracker.skip
     k, n = part
-    results: list[ConnectionResult] = []
+    results: list[tuple[int, bytes]] = []  # (provisional id, packed result)
     tw_ns = int(options.time_wait_s * 1e9)
     sweep_every = max(1, options.sweep_every)
     prev_ts = backwards = 0
@@ -222,7 +306,8 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
         if frame.index % sweep_every == 0:
             now = tracker.last_ts_ns
             tracker.sweep(now, tw_ns)
-            results.extend(summarize(c, now, options, info.source) for c in tracker.finished)
+            results.extend((c.id, _pack(summarize(c, now, options, info.source)))
+                           for c in tracker.finished)
             tracker.finished.clear()
             if progress is not None:
                 progress(frame.index, cap.bytes_read)
@@ -230,14 +315,16 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
-    results.extend(summarize(c, end_ns, options, info.source) for c in tracker.finish())
+    results.extend((c.id, _pack(summarize(c, end_ns, options, info.source)))
+                   for c in tracker.finish())
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted:
         info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
                              f"before they ended (the longest idle); their records are "
                              f"incomplete")
-    results.sort(key=lambda r: r.id)
-    return Report([info], results, skipped)
+    results.sort()
+    store = ResultStore([_Segment([i for i, _ in results], [b for _, b in results])])
+    return Report([info], store, skipped)
 
 
 def _run_part(args: tuple[str, Options, tuple[int, int]]) -> Report:
@@ -272,11 +359,12 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
 
 
 def renumbered(parts: list[Report]) -> Report:
-    """Reports of captures merged, ids renumbered 1, 2, 3 ... in order first seen."""
+    """Reports of captures merged; ids run 1, 2, 3 ... in the order first seen (the store
+    numbers results by position, see :class:`ResultStore`)."""
     report = Report()
     for part in parts:
         report = report.merge(part)
-    return _renumber(report)
+    return report
 
 
 def _join(parts: list[Report]) -> Report:
@@ -284,34 +372,15 @@ def _join(parts: list[Report]) -> Report:
     first = parts[0]
     info = first.captures[0]
     skipped: dict[str, int] = {}
-    conns: list[ConnectionResult] = []
+    store = ResultStore()
     for p in parts:
-        conns.extend(p.connections)
+        store = store + p.connections
         for reason, count in p.skipped[info.source].items():
             skipped[reason] = skipped.get(reason, 0) + count
         for w in p.captures[0].warnings:
             if w not in info.warnings:
                 info.warnings.append(w)
-    conns.sort(key=lambda r: r.id)
-    return Report([info], conns, {info.source: skipped})
-
-
-def _renumber(report: Report) -> Report:
-    """Ids 1, 2, 3 ... in the order connections were first seen, capture after capture."""
-    out: list[ConnectionResult] = []
-    new_id: dict[tuple[str, int], int] = {}
-    for i, c in enumerate(report.connections, 1):
-        new_id[(c.source, c.id)] = i
-    for c in report.connections:
-        tw = c.time_wait
-        if tw and tw.get("reuse") and "new_connection" in tw["reuse"]:
-            reuse = dict(tw["reuse"])
-            reuse["new_connection"] = new_id.get((c.source, reuse["new_connection"]))
-            tw = {**tw, "reuse": reuse}
-        out.append(c._replace(id=new_id[(c.source, c.id)], time_wait=tw,
-                              reused_from=None if c.reused_from is None
-                              else new_id.get((c.source, c.reused_from))))
-    return Report(report.captures, out, report.skipped)
+    return Report([info], store.joined(), {info.source: skipped})
 
 
 # --- summarising one connection --------------------------------------------------------

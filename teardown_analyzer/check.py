@@ -583,7 +583,7 @@ class CheckResult:
 
 def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
     """Every rule against every connection of ``report`` in the rule's scope."""
-    connections = report.connections
+    connections = list(report.connections)  # decoded once, checked by every rule
     captures = tuple({"source": i.source, "packets": i.packets,
                       "error": None if i.error is None else str(i.error)}
                      for i in report.captures)
