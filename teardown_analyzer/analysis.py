@@ -149,6 +149,8 @@ class _Segment(NamedTuple):
     """Provisional ids: the number of each connection's first packet."""
     blobs: list[bytes]
     """Each connection's result, pickled and compressed."""
+    meta: list[tuple[str, int, str | None, bool]]
+    """(kind, RSTs, TIME_WAIT side, unusual) of each: totals without decoding."""
 
 
 class ResultStore(Sequence[ConnectionResult]):
@@ -173,10 +175,16 @@ class ResultStore(Sequence[ConnectionResult]):
             total += len(seg.ids)
 
     @classmethod
-    def collect(cls, results: Iterable[ConnectionResult]) -> "ResultStore":
-        """One capture's results (with provisional ids), in any order."""
-        pairs = sorted((r.id, _pack(r)) for r in results)
-        return cls([_Segment([i for i, _ in pairs], [b for _, b in pairs])])
+    def collect(cls, packed: list[tuple[int, bytes, tuple[str, int, str | None, bool]]]
+                ) -> "ResultStore":
+        """One capture's results, as :func:`pack` made them, in any order."""
+        packed.sort(key=lambda item: item[0])
+        return cls([_Segment([p[0] for p in packed], [p[1] for p in packed],
+                             [p[2] for p in packed])])
+
+    def meta(self) -> Iterator[tuple[str, int, str | None, bool]]:
+        for seg in self._segments:
+            yield from seg.meta
 
     def __len__(self) -> int:
         return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0
@@ -207,12 +215,15 @@ class ResultStore(Sequence[ConnectionResult]):
 
     def joined(self) -> "ResultStore":
         """The segments (parts of one capture, split by connection) as one, re-sorted."""
-        pairs = sorted((i, b) for seg in self._segments for i, b in zip(seg.ids, seg.blobs))
-        return ResultStore([_Segment([i for i, _ in pairs], [b for _, b in pairs])])
+        return ResultStore.collect([item for seg in self._segments
+                                    for item in zip(seg.ids, seg.blobs, seg.meta)])
 
 
-def _pack(result: ConnectionResult) -> bytes:
-    return zlib.compress(pickle.dumps(tuple(result), protocol=pickle.HIGHEST_PROTOCOL), 1)
+def pack(result: ConnectionResult) -> tuple[int, bytes, tuple[str, int, str | None, bool]]:
+    """A result as the store keeps it: provisional id, compressed pickle, totals' facts."""
+    blob = zlib.compress(pickle.dumps(tuple(result), protocol=pickle.HIGHEST_PROTOCOL), 1)
+    side = result.time_wait["side"] if result.time_wait else None
+    return result.id, blob, (result.kind, len(result.rsts), side, result.unusual)
 
 
 def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> ConnectionResult:
@@ -242,11 +253,11 @@ class Report:
         kinds = {k: 0 for k in KINDS}
         time_wait = {"client": 0, "server": 0, "both": 0}
         rsts = 0
-        for c in self.connections:
-            kinds[c.kind] += 1
-            rsts += len(c.rsts)
-            if c.time_wait:
-                time_wait[c.time_wait["side"]] += 1
+        for kind, n_rsts, tw_side, _ in self.connections.meta():
+            kinds[kind] += 1
+            rsts += n_rsts
+            if tw_side:
+                time_wait[tw_side] += 1
         return {"connections": len(self.connections), "kinds": kinds, "rsts": rsts,
                 "half_open": kinds["half-open"], "time_wait": time_wait}
 
@@ -282,7 +293,7 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
     feed = tracker.feed
     skip = tracker.skip
     k, n = part
-    results: list[tuple[int, bytes]] = []  # (provisional id, packed result)
+    results: list[tuple[int, bytes, tuple[str, int, str | None, bool]]] = []  # see pack()
     tw_ns = int(options.time_wait_s * 1e9)
     sweep_every = max(1, options.sweep_every)
     prev_ts = backwards = 0
@@ -306,7 +317,7 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
         if frame.index % sweep_every == 0:
             now = tracker.last_ts_ns
             tracker.sweep(now, tw_ns)
-            results.extend((c.id, _pack(summarize(c, now, options, info.source)))
+            results.extend(pack(summarize(c, now, options, info.source))
                            for c in tracker.finished)
             tracker.finished.clear()
             if progress is not None:
@@ -315,16 +326,14 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
-    results.extend((c.id, _pack(summarize(c, end_ns, options, info.source)))
+    results.extend(pack(summarize(c, end_ns, options, info.source))
                    for c in tracker.finish())
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted:
         info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
                              f"before they ended (the longest idle); their records are "
                              f"incomplete")
-    results.sort()
-    store = ResultStore([_Segment([i for i, _ in results], [b for _, b in results])])
-    return Report([info], store, skipped)
+    return Report([info], ResultStore.collect(results), skipped)
 
 
 def _run_part(args: tuple[str, Options, tuple[int, int]]) -> Report:

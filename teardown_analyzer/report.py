@@ -56,13 +56,13 @@ def _dur(s: float | None) -> str:
 
 def connections_table(report: Report, show_all: bool = False) -> RenderableType:
     """One row per connection, then the totals."""
-    conns = report.connections
+    conns: Sequence[ConnectionResult] = report.connections
     folded = cut = 0
     if not show_all and len(conns) > FOLD_ABOVE:
-        unusual = [c for c in conns if c.unusual]
+        unusual = [i for i, m in enumerate(report.connections.meta()) if m[3]]
         folded = len(conns) - len(unusual)
         cut = max(0, len(unusual) - MAX_ROWS)
-        conns = unusual[:MAX_ROWS]
+        conns = [report.connections[i] for i in unusual[:MAX_ROWS]]
     table = Table(title="TCP teardowns", header_style="bold", show_lines=True)
     # State names never break: the state columns are at least as wide as CLOSE_WAIT →.
     for name, width in (("id", None), ("client → server", None), ("close", None),
