@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import pickle
 import socket
-import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
@@ -148,16 +147,16 @@ class _Segment(NamedTuple):
     ids: list[int]
     """Provisional ids: the number of each connection's first packet."""
     blobs: list[bytes]
-    """Each connection's result, pickled and compressed."""
+    """Each connection's result, pickled."""
     meta: list[tuple[str, int, str | None, bool]]
     """(kind, RSTs, TIME_WAIT side, unusual) of each: totals without decoding."""
 
 
 class ResultStore(Sequence[ConnectionResult]):
-    """Finished connections, held compressed and decoded on access.
+    """Finished connections, held as pickles and decoded on access.
 
-    A result takes 4-8 KB as objects and about 1 KB as a compressed pickle, so a capture
-    of hundreds of thousands of connections fits in a few hundred MB.  Each capture is a
+    A result takes 4-8 KB as objects and about 1.6 KB as a pickle, so the summaries of
+    hundreds of thousands of connections fit in a few hundred MB.  Each capture is a
     segment sorted by first packet; the id of the n-th result overall is n (1, 2, 3 ...
     in the order connections were first seen, capture after capture), and the ids that
     results name (the incarnation before, the one that reused a TIME_WAIT 4-tuple) are
@@ -220,14 +219,20 @@ class ResultStore(Sequence[ConnectionResult]):
 
 
 def pack(result: ConnectionResult) -> tuple[int, bytes, tuple[str, int, str | None, bool]]:
-    """A result as the store keeps it: provisional id, compressed pickle, totals' facts."""
-    blob = zlib.compress(pickle.dumps(tuple(result), protocol=pickle.HIGHEST_PROTOCOL), 1)
+    """A result as the store keeps it: provisional id, pickle, the facts totals need."""
+    # states as plain tuples: a named tuple pickles with its class, twice as slow; no zlib:
+    # it would save a third of the bytes at four times the cost of the pickle
+    flat = result._replace(client_states=tuple(map(tuple, result.client_states)),
+                           server_states=tuple(map(tuple, result.server_states)))
+    blob = pickle.dumps(tuple(flat), protocol=pickle.HIGHEST_PROTOCOL)
     side = result.time_wait["side"] if result.time_wait else None
     return result.id, blob, (result.kind, len(result.rsts), side, result.unusual)
 
 
 def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> ConnectionResult:
-    c = ConnectionResult(*pickle.loads(zlib.decompress(blob)))
+    c = ConnectionResult(*pickle.loads(blob))
+    c = c._replace(client_states=tuple(StateEntry(*e) for e in c.client_states),
+                   server_states=tuple(StateEntry(*e) for e in c.server_states))
     tw = c.time_wait
     if tw and tw.get("reuse") and tw["reuse"].get("new_connection") is not None:
         tw = {**tw, "reuse": {**tw["reuse"],
