@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .link import Segment
-from .states import Event, SideMachine, SideState
+from .states import Event, SideMachine, SideState, Transition
 from .tcp import FIXED_HEADER, window_scale, word_of
 
 
@@ -429,6 +429,27 @@ class Tracker:
             conn.slow = False  # handshake done: back to the short path
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
 
+    def _undo_last(self, conn: Conn, s: int, *events: Event) -> Transition | None:
+        """Take back side ``s``'s last transition if it was one of ``events``: later evidence
+        shows the segment behind it never had that effect.  The ladder's states from that
+        packet on are corrected, and a TIME_WAIT it began is dropped."""
+        side = conn.sides[s]
+        if not side.transitions or side.transitions[-1].event not in events:
+            return None
+        undone = side.transitions.pop()
+        side.state = undone.old
+        conn.time_wait = [tw for tw in conn.time_wait if tw.side != s]
+        self._restate(conn, s, undone.packet)
+        return undone
+
+    def _restate(self, conn: Conn, s: int, from_packet: int) -> None:
+        """Side ``s``'s state in the ladder steps from ``from_packet`` on, as it now stands."""
+        for step in conn.ladder:
+            if step.packet >= from_packet:
+                states = list(step.states)
+                states[s] = conn.sides[s].state
+                step.states = (states[0], states[1])
+
     def _uncross(self, conn: Conn, s: int, packet: int) -> bool:
         """``s`` sends a FIN that does not ACK the peer's earlier FIN: the FINs crossed.
 
@@ -436,41 +457,33 @@ class Tracker:
         ESTABLISHED, when the peer's FIN reached it: rewrite the CLOSE_WAIT we assumed
         into FIN_WAIT1 -> CLOSING at the same moment (simultaneous close, rule 2).
         """
-        side = conn.sides[s]
-        if not side.transitions or side.transitions[-1].event is not RECV_FIN:
+        recv = self._undo_last(conn, s, RECV_FIN)
+        if recv is None:
             return False
-        recv = side.transitions.pop()
-        side.state = recv.old
+        side = conn.sides[s]
         side.feed(SEND_FIN, recv.ts_ns, recv.packet,
                   f"close() came before the peer's FIN arrived: this side's FIN (packet "
                   f"{packet}) does not acknowledge it")
         side.feed(RECV_FIN, recv.ts_ns, recv.packet,
                   "the FINs crossed: simultaneous close")
+        self._restate(conn, s, recv.packet)
         return True
 
     def _revoke_ack(self, conn: Conn, s: int) -> bool:
         """``s`` retransmits a FIN whose ACK we saw: that ACK never reached it (lost after
         the capture point), so undo the move it caused; the next ACK counts instead."""
-        side, d = conn.sides[s], conn.dirs[s]
-        if not side.transitions or side.transitions[-1].event is not RECV_ACK_OF_FIN:
+        if self._undo_last(conn, s, RECV_ACK_OF_FIN) is None:
             return False
-        side.state = side.transitions.pop().old
+        d = conn.dirs[s]
         d.fin_acked_ts_ns = d.fin_acked_packet = None
         d.fin_acked_by_fin = False
-        conn.time_wait = [tw for tw in conn.time_wait if tw.side != s]
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
 
     def _revoke_receipt(self, conn: Conn, s: int) -> bool:
         """``s`` answers with a bare RST (the reply path): it had no socket to take the
         last segment, so the transition we assumed on receipt never happened (rule 7)."""
-        side = conn.sides[s]
-        if not side.transitions or side.transitions[-1].event not in (
-                RECV_FIN, RECV_FIN_ACK_OF_FIN):
-            return False
-        side.state = side.transitions.pop().old
-        conn.time_wait = [tw for tw in conn.time_wait if tw.side != s]
-        return True
+        return self._undo_last(conn, s, RECV_FIN, RECV_FIN_ACK_OF_FIN) is not None
 
     def _to_old(self, conn: Conn, old: Conn, s: int, flags: int, ack: int, ts_ns: int,
                 packet: int, plen: int, data: bytes, seg: Segment) -> bool:

@@ -219,3 +219,14 @@ def test_half_close_ends_at_the_rst_that_ends_the_connection():
     late_data = _report("fin_wait2_timeout.pcap").connections[0]
     fin = late_data.directions["client"]["fin"]["ts"]
     assert late_data.half_close_s == pytest.approx(late_data.rsts[0]["ts"] - fin, abs=1e-6)
+
+
+@pytest.mark.parametrize("name,packet,role,state", [
+    ("lost_last_ack.pcap", 11, "server", "LAST_ACK"),     # that ACK never reached the server
+    ("simultaneous.pcap", 8, "client", "CLOSING"),        # the client's FIN had crossed it
+])
+def test_ladder_states_follow_revised_transitions(name, packet, role, state):
+    from teardown_analyzer.analysis import Options
+    c = analyze([str(SAMPLES / name)], Options(keep_ladder=True)).connections[0]
+    step = next(st for st in c.ladder if st["packet"] == packet)
+    assert step["states"][role] == state
