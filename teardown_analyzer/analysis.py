@@ -1,31 +1,27 @@
 """From tracked connections to results: kind of close, initiator, half-close, TIME_WAIT.
 
-:func:`analyze` is the library's main entry: capture paths in, a :class:`Report`
-out.  Results are frozen dataclasses whose ``to_dict()`` gives JSON-native values;
-reports of several captures merge (:meth:`Report.merge`), so captures can be
-analysed apart and combined.
+:func:`analyze` is the library's main entry: capture paths in, a
+:class:`~teardown_analyzer.results.Report` out (see :mod:`teardown_analyzer.results`
+for the records).  Reports of several captures merge, so captures can be analysed
+apart (``jobs``) and combined.
 """
 
 from __future__ import annotations
 
-import bisect
-import pickle
 import socket
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable
 
-from .capture import CaptureInfo, open_capture
-from .flows import ACK, FIN, RST, SYN, Conn, LadderStep, Tracker
-from .link import LINKTYPE_NAMES, locate_tcp
+from .capture import open_capture
+from .flows import Conn, LadderStep, Tracker
+from .link import locate_tcp
+from .results import KINDS, ConnectionResult, Report, ResultStore, StateEntry, pack
 from .states import Event, SideState
 
 _LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
 LINUX_TIME_WAIT_S = 60.0
 
 EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
-
-KINDS = ("four-way", "three-way", "simultaneous", "fin-then-rst", "rst", "half-open", "none")
-UNUSUAL = {"fin-then-rst", "rst", "half-open", "simultaneous"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,247 +33,6 @@ class Options:
     """Finished connections leave the tracker every this many packets."""
     max_connections: int | None = None
     """Cap on connections tracked at once (``--max-connections``)."""
-
-
-class StateEntry(NamedTuple):
-    state: str
-    ts: float
-    packet: int
-    note: str = ""
-    inferred: bool = False
-    old: str = ""
-    event: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"state": self.state, "ts": self.ts, "packet": self.packet}
-        if self.event:
-            d["from"], d["event"] = self.old, self.event
-        if self.note:
-            d["note"] = self.note
-        if self.inferred:
-            d["inferred"] = True
-        return d
-
-
-class ConnectionResult(NamedTuple):
-    """How one connection (one incarnation of a 4-tuple) was closed.
-
-    Results are immutable named tuples rather than frozen dataclasses: hundreds of
-    thousands of them are made, and with ``--jobs`` they cross process boundaries, where
-    a tuple pickles several times faster.
-    """
-
-    id: int
-    client: tuple[str, int]
-    server: tuple[str, int]
-    incarnation: int
-    first_ts: float
-    last_ts: float
-    packets: int
-    handshake: str
-    """seen / partial / missing."""
-    roles_from: str
-    """What told client from server: handshake, SYN-ACK, or a port heuristic."""
-    kind: str
-    initiator: str | None
-    half_close_s: float | None
-    half_close_bytes: int
-    half_close_segments: int
-    client_states: tuple[StateEntry, ...]
-    server_states: tuple[StateEntry, ...]
-    time_wait: dict[str, Any] | None
-    rsts: tuple[dict[str, Any], ...]
-    anomalies: tuple[str, ...]
-    notes: tuple[str, ...]
-    zeek_state: str
-    directions: dict[str, Any]
-    vantage: dict[str, Any] | None
-    ladder: tuple[dict[str, Any], ...] = ()
-    source: str = ""
-    reused_from: int | None = None
-    """Id of the incarnation of the same 4-tuple before this one."""
-
-    @property
-    def client_final(self) -> str:
-        return self.client_states[-1].state if self.client_states else "CLOSED"
-
-    @property
-    def server_final(self) -> str:
-        return self.server_states[-1].state if self.server_states else "CLOSED"
-
-    @property
-    def unusual(self) -> bool:
-        return self.kind in UNUSUAL or bool(self.anomalies)
-
-    def to_dict(self, ladder: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "id": self.id,
-            "capture": self.source,
-            "client": {"ip": self.client[0], "port": self.client[1]},
-            "server": {"ip": self.server[0], "port": self.server[1]},
-            "incarnation": self.incarnation, "reused_from": self.reused_from,
-            "first_ts": self.first_ts, "last_ts": self.last_ts, "packets": self.packets,
-            "handshake": self.handshake, "roles_from": self.roles_from,
-            "close": {"kind": self.kind, "initiator": self.initiator,
-                      "half_close_s": self.half_close_s,
-                      "half_close_bytes": self.half_close_bytes,
-                      "half_close_segments": self.half_close_segments},
-            "sides": {
-                "client": {"states": [s.to_dict() for s in self.client_states],
-                           "final_state": self.client_final},
-                "server": {"states": [s.to_dict() for s in self.server_states],
-                           "final_state": self.server_final},
-            },
-            "time_wait": self.time_wait,
-            "rsts": list(self.rsts),
-            "anomalies": list(self.anomalies),
-            "notes": list(self.notes),
-            "zeek_state": self.zeek_state,
-            "directions": self.directions,
-            "vantage": self.vantage,
-        }
-        if ladder:
-            d["ladder"] = list(self.ladder)
-        return d
-
-
-class _Segment(NamedTuple):
-    """The finished connections of one capture, sorted by provisional id."""
-
-    ids: list[int]
-    """Provisional ids: the number of each connection's first packet."""
-    blobs: list[bytes]
-    """Each connection's result, pickled."""
-    meta: list[tuple[str, int, str | None, bool]]
-    """(kind, RSTs, TIME_WAIT side, unusual) of each: totals without decoding."""
-
-
-class ResultStore(Sequence[ConnectionResult]):
-    """Finished connections, held as pickles and decoded on access.
-
-    A result takes 4-8 KB as objects and about 1.6 KB as a pickle, so the summaries of
-    hundreds of thousands of connections fit in a few hundred MB.  Each capture is a
-    segment sorted by first packet; the id of the n-th result overall is n (1, 2, 3 ...
-    in the order connections were first seen, capture after capture), and the ids that
-    results name (the incarnation before, the one that reused a TIME_WAIT 4-tuple) are
-    mapped the same way when a result is decoded.
-    """
-
-    __slots__ = ("_segments", "_starts")
-
-    def __init__(self, segments: Iterable[_Segment] = ()) -> None:
-        self._segments = [seg for seg in segments if seg.ids]
-        self._starts: list[int] = []
-        total = 0
-        for seg in self._segments:
-            self._starts.append(total)
-            total += len(seg.ids)
-
-    @classmethod
-    def collect(cls, packed: list[tuple[int, bytes, tuple[str, int, str | None, bool]]]
-                ) -> "ResultStore":
-        """One capture's results, as :func:`pack` made them, in any order."""
-        packed.sort(key=lambda item: item[0])
-        return cls([_Segment([p[0] for p in packed], [p[1] for p in packed],
-                             [p[2] for p in packed])])
-
-    def meta(self) -> Iterator[tuple[str, int, str | None, bool]]:
-        for seg in self._segments:
-            yield from seg.meta
-
-    def __len__(self) -> int:
-        return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        k = bisect.bisect_right(self._starts, index) - 1
-        seg, start = self._segments[k], self._starts[k]
-        return _unpack(seg.blobs[index - start], lambda old: self._final(k, old), index + 1)
-
-    def __iter__(self) -> Iterator[ConnectionResult]:
-        for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
-            for i, blob in enumerate(seg.blobs):
-                yield _unpack(blob, lambda old, k=k: self._final(k, old), start + i + 1)
-
-    def _final(self, k: int, old: int) -> int | None:
-        ids = self._segments[k].ids
-        i = bisect.bisect_left(ids, old)
-        return self._starts[k] + i + 1 if i < len(ids) and ids[i] == old else None
-
-    def __add__(self, other: "ResultStore") -> "ResultStore":
-        return ResultStore(self._segments + other._segments)
-
-    def joined(self) -> "ResultStore":
-        """The segments (parts of one capture, split by connection) as one, re-sorted."""
-        return ResultStore.collect([item for seg in self._segments
-                                    for item in zip(seg.ids, seg.blobs, seg.meta)])
-
-
-def pack(result: ConnectionResult) -> tuple[int, bytes, tuple[str, int, str | None, bool]]:
-    """A result as the store keeps it: provisional id, pickle, the facts totals need."""
-    # states as plain tuples: a named tuple pickles with its class, twice as slow; no zlib:
-    # it would save a third of the bytes at four times the cost of the pickle
-    flat = result._replace(client_states=tuple(map(tuple, result.client_states)),
-                           server_states=tuple(map(tuple, result.server_states)))
-    blob = pickle.dumps(tuple(flat), protocol=pickle.HIGHEST_PROTOCOL)
-    side = result.time_wait["side"] if result.time_wait else None
-    return result.id, blob, (result.kind, len(result.rsts), side, result.unusual)
-
-
-def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> ConnectionResult:
-    c = ConnectionResult(*pickle.loads(blob))
-    c = c._replace(client_states=tuple(StateEntry(*e) for e in c.client_states),
-                   server_states=tuple(StateEntry(*e) for e in c.server_states))
-    tw = c.time_wait
-    if tw and tw.get("reuse") and tw["reuse"].get("new_connection") is not None:
-        tw = {**tw, "reuse": {**tw["reuse"],
-                              "new_connection": final(tw["reuse"]["new_connection"])}}
-    return c._replace(id=new_id, time_wait=tw,
-                      reused_from=None if c.reused_from is None else final(c.reused_from))
-
-
-@dataclass(slots=True)
-class Report:
-    """Everything one run found; reports of several captures merge."""
-
-    captures: list[CaptureInfo] = field(default_factory=list)
-    connections: ResultStore = field(default_factory=ResultStore)
-    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Capture source -> skip reason -> count."""
-
-    def merge(self, other: "Report") -> "Report":
-        return Report(self.captures + other.captures, self.connections + other.connections,
-                      {**self.skipped, **other.skipped})
-
-    def totals(self) -> dict[str, Any]:
-        kinds = {k: 0 for k in KINDS}
-        time_wait = {"client": 0, "server": 0, "both": 0}
-        rsts = 0
-        for kind, n_rsts, tw_side, _ in self.connections.meta():
-            kinds[kind] += 1
-            rsts += n_rsts
-            if tw_side:
-                time_wait[tw_side] += 1
-        return {"connections": len(self.connections), "kinds": kinds, "rsts": rsts,
-                "half_open": kinds["half-open"], "time_wait": time_wait}
-
-    def to_dict(self, ladder: bool = False, connections: bool = True) -> dict[str, Any]:
-        caps = []
-        for info in self.captures:
-            d = info.to_dict()
-            d["skipped"] = dict(sorted(self.skipped.get(info.source, {}).items()))
-            d["linktype_names"] = [LINKTYPE_NAMES.get(lt, str(lt))
-                                   for lt in sorted(set(info.linktypes.values()))]
-            caps.append(d)
-        return {"schema": "teardown-analyzer/1", "captures": caps,
-                "connections": [c.to_dict(ladder) for c in self.connections]
-                if connections else [],
-                "totals": self.totals()}
 
 
 # --- driving a capture through the tracker ---------------------------------------------
@@ -628,5 +383,5 @@ def zeek_state(conn: Conn, ci: int) -> str:
     return "S1"
 
 
-__all__ = ["analyze", "analyze_capture", "summarize", "Report", "ConnectionResult",
-           "Options", "KINDS", "zeek_state", "FIN", "SYN", "RST", "ACK"]
+__all__ = ["analyze", "analyze_capture", "renumbered", "summarize", "zeek_state", "Options",
+           "Report", "ConnectionResult", "StateEntry", "KINDS"]
