@@ -230,3 +230,41 @@ def test_ladder_states_follow_revised_transitions(name, packet, role, state):
     c = analyze([str(SAMPLES / name)], Options(keep_ladder=True)).connections[0]
     step = next(st for st in c.ladder if st["packet"] == packet)
     assert step["states"][role] == state
+
+
+@pytest.mark.parametrize("name", ["mixed_200.pcap", "reuse_client_tw.pcap",
+                                  "lost_last_ack.pcap", "fin_wait2_timeout.pcap"])
+def test_parked_time_waits_change_nothing(name):
+    """A quiet TIME_WAIT is parked as a pickle and taken out again by a late segment (the
+    reuse 1.2 s later in reuse_client_tw) or at the end: the results must not move."""
+    from teardown_analyzer.analysis import Options
+    from teardown_analyzer.flows import Tracker
+    path = [str(SAMPLES / name)]
+    swept = analyze(path, Options(sweep_every=1, keep_ladder=True))
+    never = analyze(path, Options(sweep_every=10**9, keep_ladder=True))
+    assert [c.to_dict(True) for c in swept.connections] == \
+        [c.to_dict(True) for c in never.connections]
+
+
+def test_a_parked_time_wait_is_taken_out_by_the_reuse():
+    """Sweep just before the new SYN of reuse_client_tw: the client's TIME_WAIT (quiet for
+    1.2 s) is parked, and the SYN takes it out again; the summaries equal an unswept run."""
+    from teardown_analyzer.analysis import Options, summarize
+    from teardown_analyzer.capture import open_capture
+    from teardown_analyzer.flows import Tracker
+    from teardown_analyzer.link import locate_tcp
+
+    def run(sweep_before: int | None) -> list[dict]:
+        tracker = Tracker()
+        for f in open_capture(str(SAMPLES / "reuse_client_tw.pcap")):
+            if f.index == sweep_before:
+                tracker.sweep(f.ts_ns, 60 * 10**9)
+                assert len(tracker.parked) == 2  # both directions of the old 4-tuple
+            where = locate_tcp(f.data, f.linktype)
+            tracker.feed(f.index, f.ts_ns, f.data, where)
+        assert not tracker.parked
+        conns = sorted(tracker.finish(), key=lambda c: c.id)
+        return [summarize(c, 10**19, Options()).to_dict() for c in conns]
+
+    second_syn = _report("reuse_client_tw.pcap").connections[1].client_states[0].packet
+    assert run(second_syn) == run(None)
