@@ -13,7 +13,6 @@ one-way delay (:mod:`teardown_analyzer.analysis` reports the vantage point).
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 
 from .link import Segment
@@ -179,9 +178,6 @@ class Tracker:
         """Connections that left the table (finished, evicted, or replaced by a new
         incarnation); the caller drains and summarises them."""
         self.evicted = 0
-        self.parked: dict[tuple[bytes, int, bytes, int], tuple[bytes, int, int]] = {}
-        """Quiet connections whose only live side is in TIME_WAIT, pickled (about half the
-        memory): 4-tuple as sent -> (pickle, sender's index, time of last activity)."""
         self.skipped: dict[str, int] = {}
         self.last_ts_ns = 0
         self.tcp_packets = 0
@@ -212,8 +208,6 @@ class Tracker:
         self.tcp_packets += 1
         key = (seg.src, sport, seg.dst, dport)
         found = self.conns.get(key)
-        if found is None and key in self.parked:
-            found = self._unpark(key)
         if found is None:
             conn, s = self._new(key, packet, ts_ns, seg.ip_version), 0
         else:
@@ -639,48 +633,16 @@ class Tracker:
             if TIME_WAIT in states:
                 last = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns])
                 finished = now_ns - last >= time_wait_ns
-                if not finished and conn.pending_old is None and \
-                        now_ns - conn.last_ts_ns >= grace_ns and \
-                        all(st is TIME_WAIT or st is CLOSED for st in states):
-                    self._park(conn, last)
-                    continue
             else:
                 finished = states == (CLOSED, CLOSED) and \
                     now_ns - conn.last_ts_ns >= grace_ns
             if finished and conn.pending_old is None:
                 self._drop(conn)
-        for key in [k for k, (_, _, last) in self.parked.items()
-                    if now_ns - last >= time_wait_ns]:
-            found = self._unpark(key)  # None when its other direction took it out already
-            if found is not None:
-                self._drop(found[0])
-
-    def _park(self, conn: Conn, last: int) -> None:
-        """Keep a TIME_WAIT that only a late FIN, RST or SYN can still change as a pickle."""
-        a, b = conn.addrs
-        blob = pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL)
-        for s, key in ((0, (a[0], a[1], b[0], b[1])), (1, (b[0], b[1], a[0], a[1]))):
-            del self.conns[key]
-            self.parked[key] = (blob, s, last)
-
-    def _unpark(self, key: tuple[bytes, int, bytes, int]) -> tuple[Conn, int] | None:
-        entry = self.parked.pop(key, None)
-        if entry is None:
-            return None
-        conn: Conn = pickle.loads(entry[0])
-        a, b = conn.addrs
-        self.parked.pop((b[0], b[1], a[0], a[1]) if key == (a[0], a[1], b[0], b[1])
-                        else (a[0], a[1], b[0], b[1]), None)
-        self.conns[(a[0], a[1], b[0], b[1])] = (conn, 0)
-        self.conns[(b[0], b[1], a[0], a[1])] = (conn, 1)
-        return self.conns[key]
 
     # -- the end -----------------------------------------------------------------------
 
     def finish(self) -> list[Conn]:
         """Everything still held, at the end of the capture: moved to :attr:`finished`."""
-        while self.parked:
-            self._unpark(next(iter(self.parked)))
         for conn in {c.id: c for c, _ in self.conns.values()}.values():
             self._drop(conn)
         return self.finished
