@@ -407,12 +407,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
             (blen,) = struct.unpack(order + "I", head[4:])
             _check_block_len(blen, 28, start, info)
             body = bom + _read_body(rd, blen - 12, start, info)
-            (trailer,) = struct.unpack(order + "I", body[-4:])
-            if trailer != blen:
-                raise CaptureError(
-                    f"pcapng section header block has length {blen} but trailer "
-                    f"{trailer}; the file is corrupt from here", source=info.source,
-                    where=f"byte {start}")
+            _check_trailer(body, order, blen, "section header block", start, info)
             iface_base += len(interfaces)
             interfaces = []  # a new section starts a new interface list
             first = False
@@ -423,12 +418,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
         btype, blen = struct.unpack(order + "II", head)
         _check_block_len(blen, 12, start, info)
         body = _read_body(rd, blen - 8, start, info)
-        (trailer,) = struct.unpack(order + "I", body[-4:])
-        if trailer != blen:
-            raise CaptureError(
-                f"pcapng block of type 0x{btype:08x} has length {blen} but trailer "
-                f"{trailer}; the file is corrupt from here", source=info.source,
-                where=f"byte {start}")
+        _check_trailer(body, order, blen, f"block of type 0x{btype:08x}", start, info)
         body = body[:-4]
         if btype == _BT_IDB:
             interfaces.append(_parse_idb(head + body + struct.pack(order + "I", blen),
@@ -476,6 +466,16 @@ def _check_block_len(blen: int, minimum: int, start: int, info: CaptureInfo) -> 
     if blen < minimum or blen % 4 or blen > MAX_BLOCK:
         raise CaptureError(f"pcapng block length {blen} is invalid; the file is corrupt "
                            f"from here", source=info.source, where=f"byte {start}")
+
+
+def _check_trailer(body: bytes, order: str, blen: int, what: str, start: int,
+                   info: CaptureInfo) -> None:
+    """A block ends with its length repeated; a mismatch means corruption from here."""
+    (trailer,) = struct.unpack(order + "I", body[-4:])
+    if trailer != blen:
+        raise CaptureError(f"pcapng {what} has length {blen} but trailer {trailer}; the "
+                           f"file is corrupt from here", source=info.source,
+                           where=f"byte {start}")
 
 
 def _read_body(rd: _Reader, n: int, start: int, info: CaptureInfo) -> bytes:

@@ -61,6 +61,13 @@ def _match(results: list[ConnectionResult], tc: dict) -> ConnectionResult:
     return same[tc.get("incarnation", 0)]
 
 
+def _pairs(truth_path: pathlib.Path) -> list[tuple[dict, ConnectionResult]]:
+    """Each truth connection with ours, the capture analysed once."""
+    truth = _truth(truth_path)
+    report = analyze([str(SAMPLES / truth["capture"])])
+    return [(tc, _match(report.connections, tc)) for tc in truth["connections"]]
+
+
 def _collapse_instant_fin_wait2(truth_tr: list[dict], ours: ConnectionResult, role: str) -> list[dict]:
     states = ours.client_states if role == "client" else ours.server_states
     direct = any(s.event == "RECV_FIN_ACK_OF_FIN" for s in states)
@@ -132,10 +139,7 @@ def test_states_kind_and_times_match_the_kernel(truth_path):
 
 @pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
 def test_final_state_at_capture_end(truth_path):
-    truth = _truth(truth_path)
-    report = analyze([str(SAMPLES / truth["capture"])])
-    for tc in truth["connections"]:
-        ours = _match(report.connections, tc)
+    for tc, ours in _pairs(truth_path):
         assert ours.client_final == tc["sides"]["client"]["final_state"]
         assert ours.server_final == tc["sides"]["server"]["final_state"]
 
@@ -143,10 +147,7 @@ def test_final_state_at_capture_end(truth_path):
 @pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
 def test_rsts_match_the_kernel(truth_path):
     """Every RST the kernel sent is one we report from that side, at the same time."""
-    truth = _truth(truth_path)
-    report = analyze([str(SAMPLES / truth["capture"])])
-    for tc in truth["connections"]:
-        ours = _match(report.connections, tc)
+    for tc, ours in _pairs(truth_path):
         for role in ("client", "server"):
             sent = sorted(r["ts"] for r in tc["sides"][role]["rst_sent"])
             mine = sorted(r["ts"] for r in ours.rsts if r["from"] == role)
