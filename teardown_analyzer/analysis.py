@@ -8,6 +8,7 @@ apart (``jobs``) and combined.
 
 from __future__ import annotations
 
+import gc
 import socket
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
@@ -15,7 +16,8 @@ from typing import Any, Callable, Iterable
 from .capture import open_capture
 from .flows import Conn, LadderStep, Tracker
 from .link import locate_tcp
-from .results import KINDS, ConnectionResult, Report, ResultStore, StateEntry, pack
+from .results import KINDS, ConnectionResult, Report, ResultSink, ResultStore, StateEntry
+from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import Event, SideState
 
 _LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
@@ -33,28 +35,48 @@ class Options:
     """Finished connections leave the tracker every this many packets."""
     max_connections: int | None = None
     """Cap on connections tracked at once (``--max-connections``)."""
+    quiet_s: float = 1.0
+    """A closed connection quiet this long leaves memory: summarised when both sides are
+    CLOSED, parked on disk when one is in TIME_WAIT (late segments still attach)."""
 
 
 # --- driving a capture through the tracker ---------------------------------------------
 
 def analyze_capture(path: str, options: Options = Options(), part: tuple[int, int] = (0, 1),
-                    progress: Callable[[int, int], None] | None = None) -> Report:
+                    progress: Callable[[int, int], None] | None = None,
+                    spill: Spill | None = None) -> Report:
     """Read one capture in one streaming pass and summarise every connection.
 
     ``part`` ``(k, n)``: track only the connections whose port sum is k modulo n, so n
     processes can share one capture; part 0 also counts the packets no connection owns.
     ``progress(packets, bytes)`` is called now and then.  Connection ids are the first
-    packet's number here; :func:`analyze` renumbers them.
+    packet's number here; :func:`analyze` renumbers them.  Results and parked
+    connections go to ``spill`` (a new one by default).
     """
+    gc_was_on = gc.isenabled()
+    # The connections and results are trees without reference cycles: reference counting
+    # frees them, and the cycle collector would only walk the ever-growing set of live
+    # objects again and again (a fifth of the time on a large capture).
+    gc.disable()
+    try:
+        return _analyze_capture(path, options, part, progress, spill or Spill())
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _analyze_capture(path: str, options: Options, part: tuple[int, int],
+                     progress: Callable[[int, int], None] | None, spill: Spill) -> Report:
     cap = open_capture(path)
     info = cap.info
     tracker = Tracker(keep_ladder=options.keep_ladder,
-                      max_connections=options.max_connections)
+                      max_connections=options.max_connections, spill=spill)
     feed = tracker.feed
     skip = tracker.skip
     k, n = part
-    results: list[tuple[int, bytes, tuple[str, int, str | None, bool]]] = []  # see pack()
+    results = ResultSink(spill)
     tw_ns = int(options.time_wait_s * 1e9)
+    quiet_ns = int(options.quiet_s * 1e9)
     sweep_every = max(1, options.sweep_every)
     prev_ts = backwards = 0
     for frame in cap:
@@ -76,9 +98,9 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
         feed(frame.index, frame.ts_ns, frame.data, seg)
         if frame.index % sweep_every == 0:
             now = tracker.last_ts_ns
-            tracker.sweep(now, tw_ns)
-            results.extend(pack(summarize(c, now, options, info.source))
-                           for c in tracker.finished)
+            tracker.sweep(now, tw_ns, quiet_ns)
+            for c in tracker.finished:
+                results.add(summarize(c, now, options, info.source))
             tracker.finished.clear()
             if progress is not None:
                 progress(frame.index, cap.bytes_read)
@@ -86,18 +108,21 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
-    results.extend(pack(summarize(c, end_ns, options, info.source))
-                   for c in tracker.finish())
+    for c in tracker.finish():
+        results.add(summarize(c, end_ns, options, info.source))
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted:
         info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
                              f"before they ended (the longest idle); their records are "
                              f"incomplete")
-    return Report([info], ResultStore.collect(results), skipped)
+    return Report([info], results.store(), skipped)
 
 
-def _run_part(args: tuple[str, Options, tuple[int, int]]) -> Report:
-    return analyze_capture(args[0], args[1], args[2])
+def _run_part(args: tuple[str, Options, tuple[int, int], int | None]) -> Report:
+    path, options, part, token = args
+    # the spill the parent opened before forking (spawned workers make their own, which
+    # pickles back with its contents)
+    return analyze_capture(path, options, part, spill=shared_spill(token))
 
 
 def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
@@ -116,13 +141,19 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         split = 1 if len(paths) >= jobs else jobs
         opts = options if split == 1 or options.max_connections is None else \
             replace(options, max_connections=max(1, options.max_connections // split))
-        tasks = [(p, opts, (k, split)) for p in paths for k in range(split)]
+        spills = open_shared(len(paths) * split)
+        tasks = [(p, opts, (k, split), spills[i * split + k].token)
+                 for i, p in enumerate(paths) for k in range(split)]
         # fork where there is one: no re-import of __main__ (a script read from stdin
-        # cannot be re-imported by a spawned worker) and a faster start
+        # cannot be re-imported by a spawned worker), a faster start, and the workers
+        # write their results to the spills opened above
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(min(jobs, len(tasks))) as pool:
-            done = pool.map(_run_part, tasks)
+        try:
+            with ctx.Pool(min(jobs, len(tasks))) as pool:
+                done = pool.map(_run_part, tasks, chunksize=1)
+        finally:
+            close_shared(spills)
         parts = [_join(done[i * split:(i + 1) * split]) for i in range(len(paths))]
     return renumbered(parts)
 

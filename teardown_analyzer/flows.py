@@ -13,9 +13,12 @@ one-way delay (:mod:`teardown_analyzer.analysis` reports the vantage point).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from .link import Segment
+from .spill import Spill
 from .states import Event, SideMachine, SideState, Transition
 from .tcp import FIXED_HEADER, window_scale, word_of
 
@@ -167,13 +170,21 @@ class Tracker:
     """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
 
     def __init__(self, keep_ladder: bool = False, max_connections: int | None = None,
-                 evict_grace_ns: int = 0) -> None:
+                 spill: Spill | None = None) -> None:
         self.keep_ladder = keep_ladder
         """Keep each connection's handshake and teardown packets (for the ladder view)."""
         self.max_connections = max_connections
         """Cap on connections tracked at once; the longest idle are evicted beyond it."""
         self.conns: dict[tuple[bytes, int, bytes, int], tuple[Conn, int]] = {}
         """4-tuple as sent -> (connection, index of the sending endpoint)."""
+        self.spill = spill
+        """Where quiet TIME_WAITs are parked (:meth:`sweep`); None: all stay in memory."""
+        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int, int]] = {}
+        """4-tuple as endpoint 0 sends -> (id, offset, size) of a parked connection."""
+        self._due: list[tuple[int, int, tuple[bytes, int, bytes, int]]] = []
+        """Heap of (TIME_WAIT expiry, id, 4-tuple) of parked connections."""
+        from .parking import freeze, thaw  # the codec imports this module's records
+        self._freeze, self._unfreeze = freeze, thaw
         self.finished: list[Conn] = []
         """Connections that left the table (finished, evicted, or replaced by a new
         incarnation); the caller drains and summarises them."""
@@ -208,6 +219,8 @@ class Tracker:
         self.tcp_packets += 1
         key = (seg.src, sport, seg.dst, dport)
         found = self.conns.get(key)
+        if found is None and self.parked:
+            found = self._unpark(key)
         if found is None:
             conn, s = self._new(key, packet, ts_ns, seg.ip_version), 0
         else:
@@ -624,25 +637,70 @@ class Tracker:
         """Move connections that can no longer change to :attr:`finished`.
 
         Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
-        still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  Open
-        connections stay: memory is bounded by the connections still open.
+        still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  A TIME_WAIT
+        whose peer is CLOSED and that was quiet for ``grace_ns`` is parked in the spill
+        until its timer runs out or a segment of its 4-tuple arrives.  Open connections
+        stay: memory is bounded by the connections still open.
         """
         live = {c.id: c for c, _ in self.conns.values()}
         for conn in live.values():
-            states = (conn.sides[0].state, conn.sides[1].state)
-            if TIME_WAIT in states:
-                last = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns])
-                finished = now_ns - last >= time_wait_ns
-            else:
-                finished = states == (CLOSED, CLOSED) and \
-                    now_ns - conn.last_ts_ns >= grace_ns
-            if finished and conn.pending_old is None:
+            a, b = conn.sides[0].state, conn.sides[1].state
+            if conn.pending_old is not None:
+                continue
+            if a is TIME_WAIT or b is TIME_WAIT:
+                due = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns]) \
+                    + time_wait_ns
+                if now_ns >= due:
+                    self._drop(conn)
+                elif self.spill is not None and now_ns - conn.last_ts_ns >= grace_ns \
+                        and a in (TIME_WAIT, CLOSED) and b in (TIME_WAIT, CLOSED):
+                    self._park(conn, due)
+            elif a is CLOSED and b is CLOSED and now_ns - conn.last_ts_ns >= grace_ns:
                 self._drop(conn)
+        due_heap = self._due
+        while due_heap and due_heap[0][0] <= now_ns:
+            _, cid, key = heapq.heappop(due_heap)
+            parked = self.parked.get(key)
+            if parked is not None and parked[0] == cid:
+                self.finished.append(self._thaw(key))
+
+    def _park(self, conn: Conn, due_ns: int) -> None:
+        assert self.spill is not None
+        blob = self._freeze(conn)
+        a, b = conn.addrs
+        key = (a[0], a[1], b[0], b[1])
+        del self.conns[key], self.conns[(b[0], b[1], a[0], a[1])]
+        self.parked[key] = (conn.id, self.spill.put(blob), len(blob))
+        heapq.heappush(self._due, (due_ns, conn.id, key))
+
+    def _thaw(self, key: tuple[bytes, int, bytes, int]) -> Conn:
+        assert self.spill is not None
+        _, offset, size = self.parked.pop(key)
+        return self._unfreeze(self.spill.get(offset, size))
+
+    def _unpark(self, key: tuple[bytes, int, bytes, int]) -> tuple[Conn, int] | None:
+        """A segment of a parked connection's 4-tuple: track the connection again."""
+        rev = (key[2], key[3], key[0], key[1])
+        if key in self.parked:
+            conn = self._thaw(key)
+        elif rev in self.parked:
+            conn = self._thaw(rev)
+        else:
+            return None
+        self.conns[key if conn.addrs[0] == (key[0], key[1]) else rev] = (conn, 0)
+        self.conns[rev if conn.addrs[0] == (key[0], key[1]) else key] = (conn, 1)
+        return self.conns[key]
 
     # -- the end -----------------------------------------------------------------------
 
-    def finish(self) -> list[Conn]:
-        """Everything still held, at the end of the capture: moved to :attr:`finished`."""
+    def finish(self) -> Iterator[Conn]:
+        """Everything still held, at the end of the capture, one at a time."""
+        yield from self.finished
+        self.finished.clear()
         for conn in {c.id: c for c, _ in self.conns.values()}.values():
             self._drop(conn)
-        return self.finished
+            yield from self.finished
+            self.finished.clear()
+        for key in list(self.parked):
+            yield self._thaw(key)
+        self._due.clear()

@@ -2,19 +2,22 @@
 
 :class:`ConnectionResult` is what the analysis concludes about one connection (one
 incarnation of a 4-tuple); :class:`Report` is what one run found, captures and connections,
-and merges with the report of another capture.  Finished connections are kept in a
-:class:`ResultStore`, compactly, until the output is written.
+and merges with the report of another capture.  Finished connections go through a
+:class:`ResultSink` to a spill file and are read back from the :class:`ResultStore` it
+makes.
 """
 
 from __future__ import annotations
 
 import bisect
 import pickle
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from .capture import CaptureInfo
 from .link import LINKTYPE_NAMES
+from .spill import Spill
 
 KINDS = ("four-way", "three-way", "simultaneous", "fin-then-rst", "rst", "half-open", "none")
 UNUSUAL = {"fin-then-rst", "rst", "half-open", "simultaneous"}
@@ -122,22 +125,68 @@ class ConnectionResult(NamedTuple):
         return d
 
 
-class _Segment(NamedTuple):
-    """The finished connections of one capture, sorted by provisional id."""
+_TW_SIDES = (None, "client", "server", "both")
+_TW_CODE = {side: i for i, side in enumerate(_TW_SIDES)}
+_KIND_CODE = {kind: i for i, kind in enumerate(KINDS)}
 
-    ids: list[int]
+
+def _meta_code(kind: str, rsts: int, tw_side: str | None, unusual: bool) -> int:
+    return _KIND_CODE[kind] | _TW_CODE[tw_side] << 3 | unusual << 5 | rsts << 6
+
+
+def _meta(code: int) -> tuple[str, int, str | None, bool]:
+    return KINDS[code & 7], code >> 6, _TW_SIDES[code >> 3 & 3], bool(code >> 5 & 1)
+
+
+class _Segment(NamedTuple):
+    """The finished connections of one capture, sorted by provisional id, as arrays."""
+
+    ids: array
     """Provisional ids: the number of each connection's first packet."""
-    blobs: list[bytes]
-    """Each connection's result, pickled."""
-    meta: list[tuple[str, int, str | None, bool]]
-    """(kind, RSTs, TIME_WAIT side, unusual) of each: totals without decoding."""
+    where: array
+    """Each result's pickle: its offset in a spill << 8 | the spill's index in ``spills``."""
+    sizes: array
+    meta: array
+    """(kind, RSTs, TIME_WAIT side, unusual) of each, coded: totals without decoding."""
+    spills: tuple[Spill, ...]
+
+    def blob(self, i: int) -> bytes:
+        w = self.where[i]
+        return self.spills[w & 0xFF].get(w >> 8, self.sizes[i])
+
+
+class ResultSink:
+    """Where an analysis puts finished connections: pickled to a spill file, indexed."""
+
+    __slots__ = ("spill", "ids", "where", "sizes", "meta")
+
+    def __init__(self, spill: Spill) -> None:
+        self.spill = spill
+        self.ids, self.where = array("q"), array("q")
+        self.sizes, self.meta = array("L"), array("Q")
+
+    def add(self, result: ConnectionResult) -> None:
+        # states as plain tuples: a named tuple pickles with its class, twice as slow; no
+        # zlib: it would save a third of the bytes at four times the cost of the pickle
+        flat = result._replace(client_states=tuple(map(tuple, result.client_states)),
+                               server_states=tuple(map(tuple, result.server_states)))
+        blob = pickle.dumps(tuple(flat), protocol=pickle.HIGHEST_PROTOCOL)
+        self.ids.append(result.id)
+        self.where.append(self.spill.put(blob) << 8)
+        self.sizes.append(len(blob))
+        side = result.time_wait["side"] if result.time_wait else None
+        self.meta.append(_meta_code(result.kind, len(result.rsts), side, result.unusual))
+
+    def store(self) -> "ResultStore":
+        return ResultStore._sorted([_Segment(self.ids, self.where, self.sizes, self.meta,
+                                             (self.spill,))])
 
 
 class ResultStore(Sequence[ConnectionResult]):
-    """Finished connections, held as pickles and decoded on access.
+    """Finished connections, held as pickles in a spill file and decoded on access.
 
-    A result takes 4-8 KB as objects and about 1.6 KB as a pickle, so the summaries of
-    hundreds of thousands of connections fit in a few hundred MB.  Each capture is a
+    A result takes 4-8 KB as objects and about 1.6 KB as a pickle; on disk, the summaries
+    of any number of connections take about 30 bytes of memory each.  Each capture is a
     segment sorted by first packet; the id of the n-th result overall is n (1, 2, 3 ...
     in the order connections were first seen, capture after capture), and the ids that
     results name (the incarnation before, the one that reused a TIME_WAIT 4-tuple) are
@@ -155,16 +204,25 @@ class ResultStore(Sequence[ConnectionResult]):
             total += len(seg.ids)
 
     @classmethod
-    def collect(cls, packed: list[tuple[int, bytes, tuple[str, int, str | None, bool]]]
-                ) -> "ResultStore":
-        """One capture's results, as :func:`pack` made them, in any order."""
-        packed.sort(key=lambda item: item[0])
-        return cls([_Segment([p[0] for p in packed], [p[1] for p in packed],
-                             [p[2] for p in packed])])
+    def _sorted(cls, parts: list[_Segment]) -> "ResultStore":
+        """``parts`` (of one capture, in any order) as one segment sorted by id."""
+        spills: list[Spill] = []
+        for seg in parts:
+            spills.extend(s for s in seg.spills if s not in spills)
+        rows = [(i, seg, spills.index(seg.spills[seg.where[i] & 0xFF]))
+                for seg in parts for i in range(len(seg.ids))]
+        rows.sort(key=lambda r: r[1].ids[r[0]])
+        out = _Segment(array("q"), array("q"), array("L"), array("Q"), tuple(spills))
+        for i, seg, k in rows:
+            out.ids.append(seg.ids[i])
+            out.where.append(seg.where[i] >> 8 << 8 | k)
+            out.sizes.append(seg.sizes[i])
+            out.meta.append(seg.meta[i])
+        return cls([out])
 
     def meta(self) -> Iterator[tuple[str, int, str | None, bool]]:
         for seg in self._segments:
-            yield from seg.meta
+            yield from map(_meta, seg.meta)
 
     def __len__(self) -> int:
         return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0
@@ -178,12 +236,12 @@ class ResultStore(Sequence[ConnectionResult]):
             raise IndexError(index)
         k = bisect.bisect_right(self._starts, index) - 1
         seg, start = self._segments[k], self._starts[k]
-        return _unpack(seg.blobs[index - start], lambda old: self._final(k, old), index + 1)
+        return _unpack(seg.blob(index - start), lambda old: self._final(k, old), index + 1)
 
     def __iter__(self) -> Iterator[ConnectionResult]:
         for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
-            for i, blob in enumerate(seg.blobs):
-                yield _unpack(blob, lambda old, k=k: self._final(k, old), start + i + 1)
+            for i in range(len(seg.ids)):
+                yield _unpack(seg.blob(i), lambda old, k=k: self._final(k, old), start + i + 1)
 
     def _final(self, k: int, old: int) -> int | None:
         ids = self._segments[k].ids
@@ -195,19 +253,7 @@ class ResultStore(Sequence[ConnectionResult]):
 
     def joined(self) -> "ResultStore":
         """The segments (parts of one capture, split by connection) as one, re-sorted."""
-        return ResultStore.collect([item for seg in self._segments
-                                    for item in zip(seg.ids, seg.blobs, seg.meta)])
-
-
-def pack(result: ConnectionResult) -> tuple[int, bytes, tuple[str, int, str | None, bool]]:
-    """A result as the store keeps it: provisional id, pickle, the facts totals need."""
-    # states as plain tuples: a named tuple pickles with its class, twice as slow; no zlib:
-    # it would save a third of the bytes at four times the cost of the pickle
-    flat = result._replace(client_states=tuple(map(tuple, result.client_states)),
-                           server_states=tuple(map(tuple, result.server_states)))
-    blob = pickle.dumps(tuple(flat), protocol=pickle.HIGHEST_PROTOCOL)
-    side = result.time_wait["side"] if result.time_wait else None
-    return result.id, blob, (result.kind, len(result.rsts), side, result.unusual)
+        return ResultStore._sorted(self._segments)
 
 
 def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> ConnectionResult:

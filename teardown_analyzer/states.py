@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class SideState(enum.Enum):
@@ -125,9 +126,8 @@ TRANSITIONS: dict[tuple[SideState, Event], SideState] = {
 
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One move of one side, with its cause."""
+class Transition(NamedTuple):
+    """One move of one side, with its cause (a named tuple: cheap to make and to copy)."""
 
     old: SideState
     new: SideState

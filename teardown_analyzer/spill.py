@@ -1,0 +1,111 @@
+"""Records kept on disk instead of in memory: an anonymous temporary file.
+
+Hundreds of thousands of connections outlive their packets: the summaries of finished
+ones until the output is written, and connections in TIME_WAIT that only a late segment
+could still change (:mod:`teardown_analyzer.parking`).  Both go to a :class:`Spill`, so
+memory stays proportional to the connections still open.
+
+The file has no name (``tempfile.TemporaryFile``): nothing is left behind, whatever
+way the process ends.  Writes are buffered and positioned (``pwrite``), so worker
+processes forked after the file was opened can each write their own and the parent reads
+what they wrote (:func:`teardown_analyzer.analysis.analyze` with ``jobs``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from typing import Any
+
+FLUSH_AT = 1 << 20
+
+
+class Spill:
+    """Write-once records in a temporary file, read back by (offset, length)."""
+
+    __slots__ = ("token", "_file", "_fd", "_pending", "_pending_size", "_flushed")
+
+    def __init__(self, token: int | None = None) -> None:
+        self.token = token
+        """Set for a spill shared with forked workers: pickles as this number, which the
+        parent resolves to its own object (:func:`shared`)."""
+        self._file = tempfile.TemporaryFile()
+        self._fd = self._file.fileno()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flushed = 0
+
+    def put(self, blob: bytes) -> int:
+        """Append ``blob``; its offset."""
+        offset = self._flushed + self._pending_size
+        self._pending.append(blob)
+        self._pending_size += len(blob)
+        if self._pending_size >= FLUSH_AT:
+            self.flush()
+        return offset
+
+    def get(self, offset: int, length: int) -> bytes:
+        if offset + length > self._flushed:
+            self.flush()
+        return os.pread(self._fd, length, offset)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            done = 0
+            while done < len(data):
+                done += os.pwrite(self._fd, data[done:], self._flushed + done)
+            self._flushed += len(data)
+            self._pending.clear()
+            self._pending_size = 0
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __reduce__(self) -> Any:
+        self.flush()
+        if self.token is not None and self.token in _SHARED:
+            return _shared, (self.token, self._flushed)
+        # not shared with the receiving process: send the contents
+        return _restored, (os.pread(self._fd, self._flushed, 0) if self._flushed else b"",)
+
+
+_SHARED: dict[int, Spill] = {}
+_TOKENS = itertools.count(1)
+
+
+def open_shared(n: int) -> list[Spill]:
+    """``n`` spills that processes forked from now on write to and this one reads."""
+    spills = [Spill(token=next(_TOKENS)) for _ in range(n)]
+    for s in spills:
+        _SHARED[s.token] = s  # type: ignore[index]
+    return spills
+
+
+def close_shared(spills: list[Spill]) -> None:
+    """Forget ``spills`` as shared (their files stay open while results refer to them)."""
+    for s in spills:
+        _SHARED.pop(s.token, None)  # type: ignore[arg-type]
+        s.token = None
+
+
+def shared_spill(token: int | None) -> Spill:
+    """The spill ``token`` names, as inherited from the parent; a new one if there is none
+    (a spawned worker inherits nothing)."""
+    found = _SHARED.get(token) if token is not None else None
+    return found if found is not None else Spill()
+
+
+def _shared(token: int, size: int) -> Spill:
+    spill = _SHARED[token]
+    spill._flushed = max(spill._flushed, size)
+    return spill
+
+
+def _restored(data: bytes) -> Spill:
+    spill = Spill()
+    if data:
+        spill.put(data)
+        spill.flush()
+    return spill

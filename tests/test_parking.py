@@ -1,0 +1,97 @@
+"""Memory: quiet TIME_WAITs parked on disk, results kept in a spill file.
+
+Parking must change nothing: every sample capture is analysed with every connection parked
+as soon as it may be (after every packet, with no quiet time), so that each late segment
+(a retransmitted FIN into TIME_WAIT, the final ACK, a new SYN on a TIME_WAIT 4-tuple, an
+RST) has to take its connection back from disk, and the results are compared with a run
+that never sweeps.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+
+import pytest
+
+from teardown_analyzer.analysis import Options, analyze
+from teardown_analyzer.capture import open_capture
+from teardown_analyzer.flows import Tracker
+from teardown_analyzer.link import locate_tcp
+from teardown_analyzer.parking import freeze, thaw
+from teardown_analyzer.spill import FLUSH_AT, Spill
+
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+CAPTURES = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng"))
+
+
+def _tracked(name: str) -> list:
+    """Every connection of a capture as the tracker holds it at the end, ladder kept."""
+    tracker = Tracker(keep_ladder=True)
+    for frame in open_capture(str(SAMPLES / name)):
+        seg = locate_tcp(frame.data, frame.linktype)
+        if not isinstance(seg, str):
+            tracker.feed(frame.index, frame.ts_ns, frame.data, seg)
+    return list(tracker.finish())
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_a_frozen_connection_thaws_equal(name):
+    conns = _tracked(name)
+    assert conns
+    for conn in conns:
+        assert thaw(freeze(conn)) == conn
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_parking_at_every_packet_changes_nothing(name, monkeypatch):
+    taken_back = []
+    unpark = Tracker._unpark
+
+    def spy(self, key):
+        found = unpark(self, key)
+        if found is not None:
+            taken_back.append(found[0].id)
+        return found
+
+    monkeypatch.setattr(Tracker, "_unpark", spy)
+    path = [str(SAMPLES / name)]
+    # a TIME_WAIT longer than any capture: nothing expires, parked connections wait
+    parked = analyze(path, Options(sweep_every=1, quiet_s=0, time_wait_s=3600,
+                                   keep_ladder=True))
+    never = analyze(path, Options(sweep_every=10**9, time_wait_s=3600, keep_ladder=True))
+    assert [c.to_dict(True) for c in parked.connections] == \
+        [c.to_dict(True) for c in never.connections]
+    if name in ("lost_last_ack.pcap", "reuse_client_tw.pcap", "reuse_server_tw.pcap"):
+        assert taken_back, "a late segment (retransmitted FIN, new SYN) reaches a parked TIME_WAIT"
+
+
+def test_parked_time_waits_expire_by_their_timer():
+    """With a short TIME_WAIT, parked connections leave by the heap of expiry times, and
+    the timer's inferred CLOSED is the same as when summarised at the end."""
+    path = [str(SAMPLES / "mixed_200.pcap")]
+    every = analyze(path, Options(sweep_every=1, quiet_s=0, time_wait_s=0.2))
+    never = analyze(path, Options(sweep_every=10**9, time_wait_s=0.2))
+    expired = [c for c in never.connections
+               if c.time_wait and c.time_wait["end"] == "inferred from the timer"]
+    assert expired
+    assert [c.to_dict() for c in every.connections] == [c.to_dict() for c in never.connections]
+
+
+def test_spill_reads_back_what_was_written_across_flushes():
+    spill = Spill()
+    blobs = [bytes([i % 251]) * (1 + i * 977 % 5000) for i in range(2000)]
+    where = [(spill.put(b), len(b)) for b in blobs]
+    assert sum(map(len, blobs)) > 2 * FLUSH_AT
+    assert [spill.get(o, n) for o, n in where] == blobs
+    # a spill not shared with a forked worker travels with its contents
+    copy = pickle.loads(pickle.dumps(spill))
+    assert copy is not spill and [copy.get(o, n) for o, n in where] == blobs
+
+
+def test_results_leave_memory_for_the_spill():
+    report = analyze([str(SAMPLES / "mixed_200.pcap")])
+    (segment,) = report.connections._segments
+    assert len(segment.ids) == 200 and len(segment.spills) == 1
+    assert sum(segment.sizes) > 100_000  # the pickles are in the file, not in the arrays
+    assert report.connections[0].id == 1 and report.connections[199].id == 200
