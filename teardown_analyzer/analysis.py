@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from .capture import open_capture
 from .flows import Conn, LadderStep, Tracker
-from .link import locate_tcp
+from .link import tcp_packet
 from .results import KINDS, ConnectionResult, Report, ResultSink, ResultStore, StateEntry
 from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import Event, SideState
@@ -84,18 +84,14 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             backwards += 1
         else:
             prev_ts = frame.ts_ns
-        seg = locate_tcp(frame.data, frame.linktype)
-        if isinstance(seg, str):
+        tcp = tcp_packet(frame.data, frame.linktype)
+        if tcp.__class__ is str:
             if k == 0:
-                skip(seg)
+                skip(tcp)  # type: ignore[arg-type]
             continue
-        if n > 1:
-            d, o = frame.data, seg.tcp_offset
-            owner = ((d[o] << 8 | d[o + 1]) + (d[o + 2] << 8 | d[o + 3])) % n \
-                if len(d) >= o + 4 else 0
-            if owner != k:
-                continue
-        feed(frame.index, frame.ts_ns, frame.data, seg)
+        if n > 1 and (tcp[6] + tcp[7]) % n != k:  # the port sum picks the process
+            continue
+        feed(frame.index, frame.ts_ns, frame.data, tcp)  # type: ignore[arg-type]
         if frame.index % sweep_every == 0:
             now = tracker.last_ts_ns
             tracker.sweep(now, tw_ns, quiet_ns)

@@ -17,10 +17,10 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .link import Segment
+from .link import TcpPacket
 from .spill import Spill
 from .states import Event, SideMachine, SideState, Transition
-from .tcp import FIXED_HEADER, window_scale, word_of
+from .tcp import window_scale, word_of
 
 
 # Enum members as module constants: attribute access on an Enum class is slow (3.11).
@@ -107,9 +107,9 @@ class Direction:
     last_ackno: int = -1
     last_word: int = -1
     last_ts_ns: int = 0
-    last_sig: bytes = b""
-    """Window and checksum bytes."""
-    last_ipid: bytes = b""
+    last_window: int = -1
+    last_checksum: int = -1
+    last_ipid: int = -1
 
 
 @dataclass(slots=True)
@@ -198,18 +198,15 @@ class Tracker:
 
     # -- per packet ------------------------------------------------------------------
 
-    def feed(self, packet: int, ts_ns: int, data: bytes, seg: Segment) -> None:
-        """Process one TCP segment located by :func:`teardown_analyzer.link.locate_tcp`."""
-        off = seg.tcp_offset
-        if len(data) < off + 16:
-            self.skip("truncated TCP header")
-            return
-        sport, dport, seq, ack, word, window = FIXED_HEADER.unpack_from(data, off)
+    def feed(self, packet: int, ts_ns: int, data: bytes, tcp: TcpPacket) -> None:
+        """Process one TCP packet, as :func:`teardown_analyzer.link.tcp_packet` read it."""
+        (version, src, dst, ipid, off, tcp_len, sport, dport, seq, ack, word, window,
+         checksum) = tcp
         hlen = (word >> 12) * 4
         if hlen < 20:
             self.skip("TCP data offset below 5")
             return
-        plen = seg.tcp_len - hlen
+        plen = tcp_len - hlen
         if plen < 0:
             self.skip("TCP data offset past the packet")
             return
@@ -217,34 +214,30 @@ class Tracker:
         if ts_ns > self.last_ts_ns:
             self.last_ts_ns = ts_ns
         self.tcp_packets += 1
-        key = (seg.src, sport, seg.dst, dport)
+        key = (src, sport, dst, dport)
         found = self.conns.get(key)
         if found is None and self.parked:
             found = self._unpark(key)
         if found is None:
-            conn, s = self._new(key, packet, ts_ns, seg.ip_version), 0
+            conn, s = self._new(key, packet, ts_ns, version), 0
         else:
             conn, s = found
             if flags & (SYN | ACK) == SYN and conn.syn_seen:
                 isn = conn.dirs[s].isn
                 if isn is not None and seq != isn:
-                    conn = self._reincarnate(conn, key, packet, ts_ns, seg.ip_version, s)
+                    conn = self._reincarnate(conn, key, packet, ts_ns, version, s)
                     s = 0
         d = conn.dirs[s]
         # The same segment captured twice (two interfaces merged, a bridge and its port):
         # identical seq, ack, flags, window, checksum and IP ID within DUPLICATE_NS.  A
         # retransmission differs: a new IP ID, and a new TSval in the checksum.
         if seq == d.last_seq and ack == d.last_ackno and word == d.last_word \
-                and ts_ns - d.last_ts_ns <= DUPLICATE_NS \
-                and data[off + 14:off + 18] == d.last_sig \
-                and (seg.ip_version != 4 or data[seg.ip_offset + 4:seg.ip_offset + 6]
-                     == d.last_ipid):
+                and ts_ns - d.last_ts_ns <= DUPLICATE_NS and window == d.last_window \
+                and checksum == d.last_checksum and ipid == d.last_ipid:
             self.skip("duplicate (the same segment captured twice)")
             return
         d.last_seq, d.last_ackno, d.last_word, d.last_ts_ns = seq, ack, word, ts_ns
-        d.last_sig = data[off + 14:off + 18]
-        if seg.ip_version == 4:
-            d.last_ipid = data[seg.ip_offset + 4:seg.ip_offset + 6]
+        d.last_window, d.last_checksum, d.last_ipid = window, checksum, ipid
         conn.packets += 1
         conn.last_ts_ns = ts_ns
         d.packets += 1
@@ -255,7 +248,7 @@ class Tracker:
             d.next_seq = end
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
             return  # the short path: a plain segment of an open connection
-        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, data, seg)
+        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, data, off)
 
     def _new(self, key: tuple[bytes, int, bytes, int], packet: int, ts_ns: int,
              version: int) -> Conn:
@@ -315,7 +308,7 @@ class Tracker:
         return new
 
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
-                 ack: int, plen: int, data: bytes, seg: Segment) -> None:
+                 ack: int, plen: int, data: bytes, tcp_offset: int) -> None:
         """The full path: SYN, FIN, RST, and anything on a closing connection."""
         r = 1 - s
         ds, dr = conn.dirs[s], conn.dirs[r]
@@ -324,12 +317,12 @@ class Tracker:
         # Segments the old incarnation still owns while a reuse is being decided.
         old = conn.pending_old
         if old is not None and not (flags & SYN):
-            if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen, data, seg):
+            if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
                 return
         was_closed = side_s.state is CLOSED and not flags & RST
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
-            wscale = window_scale(data, seg.tcp_offset, (word_of(data, seg.tcp_offset) >> 12) * 4)
+            wscale = window_scale(data, tcp_offset, (word_of(data, tcp_offset) >> 12) * 4)
             if flags & ACK:
                 if ds.isn is None or not conn.synack_seen:
                     ds.isn = seq
@@ -499,7 +492,7 @@ class Tracker:
         return self._undo_last(conn, s, RECV_FIN, RECV_FIN_ACK_OF_FIN) is not None
 
     def _to_old(self, conn: Conn, old: Conn, s: int, flags: int, ack: int, ts_ns: int,
-                packet: int, plen: int, data: bytes, seg: Segment) -> bool:
+                packet: int, plen: int) -> bool:
         """While a SYN on a TIME_WAIT 4-tuple is unanswered, the old connection's
         sequence space still belongs to the old incarnation."""
         new_syn_isn = conn.dirs[conn.client if conn.client is not None else 0].isn

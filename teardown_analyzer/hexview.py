@@ -10,7 +10,7 @@ from .annotate import Row, ip_rows, tcp_rows
 from .capture import Frame, open_capture
 from .errors import CaptureError, UsageError
 from .flows import Tracker
-from .link import Segment, locate_tcp
+from .link import Segment, locate_tcp, tcp_packet
 from .tcp import TcpHeader, decode_tcp, parse_address
 
 _HEX_TOKEN = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
@@ -90,9 +90,9 @@ def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotat
     found = None
     tracker = Tracker()
     for frame in cap:
-        seg = locate_tcp(frame.data, frame.linktype)
-        if not isinstance(seg, str):
-            tracker.feed(frame.index, frame.ts_ns, frame.data, seg)
+        tcp = tcp_packet(frame.data, frame.linktype)
+        if not isinstance(tcp, str):
+            tracker.feed(frame.index, frame.ts_ns, frame.data, tcp)
         if frame.index == number:
             found = frame
             break

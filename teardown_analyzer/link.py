@@ -153,6 +153,52 @@ def locate_tcp(data: bytes, linktype: int) -> Segment | str:
     return "too many stacked headers"
 
 
+TcpPacket = tuple[int, bytes, bytes, int, int, int, int, int, int, int, int, int, int]
+"""What the flow tracker reads of a TCP packet, as :func:`tcp_packet` returns it: (IP
+version, source address, destination address, IPv4 ID or -1, TCP header offset, TCP length
+(header + payload, as the IP header declares it), source port, destination port, seq, ack,
+data offset/flags word, window, checksum or -1 when the capture cut it off)."""
+
+_ETH_IPV4_TCP = struct.Struct("!HBxHHHxBxx4s4sHHIIHHH")
+"""From byte 12 of an Ethernet frame: EtherType, IPv4 version/IHL, total length, ID,
+fragment word, protocol, addresses; then a TCP header at byte 34 (an IPv4 header without
+options): ports, seq, ack, word, window, checksum."""
+_TCP_FIXED = struct.Struct("!HHIIHHH")
+
+
+def tcp_packet(data: bytes, linktype: int) -> TcpPacket | str:
+    """The fields the flow tracker needs from a frame (see :data:`TcpPacket`), or why there
+    are none.  One ``unpack`` for the common case (Ethernet, IPv4 without options, not a
+    fragment); everything else goes through :func:`locate_tcp` and gives the same."""
+    if linktype == 1 and len(data) >= 54:
+        (ethertype, vihl, total_len, ipid, frag, proto, src, dst, sport, dport, seq, ack,
+         word, window, checksum) = _ETH_IPV4_TCP.unpack_from(data, 12)
+        if ethertype == ETH_IPV4 and vihl == 0x45 and proto == IPPROTO_TCP \
+                and not frag & 0x1FFF and total_len >= 20:
+            return (4, src, dst, ipid, 34, total_len - 20, sport, dport, seq, ack, word,
+                    window, checksum)
+    seg = locate_tcp(data, linktype)
+    if isinstance(seg, str):
+        return seg
+    return from_segment(data, seg)
+
+
+def from_segment(data: bytes, seg: Segment) -> TcpPacket | str:
+    """:data:`TcpPacket` of a segment :func:`locate_tcp` found."""
+    off = seg.tcp_offset
+    if len(data) >= off + 18:
+        sport, dport, seq, ack, word, window, checksum = _TCP_FIXED.unpack_from(data, off)
+    elif len(data) >= off + 16:
+        sport, dport, seq, ack, word, window = _TCP_FIXED.unpack_from(data + b"\0\0", off)[:6]
+        checksum = -1
+    else:
+        return "truncated TCP header"
+    ipid = int.from_bytes(data[seg.ip_offset + 4:seg.ip_offset + 6], "big") \
+        if seg.ip_version == 4 else -1
+    return (seg.ip_version, seg.src, seg.dst, ipid, off, seg.tcp_len, sport, dport, seq, ack,
+            word, window, checksum)
+
+
 def _ipv4(data: bytes, off: int) -> Segment | str:
     if len(data) < off + 20:
         return "truncated IP header"

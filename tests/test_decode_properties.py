@@ -21,7 +21,7 @@ from teardown_analyzer.annotate import LANGS, ip_rows, tcp_rows
 from teardown_analyzer.errors import DecodeError, TeardownError
 from teardown_analyzer.fields import IPV4_FIELDS, IPV6_FIELDS, TCP_FIELDS, FieldSpec
 from teardown_analyzer.hexview import annotate_raw
-from teardown_analyzer.link import LINKTYPES, Segment, locate_tcp
+from teardown_analyzer.link import LINKTYPES, Segment, locate_tcp, tcp_packet
 from teardown_analyzer.tcp import FIXED_HEADER, TcpHeader, decode_tcp
 
 BOUNDED = settings(max_examples=200, deadline=None,
@@ -185,9 +185,25 @@ def test_header_built_with_struct_decodes_to_its_fields(ports, seq, ack, word, w
 
 # --- locate_tcp and the IP annotator --------------------------------------------------------
 
+def _what_the_tracker_reads(data: bytes, linktype: int, seg: Segment | str) -> None:
+    """``tcp_packet`` (one unpack for Ethernet/IPv4) says what ``locate_tcp`` and the TCP
+    header say, on every input."""
+    got = tcp_packet(data, linktype)
+    if isinstance(seg, str) or len(data) < seg.tcp_offset + 16:
+        assert got == (seg if isinstance(seg, str) else "truncated TCP header")
+        return
+    off = seg.tcp_offset
+    checksum = int.from_bytes(data[off + 16:off + 18], "big") if len(data) >= off + 18 else -1
+    ipid = int.from_bytes(data[seg.ip_offset + 4:seg.ip_offset + 6], "big") \
+        if seg.ip_version == 4 else -1
+    assert got == (seg.ip_version, seg.src, seg.dst, ipid, off, seg.tcp_len,
+                   *FIXED_HEADER.unpack_from(data, off), checksum)
+
+
 def _locate_everywhere(data: bytes) -> None:
     for linktype in sorted(LINKTYPES) + [147, 2**31]:
         seg = locate_tcp(data, linktype)
+        _what_the_tracker_reads(data, linktype, seg)
         if isinstance(seg, str):
             assert seg
             continue
@@ -200,6 +216,12 @@ def _locate_everywhere(data: bytes) -> None:
         complete = not seg.first_fragment
         _decode_and_annotate(tcp, seg.src if complete else None,
                              seg.dst if complete else None, seg.tcp_len)
+
+
+def test_tcp_packet_agrees_on_every_real_frame() -> None:
+    assert sum(lt == 1 for _, lt in FRAMES) > 100  # the one-unpack path is exercised
+    for data, lt in FRAMES:
+        _what_the_tracker_reads(data, lt, locate_tcp(data, lt))
 
 
 @BOUNDED

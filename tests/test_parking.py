@@ -17,7 +17,7 @@ import pytest
 from teardown_analyzer.analysis import Options, analyze
 from teardown_analyzer.capture import open_capture
 from teardown_analyzer.flows import Tracker
-from teardown_analyzer.link import locate_tcp
+from teardown_analyzer.link import tcp_packet
 from teardown_analyzer.parking import freeze, thaw
 from teardown_analyzer.spill import FLUSH_AT, Spill
 
@@ -29,9 +29,9 @@ def _tracked(name: str) -> list:
     """Every connection of a capture as the tracker holds it at the end, ladder kept."""
     tracker = Tracker(keep_ladder=True)
     for frame in open_capture(str(SAMPLES / name)):
-        seg = locate_tcp(frame.data, frame.linktype)
-        if not isinstance(seg, str):
-            tracker.feed(frame.index, frame.ts_ns, frame.data, seg)
+        tcp = tcp_packet(frame.data, frame.linktype)
+        if not isinstance(tcp, str):
+            tracker.feed(frame.index, frame.ts_ns, frame.data, tcp)
     return list(tracker.finish())
 
 

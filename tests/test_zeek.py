@@ -8,7 +8,7 @@ import pytest
 
 from teardown_analyzer.analysis import Options, summarize
 from teardown_analyzer.flows import Tracker
-from teardown_analyzer.link import locate_tcp
+from teardown_analyzer.link import tcp_packet
 
 C, S = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
 F, SY, R, P, A = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -52,7 +52,7 @@ CASES = {
 def test_zeek_conn_state(expected):
     tracker = Tracker()
     for i, pkt in enumerate(CASES[expected], 1):
-        where = locate_tcp(pkt, 101)
+        where = tcp_packet(pkt, 101)
         assert not isinstance(where, str)
         tracker.feed(i, i * 1_000_000, pkt, where)
     (conn,) = tracker.finish()
