@@ -211,30 +211,28 @@ def _states(conn: Conn, i: int) -> list[StateEntry]:
     return out
 
 
-def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> ConnectionResult:
+def summarize(conn: Conn, end_ns: int | None, options: Options,
+              source: str = "") -> ConnectionResult:
+    """What ``conn`` tells, at ``end_ns`` (the end of the capture, or a time after which
+    nothing more of it can arrive).  With ``end_ns`` None, a TIME_WAIT still running is
+    left open for :meth:`~teardown_analyzer.results.ConnectionResult.at_end`."""
     ci, roles_from = _roles(conn)
     si = 1 - ci
     role = {ci: "client", si: "server"}
-    # TIME_WAIT: expiry by the timer, when the capture ran past it
+    # TIME_WAIT: its timer, which the end of the capture may or may not reach
     tw_dict = None
+    clock = None
     for tw in conn.time_wait:
         side = conn.sides[tw.side]
         # the timer restarts on every retransmitted FIN it re-ACKs (kernel-teardown 2.3)
         last_restart = max([tw.entered_ts_ns] + [ts for ts, _ in
                                                  conn.dirs[1 - tw.side].fin_retx])
-        expire_ns = last_restart + int(options.time_wait_s * 1e9)
         expired = None
         if tw.reuse and tw.reuse.get("ended_time_wait"):
             expired = f"ended by the new SYN on the 4-tuple (packet {tw.reuse['packet']})"
         elif side.state is SideState.TIME_WAIT:
-            if end_ns >= expire_ns:
-                side.feed(Event.TIMER, expire_ns, 0,
-                          f"TIME_WAIT timer ({options.time_wait_s:g} s) expired: inferred, "
-                          f"not seen", inferred=True)
-                expired = "inferred from the timer"
-            else:
-                expired = (f"capture ended {(end_ns - tw.entered_ts_ns) / 1e9:.3f} s into "
-                           f"TIME_WAIT, before the {options.time_wait_s:g} s timer")
+            clock = (role[tw.side], tw.entered_ts_ns,
+                     last_restart + int(options.time_wait_s * 1e9), options.time_wait_s)
         tw_dict = {
             "side": role[tw.side], "entered_ts": tw.entered_ts_ns / 1e9,
             "entered_packet": tw.entered_packet,
@@ -276,7 +274,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
     rsts = tuple({"from": role[r.sender], "ts": r.ts_ns / 1e9, "packet": r.packet,
                   "in_window": r.acceptable, "bare": r.bare, "note": r.note}
                  for r in conn.rsts)
-    return ConnectionResult(
+    result = ConnectionResult(
         id=conn.id,
         client=(_addr(conn.addrs[ci][0]), conn.addrs[ci][1]),
         server=(_addr(conn.addrs[si][0]), conn.addrs[si][1]),
@@ -293,7 +291,9 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         ladder=tuple(_step(st, role) for st in conn.ladder),
         source=source,
         reused_from=conn.reused_from,
+        time_wait_clock=clock,
     )
+    return result if end_ns is None else result.at_end(end_ns)
 
 
 def _direction(d: Any) -> dict[str, Any]:
