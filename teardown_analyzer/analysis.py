@@ -18,7 +18,7 @@ from .flows import Conn, LadderStep, Tracker
 from .link import tcp_packet
 from .results import KINDS, ConnectionResult, Report, ResultSink, ResultStore, StateEntry
 from .spill import Spill, close_shared, open_shared, shared_spill
-from .states import Event, SideState
+from .states import SideState
 
 _LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
 LINUX_TIME_WAIT_S = 60.0
@@ -69,12 +69,13 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                      progress: Callable[[int, int], None] | None, spill: Spill) -> Report:
     cap = open_capture(path)
     info = cap.info
+    results = ResultSink(spill)
     tracker = Tracker(keep_ladder=options.keep_ladder,
-                      max_connections=options.max_connections, spill=spill)
+                      max_connections=options.max_connections, spill=spill,
+                      parking=_Parking(results, options, info.source))
     feed = tracker.feed
     skip = tracker.skip
     k, n = part
-    results = ResultSink(spill)
     tw_ns = int(options.time_wait_s * 1e9)
     quiet_ns = int(options.quiet_s * 1e9)
     sweep_every = max(1, options.sweep_every)
@@ -111,7 +112,24 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
                              f"before they ended (the longest idle); their records are "
                              f"incomplete")
-    return Report([info], results.store(), skipped)
+    return Report([info], results.store(end_ns), skipped)
+
+
+class _Parking:
+    """A TIME_WAIT the tracker parks is summarised at once, its timer left to the end of
+    the capture (:meth:`~teardown_analyzer.results.ConnectionResult.at_end`); a late
+    segment that takes it back withdraws that summary."""
+
+    __slots__ = ("results", "options", "source")
+
+    def __init__(self, results: ResultSink, options: Options, source: str) -> None:
+        self.results, self.options, self.source = results, options, source
+
+    def keep(self, conn: Conn) -> int:
+        return self.results.add(summarize(conn, None, self.options, self.source))
+
+    def take_back(self, handle: int) -> None:
+        self.results.withdraw(handle)
 
 
 def _run_part(args: tuple[str, Options, tuple[int, int], int | None]) -> Report:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from .link import TcpPacket
 from .spill import Spill
@@ -166,11 +166,21 @@ class Conn:
             self.anomalies.append(text)
 
 
+class Parking(Protocol):
+    """What the tracker's owner does with a connection it parks (:meth:`Tracker.sweep`)."""
+
+    def keep(self, conn: Conn) -> int:
+        """Summarise ``conn`` now, its TIME_WAIT timer left open; a handle."""
+
+    def take_back(self, handle: int) -> None:
+        """A segment of the parked connection arrived: that summary no longer holds."""
+
+
 class Tracker:
     """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
 
     def __init__(self, keep_ladder: bool = False, max_connections: int | None = None,
-                 spill: Spill | None = None) -> None:
+                 spill: Spill | None = None, parking: Parking | None = None) -> None:
         self.keep_ladder = keep_ladder
         """Keep each connection's handshake and teardown packets (for the ladder view)."""
         self.max_connections = max_connections
@@ -178,11 +188,15 @@ class Tracker:
         self.conns: dict[tuple[bytes, int, bytes, int], tuple[Conn, int]] = {}
         """4-tuple as sent -> (connection, index of the sending endpoint)."""
         self.spill = spill
-        """Where quiet TIME_WAITs are parked (:meth:`sweep`); None: all stay in memory."""
-        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int, int]] = {}
-        """4-tuple as endpoint 0 sends -> (id, offset, size) of a parked connection."""
-        self._due: list[tuple[int, int, tuple[bytes, int, bytes, int]]] = []
-        """Heap of (TIME_WAIT expiry, id, 4-tuple) of parked connections."""
+        self.parking = parking
+        """Quiet TIME_WAITs are summarised by ``parking`` and parked in ``spill``
+        (:meth:`sweep`); without both, they stay in memory."""
+        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int, int, int]] = {}
+        """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, offset, size, handle) of a
+        parked connection."""
+        self._due: list[tuple[int, tuple[bytes, int, bytes, int]]] = []
+        """Heap of (TIME_WAIT expiry, 4-tuple) of parked connections; an entry whose
+        connection was taken back (or parked again, with a later expiry) is stale."""
         from .parking import freeze, thaw  # the codec imports this module's records
         self._freeze, self._unfreeze = freeze, thaw
         self.finished: list[Conn] = []
@@ -631,9 +645,11 @@ class Tracker:
 
         Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
         still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  A TIME_WAIT
-        whose peer is CLOSED and that was quiet for ``grace_ns`` is parked in the spill
-        until its timer runs out or a segment of its 4-tuple arrives.  Open connections
-        stay: memory is bounded by the connections still open.
+        whose peer is CLOSED and that was quiet for ``grace_ns`` is *parked*: summarised
+        (by :attr:`parking`) and written to the spill, with a few hundred bytes left in
+        memory until its timer runs out; a segment of its 4-tuple takes it back and
+        withdraws the summary.  Open connections stay: memory is bounded by the
+        connections still open.
         """
         live = {c.id: c for c, _ in self.conns.values()}
         for conn in live.values():
@@ -645,30 +661,32 @@ class Tracker:
                     + time_wait_ns
                 if now_ns >= due:
                     self._drop(conn)
-                elif self.spill is not None and now_ns - conn.last_ts_ns >= grace_ns \
+                elif self.parking is not None and now_ns - conn.last_ts_ns >= grace_ns \
                         and a in (TIME_WAIT, CLOSED) and b in (TIME_WAIT, CLOSED):
                     self._park(conn, due)
             elif a is CLOSED and b is CLOSED and now_ns - conn.last_ts_ns >= grace_ns:
                 self._drop(conn)
         due_heap = self._due
         while due_heap and due_heap[0][0] <= now_ns:
-            _, cid, key = heapq.heappop(due_heap)
+            due, key = heapq.heappop(due_heap)
             parked = self.parked.get(key)
-            if parked is not None and parked[0] == cid:
-                self.finished.append(self._thaw(key))
+            if parked is not None and parked[0] == due:
+                del self.parked[key]  # its summary was kept when it was parked
 
     def _park(self, conn: Conn, due_ns: int) -> None:
-        assert self.spill is not None
+        assert self.spill is not None and self.parking is not None
+        handle = self.parking.keep(conn)
         blob = self._freeze(conn)
         a, b = conn.addrs
         key = (a[0], a[1], b[0], b[1])
         del self.conns[key], self.conns[(b[0], b[1], a[0], a[1])]
-        self.parked[key] = (conn.id, self.spill.put(blob), len(blob))
-        heapq.heappush(self._due, (due_ns, conn.id, key))
+        self.parked[key] = (due_ns, self.spill.put(blob), len(blob), handle)
+        heapq.heappush(self._due, (due_ns, key))
 
     def _thaw(self, key: tuple[bytes, int, bytes, int]) -> Conn:
-        assert self.spill is not None
-        _, offset, size = self.parked.pop(key)
+        assert self.spill is not None and self.parking is not None
+        _, offset, size, handle = self.parked.pop(key)
+        self.parking.take_back(handle)
         return self._unfreeze(self.spill.get(offset, size))
 
     def _unpark(self, key: tuple[bytes, int, bytes, int]) -> tuple[Conn, int] | None:
@@ -694,6 +712,5 @@ class Tracker:
             self._drop(conn)
             yield from self.finished
             self.finished.clear()
-        for key in list(self.parked):
-            yield self._thaw(key)
+        self.parked.clear()  # summarised when they were parked
         self._due.clear()

@@ -159,6 +159,9 @@ def _meta_code(kind: str, rsts: int, tw_side: str | None, unusual: bool) -> int:
     return _KIND_CODE[kind] | _TW_CODE[tw_side] << 3 | unusual << 5 | rsts << 6
 
 
+_WITHDRAWN = 2**64 - 1
+
+
 def _meta(code: int) -> tuple[str, int, str | None, bool]:
     return KINDS[code & 7], code >> 6, _TW_SIDES[code >> 3 & 3], bool(code >> 5 & 1)
 
@@ -174,6 +177,8 @@ class _Segment(NamedTuple):
     meta: array
     """(kind, RSTs, TIME_WAIT side, unusual) of each, coded: totals without decoding."""
     spills: tuple[Spill, ...]
+    end_ns: int
+    """The end of the capture, which settles TIME_WAITs still running at their last packet."""
 
     def blob(self, i: int) -> bytes:
         w = self.where[i]
@@ -190,7 +195,8 @@ class ResultSink:
         self.ids, self.where = array("q"), array("q")
         self.sizes, self.meta = array("L"), array("Q")
 
-    def add(self, result: ConnectionResult) -> None:
+    def add(self, result: ConnectionResult) -> int:
+        """Keep ``result``; a handle for :meth:`withdraw`."""
         # states as plain tuples: a named tuple pickles with its class, twice as slow; no
         # zlib: it would save a third of the bytes at four times the cost of the pickle
         flat = result._replace(client_states=tuple(map(tuple, result.client_states)),
@@ -201,10 +207,16 @@ class ResultSink:
         self.sizes.append(len(blob))
         side = result.time_wait["side"] if result.time_wait else None
         self.meta.append(_meta_code(result.kind, len(result.rsts), side, result.unusual))
+        return len(self.ids) - 1
 
-    def store(self) -> "ResultStore":
+    def withdraw(self, handle: int) -> None:
+        """A result kept too early: the connection changed after all."""
+        self.meta[handle] = _WITHDRAWN
+
+    def store(self, end_ns: int) -> "ResultStore":
+        """The results kept, for a capture that ended at ``end_ns``."""
         return ResultStore._sorted([_Segment(self.ids, self.where, self.sizes, self.meta,
-                                             (self.spill,))])
+                                             (self.spill,), end_ns)])
 
 
 class ResultStore(Sequence[ConnectionResult]):
@@ -235,9 +247,10 @@ class ResultStore(Sequence[ConnectionResult]):
         for seg in parts:
             spills.extend(s for s in seg.spills if s not in spills)
         rows = [(i, seg, spills.index(seg.spills[seg.where[i] & 0xFF]))
-                for seg in parts for i in range(len(seg.ids))]
+                for seg in parts for i in range(len(seg.ids)) if seg.meta[i] != _WITHDRAWN]
         rows.sort(key=lambda r: r[1].ids[r[0]])
-        out = _Segment(array("q"), array("q"), array("L"), array("Q"), tuple(spills))
+        out = _Segment(array("q"), array("q"), array("L"), array("Q"), tuple(spills),
+                       max((seg.end_ns for seg in parts), default=0))
         for i, seg, k in rows:
             out.ids.append(seg.ids[i])
             out.where.append(seg.where[i] >> 8 << 8 | k)
@@ -261,12 +274,14 @@ class ResultStore(Sequence[ConnectionResult]):
             raise IndexError(index)
         k = bisect.bisect_right(self._starts, index) - 1
         seg, start = self._segments[k], self._starts[k]
-        return _unpack(seg.blob(index - start), lambda old: self._final(k, old), index + 1)
+        return _unpack(seg.blob(index - start), lambda old: self._final(k, old), index + 1,
+                       seg.end_ns)
 
     def __iter__(self) -> Iterator[ConnectionResult]:
         for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
             for i in range(len(seg.ids)):
-                yield _unpack(seg.blob(i), lambda old, k=k: self._final(k, old), start + i + 1)
+                yield _unpack(seg.blob(i), lambda old, k=k: self._final(k, old),
+                              start + i + 1, seg.end_ns)
 
     def _final(self, k: int, old: int) -> int | None:
         ids = self._segments[k].ids
@@ -281,7 +296,8 @@ class ResultStore(Sequence[ConnectionResult]):
         return ResultStore._sorted(self._segments)
 
 
-def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> ConnectionResult:
+def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int,
+            end_ns: int) -> ConnectionResult:
     c = ConnectionResult(*pickle.loads(blob))
     c = c._replace(client_states=tuple(StateEntry(*e) for e in c.client_states),
                    server_states=tuple(StateEntry(*e) for e in c.server_states))
@@ -289,8 +305,9 @@ def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int) -> Con
     if tw and tw.get("reuse") and tw["reuse"].get("new_connection") is not None:
         tw = {**tw, "reuse": {**tw["reuse"],
                               "new_connection": final(tw["reuse"]["new_connection"])}}
-    return c._replace(id=new_id, time_wait=tw,
-                      reused_from=None if c.reused_from is None else final(c.reused_from))
+    c = c._replace(id=new_id, time_wait=tw,
+                   reused_from=None if c.reused_from is None else final(c.reused_from))
+    return c.at_end(end_ns) if c.time_wait_clock is not None else c
 
 
 @dataclass(slots=True)
