@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import pickle
+import struct
 
 import pytest
 
@@ -95,3 +96,38 @@ def test_results_leave_memory_for_the_spill():
     assert len(segment.ids) == 200 and len(segment.spills) == 1
     assert sum(segment.sizes) > 100_000  # the pickles are in the file, not in the arrays
     assert report.connections[0].id == 1 and report.connections[199].id == 200
+
+
+def _pcap(packets: list[tuple[float, bytes]]) -> bytes:
+    """A classic pcap of raw IPv4 packets (LINKTYPE_RAW) at the given times."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)]
+    for ts, pkt in packets:
+        sec, usec = int(ts), round((ts - int(ts)) * 1e6)
+        out.append(struct.pack("<IIII", sec, usec, len(pkt), len(pkt)) + pkt)
+    return b"".join(out)
+
+
+def test_a_time_wait_parked_twice_keeps_its_later_expiry(tmp_path):
+    """The client's TIME_WAIT is parked, taken back by a retransmitted FIN (the final ACK
+    was lost), re-ACKed and parked again with a later expiry: the first expiry must not
+    drop it, so the FIN retransmitted again after that still belongs to it."""
+    from test_zeek import HS, A, F, c2s, s2c, seg
+    t0 = 1_700_000_000
+    other = seg(bytes([198, 18, 0, 9]), bytes([198, 18, 0, 2]), 41000, 80, 7, 0, 0x02)
+    packets = [(t0 + i * 0.001, p) for i, p in enumerate(HS)] + [
+        (t0 + 1.000, c2s(101, 501, F | A)), (t0 + 1.001, s2c(501, 102, A)),
+        (t0 + 1.002, s2c(501, 102, F | A)), (t0 + 1.003, c2s(102, 502, A)),  # parked
+        (t0 + 5.000, s2c(501, 102, F | A)), (t0 + 5.001, c2s(102, 502, A)),  # parked again
+        (t0 + 12.0, other),                       # a sweep after the first expiry (11 s)
+        (t0 + 13.0, s2c(501, 102, F | A)),        # before the second (15 s)
+    ]
+    path = tmp_path / "twice.pcap"
+    path.write_bytes(_pcap(packets))
+    opts = dict(time_wait_s=10, keep_ladder=True)
+    parked = analyze([str(path)], Options(sweep_every=1, quiet_s=0, **opts))
+    never = analyze([str(path)], Options(sweep_every=10**9, **opts))
+    assert len(never.connections) == 2
+    assert never.connections[0].directions["server"]["fin"]["retransmissions"][-1]["ts"] \
+        == pytest.approx(t0 + 13.0)
+    assert [c.to_dict(True) for c in parked.connections] == \
+        [c.to_dict(True) for c in never.connections]
