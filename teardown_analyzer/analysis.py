@@ -11,12 +11,15 @@ from __future__ import annotations
 import gc
 import socket
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Callable, Iterable
 
 from .capture import open_capture
 from .flows import Conn, LadderStep, Tracker
 from .link import tcp_packet
-from .results import KINDS, ConnectionResult, Report, ResultSink, ResultStore, StateEntry
+from .parking import freeze, thaw
+from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, ResultStore,
+                      StateEntry)
 from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import SideState
 
@@ -70,9 +73,10 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     cap = open_capture(path)
     info = cap.info
     results = ResultSink(spill)
+    keeper = _Keeper(results)
+    keep = keeper.keep
     tracker = Tracker(keep_ladder=options.keep_ladder,
-                      max_connections=options.max_connections, spill=spill,
-                      parking=_Parking(results, options, info.source))
+                      max_connections=options.max_connections, parking=keeper)
     feed = tracker.feed
     skip = tracker.skip
     k, n = part
@@ -97,7 +101,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             now = tracker.last_ts_ns
             tracker.sweep(now, tw_ns, quiet_ns)
             for c in tracker.finished:
-                results.add(summarize(c, now, options, info.source))
+                keep(c)
             tracker.finished.clear()
             if progress is not None:
                 progress(frame.index, cap.bytes_read)
@@ -106,30 +110,37 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                              f"before; times and durations around them are unreliable")
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
     for c in tracker.finish():
-        results.add(summarize(c, end_ns, options, info.source))
+        keep(c)
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted:
         info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
                              f"before they ended (the longest idle); their records are "
                              f"incomplete")
-    return Report([info], results.store(end_ns), skipped)
+    return Report([info], results.store(partial(_decode, options, info.source, end_ns)),
+                  skipped)
 
 
-class _Parking:
-    """A TIME_WAIT the tracker parks is summarised at once, its timer left to the end of
-    the capture (:meth:`~teardown_analyzer.results.ConnectionResult.at_end`); a late
-    segment that takes it back withdraws that summary."""
+class _Keeper:
+    """Finished connections, and TIME_WAITs the tracker parks, are kept as they are (frozen,
+    :mod:`teardown_analyzer.parking`) with the few facts totals and folding need, and
+    summarised only when the output reads them (:func:`_decode`).  A parked connection a
+    late segment takes back is withdrawn and thawed."""
 
-    __slots__ = ("results", "options", "source")
+    __slots__ = ("results",)
 
-    def __init__(self, results: ResultSink, options: Options, source: str) -> None:
-        self.results, self.options, self.source = results, options, source
+    def __init__(self, results: ResultSink) -> None:
+        self.results = results
 
     def keep(self, conn: Conn) -> int:
-        return self.results.add(summarize(conn, None, self.options, self.source))
+        return self.results.add(conn.id, freeze(conn), _facts(conn))
 
-    def take_back(self, handle: int) -> None:
-        self.results.withdraw(handle)
+    def take_back(self, handle: int) -> Conn:
+        return thaw(self.results.withdraw(handle))
+
+
+def _decode(options: Options, source: str, end_ns: int, blob: bytes) -> ConnectionResult:
+    """A kept connection's summary, at the end of its capture."""
+    return summarize(thaw(blob), end_ns, options, source)
 
 
 def _run_part(args: tuple[str, Options, tuple[int, int], int | None]) -> Report:
@@ -275,15 +286,7 @@ def summarize(conn: Conn, end_ns: int | None, options: Options,
         end = fins[1][0] if len(fins) > 1 else min(rst_after) if rst_after else end_ns
         half_s = round(max(0, end - first_ts) / 1e9, 9)
         half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin
-    anomalies = list(conn.anomalies)
-    for i in (0, 1):
-        for a in conn.sides[i].anomalies:
-            anomalies.append(f"{role[i]}: {a}")
-    for i, d in enumerate(conn.dirs):
-        if d.fin_seq is not None and d.fin_acked_ts_ns is None and not conn.rsts:
-            anomalies.append(f"ACK of the {role[i]}'s FIN not captured")
-    if not conn.syn_seen and not conn.synack_seen:
-        anomalies.append("capture started mid-connection")
+    anomalies = _anomalies(conn, role)
     notes = list(conn.notes)
     if conn.reuse_isn_note:
         notes.append(conn.reuse_isn_note)
@@ -312,6 +315,30 @@ def summarize(conn: Conn, end_ns: int | None, options: Options,
         time_wait_clock=clock,
     )
     return result if end_ns is None else result.at_end(end_ns)
+
+
+def _anomalies(conn: Conn, role: dict[int, str]) -> list[str]:
+    anomalies = list(conn.anomalies)
+    for i in (0, 1):
+        for a in conn.sides[i].anomalies:
+            anomalies.append(f"{role[i]}: {a}")
+    for i, d in enumerate(conn.dirs):
+        if d.fin_seq is not None and d.fin_acked_ts_ns is None and not conn.rsts:
+            anomalies.append(f"ACK of the {role[i]}'s FIN not captured")
+    if not conn.syn_seen and not conn.synack_seen:
+        anomalies.append("capture started mid-connection")
+    return anomalies
+
+
+def _facts(conn: Conn) -> tuple[str, int, str | None, bool]:
+    """(kind, RSTs, TIME_WAIT side, unusual): what :func:`summarize` would say, for the
+    totals and the folded table, without the rest of the summary."""
+    ci = _roles(conn)[0]
+    role = {ci: "client", 1 - ci: "server"}
+    kind = _classify(conn, ci)[0]
+    tws = conn.time_wait
+    side = None if not tws else "both" if len(tws) == 2 else role[tws[0].side]
+    return kind, len(conn.rsts), side, kind in UNUSUAL or bool(_anomalies(conn, role))
 
 
 def _direction(d: Any) -> dict[str, Any]:

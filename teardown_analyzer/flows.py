@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
 from .link import TcpPacket
-from .spill import Spill
 from .states import Event, SideMachine, SideState, Transition
 from .tcp import window_scale, word_of
 
@@ -170,35 +169,31 @@ class Parking(Protocol):
     """What the tracker's owner does with a connection it parks (:meth:`Tracker.sweep`)."""
 
     def keep(self, conn: Conn) -> int:
-        """Summarise ``conn`` now, its TIME_WAIT timer left open; a handle."""
+        """Keep ``conn`` as finished (out of memory); a handle."""
 
-    def take_back(self, handle: int) -> None:
-        """A segment of the parked connection arrived: that summary no longer holds."""
+    def take_back(self, handle: int) -> Conn:
+        """A segment of a parked connection arrived: it is not finished after all."""
 
 
 class Tracker:
     """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
 
     def __init__(self, keep_ladder: bool = False, max_connections: int | None = None,
-                 spill: Spill | None = None, parking: Parking | None = None) -> None:
+                 parking: Parking | None = None) -> None:
         self.keep_ladder = keep_ladder
         """Keep each connection's handshake and teardown packets (for the ladder view)."""
         self.max_connections = max_connections
         """Cap on connections tracked at once; the longest idle are evicted beyond it."""
         self.conns: dict[tuple[bytes, int, bytes, int], tuple[Conn, int]] = {}
         """4-tuple as sent -> (connection, index of the sending endpoint)."""
-        self.spill = spill
         self.parking = parking
-        """Quiet TIME_WAITs are summarised by ``parking`` and parked in ``spill``
-        (:meth:`sweep`); without both, they stay in memory."""
-        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int, int, int]] = {}
-        """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, offset, size, handle) of a
-        parked connection."""
+        """Where quiet TIME_WAITs are parked (:meth:`sweep`); None: they stay in memory."""
+        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
+        """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, handle) of a parked
+        connection."""
         self._due: list[tuple[int, tuple[bytes, int, bytes, int]]] = []
         """Heap of (TIME_WAIT expiry, 4-tuple) of parked connections; an entry whose
         connection was taken back (or parked again, with a later expiry) is stale."""
-        from .parking import freeze, thaw  # the codec imports this module's records
-        self._freeze, self._unfreeze = freeze, thaw
         self.finished: list[Conn] = []
         """Connections that left the table (finished, evicted, or replaced by a new
         incarnation); the caller drains and summarises them."""
@@ -645,11 +640,10 @@ class Tracker:
 
         Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
         still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  A TIME_WAIT
-        whose peer is CLOSED and that was quiet for ``grace_ns`` is *parked*: summarised
-        (by :attr:`parking`) and written to the spill, with a few hundred bytes left in
-        memory until its timer runs out; a segment of its 4-tuple takes it back and
-        withdraws the summary.  Open connections stay: memory is bounded by the
-        connections still open.
+        whose peer is CLOSED and that was quiet for ``grace_ns`` is *parked*: handed to
+        :attr:`parking` as if finished, with a few dozen bytes left here until its timer
+        runs out, so that a segment of its 4-tuple can take it back.  Open connections
+        stay: memory is bounded by the connections still open.
         """
         live = {c.id: c for c, _ in self.conns.values()}
         for conn in live.values():
@@ -671,23 +665,19 @@ class Tracker:
             due, key = heapq.heappop(due_heap)
             parked = self.parked.get(key)
             if parked is not None and parked[0] == due:
-                del self.parked[key]  # its summary was kept when it was parked
+                del self.parked[key]  # finished: it was kept when it was parked
 
     def _park(self, conn: Conn, due_ns: int) -> None:
-        assert self.spill is not None and self.parking is not None
-        handle = self.parking.keep(conn)
-        blob = self._freeze(conn)
+        assert self.parking is not None
         a, b = conn.addrs
         key = (a[0], a[1], b[0], b[1])
         del self.conns[key], self.conns[(b[0], b[1], a[0], a[1])]
-        self.parked[key] = (due_ns, self.spill.put(blob), len(blob), handle)
+        self.parked[key] = (due_ns, self.parking.keep(conn))
         heapq.heappush(self._due, (due_ns, key))
 
     def _thaw(self, key: tuple[bytes, int, bytes, int]) -> Conn:
-        assert self.spill is not None and self.parking is not None
-        _, offset, size, handle = self.parked.pop(key)
-        self.parking.take_back(handle)
-        return self._unfreeze(self.spill.get(offset, size))
+        assert self.parking is not None
+        return self.parking.take_back(self.parked.pop(key)[1])
 
     def _unpark(self, key: tuple[bytes, int, bytes, int]) -> tuple[Conn, int] | None:
         """A segment of a parked connection's 4-tuple: track the connection again."""
@@ -712,5 +702,5 @@ class Tracker:
             self._drop(conn)
             yield from self.finished
             self.finished.clear()
-        self.parked.clear()  # summarised when they were parked
+        self.parked.clear()  # kept when they were parked
         self._due.clear()

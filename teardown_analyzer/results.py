@@ -10,7 +10,6 @@ makes.
 from __future__ import annotations
 
 import bisect
-import pickle
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
@@ -46,9 +45,8 @@ class StateEntry(NamedTuple):
 class ConnectionResult(NamedTuple):
     """How one connection (one incarnation of a 4-tuple) was closed.
 
-    Results are immutable named tuples rather than frozen dataclasses: hundreds of
-    thousands of them are made, and with ``--jobs`` they cross process boundaries, where
-    a tuple pickles several times faster.
+    Results are immutable named tuples: hundreds of thousands of them are made, and a
+    tuple is the cheapest record Python has.
     """
 
     id: int
@@ -172,13 +170,13 @@ class _Segment(NamedTuple):
     ids: array
     """Provisional ids: the number of each connection's first packet."""
     where: array
-    """Each result's pickle: its offset in a spill << 8 | the spill's index in ``spills``."""
+    """Each connection's blob: its offset in a spill << 8 | the spill's index in ``spills``."""
     sizes: array
     meta: array
     """(kind, RSTs, TIME_WAIT side, unusual) of each, coded: totals without decoding."""
     spills: tuple[Spill, ...]
-    end_ns: int
-    """The end of the capture, which settles TIME_WAITs still running at their last packet."""
+    decode: Callable[[bytes], ConnectionResult]
+    """Blob -> result (picklable: segments made by --jobs workers cross to the parent)."""
 
     def blob(self, i: int) -> bytes:
         w = self.where[i]
@@ -186,7 +184,8 @@ class _Segment(NamedTuple):
 
 
 class ResultSink:
-    """Where an analysis puts finished connections: pickled to a spill file, indexed."""
+    """Where an analysis keeps finished connections: as blobs in a spill file, indexed,
+    with the facts totals need; the store it makes decodes a blob into a result."""
 
     __slots__ = ("spill", "ids", "where", "sizes", "meta")
 
@@ -195,39 +194,34 @@ class ResultSink:
         self.ids, self.where = array("q"), array("q")
         self.sizes, self.meta = array("L"), array("Q")
 
-    def add(self, result: ConnectionResult) -> int:
-        """Keep ``result``; a handle for :meth:`withdraw`."""
-        # states as plain tuples: a named tuple pickles with its class, twice as slow; no
-        # zlib: it would save a third of the bytes at four times the cost of the pickle
-        flat = result._replace(client_states=tuple(map(tuple, result.client_states)),
-                               server_states=tuple(map(tuple, result.server_states)))
-        blob = pickle.dumps(tuple(flat), protocol=pickle.HIGHEST_PROTOCOL)
-        self.ids.append(result.id)
+    def add(self, conn_id: int, blob: bytes, facts: tuple[str, int, str | None, bool]) -> int:
+        """Keep one connection (its provisional id, its blob, and (kind, RSTs, TIME_WAIT
+        side, unusual)); a handle for :meth:`withdraw`."""
+        self.ids.append(conn_id)
         self.where.append(self.spill.put(blob) << 8)
         self.sizes.append(len(blob))
-        side = result.time_wait["side"] if result.time_wait else None
-        self.meta.append(_meta_code(result.kind, len(result.rsts), side, result.unusual))
+        self.meta.append(_meta_code(*facts))
         return len(self.ids) - 1
 
-    def withdraw(self, handle: int) -> None:
-        """A result kept too early: the connection changed after all."""
+    def withdraw(self, handle: int) -> bytes:
+        """A connection kept too early (it changed after all): forget it; its blob."""
         self.meta[handle] = _WITHDRAWN
+        return self.spill.get(self.where[handle] >> 8, self.sizes[handle])
 
-    def store(self, end_ns: int) -> "ResultStore":
-        """The results kept, for a capture that ended at ``end_ns``."""
+    def store(self, decode: Callable[[bytes], ConnectionResult]) -> "ResultStore":
+        """The connections kept, which ``decode`` turns into results."""
         return ResultStore._sorted([_Segment(self.ids, self.where, self.sizes, self.meta,
-                                             (self.spill,), end_ns)])
+                                             (self.spill,), decode)])
 
 
 class ResultStore(Sequence[ConnectionResult]):
-    """Finished connections, held as pickles in a spill file and decoded on access.
+    """Finished connections, kept in a spill file and summarised on access.
 
-    A result takes 4-8 KB as objects and about 1.6 KB as a pickle; on disk, the summaries
-    of any number of connections take about 30 bytes of memory each.  Each capture is a
-    segment sorted by first packet; the id of the n-th result overall is n (1, 2, 3 ...
-    in the order connections were first seen, capture after capture), and the ids that
-    results name (the incarnation before, the one that reused a TIME_WAIT 4-tuple) are
-    mapped the same way when a result is decoded.
+    Each costs about 30 bytes of memory here (ids, offsets and coded totals in arrays) and
+    about 1 KB on disk.  Each capture is a segment sorted by first packet; the id of the
+    n-th result overall is n (1, 2, 3 ... in the order connections were first seen,
+    capture after capture), and the ids that results name (the incarnation before, the
+    one that reused a TIME_WAIT 4-tuple) are mapped the same way when a result is decoded.
     """
 
     __slots__ = ("_segments", "_starts")
@@ -250,7 +244,7 @@ class ResultStore(Sequence[ConnectionResult]):
                 for seg in parts for i in range(len(seg.ids)) if seg.meta[i] != _WITHDRAWN]
         rows.sort(key=lambda r: r[1].ids[r[0]])
         out = _Segment(array("q"), array("q"), array("L"), array("Q"), tuple(spills),
-                       max((seg.end_ns for seg in parts), default=0))
+                       parts[0].decode if parts else _no_decode)
         for i, seg, k in rows:
             out.ids.append(seg.ids[i])
             out.where.append(seg.where[i] >> 8 << 8 | k)
@@ -274,14 +268,14 @@ class ResultStore(Sequence[ConnectionResult]):
             raise IndexError(index)
         k = bisect.bisect_right(self._starts, index) - 1
         seg, start = self._segments[k], self._starts[k]
-        return _unpack(seg.blob(index - start), lambda old: self._final(k, old), index + 1,
-                       seg.end_ns)
+        return _unpack(seg.decode(seg.blob(index - start)), lambda old: self._final(k, old),
+                       index + 1)
 
     def __iter__(self) -> Iterator[ConnectionResult]:
         for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
             for i in range(len(seg.ids)):
-                yield _unpack(seg.blob(i), lambda old, k=k: self._final(k, old),
-                              start + i + 1, seg.end_ns)
+                yield _unpack(seg.decode(seg.blob(i)), lambda old, k=k: self._final(k, old),
+                              start + i + 1)
 
     def _final(self, k: int, old: int) -> int | None:
         ids = self._segments[k].ids
@@ -296,18 +290,19 @@ class ResultStore(Sequence[ConnectionResult]):
         return ResultStore._sorted(self._segments)
 
 
-def _unpack(blob: bytes, final: Callable[[int], int | None], new_id: int,
-            end_ns: int) -> ConnectionResult:
-    c = ConnectionResult(*pickle.loads(blob))
-    c = c._replace(client_states=tuple(StateEntry(*e) for e in c.client_states),
-                   server_states=tuple(StateEntry(*e) for e in c.server_states))
+def _no_decode(blob: bytes) -> ConnectionResult:
+    raise IndexError("no connections")
+
+
+def _unpack(c: ConnectionResult, final: Callable[[int], int | None],
+            new_id: int) -> ConnectionResult:
+    """A decoded result with its final id, and the ids it names mapped likewise."""
     tw = c.time_wait
     if tw and tw.get("reuse") and tw["reuse"].get("new_connection") is not None:
         tw = {**tw, "reuse": {**tw["reuse"],
                               "new_connection": final(tw["reuse"]["new_connection"])}}
-    c = c._replace(id=new_id, time_wait=tw,
-                   reused_from=None if c.reused_from is None else final(c.reused_from))
-    return c.at_end(end_ns) if c.time_wait_clock is not None else c
+    return c._replace(id=new_id, time_wait=tw,
+                      reused_from=None if c.reused_from is None else final(c.reused_from))
 
 
 @dataclass(slots=True)
