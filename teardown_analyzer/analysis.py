@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 from .capture import open_capture
 from .flows import Conn, LadderStep, Tracker
-from .link import tcp_packet
+from .link import tcp_packet_at
 from .parking import freeze, thaw
 from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, ResultStore,
                       StateEntry)
@@ -84,27 +84,28 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     quiet_ns = int(options.quiet_s * 1e9)
     sweep_every = max(1, options.sweep_every)
     prev_ts = backwards = 0
-    for frame in cap:
-        if frame.ts_ns < prev_ts:
-            backwards += 1
-        else:
-            prev_ts = frame.ts_ns
-        tcp = tcp_packet(frame.data, frame.linktype)
-        if tcp.__class__ is str:
-            if k == 0:
-                skip(tcp)  # type: ignore[arg-type]
-            continue
-        if n > 1 and (tcp[6] + tcp[7]) % n != k:  # the port sum picks the process
-            continue
-        feed(frame.index, frame.ts_ns, frame.data, tcp)  # type: ignore[arg-type]
-        if frame.index % sweep_every == 0:
-            now = tracker.last_ts_ns
-            tracker.sweep(now, tw_ns, quiet_ns)
-            for c in tracker.finished:
-                keep(c)
-            tracker.finished.clear()
-            if progress is not None:
-                progress(frame.index, cap.bytes_read)
+    for batch in cap.batches():
+        buf, linktype, index = batch.buf, batch.linktype, batch.first - 1
+        for start, incl, ts_ns in zip(batch.starts, batch.lens, batch.ts_ns):
+            index += 1
+            if ts_ns < prev_ts:
+                backwards += 1
+            else:
+                prev_ts = ts_ns
+            tcp = tcp_packet_at(buf, start, incl, linktype)
+            if tcp.__class__ is str:
+                if k == 0:
+                    skip(tcp)  # type: ignore[arg-type]
+            elif n == 1 or (tcp[5] + tcp[6]) % n == k:  # the port sum picks the process
+                feed(index, ts_ns, tcp)  # type: ignore[arg-type]
+            if index % sweep_every == 0:
+                now = tracker.last_ts_ns
+                tracker.sweep(now, tw_ns, quiet_ns)
+                for c in tracker.finished:
+                    keep(c)
+                tracker.finished.clear()
+                if progress is not None:
+                    progress(index, cap.bytes_read)
     if backwards and k == 0:
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")

@@ -80,6 +80,63 @@ class Frame(NamedTuple):
         return len(self.data) < self.orig_len
 
 
+class Batch(NamedTuple):
+    """Consecutive records of one interface, as offsets into one buffer: what the
+    analysis reads, without an object or a copy per packet (:meth:`Capture.batches`)."""
+
+    buf: bytes
+    linktype: int
+    first: int
+    """Packet number of the first record."""
+    starts: list[int]
+    """Where each record's captured bytes begin in ``buf``."""
+    lens: list[int]
+    """Captured length of each record."""
+    origs: list[int]
+    """Length on the wire of each record."""
+    ts_ns: list[int]
+    interface: int = 0
+
+    def frames(self) -> Iterator[Frame]:
+        buf, lt, iface = self.buf, self.linktype, self.interface
+        for i, (start, incl, orig, ts) in enumerate(zip(self.starts, self.lens, self.origs,
+                                                         self.ts_ns), self.first):
+            yield Frame(i, ts, lt, buf[start:start + incl], orig, iface)
+
+
+BATCH = 4096
+"""Records per batch made of pcapng blocks (classic pcap batches are the records of one
+chunk read)."""
+
+
+def _batched(frames: Iterator[Frame]) -> Iterator[Batch]:
+    """Frames as batches (pcapng); the frames before a walker's error are delivered first."""
+    pending: list[Frame] = []
+    try:
+        for f in frames:
+            if pending and (len(pending) >= BATCH or f.linktype != pending[0].linktype
+                            or f.interface != pending[0].interface):
+                yield _batch_of(pending)
+                pending = []
+            pending.append(f)
+    except Exception:
+        if pending:
+            yield _batch_of(pending)
+        raise
+    if pending:
+        yield _batch_of(pending)
+
+
+def _batch_of(frames: list[Frame]) -> Batch:
+    starts, pos = [], 0
+    for f in frames:
+        starts.append(pos)
+        pos += len(f.data)
+    return Batch(b"".join(f.data for f in frames), frames[0].linktype, frames[0].index,
+                 starts, [len(f.data) for f in frames], [f.orig_len for f in frames],
+                 [f.ts_ns for f in frames], frames[0].interface)
+
+
 @dataclass(slots=True)
 class CaptureInfo:
     """What is known about a capture file; filled in while it is read."""
@@ -114,7 +171,7 @@ class CaptureInfo:
 class Capture:
     """An open capture: iterate it for :class:`Frame` objects, then read :attr:`info`."""
 
-    def __init__(self, stream: BinaryIO, info: CaptureInfo, walker: Iterator[Frame],
+    def __init__(self, stream: BinaryIO, info: CaptureInfo, walker: Iterator[Batch],
                  owned: BinaryIO | None) -> None:
         self._stream = stream
         self._owned = owned
@@ -130,14 +187,19 @@ class Capture:
             return 0
 
     def __iter__(self) -> Iterator[Frame]:
+        for batch in self.batches():
+            yield from batch.frames()
+
+    def batches(self) -> Iterator[Batch]:
+        """The records in batches; a read error ends them and is kept in ``info.error``."""
         info = self.info
         try:
-            for frame in self._walker:
-                info.packets = frame.index
+            for batch in self._walker:
+                info.packets = batch.first + len(batch.starts) - 1
                 if info.first_ts_ns is None:
-                    info.first_ts_ns = frame.ts_ns
-                info.last_ts_ns = frame.ts_ns
-                yield frame
+                    info.first_ts_ns = batch.ts_ns[0]
+                info.last_ts_ns = batch.ts_ns[-1]
+                yield batch
         except CaptureError as exc:
             info.error = exc
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -229,7 +291,7 @@ def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None) -> Capture:
         if head in _PCAP_MAGICS:
             walker = _pcap_records(stream, info)
         elif head == _PCAPNG_SHB:
-            walker = _pcapng_blocks(stream, info)
+            walker = _batched(_pcapng_blocks(stream, info))
         else:
             raise CaptureError(
                 f"not a pcap or pcapng capture (magic {head.hex(' ')})", source=name,
@@ -249,14 +311,14 @@ def _close(stream: BinaryIO | None) -> None:
         stream.close()
 
 
-def _prime(walker: Iterator[Frame]) -> Iterator[Frame]:
-    """Run the walker up to its first frame so that file-header errors raise now."""
+def _prime(walker: Iterator[Batch]) -> Iterator[Batch]:
+    """Run the walker up to its first batch so that file-header errors raise now."""
     try:
         first = next(walker)
     except StopIteration:
         return iter(())
 
-    def chained() -> Iterator[Frame]:
+    def chained() -> Iterator[Batch]:
         yield first
         yield from walker
 
@@ -296,7 +358,7 @@ class _Reader:
         return data
 
 
-def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
+def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
     rd = _Reader(stream, info.source)
     header = rd.read(24)
     if len(header) < 24:
@@ -321,52 +383,70 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
 
 
 def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano: bool,
-               snaplen: int, linktype: int, over_snap: list[int]) -> Iterator[Frame]:
+               snaplen: int, linktype: int, over_snap: list[int]) -> Iterator[Batch]:
     limit = max(snaplen, 262144)
-    rec = struct.Struct(order + "IIII")
+    unpack = struct.Struct(order + "IIII").unpack_from
     scale = 1 if nano else 1000
     frac_limit = 1_000_000_000 if nano else 1_000_000
     index = 0
-    # Records are cut from large chunks rather than read one by one: two read() calls
-    # per packet cost more than the rest of the reading.
+    # Records are cut from large chunks rather than read one by one (two read() calls
+    # per packet cost more than the rest of the reading), and handed out as one batch
+    # per chunk: offsets into it, no object or copy per packet.
     buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
     while True:
-        if len(buf) - pos < rec_len:
-            more = rd.chunk(CHUNK, index)
-            if not more:
-                if pos == len(buf):
-                    return
+        size = len(buf)
+        first = index + 1
+        starts: list[int] = []
+        lens: list[int] = []
+        origs: list[int] = []
+        stamps: list[int] = []
+        error = None
+        need = 0
+        while size - pos >= rec_len:
+            sec, frac, incl, orig = unpack(buf, pos)
+            if incl > limit or incl > MAX_RECORD:
+                error = CaptureError(
+                    f"packet {index + 1} claims {incl} captured bytes, more than the snap "
+                    f"length {snaplen}; the file is corrupt from here", source=info.source,
+                    where=f"byte {base + pos}")
+                break
+            end = pos + rec_len + incl
+            if end > size:
+                need = end - size  # the record goes on in the next chunk
+                break
+            index += 1
+            if incl > snaplen > 0:
+                over_snap[0] += 1
+                over_snap[1] = over_snap[1] or index
+            if frac >= frac_limit:
+                info.warnings.append(f"packet {index}: sub-second field {frac} out of range")
+            starts.append(pos + rec_len)
+            lens.append(incl)
+            origs.append(orig if orig > incl else incl)
+            stamps.append(sec * 1_000_000_000 + frac * scale)
+            pos = end
+        if starts:
+            yield Batch(buf, linktype, first, starts, lens, origs, stamps)
+        if error is not None:
+            raise error
+        more = rd.chunk(max(CHUNK, need), index)
+        if not more:
+            if pos == size:
+                return
+            if size - pos < rec_len:
                 raise CaptureError(
                     f"capture cut off mid-record: packet {index + 1}'s record header has "
-                    f"{len(buf) - pos} of {rec_len} bytes", source=info.source,
+                    f"{size - pos} of {rec_len} bytes", source=info.source,
                     where=f"byte {base + pos}")
-            buf, base, pos = buf[pos:] + more, base + pos, 0
-            continue
-        index += 1
-        sec, frac, incl, orig = rec.unpack_from(buf, pos)
-        if incl > limit or incl > MAX_RECORD:
+            incl = unpack(buf, pos)[2]
+            if incl > snaplen > 0:
+                over_snap[0] += 1
+                over_snap[1] = over_snap[1] or index + 1
             raise CaptureError(
-                f"packet {index} claims {incl} captured bytes, more than the snap length "
-                f"{snaplen}; the file is corrupt from here", source=info.source,
+                f"capture cut off mid-record: packet {index + 1} has "
+                f"{size - pos - rec_len} of {incl} bytes", source=info.source,
                 where=f"byte {base + pos}")
-        if incl > snaplen > 0:
-            over_snap[0] += 1
-            over_snap[1] = over_snap[1] or index
-        end = pos + rec_len + incl
-        while len(buf) < end:
-            more = rd.chunk(max(CHUNK, end - len(buf)), index - 1)
-            if not more:
-                raise CaptureError(
-                    f"capture cut off mid-record: packet {index} has "
-                    f"{len(buf) - pos - rec_len} of {incl} bytes", source=info.source,
-                    where=f"byte {base + pos}")
-            buf, base, end, pos = buf[pos:] + more, base + pos, end - pos, 0
-        data = buf[pos + rec_len:end]
-        pos = end
-        if frac >= frac_limit:
-            info.warnings.append(f"packet {index}: sub-second field {frac} out of range")
-        yield Frame(index, sec * 1_000_000_000 + frac * scale, linktype, data,
-                    orig if orig > incl else incl, 0)
+        buf, base, pos = buf[pos:] + more, base + pos, 0
 
 
 @dataclass(slots=True)

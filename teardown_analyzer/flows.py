@@ -19,7 +19,6 @@ from typing import Iterator, Protocol
 
 from .link import TcpPacket
 from .states import Event, SideMachine, SideState, Transition
-from .tcp import window_scale, word_of
 
 
 # Enum members as module constants: attribute access on an Enum class is slow (3.11).
@@ -207,10 +206,10 @@ class Tracker:
 
     # -- per packet ------------------------------------------------------------------
 
-    def feed(self, packet: int, ts_ns: int, data: bytes, tcp: TcpPacket) -> None:
+    def feed(self, packet: int, ts_ns: int, tcp: TcpPacket) -> None:
         """Process one TCP packet, as :func:`teardown_analyzer.link.tcp_packet` read it."""
-        (version, src, dst, ipid, off, tcp_len, sport, dport, seq, ack, word, window,
-         checksum) = tcp
+        (version, src, dst, ipid, tcp_len, sport, dport, seq, ack, word, window, checksum,
+         wscale) = tcp
         hlen = (word >> 12) * 4
         if hlen < 20:
             self.skip("TCP data offset below 5")
@@ -257,7 +256,7 @@ class Tracker:
             d.next_seq = end
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
             return  # the short path: a plain segment of an open connection
-        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, data, off)
+        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale)
 
     def _new(self, key: tuple[bytes, int, bytes, int], packet: int, ts_ns: int,
              version: int) -> Conn:
@@ -317,7 +316,7 @@ class Tracker:
         return new
 
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
-                 ack: int, plen: int, data: bytes, tcp_offset: int) -> None:
+                 ack: int, plen: int, wscale: int | None) -> None:
         """The full path: SYN, FIN, RST, and anything on a closing connection."""
         r = 1 - s
         ds, dr = conn.dirs[s], conn.dirs[r]
@@ -331,7 +330,6 @@ class Tracker:
         was_closed = side_s.state is CLOSED and not flags & RST
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
-            wscale = window_scale(data, tcp_offset, (word_of(data, tcp_offset) >> 12) * 4)
             if flags & ACK:
                 if ds.isn is None or not conn.synack_seen:
                     ds.isn = seq

@@ -92,7 +92,7 @@ def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotat
     for frame in cap:
         tcp = tcp_packet(frame.data, frame.linktype)
         if not isinstance(tcp, str):
-            tracker.feed(frame.index, frame.ts_ns, frame.data, tcp)
+            tracker.feed(frame.index, frame.ts_ns, tcp)
         if frame.index == number:
             found = frame
             break

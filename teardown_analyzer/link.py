@@ -17,6 +17,8 @@ from __future__ import annotations
 import struct
 from typing import Callable, NamedTuple
 
+from .tcp import window_scale
+
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 IPPROTO_TCP = 6
@@ -153,11 +155,12 @@ def locate_tcp(data: bytes, linktype: int) -> Segment | str:
     return "too many stacked headers"
 
 
-TcpPacket = tuple[int, bytes, bytes, int, int, int, int, int, int, int, int, int, int]
+TcpPacket = tuple[int, bytes, bytes, int, int, int, int, int, int, int, int, int, "int | None"]
 """What the flow tracker reads of a TCP packet, as :func:`tcp_packet` returns it: (IP
-version, source address, destination address, IPv4 ID or -1, TCP header offset, TCP length
-(header + payload, as the IP header declares it), source port, destination port, seq, ack,
-data offset/flags word, window, checksum or -1 when the capture cut it off)."""
+version, source address, destination address, IPv4 ID or -1, TCP length (header +
+payload, as the IP header declares it), source port, destination port, seq, ack, data
+offset/flags word, window, checksum or -1 when the capture cut it off, and for a SYN its
+window-scale option or None)."""
 
 _ETH_IPV4_TCP = struct.Struct("!HBxHHHxBxx4s4sHHIIHHH")
 """From byte 12 of an Ethernet frame: EtherType, IPv4 version/IHL, total length, ID,
@@ -168,15 +171,23 @@ _TCP_FIXED = struct.Struct("!HHIIHHH")
 
 def tcp_packet(data: bytes, linktype: int) -> TcpPacket | str:
     """The fields the flow tracker needs from a frame (see :data:`TcpPacket`), or why there
-    are none.  One ``unpack`` for the common case (Ethernet, IPv4 without options, not a
-    fragment); everything else goes through :func:`locate_tcp` and gives the same."""
-    if linktype == 1 and len(data) >= 54:
+    are none."""
+    return tcp_packet_at(data, 0, len(data), linktype)
+
+
+def tcp_packet_at(buf: bytes, start: int, incl: int, linktype: int) -> TcpPacket | str:
+    """:func:`tcp_packet` of the frame at ``buf[start:start + incl]``, read in place.  One
+    ``unpack`` for the common case (Ethernet, IPv4 without options, not a fragment);
+    everything else goes through :func:`locate_tcp` and gives the same."""
+    if linktype == 1 and incl >= 54:
         (ethertype, vihl, total_len, ipid, frag, proto, src, dst, sport, dport, seq, ack,
-         word, window, checksum) = _ETH_IPV4_TCP.unpack_from(data, 12)
+         word, window, checksum) = _ETH_IPV4_TCP.unpack_from(buf, start + 12)
         if ethertype == ETH_IPV4 and vihl == 0x45 and proto == IPPROTO_TCP \
                 and not frag & 0x1FFF and total_len >= 20:
-            return (4, src, dst, ipid, 34, total_len - 20, sport, dport, seq, ack, word,
-                    window, checksum)
+            return (4, src, dst, ipid, total_len - 20, sport, dport, seq, ack, word, window,
+                    checksum, window_scale(buf, start + 34, (word >> 12) * 4, start + incl)
+                    if word & 0x02 else None)
+    data = buf if start == 0 and incl == len(buf) else buf[start:start + incl]
     seg = locate_tcp(data, linktype)
     if isinstance(seg, str):
         return seg
@@ -195,8 +206,9 @@ def from_segment(data: bytes, seg: Segment) -> TcpPacket | str:
         return "truncated TCP header"
     ipid = int.from_bytes(data[seg.ip_offset + 4:seg.ip_offset + 6], "big") \
         if seg.ip_version == 4 else -1
-    return (seg.ip_version, seg.src, seg.dst, ipid, off, seg.tcp_len, sport, dport, seq, ack,
-            word, window, checksum)
+    return (seg.ip_version, seg.src, seg.dst, ipid, seg.tcp_len, sport, dport, seq, ack,
+            word, window, checksum,
+            window_scale(data, off, (word >> 12) * 4) if word & 0x02 else None)
 
 
 def _ipv4(data: bytes, off: int) -> Segment | str:

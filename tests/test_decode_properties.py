@@ -21,8 +21,8 @@ from teardown_analyzer.annotate import LANGS, ip_rows, tcp_rows
 from teardown_analyzer.errors import DecodeError, TeardownError
 from teardown_analyzer.fields import IPV4_FIELDS, IPV6_FIELDS, TCP_FIELDS, FieldSpec
 from teardown_analyzer.hexview import annotate_raw
-from teardown_analyzer.link import LINKTYPES, Segment, locate_tcp, tcp_packet
-from teardown_analyzer.tcp import FIXED_HEADER, TcpHeader, decode_tcp
+from teardown_analyzer.link import LINKTYPES, Segment, locate_tcp, tcp_packet, tcp_packet_at
+from teardown_analyzer.tcp import FIXED_HEADER, TcpHeader, decode_tcp, window_scale
 
 BOUNDED = settings(max_examples=200, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow,
@@ -196,8 +196,12 @@ def _what_the_tracker_reads(data: bytes, linktype: int, seg: Segment | str) -> N
     checksum = int.from_bytes(data[off + 16:off + 18], "big") if len(data) >= off + 18 else -1
     ipid = int.from_bytes(data[seg.ip_offset + 4:seg.ip_offset + 6], "big") \
         if seg.ip_version == 4 else -1
-    assert got == (seg.ip_version, seg.src, seg.dst, ipid, off, seg.tcp_len,
-                   *FIXED_HEADER.unpack_from(data, off), checksum)
+    sport, dport, seq, ack, word, window = FIXED_HEADER.unpack_from(data, off)
+    wscale = window_scale(data, off, (word >> 12) * 4) if word & 0x02 else None
+    assert got == (seg.ip_version, seg.src, seg.dst, ipid, seg.tcp_len, sport, dport, seq, ack,
+                   word, window, checksum, wscale)
+    # read in place from a larger buffer, as the analysis reads a batch of records
+    assert tcp_packet_at(b"x" * 7 + data + b"\x03\x03\x09" * 20, 7, len(data), linktype) == got
 
 
 def _locate_everywhere(data: bytes) -> None:

@@ -32,7 +32,7 @@ def _tracked(name: str) -> list:
     for frame in open_capture(str(SAMPLES / name)):
         tcp = tcp_packet(frame.data, frame.linktype)
         if not isinstance(tcp, str):
-            tracker.feed(frame.index, frame.ts_ns, frame.data, tcp)
+            tracker.feed(frame.index, frame.ts_ns, tcp)
     return list(tracker.finish())
 
 

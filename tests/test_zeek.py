@@ -54,6 +54,6 @@ def test_zeek_conn_state(expected):
     for i, pkt in enumerate(CASES[expected], 1):
         where = tcp_packet(pkt, 101)
         assert not isinstance(where, str)
-        tracker.feed(i, i * 1_000_000, pkt, where)
+        tracker.feed(i, i * 1_000_000, where)
     (conn,) = tracker.finish()
     assert summarize(conn, 10**9, Options()).zeek_state == expected
