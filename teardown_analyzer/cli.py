@@ -105,11 +105,11 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     report = _run_analysis(captures, options, jobs, quiet)
     console = _stdout_console()
     if fmt == "json":
-        _stream(iter_report_json(report, wants_ladder))
+        _stream(iter_report_json(report, wants_ladder, jobs))
     elif fmt == "jsonl":
-        _stream(iter_report_jsonl(report, wants_ladder))
+        _stream(iter_report_jsonl(report, wants_ladder, jobs))
     elif fmt == "csv":
-        _stream(iter_report_csv(report))
+        _stream(iter_report_csv(report, jobs))
     elif fmt == "markdown":
         click.echo(report_markdown(report), nl=False)
     elif wants_ladder:

@@ -7,6 +7,7 @@ connection) and returns a rich renderable or a string; the CLI prints it.
 from __future__ import annotations
 
 import csv
+from functools import partial
 import io
 import json
 from typing import Any, Iterable, Iterator, Sequence
@@ -182,10 +183,15 @@ def _indented(value: Any, depth: int) -> str:
     return text.replace("\n", "\n" + " " * depth)
 
 
-def iter_report_json(report: Report, ladder: bool = False) -> Iterator[str]:
+def _json_line(c: ConnectionResult, ladder: bool = False) -> str:
+    return json.dumps(c.to_dict(ladder), sort_keys=True, ensure_ascii=False)
+
+
+def iter_report_json(report: Report, ladder: bool = False, jobs: int = 1) -> Iterator[str]:
     """The JSON document in pieces, one connection at a time, so a capture of a million
     connections is never held as one string.  Each connection is one compact line (the
-    C encoder: an indented dump goes through json's pure-Python encoder, 10x slower)."""
+    C encoder: an indented dump goes through json's pure-Python encoder, 10x slower);
+    ``jobs`` processes render them."""
     head = report.to_dict(ladder=False, connections=False)
     yield "{\n"
     yield f'  "captures": {_indented(head["captures"], 2)},\n'
@@ -194,9 +200,9 @@ def iter_report_json(report: Report, ladder: bool = False) -> Iterator[str]:
     else:
         yield '  "connections": [\n'
         last = len(report.connections) - 1
-        for i, c in enumerate(report.connections):
-            yield "    " + json.dumps(c.to_dict(ladder), sort_keys=True, ensure_ascii=False) \
-                + (",\n" if i < last else "\n")
+        lines = report.connections.rendered(partial(_json_line, ladder=ladder), jobs)
+        for i, line in enumerate(lines):
+            yield "    " + line + (",\n" if i < last else "\n")
         yield "  ],\n"
     yield f'  "schema": {json.dumps(head["schema"])},\n'
     yield f'  "totals": {_indented(head["totals"], 2)}\n'
@@ -207,9 +213,9 @@ def report_jsonl(report: Report, ladder: bool = False) -> str:
     return "".join(iter_report_jsonl(report, ladder))
 
 
-def iter_report_jsonl(report: Report, ladder: bool = False) -> Iterator[str]:
-    for c in report.connections:
-        yield json.dumps(c.to_dict(ladder), sort_keys=True, ensure_ascii=False) + "\n"
+def iter_report_jsonl(report: Report, ladder: bool = False, jobs: int = 1) -> Iterator[str]:
+    for line in report.connections.rendered(partial(_json_line, ladder=ladder), jobs):
+        yield line + "\n"
 
 
 CSV_COLUMNS = ("id", "capture", "client_ip", "client_port", "server_ip", "server_port",
@@ -234,16 +240,19 @@ def report_csv(report: Report) -> str:
     return "".join(iter_report_csv(report))
 
 
-def iter_report_csv(report: Report) -> Iterator[str]:
+def _csv_line(row: Iterable[Any]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for c in report.connections:
-        w.writerow(_flat(c))
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-    yield buf.getvalue()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()
+
+
+def _csv_connection(c: ConnectionResult) -> str:
+    return _csv_line(_flat(c))
+
+
+def iter_report_csv(report: Report, jobs: int = 1) -> Iterator[str]:
+    yield _csv_line(CSV_COLUMNS)
+    yield from report.connections.rendered(_csv_connection, jobs)
 
 
 def report_markdown(report: Report) -> str:

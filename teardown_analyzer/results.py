@@ -277,6 +277,31 @@ class ResultStore(Sequence[ConnectionResult]):
                 yield _unpack(seg.decode(seg.blob(i)), lambda old, k=k: self._final(k, old),
                               start + i + 1)
 
+    def rendered(self, render: Callable[[ConnectionResult], str],
+                 jobs: int = 1) -> Iterator[str]:
+        """``render`` of each result, in order; with ``jobs`` > 1, in that many forked
+        processes, which read the spill files this one wrote (decoding a result is most of
+        the cost of writing it out)."""
+        import multiprocessing
+        n = len(self)
+        if jobs <= 1 or n < 2 * RENDER_SLICE or \
+                "fork" not in multiprocessing.get_all_start_methods():
+            for c in self:
+                yield render(c)
+            return
+        global _RENDERING
+        for seg in self._segments:
+            for spill in seg.spills:
+                spill.flush()
+        _RENDERING = (self, render)
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(jobs) as pool:
+                for lines in pool.imap(_render_slice, range(0, n, RENDER_SLICE)):
+                    yield from lines
+        finally:
+            _RENDERING = None
+
     def _final(self, k: int, old: int) -> int | None:
         ids = self._segments[k].ids
         i = bisect.bisect_left(ids, old)
@@ -288,6 +313,18 @@ class ResultStore(Sequence[ConnectionResult]):
     def joined(self) -> "ResultStore":
         """The segments (parts of one capture, split by connection) as one, re-sorted."""
         return ResultStore._sorted(self._segments)
+
+
+RENDER_SLICE = 2000
+"""Results rendered per task by :meth:`ResultStore.rendered` with several processes."""
+_RENDERING: "tuple[ResultStore, Callable[[ConnectionResult], str]] | None" = None
+
+
+def _render_slice(start: int) -> list[str]:
+    """In a forked process: the results from ``start`` on, rendered."""
+    assert _RENDERING is not None
+    store, render = _RENDERING
+    return [render(store[i]) for i in range(start, min(start + RENDER_SLICE, len(store)))]
 
 
 def _no_decode(blob: bytes) -> ConnectionResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import pytest
+
 from teardown_analyzer.analysis import Options, analyze
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
@@ -68,3 +70,31 @@ def test_jobs_identical_on_every_kind_of_close(tmp_path):
     one = analyze([str(out)], Options())
     assert _dicts(analyze([str(out)], opts)) == _dicts(one)
     assert _dicts(analyze([str(out)], opts, jobs=2)) == _dicts(one)
+
+
+def _pid_and_id(c) -> str:
+    import os
+    return f"{os.getpid()} {c.id} {c.kind}"
+
+
+def test_results_are_rendered_in_forked_processes_in_order(monkeypatch):
+    import os
+
+    from teardown_analyzer import results
+    monkeypatch.setattr(results, "RENDER_SLICE", 7)
+    report = analyze([str(SAMPLES / "mixed_200.pcap")])
+    lines = [line.split() for line in report.connections.rendered(_pid_and_id, jobs=2)]
+    assert [(int(i), kind) for _, i, kind in lines] == \
+        [(c.id, c.kind) for c in report.connections]
+    pids = {pid for pid, _, _ in lines}
+    assert len(pids) == 2 and str(os.getpid()) not in pids
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_output_written_by_several_processes_is_identical(fmt, monkeypatch, run_cli):
+    from teardown_analyzer import results
+    monkeypatch.setattr(results, "RENDER_SLICE", 7)
+    path = str(SAMPLES / "mixed_200.pcap")
+    code, one, _ = run_cli(path, "--format", fmt, "--quiet")
+    assert code == 0 and one.count("\n") >= 200
+    assert run_cli(path, "--format", fmt, "--quiet", "--jobs", "2") == (0, one, "")
