@@ -112,6 +112,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
     for c in tracker.finish():
         keep(c)
+    spill.flush()  # a full disk is told now, before any output is written
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted:
         info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
@@ -144,11 +145,21 @@ def _decode(options: Options, source: str, end_ns: int, blob: bytes) -> Connecti
     return summarize(thaw(blob), end_ns, options, source)
 
 
-def _run_part(args: tuple[str, Options, tuple[int, int], int | None]) -> Report:
-    path, options, part, token = args
-    # the spill the parent opened before forking (spawned workers make their own, which
-    # pickles back with its contents)
-    return analyze_capture(path, options, part, spill=shared_spill(token))
+_WORKER_SPILL: Spill | None = None
+"""In a --jobs worker: the spill it writes every capture part it analyses to."""
+
+
+def _claim_spill(tokens: Any) -> None:
+    """Pool initializer: take one of the spills the parent opened before forking (a
+    spawned worker inherits none and makes its own, which pickles back with its
+    contents)."""
+    global _WORKER_SPILL
+    _WORKER_SPILL = shared_spill(tokens.get())
+
+
+def _run_part(args: tuple[str, Options, tuple[int, int]]) -> Report:
+    path, options, part = args
+    return analyze_capture(path, options, part, spill=_WORKER_SPILL)
 
 
 def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
@@ -157,26 +168,31 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
 
     ``jobs`` > 1 uses that many processes: one capture is split by connection, several
     captures are shared out; the result is identical to ``jobs=1`` (with
-    ``max_connections``, each process holds its share of the cap).
+    ``max_connections``, each process holds its share of the cap).  One spill file per
+    process holds the results, whatever the number of captures.
     """
     paths = list(paths)
     if jobs <= 1:
-        parts = [analyze_capture(p, options, (0, 1), progress) for p in paths]
+        spill = Spill()
+        parts = [analyze_capture(p, options, (0, 1), progress, spill) for p in paths]
     else:
         import multiprocessing
         split = 1 if len(paths) >= jobs else jobs
         opts = options if split == 1 or options.max_connections is None else \
             replace(options, max_connections=max(1, options.max_connections // split))
-        spills = open_shared(len(paths) * split)
-        tasks = [(p, opts, (k, split), spills[i * split + k].token)
-                 for i, p in enumerate(paths) for k in range(split)]
+        tasks = [(p, opts, (k, split)) for p in paths for k in range(split)]
+        workers = min(jobs, len(tasks))
         # fork where there is one: no re-import of __main__ (a script read from stdin
         # cannot be re-imported by a spawned worker), a faster start, and the workers
-        # write their results to the spills opened above
+        # write their results to spills opened here
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        spills = open_shared(workers)
+        tokens = ctx.SimpleQueue()
+        for s in spills:
+            tokens.put(s.token)
         try:
-            with ctx.Pool(min(jobs, len(tasks))) as pool:
+            with ctx.Pool(workers, initializer=_claim_spill, initargs=(tokens,)) as pool:
                 done = pool.map(_run_part, tasks, chunksize=1)
         finally:
             close_shared(spills)

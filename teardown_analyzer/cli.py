@@ -21,6 +21,7 @@ from .hexview import annotate_packet, annotate_raw, parse_hex
 from .report import (connections_table, iter_report_csv, iter_report_json,
                      iter_report_jsonl, ladder, report_markdown, select)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
+from .spill import Spill
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -148,13 +149,14 @@ def _run_analysis(captures: Sequence[str], options: Options, jobs: int,
                   transient=True) as bar:
         task = bar.add_task("", total=total or None, packets=0)
         done = 0
+        spill = Spill()  # one temporary file for all the captures
 
         def tick(packets: int, offset: int) -> None:
             bar.update(task, completed=done + offset, packets=packets)
 
         def one(path: str) -> Report:
             nonlocal done
-            part = analyze_capture(path, options, progress=tick)
+            part = analyze_capture(path, options, progress=tick, spill=spill)
             done += os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
             return part
 

@@ -7,6 +7,7 @@ Exit statuses (documented in the README and used by every command):
 1     a ``check`` rule was violated            (:class:`CheckFailed`)
 2     usage error: bad option, value or rules   (:class:`UsageError`)
 3     a capture could not be read              (:class:`CaptureError`)
+4     the temporary file could not be written  (:class:`StorageError`)
 ====  ==========================================================
 
 Foreign exceptions (dpkt's, ``struct.error``, ``OSError``) are converted at the
@@ -31,6 +32,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CAPTURE = 3
+EXIT_STORAGE = 4
 
 
 class TeardownError(Exception):
@@ -72,6 +74,13 @@ class DecodeError(TeardownError):
     def __init__(self, message: str, *, offset: int = 0) -> None:
         self.offset = offset
         super().__init__(message)
+
+
+class StorageError(TeardownError):
+    """The temporary file that holds finished connections could not be made, written or
+    read back (a full or read-only temporary directory: TMPDIR chooses another)."""
+
+    exit_code = EXIT_STORAGE
 
 
 class CheckFailed(TeardownError):

@@ -18,6 +18,8 @@ import os
 import tempfile
 from typing import Any
 
+from .errors import StorageError, printable
+
 FLUSH_AT = 1 << 20
 
 
@@ -30,7 +32,10 @@ class Spill:
         self.token = token
         """Set for a spill shared with forked workers: pickles as this number, which the
         parent resolves to its own object (:func:`shared`)."""
-        self._file = tempfile.TemporaryFile()
+        try:
+            self._file = tempfile.TemporaryFile()
+        except OSError as exc:
+            raise _storage_error("cannot create a temporary file", exc) from exc
         self._fd = self._file.fileno()
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -48,14 +53,24 @@ class Spill:
     def get(self, offset: int, length: int) -> bytes:
         if offset + length > self._flushed:
             self.flush()
-        return os.pread(self._fd, length, offset)
+        try:
+            data = os.pread(self._fd, length, offset)
+        except OSError as exc:
+            raise _storage_error("cannot read the temporary file back", exc) from exc
+        if len(data) != length:
+            raise _storage_error("the temporary file is shorter than what was written "
+                                 f"({offset + len(data)} of {offset + length} bytes)")
+        return data
 
     def flush(self) -> None:
         if self._pending:
             data = b"".join(self._pending)
             done = 0
-            while done < len(data):
-                done += os.pwrite(self._fd, data[done:], self._flushed + done)
+            try:
+                while done < len(data):
+                    done += os.pwrite(self._fd, data[done:], self._flushed + done)
+            except OSError as exc:
+                raise _storage_error("cannot write the temporary file", exc) from exc
             self._flushed += len(data)
             self._pending.clear()
             self._pending_size = 0
@@ -69,6 +84,13 @@ class Spill:
             return _shared, (self.token, self._flushed)
         # not shared with the receiving process: send the contents
         return _restored, (os.pread(self._fd, self._flushed, 0) if self._flushed else b"",)
+
+
+def _storage_error(what: str, exc: OSError | None = None) -> StorageError:
+    reason = f": {exc.strerror or exc}" if exc is not None else ""
+    return StorageError(f"{what} in {printable(tempfile.gettempdir())}{reason} (finished "
+                        f"connections are kept there until the output is written, about "
+                        f"1 KB each; TMPDIR chooses another directory)")
 
 
 _SHARED: dict[int, Spill] = {}

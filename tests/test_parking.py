@@ -131,3 +131,38 @@ def test_a_time_wait_parked_twice_keeps_its_later_expiry(tmp_path):
         == pytest.approx(t0 + 13.0)
     assert [c.to_dict(True) for c in parked.connections] == \
         [c.to_dict(True) for c in never.connections]
+
+
+def test_a_full_temporary_directory_is_one_line_and_exit_status_4(run_cli, monkeypatch):
+    import errno
+    import os
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    code, out, err = run_cli(str(SAMPLES / "mixed_200.pcap"), "--format", "json")
+    assert code == 4 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "TMPDIR" in lines[0]
+
+
+def test_an_unusable_temporary_directory_is_exit_status_4(run_cli, monkeypatch, tmp_path):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "does-not-exist"))
+    code, _, err = run_cli(str(SAMPLES / "four_way.pcap"))
+    assert code == 4 and "cannot create a temporary file" in err and "does-not-exist" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_many_captures_share_one_temporary_file(tmp_path):
+    import os
+    names = [tmp_path / f"c{i}.pcap" for i in range(40)]
+    for n in names:
+        n.write_bytes((SAMPLES / "four_way.pcap").read_bytes())
+    before = len(os.listdir("/proc/self/fd"))
+    report = analyze([str(n) for n in names])
+    assert len(report.connections) == 40
+    assert len(os.listdir("/proc/self/fd")) - before <= 1
+    spills = {id(s) for seg in report.connections._segments for s in seg.spills}
+    assert len(spills) == 1
