@@ -9,6 +9,7 @@ apart (``jobs``) and combined.
 from __future__ import annotations
 
 import gc
+import os
 import socket
 from dataclasses import dataclass, replace
 from functools import partial
@@ -147,19 +148,32 @@ def _decode(options: Options, source: str, end_ns: int, blob: bytes) -> Connecti
 
 _WORKER_SPILL: Spill | None = None
 """In a --jobs worker: the spill it writes every capture part it analyses to."""
+_WORKER_PROGRESS: Any = None
+"""In a --jobs worker: the shared array of (packets, bytes read) per task."""
 
 
-def _claim_spill(tokens: Any) -> None:
+def _start_worker(tokens: Any, progress: Any) -> None:
     """Pool initializer: take one of the spills the parent opened before forking (a
     spawned worker inherits none and makes its own, which pickles back with its
-    contents)."""
-    global _WORKER_SPILL
+    contents), and the array progress is reported in."""
+    global _WORKER_SPILL, _WORKER_PROGRESS
     _WORKER_SPILL = shared_spill(tokens.get())
+    _WORKER_PROGRESS = progress
 
 
-def _run_part(args: tuple[str, Options, tuple[int, int]]) -> Report:
-    path, options, part = args
-    return analyze_capture(path, options, part, spill=_WORKER_SPILL)
+def _run_part(args: tuple[int, str, Options, tuple[int, int]]) -> Report:
+    i, path, options, part = args
+    shared = _WORKER_PROGRESS
+
+    def report(packets: int, offset: int) -> None:
+        shared[2 * i], shared[2 * i + 1] = packets, offset
+
+    return analyze_capture(path, options, part, report if shared is not None else None,
+                           _WORKER_SPILL)
+
+
+def _size(path: str) -> int:
+    return os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
 
 
 def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
@@ -169,18 +183,29 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
     ``jobs`` > 1 uses that many processes: one capture is split by connection, several
     captures are shared out; the result is identical to ``jobs=1`` (with
     ``max_connections``, each process holds its share of the cap).  One spill file per
-    process holds the results, whatever the number of captures.
+    process holds the results, whatever the number of captures.  ``progress(packets,
+    bytes)`` is called now and then with the packets and bytes read so far, over all
+    the captures.
     """
     paths = list(paths)
     if jobs <= 1:
         spill = Spill()
-        parts = [analyze_capture(p, options, (0, 1), progress, spill) for p in paths]
+        parts = []
+        done_packets = done_bytes = 0
+        for p in paths:
+            tick = None if progress is None else \
+                (lambda n, b, base=(done_packets, done_bytes):  # type: ignore[misc]
+                 progress(base[0] + n, base[1] + b))
+            parts.append(analyze_capture(p, options, (0, 1), tick, spill))
+            done_packets += parts[-1].captures[0].packets
+            done_bytes += _size(p)
     else:
         import multiprocessing
         split = 1 if len(paths) >= jobs else jobs
         opts = options if split == 1 or options.max_connections is None else \
             replace(options, max_connections=max(1, options.max_connections // split))
-        tasks = [(p, opts, (k, split)) for p in paths for k in range(split)]
+        tasks = [(i * split + k, p, opts, (k, split))
+                 for i, p in enumerate(paths) for k in range(split)]
         workers = min(jobs, len(tasks))
         # fork where there is one: no re-import of __main__ (a script read from stdin
         # cannot be re-imported by a spawned worker), a faster start, and the workers
@@ -191,9 +216,20 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         tokens = ctx.SimpleQueue()
         for s in spills:
             tokens.put(s.token)
+        shared = ctx.Array("q", 2 * len(tasks), lock=False)
         try:
-            with ctx.Pool(workers, initializer=_claim_spill, initargs=(tokens,)) as pool:
-                done = pool.map(_run_part, tasks, chunksize=1)
+            with ctx.Pool(workers, initializer=_start_worker,
+                          initargs=(tokens, shared)) as pool:
+                pending = pool.map_async(_run_part, tasks, chunksize=1)
+                while progress is not None:
+                    ready = pending.ready()
+                    # every part of a capture reads all of it: its packets and bytes
+                    # are the parts' average
+                    progress(sum(shared[0::2]) // split, sum(shared[1::2]) // split)
+                    if ready:
+                        break
+                    pending.wait(0.25)
+                done = pending.get()
         finally:
             close_shared(spills)
         parts = [_join(done[i * split:(i + 1) * split]) for i in range(len(paths))]

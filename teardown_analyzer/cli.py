@@ -14,14 +14,13 @@ import click
 from rich.console import Console
 
 from . import errors
-from .analysis import Options, Report, analyze, analyze_capture, renumbered
+from .analysis import Options, Report, analyze
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
 from .check_render import check_github, check_json, check_junit, check_summary
 from .hexview import annotate_packet, annotate_raw, parse_hex
 from .report import (connections_table, iter_report_csv, iter_report_json,
                      iter_report_jsonl, ladder, report_markdown, select)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
-from .spill import Spill
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -138,7 +137,7 @@ def _run_analysis(captures: Sequence[str], options: Options, jobs: int,
                   quiet: bool) -> Report:
     """The analysis, with a progress bar on a terminal's standard error."""
     err = _stderr_console()
-    if quiet or not err.is_terminal or jobs > 1:
+    if quiet or not err.is_terminal:
         return analyze(captures, options, jobs)
     import os
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
@@ -148,20 +147,9 @@ def _run_analysis(captures: Sequence[str], options: Options, jobs: int,
                   TextColumn("{task.fields[packets]} packets"), console=err,
                   transient=True) as bar:
         task = bar.add_task("", total=total or None, packets=0)
-        done = 0
-        spill = Spill()  # one temporary file for all the captures
-
-        def tick(packets: int, offset: int) -> None:
-            bar.update(task, completed=done + offset, packets=packets)
-
-        def one(path: str) -> Report:
-            nonlocal done
-            part = analyze_capture(path, options, progress=tick, spill=spill)
-            done += os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
-            return part
-
-        parts = [one(p) for p in captures]
-    return renumbered(parts)
+        return analyze(captures, options, jobs,
+                       lambda packets, done: bar.update(task, completed=done,
+                                                        packets=packets))
 
 
 def _finish(report: Report, quiet: bool) -> None:

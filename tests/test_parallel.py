@@ -98,3 +98,16 @@ def test_output_written_by_several_processes_is_identical(fmt, monkeypatch, run_
     code, one, _ = run_cli(path, "--format", fmt, "--quiet")
     assert code == 0 and one.count("\n") >= 200
     assert run_cli(path, "--format", fmt, "--quiet", "--jobs", "2") == (0, one, "")
+
+
+@pytest.mark.parametrize("jobs,names", [(1, ["mixed_200.pcap", "four_way.pcap"]),
+                                        (2, ["mixed_200.pcap", "four_way.pcap"]),
+                                        (2, ["mixed_200.pcap"])])
+def test_progress_counts_packets_and_bytes_over_all_captures(jobs, names):
+    paths = [str(SAMPLES / n) for n in names]
+    calls = []
+    report = analyze(paths, Options(sweep_every=1), jobs, lambda n, b: calls.append((n, b)))
+    assert calls == sorted(calls)  # never backwards
+    packets = sum(c.packets for c in report.captures)
+    size = sum(pathlib.Path(p).stat().st_size for p in paths)
+    assert calls[-1] == (packets, size)
