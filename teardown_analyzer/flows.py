@@ -643,8 +643,7 @@ class Tracker:
         runs out, so that a segment of its 4-tuple can take it back.  Open connections
         stay: memory is bounded by the connections still open.
         """
-        live = {c.id: c for c, _ in self.conns.values()}
-        for conn in live.values():
+        for conn in self._tracked():
             a, b = conn.sides[0].state, conn.sides[1].state
             if conn.pending_old is not None:
                 continue
@@ -664,6 +663,10 @@ class Tracker:
             parked = self.parked.get(key)
             if parked is not None and parked[0] == due:
                 del self.parked[key]  # finished: it was kept when it was parked
+
+    def _tracked(self) -> list[Conn]:
+        """Every connection in the table, once (each is there as sent by each endpoint)."""
+        return [c for c, s in self.conns.values() if not s]
 
     def _park(self, conn: Conn, due_ns: int) -> None:
         assert self.parking is not None
@@ -696,7 +699,7 @@ class Tracker:
         """Everything still held, at the end of the capture, one at a time."""
         yield from self.finished
         self.finished.clear()
-        for conn in {c.id: c for c, _ in self.conns.values()}.values():
+        for conn in self._tracked():
             self._drop(conn)
             yield from self.finished
             self.finished.clear()

@@ -48,8 +48,8 @@ assert tuple(f.name for f in fields(SideMachine)) == _SIDE_FIELDS, "update _side
 
 def _side(m: SideMachine) -> tuple[Any, ...]:
     return (_STATE_CODE[m.state], m.start_ts_ns, m.start_packet,
-            [(_STATE_CODE[t[0]], _STATE_CODE[t[1]], _EVENT_CODE[t[2]]) + t[3:]
-             for t in m.transitions], m.anomalies)
+            [(_STATE_CODE[old], _STATE_CODE[new], _EVENT_CODE[event], ts, pkt, note, inf)
+             for old, new, event, ts, pkt, note, inf in m.transitions], m.anomalies)
 
 
 def _unside(v: tuple[Any, ...]) -> SideMachine:
