@@ -94,11 +94,11 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             else:
                 prev_ts = ts_ns
             tcp = tcp_packet_at(buf, start, incl, linktype)
-            if tcp.__class__ is str:
+            if isinstance(tcp, str):
                 if k == 0:
-                    skip(tcp)  # type: ignore[arg-type]
+                    skip(tcp)
             elif n == 1 or (tcp[5] + tcp[6]) % n == k:  # the port sum picks the process
-                feed(index, ts_ns, tcp)  # type: ignore[arg-type]
+                feed(index, ts_ns, tcp)
             if index % sweep_every == 0:
                 now = tracker.last_ts_ns
                 tracker.sweep(now, tw_ns, quiet_ns)
@@ -280,7 +280,9 @@ def _roles(conn: Conn) -> tuple[int, str]:
     return (0 if p0 > p1 else 1), "port heuristic: the higher port is the client"
 
 
-def _states(conn: Conn, i: int) -> list[StateEntry]:
+def _states(conn: Conn, i: int,
+            timer: tuple[int, StateEntry] | None) -> tuple[StateEntry, ...]:
+    """Side ``i``'s states, and the CLOSED its TIME_WAIT timer implies (``timer``)."""
     side = conn.sides[i]
     out: list[StateEntry] = []
     first = side.transitions[0].old if side.transitions else side.state
@@ -290,20 +292,20 @@ def _states(conn: Conn, i: int) -> list[StateEntry]:
     for t in side.transitions:
         out.append(StateEntry(t.new._value_, t.ts_ns / 1e9, t.packet, t.note, t.inferred,
                               t.old._value_, t.event._value_))
-    return out
+    if timer is not None and timer[0] == i:
+        out.append(timer[1])
+    return tuple(out)
 
 
-def summarize(conn: Conn, end_ns: int | None, options: Options,
-              source: str = "") -> ConnectionResult:
-    """What ``conn`` tells, at ``end_ns`` (the end of the capture, or a time after which
-    nothing more of it can arrive).  With ``end_ns`` None, a TIME_WAIT still running is
-    left open for :meth:`~teardown_analyzer.results.ConnectionResult.at_end`."""
+def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> ConnectionResult:
+    """What ``conn`` tells, at ``end_ns`` (the end of its capture).  ``conn`` is not
+    changed."""
     ci, roles_from = _roles(conn)
     si = 1 - ci
     role = {ci: "client", si: "server"}
     # TIME_WAIT: its timer, which the end of the capture may or may not reach
     tw_dict = None
-    clock = None
+    timer = None  # (side, the CLOSED its timer implies) when the capture ran past it
     for tw in conn.time_wait:
         side = conn.sides[tw.side]
         # the timer restarts on every retransmitted FIN it re-ACKs (kernel-teardown 2.3)
@@ -313,8 +315,15 @@ def summarize(conn: Conn, end_ns: int | None, options: Options,
         if tw.reuse and tw.reuse.get("ended_time_wait"):
             expired = f"ended by the new SYN on the 4-tuple (packet {tw.reuse['packet']})"
         elif side.state is SideState.TIME_WAIT:
-            clock = (role[tw.side], tw.entered_ts_ns,
-                     last_restart + int(options.time_wait_s * 1e9), options.time_wait_s)
+            expire_ns = last_restart + int(options.time_wait_s * 1e9)
+            if end_ns >= expire_ns:
+                timer = (tw.side, StateEntry(
+                    "CLOSED", expire_ns / 1e9, 0, f"TIME_WAIT timer ({options.time_wait_s:g} "
+                    f"s) expired: inferred, not seen", True, "TIME_WAIT", "TIMER"))
+                expired = "inferred from the timer"
+            else:
+                expired = (f"capture ended {(end_ns - tw.entered_ts_ns) / 1e9:.3f} s into "
+                           f"TIME_WAIT, before the {options.time_wait_s:g} s timer")
         tw_dict = {
             "side": role[tw.side], "entered_ts": tw.entered_ts_ns / 1e9,
             "entered_packet": tw.entered_packet,
@@ -348,7 +357,7 @@ def summarize(conn: Conn, end_ns: int | None, options: Options,
     rsts = tuple({"from": role[r.sender], "ts": r.ts_ns / 1e9, "packet": r.packet,
                   "in_window": r.acceptable, "bare": r.bare, "note": r.note}
                  for r in conn.rsts)
-    result = ConnectionResult(
+    return ConnectionResult(
         id=conn.id,
         client=(_addr(conn.addrs[ci][0]), conn.addrs[ci][1]),
         server=(_addr(conn.addrs[si][0]), conn.addrs[si][1]),
@@ -357,7 +366,7 @@ def summarize(conn: Conn, end_ns: int | None, options: Options,
         packets=conn.packets, handshake=handshake, roles_from=roles_from,
         kind=kind, initiator=initiator, half_close_s=half_s,
         half_close_bytes=half_bytes, half_close_segments=half_segs,
-        client_states=tuple(_states(conn, ci)), server_states=tuple(_states(conn, si)),
+        client_states=_states(conn, ci, timer), server_states=_states(conn, si, timer),
         time_wait=tw_dict, rsts=rsts, anomalies=tuple(anomalies), notes=tuple(notes),
         zeek_state=zeek_state(conn, ci),
         directions={"client": _direction(d_c), "server": _direction(d_s)},
@@ -365,9 +374,7 @@ def summarize(conn: Conn, end_ns: int | None, options: Options,
         ladder=tuple(_step(st, role) for st in conn.ladder),
         source=source,
         reused_from=conn.reused_from,
-        time_wait_clock=clock,
     )
-    return result if end_ns is None else result.at_end(end_ns)
 
 
 def _anomalies(conn: Conn, role: dict[int, str]) -> list[str]:

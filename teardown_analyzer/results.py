@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
@@ -78,32 +79,6 @@ class ConnectionResult(NamedTuple):
     source: str = ""
     reused_from: int | None = None
     """Id of the incarnation of the same 4-tuple before this one."""
-    time_wait_clock: tuple[str, int, int, float] | None = None
-    """A TIME_WAIT still running at the connection's last packet: (side, entered, timer
-    expiry (ns), timer length (s)); :meth:`at_end` settles it."""
-
-    def at_end(self, end_ns: int) -> "ConnectionResult":
-        """The connection as the end of the capture leaves it: a TIME_WAIT whose timer ran
-        out before ``end_ns`` is CLOSED, inferred; one that did not was cut off by the end.
-        """
-        clock, tw = self.time_wait_clock, self.time_wait
-        if clock is None or tw is None:
-            return self
-        side, entered_ns, expire_ns, timer_s = clock
-        if end_ns >= expire_ns:
-            timer = StateEntry("CLOSED", expire_ns / 1e9, 0,
-                               f"TIME_WAIT timer ({timer_s:g} s) expired: inferred, not seen",
-                               True, "TIME_WAIT", "TIMER")
-            tw = {**tw, "end": "inferred from the timer"}
-            if side == "client":
-                return self._replace(time_wait=tw, time_wait_clock=None,
-                                     client_states=self.client_states + (timer,))
-            return self._replace(time_wait=tw, time_wait_clock=None,
-                                 server_states=self.server_states + (timer,))
-        tw = {**tw, "end": f"capture ended {(end_ns - entered_ns) / 1e9:.3f} s into "
-                           f"TIME_WAIT, before the {timer_s:g} s timer"}
-        return self._replace(time_wait=tw, time_wait_clock=None)
-
     @property
     def client_final(self) -> str:
         return self.client_states[-1].state if self.client_states else "CLOSED"
@@ -268,14 +243,13 @@ class ResultStore(Sequence[ConnectionResult]):
             raise IndexError(index)
         k = bisect.bisect_right(self._starts, index) - 1
         seg, start = self._segments[k], self._starts[k]
-        return _unpack(seg.decode(seg.blob(index - start)), lambda old: self._final(k, old),
-                       index + 1)
+        return _unpack(seg.decode(seg.blob(index - start)), partial(self._final, k), index + 1)
 
     def __iter__(self) -> Iterator[ConnectionResult]:
         for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
+            final = partial(self._final, k)
             for i in range(len(seg.ids)):
-                yield _unpack(seg.decode(seg.blob(i)), lambda old, k=k: self._final(k, old),
-                              start + i + 1)
+                yield _unpack(seg.decode(seg.blob(i)), final, start + i + 1)
 
     def rendered(self, render: Callable[[ConnectionResult], str],
                  jobs: int = 1) -> Iterator[str]:
