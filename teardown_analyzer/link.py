@@ -166,6 +166,9 @@ _ETH_IPV4_TCP = struct.Struct("!HBxHHHxBxx4s4sHHIIHHH")
 """From byte 12 of an Ethernet frame: EtherType, IPv4 version/IHL, total length, ID,
 fragment word, protocol, addresses; then a TCP header at byte 34 (an IPv4 header without
 options): ports, seq, ack, word, window, checksum."""
+_ETH_IPV6_TCP = struct.Struct("!HB3xHBx16s16sHHIIHHH")
+"""From byte 12 of an Ethernet frame: EtherType, IPv6 version nibble, payload length, next
+header, addresses; then a TCP header at byte 54 (no extension headers)."""
 _TCP_FIXED = struct.Struct("!HHIIHHH")
 
 
@@ -177,16 +180,27 @@ def tcp_packet(data: bytes, linktype: int) -> TcpPacket | str:
 
 def tcp_packet_at(buf: bytes, start: int, incl: int, linktype: int) -> TcpPacket | str:
     """:func:`tcp_packet` of the frame at ``buf[start:start + incl]``, read in place.  One
-    ``unpack`` for the common case (Ethernet, IPv4 without options, not a fragment);
-    everything else goes through :func:`locate_tcp` and gives the same."""
+    ``unpack`` for the common cases (Ethernet, then IPv4 without options and not a
+    fragment, or IPv6 without extension headers); everything else goes through
+    :func:`locate_tcp` and gives the same."""
     if linktype == 1 and incl >= 54:
-        (ethertype, vihl, total_len, ipid, frag, proto, src, dst, sport, dport, seq, ack,
-         word, window, checksum) = _ETH_IPV4_TCP.unpack_from(buf, start + 12)
-        if ethertype == ETH_IPV4 and vihl == 0x45 and proto == IPPROTO_TCP \
-                and not frag & 0x1FFF and total_len >= 20:
-            return (4, src, dst, ipid, total_len - 20, sport, dport, seq, ack, word, window,
-                    checksum, window_scale(buf, start + 34, (word >> 12) * 4, start + incl)
-                    if word & 0x02 else None)
+        if buf[start + 12] == 0x08:
+            (ethertype, vihl, total_len, ipid, frag, proto, src, dst, sport, dport, seq, ack,
+             word, window, checksum) = _ETH_IPV4_TCP.unpack_from(buf, start + 12)
+            if ethertype == ETH_IPV4 and vihl == 0x45 and proto == IPPROTO_TCP \
+                    and not frag & 0x1FFF and total_len >= 20:
+                return (4, src, dst, ipid, total_len - 20, sport, dport, seq, ack, word,
+                        window, checksum,
+                        window_scale(buf, start + 34, (word >> 12) * 4, start + incl)
+                        if word & 0x02 else None)
+        elif incl >= 74:
+            (ethertype, version, payload_len, nxt, src, dst, sport, dport, seq, ack, word,
+             window, checksum) = _ETH_IPV6_TCP.unpack_from(buf, start + 12)
+            if ethertype == ETH_IPV6 and version >> 4 == 6 and nxt == IPPROTO_TCP:
+                return (6, src, dst, -1, payload_len or incl - 54, sport, dport, seq, ack,
+                        word, window, checksum,
+                        window_scale(buf, start + 54, (word >> 12) * 4, start + incl)
+                        if word & 0x02 else None)
     data = buf if start == 0 and incl == len(buf) else buf[start:start + incl]
     seg = locate_tcp(data, linktype)
     if isinstance(seg, str):

@@ -223,7 +223,9 @@ def _locate_everywhere(data: bytes) -> None:
 
 
 def test_tcp_packet_agrees_on_every_real_frame() -> None:
-    assert sum(lt == 1 for _, lt in FRAMES) > 100  # the one-unpack path is exercised
+    # the one-unpack paths are exercised, for IPv4 and for IPv6
+    assert sum(lt == 1 and d[12:15] == b"\x08\x00\x45" for d, lt in FRAMES) > 100
+    assert sum(lt == 1 and d[12:14] == b"\x86\xdd" and d[20] == 6 for d, lt in FRAMES) >= 10
     for data, lt in FRAMES:
         _what_the_tracker_reads(data, lt, locate_tcp(data, lt))
 
