@@ -115,7 +115,8 @@ def test_truth_files_point_to_existing_captures():
 
 def test_sample_dir_small():
     total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
-    assert total < 3 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
+    # 2.9 MB of it is port_reuse.pcap.gz, the 20,000 real connections issue 6 asks for
+    assert total < 5 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
 
 
 @pytest.mark.parametrize("tf", truth_files(), ids=lambda p: p.name.split(".")[0])

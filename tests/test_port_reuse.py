@@ -1,0 +1,76 @@
+"""A real loopback capture of 20,000 short connections whose client ports the kernel reuses
+(``sample_pcaps/port_reuse.pcap.gz``, recorded by ``tools/record_port_reuse.py``): one
+connection per handshake, as tshark's ``tcp.stream`` counts them, not one per 4-tuple.
+
+The truth is the client's own record (``port_reuse.record.json``): how many connections it
+made, the local port of each in order, and how many the server accepted.  Eight client
+ports carry all 20,000 connections; each new SYN reaches the server's TIME_WAIT socket of
+the connection before it on that 4-tuple, which accepts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+from collections import Counter
+
+import pytest
+
+from teardown_analyzer.analysis import analyze
+
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+CAPTURE = SAMPLES / "port_reuse.pcap.gz"
+RECORD = json.loads((SAMPLES / "port_reuse.record.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def connections():
+    return list(analyze([str(CAPTURE)]).connections)
+
+
+def test_one_connection_per_handshake(connections):
+    assert RECORD["connections"] == RECORD["server_accepted"] == 20000
+    assert len(connections) == RECORD["connections"]
+    assert [c.client[1] for c in connections] == RECORD["client_ports_in_order"]
+    assert all(c.handshake == "seen" and not c.anomalies for c in connections)
+    assert Counter(c.kind for c in connections) == {"three-way": 20000}  # the server closes
+
+
+def test_each_reuse_is_a_new_incarnation_that_ended_the_servers_time_wait(connections):
+    by_id = {c.id: c for c in connections}
+    first_use = len(RECORD["client_ports"])
+    reused = [c for c in connections if c.reused_from is not None]
+    assert len(reused) == RECORD["connections"] - first_use
+    for c in reused:
+        old = by_id[c.reused_from]
+        assert (old.client, old.server) == (c.client, c.server)
+        assert c.incarnation == old.incarnation + 1
+        reuse = old.time_wait["reuse"]
+        assert old.time_wait["side"] == "server" and reuse["new_connection"] == c.id
+        assert reuse["outcome"] == "SYN-ACK" and reuse["ended_time_wait"]
+        assert old.server_states[-1].event == "REUSED" and old.server_final == "CLOSED"
+    # every port's last connection is still in TIME_WAIT when the capture ends
+    last = [c for c in connections if c.time_wait["reuse"] is None]
+    assert len(last) == first_use
+    assert all(c.server_final == "TIME_WAIT" for c in last)
+
+
+def test_tshark_counts_the_same_streams(connections):
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        if os.environ.get("CI"):
+            pytest.fail("tshark is not installed, and CI is set: CI must install it")
+        pytest.skip("tshark is not installed (apt-get install tshark)")
+    out = subprocess.run([tshark, "-r", str(CAPTURE), "-Y", "tcp.flags.syn == 1 && "
+                          "tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.stream",
+                          "-e", "tcp.srcport"], capture_output=True, text=True, check=True)
+    syns = [line.split("\t") for line in out.stdout.splitlines()]
+    streams = subprocess.run([tshark, "-r", str(CAPTURE), "-T", "fields", "-e", "tcp.stream"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert len(set(streams)) == len(syns) == len(connections)
+    # stream n starts with the n-th SYN, from the client port of our n-th connection
+    assert [int(s) for s, _ in syns] == list(range(len(syns)))
+    assert [int(p) for _, p in syns] == [c.client[1] for c in connections]
