@@ -32,6 +32,7 @@ from .states import Event, SideMachine, SideState, Transition
     Event.RECV_ACK_OF_FIN, Event.RECV_ACK_OF_SYN, Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN,
     Event.RECV_RST, Event.RECV_SYN, Event.RECV_SYNACK, Event.REUSED, Event.SEND_FIN,
     Event.SEND_RST, Event.SEND_SYN)
+_ENDED = (TIME_WAIT, CLOSED)
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
 DUPLICATE_NS = 50_000_000
@@ -190,6 +191,9 @@ class Tracker:
         self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
         """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, handle) of a parked
         connection."""
+        self._closing: dict[int, Conn] = {}
+        """Tracked connections with a side in TIME_WAIT or CLOSED: the only ones a sweep
+        can finish or park (the open ones are not looked at)."""
         self._due: list[tuple[int, tuple[bytes, int, bytes, int]]] = []
         """Heap of (TIME_WAIT expiry, 4-tuple) of parked connections; an entry whose
         connection was taken back (or parked again, with a later expiry) is stale."""
@@ -283,6 +287,7 @@ class Tracker:
             self.evicted += 1
 
     def _drop(self, conn: Conn) -> None:
+        self._closing.pop(conn.id, None)
         a, b = conn.addrs
         for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
             found = self.conns.get(key)
@@ -296,6 +301,7 @@ class Tracker:
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:
         """A new SYN on a 4-tuple in use: close the old incarnation, start a new one."""
+        self._closing.pop(old.id, None)  # no longer in the table
         new = self._new(key, packet, ts_ns, version)
         new.incarnation = old.incarnation + 1
         new.reused_from = old.id
@@ -437,6 +443,8 @@ class Tracker:
         if was_closed and side_s.state is CLOSED:
             conn.anomaly("packets after CLOSED")
         self._enter_time_wait(conn, packet, ts_ns)
+        if side_s.state in _ENDED or side_r.state in _ENDED:
+            self._closing[conn.id] = conn
         if conn.dirs[0].fin_seq is None and conn.dirs[1].fin_seq is None and not conn.rsts \
                 and all(x.state is ESTABLISHED for x in conn.sides):
             conn.slow = False  # handshake done: back to the short path
@@ -643,7 +651,7 @@ class Tracker:
         runs out, so that a segment of its 4-tuple can take it back.  Open connections
         stay: memory is bounded by the connections still open.
         """
-        for conn in self._tracked():
+        for conn in list(self._closing.values()):
             a, b = conn.sides[0].state, conn.sides[1].state
             if conn.pending_old is not None:
                 continue
@@ -670,6 +678,7 @@ class Tracker:
 
     def _park(self, conn: Conn, due_ns: int) -> None:
         assert self.parking is not None
+        del self._closing[conn.id]
         a, b = conn.addrs
         key = (a[0], a[1], b[0], b[1])
         del self.conns[key], self.conns[(b[0], b[1], a[0], a[1])]
@@ -691,6 +700,7 @@ class Tracker:
             return None
         self.conns[key if conn.addrs[0] == (key[0], key[1]) else rev] = (conn, 0)
         self.conns[rev if conn.addrs[0] == (key[0], key[1]) else key] = (conn, 1)
+        self._closing[conn.id] = conn
         return self.conns[key]
 
     # -- the end -----------------------------------------------------------------------
