@@ -51,6 +51,8 @@ def test_each_reuse_is_a_new_incarnation_that_ended_the_servers_time_wait(connec
         reuse = old.time_wait["reuse"]
         assert old.time_wait["side"] == "server" and reuse["new_connection"] == c.id
         assert reuse["outcome"] == "SYN-ACK" and reuse["ended_time_wait"]
+        # tcp_timewait_state_process: the new ISN is the TIME_WAIT's snd_nxt + 65535 + 2
+        assert reuse["isn_from_time_wait"]
         assert old.server_states[-1].event == "REUSED" and old.server_final == "CLOSED"
     # every port's last connection is still in TIME_WAIT when the capture ends
     last = [c for c in connections if c.time_wait["reuse"] is None]
