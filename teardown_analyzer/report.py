@@ -270,5 +270,7 @@ def report_markdown(report: Report) -> str:
 
 
 def select(report: Report, ids: Iterable[int]) -> list[ConnectionResult]:
-    wanted = set(ids)
-    return [c for c in report.connections if c.id in wanted]
+    """The connections with these ids, in id order; ids that do not exist are left out.
+    The n-th connection has id n, so only the chosen ones are decoded."""
+    n = len(report.connections)
+    return [report.connections[i - 1] for i in sorted(set(ids)) if 1 <= i <= n]

@@ -166,3 +166,16 @@ def test_many_captures_share_one_temporary_file(tmp_path):
     assert len(os.listdir("/proc/self/fd")) - before <= 1
     spills = {id(s) for seg in report.connections._segments for s in seg.spills}
     assert len(spills) == 1
+
+
+def test_flow_decodes_only_the_chosen_connections():
+    """Results are summarised when read: --flow N reads connection N, not all of them."""
+    from teardown_analyzer.report import select
+    report = analyze([str(SAMPLES / "mixed_200.pcap")])
+    store = report.connections
+    decoded = []
+    seg = store._segments[0]
+    store._segments[0] = seg._replace(decode=lambda blob: decoded.append(1) or seg.decode(blob))
+    chosen = select(report, [5, 3, 999, 3])
+    assert [c.id for c in chosen] == [3, 5] and len(decoded) == 2
+    assert chosen[0].to_dict() == analyze([str(SAMPLES / "mixed_200.pcap")]).connections[2].to_dict()
