@@ -582,22 +582,27 @@ class CheckResult:
 
 
 def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
-    """Every rule against every connection of ``report`` in the rule's scope."""
-    connections = list(report.connections)  # decoded once, checked by every rule
+    """Every rule against every connection of ``report`` in the rule's scope.  One pass
+    over the connections, each decoded once; only the violating ones are kept."""
     captures = tuple({"source": i.source, "packets": i.packets,
                       "error": None if i.error is None else str(i.error)}
                      for i in report.captures)
-    results = []
-    for rule in rules:
-        scope = [c for c in connections if rule.where.matches(c)]
-        found = []
-        for c in scope:
+    checked = [0] * len(rules)
+    found: list[list[Violation]] = [[] for _ in rules]
+    total = 0
+    for c in report.connections:
+        total += 1
+        for i, rule in enumerate(rules):
+            if not rule.where.matches(c):
+                continue
+            checked[i] += 1
             for key, value in rule.conditions:
                 evidence = CONDITIONS[key].test(c, value)
                 if evidence is not None:
-                    found.append(Violation(key, c, evidence))
-        results.append(RuleResult(rule, len(scope), tuple(found)))
-    return CheckResult(tuple(results), len(connections), captures)
+                    found[i].append(Violation(key, c, evidence))
+    results = tuple(RuleResult(rule, checked[i], tuple(found[i]))
+                    for i, rule in enumerate(rules))
+    return CheckResult(results, total, captures)
 
 
 __all__ = ["CONDITIONS", "Condition", "Rule", "Where", "Duration", "Violation", "RuleResult",
