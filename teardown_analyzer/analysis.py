@@ -49,7 +49,8 @@ class Options:
 def analyze_capture(path: str, options: Options = Options(), part: tuple[int, int] = (0, 1),
                     progress: Callable[[int, int], None] | None = None,
                     spill: Spill | None = None) -> Report:
-    """Read one capture in one streaming pass and summarise every connection.
+    """Read one capture in one streaming pass; every connection is kept, to be summarised
+    when the report is read.
 
     ``part`` ``(k, n)``: track only the connections whose port sum is k modulo n, so n
     processes can share one capture; part 0 also counts the packets no connection owns.

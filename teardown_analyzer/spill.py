@@ -1,14 +1,14 @@
 """Records kept on disk instead of in memory: an anonymous temporary file.
 
-Hundreds of thousands of connections outlive their packets: the summaries of finished
-ones until the output is written, and connections in TIME_WAIT that only a late segment
-could still change (:mod:`teardown_analyzer.parking`).  Both go to a :class:`Spill`, so
+Hundreds of thousands of connections outlive their packets: finished ones until the output
+reads (and summarises) them, and connections in TIME_WAIT that only a late segment could
+still change.  Both go, frozen (:mod:`teardown_analyzer.parking`), to a :class:`Spill`, so
 memory stays proportional to the connections still open.
 
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind, whatever
-way the process ends.  Writes are buffered and positioned (``pwrite``), so worker
-processes forked after the file was opened can each write their own and the parent reads
-what they wrote (:func:`teardown_analyzer.analysis.analyze` with ``jobs``).
+way the process ends.  Writes are buffered and positioned (``pwrite``), so a worker
+process forked after the file was opened can write to it and the parent reads what it
+wrote (:func:`teardown_analyzer.analysis.analyze` with ``jobs``: one spill per worker).
 """
 
 from __future__ import annotations
