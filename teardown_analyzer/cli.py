@@ -12,14 +12,16 @@ from typing import Any, Iterable, Sequence
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from . import errors
 from .analysis import Options, Report, analyze
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
 from .check_render import check_github, check_json, check_junit, check_summary
 from .hexview import annotate_packet, annotate_raw, parse_hex
-from .report import (connections_table, iter_report_csv, iter_report_json,
-                     iter_report_jsonl, ladder, report_markdown, select)
+from .report import (as_listing, connections_table, iter_listing, iter_report_csv,
+                     iter_report_json, iter_report_jsonl, ladder, report_markdown, select,
+                     totals_text)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -121,6 +123,20 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
         for conn in chosen:
             console.print(ladder(conn, kernel))
             console.print()
+    elif as_listing(report, show_all):
+        inferred = False
+
+        def listing() -> Iterable[str]:
+            nonlocal inferred
+            for line in iter_listing(report, jobs):
+                inferred = inferred or "*" in line  # the mark of an inferred state
+                yield line
+
+        _stream(listing())
+        console.print(totals_text(report))
+        if inferred:
+            console.print(Text("* inferred (a timer, or a silent expiry the next packet "
+                               "proves), not seen on the wire", style="dim"))
     else:
         console.print(connections_table(report, show_all))
     _finish(report, quiet)

@@ -98,6 +98,36 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
     return Group(*parts)
 
 
+LIST_ABOVE = 2000
+"""``--all`` with more connections than this prints one line per connection instead of the
+table: rich lays a table out at about 1 ms a row and holds every row until it prints."""
+
+
+def as_listing(report: Report, show_all: bool) -> bool:
+    """Whether ``--all`` prints :func:`iter_listing` rather than the table."""
+    return show_all and len(report.connections) > LIST_ABOVE
+
+
+def listing_line(c: ConnectionResult) -> str:
+    """One connection on one line (``--all`` on a large capture)."""
+    close = c.kind + (f" by {c.initiator}" if c.initiator else "")
+    details = []
+    if c.half_close_s is not None:
+        details.append(f"half-close {_dur(c.half_close_s)}")
+    if c.time_wait:
+        details.append(f"TIME_WAIT {_tw(c)}")
+    details.extend(c.anomalies)
+    return (f"{c.id:>7}  {_ep(c.client)} → {_ep(c.server)}  {close}  client: "
+            f"{_seq(c.client_states)}  server: {_seq(c.server_states)}"
+            + (f"  | {'; '.join(details)}" if details else "") + "\n")
+
+
+def iter_listing(report: Report, jobs: int = 1) -> Iterator[str]:
+    """Every connection, a line each, rendered by ``jobs`` processes."""
+    yield "     id  client → server  close  client: states  server: states  | details\n"
+    yield from report.connections.rendered(listing_line, jobs)
+
+
 def _kind_style(kind: str) -> str:
     return "ta.bad" if kind in ("rst", "fin-then-rst", "half-open") else ""
 
