@@ -647,7 +647,7 @@ class Tracker:
         Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
         still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  A TIME_WAIT
         whose peer is CLOSED and that was quiet for ``grace_ns`` is *parked*: handed to
-        :attr:`parking` as if finished, with a few dozen bytes left here until its timer
+        :attr:`parking` as if finished, with a few hundred bytes left here until its timer
         runs out, so that a segment of its 4-tuple can take it back.  Open connections
         stay: memory is bounded by the connections still open.
         """
@@ -661,7 +661,7 @@ class Tracker:
                 if now_ns >= due:
                     self._drop(conn)
                 elif self.parking is not None and now_ns - conn.last_ts_ns >= grace_ns \
-                        and a in (TIME_WAIT, CLOSED) and b in (TIME_WAIT, CLOSED):
+                        and a in _ENDED and b in _ENDED:
                     self._park(conn, due)
             elif a is CLOSED and b is CLOSED and now_ns - conn.last_ts_ns >= grace_ns:
                 self._drop(conn)
