@@ -134,3 +134,12 @@ def test_all_on_a_large_capture_lists_a_line_per_connection(jobs, monkeypatch, r
         assert f'  {c["close"]["kind"]} by {c["close"]["initiator"]}  ' in line
         assert f"client: {states}" in line.replace("*", "")
     assert lines[len(conns) + 1].startswith(f"{len(conns)} connections: ")
+
+
+def test_spawned_workers_send_their_results_back(monkeypatch):
+    """Where fork is missing (spawn: macOS, Windows), a worker inherits no spill file: it
+    makes its own, which travels back with its contents; results are identical."""
+    import multiprocessing
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    path = [str(SAMPLES / "mixed_200.pcap")]
+    assert _dicts(analyze(path, jobs=2)) == _dicts(analyze(path, jobs=1))
