@@ -26,6 +26,13 @@ from .states import SideState
 
 _LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
 LINUX_TIME_WAIT_S = 60.0
+VECTORISED_SWEEP = 4096
+"""Plain segments are counted a batch at a time only when sweeps are this far apart."""
+VECTORISED_SHARE = 0.7
+"""A batch is counted at once (:mod:`teardown_analyzer.plain`) after a batch in which at
+least this share of the records were plain segments of open connections, and fed one by
+one after a batch in which count_plain could take less than this share: on a capture of
+short connections the array work costs more than it saves.  Both give the same results."""
 
 EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
 
@@ -42,6 +49,10 @@ class Options:
     quiet_s: float = 1.0
     """A closed connection quiet this long leaves memory: summarised when both sides are
     CLOSED, parked on disk when one is in TIME_WAIT (late segments still attach)."""
+    vectorised: bool = True
+    """Count plain data segments a batch at a time (:mod:`teardown_analyzer.plain`); the
+    results are identical.  Off with ``max_connections``, or with ``sweep_every`` below
+    a batch (tests that sweep after every packet)."""
 
 
 # --- driving a capture through the tracker ---------------------------------------------
@@ -85,29 +96,65 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     tw_ns = int(options.time_wait_s * 1e9)
     quiet_ns = int(options.quiet_s * 1e9)
     sweep_every = max(1, options.sweep_every)
+
+    def sweep(index: int) -> None:
+        tracker.sweep(tracker.last_ts_ns, tw_ns, quiet_ns)
+        for c in tracker.finished:
+            keep(c)
+        tracker.finished.clear()
+        if progress is not None:
+            progress(index, cap.bytes_read)
+
     prev_ts = backwards = 0
+    vectorise = options.vectorised and options.max_connections is None \
+        and options.sweep_every >= VECTORISED_SWEEP
+    count_plain = None  # numpy is imported only for a capture where it pays
+    batched = False
     for batch in cap.batches():
-        buf, linktype, index = batch.buf, batch.linktype, batch.first - 1
-        for start, incl, ts_ns in zip(batch.starts, batch.lens, batch.ts_ns):
-            index += 1
+        buf, linktype, first = batch.buf, batch.linktype, batch.first
+        starts, lens, stamps = batch.starts, batch.lens, batch.ts_ns
+        if not batched:
+            plain_before = tracker.plain
+            index = first - 1
+            for start, incl, ts_ns in zip(starts, lens, stamps):
+                index += 1
+                if ts_ns < prev_ts:
+                    backwards += 1
+                else:
+                    prev_ts = ts_ns
+                tcp = tcp_packet_at(buf, start, incl, linktype)
+                if isinstance(tcp, str):
+                    if k == 0:
+                        skip(tcp)
+                elif n == 1 or (tcp[5] + tcp[6]) % n == k:  # the port sum picks the process
+                    feed(index, ts_ns, tcp)
+                if index % sweep_every == 0:
+                    sweep(index)
+            # mostly plain segments of open connections: count the next batch at once
+            if vectorise and tracker.plain - plain_before >= len(starts) * VECTORISED_SHARE:
+                if count_plain is None:
+                    from .plain import count_plain
+                batched = True
+            continue
+        for ts_ns in stamps:
             if ts_ns < prev_ts:
                 backwards += 1
             else:
                 prev_ts = ts_ns
-            tcp = tcp_packet_at(buf, start, incl, linktype)
+        # plain segments of open connections at once; the rest one by one, in order
+        assert count_plain is not None
+        todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part)
+        batched = len(todo) <= len(starts) * (1 - VECTORISED_SHARE)
+        for p in todo:
+            tcp = tcp_packet_at(buf, starts[p], lens[p], linktype)
             if isinstance(tcp, str):
                 if k == 0:
                     skip(tcp)
-            elif n == 1 or (tcp[5] + tcp[6]) % n == k:  # the port sum picks the process
-                feed(index, ts_ns, tcp)
-            if index % sweep_every == 0:
-                now = tracker.last_ts_ns
-                tracker.sweep(now, tw_ns, quiet_ns)
-                for c in tracker.finished:
-                    keep(c)
-                tracker.finished.clear()
-                if progress is not None:
-                    progress(index, cap.bytes_read)
+            elif n == 1 or (tcp[5] + tcp[6]) % n == k:
+                feed(first + p, stamps[p], tcp)
+        last = first + len(starts) - 1
+        if last // sweep_every != (first - 1) // sweep_every:
+            sweep(last)
     if backwards and k == 0:
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")

@@ -204,6 +204,9 @@ class Tracker:
         self.skipped: dict[str, int] = {}
         self.last_ts_ns = 0
         self.tcp_packets = 0
+        self.plain = 0
+        """Segments that took the short path (:mod:`teardown_analyzer.plain` counts such
+        segments a batch at a time when they are most of the traffic)."""
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -259,6 +262,7 @@ class Tracker:
         if nxt is None or 0 < ((end - nxt) & _M32) < 0x80000000:
             d.next_seq = end
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
+            self.plain += 1
             return  # the short path: a plain segment of an open connection
         self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale)
 

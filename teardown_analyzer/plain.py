@@ -1,0 +1,210 @@
+"""Plain data segments of open connections, counted a batch at a time with numpy.
+
+Most packets of a long connection change nothing but counters: a segment without SYN, FIN
+or RST of a connection that is open and not closing (the tracker's short path).  For a
+batch of records (:class:`teardown_analyzer.capture.Batch`) this module finds, with
+array operations, the Ethernet/IPv4 segments that are exactly that, and applies them to
+the tracker per connection direction (packets, bytes, highest sequence number, the last
+segment for duplicate detection), so that only the others go through
+:meth:`Tracker.feed <teardown_analyzer.flows.Tracker.feed>` one by one.
+
+The result is identical to feeding every packet, because a segment is counted here only
+when feeding it would have taken the short path with the same effect:
+
+* its connection was already tracked, open and not closing when the batch began, and no
+  other packet of that connection comes before it in the batch except such segments (the
+  first other one, a SYN, a FIN, an RST, anything this module cannot decode, ends the run:
+  from there on the connection's packets are fed in order);
+* it is not the same segment captured twice (compared with the segment before it in its
+  direction, as the tracker does; the first such one also ends the run);
+* the sequence numbers of the run lie within 2**31 of each other, so that "highest" is the
+  same in sequence space as on the number line (otherwise the run is fed instead).
+
+Sweeps happen between batches instead of at an exact packet number; results do not depend
+on when connections are swept (tested).  With ``--max-connections`` the whole batch is
+fed packet by packet, since which connection is evicted depends on the order of updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .flows import DUPLICATE_NS, Tracker
+from .link import tcp_packet_at
+
+_KEY = np.array([26, 27, 28, 29, 34, 35, 30, 31, 32, 33, 36, 37])
+"""Source address and port, destination address and port of an Ethernet/IPv4 frame."""
+_M32 = 0xFFFFFFFF
+
+
+def _u16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (b[at].astype(np.int64) << 8) | b[at + 1]
+
+
+def _u32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (_u16(b, at) << 16) | _u16(b, at + 2)
+
+
+def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int],
+                stamps: list[int], linktype: int,
+                owner: tuple[int, int] = (0, 1)) -> list[int]:
+    """Apply the plain segments of a batch to ``tracker``.
+
+    Returns the positions (0-based, in batch order) of the records the caller must still
+    decode and feed one by one; records whose connection another process owns (``owner``
+    = (k, n): the port sum modulo n picks the process) are left out.
+    """
+    count = len(starts)
+    if linktype != 1 or count == 0:
+        return list(range(count))
+    b = np.frombuffer(buf, np.uint8)
+    st = np.asarray(starts, np.int64)
+    ln = np.asarray(lens, np.int64)
+    try:
+        ts = np.asarray(stamps, np.int64)
+    except OverflowError:  # a corrupt pcapng resolution or offset: beyond int64 ns
+        return list(range(count))
+    pos = np.arange(count)
+    # --- Ethernet / IPv4 without options / TCP, not a fragment: one gather ------------
+    full = ln >= 54
+    at = np.where(full, st, 0)  # short records read the first bytes of the buffer, unused
+    if len(b) < 54:
+        return list(range(count))
+    ethertype = _u16(b, at + 12)
+    total_len = _u16(b, at + 16)
+    fast = full & (ethertype == 0x0800) & (b[at + 14] == 0x45) & (b[at + 23] == 6) \
+        & ((_u16(b, at + 20) & 0x1FFF) == 0) & (total_len >= 20)
+    sport, dport = _u16(b, at + 34), _u16(b, at + 36)
+    k, n = owner
+    foreign = fast & ((sport + dport) % n != k) if n > 1 else np.zeros(count, bool)
+    word = _u16(b, at + 46)
+    hlen = (word >> 12) * 4
+    plen = total_len - 20 - hlen
+    plain = fast & ~foreign & ((word & 0x07) == 0) & (hlen >= 20) & (plen >= 0)
+    # --- which connection each decodable record belongs to -----------------------------
+    keys = np.ascontiguousarray(b[at[:, None] + _KEY]).view("V12").ravel()
+    mine = fast & ~foreign
+    uniq, inverse = np.unique(keys[mine], return_inverse=True)
+    conns = tracker.conns
+    conn_index: dict[int, int] = {}
+    objects: list[Any] = []  # (conn, side) per connection index
+    key_conn = np.full(len(uniq), -1, np.int64)
+    key_side = np.zeros(len(uniq), np.int64)
+    for u, raw in enumerate(uniq.tolist()):
+        found = conns.get((raw[0:4], raw[4] << 8 | raw[5], raw[6:10], raw[10] << 8 | raw[11]))
+        if found is None:
+            continue
+        conn, side = found
+        ci = conn_index.setdefault(id(conn), len(objects))
+        if ci == len(objects):
+            objects.append(conn)
+        key_conn[u], key_side[u] = ci, side
+    record_conn = np.full(count, -1, np.int64)
+    record_key = np.full(count, -1, np.int64)
+    record_key[mine] = inverse
+    record_conn[mine] = key_conn[inverse]
+    # records decoded one by one (IPv6, options, other link layers): their connection too
+    slow_other = np.flatnonzero(~fast)
+    for p in slow_other.tolist():
+        tcp = tcp_packet_at(buf, starts[p], lens[p], linktype)
+        if not isinstance(tcp, str):
+            found = conns.get((tcp[1], tcp[5], tcp[2], tcp[6]))
+            if found is not None and id(found[0]) in conn_index:
+                record_conn[p] = conn_index[id(found[0])]
+    # --- the runs: plain segments before a connection's first other record ------------
+    nconn = len(objects)
+    if nconn == 0:
+        return np.flatnonzero(~foreign).tolist()
+    open_ok = np.array([not c.slow and c.pending_old is None for c in objects], bool)
+    cut = np.where(open_ok, count, -1).astype(np.int64)
+    breaks = np.flatnonzero((record_conn >= 0) & ~plain)
+    np.minimum.at(cut, record_conn[breaks], breaks)
+    seq, ack = _u32(b, at + 38), _u32(b, at + 42)
+    window, checksum, ipid = _u16(b, at + 48), _u16(b, at + 50), _u16(b, at + 18)
+
+    def runs() -> np.ndarray:
+        return plain & (record_conn >= 0) & (pos < cut[np.maximum(record_conn, 0)])
+
+    run = runs()
+    # duplicates: each run segment against the segment before it in its direction
+    idx = np.flatnonzero(run)
+    if len(idx):
+        order = idx[np.argsort(record_key[idx], kind="stable")]
+        prev, cur = order[:-1], order[1:]
+        same = record_key[prev] == record_key[cur]
+        dup = same & (seq[prev] == seq[cur]) & (ack[prev] == ack[cur]) \
+            & (word[prev] == word[cur]) & (window[prev] == window[cur]) \
+            & (checksum[prev] == checksum[cur]) & (ipid[prev] == ipid[cur]) \
+            & (ts[cur] - ts[prev] <= DUPLICATE_NS)
+        dups = cur[dup]
+        np.minimum.at(cut, record_conn[dups], dups)
+        heads = order[np.concatenate(([True], ~same))]
+        for p in heads.tolist():  # the first of each direction: against the tracker's
+            u = int(record_key[p])
+            d = objects[key_conn[u]].dirs[key_side[u]]
+            if (int(seq[p]), int(ack[p]), int(word[p]), int(window[p]), int(checksum[p]),
+                    int(ipid[p])) == (d.last_seq, d.last_ackno, d.last_word, d.last_window,
+                                      d.last_checksum, d.last_ipid) \
+                    and int(ts[p]) - d.last_ts_ns <= DUPLICATE_NS:
+                cut[record_conn[p]] = min(cut[record_conn[p]], p)
+        run = runs()
+    # --- each direction's run, unless its sequence numbers span 2**31 or more --------------
+    ends = (seq + plen) & _M32
+    groups = _directions(run, record_key)
+    for seg in groups:
+        u = int(record_key[seg[0]])
+        d = objects[key_conn[u]].dirs[key_side[u]]
+        rel = _relative(ends[seg], d.next_seq)
+        if int(rel.max()) - min(int(rel.min()), 0) >= 1 << 31:
+            cut[key_conn[u]] = -1  # the whole connection is fed one by one instead
+    run = runs()
+    applied = np.zeros(count, bool)
+    for seg in _directions(run, record_key):
+        u = int(record_key[seg[0]])
+        conn, side = objects[key_conn[u]], int(key_side[u])
+        d = conn.dirs[side]
+        rel = _relative(ends[seg], d.next_seq)
+        base = d.next_seq if d.next_seq is not None else int(ends[seg[0]])
+        top = int(rel.max())
+        if d.next_seq is None or top > 0:
+            d.next_seq = (base + max(top, 0)) & _M32
+        last = int(seg[-1])
+        d.packets += len(seg)
+        d.payload_bytes += int(plen[seg].sum())
+        d.last_seq, d.last_ackno, d.last_word = int(seq[last]), int(ack[last]), int(word[last])
+        d.last_ts_ns = int(ts[last])
+        d.last_window, d.last_checksum = int(window[last]), int(checksum[last])
+        d.last_ipid = int(ipid[last])
+        conn.packets += len(seg)
+        applied[seg] = True
+    done = np.flatnonzero(applied)
+    if len(done):
+        last_of_conn = np.full(nconn, -1, np.int64)
+        np.maximum.at(last_of_conn, record_conn[done], done)
+        for ci in np.flatnonzero(last_of_conn >= 0).tolist():
+            objects[ci].last_ts_ns = int(ts[last_of_conn[ci]])
+        tracker.tcp_packets += len(done)
+        top_ts = int(ts[done].max())
+        if top_ts > tracker.last_ts_ns:
+            tracker.last_ts_ns = top_ts
+    return np.flatnonzero(~applied & ~foreign).tolist()
+
+
+def _directions(run: np.ndarray, record_key: np.ndarray) -> list[np.ndarray]:
+    """The positions in ``run``, grouped by direction, each group in batch order."""
+    idx = np.flatnonzero(run)
+    if not len(idx):
+        return []
+    order = idx[np.argsort(record_key[idx], kind="stable")]
+    keys = record_key[order]
+    bounds = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True])))
+    return [order[a:z] for a, z in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+
+
+def _relative(ends: np.ndarray, next_seq: int | None) -> np.ndarray:
+    """Each end's signed distance in sequence space from ``next_seq`` (or the first end)."""
+    base = next_seq if next_seq is not None else int(ends[0])
+    rel = (ends - base) & _M32
+    return np.where(rel >= 1 << 31, rel - (1 << 32), rel)

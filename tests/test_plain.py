@@ -1,0 +1,100 @@
+"""Plain segments counted a batch at a time (teardown_analyzer.plain) give exactly what
+feeding every packet gives: every sample capture, the benchmark's mix (retransmitted FINs,
+IPv6, sequence numbers that wrap, duplicates), with and without --jobs, the ladder and a
+short TIME_WAIT.  The batches are made small and count_plain runs on every one after the
+first, whatever its share of plain segments, so that it is what runs."""
+
+from __future__ import annotations
+
+import pathlib
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from conftest import sample_captures
+from teardown_analyzer import analysis, capture
+from teardown_analyzer.analysis import Options, analyze
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _dicts(report):
+    return ([c.to_dict(True) for c in report.connections], report.totals(), report.skipped,
+            [c.to_dict() for c in report.captures])
+
+
+SHARE = analysis.VECTORISED_SHARE
+
+
+@pytest.fixture(autouse=True)
+def small_batches_counted_at_once(monkeypatch):
+    """Batches of a few records (so every sample spans several, and runs cross their
+    edges), each after the first counted at once whatever its share of plain segments."""
+    monkeypatch.setattr(capture, "CHUNK", 4096)
+    monkeypatch.setattr(capture, "BATCH", 16)
+    monkeypatch.setattr(analysis, "VECTORISED_SHARE", 0.0)
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory):
+    out = tmp_path_factory.mktemp("plain") / "mix.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"),
+                    "--connections", "1500", "--out", str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+def _ethernet_bulk(path: pathlib.Path, packets: int) -> pathlib.Path:
+    """benchmarks/bounds.py's one long connection, its raw IPv4 records wrapped in
+    Ethernet headers (the link type count_plain reads)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bounds
+    raw = path.with_suffix(".raw.pcap")
+    bounds.write_onestream(str(raw), packets)
+    src = raw.read_bytes()
+    out, pos = [src[:20] + struct.pack("<I", 1)], 24
+    while pos < len(src):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", src, pos)
+        out.append(struct.pack("<IIII", sec, frac, incl + 14, orig + 14)
+                   + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + src[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+    path.write_bytes(b"".join(out))
+    return path
+
+
+@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+def test_samples_identical(path):
+    for kw in ({}, {"keep_ladder": True, "time_wait_s": 0.5}):
+        per_packet = analyze([str(path)], Options(vectorised=False, **kw))
+        assert _dicts(analyze([str(path)], Options(**kw))) == _dicts(per_packet)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_benchmark_mix_identical(mix, jobs):
+    per_packet = analyze([str(mix)], Options(vectorised=False, keep_ladder=True))
+    assert _dicts(analyze([str(mix)], Options(keep_ladder=True), jobs)) == _dicts(per_packet)
+
+
+def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch):
+    """With the real batch size and share: the first batch (the handshake and the first
+    data) is fed one by one, and it is mostly plain segments, so the rest are counted."""
+    monkeypatch.setattr(capture, "CHUNK", 1 << 20)
+    monkeypatch.setattr(analysis, "VECTORISED_SHARE", SHARE)
+    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000)
+    fed = []
+    original = analysis.Tracker.feed
+
+    def spy(self, packet, ts_ns, tcp):
+        fed.append(packet)
+        return original(self, packet, ts_ns, tcp)
+
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    monkeypatch.setattr(analysis.Tracker, "feed", spy)
+    assert _dicts(analyze([str(path)])) == per_packet
+    (conn,), _, _, _ = per_packet
+    # bounds.write_onestream: 3 handshake, 24,996 data/ACK pairs, 4 of the close
+    assert conn["packets"] == 49_999 and conn["close"]["kind"] == "four-way"
+    assert conn["directions"]["client"]["bytes"] == 24_996 * 100
+    assert len(fed) < 7_000  # the first 1 MiB batch (~6,200 records) and the close
