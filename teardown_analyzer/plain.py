@@ -23,6 +23,8 @@ when feeding it would have taken the short path with the same effect:
 Sweeps happen between batches instead of at an exact packet number; results do not depend
 on when connections are swept (tested).  With ``--max-connections`` the whole batch is
 fed packet by packet, since which connection is evicted depends on the order of updates.
+The analysis counts a batch here only after a batch that was mostly such segments
+(:data:`teardown_analyzer.analysis.VECTORISED_SHARE`): on short connections it does not pay.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     uniq, inverse = np.unique(keys[mine], return_inverse=True)
     conns = tracker.conns
     conn_index: dict[int, int] = {}
-    objects: list[Any] = []  # (conn, side) per connection index
+    objects: list[Any] = []  # the connection of each connection index
     key_conn = np.full(len(uniq), -1, np.int64)
     key_side = np.zeros(len(uniq), np.int64)
     for u, raw in enumerate(uniq.tolist()):
