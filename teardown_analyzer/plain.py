@@ -2,10 +2,10 @@
 
 Most packets of a long connection change nothing but counters: a segment without SYN, FIN
 or RST of a connection that is open and not closing (the tracker's short path).  For a
-batch of records (:class:`teardown_analyzer.capture.Batch`) this module finds, with
-array operations, the Ethernet/IPv4 segments that are exactly that, and applies them to
-the tracker per connection direction (packets, bytes, highest sequence number, the last
-segment for duplicate detection), so that only the others go through
+batch of records (:class:`teardown_analyzer.capture.Batch`) this module finds, with array
+operations, the Ethernet/IPv4 and Ethernet/IPv6 segments that are exactly that, and
+applies them to the tracker per connection direction (packets, bytes, highest sequence
+number, the last segment for duplicate detection), so that only the others go through
 :meth:`Tracker.feed <teardown_analyzer.flows.Tracker.feed>` one by one.
 
 The result is identical to feeding every packet, because a segment is counted here only
@@ -36,8 +36,11 @@ import numpy as np
 from .flows import DUPLICATE_NS, Tracker
 from .link import tcp_packet_at
 
-_KEY = np.array([26, 27, 28, 29, 34, 35, 30, 31, 32, 33, 36, 37])
-"""Source address and port, destination address and port of an Ethernet/IPv4 frame."""
+_KEY4 = np.array([26, 27, 28, 29] + [0] * 12 + [34, 35, 30, 31, 32, 33] + [0] * 12 + [36, 37])
+_KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
+"""Where an Ethernet/IPv4 and an Ethernet/IPv6 frame hold the source address (4 or 16
+bytes, as 16) and port, the destination address and port: a 36-byte key (after the IP
+version's byte)."""
 _M32 = 0xFFFFFFFF
 
 
@@ -69,24 +72,35 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     except OverflowError:  # a corrupt pcapng resolution or offset: beyond int64 ns
         return list(range(count))
     pos = np.arange(count)
-    # --- Ethernet / IPv4 without options / TCP, not a fragment: one gather ------------
-    full = ln >= 54
-    at = np.where(full, st, 0)  # short records read the first bytes of the buffer, unused
-    if len(b) < 54:
+    if len(b) < 74:
         return list(range(count))
+    # --- Ethernet, then IPv4 without options or IPv6 without extension headers, then TCP
+    # (not a fragment): the fields of every record at once.  Records too short to hold
+    # the headers read the buffer's first bytes instead, and are not used.
+    at = np.where(ln >= 54, st, 0)
+    at6 = np.where(ln >= 74, st, 0)
     ethertype = _u16(b, at + 12)
     total_len = _u16(b, at + 16)
-    fast = full & (ethertype == 0x0800) & (b[at + 14] == 0x45) & (b[at + 23] == 6) \
+    v4 = (ln >= 54) & (ethertype == 0x0800) & (b[at + 14] == 0x45) & (b[at + 23] == 6) \
         & ((_u16(b, at + 20) & 0x1FFF) == 0) & (total_len >= 20)
-    sport, dport = _u16(b, at + 34), _u16(b, at + 36)
+    v6 = (ln >= 74) & (ethertype == 0x86DD) & (b[at6 + 14] >> 4 == 6) & (b[at6 + 20] == 6)
+    fast = v4 | v6
+    tcp = np.where(v6, at6 + 54, at + 34)
+    payload_len = _u16(b, at6 + 18)
+    tcp_len = np.where(v6, np.where(payload_len > 0, payload_len, ln - 54), total_len - 20)
+    sport, dport = _u16(b, tcp), _u16(b, tcp + 2)
     k, n = owner
     foreign = fast & ((sport + dport) % n != k) if n > 1 else np.zeros(count, bool)
-    word = _u16(b, at + 46)
+    word = _u16(b, tcp + 12)
     hlen = (word >> 12) * 4
-    plen = total_len - 20 - hlen
+    plen = tcp_len - hlen
     plain = fast & ~foreign & ((word & 0x07) == 0) & (hlen >= 20) & (plen >= 0)
     # --- which connection each decodable record belongs to -----------------------------
-    keys = np.ascontiguousarray(b[at[:, None] + _KEY]).view("V12").ravel()
+    raw_keys = np.empty((count, 37), np.uint8)
+    raw_keys[:, 0] = np.where(v6, 6, 4)  # the IP version first: no IPv4 key is an IPv6 one
+    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + _KEY6, at[:, None] + _KEY4)]
+    raw_keys[:, 1:][v4[:, None] & (_KEY4 == 0)] = 0  # an IPv4 address fills 4 of 16 bytes
+    keys = raw_keys.view("V37").ravel()
     mine = fast & ~foreign
     uniq, inverse = np.unique(keys[mine], return_inverse=True)
     conns = tracker.conns
@@ -95,7 +109,9 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     key_conn = np.full(len(uniq), -1, np.int64)
     key_side = np.zeros(len(uniq), np.int64)
     for u, raw in enumerate(uniq.tolist()):
-        found = conns.get((raw[0:4], raw[4] << 8 | raw[5], raw[6:10], raw[10] << 8 | raw[11]))
+        width = 16 if raw[0] == 6 else 4
+        found = conns.get((raw[1:1 + width], raw[17] << 8 | raw[18], raw[19:19 + width],
+                           raw[35] << 8 | raw[36]))
         if found is None:
             continue
         conn, side = found
@@ -110,9 +126,9 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     # records decoded one by one (IPv6, options, other link layers): their connection too
     slow_other = np.flatnonzero(~fast)
     for p in slow_other.tolist():
-        tcp = tcp_packet_at(buf, starts[p], lens[p], linktype)
-        if not isinstance(tcp, str):
-            found = conns.get((tcp[1], tcp[5], tcp[2], tcp[6]))
+        decoded = tcp_packet_at(buf, starts[p], lens[p], linktype)
+        if not isinstance(decoded, str):
+            found = conns.get((decoded[1], decoded[5], decoded[2], decoded[6]))
             if found is not None and id(found[0]) in conn_index:
                 record_conn[p] = conn_index[id(found[0])]
     # --- the runs: plain segments before a connection's first other record ------------
@@ -123,8 +139,9 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     cut = np.where(open_ok, count, -1).astype(np.int64)
     breaks = np.flatnonzero((record_conn >= 0) & ~plain)
     np.minimum.at(cut, record_conn[breaks], breaks)
-    seq, ack = _u32(b, at + 38), _u32(b, at + 42)
-    window, checksum, ipid = _u16(b, at + 48), _u16(b, at + 50), _u16(b, at + 18)
+    seq, ack = _u32(b, tcp + 4), _u32(b, tcp + 8)
+    window, checksum = _u16(b, tcp + 14), _u16(b, tcp + 16)
+    ipid = np.where(v6, -1, _u16(b, at + 18))
 
     def runs() -> np.ndarray:
         return plain & (record_conn >= 0) & (pos < cut[np.maximum(record_conn, 0)])

@@ -46,9 +46,12 @@ def mix(tmp_path_factory):
     return out
 
 
-def _ethernet_bulk(path: pathlib.Path, packets: int) -> pathlib.Path:
+def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
+                   mixed: bool = False) -> pathlib.Path:
     """benchmarks/bounds.py's one long connection, its raw IPv4 records wrapped in
-    Ethernet headers (the link type count_plain reads)."""
+    Ethernet headers (the link type count_plain reads), or carried in IPv6 (checksums not
+    recomputed: the analysis does not read them)."""
+    import pcapbuild as pb
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bounds
     raw = path.with_suffix(".raw.pcap")
@@ -57,8 +60,21 @@ def _ethernet_bulk(path: pathlib.Path, packets: int) -> pathlib.Path:
     out, pos = [src[:20] + struct.pack("<I", 1)], 24
     while pos < len(src):
         sec, frac, incl, orig = struct.unpack_from("<IIII", src, pos)
-        out.append(struct.pack("<IIII", sec, frac, incl + 14, orig + 14)
-                   + b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + src[pos + 16:pos + 16 + incl])
+        packet = src[pos + 16:pos + 16 + incl]
+        if ipv6:  # the same segment between fd00::<IPv4 source> and fd00::<IPv4 dest.>
+            seg = packet[20:]
+            packet = struct.pack("!IHBB16s16s", 0x60000000, len(seg), 6, 64,
+                                 b"\xfd" + b"\0" * 11 + packet[12:16],
+                                 b"\xfd" + b"\0" * 11 + packet[16:20]) + seg
+        frame = pb.ethernet(packet, 0x86DD if ipv6 else 0x0800)
+        if mixed and len(out) % 97 == 0:  # the same segment with IP options (NOP, EOL)
+            opts = b"\x01\x01\x01\x00"
+            ip = bytes([0x46, packet[1]]) + struct.pack("!H", len(packet) + 4) + packet[4:20]
+            frame = pb.ethernet(ip + opts + packet[20:])
+        if mixed and len(out) % 89 == 0:  # a frame that is not IP at all
+            arp = pb.ethernet(b"\0" * 28, 0x0806)
+            out.append(struct.pack("<IIII", sec, frac, len(arp), len(arp)) + arp)
+        out.append(struct.pack("<IIII", sec, frac, len(frame), len(frame)) + frame)
         pos += 16 + incl
     path.write_bytes(b"".join(out))
     return path
@@ -77,12 +93,31 @@ def test_benchmark_mix_identical(mix, jobs):
     assert _dicts(analyze([str(mix)], Options(keep_ladder=True), jobs)) == _dicts(per_packet)
 
 
-def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch):
+def test_records_read_one_by_one_keep_their_place(tmp_path):
+    """Segments of the same connection with IP options (which only the general decoder
+    reads) and frames that are not IP at all, among the plain ones: each ends a run."""
+    path = _ethernet_bulk(tmp_path / "mixed.pcap", 5_000, mixed=True)
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    assert _dicts(analyze([str(path)])) == per_packet
+    (conn,), _, skipped, _ = per_packet
+    assert conn["packets"] == 4_999 and conn["close"]["kind"] == "four-way"
+    data, pos, arp, options = path.read_bytes(), 24, 0, 0
+    while pos < len(data):
+        incl = struct.unpack_from("<I", data, pos + 8)[0]
+        frame = data[pos + 16:pos + 16 + incl]
+        arp += frame[12:14] == b"\x08\x06"
+        options += frame[12:15] == b"\x08\x00\x46"
+        pos += 16 + incl
+    assert skipped[str(path)] == {"not IP": arp} and arp > 50 and options > 50
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch, ipv6):
     """With the real batch size and share: the first batch (the handshake and the first
     data) is fed one by one, and it is mostly plain segments, so the rest are counted."""
     monkeypatch.setattr(capture, "CHUNK", 1 << 20)
     monkeypatch.setattr(analysis, "VECTORISED_SHARE", SHARE)
-    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000)
+    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000, ipv6)
     fed = []
     original = analysis.Tracker.feed
 
