@@ -108,7 +108,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     prev_ts = backwards = 0
     vectorise = options.vectorised and options.max_connections is None \
         and options.sweep_every >= VECTORISED_SWEEP
-    count_plain = None  # numpy is imported only for a capture where it pays
+    count_plain: Callable[..., list[int]] | None = None  # numpy: imported only where it pays
     batched = False
     for batch in cap.batches():
         buf, linktype, first = batch.buf, batch.linktype, batch.first
@@ -143,10 +143,12 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                 prev_ts = ts_ns
         # plain segments of open connections at once; the rest one by one, in order
         assert count_plain is not None
-        todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part)
+        decoded: dict[int, Any] = {}
+        todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part, decoded)
         batched = len(todo) <= len(starts) * (1 - VECTORISED_SHARE)
         for p in todo:
-            tcp = tcp_packet_at(buf, starts[p], lens[p], linktype)
+            tcp = decoded[p] if p in decoded else tcp_packet_at(buf, starts[p], lens[p],
+                                                                   linktype)
             if isinstance(tcp, str):
                 if k == 0:
                     skip(tcp)

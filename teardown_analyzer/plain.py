@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .flows import DUPLICATE_NS, Tracker
-from .link import tcp_packet_at
+from .link import TcpPacket, tcp_packet_at
 
 _KEY4 = np.array([26, 27, 28, 29] + [0] * 12 + [34, 35, 30, 31, 32, 33] + [0] * 12 + [36, 37])
 _KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
@@ -54,12 +54,15 @@ def _u32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int],
                 stamps: list[int], linktype: int,
-                owner: tuple[int, int] = (0, 1)) -> list[int]:
+                owner: tuple[int, int] = (0, 1),
+                decoded: dict[int, TcpPacket | str] | None = None) -> list[int]:
     """Apply the plain segments of a batch to ``tracker``.
 
     Returns the positions (0-based, in batch order) of the records the caller must still
     decode and feed one by one; records whose connection another process owns (``owner``
-    = (k, n): the port sum modulo n picks the process) are left out.
+    = (k, n): the port sum modulo n picks the process) are left out.  Records this
+    function had to decode one by one are put in ``decoded`` (position -> what
+    :func:`~teardown_analyzer.link.tcp_packet_at` returned), so they need not be again.
     """
     count = len(starts)
     if linktype != 1 or count == 0:
@@ -126,9 +129,11 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     # records decoded one by one (IPv6, options, other link layers): their connection too
     slow_other = np.flatnonzero(~fast)
     for p in slow_other.tolist():
-        decoded = tcp_packet_at(buf, starts[p], lens[p], linktype)
-        if not isinstance(decoded, str):
-            found = conns.get((decoded[1], decoded[5], decoded[2], decoded[6]))
+        tcp_p = tcp_packet_at(buf, starts[p], lens[p], linktype)
+        if decoded is not None:
+            decoded[p] = tcp_p
+        if not isinstance(tcp_p, str):
+            found = conns.get((tcp_p[1], tcp_p[5], tcp_p[2], tcp_p[6]))
             if found is not None and id(found[0]) in conn_index:
                 record_conn[p] = conn_index[id(found[0])]
     # --- the runs: plain segments before a connection's first other record ------------
