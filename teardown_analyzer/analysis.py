@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+from operator import le
 import socket
 from dataclasses import dataclass, replace
 from functools import partial
@@ -49,6 +50,9 @@ class Options:
     quiet_s: float = 1.0
     """A closed connection quiet this long leaves memory: summarised when both sides are
     CLOSED, parked on disk when one is in TIME_WAIT (late segments still attach)."""
+    idle_s: float | None = 10.0
+    """An open connection quiet this long leaves memory too (parked on disk; its next
+    segment takes it back); None: open connections stay in memory."""
     vectorised: bool = True
     """Count plain data segments a batch at a time (:mod:`teardown_analyzer.plain`); the
     results are identical.  Off with ``max_connections``, or with ``sweep_every`` below
@@ -86,7 +90,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     cap = open_capture(path)
     info = cap.info
     results = ResultSink(spill)
-    keeper = _Keeper(results)
+    keeper = _Keeper(results, options.keep_ladder)
     keep = keeper.keep
     tracker = Tracker(keep_ladder=options.keep_ladder,
                       max_connections=options.max_connections, parking=keeper)
@@ -95,10 +99,11 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     k, n = part
     tw_ns = int(options.time_wait_s * 1e9)
     quiet_ns = int(options.quiet_s * 1e9)
+    idle_ns = None if options.idle_s is None else int(options.idle_s * 1e9)
     sweep_every = max(1, options.sweep_every)
 
     def sweep(index: int) -> None:
-        tracker.sweep(tracker.last_ts_ns, tw_ns, quiet_ns)
+        tracker.sweep(tracker.last_ts_ns, tw_ns, quiet_ns, idle_ns)
         for c in tracker.finished:
             keep(c)
         tracker.finished.clear()
@@ -109,10 +114,46 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     vectorise = options.vectorised and options.max_connections is None \
         and options.sweep_every >= VECTORISED_SWEEP
     count_plain: Callable[..., list[int]] | None = None  # numpy: imported only where it pays
+    window: Any = None  # columnar.Window, when clean closes are taken a window at a time
+    keep_rows = results.add_rows
+    window_rows = 0  # columnar.FIRST_WINDOW records, then twice the last, up to WINDOW_ROWS
     batched = False
+
+    def analyse_window(final: bool) -> bool:
+        """Analyse the gathered window; whether it was mostly plain segments of open
+        connections (then the next batches are counted at once instead)."""
+        from .columnar import analyse_window
+        before, size = tracker.plain, window.size
+        analyse_window(tracker, window, keep_rows, tw_ns, final)
+        return tracker.plain - before >= size * VECTORISED_SHARE
+
     for batch in cap.batches():
         buf, linktype, first = batch.buf, batch.linktype, batch.first
         starts, lens, stamps = batch.starts, batch.lens, batch.ts_ns
+        if vectorise and linktype == 1 and not batched:
+            if window is None:
+                from .columnar import FIRST_WINDOW, WINDOW_ROWS, Window
+                window = Window(part, skip)
+                window_rows = min(FIRST_WINDOW, WINDOW_ROWS)
+            if window.add(buf, starts, lens, stamps, first):
+                if stamps and stamps[0] >= prev_ts and all(map(le, stamps, stamps[1:])):
+                    prev_ts = stamps[-1]  # in order (the rule): no loop needed
+                else:
+                    for ts_ns in stamps:
+                        if ts_ns < prev_ts:
+                            backwards += 1
+                        else:
+                            prev_ts = ts_ns
+                last = first + len(starts) - 1
+                if window.size >= window_rows:
+                    window_rows = min(2 * window.size, WINDOW_ROWS)
+                    batched = analyse_window(False)
+                    sweep(last)
+                elif progress is not None:
+                    progress(last, cap.bytes_read)
+                continue
+        if window is not None and window.size:
+            analyse_window(True)  # what was gathered goes first: capture order
         if not batched:
             plain_before = tracker.plain
             index = first - 1
@@ -132,8 +173,6 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                     sweep(index)
             # mostly plain segments of open connections: count the next batch at once
             if vectorise and tracker.plain - plain_before >= len(starts) * VECTORISED_SHARE:
-                if count_plain is None:
-                    from .plain import count_plain
                 batched = True
             continue
         for ts_ns in stamps:
@@ -142,7 +181,8 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             else:
                 prev_ts = ts_ns
         # plain segments of open connections at once; the rest one by one, in order
-        assert count_plain is not None
+        if count_plain is None:
+            from .plain import count_plain
         decoded: dict[int, Any] = {}
         todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part, decoded)
         batched = len(todo) <= len(starts) * (1 - VECTORISED_SHARE)
@@ -157,6 +197,8 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         last = first + len(starts) - 1
         if last // sweep_every != (first - 1) // sweep_every:
             sweep(last)
+    if window is not None and window.size:
+        analyse_window(True)
     if backwards and k == 0:
         info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
                              f"before; times and durations around them are unreliable")
@@ -179,21 +221,22 @@ class _Keeper:
     summarised only when the output reads them (:func:`_decode`).  A parked connection a
     late segment takes back is withdrawn and thawed."""
 
-    __slots__ = ("results",)
+    __slots__ = ("results", "keep_ladder")
 
-    def __init__(self, results: ResultSink) -> None:
+    def __init__(self, results: ResultSink, keep_ladder: bool) -> None:
         self.results = results
+        self.keep_ladder = keep_ladder
 
     def keep(self, conn: Conn) -> int:
         return self.results.add(conn.id, freeze(conn), _facts(conn))
 
     def take_back(self, handle: int) -> Conn:
-        return thaw(self.results.withdraw(handle))
+        return thaw(self.results.withdraw(handle), self.keep_ladder)
 
 
 def _decode(options: Options, source: str, end_ns: int, blob: bytes) -> ConnectionResult:
     """A kept connection's summary, at the end of its capture."""
-    return summarize(thaw(blob), end_ns, options, source)
+    return summarize(thaw(blob, options.keep_ladder), end_ns, options, source)
 
 
 _WORKER_SPILL: Spill | None = None

@@ -188,9 +188,10 @@ class Tracker:
         """4-tuple as sent -> (connection, index of the sending endpoint)."""
         self.parking = parking
         """Where quiet TIME_WAITs are parked (:meth:`sweep`); None: they stay in memory."""
-        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int, int]] = {}
+        self.parked: dict[tuple[bytes, int, bytes, int], tuple[int | None, int]] = {}
         """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, handle) of a parked
-        connection."""
+        connection (no expiry: an idle open one)."""
+        self._idle_scan_ns = 0
         self._closing: dict[int, Conn] = {}
         """Tracked connections with a side in TIME_WAIT or CLOSED: the only ones a sweep
         can finish or park (the open ones are not looked at)."""
@@ -645,15 +646,17 @@ class Tracker:
 
     # -- memory: finished connections leave the table ------------------------------------
 
-    def sweep(self, now_ns: int, time_wait_ns: int, grace_ns: int = 1_000_000_000) -> None:
+    def sweep(self, now_ns: int, time_wait_ns: int, grace_ns: int = 1_000_000_000,
+              idle_ns: int | None = None) -> None:
         """Move connections that can no longer change to :attr:`finished`.
 
         Both sides CLOSED and quiet for ``grace_ns`` (late retransmissions and their RSTs
         still attach), or a TIME_WAIT whose timer has run out at ``now_ns``.  A TIME_WAIT
         whose peer is CLOSED and that was quiet for ``grace_ns`` is *parked*: handed to
         :attr:`parking` as if finished, with a few hundred bytes left here until its timer
-        runs out, so that a segment of its 4-tuple can take it back.  Open connections
-        stay: memory is bounded by the connections still open.
+        runs out, so that a segment of its 4-tuple can take it back.  So is an open
+        connection quiet for ``idle_ns`` (looked for every ``idle_ns / 2``), until the
+        end of the capture: memory is bounded by the connections open and active.
         """
         for conn in list(self._closing.values()):
             a, b = conn.sides[0].state, conn.sides[1].state
@@ -669,6 +672,13 @@ class Tracker:
                     self._park(conn, due)
             elif a is CLOSED and b is CLOSED and now_ns - conn.last_ts_ns >= grace_ns:
                 self._drop(conn)
+        if idle_ns is not None and self.parking is not None \
+                and now_ns - self._idle_scan_ns >= idle_ns // 2:
+            self._idle_scan_ns = now_ns
+            for conn in self._tracked():
+                if now_ns - conn.last_ts_ns >= idle_ns and conn.pending_old is None \
+                        and conn.id not in self._closing:
+                    self._park(conn, None)
         due_heap = self._due
         while due_heap and due_heap[0][0] <= now_ns:
             due, key = heapq.heappop(due_heap)
@@ -680,14 +690,23 @@ class Tracker:
         """Every connection in the table, once (each is there as sent by each endpoint)."""
         return [c for c, s in self.conns.values() if not s]
 
-    def _park(self, conn: Conn, due_ns: int) -> None:
+    def _park(self, conn: Conn, due_ns: int | None) -> None:
         assert self.parking is not None
-        del self._closing[conn.id]
+        self._closing.pop(conn.id, None)
         a, b = conn.addrs
         key = (a[0], a[1], b[0], b[1])
         del self.conns[key], self.conns[(b[0], b[1], a[0], a[1])]
-        self.parked[key] = (due_ns, self.parking.keep(conn))
-        heapq.heappush(self._due, (due_ns, key))
+        self.park_kept(key, due_ns, self.parking.keep(conn))
+
+    def park_kept(self, key: tuple[bytes, int, bytes, int], due_ns: int | None,
+                  handle: int) -> None:
+        """A connection the owner kept (:meth:`Parking.keep`; or without feeding it here, a
+        clean close, :mod:`teardown_analyzer.columnar`), parked as :meth:`sweep` parks one:
+        ``key`` as endpoint 0 sends, its TIME_WAIT expiry (None: an open connection, which
+        waits until the end of the capture), its handle."""
+        self.parked[key] = (due_ns, handle)
+        if due_ns is not None:
+            heapq.heappush(self._due, (due_ns, key))
 
     def _thaw(self, key: tuple[bytes, int, bytes, int]) -> Conn:
         assert self.parking is not None
@@ -704,7 +723,8 @@ class Tracker:
             return None
         self.conns[key if conn.addrs[0] == (key[0], key[1]) else rev] = (conn, 0)
         self.conns[rev if conn.addrs[0] == (key[0], key[1]) else key] = (conn, 1)
-        self._closing[conn.id] = conn
+        if conn.sides[0].state in _ENDED or conn.sides[1].state in _ENDED:
+            self._closing[conn.id] = conn
         return self.conns[key]
 
     # -- the end -----------------------------------------------------------------------

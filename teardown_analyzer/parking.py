@@ -85,8 +85,14 @@ def freeze(conn: Conn) -> bytes:
     return marshal.dumps(v)
 
 
-def thaw(blob: bytes) -> Conn:
-    """The connection :func:`freeze` made ``blob`` of, equal field for field."""
+def thaw(blob: bytes, keep_ladder: bool = False) -> Conn:
+    """The connection :func:`freeze` made ``blob`` of, equal field for field; or, for a
+    connection kept as its packets (a clean close, :mod:`teardown_analyzer.columnar`:
+    such a blob starts with a zero byte, which no marshal output does), what a tracker
+    makes of them (with the ladder if ``keep_ladder``)."""
+    if not blob[0]:
+        from .columnar import replay
+        return replay(blob, keep_ladder)
     v = marshal.loads(blob)
     dirs, sides, rsts, tws, ladder, _ = _CONN_NESTED
     v[dirs] = (Direction(*v[dirs][0]), Direction(*v[dirs][1]))

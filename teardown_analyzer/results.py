@@ -178,6 +178,20 @@ class ResultSink:
         self.meta.append(_meta_code(*facts))
         return len(self.ids) - 1
 
+    def add_rows(self, ids: Any, blob: "bytes | memoryview", offsets: Any, sizes: Any,
+                 meta: Any) -> int:
+        """Keep many connections at once, all in ``blob``, each at its offset in it with its
+        size (numpy arrays; ``meta`` coded as :meth:`add` codes it); the first's handle
+        (the others' follow)."""
+        import numpy as np
+        first = len(self.ids)
+        base = self.spill.put(blob)
+        self.ids.frombytes(np.asarray(ids, np.int64).tobytes())
+        self.where.frombytes(((np.asarray(offsets, np.int64) + base) << 8).tobytes())
+        self.sizes.frombytes(np.asarray(sizes, f"u{self.sizes.itemsize}").tobytes())
+        self.meta.frombytes(np.asarray(meta, np.uint64).tobytes())
+        return first
+
     def withdraw(self, handle: int) -> bytes:
         """A connection kept too early (it changed after all): forget it; its blob."""
         self.meta[handle] = _WITHDRAWN

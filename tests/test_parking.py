@@ -46,6 +46,8 @@ def test_a_frozen_connection_thaws_equal(name):
 
 @pytest.mark.parametrize("name", CAPTURES)
 def test_parking_at_every_packet_changes_nothing(name, monkeypatch):
+    """Every connection is parked after every packet (open ones too: idle_s=0), and every
+    next packet takes it back: the same results as never parking."""
     taken_back = []
     unpark = Tracker._unpark
 
@@ -58,20 +60,21 @@ def test_parking_at_every_packet_changes_nothing(name, monkeypatch):
     monkeypatch.setattr(Tracker, "_unpark", spy)
     path = [str(SAMPLES / name)]
     # a TIME_WAIT longer than any capture: nothing expires, parked connections wait
-    parked = analyze(path, Options(sweep_every=1, quiet_s=0, time_wait_s=3600,
+    parked = analyze(path, Options(sweep_every=1, quiet_s=0, idle_s=0, time_wait_s=3600,
                                    keep_ladder=True))
     never = analyze(path, Options(sweep_every=10**9, time_wait_s=3600, keep_ladder=True))
     assert [c.to_dict(True) for c in parked.connections] == \
         [c.to_dict(True) for c in never.connections]
-    if name in ("lost_last_ack.pcap", "reuse_client_tw.pcap", "reuse_server_tw.pcap"):
-        assert taken_back, "a late segment (retransmitted FIN, new SYN) reaches a parked TIME_WAIT"
+    # most packets find their connection parked, the open ones included (not while one
+    # side has ended and the other is still closing: that is not parked)
+    assert len(taken_back) >= sum(c.packets for c in never.connections) // 2
 
 
 def test_parked_time_waits_expire_by_their_timer():
     """With a short TIME_WAIT, parked connections leave by the heap of expiry times, and
     the timer's inferred CLOSED is the same as when summarised at the end."""
     path = [str(SAMPLES / "mixed_200.pcap")]
-    every = analyze(path, Options(sweep_every=1, quiet_s=0, time_wait_s=0.2))
+    every = analyze(path, Options(sweep_every=1, quiet_s=0, idle_s=0, time_wait_s=0.2))
     never = analyze(path, Options(sweep_every=10**9, time_wait_s=0.2))
     expired = [c for c in never.connections
                if c.time_wait and c.time_wait["end"] == "inferred from the timer"]
@@ -124,7 +127,7 @@ def test_a_time_wait_parked_twice_keeps_its_later_expiry(tmp_path):
     path = tmp_path / "twice.pcap"
     path.write_bytes(_pcap(packets))
     opts = dict(time_wait_s=10, keep_ladder=True)
-    parked = analyze([str(path)], Options(sweep_every=1, quiet_s=0, **opts))
+    parked = analyze([str(path)], Options(sweep_every=1, quiet_s=0, idle_s=0, **opts))
     never = analyze([str(path)], Options(sweep_every=10**9, **opts))
     assert len(never.connections) == 2
     assert never.connections[0].directions["server"]["fin"]["retransmissions"][-1]["ts"] \

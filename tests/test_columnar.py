@@ -1,0 +1,213 @@
+"""Clean closes taken a window at a time (teardown_analyzer.columnar) give exactly what
+feeding every packet gives: every sample capture, the benchmark's mix, with and without
+--jobs, the ladder and a short TIME_WAIT, and connections taken back from disk by a late
+segment.  Windows are made tiny so that connections cross their edges and wait for the
+next one; plain segments are never counted at once here (tests/test_plain.py does that)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import sample_captures
+from teardown_analyzer import analysis, capture, columnar, parking, results
+from teardown_analyzer.analysis import Options, analyze
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _dicts(report):
+    return ([c.to_dict(True) for c in report.connections], list(report.connections.meta()),
+            report.totals(), report.skipped, [c.to_dict() for c in report.captures])
+
+
+@pytest.fixture(autouse=True)
+def small_windows(monkeypatch):
+    monkeypatch.setattr(capture, "CHUNK", 4096)
+    monkeypatch.setattr(capture, "BATCH", 16)
+    monkeypatch.setattr(columnar, "WINDOW_ROWS", 64)
+    monkeypatch.setattr(analysis, "VECTORISED_SHARE", 1.01)  # never count plain segments
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """Records taken as clean closes, over the runs of the test."""
+    count = [0]
+    original = columnar.analyse_window
+
+    def spy(*args, **kwargs):
+        n = original(*args, **kwargs)
+        count[0] += n
+        return n
+
+    monkeypatch.setattr(columnar, "analyse_window", spy)
+    return count
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory):
+    out = tmp_path_factory.mktemp("columnar") / "mix.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"),
+                    "--connections", "1500", "--out", str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+def test_samples_identical(path):
+    for kw in ({}, {"keep_ladder": True, "time_wait_s": 0.5}):
+        per_packet = analyze([str(path)], Options(vectorised=False, **kw))
+        assert _dicts(analyze([str(path)], Options(**kw))) == _dicts(per_packet)
+
+
+def test_samples_have_clean_closes_to_take(taken):
+    """The comparison above is not empty: the samples' Ethernet captures hold clean
+    closes this module takes (the real ones are one connection each; in the port-reuse
+    capture only the first connection on each port is new, the others reuse a 4-tuple
+    the tracker holds)."""
+    for path in sample_captures():
+        analyze([str(path)])
+    assert taken[0] > 150
+
+
+def test_full_windows(monkeypatch, taken):
+    """The 200 mixed connections with the real window: most of them are taken here."""
+    monkeypatch.setattr(columnar, "WINDOW_ROWS", 131072)
+    monkeypatch.setattr(capture, "CHUNK", 1 << 20)
+    path = next(p for p in sample_captures() if p.name == "mixed_200.pcap")
+    for kw in ({}, {"keep_ladder": True, "time_wait_s": 0.5}):
+        per_packet = analyze([str(path)], Options(vectorised=False, **kw))
+        assert _dicts(analyze([str(path)], Options(**kw))) == _dicts(per_packet)
+    assert taken[0] > 2 * 1500
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_benchmark_mix_identical(mix, jobs, taken, monkeypatch):
+    """Windows of up to 4,096 records: the mix's connections (1,500 of them, a few hundred
+    open at a time) fit, and most of the clean closes are taken."""
+    monkeypatch.setattr(columnar, "WINDOW_ROWS", 4096)
+    per_packet = analyze([str(mix)], Options(vectorised=False, keep_ladder=True))
+    assert _dicts(analyze([str(mix)], Options(keep_ladder=True), jobs)) == _dicts(per_packet)
+    if jobs == 1:  # (workers count in their own process)
+        packets = per_packet.captures[0].packets
+        assert taken[0] > packets // 5
+
+
+SMALL = [p for p in sample_captures() if p.stat().st_size < 20_000]
+
+
+def _edited(frame: bytes, *, flags: int | None = None, seq_delta: int = 0,
+            payload: bytes = b"", offset: int | None = None) -> bytes:
+    """An Ethernet/IPv4/TCP frame of a real capture with other flags, a later sequence
+    number or data appended (lengths and checksums recomputed)."""
+    import struct
+    import pcapbuild as pb
+    src, dst, seg = pb.split_ipv4(frame[14:])
+    if flags is not None:
+        seg = seg[:13] + bytes([flags]) + seg[14:]
+    if offset is not None:
+        seg = seg[:12] + bytes([offset << 4 | seg[12] & 0x0F]) + seg[13:]
+    seq = (struct.unpack_from("!I", seg, 4)[0] + seq_delta) & 0xFFFFFFFF
+    seg = pb.retarget_tcp(seg[:4] + struct.pack("!I", seq) + seg[8:] + payload, src, dst)
+    ident = struct.unpack_from("!H", frame, 18)[0] + 1
+    return pb.ethernet(pb.ipv4(seg, src, dst, ident=ident))
+
+
+def _variants() -> dict[str, list]:
+    """The real four-way close (sample_pcaps/four_way.pcap: the client, port 40011,
+    closes first; and three_way.pcap) edited to break one condition of a clean close
+    each (edited captures, not real ones).  Records: 0-2 the handshake, 3-6 data and ACKs, 7 the client's FIN,
+    8 the server's ACK of it, 9 the server's FIN, 10 the client's last ACK."""
+    import pcapbuild as pb
+    r = pb.read_pcap(pb.SAMPLES / "four_way.pcap")[1]
+    # three_way.pcap: 7 the client's FIN, 8 the server's FIN+ACK, 9 the client's ACK
+    t = pb.read_pcap(pb.SAMPLES / "three_way.pcap")[1]
+
+    def at(i, ts_ns, data):
+        return pb.Rec(ts_ns, data)
+
+    return {
+        # the same data segment captured twice: the tracker skips the copy
+        "duplicate": r[:4] + [at(4, r[3].ts_ns + 1000, r[3].data)] + r[4:],
+        # the server's FIN stamped before the client's (a clock step): the first FIN by
+        # time is the server's, and the close four-way (its FIN was not ACKed by a FIN)
+        "fins_out_of_time": t[:8] + [at(8, t[7].ts_ns - 1000, t[8].data)] + t[9:],
+        # the server sends again after it is CLOSED
+        "after_closed": r + [at(11, r[10].ts_ns + 1000, r[8].data)],
+        # the client's last ACK carries data: data after its FIN
+        "data_after_own_fin": r[:10] + [at(10, r[10].ts_ns, _edited(r[10].data,
+                                                                   payload=b"x" * 10))],
+        # the server sends data after its FIN
+        "data_after_second_fin": r[:10] + [at(10, r[9].ts_ns + 1000, _edited(
+            r[9].data, flags=0x18, seq_delta=1, payload=b"y" * 10))] + r[10:],
+        # a segment whose data offset is below 5 words: the tracker skips it
+        "bad_offset": r[:4] + [at(4, r[3].ts_ns + 1000, _edited(r[3].data, offset=4))]
+        + r[4:],
+        # a SYN with another ISN among the data: a new incarnation of the 4-tuple
+        "new_syn": r[:5] + [at(5, r[4].ts_ns + 1000, _edited(r[0].data, seq_delta=99999))]
+        + r[5:],
+    }
+
+
+VARIANTS = _variants()
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def variant(request, tmp_path):
+    import pcapbuild as pb
+    path = tmp_path / f"{request.param}.pcap"
+    path.write_bytes(pb.pcap(VARIANTS[request.param], linktype=1))
+    return path
+
+
+def test_edited_clean_closes(variant, monkeypatch):
+    """Each edit makes the tracker say something a clean close does not (tested here, so
+    the edit is not a no-op), and the analysis says it too, whatever the windows."""
+    per_packet = analyze([str(variant)], Options(vectorised=False))
+    (conn, *more) = list(per_packet.connections)
+    assert conn.unusual or conn.initiator == "server" or per_packet.skipped[str(variant)] \
+        or more
+    test_windows_cut_at_every_record(variant, monkeypatch, [0])
+
+
+@pytest.mark.parametrize("path", SMALL, ids=lambda p: p.name)
+def test_windows_cut_at_every_record(path, monkeypatch, taken):
+    """One record per batch, and windows of k records for every k: every place a window
+    can end, for every small real capture.  Where a clean close ends in one window and
+    a late segment of its 4-tuple comes in a later one (a new SYN reusing it: the reuse
+    captures), the connection is taken back by replaying its packets."""
+    monkeypatch.setattr(capture, "CHUNK", 1)
+    monkeypatch.setattr(capture, "BATCH", 1)
+    taken_back = [0]
+    original = results.ResultSink.withdraw
+
+    def spy(self, handle):
+        blob = original(self, handle)
+        taken_back[0] += blob[0] == 0  # a clean close kept as its packets
+        return blob
+
+    monkeypatch.setattr(results.ResultSink, "withdraw", spy)
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False, keep_ladder=True)))
+    packets = per_packet[-1][0]["packets"]
+    for k in range(1, packets + 1):
+        monkeypatch.setattr(columnar, "FIRST_WINDOW", k)
+        monkeypatch.setattr(columnar, "WINDOW_ROWS", k)
+        assert _dicts(analyze([str(path)], Options(keep_ladder=True))) == per_packet, k
+    if path.name.startswith("reuse_"):
+        assert taken[0] and taken_back[0]
+
+
+def test_a_clean_close_is_its_packets():
+    """A blob of rows starts with a zero byte (no marshal output does) and thaws into the
+    connection the tracker makes of those packets."""
+    path = next(p for p in sample_captures() if p.name == "four_way.pcap")
+    report = analyze([str(path)])
+    (c,) = list(report.connections)
+    assert c.kind == "four-way"
+    blob = report.connections._segments[0].blob(0)
+    assert blob[0] == 0 and len(blob) % columnar.ROW.itemsize == 0
+    conn = parking.thaw(blob)
+    assert conn.packets == c.packets == len(blob) // columnar.ROW.itemsize
