@@ -124,7 +124,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         connections (then the next batches are counted at once instead)."""
         from .columnar import analyse_window
         before, size = tracker.plain, window.size
-        analyse_window(tracker, window, keep_rows, tw_ns, final)
+        analyse_window(tracker, window, keep_rows, tw_ns, quiet_ns, final)
         return tracker.plain - before >= size * VECTORISED_SHARE
 
     for batch in cap.batches():

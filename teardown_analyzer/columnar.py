@@ -213,7 +213,7 @@ handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 
 
 def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
-                   time_wait_ns: int, final: bool) -> int:
+                   time_wait_ns: int, grace_ns: int, final: bool) -> int:
     """Analyse what ``window`` gathered: clean closes kept with ``keep_rows``, the rest fed
     to ``tracker`` in capture order, except (unless ``final``) the connections that began
     in this window and may still close cleanly, which wait in ``window`` for the next one.
@@ -223,7 +223,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
         return 0
     cols, rows = taken
     waited_from = window.began[0]
-    groups = _clean_closes(cols)
+    groups = _clean_closes(cols, time_wait_ns, grace_ns)
     order, starts, ends = groups.order, groups.starts, groups.ends
     clean, promising = groups.clean.copy(), groups.promising
     # the tracker must hold nothing of a 4-tuple taken or held here
@@ -247,8 +247,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     kept = 0
     if clean.any():
         kept = int(taken_rows.sum())
-        _keep_clean(tracker, cols, rows, groups, np.flatnonzero(clean), keep_rows,
-                    time_wait_ns)
+        _keep_clean(tracker, cols, rows, groups, np.flatnonzero(clean), keep_rows)
     held = np.sort(order[held_rows])
     window.hold({c: v[held] for c, v in cols.items()}, rows[held])
     rest = np.sort(order[~taken_rows & ~held_rows])
@@ -283,19 +282,21 @@ class Groups(NamedTuple):
     """Where each group begins in ``order``."""
     ends: np.ndarray
     clean: np.ndarray
-    """Per group: a complete clean close."""
+    """Per group: a complete clean close (FINs, or an RST)."""
     promising: np.ndarray
     """Per group: the beginning of one (what there is breaks none of the conditions)."""
-    three: np.ndarray
-    """Per group: the second FIN acknowledged the first (a three-way close)."""
-    closer: np.ndarray
-    """Per group: the endpoint that sent the first FIN (0: the client)."""
-    last_ts: np.ndarray
-    """Per group: the later of the second FIN's and the last record's time (where the
-    TIME_WAIT timer starts from, as a sweep computes it)."""
+    meta: np.ndarray
+    """Per clean group: its verdict, coded as :class:`~teardown_analyzer.results.ResultSink`
+    codes it (kind, RSTs, TIME_WAIT side, unusual)."""
+    due: np.ndarray
+    """Per clean group: when a sweep would let it go (its TIME_WAIT timer; for an RST, a
+    second after it): until then a segment of its 4-tuple takes it back."""
 
 
-def _clean_closes(cols: dict[str, np.ndarray]) -> Groups:
+_FOUR_WAY, _THREE_WAY, _RST = (KINDS.index(k) for k in ("four-way", "three-way", "rst"))
+
+
+def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> Groups:
     """Group the records by connection; which groups are complete clean closes, and which
     are the beginning of one.
 
@@ -314,6 +315,11 @@ def _clean_closes(cols: dict[str, np.ndarray]) -> Groups:
       moves to LAST_ACK and sends no data after its FIN.
     * the last record is X's ACK of Y's FIN (Y CLOSED), and nothing follows.
     * no segment equals the one before it in its direction (a duplicate, skipped).
+
+    Or, after the handshake and instead of the FINs: an RST without data as the last
+    record, acceptable (its sequence number at or after everything its sender sent, the
+    ends within 2**31 of the sender's ISN: the tracker's next_seq, flows.py ``_rst``).
+    Both sides go to CLOSED: an ``rst`` close by its sender.
     """
     key = cols["key"]
     n = len(key)
@@ -373,7 +379,10 @@ def _clean_closes(cols: dict[str, np.ndarray]) -> Groups:
     est = has2 & (at(sender, r2) == 0) & ((at(flags, r2) & (SYN | FIN | RST | ACK)) == ACK) \
         & (at(ack, r2) == (isn_s + 1) & _M32)
     # --- what no record may be --------------------------------------------------------
-    bad = ~regular | loop[order] | ((flags & RST) != 0) | (((flags & SYN) != 0) & (pos >= 2))
+    rst = (flags & RST) != 0
+    last_row = pos == size[group_of] - 1
+    has_rst = anyg(rst)
+    bad = ~regular | loop[order] | (rst & ~last_row) | (((flags & SYN) != 0) & (pos >= 2))
     # duplicates: each record against the one before it in its direction
     by_dir = np.lexsort((np.arange(n), sender, group_of))
     same = (group_of[by_dir][1:] == group_of[by_dir][:-1]) \
@@ -409,24 +418,36 @@ def _clean_closes(cols: dict[str, np.ndarray]) -> Groups:
     acks_x = after_f1 & (sender == yg) & has_ack & _after(ack, (fin_x + 1)[group_of])
     a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum, _BIG)
     three = a1 == f2
-    begun = opens & ~anyg(bad)
-    clean = begun & synack & est & closes
-    # could still become one: what there is so far breaks none of the conditions
-    promising = begun & ((size < 2) | synack) & ((size < 3) | est) & ~closes \
-        & (fins[0] <= 1) & (fins[1] <= 1)
+    begun = opens & ~anyg(bad) & synack & est
+    fin_close = begun & closes & ~has_rst
+    # --- or an RST, acceptable, as the last record, and no FIN --------------------------
     last = ends - 1
-    return Groups(order, starts, ends, clean, promising, three, x,
-                  np.maximum(ts[f2r], ts[last]))
-
-
-_FOUR_WAY, _THREE_WAY = KINDS.index("four-way"), KINDS.index("three-way")
+    rst_sender = sender[last]
+    isn = np.where(sender == 0, isn_c[group_of], isn_s[group_of])
+    rel_end = (seq + plen + ((flags & SYN) != 0) + fin - isn) & _M32
+    far = anyg(rel_end >= 1 << 31)
+    mine_before = (sender == rst_sender[group_of]) & ~last_row
+    sent = per_group(np.where(mine_before, rel_end, 0), np.maximum, 0)
+    rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
+    rst_close = begun & has_rst & (fins[0] + fins[1] == 0) & (plen[last] == 0) & ~far \
+        & (rel_rst >= sent)
+    clean = fin_close | rst_close
+    # could still become one: what there is so far breaks none of the conditions
+    promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
+        & ~has_rst & (fins[0] <= 1) & (fins[1] <= 1)
+    # the verdicts, coded as ResultSink codes them; when a sweep would let each go
+    tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
+    meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6,
+                    np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3)
+    due = np.where(rst_close, ts[last] + grace_ns,
+                   np.maximum(ts[f2r], ts[last]) + time_wait_ns)
+    return Groups(order, starts, ends, clean, promising, meta, due)
 
 
 def _keep_clean(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray,
-                groups: Groups, chosen: np.ndarray, keep_rows: KeepRows,
-                time_wait_ns: int) -> None:
+                groups: Groups, chosen: np.ndarray, keep_rows: KeepRows) -> None:
     """Keep the clean closes ``chosen`` (group numbers) as their rows, and park each as a
-    sweep would: a TIME_WAIT a late segment of its 4-tuple can still take back."""
+    sweep would: a late segment of its 4-tuple can still take it back until it is due."""
     order, starts, ends = groups.order, groups.starts, groups.ends
     size = ends - starts
     member = np.zeros(len(starts), bool)
@@ -434,14 +455,10 @@ def _keep_clean(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray,
     picked = order[np.repeat(member, size)]
     counts = size[chosen]
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1])) * ROW.itemsize
-    # the verdict, coded as ResultSink codes it: kind, TIME_WAIT side, no RST, usual
-    kind = np.where(groups.three[chosen], _THREE_WAY, _FOUR_WAY)
-    tw_side = np.where(groups.closer[chosen] == 0, 1, 2)  # client, server
-    meta = kind | tw_side << 3
     first = order[starts[chosen]]
-    handle = keep_rows(cols["packet"][first], memoryview(rows[picked].view(np.uint8)), offsets,
-                       counts * ROW.itemsize, meta)
-    due = (groups.last_ts[chosen] + time_wait_ns).tolist()
+    handle = keep_rows(cols["packet"][first], memoryview(rows[picked].view(np.uint8)),
+                       offsets, counts * ROW.itemsize, groups.meta[chosen])
+    due = groups.due[chosen].tolist()
     park = tracker.park_kept
     for i, raw in enumerate(cols["key"][first].tolist()):
         width = 16 if raw[0] == 6 else 4

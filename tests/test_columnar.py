@@ -116,39 +116,52 @@ def _edited(frame: bytes, *, flags: int | None = None, seq_delta: int = 0,
     return pb.ethernet(pb.ipv4(seg, src, dst, ident=ident))
 
 
-def _variants() -> dict[str, list]:
-    """The real four-way close (sample_pcaps/four_way.pcap: the client, port 40011,
-    closes first; and three_way.pcap) edited to break one condition of a clean close
-    each (edited captures, not real ones).  Records: 0-2 the handshake, 3-6 data and ACKs, 7 the client's FIN,
-    8 the server's ACK of it, 9 the server's FIN, 10 the client's last ACK."""
+def _variants() -> dict[str, tuple[str, list]]:
+    """Real closes edited to break one condition of a clean close each (edited captures,
+    not real ones): name -> (the sample edited, its records).
+
+    four_way.pcap (the client, port 40011, closes first): 0-2 the handshake, 3-6 data and
+    ACKs, 7 the client's FIN, 8 the server's ACK of it, 9 the server's FIN, 10 the
+    client's last ACK.  three_way.pcap: 7 the client's FIN, 8 the server's FIN+ACK, 9 the
+    client's ACK.  rst_linger0.pcap: 0-6 as in four_way, 7 the client's RST+ACK."""
     import pcapbuild as pb
     r = pb.read_pcap(pb.SAMPLES / "four_way.pcap")[1]
-    # three_way.pcap: 7 the client's FIN, 8 the server's FIN+ACK, 9 the client's ACK
     t = pb.read_pcap(pb.SAMPLES / "three_way.pcap")[1]
+    x = pb.read_pcap(pb.SAMPLES / "rst_linger0.pcap")[1]
 
-    def at(i, ts_ns, data):
+    def at(ts_ns, data):
         return pb.Rec(ts_ns, data)
 
+    four, three, rst = "four_way.pcap", "three_way.pcap", "rst_linger0.pcap"
     return {
         # the same data segment captured twice: the tracker skips the copy
-        "duplicate": r[:4] + [at(4, r[3].ts_ns + 1000, r[3].data)] + r[4:],
+        "duplicate": (four, r[:4] + [at(r[3].ts_ns + 1000, r[3].data)] + r[4:]),
         # the server's FIN stamped before the client's (a clock step): the first FIN by
         # time is the server's, and the close four-way (its FIN was not ACKed by a FIN)
-        "fins_out_of_time": t[:8] + [at(8, t[7].ts_ns - 1000, t[8].data)] + t[9:],
+        "fins_out_of_time": (three, t[:8] + [at(t[7].ts_ns - 1000, t[8].data)] + t[9:]),
         # the server sends again after it is CLOSED
-        "after_closed": r + [at(11, r[10].ts_ns + 1000, r[8].data)],
+        "after_closed": (four, r + [at(r[10].ts_ns + 1000, r[8].data)]),
         # the client's last ACK carries data: data after its FIN
-        "data_after_own_fin": r[:10] + [at(10, r[10].ts_ns, _edited(r[10].data,
-                                                                   payload=b"x" * 10))],
+        "data_after_own_fin": (four, r[:10] + [at(r[10].ts_ns, _edited(r[10].data,
+                                                                      payload=b"x" * 10))]),
         # the server sends data after its FIN
-        "data_after_second_fin": r[:10] + [at(10, r[9].ts_ns + 1000, _edited(
-            r[9].data, flags=0x18, seq_delta=1, payload=b"y" * 10))] + r[10:],
+        "data_after_second_fin": (four, r[:10] + [at(r[9].ts_ns + 1000, _edited(
+            r[9].data, flags=0x18, seq_delta=1, payload=b"y" * 10))] + r[10:]),
         # a segment whose data offset is below 5 words: the tracker skips it
-        "bad_offset": r[:4] + [at(4, r[3].ts_ns + 1000, _edited(r[3].data, offset=4))]
-        + r[4:],
+        "bad_offset": (four, r[:4] + [at(r[3].ts_ns + 1000, _edited(r[3].data, offset=4))]
+                       + r[4:]),
         # a SYN with another ISN among the data: a new incarnation of the 4-tuple
-        "new_syn": r[:5] + [at(5, r[4].ts_ns + 1000, _edited(r[0].data, seq_delta=99999))]
-        + r[5:],
+        "new_syn": (four, r[:5] + [at(r[4].ts_ns + 1000, _edited(r[0].data, seq_delta=99999))]
+                    + r[5:]),
+        # the RST's sequence number before what its sender already sent: out of window,
+        # the receiver ignores it (no close at all)
+        "rst_out_of_window": (rst, x[:7] + [at(x[7].ts_ns, _edited(x[7].data,
+                                                                  seq_delta=-10))]),
+        # an RST with data: its end, not its start, is the sender's next sequence number
+        "rst_with_data": (rst, x[:7] + [at(x[7].ts_ns, _edited(x[7].data, payload=b"z"))]),
+        # the server answers with an RST of its own
+        "second_rst": (rst, x + [at(x[7].ts_ns + 1000, _edited(x[4].data, flags=0x14,
+                                                               seq_delta=200))]),
     }
 
 
@@ -158,19 +171,24 @@ VARIANTS = _variants()
 @pytest.fixture(params=sorted(VARIANTS))
 def variant(request, tmp_path):
     import pcapbuild as pb
+    base, records = VARIANTS[request.param]
     path = tmp_path / f"{request.param}.pcap"
-    path.write_bytes(pb.pcap(VARIANTS[request.param], linktype=1))
-    return path
+    path.write_bytes(pb.pcap(records, linktype=1))
+    return pb.SAMPLES / base, path
 
 
 def test_edited_clean_closes(variant, monkeypatch):
-    """Each edit makes the tracker say something a clean close does not (tested here, so
-    the edit is not a no-op), and the analysis says it too, whatever the windows."""
-    per_packet = analyze([str(variant)], Options(vectorised=False))
-    (conn, *more) = list(per_packet.connections)
-    assert conn.unusual or conn.initiator == "server" or per_packet.skipped[str(variant)] \
-        or more
-    test_windows_cut_at_every_record(variant, monkeypatch, [0])
+    """Each edit changes what the tracker concludes (the verdicts the totals and the
+    folded table use, the connections, or the skipped records: so the edit is not a
+    no-op), and the analysis concludes the same, wherever the windows end."""
+    base, path = variant
+
+    def verdicts(p):
+        report = analyze([str(p)], Options(vectorised=False))
+        return list(report.connections.meta()), sum(report.skipped[str(p)].values())
+
+    assert verdicts(path) != verdicts(base)
+    test_windows_cut_at_every_record(path, monkeypatch, [0])
 
 
 @pytest.mark.parametrize("path", SMALL, ids=lambda p: p.name)
