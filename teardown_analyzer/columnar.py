@@ -56,6 +56,9 @@ WINDOW_ROWS = 131072
 """Records gathered before a window is analysed."""
 HOLD = 3
 """A connection that may still close cleanly waits for at most this many next windows."""
+HOLD_ROWS = 1024
+"""... if it has no more than this many records so far: a long one is fed at once (and
+its plain segments counted a batch at a time, :mod:`teardown_analyzer.plain`)."""
 FIRST_WINDOW = 1
 """The first window is analysed as soon as it holds this many records, each next one at
 twice the size of the one before, up to :data:`WINDOW_ROWS`: what a capture is made of
@@ -240,7 +243,8 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
             tracked[g] = True
     clean &= ~tracked
     first_packet = cols["packet"][order[starts]]
-    hold = promising & ~tracked & ~clean & (first_packet >= waited_from) & (not final)
+    hold = promising & ~tracked & ~clean & (first_packet >= waited_from) \
+        & (ends - starts <= HOLD_ROWS) & (not final)
     group_of = np.repeat(np.arange(len(starts)), ends - starts)  # in sorted order
     taken_rows = clean[group_of]
     held_rows = hold[group_of]
