@@ -183,6 +183,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         # plain segments of open connections at once; the rest one by one, in order
         if count_plain is None:
             from .plain import count_plain
+        assert count_plain is not None
         decoded: dict[int, Any] = {}
         todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part, decoded)
         batched = len(todo) <= len(starts) * (1 - VECTORISED_SHARE)

@@ -52,6 +52,8 @@ ROW = np.dtype([("tag", "u1"), ("packet", "<i8"), ("ts", "<i8"), ("len", "<u2"),
 """A kept packet: a connection kept here is its packets as rows (the zero tag tells such
 a blob from a frozen connection, :mod:`teardown_analyzer.parking`, which starts with
 marshal's type code)."""
+_HEAD_AT = ROW.itemsize - HEAD
+"""Where a row's header bytes begin (the last field: the dtype is packed)."""
 WINDOW_ROWS = 131072
 """Records gathered before a window is analysed."""
 HOLD = 3
@@ -210,7 +212,8 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     return {c: v[idx] for c, v in cols.items()}, rows
 
 
-KeepRows = Callable[[np.ndarray, bytes, np.ndarray, np.ndarray, np.ndarray], int]
+KeepRows = Callable[[np.ndarray, "bytes | memoryview", np.ndarray, np.ndarray, np.ndarray],
+                   int]
 """(ids, rows of all, offset and size of each one's rows in them, coded verdicts) -> the
 handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 
@@ -263,9 +266,9 @@ def _feed(tracker: Tracker, decoded: dict[int, TcpPacket], rows: np.ndarray,
           rest: np.ndarray) -> None:
     """Rows ``rest`` (in capture order) through the tracker one by one."""
     feed = tracker.feed
-    data = memoryview(rows.view(np.uint8))  # tcp_packet_at reads it in place
+    data = rows.view(np.uint8).data  # tcp_packet_at reads it in place
     size = ROW.itemsize
-    offset = ROW.fields["head"][1]
+    offset = _HEAD_AT
     sub = rows[rest]
     for i, packet, ts, length in zip(rest.tolist(), sub["packet"].tolist(),
                                      sub["ts"].tolist(), sub["len"].tolist()):
@@ -460,7 +463,7 @@ def _keep_clean(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray,
     counts = size[chosen]
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1])) * ROW.itemsize
     first = order[starts[chosen]]
-    handle = keep_rows(cols["packet"][first], memoryview(rows[picked].view(np.uint8)),
+    handle = keep_rows(cols["packet"][first], rows[picked].view(np.uint8).data,
                        offsets, counts * ROW.itemsize, groups.meta[chosen])
     due = groups.due[chosen].tolist()
     park = tracker.park_kept
@@ -475,7 +478,7 @@ def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
     what the tracker would have made of it."""
     tracker = Tracker(keep_ladder=keep_ladder)
     data = np.frombuffer(blob, ROW)
-    offset = ROW.fields["head"][1]
+    offset = _HEAD_AT
     size = ROW.itemsize
     for i, (packet, ts, length) in enumerate(zip(data["packet"].tolist(),
                                                   data["ts"].tolist(),

@@ -178,7 +178,8 @@ def tcp_packet(data: bytes, linktype: int) -> TcpPacket | str:
     return tcp_packet_at(data, 0, len(data), linktype)
 
 
-def tcp_packet_at(buf: bytes, start: int, incl: int, linktype: int) -> TcpPacket | str:
+def tcp_packet_at(buf: bytes | memoryview, start: int, incl: int,
+                  linktype: int) -> TcpPacket | str:
     """:func:`tcp_packet` of the frame at ``buf[start:start + incl]``, read in place.  One
     ``unpack`` for the common cases (Ethernet, then IPv4 without options and not a
     fragment, or IPv6 without extension headers); everything else goes through
@@ -201,7 +202,7 @@ def tcp_packet_at(buf: bytes, start: int, incl: int, linktype: int) -> TcpPacket
                         word, window, checksum,
                         window_scale(buf, start + 54, (word >> 12) * 4, start + incl)
                         if word & 0x02 else None)
-    data = buf if start == 0 and incl == len(buf) else buf[start:start + incl]
+    data = bytes(buf) if start == 0 and incl == len(buf) else bytes(buf[start:start + incl])
     seg = locate_tcp(data, linktype)
     if isinstance(seg, str):
         return seg

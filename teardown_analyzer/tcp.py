@@ -321,7 +321,8 @@ def word_of(buf: bytes, off: int) -> int:
     return (buf[off + 12] << 8) | buf[off + 13]
 
 
-def window_scale(buf: bytes, off: int, hlen: int, limit: int | None = None) -> int | None:
+def window_scale(buf: bytes | memoryview, off: int, hlen: int,
+                 limit: int | None = None) -> int | None:
     """The window-scale shift in a SYN's options, or None (a short scan, no objects).
     ``limit``: where the captured bytes of the packet end in ``buf`` (default: its end)."""
     pos, end = off + TCP_MIN_HEADER, min(off + hlen, len(buf) if limit is None else limit)
