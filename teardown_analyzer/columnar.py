@@ -2,10 +2,10 @@
 state machine.
 
 Most connections of a busy capture open with a handshake, exchange data and close with
-FIN, ACK, FIN, ACK (or FIN, FIN+ACK, ACK), all within a few seconds.  For such a
-connection the tracker (:mod:`teardown_analyzer.flows`) always reaches the same verdict:
+FIN, ACK, FIN, ACK (or FIN, FIN+ACK, ACK, or an RST), all within a few seconds.  For such
+a connection the tracker (:mod:`teardown_analyzer.flows`) always reaches the same verdict:
 a four-way (or three-way) close by whoever sent the first FIN, that side in TIME_WAIT,
-nothing unusual.  This module gathers the Ethernet/IPv4 and Ethernet/IPv6 records of a
+nothing unusual (or an ``rst`` close, both sides CLOSED).  This module gathers the Ethernet/IPv4 and Ethernet/IPv6 records of a
 *window* (a few batches) as columns with numpy, groups them by connection, and checks
 with array operations which connections are exactly that (:func:`_clean_closes`, whose
 conditions follow the tracker step by step).  Those are kept as their packets' headers,
@@ -26,6 +26,11 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
   fed on;
 * a connection that may still become one waits for the next window, for up to
   :data:`HOLD` windows; then it is fed like the others, its packets in their order.
+
+One difference is left, and feeding every packet has it too: where the capture's clock
+jumps forward past a connection's TIME_WAIT timer and then back, whether a later segment of
+its 4-tuple still finds it depends on when expired connections were let go (a sweep every
+65,536 packets there, after each window here).
 
 Some conditions are stricter than the verdict needs (no data on the SYN, the handshake's
 ACK exactly at the SYN-ACK's sequence number plus one, no duplicate whatever the time
