@@ -54,9 +54,10 @@ class Options:
     """An open connection quiet this long leaves memory too (parked on disk; its next
     segment takes it back); None: open connections stay in memory."""
     vectorised: bool = True
-    """Count plain data segments a batch at a time (:mod:`teardown_analyzer.plain`); the
-    results are identical.  Off with ``max_connections``, or with ``sweep_every`` below
-    a batch (tests that sweep after every packet)."""
+    """Take clean closes a window of records at a time (:mod:`teardown_analyzer.columnar`)
+    and count plain data segments a batch at a time (:mod:`teardown_analyzer.plain`), with
+    numpy; the results are identical.  Off with ``max_connections``, or with ``sweep_every``
+    below a batch (tests that sweep after every packet)."""
 
 
 # --- driving a capture through the tracker ---------------------------------------------

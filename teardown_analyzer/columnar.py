@@ -71,8 +71,8 @@ FIRST_WINDOW = 1
 twice the size of the one before, up to :data:`WINDOW_ROWS`: what a capture is made of
 (mostly short connections, or long ones whose plain segments are better counted at once,
 :mod:`teardown_analyzer.plain`) is known after the first batch."""
-_KEY4 = np.array([26, 27, 28, 29] + [0] * 12 + [34, 35, 30, 31, 32, 33] + [0] * 12 + [36, 37])
-_KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
+KEY4 = np.array([26, 27, 28, 29] + [0] * 12 + [34, 35, 30, 31, 32, 33] + [0] * 12 + [36, 37])
+KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
 """Where an Ethernet/IPv4 and an Ethernet/IPv6 frame hold the source address (4 or 16
 bytes, as 16) and port, the destination address and port: a 36-byte key (after the IP
 version's byte)."""
@@ -176,8 +176,8 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     mine = fast & ((sport + dport) % n == k) if n > 1 else fast.copy()
     key = np.empty((count, 37), np.uint8)
     key[:, 0] = np.where(v6, 6, 4)
-    key[:, 1:] = np.where(v6[:, None], h[:, _KEY6], h[:, _KEY4])
-    key[:, 1:][v4[:, None] & (_KEY4 == 0)] = 0
+    key[:, 1:] = np.where(v6[:, None], h[:, KEY6], h[:, KEY4])
+    key[:, 1:][v4[:, None] & (KEY4 == 0)] = 0
     word = u16(46, 66)
     tcp_len = np.where(v6, u16(18), u16(16) - 20)
     hlen = (word >> 12) * 4

@@ -33,14 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from .columnar import KEY4, KEY6
 from .flows import DUPLICATE_NS, Tracker
 from .link import TcpPacket, tcp_packet_at
 
-_KEY4 = np.array([26, 27, 28, 29] + [0] * 12 + [34, 35, 30, 31, 32, 33] + [0] * 12 + [36, 37])
-_KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
-"""Where an Ethernet/IPv4 and an Ethernet/IPv6 frame hold the source address (4 or 16
-bytes, as 16) and port, the destination address and port: a 36-byte key (after the IP
-version's byte)."""
 _M32 = 0xFFFFFFFF
 
 
@@ -101,8 +97,8 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     # --- which connection each decodable record belongs to -----------------------------
     raw_keys = np.empty((count, 37), np.uint8)
     raw_keys[:, 0] = np.where(v6, 6, 4)  # the IP version first: no IPv4 key is an IPv6 one
-    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + _KEY6, at[:, None] + _KEY4)]
-    raw_keys[:, 1:][v4[:, None] & (_KEY4 == 0)] = 0  # an IPv4 address fills 4 of 16 bytes
+    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + KEY6, at[:, None] + KEY4)]
+    raw_keys[:, 1:][v4[:, None] & (KEY4 == 0)] = 0  # an IPv4 address fills 4 of 16 bytes
     keys = raw_keys.view("V37").ravel()
     mine = fast & ~foreign
     uniq, inverse = np.unique(keys[mine], return_inverse=True)

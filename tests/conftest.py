@@ -39,3 +39,16 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return (0 if code is None else int(code)), out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mix(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The benchmark generator's mix of closes, 1,500 connections (retransmitted FINs,
+    IPv6, sequence numbers that wrap, RSTs, half-open and open connections)."""
+    import subprocess
+    out = tmp_path_factory.mktemp("mix") / "mix.pcap"
+    subprocess.run([sys.executable, str(pcapbuild.SAMPLES.parent / "benchmarks" /
+                                        "make_capture.py"),
+                    "--connections", "1500", "--out", str(out)], check=True,
+                   capture_output=True)
+    return out

@@ -6,9 +6,6 @@ next one; plain segments are never counted at once here (tests/test_plain.py doe
 
 from __future__ import annotations
 
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
@@ -16,7 +13,6 @@ from conftest import sample_captures
 from teardown_analyzer import analysis, capture, columnar, parking, results
 from teardown_analyzer.analysis import Options, analyze
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _dicts(report):
@@ -45,15 +41,6 @@ def taken(monkeypatch):
 
     monkeypatch.setattr(columnar, "analyse_window", spy)
     return count
-
-
-@pytest.fixture(scope="module")
-def mix(tmp_path_factory):
-    out = tmp_path_factory.mktemp("columnar") / "mix.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"),
-                    "--connections", "1500", "--out", str(out)], check=True,
-                   capture_output=True)
-    return out
 
 
 @pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pathlib
 import struct
-import subprocess
 import sys
 
 import pytest
@@ -35,15 +34,6 @@ def small_batches_counted_at_once(monkeypatch):
     monkeypatch.setattr(capture, "CHUNK", 4096)
     monkeypatch.setattr(capture, "BATCH", 16)
     monkeypatch.setattr(analysis, "VECTORISED_SHARE", 0.0)
-
-
-@pytest.fixture(scope="module")
-def mix(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plain") / "mix.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_capture.py"),
-                    "--connections", "1500", "--out", str(out)], check=True,
-                   capture_output=True)
-    return out
 
 
 def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
