@@ -83,6 +83,24 @@ def test_benchmark_mix_identical(mix, jobs, taken, monkeypatch):
         assert taken[0] > packets // 5
 
 
+def test_idle_connections_parked_between_windows(mix, monkeypatch):
+    """Open connections parked as idle after each window (idle_s of 1 ms: most of the mix's
+    open ones are, again and again) and their 4-tuples' next records, which must find them
+    parked: the same results as feeding every packet without parking them."""
+    monkeypatch.setattr(columnar, "WINDOW_ROWS", 512)
+    parked = []
+    original = analysis.Tracker._park
+
+    def spy(self, conn, due_ns):
+        parked.append(due_ns)
+        return original(self, conn, due_ns)
+
+    monkeypatch.setattr(analysis.Tracker, "_park", spy)
+    per_packet = analyze([str(mix)], Options(vectorised=False, idle_s=None))
+    assert _dicts(analyze([str(mix)], Options(idle_s=0.001))) == _dicts(per_packet)
+    assert parked.count(None) > 1000  # open connections parked (no TIME_WAIT expiry)
+
+
 SMALL = [p for p in sample_captures() if p.stat().st_size < 20_000]
 
 
