@@ -226,9 +226,10 @@ handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
                    time_wait_ns: int, grace_ns: int, final: bool) -> int:
     """Analyse what ``window`` gathered: clean closes kept with ``keep_rows``, the rest fed
-    to ``tracker`` in capture order, except (unless ``final``) the connections that began
-    in this window and may still close cleanly, which wait in ``window`` for the next one.
-    The number of records kept as clean closes."""
+    to ``tracker`` in capture order, except (unless ``final``) the connections that may
+    still close cleanly, which wait in ``window`` for the next one (for up to
+    :data:`HOLD` windows, with up to :data:`HOLD_ROWS` records).  The number of records
+    kept as clean closes."""
     taken = window.take()
     if taken is None:
         return 0
