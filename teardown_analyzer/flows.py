@@ -187,7 +187,8 @@ class Tracker:
         self.conns: dict[tuple[bytes, int, bytes, int], tuple[Conn, int]] = {}
         """4-tuple as sent -> (connection, index of the sending endpoint)."""
         self.parking = parking
-        """Where quiet TIME_WAITs are parked (:meth:`sweep`); None: they stay in memory."""
+        """Where quiet TIME_WAITs and idle open connections are parked (:meth:`sweep`); None:
+        they stay in memory."""
         self.parked: dict[tuple[bytes, int, bytes, int], tuple[int | None, int]] = {}
         """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, handle) of a parked
         connection (no expiry: an idle open one)."""
