@@ -172,8 +172,13 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     v6 = (ln >= 74) & (ethertype == 0x86DD) & (h[:, 14] >> 4 == 6) & (h[:, 20] == 6) \
         & (u16(18) > 0)
     fast = v4 | v6
-    sport, dport = u16(34, 54), u16(36, 56)
-    mine = fast & ((sport + dport) % n == k) if n > 1 else fast.copy()
+    pos = np.arange(count)
+    if n > 1:  # another process's records: not read further
+        sport, dport = u16(34, 54), u16(36, 56)
+        pos = np.flatnonzero(~fast | ((sport + dport) % n == k))
+        h, ln, ts, v4, v6, fast = h[pos], ln[pos], ts[pos], v4[pos], v6[pos], fast[pos]
+        count = len(pos)
+    mine = fast.copy()
     key = np.empty((count, 37), np.uint8)
     key[:, 0] = np.where(v6, 6, 4)
     key[:, 1:] = np.where(v6[:, None], h[:, KEY6], h[:, KEY4])
@@ -181,7 +186,7 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     word = u16(46, 66)
     tcp_len = np.where(v6, u16(18), u16(16) - 20)
     hlen = (word >> 12) * 4
-    cols = {"packet": np.arange(first, first + count, dtype=np.int64), "ts": ts,
+    cols = {"packet": first + pos, "ts": ts,
             "key": key, "seq": u32(38, 58).astype(np.uint32),
             "ack": u32(42, 62).astype(np.uint32), "flags": (word & 0x1FF).astype(np.uint16),
             "plen": (tcp_len - hlen).astype(np.int32),
@@ -191,7 +196,7 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
             "regular": fast & (hlen >= 20) & (tcp_len >= hlen)}
     # the rest, one by one: other layers (VLAN, IP options ...) and what is not TCP
     for p in np.flatnonzero(~fast).tolist():
-        got = tcp_packet_at(buf, starts[p], lens[p], 1)
+        got = tcp_packet_at(buf, starts[pos[p]], lens[pos[p]], 1)
         if isinstance(got, str):
             if k == 0:
                 skip(got)
@@ -200,7 +205,7 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
          _) = got
         if n > 1 and (sp + dp) % n != k:
             continue
-        decoded[first + p] = got
+        decoded[first + int(pos[p])] = got
         mine[p] = True
         key[p] = np.frombuffer(bytes([version]) + src.ljust(16, b"\0") + sp.to_bytes(2, "big")
                                + dst.ljust(16, b"\0") + dp.to_bytes(2, "big"), np.uint8)
