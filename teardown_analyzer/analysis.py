@@ -137,14 +137,8 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                 window = Window(part, skip)
                 window_rows = min(FIRST_WINDOW, WINDOW_ROWS)
             if window.add(buf, starts, lens, stamps, first):
-                if stamps and stamps[0] >= prev_ts and all(map(le, stamps, stamps[1:])):
-                    prev_ts = stamps[-1]  # in order (the rule): no loop needed
-                else:
-                    for ts_ns in stamps:
-                        if ts_ns < prev_ts:
-                            backwards += 1
-                        else:
-                            prev_ts = ts_ns
+                prev_ts, late = _clock(stamps, prev_ts)
+                backwards += late
                 last = first + len(starts) - 1
                 if window.size >= window_rows:
                     window_rows = min(2 * window.size, WINDOW_ROWS)
@@ -176,11 +170,8 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             if vectorise and tracker.plain - plain_before >= len(starts) * VECTORISED_SHARE:
                 batched = True
             continue
-        for ts_ns in stamps:
-            if ts_ns < prev_ts:
-                backwards += 1
-            else:
-                prev_ts = ts_ns
+        prev_ts, late = _clock(stamps, prev_ts)
+        backwards += late
         # plain segments of open connections at once; the rest one by one, in order
         if count_plain is None:
             from .plain import count_plain
@@ -215,6 +206,20 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                              f"incomplete")
     return Report([info], results.store(partial(_decode, options, info.source, end_ns)),
                   skipped)
+
+
+def _clock(stamps: list[int], prev_ts: int) -> tuple[int, int]:
+    """A batch's times against the latest before it: the latest after it, and how many
+    were earlier than the latest before them."""
+    if stamps and stamps[0] >= prev_ts and all(map(le, stamps, stamps[1:])):
+        return stamps[-1], 0  # in order (the rule): no loop needed
+    late = 0
+    for ts_ns in stamps:
+        if ts_ns < prev_ts:
+            late += 1
+        else:
+            prev_ts = ts_ns
+    return prev_ts, late
 
 
 class _Keeper:
