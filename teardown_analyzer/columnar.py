@@ -25,7 +25,11 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
   segment of its 4-tuple (a retransmitted FIN, a new SYN) takes it back: replayed, then
   fed on;
 * a connection that may still become one waits for the next window, for up to
-  :data:`HOLD` windows; then it is fed like the others, its packets in their order.
+  :data:`HOLD` windows; then it is fed like the others, its packets in their order;
+* unless it is still open (no FIN) or half-open (one FIN) and breaks none of the
+  conditions so far (:attr:`Groups.unclosed`): then the tracker's verdict, if nothing more
+  of its 4-tuple comes, is known too (``none`` or ``half-open``), and it is kept the same
+  way, parked as an idle open connection is, until the end of the capture.
 
 One difference is left, and feeding every packet has it too: where the capture's clock
 jumps forward past a connection's TIME_WAIT timer and then back, whether a later segment of
@@ -257,15 +261,20 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
             tracked[g] = True
     clean &= ~tracked
     first_packet = cols["packet"][order[starts]]
-    hold = promising & ~tracked & ~clean & (first_packet >= waited_from) \
-        & (ends - starts <= HOLD_ROWS) & (not final)
+    short = ends - starts <= HOLD_ROWS
+    hold = promising & ~tracked & ~clean & (first_packet >= waited_from) & short \
+        & (not final)
+    # waited long enough (or the capture ends): kept open or half-open, as an idle
+    # connection is parked (a long one is fed: its plain segments may be counted at once)
+    settled = groups.unclosed & ~tracked & ~hold & short
     group_of = np.repeat(np.arange(len(starts)), ends - starts)  # in sorted order
-    taken_rows = clean[group_of]
+    chosen = clean | settled
+    taken_rows = chosen[group_of]
     held_rows = hold[group_of]
     kept = 0
-    if clean.any():
+    if chosen.any():
         kept = int(taken_rows.sum())
-        _keep_clean(tracker, cols, rows, groups, np.flatnonzero(clean), keep_rows)
+        _keep(tracker, cols, rows, groups, np.flatnonzero(chosen), keep_rows)
     held = np.sort(order[held_rows])
     window.hold({c: v[held] for c, v in cols.items()}, rows[held])
     rest = np.sort(order[~taken_rows & ~held_rows])
@@ -303,15 +312,22 @@ class Groups(NamedTuple):
     """Per group: a complete clean close (FINs, or an RST)."""
     promising: np.ndarray
     """Per group: the beginning of one (what there is breaks none of the conditions)."""
+    unclosed: np.ndarray
+    """Per group: a handshake and what follows it, still open (no FIN) or half-open (one
+    FIN), breaking none of the conditions: what the tracker makes of it if nothing more
+    of its 4-tuple comes."""
     meta: np.ndarray
-    """Per clean group: its verdict, coded as :class:`~teardown_analyzer.results.ResultSink`
-    codes it (kind, RSTs, TIME_WAIT side, unusual)."""
+    """Per clean or unclosed group: its verdict, coded as
+    :class:`~teardown_analyzer.results.ResultSink` codes it (kind, RSTs, TIME_WAIT side,
+    unusual)."""
     due: np.ndarray
     """Per clean group: when a sweep would let it go (its TIME_WAIT timer; for an RST, a
-    second after it): until then a segment of its 4-tuple takes it back."""
+    second after it): until then a segment of its 4-tuple takes it back.  An unclosed
+    group waits for one until the end of the capture."""
 
 
-_FOUR_WAY, _THREE_WAY, _RST = (KINDS.index(k) for k in ("four-way", "three-way", "rst"))
+_FOUR_WAY, _THREE_WAY, _RST, _HALF_OPEN, _NONE = (
+    KINDS.index(k) for k in ("four-way", "three-way", "rst", "half-open", "none"))
 
 
 def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> Groups:
@@ -338,6 +354,12 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     record, acceptable (its sequence number at or after everything its sender sent, the
     ends within 2**31 of the sender's ISN: the tracker's next_seq, flows.py ``_rst``).
     Both sides go to CLOSED: an ``rst`` close by its sender.
+
+    Or *unclosed*: the handshake, then no RST and at most one FIN, breaking none of the
+    conditions above (duplicates, data after the FIN's sender's own FIN, SYNs ...): with
+    nothing more, the tracker leaves both sides ESTABLISHED (kind ``none``, nothing
+    unusual) or the FIN's sender in FIN_WAIT1/2 and its peer in CLOSE_WAIT (``half-open``,
+    unusual by kind).
     """
     key = cols["key"]
     n = len(key)
@@ -417,8 +439,9 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     f1 = per_group(big_pos, np.minimum, _BIG)
     f2 = per_group(np.where(fin, pos, -1), np.maximum, -1)
     two_fins = (fins[0] == 1) & (fins[1] == 1)
-    f1r, f2r = starts + np.where(two_fins, f1, 0), starts + np.where(two_fins, f2, 0)
-    x = sender[f1r]                          # who closed first
+    f1r = starts + np.where(f1 < _BIG, f1, 0)
+    f2r = starts + np.where(two_fins, f2, 0)
+    x = sender[f1r]                          # who closed first (sent the first FIN)
     fin_x = (seq[f1r] + plen[f1r]) & _M32
     fin_y = (seq[f2r] + plen[f2r]) & _M32
     xg, yg = x[group_of], 1 - x[group_of]
@@ -453,19 +476,23 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     # could still become one: what there is so far breaks none of the conditions
     promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
         & ~has_rst & (fins[0] <= 1) & (fins[1] <= 1)
+    # or, if nothing follows, stays open (no FIN) or half-open (one FIN)
+    unclosed = begun & ~has_rst & (fins[0] + fins[1] <= 1)
     # the verdicts, coded as ResultSink codes them; when a sweep would let each go
     tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
     meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6,
                     np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3)
+    meta = np.where(unclosed, np.where(fins[0] + fins[1], _HALF_OPEN | 1 << 5, _NONE), meta)
     due = np.where(rst_close, ts[last] + grace_ns,
                    np.maximum(ts[f2r], ts[last]) + time_wait_ns)
-    return Groups(order, starts, ends, clean, promising, meta, due)
+    return Groups(order, starts, ends, clean, promising, unclosed, meta, due)
 
 
-def _keep_clean(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray,
-                groups: Groups, chosen: np.ndarray, keep_rows: KeepRows) -> None:
-    """Keep the clean closes ``chosen`` (group numbers) as their rows, and park each as a
-    sweep would: a late segment of its 4-tuple can still take it back until it is due."""
+def _keep(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray, groups: Groups,
+          chosen: np.ndarray, keep_rows: KeepRows) -> None:
+    """Keep the clean closes and unclosed connections ``chosen`` (group numbers) as their
+    rows, and park each as a sweep would: a late segment of its 4-tuple can still take it
+    back until it is due (an unclosed one: until the end of the capture)."""
     order, starts, ends = groups.order, groups.starts, groups.ends
     size = ends - starts
     member = np.zeros(len(starts), bool)
@@ -476,12 +503,12 @@ def _keep_clean(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray,
     first = order[starts[chosen]]
     handle = keep_rows(cols["packet"][first], rows[picked].view(np.uint8).data,
                        offsets, counts * ROW.itemsize, groups.meta[chosen])
-    due = groups.due[chosen].tolist()
+    due = np.where(groups.unclosed[chosen], -1, groups.due[chosen]).tolist()
     park = tracker.park_kept
     for i, raw in enumerate(cols["key"][first].tolist()):
         width = 16 if raw[0] == 6 else 4
         park((bytes(raw[1:1 + width]), raw[17] << 8 | raw[18], bytes(raw[19:19 + width]),
-              raw[35] << 8 | raw[36]), due[i], handle + i)
+              raw[35] << 8 | raw[36]), None if due[i] == -1 else due[i], handle + i)
 
 
 def replay(blob: bytes, keep_ladder: bool = False) -> Conn:

@@ -105,9 +105,9 @@ SMALL = [p for p in sample_captures() if p.stat().st_size < 20_000]
 
 
 def _edited(frame: bytes, *, flags: int | None = None, seq_delta: int = 0,
-            payload: bytes = b"", offset: int | None = None) -> bytes:
-    """An Ethernet/IPv4/TCP frame of a real capture with other flags, a later sequence
-    number or data appended (lengths and checksums recomputed)."""
+            ack_delta: int = 0, payload: bytes = b"", offset: int | None = None) -> bytes:
+    """An Ethernet/IPv4/TCP frame of a real capture with other flags, another sequence or
+    acknowledgment number or data appended (lengths and checksums recomputed)."""
     import struct
     import pcapbuild as pb
     src, dst, seg = pb.split_ipv4(frame[14:])
@@ -116,14 +116,17 @@ def _edited(frame: bytes, *, flags: int | None = None, seq_delta: int = 0,
     if offset is not None:
         seg = seg[:12] + bytes([offset << 4 | seg[12] & 0x0F]) + seg[13:]
     seq = (struct.unpack_from("!I", seg, 4)[0] + seq_delta) & 0xFFFFFFFF
-    seg = pb.retarget_tcp(seg[:4] + struct.pack("!I", seq) + seg[8:] + payload, src, dst)
+    ack = (struct.unpack_from("!I", seg, 8)[0] + ack_delta) & 0xFFFFFFFF
+    seg = pb.retarget_tcp(seg[:4] + struct.pack("!II", seq, ack) + seg[12:] + payload,
+                          src, dst)
     ident = struct.unpack_from("!H", frame, 18)[0] + 1
     return pb.ethernet(pb.ipv4(seg, src, dst, ident=ident))
 
 
 def _variants() -> dict[str, tuple[str, list]]:
-    """Real closes edited to break one condition of a clean close each (edited captures,
-    not real ones): name -> (the sample edited, its records).
+    """Real closes edited to break one condition of a clean close each, or to cut it
+    short into an open or half-open connection, or to break one condition of those
+    (edited captures, not real ones): name -> (the sample edited, its records).
 
     four_way.pcap (the client, port 40011, closes first): 0-2 the handshake, 3-6 data and
     ACKs, 7 the client's FIN, 8 the server's ACK of it, 9 the server's FIN, 10 the
@@ -167,6 +170,17 @@ def _variants() -> dict[str, tuple[str, list]]:
         # the server answers with an RST of its own
         "second_rst": (rst, x + [at(x[7].ts_ns + 1000, _edited(x[4].data, flags=0x14,
                                                                seq_delta=200))]),
+        # cut short: still open (no FIN), or half-open (the client's FIN and its ACK)
+        "open": (four, r[:7]),
+        "half_open": (four, r[:9]),
+        # no handshake: the capture started mid-connection (unusual, though open)
+        "mid_connection": (four, r[3:7]),
+        # half-open, then the server aborts: its ACK of the FIN sent again as an RST+ACK
+        "fin_then_rst": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(r[8].data,
+                                                                      flags=0x14))]),
+        # the server's FIN crosses the client's (acknowledges only its data): simultaneous
+        "crossing_fins": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1))]
+                          + [r[10]]),
     }
 
 
@@ -234,3 +248,29 @@ def test_a_clean_close_is_its_packets():
     assert blob[0] == 0 and len(blob) % columnar.ROW.itemsize == 0
     conn = parking.thaw(blob)
     assert conn.packets == c.packets == len(blob) // columnar.ROW.itemsize
+
+
+@pytest.mark.parametrize("name, kind, unusual", [("open", "none", False),
+                                                ("half_open", "half-open", True)])
+def test_an_unclosed_connection_is_its_packets(name, kind, unusual, tmp_path):
+    """At the end of the capture, an open or half-open connection that breaks no condition
+    is kept as its packets too, with the verdict the tracker reaches (the comparison in
+    test_edited_clean_closes is not empty for these)."""
+    import pcapbuild as pb
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(pb.pcap(VARIANTS[name][1], linktype=1))
+    report = analyze([str(path)])
+    (c,) = list(report.connections)
+    assert (c.kind, c.unusual) == (kind, unusual)
+    assert list(report.connections.meta()) == [(kind, 0, None, unusual)]
+    assert report.connections._segments[0].blob(0)[0] == 0
+
+
+def test_real_half_open_is_its_packets():
+    """The real CLOSE_WAIT leak (its kernel's record: the server stays in CLOSE_WAIT) is
+    kept as its packets, and reported as the tracker reports it."""
+    path = next(p for p in sample_captures() if p.name == "close_wait_leak.pcap")
+    report = analyze([str(path)])
+    (c,) = list(report.connections)
+    assert c.kind == "half-open" and c.server_final == "CLOSE_WAIT"
+    assert report.connections._segments[0].blob(0)[0] == 0
