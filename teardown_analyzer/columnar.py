@@ -361,35 +361,12 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     unusual) or the FIN's sender in FIN_WAIT1/2 and its peer in CLOSE_WAIT (``half-open``,
     unusual by kind).
     """
-    key = cols["key"]
-    n = len(key)
-    # the connection: its two endpoints, the lower first (as 64-bit words, compared in
-    # turn); the direction: whether the sender is the lower one
-    wide = np.zeros((n, 48), np.uint8)
-    wide[:, :18], wide[:, 24:42] = key[:, 1:19], key[:, 19:]
-    words = wide.view(np.uint64)
-    a, z = words[:, :3], words[:, 3:]
-    lower = (a[:, 0] < z[:, 0]) | ((a[:, 0] == z[:, 0]) & (
-        (a[:, 1] < z[:, 1]) | ((a[:, 1] == z[:, 1]) & (a[:, 2] < z[:, 2]))))
-    loop = (a == z).all(axis=1)  # one endpoint talking to itself: left to the tracker
-    lo, hi = np.where(lower[:, None], a, z), np.where(lower[:, None], z, a)
-    version = key[:, 0]
-    order = np.lexsort((cols["packet"], hi[:, 2], hi[:, 1], hi[:, 0], lo[:, 2], lo[:, 1],
-                        lo[:, 0], version))
-    new_group = np.ones(n + 1, bool)
-    new_group[1:-1] = version[order][1:] != version[order][:-1]
-    for column in (*lo.T, *hi.T):
-        c = column[order]
-        new_group[1:-1] |= c[1:] != c[:-1]
-    del wide, words, a, z, lo, hi
-    bounds = np.flatnonzero(new_group)
-    starts, ends = bounds[:-1], bounds[1:]
+    n = len(cols["key"])
+    order, starts, ends, sender, odd = _group(cols["key"], cols["packet"])
     ngroups = len(starts)
     size = ends - starts
     group_of = np.repeat(np.arange(ngroups), size)
     pos = np.arange(n) - starts[group_of]       # position in its group
-    d = lower[order]
-    sender = (d != d[starts][group_of]).astype(np.int64)  # 0: endpoint 0 (the client)
     flags = cols["flags"][order].astype(np.int64)
     seq, ack = cols["seq"][order].astype(np.int64), cols["ack"][order].astype(np.int64)
     plen, ts = cols["plen"][order].astype(np.int64), cols["ts"][order]
@@ -422,7 +399,7 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     rst = (flags & RST) != 0
     last_row = pos == size[group_of] - 1
     has_rst = anyg(rst)
-    bad = ~regular | loop[order] | (rst & ~last_row) | (((flags & SYN) != 0) & (pos >= 2))
+    bad = ~regular | odd | (rst & ~last_row) | (((flags & SYN) != 0) & (pos >= 2))
     # duplicates: each record against the one before it in its direction
     by_dir = np.lexsort((np.arange(n), sender, group_of))
     same = (group_of[by_dir][1:] == group_of[by_dir][:-1]) \
@@ -486,6 +463,65 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     due = np.where(rst_close, ts[last] + grace_ns,
                    np.maximum(ts[f2r], ts[last]) + time_wait_ns)
     return Groups(order, starts, ends, clean, promising, unclosed, meta, due)
+
+
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                 0x27D4EB2F165667C5], np.uint64)
+
+
+def _pair_hash(words: np.ndarray, version: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each record's connection (``words``: the two endpoints as three
+    64-bit words each, word by word): the same for both directions (the two endpoints'
+    hashes added); different connections almost never alike (and when they are,
+    :func:`_group` notices)."""
+    def endpoint(w: np.ndarray) -> np.ndarray:
+        h = w[0] * _MIX[0] + w[1] * _MIX[1] + w[2] * _MIX[2]
+        return (h ^ (h >> np.uint64(29))) * _MIX[3]
+    h = endpoint(words[:3]) + endpoint(words[3:]) + version.astype(np.uint64) * _MIX[0]
+    return h ^ (h >> np.uint64(32))
+
+
+def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Records by connection: (order, starts, ends, sender, odd), where ``order`` lists
+    the records group by group, each group in capture order, from ``starts`` to
+    ``ends``; ``sender`` (in ``order``) is 0 for a record sent by the group's first
+    record's sender (endpoint 0), else 1; ``odd`` marks the records of groups left to the
+    tracker: an endpoint talking to itself, or records of another connection whose hash
+    is alike (the group is then not one connection)."""
+    n = len(key)
+    wide = np.zeros((n, 48), np.uint8)  # the two endpoints as three 64-bit words each
+    wide[:, :18], wide[:, 24:42] = key[:, 1:19], key[:, 19:]
+    words = np.ascontiguousarray(wide.view(np.uint64).T)  # word by word: faster to index
+    version = key[:, 0]
+    h = _pair_hash(words, version)
+    # sort on the hash's top bits and the record's place in the window (unique, and in
+    # capture order when the window is: then no stable sort is needed)
+    bits = max(n.bit_length(), 1)
+    if n > 1 and not (packet[1:] > packet[:-1]).all():
+        place = np.argsort(packet, kind="stable")
+        rank = np.empty(n, np.uint64)
+        rank[place] = np.arange(n, dtype=np.uint64)
+    else:
+        rank = np.arange(n, dtype=np.uint64)
+    sortkey = np.sort((h >> np.uint64(bits)) << np.uint64(bits) | rank)
+    order = (sortkey & np.uint64((1 << bits) - 1)).astype(np.int64)
+    top = sortkey >> np.uint64(bits)
+    new_group = np.ones(n + 1, bool)
+    new_group[1:-1] = top[1:] != top[:-1]
+    bounds = np.flatnonzero(new_group)
+    starts, ends = bounds[:-1], bounds[1:]
+    first = np.repeat(order[starts], ends - starts)
+    # each record's endpoints against its group's first record's: the same, or swapped
+    forward, back = np.ones(n, bool), np.ones(n, bool)
+    for i in range(3):
+        a, z = words[i][order], words[i + 3][order]
+        a0, z0 = words[i][first], words[i + 3][first]
+        forward &= (a == a0) & (z == z0)
+        back &= (a == z0) & (z == a0)
+    odd_rec = (forward == back) | (version[order] != version[first])  # neither, or a loop
+    group_of = np.repeat(np.arange(len(starts)), ends - starts)
+    odd = np.bincount(group_of[odd_rec], minlength=len(starts))[group_of] > 0
+    return order, starts, ends, (~forward).astype(np.int64), odd
 
 
 def _keep(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray, groups: Groups,
