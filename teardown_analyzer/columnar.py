@@ -49,20 +49,23 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .flows import ACK, FIN, RST, SYN, Conn, Tracker
-from .link import TcpPacket, tcp_packet_at
+from .link import tcp_packet_at
 from .results import KINDS
 
 HEAD = 114
-"""Bytes kept of each record: Ethernet (14), IPv6 (40) and the longest TCP header (60),
-enough for :func:`~teardown_analyzer.link.tcp_packet_at` to read exactly what it reads
-from the whole record."""
-ROW = np.dtype([("tag", "u1"), ("packet", "<i8"), ("ts", "<i8"), ("len", "<u2"),
-                ("head", f"V{HEAD}")])
-"""A kept packet: a connection kept here is its packets as rows (the zero tag tells such
-a blob from a frozen connection, :mod:`teardown_analyzer.parking`, which starts with
-marshal's type code)."""
-_HEAD_AT = ROW.itemsize - HEAD
-"""Where a row's header bytes begin (the last field: the dtype is packed)."""
+"""Bytes read of each record: Ethernet (14), IPv6 (40) and the longest TCP header (60),
+all that :func:`~teardown_analyzer.link.tcp_packet_at` reads of the whole record."""
+ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
+                ("tcp_len", "<i4"), ("seq", "<u4"), ("ack", "<u4"), ("word", "<u2"),
+                ("window", "<u2"), ("checksum", "<i4"), ("wscale", "<i2")])
+"""A kept packet: what the tracker reads of it (:data:`~teardown_analyzer.link.TcpPacket`)
+but its endpoints, which its connection's :data:`HEADER` holds once (``sender`` 0: the
+first, 1: the second; ``wscale`` -1: none)."""
+HEADER = np.dtype([("tag", "u1"), ("key", "V37"), ("pad", f"V{ROW.itemsize - 38}")])
+"""What a connection kept here starts with, before its packets' rows (of the same size):
+a zero tag (which tells such a blob from a frozen connection,
+:mod:`teardown_analyzer.parking`, which starts with marshal's type code), and the two
+endpoints as :func:`gather`'s ``key`` has them."""
 WINDOW_ROWS = 131072
 """Records gathered before a window is analysed."""
 HOLD = 3
@@ -82,8 +85,8 @@ bytes, as 16) and port, the destination address and port: a 36-byte key (after t
 version's byte)."""
 _M32 = 0xFFFFFFFF
 _BIG = np.iinfo(np.int64).max
-_COLUMNS = ("packet", "ts", "key", "seq", "ack", "flags", "plen", "window", "checksum",
-            "ipid", "regular")
+_COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
+            "window", "checksum", "ipid", "wscale", "regular")
 
 
 def _after(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
@@ -98,10 +101,6 @@ class Window:
         self.owner = owner
         self.skip = skip
         self.parts: list[dict[str, np.ndarray]] = []
-        self.rows: list[np.ndarray] = []
-        self.decoded: dict[int, TcpPacket] = {}
-        """Packet number -> the fields of a record read one by one (not Ethernet/IPv4 or
-        IPv6 as :func:`gather` reads them)."""
         self.size = 0
         self.began: list[int] = []
         """Packet number of the first record of each of the last HOLD windows: a
@@ -119,39 +118,35 @@ class Window:
         if self._taken:
             self.began = self.began[1 - HOLD:] + [first] if HOLD > 1 else [first]
             self._taken = False
-        part, rows = gather(buf, starts, lens, ts, first, self.owner, self.skip,
-                            self.decoded)
-        if len(rows):
+        part = gather(buf, starts, lens, ts, first, self.owner, self.skip)
+        if len(part["packet"]):
             self.parts.append(part)
-            self.rows.append(rows)
-            self.size += len(rows)
+            self.size += len(part["packet"])
         return True
 
-    def take(self) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
-        """Everything gathered, as one set of columns and rows; the window is empty after."""
+    def take(self) -> dict[str, np.ndarray] | None:
+        """Everything gathered, as one set of columns; the window is empty after."""
         if not self.size:
             return None
         cols = {c: np.concatenate([p[c] for p in self.parts]) for c in _COLUMNS}
-        rows = np.concatenate(self.rows)
-        self.parts, self.rows, self.size, self._taken = [], [], 0, True
-        return cols, rows
+        self.parts, self.size, self._taken = [], 0, True
+        return cols
 
-    def hold(self, cols: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    def hold(self, cols: dict[str, np.ndarray]) -> None:
         """Records to analyse again with the next window."""
-        if len(rows):
+        if len(cols["packet"]):
             self.parts.insert(0, cols)
-            self.rows.insert(0, rows)
-            self.size += len(rows)
+            self.size += len(cols["packet"])
 
 
 def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first: int,
-           owner: tuple[int, int], skip: Callable[[str], None],
-           decoded: dict[int, TcpPacket]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+           owner: tuple[int, int], skip: Callable[[str], None]) -> dict[str, np.ndarray]:
     """The TCP records of one Ethernet batch that ``owner`` = (k, n) tracks (the port sum
-    modulo n is k), as columns and rows.  Records that are not Ethernet/IPv4 without
-    options or Ethernet/IPv6 without extension headers are decoded one by one (put in
-    ``decoded``; not ``regular``); records that are not TCP are counted with ``skip``
-    (by owner 0)."""
+    modulo n is k), as columns: everything the tracker reads of each
+    (:data:`~teardown_analyzer.link.TcpPacket`).  Records that are not Ethernet/IPv4
+    without options or Ethernet/IPv6 without extension headers are decoded one by one
+    (and are not ``regular``); records that are not TCP are counted with ``skip`` (by
+    owner 0)."""
     count = len(starts)
     k, n = owner
     st = np.asarray(starts, np.int64)
@@ -190,14 +185,18 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     word = u16(46, 66)
     tcp_len = np.where(v6, u16(18), u16(16) - 20)
     hlen = (word >> 12) * 4
+    regular = fast & (hlen >= 20) & (tcp_len >= hlen)
     cols = {"packet": first + pos, "ts": ts,
             "key": key, "seq": u32(38, 58).astype(np.uint32),
-            "ack": u32(42, 62).astype(np.uint32), "flags": (word & 0x1FF).astype(np.uint16),
-            "plen": (tcp_len - hlen).astype(np.int32),
+            "ack": u32(42, 62).astype(np.uint32), "word": word.astype(np.uint16),
+            "flags": (word & 0x1FF).astype(np.uint16),
+            "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
             "window": u16(48, 68).astype(np.uint16),
             "checksum": u16(50, 70).astype(np.int32),
             "ipid": np.where(v6, -1, u16(18)).astype(np.int32),
-            "regular": fast & (hlen >= 20) & (tcp_len >= hlen)}
+            "wscale": _window_scale(h, np.where(v6, 54, 34), hlen, ln,
+                                    regular & ((word & SYN) != 0)),
+            "regular": regular}
     # the rest, one by one: other layers (VLAN, IP options ...) and what is not TCP
     for p in np.flatnonzero(~fast).tolist():
         got = tcp_packet_at(buf, starts[pos[p]], lens[pos[p]], 1)
@@ -206,29 +205,50 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
                 skip(got)
             continue
         (version, src, dst, ipid, tlen, sp, dp, seq, ack, word_p, window, checksum,
-         _) = got
+         wscale) = got
         if n > 1 and (sp + dp) % n != k:
             continue
-        decoded[first + int(pos[p])] = got
         mine[p] = True
         key[p] = np.frombuffer(bytes([version]) + src.ljust(16, b"\0") + sp.to_bytes(2, "big")
                                + dst.ljust(16, b"\0") + dp.to_bytes(2, "big"), np.uint8)
-        cols["seq"][p], cols["ack"][p], cols["flags"][p] = seq, ack, word_p & 0x1FF
+        cols["seq"][p], cols["ack"][p], cols["word"][p] = seq, ack, word_p
+        cols["flags"][p], cols["tcp_len"][p] = word_p & 0x1FF, tlen
         cols["plen"][p] = tlen - (word_p >> 12) * 4
         cols["window"][p], cols["checksum"][p], cols["ipid"][p] = window, checksum, ipid
+        cols["wscale"][p] = -1 if wscale is None else wscale
     idx = np.flatnonzero(mine)
-    rows = np.zeros(len(idx), ROW)
-    rows["packet"] = cols["packet"][idx]
-    rows["ts"] = ts[idx]
-    keep = np.minimum(ln[idx], HEAD)
-    rows["len"] = keep
-    rows["head"] = h[idx].view(f"V{HEAD}").ravel()
-    return {c: v[idx] for c, v in cols.items()}, rows
+    return {c: v[idx] for c, v in cols.items()}
+
+
+def _window_scale(h: np.ndarray, tcp_at: np.ndarray, hlen: np.ndarray, ln: np.ndarray,
+                  syn: np.ndarray) -> np.ndarray:
+    """The window-scale shift in each SYN's options (-1: none), read as
+    :func:`~teardown_analyzer.tcp.window_scale` reads them, all SYNs a step at a time;
+    -1 for the other records."""
+    out = np.full(len(h), -1, np.int16)
+    rows = np.flatnonzero(syn)
+    p = (tcp_at + 20)[rows]
+    end = np.minimum(tcp_at + hlen, ln)[rows]
+    while len(rows):
+        going = p < end
+        rows, p, end = rows[going], p[going], end[going]
+        if not len(rows):
+            break
+        kind = h[rows, p]
+        size = h[rows, np.minimum(p + 1, HEAD - 1)]
+        # NOP: the next byte; EOL or an option without a valid length: no shift
+        step = np.where(kind == 1, 1, size)
+        last = (kind == 0) | ((kind != 1) & ((p + 1 >= end) | (size < 2)))
+        found = ~last & (kind == 3) & (size == 3) & (p + 2 < end)
+        out[rows[found]] = h[rows[found], p[found] + 2]
+        going = ~last & ~found
+        rows, p, end = rows[going], p[going] + step[going], end[going]
+    return out
 
 
 KeepRows = Callable[[np.ndarray, "bytes | memoryview", np.ndarray, np.ndarray, np.ndarray],
                    int]
-"""(ids, rows of all, offset and size of each one's rows in them, coded verdicts) -> the
+"""(ids, blobs of all, offset and size of each one's in them, coded verdicts) -> the
 handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 
 
@@ -239,10 +259,9 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     still close cleanly, which wait in ``window`` for the next one (for up to
     :data:`HOLD` windows, with up to :data:`HOLD_ROWS` records).  The number of records
     kept as clean closes."""
-    taken = window.take()
-    if taken is None:
+    cols = window.take()
+    if cols is None:
         return 0
-    cols, rows = taken
     waited_from = window.began[0]
     groups = _clean_closes(cols, time_wait_ns, grace_ns)
     order, starts, ends = groups.order, groups.starts, groups.ends
@@ -274,30 +293,30 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     kept = 0
     if chosen.any():
         kept = int(taken_rows.sum())
-        _keep(tracker, cols, rows, groups, np.flatnonzero(chosen), keep_rows)
+        _keep(tracker, cols, groups, np.flatnonzero(chosen), keep_rows)
     held = np.sort(order[held_rows])
-    window.hold({c: v[held] for c, v in cols.items()}, rows[held])
-    rest = np.sort(order[~taken_rows & ~held_rows])
-    _feed(tracker, window.decoded, rows, rest)
+    window.hold({c: v[held] for c, v in cols.items()})
+    _feed(tracker, cols, np.sort(order[~taken_rows & ~held_rows]))
     return kept
 
 
-def _feed(tracker: Tracker, decoded: dict[int, TcpPacket], rows: np.ndarray,
-          rest: np.ndarray) -> None:
-    """Rows ``rest`` (in capture order) through the tracker one by one."""
+def _feed(tracker: Tracker, cols: dict[str, np.ndarray], rest: np.ndarray) -> None:
+    """Records ``rest`` (in capture order) through the tracker one by one."""
     feed = tracker.feed
-    data = rows.view(np.uint8).data  # tcp_packet_at reads it in place
-    size = ROW.itemsize
-    offset = _HEAD_AT
-    sub = rows[rest]
-    for i, packet, ts, length in zip(rest.tolist(), sub["packet"].tolist(),
-                                     sub["ts"].tolist(), sub["len"].tolist()):
-        tcp = decoded.pop(packet, None)
-        if tcp is None:
-            got = tcp_packet_at(data, i * size + offset, length, 1)
-            assert not isinstance(got, str), got  # gathered as TCP, read again the same
-            tcp = got
-        feed(packet, ts, tcp)
+    key = cols["key"][rest]
+    for (packet, ts, raw, ipid, tcp_len, seq, ack, word, window, checksum,
+         wscale) in zip(*(cols[c][rest].tolist() for c in ("packet", "ts")),
+                        key.tolist(),
+                        *(cols[c][rest].tolist() for c in _FIELDS)):
+        width = 16 if raw[0] == 6 else 4
+        feed(packet, ts, (raw[0], bytes(raw[1:1 + width]), bytes(raw[19:19 + width]), ipid,
+                          tcp_len, raw[17] << 8 | raw[18], raw[35] << 8 | raw[36], seq,
+                          ack, word, window, checksum, None if wscale < 0 else wscale))
+
+
+_FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscale")
+"""What :data:`ROW` holds of a packet but its time and number, in :data:`TcpPacket
+<teardown_analyzer.link.TcpPacket>` order."""
 
 
 class Groups(NamedTuple):
@@ -308,6 +327,8 @@ class Groups(NamedTuple):
     starts: np.ndarray
     """Where each group begins in ``order``."""
     ends: np.ndarray
+    sender: np.ndarray
+    """Per record, in ``order``: 0 if its group's endpoint 0 sent it, else 1."""
     clean: np.ndarray
     """Per group: a complete clean close (FINs, or an RST)."""
     promising: np.ndarray
@@ -462,7 +483,7 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     meta = np.where(unclosed, np.where(fins[0] + fins[1], _HALF_OPEN | 1 << 5, _NONE), meta)
     due = np.where(rst_close, ts[last] + grace_ns,
                    np.maximum(ts[f2r], ts[last]) + time_wait_ns)
-    return Groups(order, starts, ends, clean, promising, unclosed, meta, due)
+    return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due)
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -524,21 +545,34 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     return order, starts, ends, (~forward).astype(np.int64), odd
 
 
-def _keep(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray, groups: Groups,
+def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
           chosen: np.ndarray, keep_rows: KeepRows) -> None:
     """Keep the clean closes and unclosed connections ``chosen`` (group numbers) as their
-    rows, and park each as a sweep would: a late segment of its 4-tuple can still take it
-    back until it is due (an unclosed one: until the end of the capture)."""
+    packets (a :data:`HEADER`, then a :data:`ROW` each), and park each as a sweep would: a
+    late segment of its 4-tuple can still take it back until it is due (an unclosed one:
+    until the end of the capture)."""
     order, starts, ends = groups.order, groups.starts, groups.ends
     size = ends - starts
     member = np.zeros(len(starts), bool)
     member[chosen] = True
-    picked = order[np.repeat(member, size)]
+    in_order = np.repeat(member, size)
+    picked = order[in_order]
     counts = size[chosen]
-    offsets = np.concatenate(([0], np.cumsum(counts)[:-1])) * ROW.itemsize
     first = order[starts[chosen]]
-    handle = keep_rows(cols["packet"][first], rows[picked].view(np.uint8).data,
-                       offsets, counts * ROW.itemsize, groups.meta[chosen])
+    # each connection's header row, then its packets' rows
+    at = np.concatenate(([0], np.cumsum(counts + 1)[:-1]))
+    out = np.zeros(len(picked) + len(chosen), ROW)
+    heads = out.view(HEADER)
+    heads["key"][at] = cols["key"][first].view("V37").ravel()
+    is_row = np.ones(len(out), bool)
+    is_row[at] = False
+    rows = np.empty(len(picked), ROW)
+    for c in ("packet", "ts", *_FIELDS):
+        rows[c] = cols[c][picked]
+    rows["sender"] = groups.sender[in_order]
+    out[is_row] = rows
+    handle = keep_rows(cols["packet"][first], out.view(np.uint8).data, at * ROW.itemsize,
+                       (counts + 1) * ROW.itemsize, groups.meta[chosen])
     due = np.where(groups.unclosed[chosen], -1, groups.due[chosen]).tolist()
     park = tracker.park_kept
     for i, raw in enumerate(cols["key"][first].tolist()):
@@ -548,17 +582,18 @@ def _keep(tracker: Tracker, cols: dict[str, np.ndarray], rows: np.ndarray, group
 
 
 def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
-    """The connection a blob of rows (:data:`ROW`) holds, fed to a tracker of its own:
-    what the tracker would have made of it."""
+    """The connection a blob of :func:`_keep`'s holds, fed to a tracker of its own: what
+    the tracker would have made of its packets."""
     tracker = Tracker(keep_ladder=keep_ladder)
-    data = np.frombuffer(blob, ROW)
-    offset = _HEAD_AT
-    size = ROW.itemsize
-    for i, (packet, ts, length) in enumerate(zip(data["packet"].tolist(),
-                                                  data["ts"].tolist(),
-                                                  data["len"].tolist())):
-        tcp = tcp_packet_at(blob, i * size + offset, length, 1)
-        assert not isinstance(tcp, str), tcp
-        tracker.feed(packet, ts, tcp)
+    raw = blob[1:38]
+    width = 16 if raw[0] == 6 else 4
+    ends = ((raw[1:1 + width], raw[17] << 8 | raw[18]),
+            (raw[19:19 + width], raw[35] << 8 | raw[36]))
+    rows = np.frombuffer(blob, ROW, offset=ROW.itemsize)
+    for (packet, ts, sender, ipid, tcp_len, seq, ack, word, window, checksum,
+         wscale) in zip(*(rows[c].tolist() for c in ("packet", "ts", "sender", *_FIELDS))):
+        (src, sport), (dst, dport) = ends[sender], ends[1 - sender]
+        tracker.feed(packet, ts, (raw[0], src, dst, ipid, tcp_len, sport, dport, seq, ack,
+                                  word, window, checksum, None if wscale < 0 else wscale))
     (conn,) = tracker._tracked()
     return conn

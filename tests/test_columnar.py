@@ -238,8 +238,9 @@ def test_windows_cut_at_every_record(path, monkeypatch, taken):
 
 
 def test_a_clean_close_is_its_packets():
-    """A blob of rows starts with a zero byte (no marshal output does) and thaws into the
-    connection the tracker makes of those packets."""
+    """A blob of rows starts with a zero byte (no marshal output does), then the two
+    endpoints, then a row per packet, and thaws into the connection the tracker makes of
+    those packets."""
     path = next(p for p in sample_captures() if p.name == "four_way.pcap")
     report = analyze([str(path)])
     (c,) = list(report.connections)
@@ -247,7 +248,7 @@ def test_a_clean_close_is_its_packets():
     blob = report.connections._segments[0].blob(0)
     assert blob[0] == 0 and len(blob) % columnar.ROW.itemsize == 0
     conn = parking.thaw(blob)
-    assert conn.packets == c.packets == len(blob) // columnar.ROW.itemsize
+    assert conn.packets == c.packets == len(blob) // columnar.ROW.itemsize - 1
 
 
 @pytest.mark.parametrize("name, kind, unusual", [("open", "none", False),
@@ -330,3 +331,45 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     per_packet = analyze([str(path)], Options(vectorised=False, keep_ladder=True))
     assert len(per_packet.connections) == 2
     assert _dicts(analyze([str(path)], Options(keep_ladder=True))) == _dicts(per_packet)
+
+
+def test_window_scale_read_as_the_tracker_reads_it():
+    """The window-scale shift gathered for every SYN at once equals what link.py's reading
+    of each record finds: options built from real kinds (NOP, EOL, MSS, window scale,
+    timestamps, SACK-permitted, with good and bad lengths) and random bytes, data
+    offsets of 5 to 15 words, IPv4 and IPv6, records cut short anywhere."""
+    import random
+    import struct
+    import numpy as np
+    import pcapbuild as pb
+    from teardown_analyzer.link import tcp_packet_at
+    rnd = random.Random(7)
+    pieces = [b"\x01", b"\x00", b"\x02\x04\x05\xb4", b"\x03\x03\x07", b"\x03\x03",
+              b"\x03\x02\x09", b"\x03\x04\x05\x00", b"\x04\x02", b"\x04\x00", b"\x03\x01",
+              b"\x08\x0a" + bytes(8), b"\x05"]
+    frames = []
+    for i in range(4000):
+        opts = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(8))) \
+            if i % 4 else bytes(rnd.randrange(256) for _ in range(rnd.randrange(41)))
+        words = rnd.randrange(5, 16)
+        opts = (opts + bytes(40))[:4 * words - 20]
+        seg = struct.pack("!HHIIHHHH", 1000 + i, 80, i, 0, words << 12 | rnd.choice(
+            [0x02, 0x12, 0x10, 0x03]), 512, 0, 0) + opts + b"d" * rnd.randrange(3)
+        src, dst = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+        frame = pb.ethernet(pb.ipv4(seg, src, dst)) if i % 3 else pb.ethernet(
+            pb.ipv6(seg), ethertype=0x86DD)
+        frames.append(frame[:rnd.randrange(54, len(frame) + 1)] if i % 5 == 0 else frame)
+    buf = b"".join(frames)
+    starts = np.cumsum([0] + [len(f) for f in frames[:-1]]).tolist()
+    lens = [len(f) for f in frames]
+    cols = columnar.gather(buf, starts, lens, np.zeros(len(frames), np.int64), 1, (0, 1),
+                           lambda reason: None)
+    expected = {}
+    for p, (s, n) in enumerate(zip(starts, lens)):
+        got = tcp_packet_at(buf, s, n, 1)
+        if not isinstance(got, str):
+            expected[p + 1] = -1 if got[-1] is None else got[-1]
+    regular = cols["regular"] & (cols["flags"] & 2 != 0)
+    seen = dict(zip(cols["packet"][regular].tolist(), cols["wscale"][regular].tolist()))
+    assert len(seen) > 1500 and sum(v >= 0 for v in seen.values()) > 300
+    assert seen == {p: expected[p] for p in seen}
