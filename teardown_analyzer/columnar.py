@@ -152,8 +152,7 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     st = np.asarray(starts, np.int64)
     ln = np.asarray(lens, np.int64)
     # each record's first HEAD bytes (and, for a shorter one, what follows it: not read)
-    padded = np.concatenate((np.frombuffer(buf, np.uint8), np.zeros(HEAD, np.uint8)))
-    h = sliding_window_view(padded, HEAD)[st]
+    h = _heads(np.frombuffer(buf, np.uint8), st)
 
     def u16(at: int, at6: int | None = None) -> np.ndarray:
         """The 16-bit field at ``at`` (at ``at6`` in an IPv6 record)."""
@@ -178,10 +177,18 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
         h, ln, ts, v4, v6, fast = h[pos], ln[pos], ts[pos], v4[pos], v6[pos], fast[pos]
         count = len(pos)
     mine = fast.copy()
-    key = np.empty((count, 37), np.uint8)
-    key[:, 0] = np.where(v6, 6, 4)
-    key[:, 1:] = np.where(v6[:, None], h[:, KEY6], h[:, KEY4])
-    key[:, 1:][v4[:, None] & (KEY4 == 0)] = 0
+    # the endpoints (:data:`KEY4`, :data:`KEY6`): as IPv4 for every record, then the IPv6
+    # ones over them (the others are read one by one below)
+    key = np.zeros((count, 37), np.uint8)
+    key[:, 0] = 4
+    key[:, 1:5], key[:, 17:19] = h[:, 26:30], h[:, 34:36]    # source address, port
+    key[:, 19:23], key[:, 35:37] = h[:, 30:34], h[:, 36:38]  # destination address, port
+    if v6.any():
+        rows6 = np.flatnonzero(v6)
+        key6 = np.empty((len(rows6), 37), np.uint8)
+        key6[:, 0] = 6
+        key6[:, 1:] = h[rows6][:, KEY6]
+        key[rows6] = key6
     word = u16(46, 66)
     tcp_len = np.where(v6, u16(18), u16(16) - 20)
     hlen = (word >> 12) * 4
@@ -220,6 +227,24 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
     return {c: v[idx] for c, v in cols.items()}
 
 
+def _heads(data: np.ndarray, st: np.ndarray) -> np.ndarray:
+    """The :data:`HEAD` bytes from each of ``st`` (zeros past the end of ``data``)."""
+    short = st > len(data) - HEAD
+    if not short.any():
+        return sliding_window_view(data, HEAD)[st]
+    out = np.zeros((len(st), HEAD), np.uint8)
+    cut = int(st[short].min())  # the last records: a copy of the end, padded
+    tail = np.concatenate((data[cut:], np.zeros(HEAD, np.uint8)))
+    out[~short] = sliding_window_view(data, HEAD)[st[~short]] if len(data) >= HEAD else 0
+    out[short] = sliding_window_view(tail, HEAD)[st[short] - cut]
+    return out
+
+
+_LINUX_SYN = np.array([2, 4, -1, -1, 4, 2, 8, 10] + [-1] * 8 + [1, 3, 3, -1], np.int16)
+"""The options Linux puts in a SYN and a SYN-ACK (MSS, SACK-permitted, timestamps, NOP,
+window scale; -1: any byte): the window-scale shift is then byte 19."""
+
+
 def _window_scale(h: np.ndarray, tcp_at: np.ndarray, hlen: np.ndarray, ln: np.ndarray,
                   syn: np.ndarray) -> np.ndarray:
     """The window-scale shift in each SYN's options (-1: none), read as
@@ -229,6 +254,12 @@ def _window_scale(h: np.ndarray, tcp_at: np.ndarray, hlen: np.ndarray, ln: np.nd
     rows = np.flatnonzero(syn)
     p = (tcp_at + 20)[rows]
     end = np.minimum(tcp_at + hlen, ln)[rows]
+    # Linux's options, all there: read at once; the others option by option
+    opts = h[rows[:, None], p[:, None] + np.arange(len(_LINUX_SYN))].astype(np.int16)
+    linux = ((opts == _LINUX_SYN) | (_LINUX_SYN < 0)).all(axis=1) \
+        & (end >= p + len(_LINUX_SYN))
+    out[rows[linux]] = opts[linux, -1]
+    rows, p, end = rows[~linux], p[~linux], end[~linux]
     while len(rows):
         going = p < end
         rows, p, end = rows[going], p[going], end[going]

@@ -336,8 +336,9 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
 def test_window_scale_read_as_the_tracker_reads_it():
     """The window-scale shift gathered for every SYN at once equals what link.py's reading
     of each record finds: options built from real kinds (NOP, EOL, MSS, window scale,
-    timestamps, SACK-permitted, with good and bad lengths) and random bytes, data
-    offsets of 5 to 15 words, IPv4 and IPv6, records cut short anywhere."""
+    timestamps, SACK-permitted, with good and bad lengths), Linux's options as they are
+    or with a byte changed, and random bytes; data offsets of 5 to 15 words, IPv4 and
+    IPv6, records cut short anywhere."""
     import random
     import struct
     import numpy as np
@@ -348,9 +349,15 @@ def test_window_scale_read_as_the_tracker_reads_it():
               b"\x03\x02\x09", b"\x03\x04\x05\x00", b"\x04\x02", b"\x04\x00", b"\x03\x01",
               b"\x08\x0a" + bytes(8), b"\x05"]
     frames = []
+    linux = bytearray(b"\x02\x04\x05\xb4\x04\x02\x08\x0a" + bytes(8) + b"\x01\x03\x03\x07")
     for i in range(4000):
         opts = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(8))) \
             if i % 4 else bytes(rnd.randrange(256) for _ in range(rnd.randrange(41)))
+        if i % 4 == 1:  # Linux's options (read at once), or with one byte changed
+            opts = bytearray(linux)
+            if i % 8 == 1:
+                opts[rnd.randrange(len(opts))] = rnd.choice([0, 1, 2, 3, 4, 8, 10, 19])
+            opts = bytes(opts)
         words = rnd.randrange(5, 16)
         opts = (opts + bytes(40))[:4 * words - 20]
         seg = struct.pack("!HHIIHHHH", 1000 + i, 80, i, 0, words << 12 | rnd.choice(
