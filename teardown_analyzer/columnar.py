@@ -300,13 +300,10 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     # the tracker must hold nothing of a 4-tuple taken or held here
     conns, parked = tracker.conns, tracker.parked
     candidates = np.flatnonzero(clean | promising)
-    keys = cols["key"][order[starts[candidates]]]
+    tuples = _four_tuples(cols["key"][order[starts[candidates]]])
     tracked = np.zeros(len(starts), bool)
-    for g, raw in zip(candidates.tolist(), keys.tolist()):
-        width = 16 if raw[0] == 6 else 4
-        a = (bytes(raw[1:1 + width]), raw[17] << 8 | raw[18])
-        z = (bytes(raw[19:19 + width]), raw[35] << 8 | raw[36])
-        k1, k2 = a + z, z + a
+    for g, k1 in zip(candidates.tolist(), tuples):
+        k2 = (k1[2], k1[3], k1[0], k1[1])
         if k1 in conns or k2 in conns or k1 in parked or k2 in parked:
             tracked[g] = True
     clean &= ~tracked
@@ -324,7 +321,9 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     kept = 0
     if chosen.any():
         kept = int(taken_rows.sum())
-        _keep(tracker, cols, groups, np.flatnonzero(chosen), keep_rows)
+        chosen_at = np.flatnonzero(chosen)
+        at = np.searchsorted(candidates, chosen_at).tolist()  # (chosen: all candidates)
+        _keep(tracker, cols, groups, chosen_at, [tuples[i] for i in at], keep_rows)
     held = np.sort(order[held_rows])
     window.hold({c: v[held] for c, v in cols.items()})
     _feed(tracker, cols, np.sort(order[~taken_rows & ~held_rows]))
@@ -335,14 +334,27 @@ def _feed(tracker: Tracker, cols: dict[str, np.ndarray], rest: np.ndarray) -> No
     """Records ``rest`` (in capture order) through the tracker one by one."""
     feed = tracker.feed
     key = cols["key"][rest]
-    for (packet, ts, raw, ipid, tcp_len, seq, ack, word, window, checksum,
-         wscale) in zip(*(cols[c][rest].tolist() for c in ("packet", "ts")),
-                        key.tolist(),
-                        *(cols[c][rest].tolist() for c in _FIELDS)):
-        width = 16 if raw[0] == 6 else 4
-        feed(packet, ts, (raw[0], bytes(raw[1:1 + width]), bytes(raw[19:19 + width]), ipid,
-                          tcp_len, raw[17] << 8 | raw[18], raw[35] << 8 | raw[36], seq,
-                          ack, word, window, checksum, None if wscale < 0 else wscale))
+    for (packet, ts, (src, sport, dst, dport), version, ipid, tcp_len, seq, ack, word,
+         window, checksum, wscale) in zip(*(cols[c][rest].tolist() for c in ("packet", "ts")),
+                                          _four_tuples(key), key[:, 0].tolist(),
+                                          *(cols[c][rest].tolist() for c in _FIELDS)):
+        feed(packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack, word,
+                          window, checksum, None if wscale < 0 else wscale))
+
+
+def _four_tuples(key: np.ndarray) -> list[tuple[bytes, int, bytes, int]]:
+    """Each ``key`` (as :func:`gather` makes them) as (source address, port, destination
+    address, port), the tracker's 4-tuple."""
+    raw = key.tobytes()
+    sport = (key[:, 17].astype(np.int64) << 8 | key[:, 18]).tolist()
+    dport = (key[:, 35].astype(np.int64) << 8 | key[:, 36]).tolist()
+    out = []
+    at = 0
+    for version, sp, dp in zip(key[:, 0].tolist(), sport, dport):
+        width = 16 if version == 6 else 4
+        out.append((raw[at + 1:at + 1 + width], sp, raw[at + 19:at + 19 + width], dp))
+        at += 37
+    return out
 
 
 _FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscale")
@@ -577,11 +589,13 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
-          chosen: np.ndarray, keep_rows: KeepRows) -> None:
-    """Keep the clean closes and unclosed connections ``chosen`` (group numbers) as their
-    packets (a :data:`HEADER`, then a :data:`ROW` each), and park each as a sweep would: a
-    late segment of its 4-tuple can still take it back until it is due (an unclosed one:
-    until the end of the capture)."""
+          chosen: np.ndarray, tuples: list[tuple[bytes, int, bytes, int]],
+          keep_rows: KeepRows) -> None:
+    """Keep the clean closes and unclosed connections ``chosen`` (group numbers; their
+    4-tuples as their first records have them) as their packets (a :data:`HEADER`, then
+    a :data:`ROW` each), and park each as a sweep would: a late segment of its 4-tuple
+    can still take it back until it is due (an unclosed one: until the end of the
+    capture)."""
     order, starts, ends = groups.order, groups.starts, groups.ends
     size = ends - starts
     member = np.zeros(len(starts), bool)
@@ -606,10 +620,8 @@ def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
                        (counts + 1) * ROW.itemsize, groups.meta[chosen])
     due = np.where(groups.unclosed[chosen], -1, groups.due[chosen]).tolist()
     park = tracker.park_kept
-    for i, raw in enumerate(cols["key"][first].tolist()):
-        width = 16 if raw[0] == 6 else 4
-        park((bytes(raw[1:1 + width]), raw[17] << 8 | raw[18], bytes(raw[19:19 + width]),
-              raw[35] << 8 | raw[36]), None if due[i] == -1 else due[i], handle + i)
+    for i, (four, when) in enumerate(zip(tuples, due)):
+        park(four, None if when == -1 else when, handle + i)
 
 
 def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
