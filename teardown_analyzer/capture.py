@@ -264,8 +264,16 @@ class _Prepend(io.RawIOBase):
 
 
 def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
-    """The first 4 bytes (waiting for them: pipes, gzip members) and a stream from byte 0."""
+    """The first 4 bytes (waiting for them: pipes, gzip members) and a stream from byte 0:
+    the same one, moved back, if it can seek (a file: its chunks are then not copied
+    once more through :class:`_Prepend`)."""
     head = stream.read(4)
+    try:
+        if stream.seekable():
+            stream.seek(-len(head), io.SEEK_CUR)
+            return head, stream
+    except OSError:
+        pass
     return head, io.BufferedReader(_Prepend(head, stream))  # type: ignore[return-value]
 
 
