@@ -1,19 +1,21 @@
-"""Complete clean closes recognised a window of records at a time, without the per-packet
-state machine.
+"""Connections recognised a window of records at a time, without the per-packet state
+machine.
 
 Most connections of a busy capture open with a handshake, exchange data and close with
-FIN, ACK, FIN, ACK (or FIN, FIN+ACK, ACK, or an RST), all within a few seconds.  For such
-a connection the tracker (:mod:`teardown_analyzer.flows`) always reaches the same verdict:
-a four-way (or three-way) close by whoever sent the first FIN, that side in TIME_WAIT,
-nothing unusual (or an ``rst`` close, both sides CLOSED).  This module gathers the Ethernet/IPv4 and Ethernet/IPv6 records of a
-*window* (a few batches) as columns with numpy, groups them by connection, and checks
-with array operations which connections are exactly that (:func:`_clean_closes`, whose
-conditions follow the tracker step by step).  Those are kept as their packets' headers,
-with the verdict (:class:`~teardown_analyzer.results.ResultSink` totals) computed here;
-their full summary (every state with its time and packet) is made only if the output
-reads them, by feeding those packets to a tracker then (:func:`replay`).  Every other
-record of the window goes through :meth:`Tracker.feed
-<teardown_analyzer.flows.Tracker.feed>` one by one, in capture order.
+FIN, ACK, FIN, ACK (or FIN, FIN+ACK, ACK, or an RST, or a FIN then an RST), all within a
+few seconds, or are still open when the capture ends.  For such a connection the tracker
+(:mod:`teardown_analyzer.flows`) always reaches the same verdict: a four-way (or
+three-way) close by whoever sent the first FIN, that side in TIME_WAIT (or an ``rst`` or
+``fin-then-rst`` close, both sides CLOSED; or ``none``, or ``half-open``).  This module
+gathers the Ethernet/IPv4 and Ethernet/IPv6 records of a *window* (a few batches) as
+columns with numpy, groups them by connection, and checks with array operations which
+connections are exactly that (:func:`_clean_closes`, whose conditions follow the tracker
+step by step).  Those are kept as their packets (:data:`ROW`), with the verdict
+(:class:`~teardown_analyzer.results.ResultSink` totals) computed here; their full summary
+(every state with its time and packet) is made only if the output reads them, by
+feeding those packets to a tracker then (:func:`replay`).  Every other record of the
+window goes through :meth:`Tracker.feed <teardown_analyzer.flows.Tracker.feed>` one by
+one, in capture order.
 
 The results are identical to feeding every packet (tests/test_columnar.py), because:
 
@@ -26,8 +28,8 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
   fed on;
 * a connection that may still become one waits for the next window, for up to
   :data:`HOLD` windows; then it is fed like the others, its packets in their order;
-* unless it is still open (no FIN) or half-open (one FIN) and breaks none of the
-  conditions so far (:attr:`Groups.unclosed`): then the tracker's verdict, if nothing more
+* unless it is still open (no FIN) or half-open (FINs from one side) and breaks none of
+  the conditions so far (:attr:`Groups.unclosed`): then the tracker's verdict, if nothing more
   of its 4-tuple comes, is known too (``none`` or ``half-open``), and it is kept the same
   way, parked as an idle open connection is, until the end of the capture.
 
@@ -373,7 +375,7 @@ class Groups(NamedTuple):
     sender: np.ndarray
     """Per record, in ``order``: 0 if its group's endpoint 0 sent it, else 1."""
     clean: np.ndarray
-    """Per group: a complete clean close (FINs, or an RST)."""
+    """Per group: a complete clean close (FINs, an RST, or FINs then an RST)."""
     promising: np.ndarray
     """Per group: the beginning of one (what there is breaks none of the conditions)."""
     unclosed: np.ndarray
@@ -390,8 +392,9 @@ class Groups(NamedTuple):
     group waits for one until the end of the capture."""
 
 
-_FOUR_WAY, _THREE_WAY, _RST, _HALF_OPEN, _NONE = (
-    KINDS.index(k) for k in ("four-way", "three-way", "rst", "half-open", "none"))
+_FOUR_WAY, _THREE_WAY, _RST, _FIN_THEN_RST, _HALF_OPEN, _NONE = (
+    KINDS.index(k) for k in ("four-way", "three-way", "rst", "fin-then-rst", "half-open",
+                             "none"))
 
 
 def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> Groups:
@@ -405,8 +408,11 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
       SYN-ACK (no SYN, FIN, RST).  Both sides are ESTABLISHED after it.
     * no SYN after record 1, no RST at all, and no record the tracker would skip or that
       was not read from the common layouts;
-    * exactly one FIN from each side.  The first (from X) moves X to FIN_WAIT1 and the
-      peer Y to CLOSE_WAIT; X sends no data after it, and its FIN's time is before Y's.
+    * one FIN from Y, one or more from X.  The first (from X) moves X to FIN_WAIT1 and
+      the peer Y to CLOSE_WAIT; X sends no data after it, and its FIN's time is before
+      Y's.  X's other FINs come before Y acknowledges the first (a retransmission, or one
+      with another sequence number: an anomaly, the close unusual, nothing more; one
+      after it would take back that acknowledgment, flows.py ``_revoke_ack``).
     * Y's FIN acknowledges X's FIN (not a crossing: no simultaneous close).  The first of
       Y's segments that acknowledges X's FIN moves X to FIN_WAIT2; if that is Y's FIN
       itself, X goes to TIME_WAIT on it (three-way), otherwise on Y's FIN (four-way).  Y
@@ -414,16 +420,17 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     * the last record is X's ACK of Y's FIN (Y CLOSED), and nothing follows.
     * no segment equals the one before it in its direction (a duplicate, skipped).
 
-    Or, after the handshake and instead of the FINs: an RST without data as the last
+    Or, after the handshake and instead of Y's FIN: an RST without data as the last
     record, acceptable (its sequence number at or after everything its sender sent, the
     ends within 2**31 of the sender's ISN: the tracker's next_seq, flows.py ``_rst``).
-    Both sides go to CLOSED: an ``rst`` close by its sender.
+    Both sides go to CLOSED: an ``rst`` close by its sender, or with X's FINs before it
+    (and the RST's time not before X's first FIN), ``fin-then-rst`` by X; either has one
+    RST and is unusual by kind.
 
-    Or *unclosed*: the handshake, then no RST and at most one FIN, breaking none of the
-    conditions above (duplicates, data after the FIN's sender's own FIN, SYNs ...): with
-    nothing more, the tracker leaves both sides ESTABLISHED (kind ``none``, nothing
-    unusual) or the FIN's sender in FIN_WAIT1/2 and its peer in CLOSE_WAIT (``half-open``,
-    unusual by kind).
+    Or *unclosed*: the handshake, then no RST and no FIN from Y, breaking none of the
+    conditions above (duplicates, data after X's own FIN, SYNs ...): with nothing more,
+    the tracker leaves both sides ESTABLISHED (kind ``none``, nothing unusual) or X in
+    FIN_WAIT1/2 and Y in CLOSE_WAIT (``half-open``, unusual by kind).
     """
     n = len(cols["key"])
     order, starts, ends, sender, odd = _group(cols["key"], cols["packet"])
@@ -475,34 +482,39 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     bad[by_dir[1:][same]] = True
     # --- the FINs -------------------------------------------------------------------------
     fin = (flags & FIN) != 0
-    fins = [np.bincount(group_of[fin & (sender == s)], minlength=ngroups) for s in (0, 1)]
-    big_pos = np.where(fin, pos, _BIG)
-    f1 = per_group(big_pos, np.minimum, _BIG)
-    f2 = per_group(np.where(fin, pos, -1), np.maximum, -1)
-    two_fins = (fins[0] == 1) & (fins[1] == 1)
+    f1 = per_group(np.where(fin, pos, _BIG), np.minimum, _BIG)
     f1r = starts + np.where(f1 < _BIG, f1, 0)
-    f2r = starts + np.where(two_fins, f2, 0)
     x = sender[f1r]                          # who closed first (sent the first FIN)
+    xg, yg = x[group_of], 1 - x[group_of]
+    fins_x = np.bincount(group_of[fin & (sender == xg)], minlength=ngroups)
+    fins_y = np.bincount(group_of[fin & (sender == yg)], minlength=ngroups)
+    f2 = per_group(np.where(fin & (sender == yg), pos, _BIG), np.minimum, _BIG)
+    two_fins = (fins_x >= 1) & (fins_y == 1)
+    f2r = starts + np.where(two_fins, f2, 0)
     fin_x = (seq[f1r] + plen[f1r]) & _M32
     fin_y = (seq[f2r] + plen[f2r]) & _M32
-    xg, yg = x[group_of], 1 - x[group_of]
     after_f1 = pos > f1[group_of]
     after_f2 = pos > np.where(two_fins, f2, _BIG)[group_of]
     bad |= after_f1 & (sender == xg) & (plen > 0)
     bad |= after_f2 & (sender == yg) & (plen > 0)
     has_ack = (flags & ACK) != 0
+    # the first of Y's segments that covers X's FIN (X to FIN_WAIT2)
+    acks_x = after_f1 & (sender == yg) & has_ack & _after(ack, (fin_x + 1)[group_of])
+    a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum, _BIG)
+    # a FIN from X again, before Y acknowledged its first: unusual (retransmitted, or with
+    # another sequence number), nothing more
+    again = fin & after_f1 & (sender == xg)
+    bad |= again & (pos > a1[group_of])
+    retransmitted = anyg(again)
     y_fin_acks = ((flags[f2r] & ACK) != 0) & _after(ack[f2r], (fin_x + 1) & _M32)
     # the ACK of Y's FIN: X's first segment after it that covers it, the group's last
     acks_y = after_f2 & (sender == xg) & has_ack & _after(ack, (fin_y + 1)[group_of])
     a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum, _BIG)
     closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1)
-    # three-way: the first of Y's segments that covers X's FIN is Y's FIN
-    acks_x = after_f1 & (sender == yg) & has_ack & _after(ack, (fin_x + 1)[group_of])
-    a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum, _BIG)
-    three = a1 == f2
+    three = a1 == f2  # Y's FIN is the first of its segments that covers X's
     begun = opens & ~anyg(bad) & synack & est
     fin_close = begun & closes & ~has_rst
-    # --- or an RST, acceptable, as the last record, and no FIN --------------------------
+    # --- or an RST, acceptable, as the last record, with no FIN or after X's ------------
     last = ends - 1
     rst_sender = sender[last]
     isn = np.where(sender == 0, isn_c[group_of], isn_s[group_of])
@@ -511,20 +523,23 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     mine_before = (sender == rst_sender[group_of]) & ~last_row
     sent = per_group(np.where(mine_before, rel_end, 0), np.maximum, 0)
     rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
-    rst_close = begun & has_rst & (fins[0] + fins[1] == 0) & (plen[last] == 0) & ~far \
-        & (rel_rst >= sent)
-    clean = fin_close | rst_close
+    rst_ends = begun & has_rst & (fins_y == 0) & (plen[last] == 0) & ~far & (rel_rst >= sent)
+    rst_close = rst_ends & (fins_x == 0)
+    fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
+    clean = fin_close | rst_close | fin_then_rst
     # could still become one: what there is so far breaks none of the conditions
     promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
-        & ~has_rst & (fins[0] <= 1) & (fins[1] <= 1)
-    # or, if nothing follows, stays open (no FIN) or half-open (one FIN)
-    unclosed = begun & ~has_rst & (fins[0] + fins[1] <= 1)
+        & ~has_rst & (fins_y <= 1)
+    # or, if nothing follows, stays open (no FIN) or half-open (FINs from one side)
+    unclosed = begun & ~has_rst & (fins_y == 0)
     # the verdicts, coded as ResultSink codes them; when a sweep would let each go
     tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
-    meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6,
-                    np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3)
-    meta = np.where(unclosed, np.where(fins[0] + fins[1], _HALF_OPEN | 1 << 5, _NONE), meta)
-    due = np.where(rst_close, ts[last] + grace_ns,
+    meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3 \
+        | retransmitted.astype(np.int64) << 5
+    meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6, meta)
+    meta = np.where(fin_then_rst, _FIN_THEN_RST | 1 << 5 | 1 << 6, meta)
+    meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | 1 << 5, _NONE), meta)
+    due = np.where(rst_ends, ts[last] + grace_ns,
                    np.maximum(ts[f2r], ts[last]) + time_wait_ns)
     return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due)
 

@@ -178,6 +178,30 @@ def _variants() -> dict[str, tuple[str, list]]:
         # half-open, then the server aborts: its ACK of the FIN sent again as an RST+ACK
         "fin_then_rst": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(r[8].data,
                                                                       flags=0x14))]),
+        # the client's FIN sent again before the server ACKs it: four-way, unusual
+        "fin_retransmitted": (four, r[:8] + [at(r[7].ts_ns + 1000, _edited(r[7].data))]
+                              + r[8:]),
+        # ... after the server ACKed it: that ACK was lost after the capture point, and
+        # the server's FIN+ACK is the first to acknowledge it (three-way)
+        "fin_retransmitted_after_ack": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(
+            r[7].data))] + r[9:]),
+        # ... with another sequence number: unusual too
+        "fin_moved": (four, r[:8] + [at(r[7].ts_ns + 1000, _edited(r[7].data, seq_delta=1))]
+                      + r[8:]),
+        # the server's FIN sent again before the client's last ACK, or after it
+        "server_fin_retransmitted_early": (four, r[:10] + [at(r[9].ts_ns + 1000, _edited(
+            r[9].data))] + r[10:]),
+        "server_fin_retransmitted": (four, r + [at(r[10].ts_ns + 1000, _edited(r[9].data))]),
+        # half-open, then the client resets: a bare RST at its FIN's sequence number plus
+        # one (acceptable), or at the FIN's own (out of window: still half-open)
+        "fin_then_bare_rst": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(
+            r[7].data, flags=0x04, seq_delta=1))]),
+        "rst_at_fin_seq": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(r[7].data,
+                                                                       flags=0x04))]),
+        # the server's RST stamped before the client's FIN: by time, an RST and no FIN
+        # after it (half-open)
+        "rst_stamped_before_fin": (four, r[:9] + [at(r[7].ts_ns - 1000, _edited(
+            r[8].data, flags=0x14))]),
         # the server's FIN crosses the client's (acknowledges only its data): simultaneous
         "crossing_fins": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1))]
                           + [r[10]]),
@@ -251,19 +275,24 @@ def test_a_clean_close_is_its_packets():
     assert conn.packets == c.packets == len(blob) // columnar.ROW.itemsize - 1
 
 
-@pytest.mark.parametrize("name, kind, unusual", [("open", "none", False),
-                                                ("half_open", "half-open", True)])
-def test_an_unclosed_connection_is_its_packets(name, kind, unusual, tmp_path):
-    """At the end of the capture, an open or half-open connection that breaks no condition
-    is kept as its packets too, with the verdict the tracker reaches (the comparison in
-    test_edited_clean_closes is not empty for these)."""
+@pytest.mark.parametrize("name, meta", [
+    ("open", ("none", 0, None, False)), ("half_open", ("half-open", 0, None, True)),
+    ("fin_retransmitted", ("four-way", 0, "client", True)),
+    ("fin_moved", ("four-way", 0, "client", True)),
+    ("fin_then_rst", ("fin-then-rst", 1, None, True)),
+    ("fin_then_bare_rst", ("fin-then-rst", 1, None, True))])
+def test_kept_as_its_packets(name, meta, tmp_path):
+    """Besides clean closes: open and half-open connections (at the end of the capture),
+    a FIN retransmitted before it was acknowledged, an acceptable RST after a FIN, are
+    kept as their packets too, with the verdict the tracker reaches (so the comparison
+    in test_edited_clean_closes is not empty for these)."""
     import pcapbuild as pb
-    path = tmp_path / "cut.pcap"
+    path = tmp_path / "edited.pcap"
     path.write_bytes(pb.pcap(VARIANTS[name][1], linktype=1))
     report = analyze([str(path)])
     (c,) = list(report.connections)
-    assert (c.kind, c.unusual) == (kind, unusual)
-    assert list(report.connections.meta()) == [(kind, 0, None, unusual)]
+    assert (c.kind, c.unusual) == (meta[0], meta[3])
+    assert list(report.connections.meta()) == [meta]
     assert report.connections._segments[0].blob(0)[0] == 0
 
 
