@@ -93,13 +93,14 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     results = ResultSink(spill)
     keeper = _Keeper(results, options.keep_ladder)
     keep = keeper.keep
+    tw_ns = int(options.time_wait_s * 1e9)
+    quiet_ns = int(options.quiet_s * 1e9)
     tracker = Tracker(keep_ladder=options.keep_ladder,
-                      max_connections=options.max_connections, parking=keeper)
+                      max_connections=options.max_connections, parking=keeper,
+                      time_wait_ns=tw_ns, grace_ns=quiet_ns)
     feed = tracker.feed
     skip = tracker.skip
     k, n = part
-    tw_ns = int(options.time_wait_s * 1e9)
-    quiet_ns = int(options.quiet_s * 1e9)
     idle_ns = None if options.idle_s is None else int(options.idle_s * 1e9)
     sweep_every = max(1, options.sweep_every)
 

@@ -417,11 +417,13 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
       Y's segments that acknowledges X's FIN moves X to FIN_WAIT2; if that is Y's FIN
       itself, X goes to TIME_WAIT on it (three-way), otherwise on Y's FIN (four-way).  Y
       moves to LAST_ACK and sends no data after its FIN.
-    * the last record is X's ACK of Y's FIN (Y CLOSED), and nothing follows.
+    * the last record is X's ACK of Y's FIN (Y CLOSED), and nothing follows; it comes
+      before X's TIME_WAIT is over (at its time: after it, it would start a connection
+      of its own).
     * no segment equals the one before it in its direction (a duplicate, skipped).
 
-    Or, after the handshake and instead of Y's FIN: an RST without data as the last
-    record, acceptable (its sequence number at or after everything its sender sent, the
+    Or, after the handshake and instead of Y's FIN: an RST without data or FIN as the
+    last record, acceptable (its sequence number at or after everything its sender sent, the
     ends within 2**31 of the sender's ISN: the tracker's next_seq, flows.py ``_rst``).
     Both sides go to CLOSED: an ``rst`` close by its sender, or with X's FINs before it
     (and the RST's time not before X's first FIN), ``fin-then-rst`` by X; either has one
@@ -481,6 +483,7 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
         same &= f[by_dir][1:] == f[by_dir][:-1]
     bad[by_dir[1:][same]] = True
     # --- the FINs -------------------------------------------------------------------------
+    last = ends - 1
     fin = (flags & FIN) != 0
     f1 = per_group(np.where(fin, pos, _BIG), np.minimum, _BIG)
     f1r = starts + np.where(f1 < _BIG, f1, 0)
@@ -510,12 +513,13 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     # the ACK of Y's FIN: X's first segment after it that covers it, the group's last
     acks_y = after_f2 & (sender == xg) & has_ack & _after(ack, (fin_y + 1)[group_of])
     a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum, _BIG)
-    closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1)
+    # ... before X's TIME_WAIT (from Y's FIN, or Y's last segment) is over at its time
+    tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
+    closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1) & ~tw_over
     three = a1 == f2  # Y's FIN is the first of its segments that covers X's
     begun = opens & ~anyg(bad) & synack & est
     fin_close = begun & closes & ~has_rst
     # --- or an RST, acceptable, as the last record, with no FIN or after X's ------------
-    last = ends - 1
     rst_sender = sender[last]
     isn = np.where(sender == 0, isn_c[group_of], isn_s[group_of])
     rel_end = (seq + plen + ((flags & SYN) != 0) + fin - isn) & _M32
@@ -523,7 +527,8 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     mine_before = (sender == rst_sender[group_of]) & ~last_row
     sent = per_group(np.where(mine_before, rel_end, 0), np.maximum, 0)
     rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
-    rst_ends = begun & has_rst & (fins_y == 0) & (plen[last] == 0) & ~far & (rel_rst >= sent)
+    rst_ends = begun & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last] & ~far \
+        & (rel_rst >= sent)
     rst_close = rst_ends & (fins_x == 0)
     fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
     clean = fin_close | rst_close | fin_then_rst

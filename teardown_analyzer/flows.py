@@ -175,11 +175,29 @@ class Parking(Protocol):
         """A segment of a parked connection arrived: it is not finished after all."""
 
 
+def _time_wait_due(conn: Conn, time_wait_ns: int) -> int:
+    """When a connection with a side in TIME_WAIT can be let go: its timer, from the last
+    TIME_WAIT entry or the last segment, whichever is later."""
+    return max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns]) \
+        + time_wait_ns
+
+
+def _over(conn: Conn, now_ns: int, time_wait_ns: int, grace_ns: int) -> bool:
+    """Whether a connection can no longer change at ``now_ns``: a TIME_WAIT whose timer
+    has run out, or both sides CLOSED and quiet for ``grace_ns`` (late retransmissions
+    and their RSTs still attach)."""
+    a, b = conn.sides[0].state, conn.sides[1].state
+    if a is TIME_WAIT or b is TIME_WAIT:
+        return now_ns >= _time_wait_due(conn, time_wait_ns)
+    return a is CLOSED and b is CLOSED and now_ns - conn.last_ts_ns >= grace_ns
+
+
 class Tracker:
     """Feed it segments in capture order; iterate :meth:`finish` for the connections."""
 
     def __init__(self, keep_ladder: bool = False, max_connections: int | None = None,
-                 parking: Parking | None = None) -> None:
+                 parking: Parking | None = None, time_wait_ns: int | None = None,
+                 grace_ns: int = 1_000_000_000) -> None:
         self.keep_ladder = keep_ladder
         """Keep each connection's handshake and teardown packets (for the ladder view)."""
         self.max_connections = max_connections
@@ -189,6 +207,13 @@ class Tracker:
         self.parking = parking
         """Where quiet TIME_WAITs and idle open connections are parked (:meth:`sweep`); None:
         they stay in memory."""
+        self.time_wait_ns = time_wait_ns
+        """When a segment's 4-tuple finds a connection that :meth:`sweep`, with this
+        TIME_WAIT length and ``grace_ns``, would let go at the segment's time, the
+        connection is let go first (the segment starts a new one): so, while the clock
+        does not go back, what a segment finds does not depend on when sweeps ran.  None:
+        connections stay until a sweep lets them go."""
+        self.grace_ns = grace_ns
         self.parked: dict[tuple[bytes, int, bytes, int], tuple[int | None, int]] = {}
         """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, handle) of a parked
         connection (no expiry: an idle open one)."""
@@ -233,8 +258,12 @@ class Tracker:
         self.tcp_packets += 1
         key = (src, sport, dst, dport)
         found = self.conns.get(key)
+        if found is not None and found[0].id in self._closing \
+                and self.time_wait_ns is not None and self._over(found[0], ts_ns):
+            self._drop(found[0])
+            found = None
         if found is None and self.parked:
-            found = self._unpark(key)
+            found = self._unpark(key, ts_ns)
         if found is None:
             conn, s = self._new(key, packet, ts_ns, version), 0
         else:
@@ -663,16 +692,11 @@ class Tracker:
             a, b = conn.sides[0].state, conn.sides[1].state
             if conn.pending_old is not None:
                 continue
-            if a is TIME_WAIT or b is TIME_WAIT:
-                due = max([tw.entered_ts_ns for tw in conn.time_wait] + [conn.last_ts_ns]) \
-                    + time_wait_ns
-                if now_ns >= due:
-                    self._drop(conn)
-                elif self.parking is not None and now_ns - conn.last_ts_ns >= grace_ns \
-                        and a in _ENDED and b in _ENDED:
-                    self._park(conn, due)
-            elif a is CLOSED and b is CLOSED and now_ns - conn.last_ts_ns >= grace_ns:
+            if _over(conn, now_ns, time_wait_ns, grace_ns):
                 self._drop(conn)
+            elif (a is TIME_WAIT or b is TIME_WAIT) and self.parking is not None \
+                    and now_ns - conn.last_ts_ns >= grace_ns and a in _ENDED and b in _ENDED:
+                self._park(conn, _time_wait_due(conn, time_wait_ns))
         if idle_ns is not None and self.parking is not None \
                 and now_ns - self._idle_scan_ns >= idle_ns // 2:
             self._idle_scan_ns = now_ns
@@ -686,6 +710,12 @@ class Tracker:
             parked = self.parked.get(key)
             if parked is not None and parked[0] == due:
                 del self.parked[key]  # finished: it was kept when it was parked
+
+    def _over(self, conn: Conn, ts_ns: int) -> bool:
+        """Whether a sweep at ``ts_ns`` would let ``conn`` go."""
+        assert self.time_wait_ns is not None
+        return conn.pending_old is None and _over(conn, ts_ns, self.time_wait_ns,
+                                                  self.grace_ns)
 
     def _tracked(self) -> list[Conn]:
         """Every connection in the table, once (each is there as sent by each endpoint)."""
@@ -713,9 +743,16 @@ class Tracker:
         assert self.parking is not None
         return self.parking.take_back(self.parked.pop(key)[1])
 
-    def _unpark(self, key: tuple[bytes, int, bytes, int]) -> tuple[Conn, int] | None:
-        """A segment of a parked connection's 4-tuple: track the connection again."""
+    def _unpark(self, key: tuple[bytes, int, bytes, int],
+                ts_ns: int) -> tuple[Conn, int] | None:
+        """A segment (at ``ts_ns``) of a parked connection's 4-tuple: track the connection
+        again, unless its TIME_WAIT is over by then."""
         rev = (key[2], key[3], key[0], key[1])
+        if self.time_wait_ns is not None:  # over, whether a sweep let it go or not
+            for k in (key, rev):
+                due = self.parked.get(k, (None,))[0]
+                if due is not None and due <= ts_ns:
+                    del self.parked[k]
         if key in self.parked:
             conn = self._thaw(key)
         elif rev in self.parked:

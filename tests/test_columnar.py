@@ -198,6 +198,14 @@ def _variants() -> dict[str, tuple[str, list]]:
             r[7].data, flags=0x04, seq_delta=1))]),
         "rst_at_fin_seq": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(r[7].data,
                                                                        flags=0x04))]),
+        # the client's last ACK a minute after the server's FIN: its TIME_WAIT (60 s) is
+        # over, the ACK is a connection of its own
+        "last_ack_after_time_wait": (four, r[:10] + [at(r[9].ts_ns + 61 * 10**9,
+                                                         r[10].data)]),
+        # the client's FIN and an RST in one segment: the RST at the FIN's sequence number,
+        # out of window (half-open)
+        "fin_and_rst_together": (four, r[:7] + [at(r[7].ts_ns, _edited(r[7].data,
+                                                                      flags=0x15))]),
         # the server's RST stamped before the client's FIN: by time, an RST and no FIN
         # after it (half-open)
         "rst_stamped_before_fin": (four, r[:9] + [at(r[7].ts_ns - 1000, _edited(

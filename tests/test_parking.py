@@ -51,8 +51,8 @@ def test_parking_at_every_packet_changes_nothing(name, monkeypatch):
     taken_back = []
     unpark = Tracker._unpark
 
-    def spy(self, key):
-        found = unpark(self, key)
+    def spy(self, key, ts_ns):
+        found = unpark(self, key, ts_ns)
         if found is not None:
             taken_back.append(found[0].id)
         return found
@@ -182,3 +182,22 @@ def test_flow_decodes_only_the_chosen_connections():
     chosen = select(report, [5, 3, 999, 3])
     assert [c.id for c in chosen] == [3, 5] and len(decoded) == 2
     assert chosen[0].to_dict() == analyze([str(SAMPLES / "mixed_200.pcap")]).connections[2].to_dict()
+
+
+@pytest.mark.parametrize("sample, late", [("four_way.pcap", 9), ("rst_linger0.pcap", 6)])
+def test_a_segment_after_the_end_starts_anew_whenever_sweeps_ran(sample, late, tmp_path):
+    """A real close, then one of its segments sent again after the close is over (the
+    TIME_WAIT of 0.5 s run out; both sides CLOSED and quiet for the 1 s grace): a
+    connection of its own, whether a sweep let the old one go before it (every packet,
+    with and without parking) or not (never)."""
+    import pcapbuild as pb
+    records = pb.read_pcap(SAMPLES / sample)[1]
+    path = tmp_path / "late.pcap"
+    path.write_bytes(pb.pcap(records + [pb.Rec(records[-1].ts_ns + 1_200_000_000,
+                                               records[late].data)], linktype=1))
+    runs = [analyze([str(path)], Options(vectorised=False, time_wait_s=0.5, **kw))
+            for kw in ({"sweep_every": 10**9}, {"sweep_every": 1},
+                       {"sweep_every": 1, "quiet_s": 0, "idle_s": 0})]
+    assert [len(r.connections) for r in runs] == [2, 2, 2]
+    assert all([c.to_dict(True) for c in r.connections]
+               == [c.to_dict(True) for c in runs[0].connections] for r in runs)
