@@ -392,9 +392,9 @@ class Groups(NamedTuple):
     group waits for one until the end of the capture."""
 
 
-_FOUR_WAY, _THREE_WAY, _RST, _FIN_THEN_RST, _HALF_OPEN, _NONE = (
-    KINDS.index(k) for k in ("four-way", "three-way", "rst", "fin-then-rst", "half-open",
-                             "none"))
+_FOUR_WAY, _THREE_WAY, _SIMULTANEOUS, _RST, _FIN_THEN_RST, _HALF_OPEN, _NONE = (
+    KINDS.index(k) for k in ("four-way", "three-way", "simultaneous", "rst", "fin-then-rst",
+                             "half-open", "none"))
 
 
 def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> Groups:
@@ -421,6 +421,12 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
       before X's TIME_WAIT is over (at its time: after it, it would start a connection
       of its own).
     * no segment equals the one before it in its direction (a duplicate, skipped).
+
+    Or the FINs crossed (a simultaneous close): FINs from both sides as above, Y's
+    acknowledging nothing of X's, nor any of Y's segments before it (the tracker rewrites
+    Y's CLOSE_WAIT as FIN_WAIT1, both go to CLOSING); the last two records are one from
+    each side, each the first to acknowledge the other's FIN (both to TIME_WAIT), the
+    second before the first one's TIME_WAIT is over.
 
     Or, after the handshake and instead of Y's FIN: an RST without data or FIN as the
     last record, acceptable (its sequence number at or after everything its sender sent, the
@@ -519,6 +525,13 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     three = a1 == f2  # Y's FIN is the first of its segments that covers X's
     begun = opens & ~anyg(bad) & synack & est
     fin_close = begun & closes & ~has_rst
+    # --- or the FINs crossed: the first of Y's segments that covers X's FIN comes after
+    # Y's FIN (X FIN_WAIT1 -> CLOSING, Y's CLOSE_WAIT rewritten as FIN_WAIT1 -> CLOSING);
+    # it and X's first that covers Y's FIN are the last two records (both to TIME_WAIT),
+    # the second before the first one's TIME_WAIT is over
+    crossed = begun & two_fins & ~has_rst & (a1 > f2) \
+        & (np.minimum(a1, a2) == size - 2) & (np.maximum(a1, a2) == size - 1) \
+        & (ts[last] < ts[np.maximum(last - 1, 0)] + time_wait_ns)
     # --- or an RST, acceptable, as the last record, with no FIN or after X's ------------
     rst_sender = sender[last]
     isn = np.where(sender == 0, isn_c[group_of], isn_s[group_of])
@@ -531,7 +544,7 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
         & (rel_rst >= sent)
     rst_close = rst_ends & (fins_x == 0)
     fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
-    clean = fin_close | rst_close | fin_then_rst
+    clean = fin_close | crossed | rst_close | fin_then_rst
     # could still become one: what there is so far breaks none of the conditions
     promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
         & ~has_rst & (fins_y <= 1)
@@ -541,11 +554,13 @@ def _clean_closes(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int)
     tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
     meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3 \
         | retransmitted.astype(np.int64) << 5
+    meta = np.where(crossed, _SIMULTANEOUS | 3 << 3 | 1 << 5, meta)  # TIME_WAIT on both
     meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6, meta)
     meta = np.where(fin_then_rst, _FIN_THEN_RST | 1 << 5 | 1 << 6, meta)
     meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | 1 << 5, _NONE), meta)
     due = np.where(rst_ends, ts[last] + grace_ns,
-                   np.maximum(ts[f2r], ts[last]) + time_wait_ns)
+                   np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
+                              ts[last]) + time_wait_ns)
     return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due)
 
 

@@ -198,6 +198,19 @@ def _variants() -> dict[str, tuple[str, list]]:
             r[7].data, flags=0x04, seq_delta=1))]),
         "rst_at_fin_seq": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(r[7].data,
                                                                        flags=0x04))]),
+        # the FINs cross (the server's acknowledges only the client's data), then each
+        # side ACKs the other's: simultaneous, both in TIME_WAIT
+        "simultaneous": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1)),
+                                        at(r[9].ts_ns + 1000, r[8].data), r[10]]),
+        # ... the last ACK a minute later: the server's TIME_WAIT is over, a connection of
+        # its own
+        "simultaneous_late_ack": (four, r[:8] + [
+            at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1)),
+            at(r[9].ts_ns + 1000, r[8].data), at(r[9].ts_ns + 61 * 10**9, r[10].data)]),
+        # ... the server ACKs the client's FIN before its own FIN, which does not: CLOSE_WAIT
+        # rewritten after the client's FIN_WAIT2
+        "acked_then_crossing": (four, r[:9] + [at(r[9].ts_ns, _edited(r[9].data,
+                                                                      ack_delta=-1)), r[10]]),
         # the client's last ACK a minute after the server's FIN: its TIME_WAIT (60 s) is
         # over, the ACK is a connection of its own
         "last_ack_after_time_wait": (four, r[:10] + [at(r[9].ts_ns + 61 * 10**9,
@@ -288,6 +301,7 @@ def test_a_clean_close_is_its_packets():
     ("fin_retransmitted", ("four-way", 0, "client", True)),
     ("fin_moved", ("four-way", 0, "client", True)),
     ("fin_then_rst", ("fin-then-rst", 1, None, True)),
+    ("simultaneous", ("simultaneous", 0, "both", True)),
     ("fin_then_bare_rst", ("fin-then-rst", 1, None, True))])
 def test_kept_as_its_packets(name, meta, tmp_path):
     """Besides clean closes: open and half-open connections (at the end of the capture),
