@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import sample_captures
-from teardown_analyzer import analysis, capture, columnar, parking, results
+from teardown_analyzer import analysis, capture, columnar, parking, recognise, results
 from teardown_analyzer.analysis import Options, analyze
 
 
@@ -338,16 +338,16 @@ def test_connections_whose_hashes_collide(mix, monkeypatch, taken, weak):
     hashes = {"constant": lambda words, version: np.zeros(len(version), np.uint64),
               "port sum": lambda words, version: (words[2] + words[5]) << np.uint64(20)}
     monkeypatch.setattr(columnar, "WINDOW_ROWS", 4096)
-    monkeypatch.setattr(columnar, "_pair_hash", hashes[weak])
+    monkeypatch.setattr(recognise, "_pair_hash", hashes[weak])
     odd = []
-    original = columnar._group
+    original = recognise._group
 
     def spy(key, packet):
         got = original(key, packet)
         odd.append(int(got[-1].sum()))
         return got
 
-    monkeypatch.setattr(columnar, "_group", spy)
+    monkeypatch.setattr(recognise, "_group", spy)
     per_packet = analyze([str(mix)], Options(vectorised=False))
     assert _dicts(analyze([str(mix)], Options())) == _dicts(per_packet)
     if weak == "constant":
@@ -377,7 +377,7 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     between = [pb.Rec(r[4].ts_ns + 1 + i, data) for i, data in enumerate(others)]
     path = tmp_path / "mixed.pcap"
     path.write_bytes(pb.pcap(r[:5] + between + r[5:], linktype=1))
-    monkeypatch.setattr(columnar, "_pair_hash",
+    monkeypatch.setattr(recognise, "_pair_hash",
                         lambda words, version: np.zeros(len(version), np.uint64))
     per_packet = analyze([str(path)], Options(vectorised=False, keep_ladder=True))
     assert len(per_packet.connections) == 2

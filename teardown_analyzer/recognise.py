@@ -1,0 +1,291 @@
+"""What the tracker would conclude about each connection of a window of records, when the
+shape of its records leaves no doubt: the conditions of :func:`recognise`, which follow
+:mod:`teardown_analyzer.flows` step by step, checked with array operations on the columns
+:mod:`teardown_analyzer.columnar` gathers (one row per record: ``key``, the two endpoints
+as :func:`~teardown_analyzer.columnar.gather` packs them; ``packet``, ``ts``, ``seq``,
+``ack``, ``flags``, ``plen``, ``window``, ``checksum``, ``ipid``, ``regular``).
+
+Every condition here is one the tracker's verdict depends on, or stricter; each has an
+edited capture in tests/test_columnar.py that breaks it alone and changes what the
+tracker concludes.  Some conditions are stricter than the verdict needs (no data on the
+SYN, the handshake's ACK exactly at the SYN-ACK's sequence number plus one, no duplicate
+whatever the time between the two copies, the two last ACKs of a simultaneous close as
+the last two records): a connection they turn away is fed to the tracker, with the same
+result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .flows import ACK, FIN, RST, SYN
+from .results import KINDS
+
+_M32 = 0xFFFFFFFF
+_BIG = np.iinfo(np.int64).max
+
+
+def _after(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """``a`` at or after ``b`` in 32-bit sequence space (the tracker's seq_geq)."""
+    return ((a - b) & _M32) < 0x80000000
+
+
+class Groups(NamedTuple):
+    """A window's records by connection (:func:`recognise`)."""
+
+    order: np.ndarray
+    """Record indices, grouped by connection, each group in capture order."""
+    starts: np.ndarray
+    """Where each group begins in ``order``."""
+    ends: np.ndarray
+    sender: np.ndarray
+    """Per record, in ``order``: 0 if its group's endpoint 0 sent it, else 1."""
+    clean: np.ndarray
+    """Per group: a complete clean close (FINs, an RST, or FINs then an RST)."""
+    promising: np.ndarray
+    """Per group: the beginning of one (what there is breaks none of the conditions)."""
+    unclosed: np.ndarray
+    """Per group: a handshake and what follows it, still open (no FIN) or half-open (one
+    FIN), breaking none of the conditions: what the tracker makes of it if nothing more
+    of its 4-tuple comes."""
+    meta: np.ndarray
+    """Per clean or unclosed group: its verdict, coded as
+    :class:`~teardown_analyzer.results.ResultSink` codes it (kind, RSTs, TIME_WAIT side,
+    unusual)."""
+    due: np.ndarray
+    """Per clean group: when a sweep would let it go (its TIME_WAIT timer; for an RST, a
+    second after it): until then a segment of its 4-tuple takes it back.  An unclosed
+    group waits for one until the end of the capture."""
+
+
+_FOUR_WAY, _THREE_WAY, _SIMULTANEOUS, _RST, _FIN_THEN_RST, _HALF_OPEN, _NONE = (
+    KINDS.index(k) for k in ("four-way", "three-way", "simultaneous", "rst", "fin-then-rst",
+                             "half-open", "none"))
+
+
+def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> Groups:
+    """Group the records by connection; which groups are complete clean closes, and which
+    are the beginning of one.
+
+    The conditions, in the tracker's terms (flows.py ``_segment``):
+
+    * records 0, 1, 2: a SYN (no ACK, FIN, RST, no data) from endpoint 0, the client; a
+      SYN-ACK from endpoint 1 acknowledging it; an ACK from the client acknowledging the
+      SYN-ACK (no SYN, FIN, RST).  Both sides are ESTABLISHED after it.
+    * no SYN after record 1, no RST at all, and no record the tracker would skip or that
+      was not read from the common layouts;
+    * one FIN from Y, one or more from X.  The first (from X) moves X to FIN_WAIT1 and
+      the peer Y to CLOSE_WAIT; X sends no data after it, and its FIN's time is before
+      Y's.  X's other FINs come before Y acknowledges the first (a retransmission, or one
+      with another sequence number: an anomaly, the close unusual, nothing more; one
+      after it would take back that acknowledgment, flows.py ``_revoke_ack``).
+    * Y's FIN acknowledges X's FIN (not a crossing: no simultaneous close).  The first of
+      Y's segments that acknowledges X's FIN moves X to FIN_WAIT2; if that is Y's FIN
+      itself, X goes to TIME_WAIT on it (three-way), otherwise on Y's FIN (four-way).  Y
+      moves to LAST_ACK and sends no data after its FIN.
+    * the last record is X's ACK of Y's FIN (Y CLOSED), and nothing follows; it comes
+      before X's TIME_WAIT is over (at its time: after it, it would start a connection
+      of its own).
+    * no segment equals the one before it in its direction (a duplicate, skipped).
+
+    Or the FINs crossed (a simultaneous close): FINs from both sides as above, Y's
+    acknowledging nothing of X's, nor any of Y's segments before it (the tracker rewrites
+    Y's CLOSE_WAIT as FIN_WAIT1, both go to CLOSING); the last two records are one from
+    each side, each the first to acknowledge the other's FIN (both to TIME_WAIT), the
+    second before the first one's TIME_WAIT is over.
+
+    Or, after the handshake and instead of Y's FIN: an RST without data or FIN as the
+    last record, acceptable (its sequence number at or after everything its sender sent, the
+    ends within 2**31 of the sender's ISN: the tracker's next_seq, flows.py ``_rst``).
+    Both sides go to CLOSED: an ``rst`` close by its sender, or with X's FINs before it
+    (and the RST's time not before X's first FIN), ``fin-then-rst`` by X; either has one
+    RST and is unusual by kind.
+
+    Or *unclosed*: the handshake, then no RST and no FIN from Y, breaking none of the
+    conditions above (duplicates, data after X's own FIN, SYNs ...): with nothing more,
+    the tracker leaves both sides ESTABLISHED (kind ``none``, nothing unusual) or X in
+    FIN_WAIT1/2 and Y in CLOSE_WAIT (``half-open``, unusual by kind).
+    """
+    n = len(cols["key"])
+    order, starts, ends, sender, odd = _group(cols["key"], cols["packet"])
+    ngroups = len(starts)
+    size = ends - starts
+    group_of = np.repeat(np.arange(ngroups), size)
+    pos = np.arange(n) - starts[group_of]       # position in its group
+    flags = cols["flags"][order].astype(np.int64)
+    seq, ack = cols["seq"][order].astype(np.int64), cols["ack"][order].astype(np.int64)
+    plen, ts = cols["plen"][order].astype(np.int64), cols["ts"][order]
+    regular = cols["regular"][order]
+
+    def per_group(values: np.ndarray, ufunc: Any, empty: Any) -> np.ndarray:
+        out = np.full(ngroups, empty, dtype=values.dtype)
+        ufunc.at(out, group_of, values)
+        return out
+
+    def anyg(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(group_of[mask], minlength=ngroups) > 0
+
+    def at(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+        return values[np.minimum(where, n - 1)]
+
+    # --- the handshake: records 0, 1, 2 of the group ----------------------------------
+    r0, r1, r2 = starts, starts + 1, starts + 2
+    ctl = SYN | ACK | FIN | RST
+    opens = (flags[r0] & ctl) == SYN
+    opens &= plen[r0] == 0
+    has1, has2 = size >= 2, size >= 3
+    isn_c = seq[r0]
+    synack = has1 & (at(sender, r1) == 1) & ((at(flags, r1) & ctl) == SYN | ACK) \
+        & (at(plen, r1) == 0) & (at(ack, r1) == (isn_c + 1) & _M32)
+    isn_s = at(seq, r1)
+    est = has2 & (at(sender, r2) == 0) & ((at(flags, r2) & (SYN | FIN | RST | ACK)) == ACK) \
+        & (at(ack, r2) == (isn_s + 1) & _M32)
+    # --- what no record may be --------------------------------------------------------
+    rst = (flags & RST) != 0
+    last_row = pos == size[group_of] - 1
+    has_rst = anyg(rst)
+    bad = ~regular | odd | (rst & ~last_row) | (((flags & SYN) != 0) & (pos >= 2))
+    # duplicates: each record against the one before it in its direction
+    by_dir = np.lexsort((np.arange(n), sender, group_of))
+    same = (group_of[by_dir][1:] == group_of[by_dir][:-1]) \
+        & (sender[by_dir][1:] == sender[by_dir][:-1])
+    fields = [seq, ack, flags, cols["window"][order], cols["checksum"][order],
+              cols["ipid"][order]]
+    for f in fields:
+        same &= f[by_dir][1:] == f[by_dir][:-1]
+    bad[by_dir[1:][same]] = True
+    # --- the FINs -------------------------------------------------------------------------
+    last = ends - 1
+    fin = (flags & FIN) != 0
+    f1 = per_group(np.where(fin, pos, _BIG), np.minimum, _BIG)
+    f1r = starts + np.where(f1 < _BIG, f1, 0)
+    x = sender[f1r]                          # who closed first (sent the first FIN)
+    xg, yg = x[group_of], 1 - x[group_of]
+    fins_x = np.bincount(group_of[fin & (sender == xg)], minlength=ngroups)
+    fins_y = np.bincount(group_of[fin & (sender == yg)], minlength=ngroups)
+    f2 = per_group(np.where(fin & (sender == yg), pos, _BIG), np.minimum, _BIG)
+    two_fins = (fins_x >= 1) & (fins_y == 1)
+    f2r = starts + np.where(two_fins, f2, 0)
+    fin_x = (seq[f1r] + plen[f1r]) & _M32
+    fin_y = (seq[f2r] + plen[f2r]) & _M32
+    after_f1 = pos > f1[group_of]
+    after_f2 = pos > np.where(two_fins, f2, _BIG)[group_of]
+    bad |= after_f1 & (sender == xg) & (plen > 0)
+    bad |= after_f2 & (sender == yg) & (plen > 0)
+    has_ack = (flags & ACK) != 0
+    # the first of Y's segments that covers X's FIN (X to FIN_WAIT2)
+    acks_x = after_f1 & (sender == yg) & has_ack & _after(ack, (fin_x + 1)[group_of])
+    a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum, _BIG)
+    # a FIN from X again, before Y acknowledged its first: unusual (retransmitted, or with
+    # another sequence number), nothing more
+    again = fin & after_f1 & (sender == xg)
+    bad |= again & (pos > a1[group_of])
+    retransmitted = anyg(again)
+    y_fin_acks = ((flags[f2r] & ACK) != 0) & _after(ack[f2r], (fin_x + 1) & _M32)
+    # the ACK of Y's FIN: X's first segment after it that covers it, the group's last
+    acks_y = after_f2 & (sender == xg) & has_ack & _after(ack, (fin_y + 1)[group_of])
+    a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum, _BIG)
+    # ... before X's TIME_WAIT (from Y's FIN, or Y's last segment) is over at its time
+    tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
+    closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1) & ~tw_over
+    three = a1 == f2  # Y's FIN is the first of its segments that covers X's
+    begun = opens & ~anyg(bad) & synack & est
+    fin_close = begun & closes & ~has_rst
+    # --- or the FINs crossed: the first of Y's segments that covers X's FIN comes after
+    # Y's FIN (X FIN_WAIT1 -> CLOSING, Y's CLOSE_WAIT rewritten as FIN_WAIT1 -> CLOSING);
+    # it and X's first that covers Y's FIN are the last two records (both to TIME_WAIT),
+    # the second before the first one's TIME_WAIT is over
+    crossed = begun & two_fins & ~has_rst & (a1 > f2) \
+        & (np.minimum(a1, a2) == size - 2) & (np.maximum(a1, a2) == size - 1) \
+        & (ts[last] < ts[np.maximum(last - 1, 0)] + time_wait_ns)
+    # --- or an RST, acceptable, as the last record, with no FIN or after X's ------------
+    rst_sender = sender[last]
+    isn = np.where(sender == 0, isn_c[group_of], isn_s[group_of])
+    rel_end = (seq + plen + ((flags & SYN) != 0) + fin - isn) & _M32
+    far = anyg(rel_end >= 1 << 31)
+    mine_before = (sender == rst_sender[group_of]) & ~last_row
+    sent = per_group(np.where(mine_before, rel_end, 0), np.maximum, 0)
+    rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
+    rst_ends = begun & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last] & ~far \
+        & (rel_rst >= sent)
+    rst_close = rst_ends & (fins_x == 0)
+    fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
+    clean = fin_close | crossed | rst_close | fin_then_rst
+    # could still become one: what there is so far breaks none of the conditions
+    promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
+        & ~has_rst & (fins_y <= 1)
+    # or, if nothing follows, stays open (no FIN) or half-open (FINs from one side)
+    unclosed = begun & ~has_rst & (fins_y == 0)
+    # the verdicts, coded as ResultSink codes them; when a sweep would let each go
+    tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
+    meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3 \
+        | retransmitted.astype(np.int64) << 5
+    meta = np.where(crossed, _SIMULTANEOUS | 3 << 3 | 1 << 5, meta)  # TIME_WAIT on both
+    meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6, meta)
+    meta = np.where(fin_then_rst, _FIN_THEN_RST | 1 << 5 | 1 << 6, meta)
+    meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | 1 << 5, _NONE), meta)
+    due = np.where(rst_ends, ts[last] + grace_ns,
+                   np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
+                              ts[last]) + time_wait_ns)
+    return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due)
+
+
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                 0x27D4EB2F165667C5], np.uint64)
+
+
+def _pair_hash(words: np.ndarray, version: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each record's connection (``words``: the two endpoints as three
+    64-bit words each, word by word): the same for both directions (the two endpoints'
+    hashes added); different connections almost never alike (and when they are,
+    :func:`_group` notices)."""
+    def endpoint(w: np.ndarray) -> np.ndarray:
+        h = w[0] * _MIX[0] + w[1] * _MIX[1] + w[2] * _MIX[2]
+        return (h ^ (h >> np.uint64(29))) * _MIX[3]
+    h = endpoint(words[:3]) + endpoint(words[3:]) + version.astype(np.uint64) * _MIX[0]
+    return h ^ (h >> np.uint64(32))
+
+
+def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Records by connection: (order, starts, ends, sender, odd), where ``order`` lists
+    the records group by group, each group in capture order, from ``starts`` to
+    ``ends``; ``sender`` (in ``order``) is 0 for a record sent by the group's first
+    record's sender (endpoint 0), else 1; ``odd`` marks the records of groups left to the
+    tracker: an endpoint talking to itself, or records of another connection whose hash
+    is alike (the group is then not one connection)."""
+    n = len(key)
+    wide = np.zeros((n, 48), np.uint8)  # the two endpoints as three 64-bit words each
+    wide[:, :18], wide[:, 24:42] = key[:, 1:19], key[:, 19:]
+    words = np.ascontiguousarray(wide.view(np.uint64).T)  # word by word: faster to index
+    version = key[:, 0]
+    h = _pair_hash(words, version)
+    # sort on the hash's top bits and the record's place in the window (unique, and in
+    # capture order when the window is: then no stable sort is needed)
+    bits = max(n.bit_length(), 1)
+    if n > 1 and not (packet[1:] > packet[:-1]).all():
+        place = np.argsort(packet, kind="stable")
+        rank = np.empty(n, np.uint64)
+        rank[place] = np.arange(n, dtype=np.uint64)
+    else:
+        rank = np.arange(n, dtype=np.uint64)
+    sortkey = np.sort((h >> np.uint64(bits)) << np.uint64(bits) | rank)
+    order = (sortkey & np.uint64((1 << bits) - 1)).astype(np.int64)
+    top = sortkey >> np.uint64(bits)
+    new_group = np.ones(n + 1, bool)
+    new_group[1:-1] = top[1:] != top[:-1]
+    bounds = np.flatnonzero(new_group)
+    starts, ends = bounds[:-1], bounds[1:]
+    first = np.repeat(order[starts], ends - starts)
+    # each record's endpoints against its group's first record's: the same, or swapped
+    forward, back = np.ones(n, bool), np.ones(n, bool)
+    for i in range(3):
+        a, z = words[i][order], words[i + 3][order]
+        a0, z0 = words[i][first], words[i + 3][first]
+        forward &= (a == a0) & (z == z0)
+        back &= (a == z0) & (z == a0)
+    odd_rec = (forward == back) | (version[order] != version[first])  # neither, or a loop
+    group_of = np.repeat(np.arange(len(starts)), ends - starts)
+    odd = np.bincount(group_of[odd_rec], minlength=len(starts))[group_of] > 0
+    return order, starts, ends, (~forward).astype(np.int64), odd
