@@ -336,16 +336,17 @@ def _feed(tracker: Tracker, cols: dict[str, np.ndarray], rest: np.ndarray) -> No
 def _four_tuples(key: np.ndarray) -> list[tuple[bytes, int, bytes, int]]:
     """Each ``key`` (as :func:`gather` makes them) as (source address, port, destination
     address, port), the tracker's 4-tuple."""
-    raw = key.tobytes()
+    v6 = key[:, 0] == 6
+    src, dst = np.empty(len(key), object), np.empty(len(key), object)
+    for rows, width in ((~v6, 4), (v6, 16)):
+        if rows.any():
+            part = key[rows]
+            for out, at in ((src, 1), (dst, 19)):  # the addresses as bytes objects
+                out[rows] = np.ascontiguousarray(part[:, at:at + width]).view(
+                    f"V{width}").ravel().astype(object)
     sport = (key[:, 17].astype(np.int64) << 8 | key[:, 18]).tolist()
     dport = (key[:, 35].astype(np.int64) << 8 | key[:, 36]).tolist()
-    out = []
-    at = 0
-    for version, sp, dp in zip(key[:, 0].tolist(), sport, dport):
-        width = 16 if version == 6 else 4
-        out.append((raw[at + 1:at + 1 + width], sp, raw[at + 19:at + 19 + width], dp))
-        at += 37
-    return out
+    return list(zip(src.tolist(), sport, dst.tolist(), dport))
 
 
 _FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscale")
