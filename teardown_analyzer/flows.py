@@ -259,7 +259,7 @@ class Tracker:
         key = (src, sport, dst, dport)
         found = self.conns.get(key)
         if found is not None and found[0].id in self._closing \
-                and self.time_wait_ns is not None and self._over(found[0], ts_ns):
+                and self.time_wait_ns is not None and self._over_at(found[0], ts_ns):
             self._drop(found[0])
             found = None
         if found is None and self.parked:
@@ -711,7 +711,7 @@ class Tracker:
             if parked is not None and parked[0] == due:
                 del self.parked[key]  # finished: it was kept when it was parked
 
-    def _over(self, conn: Conn, ts_ns: int) -> bool:
+    def _over_at(self, conn: Conn, ts_ns: int) -> bool:
         """Whether a sweep at ``ts_ns`` would let ``conn`` go."""
         assert self.time_wait_ns is not None
         return conn.pending_old is None and _over(conn, ts_ns, self.time_wait_ns,
