@@ -54,10 +54,11 @@ class Options:
     """An open connection quiet this long leaves memory too (parked on disk; its next
     segment takes it back); None: open connections stay in memory."""
     vectorised: bool = True
-    """Take clean closes a window of records at a time (:mod:`teardown_analyzer.columnar`)
-    and count plain data segments a batch at a time (:mod:`teardown_analyzer.plain`), with
-    numpy; the results are identical.  Off with ``max_connections``, or with ``sweep_every``
-    below a batch (tests that sweep after every packet)."""
+    """Take connections whose verdict is known a window of records at a time
+    (:mod:`teardown_analyzer.columnar`) and count plain data segments a batch at a time
+    (:mod:`teardown_analyzer.plain`), with numpy; the results are identical.  Off with
+    ``max_connections``, or with ``sweep_every`` below a batch (tests that sweep after
+    every packet)."""
 
 
 # --- driving a capture through the tracker ---------------------------------------------
@@ -116,7 +117,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     vectorise = options.vectorised and options.max_connections is None \
         and options.sweep_every >= VECTORISED_SWEEP
     count_plain: Callable[..., list[int]] | None = None  # numpy: imported only where it pays
-    window: Any = None  # columnar.Window, when clean closes are taken a window at a time
+    window: Any = None  # columnar.Window, when connections are taken a window at a time
     keep_rows = results.add_rows
     window_rows = 0  # columnar.FIRST_WINDOW records, then twice the last, up to WINDOW_ROWS
     batched = False

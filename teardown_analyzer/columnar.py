@@ -3,19 +3,19 @@ machine.
 
 Most connections of a busy capture open with a handshake, exchange data and close with
 FIN, ACK, FIN, ACK (or FIN, FIN+ACK, ACK, or an RST, or a FIN then an RST), all within a
-few seconds, or are still open when the capture ends.  For such a connection the tracker
+few seconds, or are still open when the capture ends. For such a connection the tracker
 (:mod:`teardown_analyzer.flows`) always reaches the same verdict: a four-way (or
 three-way) close by whoever sent the first FIN, that side in TIME_WAIT (or an ``rst`` or
-``fin-then-rst`` close, both sides CLOSED; or ``none``, or ``half-open``).  This module
+``fin-then-rst`` close, both sides CLOSED; or ``none``, or ``half-open``). This module
 gathers the Ethernet/IPv4 and Ethernet/IPv6 records of a *window* (a few batches) as
 columns with numpy, groups them by connection, and checks with array operations which
-connections are exactly that (:func:`~teardown_analyzer.recognise.recognise`, whose conditions follow the tracker
-step by step).  Those are kept as their packets (:data:`ROW`), with the verdict
-(:class:`~teardown_analyzer.results.ResultSink` totals) computed here; their full summary
-(every state with its time and packet) is made only if the output reads them, by
-feeding those packets to a tracker then (:func:`replay`).  Every other record of the
-window goes through :meth:`Tracker.feed <teardown_analyzer.flows.Tracker.feed>` one by
-one, in capture order.
+connections are exactly that (:func:`~teardown_analyzer.recognise.recognise`, whose
+conditions follow the tracker step by step). Those are kept as their packets
+(:data:`ROW`), with the verdict (:class:`~teardown_analyzer.results.ResultSink` totals)
+computed here; their full summary (every state with its time and packet) is made only if
+the output reads them, by feeding those packets to a tracker then (:func:`replay`).
+Every other record of the window goes through :meth:`Tracker.feed
+<teardown_analyzer.flows.Tracker.feed>` one by one, in capture order.
 
 The results are identical to feeding every packet (tests/test_columnar.py), because:
 
@@ -29,9 +29,10 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
 * a connection that may still become one waits for the next window, for up to
   :data:`HOLD` windows; then it is fed like the others, its packets in their order;
 * unless it is still open (no FIN) or half-open (FINs from one side) and breaks none of
-  the conditions so far (:attr:`~teardown_analyzer.recognise.Groups.unclosed`): then the tracker's verdict, if nothing more
-  of its 4-tuple comes, is known too (``none`` or ``half-open``), and it is kept the same
-  way, parked as an idle open connection is, until the end of the capture.
+  the conditions so far (:attr:`~teardown_analyzer.recognise.Groups.unclosed`): then the
+  tracker's verdict, if nothing more of its 4-tuple comes, is known too (``none`` or
+  ``half-open``), and it is kept the same way, parked as an idle open connection is,
+  until the end of the capture.
 
 One difference is left, and feeding every packet has it too: where the capture's clock
 jumps forward past a connection's TIME_WAIT timer and then back, whether a later segment of
@@ -276,11 +277,12 @@ handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 
 def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
                    time_wait_ns: int, grace_ns: int, final: bool) -> int:
-    """Analyse what ``window`` gathered: clean closes kept with ``keep_rows``, the rest fed
+    """Analyse what ``window`` gathered: connections whose verdict is known
+    (:func:`~teardown_analyzer.recognise.recognise`) kept with ``keep_rows``, the rest fed
     to ``tracker`` in capture order, except (unless ``final``) the connections that may
     still close cleanly, which wait in ``window`` for the next one (for up to
     :data:`HOLD` windows, with up to :data:`HOLD_ROWS` records).  The number of records
-    kept as clean closes."""
+    kept so."""
     cols = window.take()
     if cols is None:
         return 0

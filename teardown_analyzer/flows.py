@@ -732,9 +732,9 @@ class Tracker:
     def park_kept(self, key: tuple[bytes, int, bytes, int], due_ns: int | None,
                   handle: int) -> None:
         """A connection the owner kept (:meth:`Parking.keep`; or without feeding it here, a
-        clean close, :mod:`teardown_analyzer.columnar`), parked as :meth:`sweep` parks one:
-        ``key`` as endpoint 0 sends, its TIME_WAIT expiry (None: an open connection, which
-        waits until the end of the capture), its handle."""
+        connection recognised, :mod:`teardown_analyzer.columnar`), parked as :meth:`sweep`
+        parks one: ``key`` as endpoint 0 sends, its TIME_WAIT expiry (None: an open
+        connection, which waits until the end of the capture), its handle."""
         self.parked[key] = (due_ns, handle)
         if due_ns is not None:
             heapq.heappush(self._due, (due_ns, key))

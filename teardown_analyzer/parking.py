@@ -87,7 +87,7 @@ def freeze(conn: Conn) -> bytes:
 
 def thaw(blob: bytes, keep_ladder: bool = False) -> Conn:
     """The connection :func:`freeze` made ``blob`` of, equal field for field; or, for a
-    connection kept as its packets (a clean close, :mod:`teardown_analyzer.columnar`:
+    connection kept as its packets (one recognised, :mod:`teardown_analyzer.columnar`:
     such a blob starts with a zero byte, which no marshal output does), what a tracker
     makes of them (with the ladder if ``keep_ladder``)."""
     if not blob[0]:

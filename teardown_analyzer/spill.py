@@ -64,7 +64,7 @@ class Spill:
 
     def flush(self) -> None:
         if self._pending:
-            # one blob (a window's clean closes, teardown_analyzer.columnar) is written as
+            # one blob (a window's connections, teardown_analyzer.columnar) is written as
             # it is, without a copy
             data = memoryview(self._pending[0] if len(self._pending) == 1
                               else b"".join(self._pending))
