@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import gc
 import os
-from operator import le
 import socket
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .capture import open_capture
 from .flows import Conn, LadderStep, Tracker
@@ -24,6 +23,9 @@ from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, Resu
                       StateEntry)
 from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import SideState
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
 LINUX_TIME_WAIT_S = 60.0
@@ -154,7 +156,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         if not batched:
             plain_before = tracker.plain
             index = first - 1
-            for start, incl, ts_ns in zip(starts, lens, stamps):
+            for start, incl, ts_ns in zip(starts.tolist(), lens.tolist(), stamps.tolist()):
                 index += 1
                 if ts_ns < prev_ts:
                     backwards += 1
@@ -181,14 +183,14 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         decoded: dict[int, Any] = {}
         todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part, decoded)
         batched = len(todo) <= len(starts) * (1 - VECTORISED_SHARE)
-        for p in todo:
-            tcp = decoded[p] if p in decoded else tcp_packet_at(buf, starts[p], lens[p],
-                                                                   linktype)
+        for p, start, incl, ts_ns in zip(todo, starts[todo].tolist(), lens[todo].tolist(),
+                                         stamps[todo].tolist()):
+            tcp = decoded[p] if p in decoded else tcp_packet_at(buf, start, incl, linktype)
             if isinstance(tcp, str):
                 if k == 0:
                     skip(tcp)
             elif n == 1 or (tcp[5] + tcp[6]) % n == k:
-                feed(first + p, stamps[p], tcp)
+                feed(first + p, ts_ns, tcp)
         last = first + len(starts) - 1
         if last // sweep_every != (first - 1) // sweep_every:
             sweep(last)
@@ -210,13 +212,13 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                   skipped)
 
 
-def _clock(stamps: list[int], prev_ts: int) -> tuple[int, int]:
+def _clock(stamps: np.ndarray, prev_ts: int) -> tuple[int, int]:
     """A batch's times against the latest before it: the latest after it, and how many
     were earlier than the latest before them."""
-    if stamps and stamps[0] >= prev_ts and all(map(le, stamps, stamps[1:])):
-        return stamps[-1], 0  # in order (the rule): no loop needed
+    if len(stamps) and stamps[0] >= prev_ts and (stamps[1:] >= stamps[:-1]).all():
+        return int(stamps[-1]), 0  # in order (the rule): no loop needed
     late = 0
-    for ts_ns in stamps:
+    for ts_ns in stamps.tolist():
         if ts_ns < prev_ts:
             late += 1
         else:

@@ -26,11 +26,14 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
 
 import dpkt
 
 from .errors import CaptureError, printable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # pcap magic numbers (as read little-endian) -> (byte order, ns resolution, record header)
 _PCAP_MAGICS = {
@@ -82,25 +85,28 @@ class Frame(NamedTuple):
 
 class Batch(NamedTuple):
     """Consecutive records of one interface, as offsets into one buffer: what the
-    analysis reads, without an object or a copy per packet (:meth:`Capture.batches`)."""
+    analysis reads, without an object or a copy per packet (:meth:`Capture.batches`).
+    The columns are numpy arrays (int64; ``ts_ns`` holds Python ints, dtype object, in
+    the rare pcapng batch whose clock goes beyond 64 bits)."""
 
     buf: bytes
     linktype: int
     first: int
     """Packet number of the first record."""
-    starts: list[int]
+    starts: "np.ndarray"
     """Where each record's captured bytes begin in ``buf``."""
-    lens: list[int]
+    lens: "np.ndarray"
     """Captured length of each record."""
-    origs: list[int]
+    origs: "np.ndarray"
     """Length on the wire of each record."""
-    ts_ns: list[int]
+    ts_ns: "np.ndarray"
     interface: int = 0
 
     def frames(self) -> Iterator[Frame]:
         buf, lt, iface = self.buf, self.linktype, self.interface
-        for i, (start, incl, orig, ts) in enumerate(zip(self.starts, self.lens, self.origs,
-                                                         self.ts_ns), self.first):
+        for i, (start, incl, orig, ts) in enumerate(zip(
+                self.starts.tolist(), self.lens.tolist(), self.origs.tolist(),
+                self.ts_ns.tolist()), self.first):
             yield Frame(i, ts, lt, buf[start:start + incl], orig, iface)
 
 
@@ -128,13 +134,17 @@ def _batched(frames: Iterator[Frame]) -> Iterator[Batch]:
 
 
 def _batch_of(frames: list[Frame]) -> Batch:
-    starts, pos = [], 0
-    for f in frames:
-        starts.append(pos)
-        pos += len(f.data)
+    import numpy as np  # imported here, as the pcap walker does
+
+    lens = np.array([len(f.data) for f in frames], np.int64)
+    stamps = [f.ts_ns for f in frames]
+    try:
+        ts = np.array(stamps, np.int64)
+    except OverflowError:  # a corrupt pcapng resolution or offset: beyond int64 ns
+        ts = np.array(stamps, object)
     return Batch(b"".join(f.data for f in frames), frames[0].linktype, frames[0].index,
-                 starts, [len(f.data) for f in frames], [f.orig_len for f in frames],
-                 [f.ts_ns for f in frames], frames[0].interface)
+                 np.cumsum(lens) - lens, lens,
+                 np.array([f.orig_len for f in frames], np.int64), ts, frames[0].interface)
 
 
 @dataclass(slots=True)
@@ -197,8 +207,8 @@ class Capture:
             for batch in self._walker:
                 info.packets = batch.first + len(batch.starts) - 1
                 if info.first_ts_ns is None:
-                    info.first_ts_ns = batch.ts_ns[0]
-                info.last_ts_ns = batch.ts_ns[-1]
+                    info.first_ts_ns = int(batch.ts_ns[0])
+                info.last_ts_ns = int(batch.ts_ns[-1])
                 yield batch
         except CaptureError as exc:
             info.error = exc
@@ -392,49 +402,67 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
 
 def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano: bool,
                snaplen: int, linktype: int, over_snap: list[int]) -> Iterator[Batch]:
-    limit = max(snaplen, 262144)
+    import numpy as np  # imported here: not every command reads a capture
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    limit = min(max(snaplen, 262144), MAX_RECORD)
+    incl_at = struct.Struct(order + "8xI").unpack_from
     unpack = struct.Struct(order + "IIII").unpack_from
+    header = np.dtype([(f, order + "u4") for f in ("sec", "frac", "incl", "orig")])
     scale = 1 if nano else 1000
     frac_limit = 1_000_000_000 if nano else 1_000_000
     index = 0
     # Records are cut from large chunks rather than read one by one (two read() calls
     # per packet cost more than the rest of the reading), and handed out as one batch
-    # per chunk: offsets into it, no object or copy per packet.
+    # per chunk: offsets into it, no object or copy per packet.  The only loop per
+    # record follows the chain of record lengths; everything else about the records
+    # (times, lengths, checks) is read for the whole chunk at once.
     buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
     while True:
         size = len(buf)
         first = index + 1
-        starts: list[int] = []
-        lens: list[int] = []
-        origs: list[int] = []
-        stamps: list[int] = []
+        heads: list[int] = []  # where each record header begins, as the lengths chain
+        add = heads.append
+        p, last = pos, size - rec_len
+        while p <= last:
+            add(p)
+            p += rec_len + incl_at(buf, p)[0]
         error = None
         need = 0
-        while size - pos >= rec_len:
-            sec, frac, incl, orig = unpack(buf, pos)
-            if incl > limit or incl > MAX_RECORD:
-                error = CaptureError(
-                    f"packet {index + 1} claims {incl} captured bytes, more than the snap "
-                    f"length {snaplen}; the file is corrupt from here", source=info.source,
-                    where=f"byte {base + pos}")
-                break
-            end = pos + rec_len + incl
-            if end > size:
-                need = end - size  # the record goes on in the next chunk
-                break
-            index += 1
-            if incl > snaplen > 0:
-                over_snap[0] += 1
-                over_snap[1] = over_snap[1] or index
-            if frac >= frac_limit:
-                info.warnings.append(f"packet {index}: sub-second field {frac} out of range")
-            starts.append(pos + rec_len)
-            lens.append(incl)
-            origs.append(orig if orig > incl else incl)
-            stamps.append(sec * 1_000_000_000 + frac * scale)
-            pos = end
-        if starts:
-            yield Batch(buf, linktype, first, starts, lens, origs, stamps)
+        if heads:
+            at = np.asarray(heads, np.int64)
+            h = sliding_window_view(np.frombuffer(buf, np.uint8), 16)[at].view(header)[:, 0]
+            incl = h["incl"].astype(np.int64)
+            ends = at + rec_len + incl
+            # the first record that is corrupt or goes on in the next chunk ends the
+            # batch (the chain after a corrupt length is garbage, and is not used)
+            bad = incl > limit
+            stop = np.flatnonzero(bad | (ends > size))
+            count = int(stop[0]) if len(stop) else len(heads)
+            if count < len(heads):
+                if bad[count]:
+                    error = CaptureError(
+                        f"packet {index + count + 1} claims {int(incl[count])} captured "
+                        f"bytes, more than the snap length {snaplen}; the file is corrupt "
+                        f"from here", source=info.source, where=f"byte {base + heads[count]}")
+                else:
+                    need = int(ends[count]) - size
+            if count:
+                h, incl = h[:count], incl[:count]
+                if snaplen > 0:
+                    over = np.flatnonzero(incl > snaplen)
+                    if len(over):
+                        over_snap[0] += len(over)
+                        over_snap[1] = over_snap[1] or index + 1 + int(over[0])
+                frac = h["frac"].astype(np.int64)
+                for i in np.flatnonzero(frac >= frac_limit).tolist():
+                    info.warnings.append(f"packet {index + 1 + i}: sub-second field "
+                                         f"{int(frac[i])} out of range")
+                stamps = h["sec"].astype(np.int64) * 1_000_000_000 + frac * scale
+                yield Batch(buf, linktype, first, at[:count] + rec_len, incl,
+                            np.maximum(h["orig"], incl), stamps)
+                index += count
+                pos = int(ends[count - 1])
         if error is not None:
             raise error
         more = rd.chunk(max(CHUNK, need), index)

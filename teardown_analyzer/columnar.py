@@ -99,7 +99,7 @@ class Window:
         connection whose first record came before them has waited HOLD times."""
         self._taken = True
 
-    def add(self, buf: bytes, starts: list[int], lens: list[int], stamps: list[int],
+    def add(self, buf: bytes, starts: np.ndarray, lens: np.ndarray, stamps: np.ndarray,
             first: int) -> bool:
         """Gather one batch (Ethernet); False, with nothing gathered, if it cannot be (a
         timestamp beyond 64 bits: corrupt pcapng clock)."""
@@ -131,7 +131,7 @@ class Window:
             self.size += len(cols["packet"])
 
 
-def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first: int,
+def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, first: int,
            owner: tuple[int, int], skip: Callable[[str], None]) -> dict[str, np.ndarray]:
     """The TCP records of one Ethernet batch that ``owner`` = (k, n) tracks (the port sum
     modulo n is k), as columns: everything the tracker reads of each
@@ -197,8 +197,10 @@ def gather(buf: bytes, starts: list[int], lens: list[int], ts: np.ndarray, first
                                     regular & ((word & SYN) != 0)),
             "regular": regular}
     # the rest, one by one: other layers (VLAN, IP options ...) and what is not TCP
-    for p in np.flatnonzero(~fast).tolist():
-        got = tcp_packet_at(buf, starts[pos[p]], lens[pos[p]], 1)
+    others = np.flatnonzero(~fast)
+    for p, start, incl in zip(others.tolist(), st[pos[others]].tolist(),
+                              ln[others].tolist()):
+        got = tcp_packet_at(buf, start, incl, 1)
         if isinstance(got, str):
             if k == 0:
                 skip(got)

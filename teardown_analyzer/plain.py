@@ -48,8 +48,8 @@ def _u32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (_u16(b, at) << 16) | _u16(b, at + 2)
 
 
-def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int],
-                stamps: list[int], linktype: int,
+def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarray,
+                stamps: np.ndarray, linktype: int,
                 owner: tuple[int, int] = (0, 1),
                 decoded: dict[int, TcpPacket | str] | None = None) -> list[int]:
     """Apply the plain segments of a batch to ``tracker``.
@@ -124,8 +124,9 @@ def count_plain(tracker: Tracker, buf: bytes, starts: list[int], lens: list[int]
     record_conn[mine] = key_conn[inverse]
     # records decoded one by one (IPv6, options, other link layers): their connection too
     slow_other = np.flatnonzero(~fast)
-    for p in slow_other.tolist():
-        tcp_p = tcp_packet_at(buf, starts[p], lens[p], linktype)
+    for p, start, incl in zip(slow_other.tolist(), st[slow_other].tolist(),
+                              ln[slow_other].tolist()):
+        tcp_p = tcp_packet_at(buf, start, incl, linktype)
         if decoded is not None:
             decoded[p] = tcp_p
         if not isinstance(tcp_p, str):
