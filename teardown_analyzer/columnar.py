@@ -51,9 +51,9 @@ from .flows import SYN, Conn, Tracker
 from .link import tcp_packet_at
 from .recognise import Groups, recognise
 
-HEAD = 114
-"""Bytes read of each record: Ethernet (14), IPv6 (40) and the longest TCP header (60),
-all that :func:`~teardown_analyzer.link.tcp_packet_at` reads of the whole record."""
+HEAD = 74
+"""Bytes read of each record: Ethernet (14), IPv6 (40) and TCP's fixed header (20); a
+SYN's options are read apart."""
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
                 ("tcp_len", "<i4"), ("seq", "<u4"), ("ack", "<u4"), ("word", "<u2"),
                 ("window", "<u2"), ("checksum", "<i4"), ("wscale", "<i2")])
@@ -82,6 +82,16 @@ KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
 """Where an Ethernet/IPv4 and an Ethernet/IPv6 frame hold the source address (4 or 16
 bytes, as 16) and port, the destination address and port: a 36-byte key (after the IP
 version's byte)."""
+FRAME = np.dtype({"names": ["ethertype", "vihl", "total_len", "ipid", "frag", "proto",
+                            "payload_len", "next"],
+                  "formats": [">u2", "u1", ">u2", ">u2", ">u2", "u1", ">u2", "u1"],
+                  "offsets": [12, 14, 16, 18, 20, 23, 18, 20], "itemsize": HEAD})
+"""The Ethernet and IP fields :func:`gather` reads of a record's first :data:`HEAD` bytes
+(an IPv4 header's, then an IPv6 header's, which overlap)."""
+TCP = np.dtype({"names": ["sport", "dport", "seq", "ack", "word", "window", "checksum"],
+                "formats": [">u2", ">u2", ">u4", ">u4", ">u2", ">u2", ">u2"],
+                "offsets": [0, 2, 4, 8, 12, 14, 16], "itemsize": 20})
+"""The fields of TCP's fixed header :func:`gather` reads."""
 _COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
             "window", "checksum", "ipid", "wscale", "regular")
 
@@ -143,30 +153,22 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
     k, n = owner
     st = np.asarray(starts, np.int64)
     ln = np.asarray(lens, np.int64)
+    data = np.frombuffer(buf, np.uint8)
     # each record's first HEAD bytes (and, for a shorter one, what follows it: not read)
-    h = _heads(np.frombuffer(buf, np.uint8), st)
-
-    def u16(at: int, at6: int | None = None) -> np.ndarray:
-        """The 16-bit field at ``at`` (at ``at6`` in an IPv6 record)."""
-        v = h[:, at].astype(np.int64) << 8 | h[:, at + 1]
-        return v if at6 is None else np.where(v6, h[:, at6].astype(np.int64) << 8
-                                              | h[:, at6 + 1], v)
-
-    def u32(at: int, at6: int) -> np.ndarray:
-        return u16(at, at6) << 16 | u16(at + 2, at6 + 2)
-
-    ethertype = u16(12)
-    v4 = (ln >= 54) & (ethertype == 0x0800) & (h[:, 14] == 0x45) & (h[:, 23] == 6) \
-        & ((u16(20) & 0x1FFF) == 0) & (u16(16) >= 20)
+    h = _heads(data, st, HEAD)
+    f = h.view(FRAME)[:, 0]
+    v4 = (ln >= 54) & (f["ethertype"] == 0x0800) & (f["vihl"] == 0x45) & (f["proto"] == 6) \
+        & ((f["frag"] & 0x1FFF) == 0) & (f["total_len"] >= 20)
     # an IPv6 payload length of 0 (jumbogram, TSO) makes the captured length count
-    v6 = (ln >= 74) & (ethertype == 0x86DD) & (h[:, 14] >> 4 == 6) & (h[:, 20] == 6) \
-        & (u16(18) > 0)
+    v6 = (ln >= 74) & (f["ethertype"] == 0x86DD) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
+        & (f["payload_len"] > 0)
     fast = v4 | v6
     pos = np.arange(count)
     if n > 1:  # another process's records: not read further
-        sport, dport = u16(34, 54), u16(36, 56)
-        pos = np.flatnonzero(~fast | ((sport + dport) % n == k))
-        h, ln, ts, v4, v6, fast = h[pos], ln[pos], ts[pos], v4[pos], v6[pos], fast[pos]
+        sport, dport = _tcp_field(h, v6, "sport"), _tcp_field(h, v6, "dport")
+        pos = np.flatnonzero(~fast | ((sport.astype(np.int64) + dport) % n == k))
+        h, f, st = h[pos], f[pos], st[pos]
+        ln, ts, v4, v6, fast = ln[pos], ts[pos], v4[pos], v6[pos], fast[pos]
         count = len(pos)
     mine = fast.copy()
     # the endpoints (:data:`KEY4`, :data:`KEY6`): as IPv4 for every record, then the IPv6
@@ -181,24 +183,24 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
         key6[:, 0] = 6
         key6[:, 1:] = h[rows6][:, KEY6]
         key[rows6] = key6
-    word = u16(46, 66)
-    tcp_len = np.where(v6, u16(18), u16(16) - 20)
+    word = _tcp_field(h, v6, "word").astype(np.int64)
+    tcp_len = np.where(v6, f["payload_len"], f["total_len"].astype(np.int64) - 20)
     hlen = (word >> 12) * 4
     regular = fast & (hlen >= 20) & (tcp_len >= hlen)
-    cols = {"packet": first + pos, "ts": ts,
-            "key": key, "seq": u32(38, 58).astype(np.uint32),
-            "ack": u32(42, 62).astype(np.uint32), "word": word.astype(np.uint16),
-            "flags": (word & 0x1FF).astype(np.uint16),
+    tcp_at = np.where(v6, 54, 34)
+    cols = {"packet": first + pos, "ts": ts, "key": key,
+            "seq": _tcp_field(h, v6, "seq"), "ack": _tcp_field(h, v6, "ack"),
+            "word": word.astype(np.uint16), "flags": (word & 0x1FF).astype(np.uint16),
             "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
-            "window": u16(48, 68).astype(np.uint16),
-            "checksum": u16(50, 70).astype(np.int32),
-            "ipid": np.where(v6, -1, u16(18)).astype(np.int32),
-            "wscale": _window_scale(h, np.where(v6, 54, 34), hlen, ln,
+            "window": _tcp_field(h, v6, "window"),
+            "checksum": _tcp_field(h, v6, "checksum").astype(np.int32),
+            "ipid": np.where(v6, -1, f["ipid"]).astype(np.int32),
+            "wscale": _window_scale(data, st + tcp_at, np.minimum(hlen, ln - tcp_at),
                                     regular & ((word & SYN) != 0)),
             "regular": regular}
     # the rest, one by one: other layers (VLAN, IP options ...) and what is not TCP
     others = np.flatnonzero(~fast)
-    for p, start, incl in zip(others.tolist(), st[pos[others]].tolist(),
+    for p, start, incl in zip(others.tolist(), st[others].tolist(),
                               ln[others].tolist()):
         got = tcp_packet_at(buf, start, incl, 1)
         if isinstance(got, str):
@@ -221,16 +223,26 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
     return {c: v[idx] for c, v in cols.items()}
 
 
-def _heads(data: np.ndarray, st: np.ndarray) -> np.ndarray:
-    """The :data:`HEAD` bytes from each of ``st`` (zeros past the end of ``data``)."""
-    short = st > len(data) - HEAD
+def _tcp_field(h: np.ndarray, v6: np.ndarray, name: str) -> np.ndarray:
+    """A field of each record's TCP header (:data:`TCP`), after IPv4 or IPv6."""
+    v = h[:, 34:54].view(TCP)[:, 0][name]
+    if v6.any():
+        v = v.copy()
+        rows = np.flatnonzero(v6)
+        v[rows] = h[rows, 54:74].view(TCP)[:, 0][name]
+    return v.astype(v.dtype.newbyteorder("="))
+
+
+def _heads(data: np.ndarray, st: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes from each of ``st`` (zeros past the end of ``data``)."""
+    short = st > len(data) - width
     if not short.any():
-        return sliding_window_view(data, HEAD)[st]
-    out = np.zeros((len(st), HEAD), np.uint8)
+        return sliding_window_view(data, width)[st]
+    out = np.zeros((len(st), width), np.uint8)
     cut = int(st[short].min())  # the last records: a copy of the end, padded
-    tail = np.concatenate((data[cut:], np.zeros(HEAD, np.uint8)))
-    out[~short] = sliding_window_view(data, HEAD)[st[~short]] if len(data) >= HEAD else 0
-    out[short] = sliding_window_view(tail, HEAD)[st[short] - cut]
+    tail = np.concatenate((data[cut:], np.zeros(width, np.uint8)))
+    out[~short] = sliding_window_view(data, width)[st[~short]] if len(data) >= width else 0
+    out[short] = sliding_window_view(tail, width)[st[short] - cut]
     return out
 
 
@@ -239,35 +251,37 @@ _LINUX_SYN = np.array([2, 4, -1, -1, 4, 2, 8, 10] + [-1] * 8 + [1, 3, 3, -1], np
 window scale; -1: any byte): the window-scale shift is then byte 19."""
 
 
-def _window_scale(h: np.ndarray, tcp_at: np.ndarray, hlen: np.ndarray, ln: np.ndarray,
-                  syn: np.ndarray) -> np.ndarray:
-    """The window-scale shift in each SYN's options (-1: none), read as
+def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np.ndarray
+                  ) -> np.ndarray:
+    """The window-scale shift in each SYN's options (its TCP header at ``tcp_at`` in
+    ``data``, ``end`` bytes of it there; -1: none), read as
     :func:`~teardown_analyzer.tcp.window_scale` reads them, all SYNs a step at a time;
     -1 for the other records."""
-    out = np.full(len(h), -1, np.int16)
+    out = np.full(len(syn), -1, np.int16)
     rows = np.flatnonzero(syn)
-    p = (tcp_at + 20)[rows]
-    end = np.minimum(tcp_at + hlen, ln)[rows]
+    o = _heads(data, tcp_at[rows] + 20, 40)  # the options: 40 bytes at most
+    end = end[rows] - 20
     # Linux's options, all there: read at once; the others option by option
-    opts = h[rows[:, None], p[:, None] + np.arange(len(_LINUX_SYN))].astype(np.int16)
-    linux = ((opts == _LINUX_SYN) | (_LINUX_SYN < 0)).all(axis=1) \
-        & (end >= p + len(_LINUX_SYN))
+    opts = o[:, :len(_LINUX_SYN)].astype(np.int16)
+    linux = ((opts == _LINUX_SYN) | (_LINUX_SYN < 0)).all(axis=1) & (end >= len(_LINUX_SYN))
     out[rows[linux]] = opts[linux, -1]
-    rows, p, end = rows[~linux], p[~linux], end[~linux]
-    while len(rows):
+    at = np.flatnonzero(~linux)  # rows of o
+    p = np.zeros(len(at), np.int64)
+    end = end[at]
+    while len(at):
         going = p < end
-        rows, p, end = rows[going], p[going], end[going]
-        if not len(rows):
+        at, p, end = at[going], p[going], end[going]
+        if not len(at):
             break
-        kind = h[rows, p]
-        size = h[rows, np.minimum(p + 1, HEAD - 1)]
+        kind = o[at, p]
+        size = o[at, np.minimum(p + 1, 39)]  # (past the end: not used)
         # NOP: the next byte; EOL or an option without a valid length: no shift
         step = np.where(kind == 1, 1, size)
         last = (kind == 0) | ((kind != 1) & ((p + 1 >= end) | (size < 2)))
         found = ~last & (kind == 3) & (size == 3) & (p + 2 < end)
-        out[rows[found]] = h[rows[found], p[found] + 2]
+        out[rows[at[found]]] = o[at[found], p[found] + 2]
         going = ~last & ~found
-        rows, p, end = rows[going], p[going] + step[going], end[going]
+        at, p, end = at[going], p[going] + step[going], end[going]
     return out
 
 

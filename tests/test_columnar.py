@@ -50,6 +50,24 @@ def test_samples_identical(path):
         assert _dicts(analyze([str(path)], Options(**kw))) == _dicts(per_packet)
 
 
+def test_split_between_processes_among_records_read_one_by_one(tmp_path):
+    """Two processes, each gathering the records of its share of the connections, and
+    decoding records that are not plain Ethernet/IP one by one to find whose they are:
+    an edited capture, the 200 mixed connections with the VLAN-tagged sample's connection
+    moved in time to among them."""
+    import pcapbuild as pb
+    mixed = pb.read_pcap(pb.SAMPLES / "mixed_200.pcap")[1]
+    vlan = pb.read_pcap(pb.SAMPLES / "vlan8021q.pcap")[1]
+    shift = mixed[len(mixed) // 2].ts_ns - vlan[0].ts_ns
+    records = sorted(mixed + [r._replace(ts_ns=r.ts_ns + shift) for r in vlan],
+                     key=lambda r: r.ts_ns)
+    path = tmp_path / "edited_mixed_vlan.pcap"
+    path.write_bytes(pb.pcap(records, linktype=1))
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    assert len(per_packet[0]) == 201
+    assert _dicts(analyze([str(path)], Options(), jobs=2)) == per_packet
+
+
 def test_samples_have_clean_closes_to_take(taken):
     """The comparison above is not empty: the samples' Ethernet captures hold clean
     closes this module takes (the real ones are one connection each; in the port-reuse
