@@ -370,6 +370,7 @@ def _four_tuples(key: np.ndarray) -> list[tuple[bytes, int, bytes, int]]:
 _FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscale")
 """What :data:`ROW` holds of a packet but its time and number, in :data:`TcpPacket
 <teardown_analyzer.link.TcpPacket>` order."""
+assert ROW.names == ("packet", "ts", "sender", *_FIELDS)  # replay() reads rows as tuples
 
 
 def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
@@ -416,9 +417,8 @@ def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
     width = 16 if raw[0] == 6 else 4
     ends = ((raw[1:1 + width], raw[17] << 8 | raw[18]),
             (raw[19:19 + width], raw[35] << 8 | raw[36]))
-    rows = np.frombuffer(blob, ROW, offset=ROW.itemsize)
     for (packet, ts, sender, ipid, tcp_len, seq, ack, word, window, checksum,
-         wscale) in zip(*(rows[c].tolist() for c in ("packet", "ts", "sender", *_FIELDS))):
+         wscale) in np.frombuffer(blob, ROW, offset=ROW.itemsize).tolist():
         (src, sport), (dst, dport) = ends[sender], ends[1 - sender]
         tracker.feed(packet, ts, (raw[0], src, dst, ipid, tcp_len, sport, dport, seq, ack,
                                   word, window, checksum, None if wscale < 0 else wscale))
