@@ -135,12 +135,12 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     for batch in cap.batches():
         buf, linktype, first = batch.buf, batch.linktype, batch.first
         starts, lens, stamps = batch.starts, batch.lens, batch.ts_ns
-        if vectorise and linktype == 1 and not batched:
+        if vectorise and not batched:
             if window is None:
                 from .columnar import FIRST_WINDOW, WINDOW_ROWS, Window
                 window = Window(part, skip)
                 window_rows = min(FIRST_WINDOW, WINDOW_ROWS)
-            if window.add(buf, starts, lens, stamps, first):
+            if window.add(buf, starts, lens, stamps, first, linktype):
                 prev_ts, late = _clock(stamps, prev_ts)
                 backwards += late
                 last = first + len(starts) - 1

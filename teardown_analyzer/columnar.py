@@ -48,12 +48,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .flows import SYN, Conn, Tracker
-from .link import tcp_packet_at
+from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, tcp_packet_at
 from .recognise import Groups, recognise
 
-HEAD = 74
-"""Bytes read of each record: Ethernet (14), IPv6 (40) and TCP's fixed header (20); a
-SYN's options are read apart."""
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
                 ("tcp_len", "<i4"), ("seq", "<u4"), ("ack", "<u4"), ("word", "<u2"),
                 ("window", "<u2"), ("checksum", "<i4"), ("wscale", "<i2")])
@@ -82,22 +79,73 @@ KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
 """Where an Ethernet/IPv4 and an Ethernet/IPv6 frame hold the source address (4 or 16
 bytes, as 16) and port, the destination address and port: a 36-byte key (after the IP
 version's byte)."""
-FRAME = np.dtype({"names": ["ethertype", "vihl", "total_len", "ipid", "frag", "proto",
-                            "payload_len", "next"],
-                  "formats": [">u2", "u1", ">u2", ">u2", ">u2", "u1", ">u2", "u1"],
-                  "offsets": [12, 14, 16, 18, 20, 23, 18, 20], "itemsize": HEAD})
-"""The Ethernet and IP fields :func:`gather` reads of a record's first :data:`HEAD` bytes
-(an IPv4 header's, then an IPv6 header's, which overlap)."""
 TCP = np.dtype({"names": ["sport", "dport", "seq", "ack", "word", "window", "checksum"],
                 "formats": [">u2", ">u2", ">u4", ">u4", ">u2", ">u2", ">u2"],
                 "offsets": [0, 2, 4, 8, 12, 14, 16], "itemsize": 20})
 """The fields of TCP's fixed header :func:`gather` reads."""
+
+
+class Layout:
+    """A link layer whose IP header is at a fixed place (``ip_at``), and which tells IPv4
+    from IPv6 as :mod:`teardown_analyzer.link`'s decoder of it does (``versions(h)``:
+    whether each record's link header says IPv4, and IPv6, from its first bytes ``h``)."""
+
+    def __init__(self, ip_at: int,
+                 versions: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
+        self.ip_at = ip_at
+        self.versions = versions
+        self.head = ip_at + 60
+        """Bytes read of each record: the link header, IPv6's (40) and TCP's fixed header
+        (20); a SYN's options are read apart."""
+        self.frame = np.dtype({
+            "names": ["vihl", "total_len", "ipid", "frag", "proto", "payload_len", "next"],
+            "formats": ["u1", ">u2", ">u2", ">u2", "u1", ">u2", "u1"],
+            "offsets": [ip_at + o for o in (0, 2, 4, 6, 9, 4, 6)], "itemsize": self.head})
+        """The IP fields read of those bytes (IPv4's, then IPv6's, which overlap)."""
+        self.key6 = KEY6 + ip_at - 14
+
+
+def _protocol(at: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """An EtherType at ``at``: Ethernet's, or the Linux cooked captures' protocol."""
+    def versions(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        protocol = h[:, at].astype(np.int64) << 8 | h[:, at + 1]
+        return protocol == ETH_IPV4, protocol == ETH_IPV6
+    return versions
+
+
+def _family(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BSD loopback: the address family in either byte order (no four bytes read as
+    AF_INET one way are AF_INET6 the other, so the order they are tried in does not
+    matter)."""
+    little = h[:, :4].copy().view("<u4")[:, 0]
+    big = h[:, :4].copy().view(">u4")[:, 0]
+    return (little == 2) | (big == 2), \
+        np.isin(little, _AF_IPV6_LIST) | np.isin(big, _AF_IPV6_LIST)
+
+
+def _by_version(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw IP: the IP header's version tells (and :func:`gather` checks it anyway)."""
+    every = np.ones(len(h), bool)
+    return every, every
+
+
+_AF_IPV6_LIST = sorted(AF_IPV6)
+LAYOUTS: dict[int, Layout] = {1: Layout(14, _protocol(12)), 113: Layout(16, _protocol(14)),
+                              276: Layout(20, _protocol(0))}
+for _n in (0, 108):
+    LAYOUTS[_n] = Layout(4, _family)
+for _n in (12, 14, 101, 228, 229):
+    LAYOUTS[_n] = Layout(0, _by_version)
+"""The link types gathered here (Ethernet, Linux cooked v1 and v2, BSD loopback, raw IP),
+as :mod:`teardown_analyzer.link` decodes them; records behind any other link layer, or
+behind VLAN tags, IP options or IPv6 extension headers, are decoded one by one."""
 _COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
             "window", "checksum", "ipid", "wscale", "regular")
 
 
 class Window:
-    """Records of Ethernet batches, gathered as columns until they are analysed."""
+    """Records of batches (of the link types in :data:`LAYOUTS`), gathered as columns
+    until they are analysed."""
 
     def __init__(self, owner: tuple[int, int], skip: Callable[[str], None]) -> None:
         self.owner = owner
@@ -110,9 +158,11 @@ class Window:
         self._taken = True
 
     def add(self, buf: bytes, starts: np.ndarray, lens: np.ndarray, stamps: np.ndarray,
-            first: int) -> bool:
-        """Gather one batch (Ethernet); False, with nothing gathered, if it cannot be (a
-        timestamp beyond 64 bits: corrupt pcapng clock)."""
+            first: int, linktype: int) -> bool:
+        """Gather one batch; False, with nothing gathered, if it cannot be (a link type
+        not in :data:`LAYOUTS`, or a timestamp beyond 64 bits: corrupt pcapng clock)."""
+        if linktype not in LAYOUTS:
+            return False
         try:
             ts = np.asarray(stamps, np.int64)
         except OverflowError:
@@ -120,7 +170,7 @@ class Window:
         if self._taken:
             self.began = self.began[1 - HOLD:] + [first] if HOLD > 1 else [first]
             self._taken = False
-        part = gather(buf, starts, lens, ts, first, self.owner, self.skip)
+        part = gather(buf, starts, lens, ts, first, self.owner, self.skip, linktype)
         if len(part["packet"]):
             self.parts.append(part)
             self.size += len(part["packet"])
@@ -142,58 +192,62 @@ class Window:
 
 
 def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, first: int,
-           owner: tuple[int, int], skip: Callable[[str], None]) -> dict[str, np.ndarray]:
-    """The TCP records of one Ethernet batch that ``owner`` = (k, n) tracks (the port sum
-    modulo n is k), as columns: everything the tracker reads of each
-    (:data:`~teardown_analyzer.link.TcpPacket`).  Records that are not Ethernet/IPv4
-    without options or Ethernet/IPv6 without extension headers are decoded one by one
-    (and are not ``regular``); records that are not TCP are counted with ``skip`` (by
-    owner 0)."""
+           owner: tuple[int, int], skip: Callable[[str], None],
+           linktype: int = 1) -> dict[str, np.ndarray]:
+    """The TCP records of one batch (of a link type in :data:`LAYOUTS`) that ``owner`` =
+    (k, n) tracks (the port sum modulo n is k), as columns: everything the tracker reads
+    of each (:data:`~teardown_analyzer.link.TcpPacket`).  Records that are not IPv4
+    without options or IPv6 without extension headers right after the link header are
+    decoded one by one (and are not ``regular``); records that are not TCP are counted
+    with ``skip`` (by owner 0)."""
     count = len(starts)
     k, n = owner
     st = np.asarray(starts, np.int64)
     ln = np.asarray(lens, np.int64)
     data = np.frombuffer(buf, np.uint8)
-    # each record's first HEAD bytes (and, for a shorter one, what follows it: not read)
-    h = _heads(data, st, HEAD)
-    f = h.view(FRAME)[:, 0]
-    v4 = (ln >= 54) & (f["ethertype"] == 0x0800) & (f["vihl"] == 0x45) & (f["proto"] == 6) \
+    layout = LAYOUTS[linktype]
+    ip = layout.ip_at
+    # each record's first bytes (and, for a shorter one, what follows it: not read)
+    h = _heads(data, st, layout.head)
+    f = h.view(layout.frame)[:, 0]
+    link4, link6 = layout.versions(h)
+    v4 = link4 & (ln >= ip + 40) & (f["vihl"] == 0x45) & (f["proto"] == 6) \
         & ((f["frag"] & 0x1FFF) == 0) & (f["total_len"] >= 20)
     # an IPv6 payload length of 0 (jumbogram, TSO) makes the captured length count
-    v6 = (ln >= 74) & (f["ethertype"] == 0x86DD) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
+    v6 = link6 & (ln >= ip + 60) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
         & (f["payload_len"] > 0)
     fast = v4 | v6
     pos = np.arange(count)
     if n > 1:  # another process's records: not read further
-        sport, dport = _tcp_field(h, v6, "sport"), _tcp_field(h, v6, "dport")
+        sport, dport = _tcp_field(h, ip, v6, "sport"), _tcp_field(h, ip, v6, "dport")
         pos = np.flatnonzero(~fast | ((sport.astype(np.int64) + dport) % n == k))
         h, f, st = h[pos], f[pos], st[pos]
         ln, ts, v4, v6, fast = ln[pos], ts[pos], v4[pos], v6[pos], fast[pos]
         count = len(pos)
     mine = fast.copy()
-    # the endpoints (:data:`KEY4`, :data:`KEY6`): as IPv4 for every record, then the IPv6
-    # ones over them (the others are read one by one below)
+    # the endpoints (as :data:`KEY4` and :data:`KEY6` say): as IPv4 for every record,
+    # then the IPv6 ones over them (the others are read one by one below)
     key = np.zeros((count, 37), np.uint8)
     key[:, 0] = 4
-    key[:, 1:5], key[:, 17:19] = h[:, 26:30], h[:, 34:36]    # source address, port
-    key[:, 19:23], key[:, 35:37] = h[:, 30:34], h[:, 36:38]  # destination address, port
+    key[:, 1:5], key[:, 17:19] = h[:, ip + 12:ip + 16], h[:, ip + 20:ip + 22]  # source
+    key[:, 19:23], key[:, 35:37] = h[:, ip + 16:ip + 20], h[:, ip + 22:ip + 24]  # dest.
     if v6.any():
         rows6 = np.flatnonzero(v6)
         key6 = np.empty((len(rows6), 37), np.uint8)
         key6[:, 0] = 6
-        key6[:, 1:] = h[rows6][:, KEY6]
+        key6[:, 1:] = h[rows6][:, layout.key6]
         key[rows6] = key6
-    word = _tcp_field(h, v6, "word").astype(np.int64)
+    word = _tcp_field(h, ip, v6, "word").astype(np.int64)
     tcp_len = np.where(v6, f["payload_len"], f["total_len"].astype(np.int64) - 20)
     hlen = (word >> 12) * 4
     regular = fast & (hlen >= 20) & (tcp_len >= hlen)
-    tcp_at = np.where(v6, 54, 34)
+    tcp_at = np.where(v6, ip + 40, ip + 20)
     cols = {"packet": first + pos, "ts": ts, "key": key,
-            "seq": _tcp_field(h, v6, "seq"), "ack": _tcp_field(h, v6, "ack"),
+            "seq": _tcp_field(h, ip, v6, "seq"), "ack": _tcp_field(h, ip, v6, "ack"),
             "word": word.astype(np.uint16), "flags": (word & 0x1FF).astype(np.uint16),
             "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
-            "window": _tcp_field(h, v6, "window"),
-            "checksum": _tcp_field(h, v6, "checksum").astype(np.int32),
+            "window": _tcp_field(h, ip, v6, "window"),
+            "checksum": _tcp_field(h, ip, v6, "checksum").astype(np.int32),
             "ipid": np.where(v6, -1, f["ipid"]).astype(np.int32),
             "wscale": _window_scale(data, st + tcp_at, np.minimum(hlen, ln - tcp_at),
                                     regular & ((word & SYN) != 0)),
@@ -202,7 +256,7 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
     others = np.flatnonzero(~fast)
     for p, start, incl in zip(others.tolist(), st[others].tolist(),
                               ln[others].tolist()):
-        got = tcp_packet_at(buf, start, incl, 1)
+        got = tcp_packet_at(buf, start, incl, linktype)
         if isinstance(got, str):
             if k == 0:
                 skip(got)
@@ -223,13 +277,13 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
     return {c: v[idx] for c, v in cols.items()}
 
 
-def _tcp_field(h: np.ndarray, v6: np.ndarray, name: str) -> np.ndarray:
-    """A field of each record's TCP header (:data:`TCP`), after IPv4 or IPv6."""
-    v = h[:, 34:54].view(TCP)[:, 0][name]
+def _tcp_field(h: np.ndarray, ip: int, v6: np.ndarray, name: str) -> np.ndarray:
+    """A field of each record's TCP header (:data:`TCP`), after IPv4 or IPv6 at ``ip``."""
+    v = h[:, ip + 20:ip + 40].view(TCP)[:, 0][name]
     if v6.any():
         v = v.copy()
         rows = np.flatnonzero(v6)
-        v[rows] = h[rows, 54:74].view(TCP)[:, 0][name]
+        v[rows] = h[rows, ip + 40:ip + 60].view(TCP)[:, 0][name]
     return v.astype(v.dtype.newbyteorder("="))
 
 

@@ -94,7 +94,7 @@ register_linktype((12, 14, 101, 228, 229), "raw IP")(_ip_by_version)
 
 # BSD loopback: a 4-byte address family in the writer's byte order (NULL) or in
 # network order (LOOP).  AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30.
-_AF_IPV6 = {10, 24, 28, 30}
+AF_IPV6 = {10, 24, 28, 30}
 
 
 @register_linktype((0, 108), "BSD loopback")
@@ -106,7 +106,7 @@ def _null(data: bytes, off: int) -> tuple[int, int] | str:
     for fam in (fam_le, fam_be):
         if fam == 2:
             return ETH_IPV4, off + 4
-        if fam in _AF_IPV6:
+        if fam in AF_IPV6:
             return ETH_IPV6, off + 4
     return "not IP"
 
