@@ -102,7 +102,11 @@ class Layout:
             "formats": ["u1", ">u2", ">u2", ">u2", "u1", ">u2", "u1"],
             "offsets": [ip_at + o for o in (0, 2, 4, 6, 9, 4, 6)], "itemsize": self.head})
         """The IP fields read of those bytes (IPv4's, then IPv6's, which overlap)."""
+        self.key4 = np.where(KEY4 == 0, ip_at, KEY4 + ip_at - 14)
+        self.pad4 = KEY4 == 0
         self.key6 = KEY6 + ip_at - 14
+        """Where :data:`KEY4` and :data:`KEY6` are behind this link header (``pad4``: the
+        bytes of an IPv4 key that are not read, but padding)."""
 
 
 def _protocol(at: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -208,7 +212,7 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
     layout = LAYOUTS[linktype]
     ip = layout.ip_at
     # each record's first bytes (and, for a shorter one, what follows it: not read)
-    h = _heads(data, st, layout.head)
+    h = first_bytes(data, st, layout.head)
     f = h.view(layout.frame)[:, 0]
     link4, link6 = layout.versions(h)
     v4 = link4 & (ln >= ip + 40) & (f["vihl"] == 0x45) & (f["proto"] == 6) \
@@ -287,7 +291,7 @@ def _tcp_field(h: np.ndarray, ip: int, v6: np.ndarray, name: str) -> np.ndarray:
     return v.astype(v.dtype.newbyteorder("="))
 
 
-def _heads(data: np.ndarray, st: np.ndarray, width: int) -> np.ndarray:
+def first_bytes(data: np.ndarray, st: np.ndarray, width: int) -> np.ndarray:
     """The ``width`` bytes from each of ``st`` (zeros past the end of ``data``)."""
     short = st > len(data) - width
     if not short.any():
@@ -313,7 +317,7 @@ def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np
     -1 for the other records."""
     out = np.full(len(syn), -1, np.int16)
     rows = np.flatnonzero(syn)
-    o = _heads(data, tcp_at[rows] + 20, 40)  # the options: 40 bytes at most
+    o = first_bytes(data, tcp_at[rows] + 20, 40)  # the options: 40 bytes at most
     end = end[rows] - 20
     # Linux's options, all there: read at once; the others option by option
     opts = o[:, :len(_LINUX_SYN)].astype(np.int16)

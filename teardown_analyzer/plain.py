@@ -3,7 +3,8 @@
 Most packets of a long connection change nothing but counters: a segment without SYN, FIN
 or RST of a connection that is open and not closing (the tracker's short path).  For a
 batch of records (:class:`teardown_analyzer.capture.Batch`) this module finds, with array
-operations, the Ethernet/IPv4 and Ethernet/IPv6 segments that are exactly that, and
+operations, the IPv4 and IPv6 segments (behind the link headers
+:data:`teardown_analyzer.columnar.LAYOUTS` knows) that are exactly that, and
 applies them to the tracker per connection direction (packets, bytes, highest sequence
 number, the last segment for duplicate detection), so that only the others go through
 :meth:`Tracker.feed <teardown_analyzer.flows.Tracker.feed>` one by one.
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .columnar import KEY4, KEY6
+from .columnar import LAYOUTS, first_bytes
 from .flows import DUPLICATE_NS, Tracker
 from .link import TcpPacket, tcp_packet_at
 
@@ -61,8 +62,10 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     :func:`~teardown_analyzer.link.tcp_packet_at` returned), so they need not be again.
     """
     count = len(starts)
-    if linktype != 1 or count == 0:
+    layout = LAYOUTS.get(linktype)
+    if layout is None or count == 0:
         return list(range(count))
+    ip = layout.ip_at
     b = np.frombuffer(buf, np.uint8)
     st = np.asarray(starts, np.int64)
     ln = np.asarray(lens, np.int64)
@@ -71,22 +74,23 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     except OverflowError:  # a corrupt pcapng resolution or offset: beyond int64 ns
         return list(range(count))
     pos = np.arange(count)
-    if len(b) < 74:
+    if len(b) < ip + 60:
         return list(range(count))
-    # --- Ethernet, then IPv4 without options or IPv6 without extension headers, then TCP
-    # (not a fragment): the fields of every record at once.  Records too short to hold
-    # the headers read the buffer's first bytes instead, and are not used.
-    at = np.where(ln >= 54, st, 0)
-    at6 = np.where(ln >= 74, st, 0)
-    ethertype = _u16(b, at + 12)
-    total_len = _u16(b, at + 16)
-    v4 = (ln >= 54) & (ethertype == 0x0800) & (b[at + 14] == 0x45) & (b[at + 23] == 6) \
-        & ((_u16(b, at + 20) & 0x1FFF) == 0) & (total_len >= 20)
-    v6 = (ln >= 74) & (ethertype == 0x86DD) & (b[at6 + 14] >> 4 == 6) & (b[at6 + 20] == 6)
+    # --- the link header, then IPv4 without options or IPv6 without extension headers,
+    # then TCP (not a fragment): the fields of every record at once.  Records too short to
+    # hold the headers read the buffer's first bytes instead, and are not used.
+    at = np.where(ln >= ip + 40, st, 0) + ip
+    at6 = np.where(ln >= ip + 60, st, 0) + ip
+    link4, link6 = layout.versions(first_bytes(b, st, ip + 1))
+    total_len = _u16(b, at + 2)
+    v4 = (ln >= ip + 40) & link4 & (b[at] == 0x45) & (b[at + 9] == 6) \
+        & ((_u16(b, at + 6) & 0x1FFF) == 0) & (total_len >= 20)
+    v6 = (ln >= ip + 60) & link6 & (b[at6] >> 4 == 6) & (b[at6 + 6] == 6)
     fast = v4 | v6
-    tcp = np.where(v6, at6 + 54, at + 34)
-    payload_len = _u16(b, at6 + 18)
-    tcp_len = np.where(v6, np.where(payload_len > 0, payload_len, ln - 54), total_len - 20)
+    tcp = np.where(v6, at6 + 40, at + 20)
+    payload_len = _u16(b, at6 + 4)
+    tcp_len = np.where(v6, np.where(payload_len > 0, payload_len, ln - ip - 40),
+                       total_len - 20)
     sport, dport = _u16(b, tcp), _u16(b, tcp + 2)
     k, n = owner
     foreign = fast & ((sport + dport) % n != k) if n > 1 else np.zeros(count, bool)
@@ -97,8 +101,9 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     # --- which connection each decodable record belongs to -----------------------------
     raw_keys = np.empty((count, 37), np.uint8)
     raw_keys[:, 0] = np.where(v6, 6, 4)  # the IP version first: no IPv4 key is an IPv6 one
-    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + KEY6, at[:, None] + KEY4)]
-    raw_keys[:, 1:][v4[:, None] & (KEY4 == 0)] = 0  # an IPv4 address fills 4 of 16 bytes
+    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + layout.key6 - ip,
+                                 at[:, None] + layout.key4 - ip)]
+    raw_keys[:, 1:][v4[:, None] & layout.pad4] = 0  # an IPv4 address fills 4 of 16 bytes
     keys = raw_keys.view("V37").ravel()
     mine = fast & ~foreign
     uniq, inverse = np.unique(keys[mine], return_inverse=True)
@@ -143,7 +148,7 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     np.minimum.at(cut, record_conn[breaks], breaks)
     seq, ack = _u32(b, tcp + 4), _u32(b, tcp + 8)
     window, checksum = _u16(b, tcp + 14), _u16(b, tcp + 16)
-    ipid = np.where(v6, -1, _u16(b, at + 18))
+    ipid = np.where(v6, -1, _u16(b, at + 4))
 
     def runs() -> np.ndarray:
         return plain & (record_conn >= 0) & (pos < cut[np.maximum(record_conn, 0)])

@@ -37,9 +37,10 @@ def small_batches_counted_at_once(monkeypatch):
 
 
 def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
-                   mixed: bool = False) -> pathlib.Path:
+                   mixed: bool = False, linktype: int = 1,
+                   not_ip: int = 0) -> pathlib.Path:
     """benchmarks/bounds.py's one long connection, its raw IPv4 records wrapped in
-    Ethernet headers (the link type count_plain reads), or carried in IPv6 (checksums not
+    Ethernet headers (or another link type's), or carried in IPv6 (checksums not
     recomputed: the analysis does not read them)."""
     import pcapbuild as pb
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -47,7 +48,7 @@ def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
     raw = path.with_suffix(".raw.pcap")
     bounds.write_onestream(str(raw), packets)
     src = raw.read_bytes()
-    out, pos = [src[:20] + struct.pack("<I", 1)], 24
+    out, pos = [src[:20] + struct.pack("<I", linktype)], 24
     while pos < len(src):
         sec, frac, incl, orig = struct.unpack_from("<IIII", src, pos)
         packet = src[pos + 16:pos + 16 + incl]
@@ -56,7 +57,14 @@ def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
             packet = struct.pack("!IHBB16s16s", 0x60000000, len(seg), 6, 64,
                                  b"\xfd" + b"\0" * 11 + packet[12:16],
                                  b"\xfd" + b"\0" * 11 + packet[16:20]) + seg
-        frame = pb.ethernet(packet, 0x86DD if ipv6 else 0x0800)
+        # every ``not_ip``-th: a link header that says the packet is not IP
+        disguised = not_ip and len(out) % not_ip == 0
+        protocol = 0x0806 if disguised else 0x86DD if ipv6 else 0x0800
+        family = 99 if disguised else 30 if ipv6 else 2
+        frame = {1: lambda: pb.ethernet(packet, protocol),
+                 113: lambda: pb.sll(packet, protocol), 276: lambda: pb.sll2(packet, protocol),
+                 0: lambda: pb.loopback(packet, family, "<"),
+                 101: lambda: packet}[linktype]()
         if mixed and len(out) % 97 == 0:  # the same segment with IP options (NOP, EOL)
             opts = b"\x01\x01\x01\x00"
             ip = bytes([0x46, packet[1]]) + struct.pack("!H", len(packet) + 4) + packet[4:20]
@@ -102,14 +110,31 @@ def test_records_read_one_by_one_keep_their_place(tmp_path):
 
 
 @pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
-def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch, ipv6):
+@pytest.mark.parametrize("linktype", [1, 113, 276, 0])
+def test_a_link_header_that_is_not_ip_is_read_one_by_one(tmp_path, linktype, ipv6):
+    """IP packets behind a link header that says they are not (edited: every 97th
+    record's), among the plain segments: not counted, but skipped as the general decoder
+    skips them."""
+    path = _ethernet_bulk(tmp_path / "disguised.pcap", 5_000, ipv6, linktype=linktype,
+                          not_ip=97)
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    assert _dicts(analyze([str(path)])) == per_packet
+    assert list(per_packet[2][str(path)]) == ["not IP"]
+    assert per_packet[2][str(path)]["not IP"] in (5_000 // 97, 5_000 // 97 + 1)
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("linktype", [1, 113, 276, 0, 101])
+def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch, ipv6,
+                                                         linktype):
     """With the real batch size and share: the first two batches (the handshake and the
     first data; a connection that begins in one window waits for the next, in case it
     closes cleanly there: teardown_analyzer.columnar) are fed one by one, and they are
-    mostly plain segments, so the rest are counted."""
+    mostly plain segments, so the rest are counted; behind each link header the
+    analysis gathers (Ethernet, Linux cooked v1 and v2, BSD loopback, raw IP)."""
     monkeypatch.setattr(capture, "CHUNK", 1 << 20)
     monkeypatch.setattr(analysis, "VECTORISED_SHARE", SHARE)
-    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000, ipv6)
+    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000, ipv6, linktype=linktype)
     fed = []
     original = analysis.Tracker.feed
 
