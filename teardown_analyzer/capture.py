@@ -1,15 +1,17 @@
 """Reading capture files: classic pcap, pcapng, gzip-compressed, or standard input.
 
 The only module that opens files.  It yields :class:`Frame` records (packet number,
-integer-nanosecond timestamp, link type, bytes) and nothing else; decoding starts in
-:mod:`teardown_analyzer.link`.
+integer-nanosecond timestamp, link type, bytes), or the same as :class:`Batch` columns
+(numpy arrays of offsets, lengths and times into one buffer), and nothing else; decoding
+starts in :mod:`teardown_analyzer.link`.
 
 The format is told by the magic number, never by the file name.  The record walkers
-are our own, ``struct``-based, because of dpkt's quirks (dpkt 1.9.8): its readers
-round nanosecond timestamps through ``float``/``Decimal``, know only the first pcapng
-interface, raise ``NeedData`` in the middle of iteration, and its pcapng option
-parser fails on an interface comment that is not UTF-8.  dpkt's pcapng definitions
-(block types, option codes) name what the walker looks for.
+are our own (``struct``, and numpy for a whole chunk of pcap records at once: only
+following the chain of record lengths is a loop per record), because of dpkt's quirks
+(dpkt 1.9.8): its readers round nanosecond timestamps through ``float``/``Decimal``,
+know only the first pcapng interface, raise ``NeedData`` in the middle of iteration,
+and its pcapng option parser fails on an interface comment that is not UTF-8.  dpkt's
+pcapng definitions (block types, option codes) name what the walker looks for.
 
 A capture that breaks off part-way (a record cut short, a corrupt block length)
 stops the iteration; the frames read so far stand, and the problem is kept in
