@@ -7,8 +7,8 @@ few seconds, or are still open when the capture ends. For such a connection the 
 (:mod:`teardown_analyzer.flows`) always reaches the same verdict: a four-way (or
 three-way) close by whoever sent the first FIN, that side in TIME_WAIT (or an ``rst`` or
 ``fin-then-rst`` close, both sides CLOSED; or ``none``, or ``half-open``). This module
-gathers the Ethernet/IPv4 and Ethernet/IPv6 records of a *window* (a few batches) as
-columns with numpy, groups them by connection, and checks with array operations which
+gathers the IPv4 and IPv6 records of a *window* (a few batches; behind any link header
+:data:`LAYOUTS` knows) as columns with numpy, groups them by connection, and checks with array operations which
 connections are exactly that (:func:`~teardown_analyzer.recognise.recognise`, whose
 conditions follow the tracker step by step). Those are kept as their packets
 (:data:`ROW`), with the verdict (:class:`~teardown_analyzer.results.ResultSink` totals)
