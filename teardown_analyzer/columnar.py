@@ -295,6 +295,8 @@ def first_bytes(data: np.ndarray, st: np.ndarray, width: int) -> np.ndarray:
     """The ``width`` bytes from each of ``st`` (zeros past the end of ``data``)."""
     short = st > len(data) - width
     if not short.any():
+        if not len(st):  # (and data may be shorter than width)
+            return np.zeros((0, width), np.uint8)
         return sliding_window_view(data, width)[st]
     out = np.zeros((len(st), width), np.uint8)
     cut = int(st[short].min())  # the last records: a copy of the end, padded

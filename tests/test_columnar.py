@@ -451,6 +451,20 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     assert _dicts(analyze([str(path)], Options(keep_ladder=True))) == _dicts(per_packet)
 
 
+@pytest.mark.parametrize("size", [0, 1, 13, 20, 23])
+def test_a_capture_of_one_short_record(size, tmp_path):
+    """A capture whose only record is shorter than what is read of a SYN's options (found
+    by tests/fuzz_captures.py: a buffer shorter than 40 bytes with no SYN in it)."""
+    import pcapbuild as pb
+    frame = pb.read_pcap(pb.SAMPLES / "four_way.pcap")[1][0].data
+    path = tmp_path / "short.pcap"
+    path.write_bytes(pb.pcap([pb.Rec(1_000_000_000, frame[:size], len(frame))], linktype=1))
+    per_packet = analyze([str(path)], Options(vectorised=False))
+    assert _dicts(analyze([str(path)])) == _dicts(per_packet)
+    assert per_packet.skipped[str(path)] == {"truncated link header": 1} if size < 14 else \
+        {"truncated IP header": 1}
+
+
 def test_window_scale_read_as_the_tracker_reads_it():
     """The window-scale shift gathered for every SYN at once equals what link.py's reading
     of each record finds: options built from real kinds (NOP, EOL, MSS, window scale,
