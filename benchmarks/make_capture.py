@@ -7,7 +7,8 @@ and ``PATH.expected.json``: the connection and packet counts, the counts per clo
 (the analyzer's kind names), per initiator, per scenario, and the exact ``totals``
 object ``teardown-analyze --format json`` must report.
 
-The capture is a classic little-endian microsecond pcap, Ethernet, IPv4 and some IPv6.
+The capture is a classic little-endian microsecond pcap, Ethernet (or, with ``--link
+sll2``, Linux cooked v2 headers, as ``tcpdump -i any`` writes them), IPv4 and some IPv6.
 Connections interleave: they start as a Poisson process (``--rate`` per second), live
 for a handshake, a few request/response exchanges, an idle time and a close, so a few
 thousand are open at any moment.  Every segment carries the timestamps option (the
@@ -69,19 +70,27 @@ MSS4, MSS6 = 1460, 1440
 TS_OPT = 0x0101080A  # NOP NOP kind 8 length 10
 EPOCH = 1_700_000_000  # first connection starts here (seconds)
 
-PCAP_HEADER = struct.Struct("<IHHiIII").pack(0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 REC = struct.Struct("<IIII")
-# Ethernet + IPv4 + TCP fixed header + the timestamps option (NOP NOP 8 10 TSval TSecr)
-V4 = struct.Struct(">14sHHHHHH4s4sHHIIHHHH")
-V6 = struct.Struct(">14sIHH16s16sHHIIHHHH")
-V4TS = struct.Struct(">14sHHHHHH4s4sHHIIHHHHIII")
-V6TS = struct.Struct(">14sIHH16s16sHHIIHHHHIII")
 ROUTER_MAC = bytes.fromhex("02005e000001")
 SERVER_MAC = bytes.fromhex("02005e0000aa")
-ETH4_IN = SERVER_MAC + ROUTER_MAC + b"\x08\x00"    # client -> server
-ETH4_OUT = ROUTER_MAC + SERVER_MAC + b"\x08\x00"   # server -> client
-ETH6_IN = SERVER_MAC + ROUTER_MAC + b"\x86\xdd"
-ETH6_OUT = ROUTER_MAC + SERVER_MAC + b"\x86\xdd"
+
+
+def _sll2(protocol: int, packet_type: int, mac: bytes) -> bytes:
+    """A Linux cooked v2 header: protocol, reserved, interface index, ARPHRD_ETHER, packet
+    type (0: to this host, 4: sent by it), address length, address (padded to 8)."""
+    return struct.pack("!HHIHBB8s", protocol, 0, 2, 1, packet_type, 6, mac)
+
+
+# the link header of each IP version (4, 6) and direction (client -> server, and back),
+# as seen on the server
+LINKS = {
+    "ethernet": (1, {4: (SERVER_MAC + ROUTER_MAC + b"\x08\x00",
+                         ROUTER_MAC + SERVER_MAC + b"\x08\x00"),
+                     6: (SERVER_MAC + ROUTER_MAC + b"\x86\xdd",
+                         ROUTER_MAC + SERVER_MAC + b"\x86\xdd")}),
+    "sll2": (276, {4: (_sll2(0x0800, 0, ROUTER_MAC), _sll2(0x0800, 4, SERVER_MAC)),
+                   6: (_sll2(0x86DD, 0, ROUTER_MAC), _sll2(0x86DD, 4, SERVER_MAC))}),
+}
 
 SERVERS4 = [bytes([192, 0, 2, 10 + i]) for i in range(4)]
 SERVERS6 = [bytes.fromhex("20010db8000100000000000000000010"),
@@ -112,7 +121,17 @@ def _syn_options(mss: int, tsval: int, tsecr: int, wscale: int) -> bytes:
 
 
 class Generator:
-    def __init__(self, connections: int, seed: int, rate: float, ipv6_share: float) -> None:
+    def __init__(self, connections: int, seed: int, rate: float, ipv6_share: float,
+                 link: str = "ethernet") -> None:
+        self.linktype, self.link = LINKS[link]
+        size = len(self.link[4][0])  # the link header's length
+        self.size = size
+        # link header + IPv4 or IPv6 + TCP fixed header (+ the timestamps option: NOP NOP
+        # 8 10 TSval TSecr)
+        self.v4 = struct.Struct(f">{size}sHHHHHH4s4sHHIIHHHH")
+        self.v6 = struct.Struct(f">{size}sIHH16s16sHHIIHHHH")
+        self.v4ts = struct.Struct(f">{size}sHHHHHH4s4sHHIIHHHHIII")
+        self.v6ts = struct.Struct(f">{size}sIHH16s16sHHIIHHHHIII")
         self.n = connections
         self.rng = random.Random(seed)
         self.seed = seed
@@ -204,7 +223,7 @@ class Generator:
             k_ip = (0, 0)
             src, dst = (cip, sip), (sip, cip)
             pseudo = _wsum(cip) + _wsum(sip) + 6
-            eth = (ETH6_IN, ETH6_OUT)
+            eth = self.link[6]
             flow = (0x60000000 | rng.getrandbits(20), 0x60000000 | rng.getrandbits(20))
             ttlproto = (6 << 8 | (64 - hop), 6 << 8 | 64)  # next header, hop limit
         else:
@@ -213,7 +232,7 @@ class Generator:
             k_addr = 0x4500 + 0x4000 + _wsum(cip) + _wsum(sip)
             k_ip = (k_addr + ttlproto[0], k_addr + ttlproto[1])
             pseudo = _wsum(cip) + _wsum(sip) + 6
-            eth = (ETH4_IN, ETH4_OUT)
+            eth = self.link[4]
             ipid = [rng.getrandbits(16), rng.getrandbits(16)]
         ports = ((cport, sport), (sport, cport))
         k_tcp = (pseudo + cport + sport, pseudo + cport + sport)
@@ -229,7 +248,9 @@ class Generator:
         count = self.count
         payload = self.payload
         rec_pack = REC.pack
-        v4ts_pack, v6ts_pack = V4TS.pack, V6TS.pack
+        v4ts_pack, v6ts_pack = self.v4ts.pack, self.v6ts.pack
+        v4_pack, v6_pack = self.v4.pack, self.v6.pack
+        link = self.size
         getbits = rng.getrandbits
 
         def emit(s: int, t: int, flags: int, plen: int = 0, ack: int | None = None,
@@ -261,8 +282,8 @@ class Generator:
                 csum = (0xFFFF - (k_tcp[s] + tcp_len + seq + ack + offflags + window + TS_OPT
                                   + tsval + tsecr + psum) % 0xFFFF) % 0xFFFF
                 if v6:
-                    rec = rec_pack(EPOCH + t // 1_000_000, t % 1_000_000, 54 + tcp_len,
-                                   54 + tcp_len) + \
+                    rec = rec_pack(EPOCH + t // 1_000_000, t % 1_000_000, link + 40 + tcp_len,
+                                   link + 40 + tcp_len) + \
                         v6ts_pack(eth[s], flow[s], tcp_len, ttlproto[s], src[s], dst[s],
                                   ports[s][0], ports[s][1], seq, ack, offflags, window, csum,
                                   0, TS_OPT, tsval, tsecr)
@@ -270,7 +291,8 @@ class Generator:
                     tot = 20 + tcp_len
                     ident = ipid[s] = (ipid[s] + 1) & 0xFFFF
                     ipsum = (0xFFFF - (k_ip[s] + tot + ident) % 0xFFFF) % 0xFFFF
-                    rec = rec_pack(EPOCH + t // 1_000_000, t % 1_000_000, 14 + tot, 14 + tot) + \
+                    rec = rec_pack(EPOCH + t // 1_000_000, t % 1_000_000, link + tot,
+                                   link + tot) + \
                         v4ts_pack(eth[s], 0x4500, tot, ident, 0x4000, ttlproto[s], ipsum,
                                   src[s], dst[s], ports[s][0], ports[s][1], seq, ack,
                                   offflags, window, csum, 0, TS_OPT, tsval, tsecr)
@@ -281,17 +303,17 @@ class Generator:
                 csum = _fold(k_tcp[s] + tcp_len + seq + ack + offflags + window
                              + _wsum(opts) + psum)
                 if v6:
-                    hdr = V6.pack(eth[s], flow[s], tcp_len, ttlproto[s], src[s], dst[s],
+                    hdr = v6_pack(eth[s], flow[s], tcp_len, ttlproto[s], src[s], dst[s],
                                   ports[s][0], ports[s][1], seq, ack, offflags, window, csum, 0)
-                    caplen = 54 + tcp_len
+                    caplen = link + 40 + tcp_len
                 else:
                     tot = 20 + tcp_len
                     ident = ipid[s] = (ipid[s] + 1) & 0xFFFF
                     ipsum = _fold(k_ip[s] + tot + ident)
-                    hdr = V4.pack(eth[s], 0x4500, tot, ident, 0x4000, ttlproto[s], ipsum,
+                    hdr = v4_pack(eth[s], 0x4500, tot, ident, 0x4000, ttlproto[s], ipsum,
                                   src[s], dst[s], ports[s][0], ports[s][1], seq, ack,
                                   offflags, window, csum, 0)
-                    caplen = 34 + tcp_len
+                    caplen = link + 20 + tcp_len
                 rec = rec_pack(EPOCH + t // 1_000_000, t % 1_000_000, caplen, caplen) + \
                     hdr + opts
             push(heap, (t, next(count), rec + data if plen else rec))
@@ -456,7 +478,7 @@ class Generator:
         rng = self.rng
         heap = self.heap
         pop = heapq.heappop
-        out.write(PCAP_HEADER)
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, self.linktype))
         buf: list[bytes] = []
         t = 0.0
         mean_gap_us = 1e6 / self.rate
@@ -495,7 +517,7 @@ class Generator:
             "schema": "teardown-benchmark/1",
             "capture": os.path.basename(path),
             "generator": {"seed": self.seed, "connections": self.n, "rate_per_s": self.rate,
-                          "ipv6_share": self.ipv6_share},
+                          "ipv6_share": self.ipv6_share, "linktype": self.linktype},
             "connections": self.n,
             "packets": self.packets,
             "ipv6_connections": self.ipv6_conns,
@@ -518,9 +540,9 @@ class Generator:
 
 
 def generate(path: str, connections: int = 200_000, seed: int = 1, rate: float = 6000.0,
-             ipv6_share: float = 0.15) -> dict:
+             ipv6_share: float = 0.15, link: str = "ethernet") -> dict:
     """Write the capture to ``path`` and ``path.expected.json``; return the expected dict."""
-    gen = Generator(connections, seed, rate, ipv6_share)
+    gen = Generator(connections, seed, rate, ipv6_share, link)
     with open(path, "wb") as f:
         gen.run(f)
     exp = gen.expected(path)
@@ -543,12 +565,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="new connections per second of capture time (default 6000)")
     p.add_argument("--ipv6-share", type=float, default=0.15,
                    help="fraction of connections over IPv6 (default 0.15)")
+    p.add_argument("--link", choices=sorted(LINKS), default="ethernet",
+                   help="link header: ethernet (default), or sll2 (Linux cooked v2, as "
+                        "tcpdump -i any writes)")
     args = p.parse_args(argv)
     if args.connections < 1:
         p.error("--connections must be at least 1")
     out = args.out or f"/tmp/teardown-bench-{args.connections}.pcap"
     t0 = time.perf_counter()
-    exp = generate(out, args.connections, args.seed, args.rate, args.ipv6_share)
+    exp = generate(out, args.connections, args.seed, args.rate, args.ipv6_share, args.link)
     dt = time.perf_counter() - t0
     size = os.path.getsize(out)
     print(f"wrote {out}: {exp['connections']} connections, {exp['packets']} packets, "
