@@ -8,8 +8,8 @@ few seconds, or are still open when the capture ends. For such a connection the 
 three-way) close by whoever sent the first FIN, that side in TIME_WAIT (or an ``rst`` or
 ``fin-then-rst`` close, both sides CLOSED; or ``none``, or ``half-open``). This module
 gathers the IPv4 and IPv6 records of a *window* (a few batches; behind any link header
-:data:`LAYOUTS` knows) as columns with numpy, groups them by connection, and checks with array operations which
-connections are exactly that (:func:`~teardown_analyzer.recognise.recognise`, whose
+:data:`LAYOUTS` knows) as columns with numpy, groups them by connection, and checks with
+array operations which connections are exactly that (:func:`~teardown_analyzer.recognise.recognise`, whose
 conditions follow the tracker step by step). Those are kept as their packets
 (:data:`ROW`), with the verdict (:class:`~teardown_analyzer.results.ResultSink` totals)
 computed here; their full summary (every state with its time and packet) is made only if
@@ -134,15 +134,16 @@ def _by_version(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 _AF_IPV6_LIST = sorted(AF_IPV6)
-LAYOUTS: dict[int, Layout] = {1: Layout(14, _protocol(12)), 113: Layout(16, _protocol(14)),
-                              276: Layout(20, _protocol(0))}
-for _n in (0, 108):
-    LAYOUTS[_n] = Layout(4, _family)
-for _n in (12, 14, 101, 228, 229):
-    LAYOUTS[_n] = Layout(0, _by_version)
-"""The link types gathered here (Ethernet, Linux cooked v1 and v2, BSD loopback, raw IP),
-as :mod:`teardown_analyzer.link` decodes them; records behind any other link layer, or
-behind VLAN tags, IP options or IPv6 extension headers, are decoded one by one."""
+LAYOUTS: dict[int, Layout] = {
+    1: Layout(14, _protocol(12)),                                      # Ethernet
+    113: Layout(16, _protocol(14)),                                    # Linux cooked
+    276: Layout(20, _protocol(0)),                                     # Linux cooked v2
+    **dict.fromkeys((0, 108), Layout(4, _family)),                     # BSD loopback
+    **dict.fromkeys((12, 14, 101, 228, 229), Layout(0, _by_version)),  # raw IP
+}
+"""The link types gathered here, by link type number, as :mod:`teardown_analyzer.link`
+decodes them; records behind any other link layer, or behind VLAN tags, IP options or
+IPv6 extension headers, are decoded one by one (with the same results, slower)."""
 _COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
             "window", "checksum", "ipid", "wscale", "regular")
 

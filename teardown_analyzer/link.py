@@ -2,7 +2,10 @@
 
 Link layers and EtherTypes are looked up in two registries, so new outer layers
 (MPLS, GRE, VXLAN, Geneve ...) plug in with :func:`register_linktype` and
-:func:`register_ethertype` without touching the rest.  A decoder returns
+:func:`register_ethertype` without touching the rest.  (Where the IP header is at a
+fixed place behind a link header, :data:`teardown_analyzer.columnar.LAYOUTS` also reads
+whole windows of such records at once; a link type missing there is still read, one
+record at a time.)  A decoder returns
 ``(next, offset)`` where ``next`` is an EtherType (``0x0800`` IPv4, ``0x86DD``
 IPv6, or any registered one) and ``offset`` is where that layer begins.
 
