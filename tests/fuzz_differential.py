@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Differential fuzzing by hand: the analysis as it runs (clean closes taken a window at
 a time, teardown_analyzer.columnar) against feeding every packet, on the mutated sample
-captures of ``fuzz_captures.py``, with small batches and windows of 4 to 28 records.
+captures of ``fuzz_captures.py``, with small batches and windows of 4 to 28 records
+(with ``--plain``, plain segments counted a batch at a time too, teardown_analyzer.plain).
 
     python tests/fuzz_differential.py --seed 5 --seconds 150
+    python tests/fuzz_differential.py --seed 53 --seconds 150 --plain
 
 Prints each case whose results differ (seed, index, sample, mutations, window) and a
 summary; exit status 1 if any differs.  Captures whose clock goes backwards are not
@@ -43,9 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--plain", action="store_true",
+                    help="count plain segments a batch at a time (teardown_analyzer.plain) "
+                         "after every batch, instead of never")
     args = ap.parse_args(argv)
     capture.CHUNK, capture.BATCH = 512, 4
-    analysis.VECTORISED_SHARE = 1.01  # clean closes only: plain.py has its own tests
+    # never count plain segments at once (plain.py has its own tests), or always
+    analysis.VECTORISED_SHARE = 0.0 if args.plain else 1.01
     end = time.time() + args.seconds
     index = compared = skipped = differ = 0
     with tempfile.TemporaryDirectory() as tmp:
