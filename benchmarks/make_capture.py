@@ -8,7 +8,8 @@ and ``PATH.expected.json``: the connection and packet counts, the counts per clo
 object ``teardown-analyze --format json`` must report.
 
 The capture is a classic little-endian microsecond pcap, Ethernet (or, with ``--link
-sll2``, Linux cooked v2 headers, as ``tcpdump -i any`` writes them), IPv4 and some IPv6.
+sll2``, Linux cooked v2 headers, as ``tcpdump -i any`` writes them; with ``--link vlan``,
+Ethernet with an 802.1Q tag), IPv4 and some IPv6.
 Connections interleave: they start as a Poisson process (``--rate`` per second), live
 for a handshake, a few request/response exchanges, an idle time and a close, so a few
 thousand are open at any moment.  Every segment carries the timestamps option (the
@@ -90,6 +91,11 @@ LINKS = {
                          ROUTER_MAC + SERVER_MAC + b"\x86\xdd")}),
     "sll2": (276, {4: (_sll2(0x0800, 0, ROUTER_MAC), _sll2(0x0800, 4, SERVER_MAC)),
                    6: (_sll2(0x86DD, 0, ROUTER_MAC), _sll2(0x86DD, 4, SERVER_MAC))}),
+    # Ethernet with an 802.1Q tag (VLAN 100), as a trunk or mirror port shows it
+    "vlan": (1, {4: (SERVER_MAC + ROUTER_MAC + b"\x81\x00\x00\x64\x08\x00",
+                     ROUTER_MAC + SERVER_MAC + b"\x81\x00\x00\x64\x08\x00"),
+                 6: (SERVER_MAC + ROUTER_MAC + b"\x81\x00\x00\x64\x86\xdd",
+                     ROUTER_MAC + SERVER_MAC + b"\x81\x00\x00\x64\x86\xdd")}),
 }
 
 SERVERS4 = [bytes([192, 0, 2, 10 + i]) for i in range(4)]
@@ -566,8 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ipv6-share", type=float, default=0.15,
                    help="fraction of connections over IPv6 (default 0.15)")
     p.add_argument("--link", choices=sorted(LINKS), default="ethernet",
-                   help="link header: ethernet (default), or sll2 (Linux cooked v2, as "
-                        "tcpdump -i any writes)")
+                   help="link header: ethernet (default), sll2 (Linux cooked v2, as "
+                        "tcpdump -i any writes) or vlan (Ethernet with an 802.1Q tag)")
     args = p.parse_args(argv)
     if args.connections < 1:
         p.error("--connections must be at least 1")

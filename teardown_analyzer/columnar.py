@@ -9,8 +9,9 @@ three-way) close by whoever sent the first FIN, that side in TIME_WAIT (or an ``
 ``fin-then-rst`` close, both sides CLOSED; or ``none``, or ``half-open``). This module
 gathers the IPv4 and IPv6 records of a *window* (a few batches; behind any link header
 :data:`LAYOUTS` knows) as columns with numpy, groups them by connection, and checks with
-array operations which connections are exactly that (:func:`~teardown_analyzer.recognise.recognise`, whose
-conditions follow the tracker step by step). Those are kept as their packets
+array operations which connections are exactly that
+(:func:`~teardown_analyzer.recognise.recognise`, whose conditions follow the tracker step
+by step). Those are kept as their packets
 (:data:`ROW`), with the verdict (:class:`~teardown_analyzer.results.ResultSink` totals)
 computed here; their full summary (every state with its time and packet) is made only if
 the output reads them, by feeding those packets to a tracker then (:func:`replay`).
@@ -48,7 +49,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .flows import SYN, Conn, Tracker
-from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, tcp_packet_at
+from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, tcp_packet_at
 from .recognise import Groups, recognise
 
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
@@ -133,17 +134,33 @@ def _by_version(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return every, every
 
 
+def _tagged(tags: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Ethernet with ``tags`` VLAN tags (802.1Q, 802.1ad), then an EtherType."""
+    inner = _protocol(12 + 4 * tags)
+
+    def versions(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v4, v6 = inner(h)
+        for at in range(12, 12 + 4 * tags, 4):
+            tagged = np.isin(h[:, at].astype(np.int64) << 8 | h[:, at + 1], _VLAN_TPIDS)
+            v4, v6 = v4 & tagged, v6 & tagged
+        return v4, v6
+    return versions
+
+
 _AF_IPV6_LIST = sorted(AF_IPV6)
-LAYOUTS: dict[int, Layout] = {
-    1: Layout(14, _protocol(12)),                                      # Ethernet
-    113: Layout(16, _protocol(14)),                                    # Linux cooked
-    276: Layout(20, _protocol(0)),                                     # Linux cooked v2
-    **dict.fromkeys((0, 108), Layout(4, _family)),                     # BSD loopback
-    **dict.fromkeys((12, 14, 101, 228, 229), Layout(0, _by_version)),  # raw IP
+_VLAN_TPIDS = sorted(VLAN_TPIDS)
+LAYOUTS: dict[int, tuple[Layout, ...]] = {
+    1: (Layout(14, _protocol(12)), Layout(18, _tagged(1)), Layout(22, _tagged(2))),
+    113: (Layout(16, _protocol(14)),),                                    # Linux cooked
+    276: (Layout(20, _protocol(0)),),                                     # Linux cooked v2
+    **dict.fromkeys((0, 108), (Layout(4, _family),)),                     # BSD loopback
+    **dict.fromkeys((12, 14, 101, 228, 229), (Layout(0, _by_version),)),  # raw IP
 }
-"""The link types gathered here, by link type number, as :mod:`teardown_analyzer.link`
-decodes them; records behind any other link layer, or behind VLAN tags, IP options or
-IPv6 extension headers, are decoded one by one (with the same results, slower)."""
+"""The link types gathered here, by link type number, each with the layouts its records
+may have (Ethernet: without VLAN tags, with one, with two), as
+:mod:`teardown_analyzer.link` decodes them; records behind any other link layer, more
+tags, IP options or IPv6 extension headers are decoded one by one (with the same
+results, slower)."""
 _COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
             "window", "checksum", "ipid", "wscale", "regular")
 
@@ -202,65 +219,34 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
     """The TCP records of one batch (of a link type in :data:`LAYOUTS`) that ``owner`` =
     (k, n) tracks (the port sum modulo n is k), as columns: everything the tracker reads
     of each (:data:`~teardown_analyzer.link.TcpPacket`).  Records that are not IPv4
-    without options or IPv6 without extension headers right after the link header are
-    decoded one by one (and are not ``regular``); records that are not TCP are counted
-    with ``skip`` (by owner 0)."""
-    count = len(starts)
+    without options or IPv6 without extension headers right after one of the link type's
+    layouts are decoded one by one (and are not ``regular``); records that are not TCP are
+    counted with ``skip`` (by owner 0)."""
     k, n = owner
     st = np.asarray(starts, np.int64)
     ln = np.asarray(lens, np.int64)
     data = np.frombuffer(buf, np.uint8)
-    layout = LAYOUTS[linktype]
-    ip = layout.ip_at
-    # each record's first bytes (and, for a shorter one, what follows it: not read)
-    h = first_bytes(data, st, layout.head)
-    f = h.view(layout.frame)[:, 0]
-    link4, link6 = layout.versions(h)
-    v4 = link4 & (ln >= ip + 40) & (f["vihl"] == 0x45) & (f["proto"] == 6) \
-        & ((f["frag"] & 0x1FFF) == 0) & (f["total_len"] >= 20)
-    # an IPv6 payload length of 0 (jumbogram, TSO) makes the captured length count
-    v6 = link6 & (ln >= ip + 60) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
-        & (f["payload_len"] > 0)
-    fast = v4 | v6
-    pos = np.arange(count)
-    if n > 1:  # another process's records: not read further
-        sport, dport = _tcp_field(h, ip, v6, "sport"), _tcp_field(h, ip, v6, "dport")
-        pos = np.flatnonzero(~fast | ((sport.astype(np.int64) + dport) % n == k))
-        h, f, st = h[pos], f[pos], st[pos]
-        ln, ts, v4, v6, fast = ln[pos], ts[pos], v4[pos], v6[pos], fast[pos]
-        count = len(pos)
+    layouts = LAYOUTS[linktype]
+    cols = _read(data, st, ln, layouts[0])
+    for layout in layouts[1:]:  # records the ones before could not read (VLAN tags ...)
+        rest = np.flatnonzero(~cols["fast"])
+        if not len(rest):
+            break
+        more = _read(data, st[rest], ln[rest], layout)
+        hit = np.flatnonzero(more["fast"])
+        for c, v in cols.items():
+            v[rest[hit]] = more[c][hit]
+    fast, key = cols.pop("fast"), cols["key"]
     mine = fast.copy()
-    # the endpoints (as :data:`KEY4` and :data:`KEY6` say): as IPv4 for every record,
-    # then the IPv6 ones over them (the others are read one by one below)
-    key = np.zeros((count, 37), np.uint8)
-    key[:, 0] = 4
-    key[:, 1:5], key[:, 17:19] = h[:, ip + 12:ip + 16], h[:, ip + 20:ip + 22]  # source
-    key[:, 19:23], key[:, 35:37] = h[:, ip + 16:ip + 20], h[:, ip + 22:ip + 24]  # dest.
-    if v6.any():
-        rows6 = np.flatnonzero(v6)
-        key6 = np.empty((len(rows6), 37), np.uint8)
-        key6[:, 0] = 6
-        key6[:, 1:] = h[rows6][:, layout.key6]
-        key[rows6] = key6
-    word = _tcp_field(h, ip, v6, "word").astype(np.int64)
-    tcp_len = np.where(v6, f["payload_len"], f["total_len"].astype(np.int64) - 20)
-    hlen = (word >> 12) * 4
-    regular = fast & (hlen >= 20) & (tcp_len >= hlen)
-    tcp_at = np.where(v6, ip + 40, ip + 20)
-    cols = {"packet": first + pos, "ts": ts, "key": key,
-            "seq": _tcp_field(h, ip, v6, "seq"), "ack": _tcp_field(h, ip, v6, "ack"),
-            "word": word.astype(np.uint16), "flags": (word & 0x1FF).astype(np.uint16),
-            "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
-            "window": _tcp_field(h, ip, v6, "window"),
-            "checksum": _tcp_field(h, ip, v6, "checksum").astype(np.int32),
-            "ipid": np.where(v6, -1, f["ipid"]).astype(np.int32),
-            "wscale": _window_scale(data, st + tcp_at, np.minimum(hlen, ln - tcp_at),
-                                    regular & ((word & SYN) != 0)),
-            "regular": regular}
-    # the rest, one by one: other layers (VLAN, IP options ...) and what is not TCP
+    if n > 1:  # another process's connections: the port sum picks the process
+        ports = (key[:, 17].astype(np.int64) << 8 | key[:, 18]) \
+            + (key[:, 35].astype(np.int64) << 8 | key[:, 36])
+        mine &= ports % n == k
+    cols["packet"] = first + np.arange(len(st))
+    cols["ts"] = ts
+    # the rest, one by one: other layers (IP options ...) and what is not TCP
     others = np.flatnonzero(~fast)
-    for p, start, incl in zip(others.tolist(), st[others].tolist(),
-                              ln[others].tolist()):
+    for p, start, incl in zip(others.tolist(), st[others].tolist(), ln[others].tolist()):
         got = tcp_packet_at(buf, start, incl, linktype)
         if isinstance(got, str):
             if k == 0:
@@ -279,7 +265,52 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
         cols["window"][p], cols["checksum"][p], cols["ipid"][p] = window, checksum, ipid
         cols["wscale"][p] = -1 if wscale is None else wscale
     idx = np.flatnonzero(mine)
-    return {c: v[idx] for c, v in cols.items()}
+    return {c: cols[c][idx] for c in _COLUMNS}
+
+
+def _read(data: np.ndarray, st: np.ndarray, ln: np.ndarray, layout: Layout
+          ) -> dict[str, np.ndarray]:
+    """The columns of the records at ``st`` in ``data`` (captured lengths ``ln``) behind
+    ``layout``'s link header, but their number and time; ``fast``: whether each is IPv4
+    without options (not a fragment) or IPv6 without extension headers, carrying TCP (the
+    others' columns are not read: left to the general decoder)."""
+    ip = layout.ip_at
+    # each record's first bytes (and, for a shorter one, what follows it: not read)
+    h = first_bytes(data, st, layout.head)
+    f = h.view(layout.frame)[:, 0]
+    link4, link6 = layout.versions(h)
+    v4 = link4 & (ln >= ip + 40) & (f["vihl"] == 0x45) & (f["proto"] == 6) \
+        & ((f["frag"] & 0x1FFF) == 0) & (f["total_len"] >= 20)
+    # an IPv6 payload length of 0 (jumbogram, TSO) makes the captured length count
+    v6 = link6 & (ln >= ip + 60) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
+        & (f["payload_len"] > 0)
+    fast = v4 | v6
+    # the endpoints (as :data:`KEY4` and :data:`KEY6` say): as IPv4 for every record,
+    # then the IPv6 ones over them
+    key = np.zeros((len(st), 37), np.uint8)
+    key[:, 0] = 4
+    key[:, 1:5], key[:, 17:19] = h[:, ip + 12:ip + 16], h[:, ip + 20:ip + 22]  # source
+    key[:, 19:23], key[:, 35:37] = h[:, ip + 16:ip + 20], h[:, ip + 22:ip + 24]  # dest.
+    if v6.any():
+        rows6 = np.flatnonzero(v6)
+        key6 = np.empty((len(rows6), 37), np.uint8)
+        key6[:, 0] = 6
+        key6[:, 1:] = h[rows6][:, layout.key6]
+        key[rows6] = key6
+    word = _tcp_field(h, ip, v6, "word").astype(np.int64)
+    tcp_len = np.where(v6, f["payload_len"], f["total_len"].astype(np.int64) - 20)
+    hlen = (word >> 12) * 4
+    regular = fast & (hlen >= 20) & (tcp_len >= hlen)
+    tcp_at = np.where(v6, ip + 40, ip + 20)
+    return {"fast": fast, "key": key, "seq": _tcp_field(h, ip, v6, "seq"), "ack": _tcp_field(h, ip, v6, "ack"),
+            "word": word.astype(np.uint16), "flags": (word & 0x1FF).astype(np.uint16),
+            "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
+            "window": _tcp_field(h, ip, v6, "window"),
+            "checksum": _tcp_field(h, ip, v6, "checksum").astype(np.int32),
+            "ipid": np.where(v6, -1, f["ipid"]).astype(np.int32),
+            "wscale": _window_scale(data, st + tcp_at, np.minimum(hlen, ln - tcp_at),
+                                    regular & ((word & SYN) != 0)),
+            "regular": regular}
 
 
 def _tcp_field(h: np.ndarray, ip: int, v6: np.ndarray, name: str) -> np.ndarray:

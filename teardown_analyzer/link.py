@@ -58,7 +58,11 @@ def _ethernet(data: bytes, off: int) -> tuple[int, int] | str:
     return int.from_bytes(data[off + 12:off + 14], "big"), off + 14
 
 
-@register_ethertype(0x8100, 0x88A8, 0x9100)
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+"""802.1Q, 802.1ad, and the 0x9100 some switches use for the outer tag."""
+
+
+@register_ethertype(*VLAN_TPIDS)
 def _vlan(data: bytes, off: int) -> tuple[int, int] | str:
     """802.1Q / 802.1ad tag: 2 bytes TCI, 2 bytes inner EtherType."""
     if len(data) < off + 4:

@@ -62,9 +62,10 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     :func:`~teardown_analyzer.link.tcp_packet_at` returned), so they need not be again.
     """
     count = len(starts)
-    layout = LAYOUTS.get(linktype)
-    if layout is None or count == 0:
+    layouts = LAYOUTS.get(linktype)
+    if layouts is None or count == 0:
         return list(range(count))
+    layout = layouts[0]  # (records of the others, VLAN-tagged ones, are fed one by one)
     ip = layout.ip_at
     b = np.frombuffer(buf, np.uint8)
     st = np.asarray(starts, np.int64)

@@ -112,29 +112,36 @@ def test_analyzer_reports_the_expected_counts(generated):
     assert kind_init == {k: v for k, v in exp["kind_initiators"].items() if v}
 
 
-def test_linux_cooked_link_headers(generated, tmp_path):
-    """``--link sll2``: the same packets, at the same times, behind Linux cooked v2 headers
-    (incoming or outgoing as seen on the server), with the same expected counts."""
+@pytest.mark.parametrize("link", ["sll2", "vlan"])
+def test_other_link_headers(generated, tmp_path, link):
+    """``--link sll2`` and ``--link vlan``: the same packets, at the same times, behind
+    Linux cooked v2 headers (incoming or outgoing as seen on the server) or with an
+    802.1Q tag, with the same expected counts."""
     gen, _d, path, exp = generated
-    cooked = tmp_path / "sll2.pcap"
-    exp2 = gen.generate(str(cooked), N, seed=7, link="sll2")
-    assert exp2 == {**exp, "capture": "sll2.pcap",
-                    "generator": {**exp["generator"], "linktype": 276}}
-    a, b = path.read_bytes(), cooked.read_bytes()
-    assert struct.unpack_from("<I", b, 20)[0] == 276
+    other = tmp_path / f"{link}.pcap"
+    exp2 = gen.generate(str(other), N, seed=7, link=link)
+    linktype = 276 if link == "sll2" else 1
+    assert exp2 == {**exp, "capture": f"{link}.pcap",
+                    "generator": {**exp["generator"], "linktype": linktype}}
+    a, b = path.read_bytes(), other.read_bytes()
+    assert struct.unpack_from("<I", b, 20)[0] == linktype
     pos_a = pos_b = 24
     count = 0
     while pos_a < len(a):
         sec, frac, incl, _ = struct.unpack_from("<IIII", a, pos_a)
         sec2, frac2, incl2, orig2 = struct.unpack_from("<IIII", b, pos_b)
-        frame, sll2 = a[pos_a + 16:pos_a + 16 + incl], b[pos_b + 16:pos_b + 16 + incl2]
-        assert (sec2, frac2, incl2, orig2) == (sec, frac, incl + 6, incl + 6)
-        assert sll2[20:] == frame[14:]
-        protocol, _, ifindex, hatype, packet_type, addr_len = struct.unpack_from("!HHIHBB",
-                                                                                 sll2)
-        assert (protocol, ifindex, hatype, addr_len) == (
-            int.from_bytes(frame[12:14], "big"), 2, 1, 6)
-        assert packet_type in (0, 4)  # to the server, or sent by it
+        frame, framed = a[pos_a + 16:pos_a + 16 + incl], b[pos_b + 16:pos_b + 16 + incl2]
+        grown = 6 if link == "sll2" else 4
+        assert (sec2, frac2, incl2, orig2) == (sec, frac, incl + grown, incl + grown)
+        if link == "vlan":
+            assert framed == frame[:12] + b"\x81\x00\x00\x64" + frame[12:]
+        else:
+            assert framed[20:] == frame[14:]
+            protocol, _, ifindex, hatype, packet_type, addr_len = struct.unpack_from(
+                "!HHIHBB", framed)
+            assert (protocol, ifindex, hatype, addr_len) == (
+                int.from_bytes(frame[12:14], "big"), 2, 1, 6)
+            assert packet_type in (0, 4)  # to the server, or sent by it
         pos_a, pos_b, count = pos_a + 16 + incl, pos_b + 16 + incl2, count + 1
     assert pos_b == len(b) and count == exp["packets"]
-    assert analyze([str(cooked)]).totals() == exp["totals"]
+    assert analyze([str(other)]).totals() == exp["totals"]

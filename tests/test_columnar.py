@@ -103,12 +103,19 @@ def test_benchmark_mix_identical(mix, jobs, taken, monkeypatch):
 
 def _relinked(frame: bytes, linktype: int, i: int) -> bytes:
     """An Ethernet frame's IP packet behind another link header, as Linux (cooked v1,
-    v2), BSD loopback (each byte order and AF_INET6 value) and raw IP captures have it;
-    every 97th behind a link header that is not IP."""
+    v2), BSD loopback (each byte order and AF_INET6 value) and raw IP captures have it,
+    or behind Ethernet with no VLAN tag, one or two (each TPID); every 97th behind a
+    link header that is not IP."""
     import pcapbuild as pb
     ip, v6 = frame[14:], frame[12:14] == b"\x86\xdd"
     if frame[12:14] not in (b"\x08\x00", b"\x86\xdd") or i % 97 == 0:
         ip, v6 = ip, None
+    if linktype == 1:
+        if v6 is None:  # what a tag would be, but its TPID is not a VLAN one: not IP
+            return pb.ethernet(ip, 0x0800, vlans=[(0x88B5, 100)] * (1 + i % 2))
+        tpids = (0x8100, 0x88A8, 0x9100)
+        tags = [(tpids[(i + t) % 3], 100 + t) for t in range(i % 3)]
+        return pb.ethernet(ip, 0x86DD if v6 else 0x0800, vlans=tags)
     if linktype in (113, 276):
         protocol = 0x0806 if v6 is None else 0x86DD if v6 else 0x0800
         return (pb.sll if linktype == 113 else pb.sll2)(ip, protocol)
@@ -119,12 +126,12 @@ def _relinked(frame: bytes, linktype: int, i: int) -> bytes:
     return ip if v6 is not None else b"\x00" + ip[1:]  # raw IP; version 0: not IP
 
 
-@pytest.mark.parametrize("linktype,jobs", [(113, 1), (276, 1), (276, 2), (0, 1), (108, 1),
-                                           (101, 1)])
+@pytest.mark.parametrize("linktype,jobs", [(1, 1), (1, 2), (113, 1), (276, 1), (276, 2),
+                                           (0, 1), (108, 1), (101, 1)])
 def test_other_link_layers_identical(mix, linktype, jobs, taken, monkeypatch, tmp_path):
-    """The benchmark mix behind other link layers (edited: each Ethernet frame's IP packet
-    with another link header) is gathered a window at a time too, with the same results
-    as feeding every packet."""
+    """The benchmark mix behind other link layers, or VLAN-tagged (edited: each Ethernet
+    frame's IP packet with another link header) is gathered a window at a time too, with
+    the same results as feeding every packet."""
     import pcapbuild as pb
     monkeypatch.setattr(columnar, "WINDOW_ROWS", 4096)
     records = pb.read_pcap(mix)[1]
