@@ -103,11 +103,8 @@ class Layout:
             "formats": ["u1", ">u2", ">u2", ">u2", "u1", ">u2", "u1"],
             "offsets": [ip_at + o for o in (0, 2, 4, 6, 9, 4, 6)], "itemsize": self.head})
         """The IP fields read of those bytes (IPv4's, then IPv6's, which overlap)."""
-        self.key4 = np.where(KEY4 == 0, ip_at, KEY4 + ip_at - 14)
-        self.pad4 = KEY4 == 0
         self.key6 = KEY6 + ip_at - 14
-        """Where :data:`KEY4` and :data:`KEY6` are behind this link header (``pad4``: the
-        bytes of an IPv4 key that are not read, but padding)."""
+        """Where :data:`KEY6` is behind this link header."""
 
 
 def _protocol(at: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -34,11 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from .columnar import LAYOUTS, first_bytes
+from .columnar import KEY4, KEY6, LAYOUTS, first_bytes
 from .flows import DUPLICATE_NS, Tracker
 from .link import TcpPacket, tcp_packet_at
 
 _M32 = 0xFFFFFFFF
+_KEY4 = np.where(KEY4 == 0, 14, KEY4) - 14
+_KEY6 = KEY6 - 14
+"""Where :data:`~teardown_analyzer.columnar.KEY4` and ``KEY6`` are from the IP header
+(the bytes of an IPv4 key that are padding read the header's first byte, then zeroed)."""
 
 
 def _u16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -65,8 +69,6 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     layouts = LAYOUTS.get(linktype)
     if layouts is None or count == 0:
         return list(range(count))
-    layout = layouts[0]  # (records of the others, VLAN-tagged ones, are fed one by one)
-    ip = layout.ip_at
     b = np.frombuffer(buf, np.uint8)
     st = np.asarray(starts, np.int64)
     ln = np.asarray(lens, np.int64)
@@ -75,14 +77,23 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     except OverflowError:  # a corrupt pcapng resolution or offset: beyond int64 ns
         return list(range(count))
     pos = np.arange(count)
-    if len(b) < ip + 60:
+    top = max(layout.ip_at for layout in layouts)
+    if len(b) < top + 60:
         return list(range(count))
-    # --- the link header, then IPv4 without options or IPv6 without extension headers,
-    # then TCP (not a fragment): the fields of every record at once.  Records too short to
+    # --- the link header (each record's: the first of the link type's layouts whose link
+    # header says IP), then IPv4 without options or IPv6 without extension headers, then
+    # TCP (not a fragment): the fields of every record at once.  Records too short to
     # hold the headers read the buffer's first bytes instead, and are not used.
+    link = first_bytes(b, st, top + 1)
+    ip = np.full(count, layouts[0].ip_at, np.int64)  # where each one's IP header begins
+    link4, link6 = layouts[0].versions(link)
+    for layout in layouts[1:]:
+        more4, more6 = layout.versions(link)
+        other = (more4 | more6) & ~(link4 | link6)
+        ip[other] = layout.ip_at
+        link4, link6 = link4 | (more4 & other), link6 | (more6 & other)
     at = np.where(ln >= ip + 40, st, 0) + ip
     at6 = np.where(ln >= ip + 60, st, 0) + ip
-    link4, link6 = layout.versions(first_bytes(b, st, ip + 1))
     total_len = _u16(b, at + 2)
     v4 = (ln >= ip + 40) & link4 & (b[at] == 0x45) & (b[at + 9] == 6) \
         & ((_u16(b, at + 6) & 0x1FFF) == 0) & (total_len >= 20)
@@ -102,9 +113,8 @@ def count_plain(tracker: Tracker, buf: bytes, starts: np.ndarray, lens: np.ndarr
     # --- which connection each decodable record belongs to -----------------------------
     raw_keys = np.empty((count, 37), np.uint8)
     raw_keys[:, 0] = np.where(v6, 6, 4)  # the IP version first: no IPv4 key is an IPv6 one
-    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + layout.key6 - ip,
-                                 at[:, None] + layout.key4 - ip)]
-    raw_keys[:, 1:][v4[:, None] & layout.pad4] = 0  # an IPv4 address fills 4 of 16 bytes
+    raw_keys[:, 1:] = b[np.where(v6[:, None], at6[:, None] + _KEY6, at[:, None] + _KEY4)]
+    raw_keys[:, 1:][v4[:, None] & (KEY4 == 0)] = 0  # an IPv4 address fills 4 of 16 bytes
     keys = raw_keys.view("V37").ravel()
     mine = fast & ~foreign
     uniq, inverse = np.unique(keys[mine], return_inverse=True)

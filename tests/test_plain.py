@@ -38,7 +38,7 @@ def small_batches_counted_at_once(monkeypatch):
 
 def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
                    mixed: bool = False, linktype: int = 1,
-                   not_ip: int = 0) -> pathlib.Path:
+                   not_ip: int = 0, tags: int = 0) -> pathlib.Path:
     """benchmarks/bounds.py's one long connection, its raw IPv4 records wrapped in
     Ethernet headers (or another link type's), or carried in IPv6 (checksums not
     recomputed: the analysis does not read them)."""
@@ -61,7 +61,9 @@ def _ethernet_bulk(path: pathlib.Path, packets: int, ipv6: bool = False,
         disguised = not_ip and len(out) % not_ip == 0
         protocol = 0x0806 if disguised else 0x86DD if ipv6 else 0x0800
         family = 99 if disguised else 30 if ipv6 else 2
-        frame = {1: lambda: pb.ethernet(packet, protocol),
+        frame = {1: lambda: pb.ethernet(packet, protocol,
+                                        vlans=[(0x88A8, 100), (0x8100, 200)][-tags:]
+                                        if tags else ()),
                  113: lambda: pb.sll(packet, protocol), 276: lambda: pb.sll2(packet, protocol),
                  0: lambda: pb.loopback(packet, family, "<"),
                  101: lambda: packet}[linktype]()
@@ -109,14 +111,18 @@ def test_records_read_one_by_one_keep_their_place(tmp_path):
     assert skipped[str(path)] == {"not IP": arp} and arp > 50 and options > 50
 
 
+LINKS = [(1, 0), (1, 1), (1, 2), (113, 0), (276, 0), (0, 0)]
+"""(link type, VLAN tags) of the long connection's variants."""
+
+
 @pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
-@pytest.mark.parametrize("linktype", [1, 113, 276, 0])
-def test_a_link_header_that_is_not_ip_is_read_one_by_one(tmp_path, linktype, ipv6):
+@pytest.mark.parametrize("linktype,tags", LINKS)
+def test_a_link_header_that_is_not_ip_is_read_one_by_one(tmp_path, linktype, tags, ipv6):
     """IP packets behind a link header that says they are not (edited: every 97th
     record's), among the plain segments: not counted, but skipped as the general decoder
     skips them."""
     path = _ethernet_bulk(tmp_path / "disguised.pcap", 5_000, ipv6, linktype=linktype,
-                          not_ip=97)
+                          not_ip=97, tags=tags)
     per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
     assert _dicts(analyze([str(path)])) == per_packet
     assert list(per_packet[2][str(path)]) == ["not IP"]
@@ -124,17 +130,18 @@ def test_a_link_header_that_is_not_ip_is_read_one_by_one(tmp_path, linktype, ipv
 
 
 @pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
-@pytest.mark.parametrize("linktype", [1, 113, 276, 0, 101])
+@pytest.mark.parametrize("linktype,tags", LINKS + [(101, 0)])
 def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch, ipv6,
-                                                         linktype):
+                                                         linktype, tags):
     """With the real batch size and share: the first two batches (the handshake and the
     first data; a connection that begins in one window waits for the next, in case it
     closes cleanly there: teardown_analyzer.columnar) are fed one by one, and they are
     mostly plain segments, so the rest are counted; behind each link header the
-    analysis gathers (Ethernet, Linux cooked v1 and v2, BSD loopback, raw IP)."""
+    analysis gathers (Ethernet with no VLAN tag, one or two; Linux cooked v1 and v2, BSD
+    loopback, raw IP)."""
     monkeypatch.setattr(capture, "CHUNK", 1 << 20)
     monkeypatch.setattr(analysis, "VECTORISED_SHARE", SHARE)
-    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000, ipv6, linktype=linktype)
+    path = _ethernet_bulk(tmp_path / "bulk.pcap", 50_000, ipv6, linktype=linktype, tags=tags)
     fed = []
     original = analysis.Tracker.feed
 
