@@ -117,38 +117,6 @@ BATCH = 4096
 chunk read)."""
 
 
-def _batched(frames: Iterator[Frame]) -> Iterator[Batch]:
-    """Frames as batches (pcapng); the frames before a walker's error are delivered first."""
-    pending: list[Frame] = []
-    try:
-        for f in frames:
-            if pending and (len(pending) >= BATCH or f.linktype != pending[0].linktype
-                            or f.interface != pending[0].interface):
-                yield _batch_of(pending)
-                pending = []
-            pending.append(f)
-    except Exception:
-        if pending:
-            yield _batch_of(pending)
-        raise
-    if pending:
-        yield _batch_of(pending)
-
-
-def _batch_of(frames: list[Frame]) -> Batch:
-    import numpy as np  # imported here, as the pcap walker does
-
-    lens = np.array([len(f.data) for f in frames], np.int64)
-    stamps = [f.ts_ns for f in frames]
-    try:
-        ts = np.array(stamps, np.int64)
-    except OverflowError:  # a corrupt pcapng resolution or offset: beyond int64 ns
-        ts = np.array(stamps, object)
-    return Batch(b"".join(f.data for f in frames), frames[0].linktype, frames[0].index,
-                 np.cumsum(lens) - lens, lens,
-                 np.array([f.orig_len for f in frames], np.int64), ts, frames[0].interface)
-
-
 @dataclass(slots=True)
 class CaptureInfo:
     """What is known about a capture file; filled in while it is read."""
@@ -311,7 +279,7 @@ def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None) -> Capture:
         if head in _PCAP_MAGICS:
             walker = _pcap_records(stream, info)
         elif head == _PCAPNG_SHB:
-            walker = _batched(_pcapng_blocks(stream, info))
+            walker = _pcapng_blocks(stream, info)
         else:
             raise CaptureError(
                 f"not a pcap or pcapng capture (magic {head.hex(' ')})", source=name,
@@ -495,7 +463,12 @@ class _Interface:
     offset_ns: int = 0
 
 
-def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
+def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
+    """The packets of a pcapng stream, in batches of up to :data:`BATCH` records of one
+    interface, as offsets into the chunk read (no object or copy per packet); the
+    batches before an error are delivered first."""
+    import numpy as np  # imported here, as the pcap walker does
+
     rd = _Reader(stream, info.source)
     info.format = "pcapng"
     order = "<"
@@ -504,78 +477,135 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Frame]:
     index = 0
     first = True
     unknown_blocks = 0
-    while True:
-        start = rd.offset
-        head = rd.read(8)
-        if not head:
-            break
-        if len(head) < 8:
-            raise CaptureError(f"pcapng cut off inside a block header ({len(head)} of 8 "
-                               f"bytes)", source=info.source, where=f"byte {start}")
-        btype_raw = head[:4]
-        if btype_raw == _PCAPNG_SHB:
-            bom = rd.read(4)
-            if bom == b"\x4d\x3c\x2b\x1a":
-                order = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                order = ">"
-            else:
-                raise CaptureError("pcapng section header has no valid byte-order magic",
-                                   source=info.source, where=f"byte {start + 8}")
-            (blen,) = struct.unpack(order + "I", head[4:])
-            _check_block_len(blen, 28, start, info)
-            body = bom + _read_body(rd, blen - 12, start, info)
-            _check_trailer(body, order, blen, "section header block", start, info)
-            iface_base += len(interfaces)
-            interfaces = []  # a new section starts a new interface list
-            first = False
-            continue
-        if first:
-            raise CaptureError("pcapng file does not start with a section header block",
-                               source=info.source, where=f"byte {start}")
-        btype, blen = struct.unpack(order + "II", head)
-        _check_block_len(blen, 12, start, info)
-        body = _read_body(rd, blen - 8, start, info)
-        _check_trailer(body, order, blen, f"block of type 0x{btype:08x}", start, info)
-        body = body[:-4]
-        if btype == _BT_IDB:
-            interfaces.append(_parse_idb(head + body + struct.pack(order + "I", blen),
-                                         order, start, info))
-            info.linktypes[iface_base + len(interfaces) - 1] = interfaces[-1].linktype
-        elif btype in (_BT_EPB, _BT_PB, _BT_SPB):
-            index += 1
-            if btype == _BT_SPB:
-                if len(body) < 4:
-                    raise _short_block("simple packet block", start, info)
-                (orig,) = struct.unpack_from(order + "I", body)
-                iface_id, ts_units = 0, None
-                if not interfaces:
-                    raise _no_interface(index, 0, start, info)
-                incl = min(orig, len(body) - 4, interfaces[0].snaplen or orig)
-                data = body[4:4 + incl]
-            else:
-                if len(body) < 20:
-                    raise _short_block("packet block", start, info)
-                if btype == _BT_EPB:
-                    iface_id, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", body)
+    buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
+    # the batch being made: records of one interface in buf
+    starts: list[int] = []
+    lens: list[int] = []
+    origs: list[int] = []
+    stamps: list[int] = []
+    batch_iface = batch_linktype = batch_first = -1
+
+    def made() -> Batch:
+        try:
+            ts = np.array(stamps, np.int64)
+        except OverflowError:  # a corrupt resolution or offset: beyond int64 ns
+            ts = np.array(stamps, object)
+        batch = Batch(buf, batch_linktype, batch_first, np.array(starts, np.int64),
+                      np.array(lens, np.int64), np.array(origs, np.int64), ts, batch_iface)
+        starts.clear(), lens.clear(), origs.clear(), stamps.clear()
+        return batch
+
+    try:
+        while True:
+            if len(buf) - pos < 12:  # a block's header (and a section header's magic)
+                if starts:
+                    yield made()
+                buf, base, pos = buf[pos:], base + pos, 0
+                while len(buf) < 12:
+                    more = rd.chunk(CHUNK, index)
+                    if not more:
+                        break
+                    buf += more
+            start = base + pos
+            avail = len(buf) - pos
+            if not avail:
+                break
+            if avail < 8:
+                raise CaptureError(f"pcapng cut off inside a block header ({avail} of 8 "
+                                   f"bytes)", source=info.source, where=f"byte {start}")
+            shb = buf[pos:pos + 4] == _PCAPNG_SHB
+            if shb:
+                bom = buf[pos + 8:pos + 12]
+                if bom == b"\x4d\x3c\x2b\x1a":
+                    order = "<"
+                elif bom == b"\x1a\x2b\x3c\x4d":
+                    order = ">"
                 else:
-                    iface_id, _drops, hi, lo, incl, orig = struct.unpack_from(
-                        order + "HHIIII", body)
-                ts_units = (hi << 32) | lo
-                if incl > len(body) - 20:
-                    raise CaptureError(
-                        f"packet {index} claims {incl} captured bytes but its block holds "
-                        f"{len(body) - 20}; the file is corrupt from here",
-                        source=info.source, where=f"byte {start}")
-                data = body[20:20 + incl]
-            if iface_id >= len(interfaces):
-                raise _no_interface(index, iface_id, start, info)
-            iface = interfaces[iface_id]
-            ts_ns = 0 if ts_units is None else (
-                ts_units * 1_000_000_000 // iface.units_per_s + iface.offset_ns)
-            yield Frame(index, ts_ns, iface.linktype, data, max(orig, len(data)), iface_id)
-        else:
-            unknown_blocks += 1  # name resolution, statistics, custom blocks: not needed
+                    raise CaptureError("pcapng section header has no valid byte-order magic",
+                                       source=info.source, where=f"byte {start + 8}")
+                (blen,) = struct.unpack_from(order + "I", buf, pos + 4)
+                _check_block_len(blen, 28, start, info)
+            elif first:
+                raise CaptureError("pcapng file does not start with a section header block",
+                                   source=info.source, where=f"byte {start}")
+            else:
+                btype, blen = struct.unpack_from(order + "II", buf, pos)
+                _check_block_len(blen, 12, start, info)
+            if avail < blen:  # the block goes on in the next chunks
+                if starts:
+                    yield made()
+                buf, base, pos = buf[pos:], start, 0
+                while len(buf) < blen:
+                    more = rd.chunk(max(CHUNK, blen - len(buf)), index)
+                    if not more:
+                        done = 12 if shb else 8
+                        raise CaptureError(f"capture cut off mid-block: {len(buf) - done} of "
+                                           f"{blen - done} bytes", source=info.source,
+                                           where=f"byte {start}")
+                    buf += more
+            (trailer,) = struct.unpack_from(order + "I", buf, pos + blen - 4)
+            if trailer != blen:
+                what = "section header block" if shb else f"block of type 0x{btype:08x}"
+                raise CaptureError(f"pcapng {what} has length {blen} but trailer {trailer}; "
+                                   f"the file is corrupt from here", source=info.source,
+                                   where=f"byte {start}")
+            if shb:
+                iface_base += len(interfaces)
+                interfaces = []  # a new section starts a new interface list
+                first = False
+            elif btype == _BT_IDB:
+                interfaces.append(_parse_idb(buf[pos:pos + blen], order, start, info))
+                info.linktypes[iface_base + len(interfaces) - 1] = interfaces[-1].linktype
+            elif btype in (_BT_EPB, _BT_PB, _BT_SPB):
+                index += 1
+                size = blen - 12  # the body's
+                if btype == _BT_SPB:
+                    if size < 4:
+                        raise _short_block("simple packet block", start, info)
+                    (orig,) = struct.unpack_from(order + "I", buf, pos + 8)
+                    iface_id, ts_units = 0, None
+                    if not interfaces:
+                        raise _no_interface(index, 0, start, info)
+                    incl = min(orig, size - 4, interfaces[0].snaplen or orig)
+                    at = pos + 12
+                else:
+                    if size < 20:
+                        raise _short_block("packet block", start, info)
+                    if btype == _BT_EPB:
+                        iface_id, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", buf,
+                                                                          pos + 8)
+                    else:
+                        iface_id, _drops, hi, lo, incl, orig = struct.unpack_from(
+                            order + "HHIIII", buf, pos + 8)
+                    ts_units = (hi << 32) | lo
+                    if incl > size - 20:
+                        raise CaptureError(
+                            f"packet {index} claims {incl} captured bytes but its block holds "
+                            f"{size - 20}; the file is corrupt from here",
+                            source=info.source, where=f"byte {start}")
+                    at = pos + 28
+                if iface_id >= len(interfaces):
+                    raise _no_interface(index, iface_id, start, info)
+                iface = interfaces[iface_id]
+                if starts and (len(starts) >= BATCH or iface_id != batch_iface
+                               or iface.linktype != batch_linktype):
+                    yield made()
+                if not starts:
+                    batch_iface, batch_linktype, batch_first = iface_id, iface.linktype, index
+                starts.append(at)
+                lens.append(incl)
+                origs.append(orig if orig > incl else incl)
+                stamps.append(0 if ts_units is None else (
+                    ts_units * 1_000_000_000 // iface.units_per_s + iface.offset_ns))
+            else:
+                unknown_blocks += 1  # name resolution, statistics, custom blocks: not needed
+            pos += blen
+    except Exception:
+        if starts:  # the packets before the break are delivered first
+            yield made()
+        raise
+    if starts:
+        yield made()
     if unknown_blocks:
         info.warnings.append(f"{unknown_blocks} pcapng blocks of other types skipped")
 

@@ -228,8 +228,12 @@ def test_multi_member_gzip(real_packets) -> None:
     assert frames == want and cap.info.error is None
 
 
-def test_truncated_gzip_keeps_frames_and_stores_the_error(real_packets) -> None:
-    plain = pb.pcap(_records(real_packets * 400))  # ~ 22 kB, several decompressed reads
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_truncated_gzip_keeps_frames_and_stores_the_error(real_packets, fmt) -> None:
+    """The packets before the break stand, and the error says after which one."""
+    packets = real_packets * 400  # ~ 22 kB, several decompressed reads
+    plain = pb.pcap(_records(packets)) if fmt == "pcap" else \
+        pb.shb() + pb.idb(101) + b"".join(pb.epb(0, i, p) for i, p in enumerate(packets))
     packed = gzip.compress(plain, mtime=0)
     cap, frames = _read(packed[: len(packed) * 3 // 4])
     assert isinstance(cap.info.error, CaptureError)
