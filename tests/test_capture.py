@@ -228,6 +228,59 @@ def test_multi_member_gzip(real_packets) -> None:
     assert frames == want and cap.info.error is None
 
 
+def _bad_epb(kind: str, packet: bytes) -> bytes:
+    import struct
+    if kind == "trailer":
+        good = pb.epb(0, 7, packet)
+        return good[:-4] + struct.pack("<I", len(good) + 4)
+    if kind == "incl":  # more captured bytes than the block holds, by less than its padding
+        return pb.epb(0, 7, packet, incl=len(packet) + 4 - len(packet) % 4)
+    if kind == "interface":
+        return pb.epb(5, 7, packet)
+    import struct  # a length that is not a multiple of 4, in both length fields
+    good = pb.epb(0, 7, packet)
+    n = len(good) + 2
+    return good[:4] + struct.pack("<I", n) + good[8:-4] + b"\0\0" + struct.pack("<I", n)
+
+
+@pytest.mark.parametrize("kind,error", [
+    ("trailer", "pcapng block of type 0x00000006 has length"),
+    ("incl", "packet 8 claims"),
+    ("interface", "packet 8 names interface 5"),
+    ("length", "block length")])
+def test_pcapng_block_error_in_a_run_of_packets(real_packets, kind, error) -> None:
+    """A bad enhanced packet block among good ones: the seven before it are read (a run
+    of blocks read at once stops just before it), and the error is the block-by-block
+    reading's."""
+    packets = (real_packets * 3)[:20]
+    blob = pb.shb() + pb.idb(101) + b"".join(
+        _bad_epb(kind, p) if i == 7 else pb.epb(0, 1_000 + i, p) for i, p in enumerate(packets))
+    cap, frames = _read(blob)
+    assert [f.data for f in frames] == packets[:7]
+    assert [f.ts_ns for f in frames] == [(1_000 + i) * 1_000 for i in range(7)]
+    assert error in str(cap.info.error), cap.info.error
+
+
+@pytest.mark.parametrize("tsresol,tsoffset,units,want", [
+    (6, None, 1_700_000_000_123_456, 1_700_000_000_123_456_000),
+    (9, None, 2 ** 63 + 5, 2 ** 63 + 5),                 # beyond int64 nanoseconds
+    (0x94, None, 3 * 2 ** 20 + 1, 3_000_000_000 + 953),  # 2**-20 s: not a whole ns factor
+    (3, 2 ** 40, 1, 2 ** 40 * 10 ** 9 + 10 ** 6),      # an offset beyond 2**62 ns
+    (6, -5, 7_000_000, 2_000_000_000)])
+def test_pcapng_times_exact_in_runs_of_packets(real_packets, tsresol, tsoffset, units,
+                                                want) -> None:
+    """Every packet's time is exact, whether a run of blocks is converted at once or one
+    block at a time (what int64 cannot hold exactly)."""
+    blob = pb.shb() + pb.idb(101, tsresol=tsresol, tsoffset=tsoffset) + b"".join(
+        pb.epb(0, units + i, p) for i, p in enumerate(real_packets[:5]))
+    cap, frames = _read(blob)
+    assert cap.info.error is None
+    step = 10 ** 9 * 1 // (2 ** 20 if tsresol == 0x94 else 10 ** tsresol)
+    assert frames[0].ts_ns == want and type(frames[0].ts_ns) is int
+    if tsresol != 0x94:
+        assert [f.ts_ns - want for f in frames] == [i * step for i in range(5)]
+
+
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
 def test_truncated_gzip_keeps_frames_and_stores_the_error(real_packets, fmt) -> None:
     """The packets before the break stand, and the error says after which one."""
