@@ -484,6 +484,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
     origs: list[int] = []
     stamps: list[int] = []
     batch_iface = batch_linktype = batch_first = -1
+    most = BATCH  # blocks the next run of packet blocks looks ahead at most (_packet_run)
 
     def made() -> Batch:
         try:
@@ -506,15 +507,22 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
                     if not more:
                         break
                     buf += more
-            run = None if first else _packet_run(buf, pos, order, interfaces)
-            if run is not None:  # a run of packet blocks read at once
-                if starts:
-                    yield made()
-                at, incl, orig, ts, iface_id, pos = run
-                yield Batch(buf, interfaces[iface_id].linktype, index + 1, at + 28, incl, orig,
-                            ts, iface_id)
-                index += len(at)
-                continue
+            run = None if first else _packet_run(buf, pos, order, interfaces, most)
+            if run is not None:
+                at, incl, orig, ts, iface_id, end, cut = run
+                # how far the next run looks ahead: back to a few blocks after one that
+                # stopped at a block it could not take (so that such blocks, again and
+                # again, do not make each run look far ahead for nothing), then twice as
+                # far each time
+                most = 16 if cut else min(2 * most, BATCH)
+                if len(at):  # a run of packet blocks read at once
+                    if starts:
+                        yield made()
+                    yield Batch(buf, interfaces[iface_id].linktype, index + 1, at + 28, incl,
+                                orig, ts, iface_id)
+                    index += len(at)
+                    pos = end
+                    continue
             start = base + pos
             avail = len(buf) - pos
             if not avail:
@@ -619,34 +627,39 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
         info.warnings.append(f"{unknown_blocks} pcapng blocks of other types skipped")
 
 
-def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface]
-                ) -> tuple | None:
-    """The enhanced packet blocks of one interface from ``pos`` on, up to :data:`BATCH`,
-    that are whole in ``buf`` and that the block-by-block reading would take without a
-    word: their chain of lengths followed in one loop, everything else read with numpy.
-    (records' offsets, captured and wire lengths, times, interface, where the run ends),
-    or None: the block at ``pos`` is read the slow way (another type, an error, a time
-    numpy cannot convert exactly)."""
+def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
+                most: int) -> tuple | None:
+    """The enhanced packet blocks of one interface from ``pos`` on, up to ``most``, that
+    are whole in ``buf`` and that the block-by-block reading would take without a word:
+    their chain of lengths followed in one loop, everything else read with numpy.
+    (records' offsets, captured and wire lengths, times, interface, where the run ends,
+    whether it stopped at a packet block it could not take: an error, a time too large),
+    or None: the block at ``pos`` is not a packet block a run can take (another type, an
+    interface whose times need Python's integers).  Blocks the run does not take are read
+    the slow way."""
     import numpy as np
     from numpy.lib.stride_tricks import sliding_window_view
 
     peek = struct.Struct(order + "III").unpack_from
-    heads: list[int] = []
-    add = heads.append
-    p, last, iface_id = pos, len(buf) - 32, -1
-    while p <= last and len(heads) < BATCH:
-        btype, blen, iface = peek(buf, p)
-        if btype != _BT_EPB or blen < 32 or (heads and iface != iface_id):
-            break
-        iface_id = iface
-        add(p)
-        p += blen
-    if not heads or iface_id >= len(interfaces):
+    last = len(buf) - 32
+    if pos > last:
+        return None
+    btype, blen, iface_id = peek(buf, pos)
+    if btype != _BT_EPB or iface_id >= len(interfaces):
         return None
     found = interfaces[iface_id]
     factor = 1_000_000_000 // found.units_per_s
     if factor * found.units_per_s != 1_000_000_000 or abs(found.offset_ns) >= 1 << 62:
         return None  # times that need Python's integers
+    heads: list[int] = []
+    add = heads.append
+    p, size = pos, len(buf)
+    while p <= last and len(heads) < most:
+        btype, blen, iface = peek(buf, p)
+        if btype != _BT_EPB or blen < 32 or iface != iface_id or p + blen > size:
+            break  # (a block that goes on in the next chunk is read after it)
+        add(p)
+        p += blen
     at = np.asarray(heads, np.int64)
     data = np.frombuffer(buf, np.uint8)
     fields = np.dtype([(f, order + "u4") for f in
@@ -654,21 +667,17 @@ def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface]
     h = sliding_window_view(data, 28)[at].view(fields)[:, 0]
     blen = h["blen"].astype(np.int64)
     end = at + blen
-    inside = end <= len(buf)
-    trailer = sliding_window_view(data, 4)[np.where(inside, end - 4, 0)].view(
-        order + "u4")[:, 0]
+    trailer = sliding_window_view(data, 4)[end - 4].view(order + "u4")[:, 0]
     units = h["hi"].astype(np.uint64) << np.uint64(32) | h["lo"].astype(np.uint64)
     incl = h["incl"].astype(np.int64)
-    ok = inside & (blen % 4 == 0) & (blen <= MAX_BLOCK) & (trailer == blen) \
+    ok = (blen % 4 == 0) & (blen <= MAX_BLOCK) & (trailer == blen) \
         & (incl <= blen - 32) & (units < np.uint64((1 << 62) // factor))
     bad = np.flatnonzero(~ok)
     count = int(bad[0]) if len(bad) else len(at)
-    if not count:
-        return None
     incl = incl[:count]
     return (at[:count], incl, np.maximum(h["orig"][:count], incl),
             units[:count].astype(np.int64) * factor + found.offset_ns, iface_id,
-            int(end[count - 1]))
+            int(end[count - 1]) if count else pos, count < len(at))
 
 
 def _check_block_len(blen: int, minimum: int, start: int, info: CaptureInfo) -> None:
