@@ -686,24 +686,6 @@ def _check_block_len(blen: int, minimum: int, start: int, info: CaptureInfo) -> 
                            f"from here", source=info.source, where=f"byte {start}")
 
 
-def _check_trailer(body: bytes, order: str, blen: int, what: str, start: int,
-                   info: CaptureInfo) -> None:
-    """A block ends with its length repeated; a mismatch means corruption from here."""
-    (trailer,) = struct.unpack(order + "I", body[-4:])
-    if trailer != blen:
-        raise CaptureError(f"pcapng {what} has length {blen} but trailer {trailer}; the "
-                           f"file is corrupt from here", source=info.source,
-                           where=f"byte {start}")
-
-
-def _read_body(rd: _Reader, n: int, start: int, info: CaptureInfo) -> bytes:
-    body = rd.read(n)
-    if len(body) < n:
-        raise CaptureError(f"capture cut off mid-block: {len(body)} of {n} bytes",
-                           source=info.source, where=f"byte {start}")
-    return body
-
-
 def _short_block(what: str, start: int, info: CaptureInfo) -> CaptureError:
     return CaptureError(f"pcapng {what} too short", source=info.source, where=f"byte {start}")
 
