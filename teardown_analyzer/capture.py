@@ -346,6 +346,14 @@ class _Reader:
         return data
 
 
+def items_at(buf: "bytes | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> "np.ndarray":
+    """The item of ``dtype`` that begins at each offset ``at`` of ``buf`` (all within it),
+    copied: one array viewing an item at every byte offset, indexed (about three times
+    faster than indexing the rows of numpy's ``sliding_window_view``)."""
+    import numpy as np
+    return np.ndarray((len(buf) - dtype.itemsize + 1,), dtype, buf, strides=(1,))[at]
+
+
 def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
     rd = _Reader(stream, info.source)
     header = rd.read(24)
@@ -373,7 +381,6 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
 def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano: bool,
                snaplen: int, linktype: int, over_snap: list[int]) -> Iterator[Batch]:
     import numpy as np  # imported here: not every command reads a capture
-    from numpy.lib.stride_tricks import sliding_window_view
 
     limit = min(max(snaplen, 262144), MAX_RECORD)
     incl_at = struct.Struct(order + "8xI").unpack_from
@@ -401,7 +408,7 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
         need = 0
         if heads:
             at = np.asarray(heads, np.int64)
-            h = sliding_window_view(np.frombuffer(buf, np.uint8), 16)[at].view(header)[:, 0]
+            h = items_at(buf, header, at)
             incl = h["incl"].astype(np.int64)
             ends = at + rec_len + incl
             # the first record that is corrupt or goes on in the next chunk ends the
@@ -638,7 +645,6 @@ def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
     interface whose times need Python's integers).  Blocks the run does not take are read
     the slow way."""
     import numpy as np
-    from numpy.lib.stride_tricks import sliding_window_view
 
     peek = struct.Struct(order + "III").unpack_from
     last = len(buf) - 32
@@ -661,13 +667,12 @@ def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
         add(p)
         p += blen
     at = np.asarray(heads, np.int64)
-    data = np.frombuffer(buf, np.uint8)
     fields = np.dtype([(f, order + "u4") for f in
                        ("btype", "blen", "iface", "hi", "lo", "incl", "orig")])
-    h = sliding_window_view(data, 28)[at].view(fields)[:, 0]
+    h = items_at(buf, fields, at)
     blen = h["blen"].astype(np.int64)
     end = at + blen
-    trailer = sliding_window_view(data, 4)[end - 4].view(order + "u4")[:, 0]
+    trailer = items_at(buf, np.dtype(order + "u4"), end - 4)
     units = h["hi"].astype(np.uint64) << np.uint64(32) | h["lo"].astype(np.uint64)
     incl = h["incl"].astype(np.int64)
     ok = (blen % 4 == 0) & (blen <= MAX_BLOCK) & (trailer == blen) \

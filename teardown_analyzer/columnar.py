@@ -46,8 +46,8 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from .capture import items_at
 from .flows import SYN, Conn, Tracker
 from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, tcp_packet_at
 from .recognise import Groups, recognise
@@ -326,13 +326,18 @@ def first_bytes(data: np.ndarray, st: np.ndarray, width: int) -> np.ndarray:
     if not short.any():
         if not len(st):  # (and data may be shorter than width)
             return np.zeros((0, width), np.uint8)
-        return sliding_window_view(data, width)[st]
+        return _bytes_at(data, width, st)
     out = np.zeros((len(st), width), np.uint8)
     cut = int(st[short].min())  # the last records: a copy of the end, padded
     tail = np.concatenate((data[cut:], np.zeros(width, np.uint8)))
-    out[~short] = sliding_window_view(data, width)[st[~short]] if len(data) >= width else 0
-    out[short] = sliding_window_view(tail, width)[st[short] - cut]
+    if len(data) >= width:
+        out[~short] = _bytes_at(data, width, st[~short])
+    out[short] = _bytes_at(tail, width, st[short] - cut)
     return out
+
+
+def _bytes_at(data: np.ndarray, width: int, st: np.ndarray) -> np.ndarray:
+    return items_at(data, np.dtype(f"V{width}"), st).view(np.uint8).reshape(-1, width)
 
 
 _LINUX_SYN = np.array([2, 4, -1, -1, 4, 2, 8, 10] + [-1] * 8 + [1, 3, 3, -1], np.int16)
