@@ -226,19 +226,27 @@ class ResultStore(Sequence[ConnectionResult]):
     @classmethod
     def _sorted(cls, parts: list[_Segment]) -> "ResultStore":
         """``parts`` (of one capture, in any order) as one segment sorted by id."""
+        import numpy as np
         spills: list[Spill] = []
         for seg in parts:
             spills.extend(s for s in seg.spills if s not in spills)
-        rows = [(i, seg, spills.index(seg.spills[seg.where[i] & 0xFF]))
-                for seg in parts for i in range(len(seg.ids)) if seg.meta[i] != _WITHDRAWN]
-        rows.sort(key=lambda r: r[1].ids[r[0]])
         out = _Segment(array("q"), array("q"), array("L"), array("Q"), tuple(spills),
                        parts[0].decode if parts else _no_decode)
-        for i, seg, k in rows:
-            out.ids.append(seg.ids[i])
-            out.where.append(seg.where[i] >> 8 << 8 | k)
-            out.sizes.append(seg.sizes[i])
-            out.meta.append(seg.meta[i])
+        columns = [np.concatenate([np.frombuffer(getattr(seg, name), f"u{width}")
+                                   for seg in parts] or [np.zeros(0, f"u{width}")])
+                   for name, width in (("ids", 8), ("where", 8),
+                                       ("sizes", out.sizes.itemsize), ("meta", 8))]
+        # each one's spill, as an index into the spills of all the parts
+        spill_of = np.concatenate([np.array([spills.index(s) for s in seg.spills], "u8")[
+            np.frombuffer(seg.where, "u8") & 0xFF] for seg in parts] or [np.zeros(0, "u8")])
+        ids, where, sizes, meta = columns
+        kept = np.flatnonzero(meta != _WITHDRAWN)
+        rows = kept[np.argsort(ids.view(np.int64)[kept], kind="stable")]
+        out.ids.frombytes(ids[rows].tobytes())
+        out.where.frombytes((where[rows] >> np.uint64(8) << np.uint64(8)
+                             | spill_of[rows]).tobytes())
+        out.sizes.frombytes(sizes[rows].tobytes())
+        out.meta.frombytes(meta[rows].tobytes())
         return cls([out])
 
     def meta(self) -> Iterator[tuple[str, int, str | None, bool]]:
