@@ -61,6 +61,12 @@ _BT_EPB = dpkt.pcapng.PCAPNG_BT_EPB
 # reading is 256 KiB for most link types; pcapng writers use up to 256 MiB.)
 MAX_RECORD = 16 * 1024 * 1024
 CHUNK = 1 << 20
+"""Bytes of a pcap file read at a time, at least; ..."""
+CHUNK_RECORDS = 8192
+"""... or as many as this many records take, at their mean size so far, up to
+:data:`MAX_CHUNK`: each batch has enough records for numpy's work on it to outweigh its
+cost per call, and a capture of small packets keeps its small batches (memory)."""
+MAX_CHUNK = 8 << 20
 MAX_BLOCK = MAX_RECORD + 4096
 
 
@@ -395,6 +401,7 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
     # record follows the chain of record lengths; everything else about the records
     # (times, lengths, checks) is read for the whole chunk at once.
     buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
+    start = base
     while True:
         size = len(buf)
         first = index + 1
@@ -442,7 +449,8 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
                 pos = int(ends[count - 1])
         if error is not None:
             raise error
-        more = rd.chunk(max(CHUNK, need), index)
+        mean = (base + pos - start) // index if index else 0
+        more = rd.chunk(max(CHUNK, min(mean * CHUNK_RECORDS, MAX_CHUNK), need), index)
         if not more:
             if pos == size:
                 return
@@ -485,6 +493,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
     first = True
     unknown_blocks = 0
     buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
+    start = base
     # the batch being made: records of one interface in buf
     starts: list[int] = []
     lens: list[int] = []

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="count plain segments a batch at a time (teardown_analyzer.plain) "
                          "after every batch, instead of never")
     args = ap.parse_args(argv)
-    capture.CHUNK, capture.BATCH = 512, 4
+    capture.CHUNK, capture.CHUNK_RECORDS, capture.BATCH = 512, 0, 4
     # never count plain segments at once (plain.py has its own tests), or always
     analysis.VECTORISED_SHARE = 0.0 if args.plain else 1.01
     end = time.time() + args.seconds

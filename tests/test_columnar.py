@@ -23,6 +23,7 @@ def _dicts(report):
 @pytest.fixture(autouse=True)
 def small_windows(monkeypatch):
     monkeypatch.setattr(capture, "CHUNK", 4096)
+    monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
     monkeypatch.setattr(capture, "BATCH", 16)
     monkeypatch.setattr(columnar, "WINDOW_ROWS", 64)
     monkeypatch.setattr(analysis, "VECTORISED_SHARE", 1.01)  # never count plain segments

@@ -32,6 +32,7 @@ def small_batches_counted_at_once(monkeypatch):
     """Batches of a few records (so every sample spans several, and runs cross their
     edges), each after the first counted at once whatever its share of plain segments."""
     monkeypatch.setattr(capture, "CHUNK", 4096)
+    monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
     monkeypatch.setattr(capture, "BATCH", 16)
     monkeypatch.setattr(analysis, "VECTORISED_SHARE", 0.0)
 
