@@ -32,10 +32,11 @@ LINUX_TIME_WAIT_S = 60.0
 VECTORISED_SWEEP = 4096
 """Plain segments are counted a batch at a time only when sweeps are this far apart."""
 VECTORISED_SHARE = 0.7
-"""A batch is counted at once (:mod:`teardown_analyzer.plain`) after a batch in which at
-least this share of the records were plain segments of open connections, and fed one by
-one after a batch in which count_plain could take less than this share: on a capture of
-short connections the array work costs more than it saves.  Both give the same results."""
+"""A batch's plain segments are counted at once (:mod:`teardown_analyzer.plain`) after a
+batch in which at least this share of the records were plain segments of open
+connections; after one in which they were fewer, the records go to a window of
+connections recognised whole (:mod:`teardown_analyzer.columnar`), which pays more on a
+capture of short connections.  Both give the same results."""
 
 EPHEMERAL = range(32768, 61000)  # Linux net.ipv4.ip_local_port_range default
 
@@ -118,7 +119,6 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     prev_ts = backwards = 0
     vectorise = options.vectorised and options.max_connections is None \
         and options.sweep_every >= VECTORISED_SWEEP
-    count_plain: Callable[..., list[int]] | None = None  # numpy: imported only where it pays
     window: Any = None  # columnar.Window, when connections are taken a window at a time
     keep_rows = results.add_rows
     window_rows = 0  # columnar.FIRST_WINDOW records, then twice the last, up to WINDOW_ROWS
@@ -135,65 +135,58 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     for batch in cap.batches():
         buf, linktype, first = batch.buf, batch.linktype, batch.first
         starts, lens, stamps = batch.starts, batch.lens, batch.ts_ns
-        if vectorise and not batched:
+        last = first + len(starts) - 1
+        cols = None
+        if vectorise:
+            from .columnar import FIRST_WINDOW, WINDOW_ROWS, Window, feed_rows, gathered
             if window is None:
-                from .columnar import FIRST_WINDOW, WINDOW_ROWS, Window
-                window = Window(part, skip)
+                window = Window()
                 window_rows = min(FIRST_WINDOW, WINDOW_ROWS)
-            if window.add(buf, starts, lens, stamps, first, linktype):
-                prev_ts, late = _clock(stamps, prev_ts)
-                backwards += late
-                last = first + len(starts) - 1
-                if window.size >= window_rows:
-                    window_rows = min(2 * window.size, WINDOW_ROWS)
-                    batched = analyse_window(False)
-                    sweep(last)
-                elif progress is not None:
-                    progress(last, cap.bytes_read)
-                continue
+            cols = gathered(batch, part, skip)
+        if cols is not None and not batched:
+            window.add(cols, first)
+            prev_ts, late = _clock(stamps, prev_ts)
+            backwards += late
+            if window.size >= window_rows:
+                window_rows = min(2 * window.size, WINDOW_ROWS)
+                batched = analyse_window(False)
+                sweep(last)
+            elif progress is not None:
+                progress(last, cap.bytes_read)
+            continue
         if window is not None and window.size:
             analyse_window(True)  # what was gathered goes first: capture order
-        if not batched:
-            plain_before = tracker.plain
-            index = first - 1
-            for start, incl, ts_ns in zip(starts.tolist(), lens.tolist(), stamps.tolist()):
-                index += 1
-                if ts_ns < prev_ts:
-                    backwards += 1
-                else:
-                    prev_ts = ts_ns
-                tcp = tcp_packet_at(buf, start, incl, linktype)
-                if isinstance(tcp, str):
-                    if k == 0:
-                        skip(tcp)
-                elif n == 1 or (tcp[5] + tcp[6]) % n == k:  # the port sum picks the process
-                    feed(index, ts_ns, tcp)
-                if index % sweep_every == 0:
-                    sweep(index)
-            # mostly plain segments of open connections: count the next batch at once
-            if vectorise and tracker.plain - plain_before >= len(starts) * VECTORISED_SHARE:
-                batched = True
-            continue
-        prev_ts, late = _clock(stamps, prev_ts)
-        backwards += late
-        # plain segments of open connections at once; the rest one by one, in order
-        if count_plain is None:
+        if cols is not None:
+            # plain segments of open connections at once; the rest one by one, in order
             from .plain import count_plain
-        assert count_plain is not None
-        decoded: dict[int, Any] = {}
-        todo = count_plain(tracker, buf, starts, lens, stamps, linktype, part, decoded)
-        batched = len(todo) <= len(starts) * (1 - VECTORISED_SHARE)
-        for p, start, incl, ts_ns in zip(todo, starts[todo].tolist(), lens[todo].tolist(),
-                                         stamps[todo].tolist()):
-            tcp = decoded[p] if p in decoded else tcp_packet_at(buf, start, incl, linktype)
+            prev_ts, late = _clock(stamps, prev_ts)
+            backwards += late
+            rest = count_plain(tracker, cols)
+            batched = len(rest) <= len(starts) * (1 - VECTORISED_SHARE)
+            feed_rows(tracker, cols, rest)
+            if last // sweep_every != (first - 1) // sweep_every:
+                sweep(last)
+            continue
+        # a link type not gathered (or a clock beyond 64 bits): packet by packet
+        plain_before = tracker.plain
+        index = first - 1
+        for start, incl, ts_ns in zip(starts.tolist(), lens.tolist(), stamps.tolist()):
+            index += 1
+            if ts_ns < prev_ts:
+                backwards += 1
+            else:
+                prev_ts = ts_ns
+            tcp = tcp_packet_at(buf, start, incl, linktype)
             if isinstance(tcp, str):
                 if k == 0:
                     skip(tcp)
-            elif n == 1 or (tcp[5] + tcp[6]) % n == k:
-                feed(first + p, ts_ns, tcp)
-        last = first + len(starts) - 1
-        if last // sweep_every != (first - 1) // sweep_every:
-            sweep(last)
+            elif n == 1 or (tcp[5] + tcp[6]) % n == k:  # the port sum picks the process
+                feed(index, ts_ns, tcp)
+            if index % sweep_every == 0:
+                sweep(index)
+        # mostly plain segments of open connections: count the next batch at once
+        if vectorise and tracker.plain - plain_before >= len(starts) * VECTORISED_SHARE:
+            batched = True
     if window is not None and window.size:
         analyse_window(True)
     if backwards and k == 0:

@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from .capture import items_at
+from .capture import Batch, items_at
 from .flows import SYN, Conn, Tracker
 from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, tcp_packet_at
 from .recognise import Groups, recognise
@@ -75,11 +75,10 @@ FIRST_WINDOW = 1
 twice the size of the one before, up to :data:`WINDOW_ROWS`: what a capture is made of
 (mostly short connections, or long ones whose plain segments are better counted at once,
 :mod:`teardown_analyzer.plain`) is known after the first batch."""
-KEY4 = np.array([26, 27, 28, 29] + [0] * 12 + [34, 35, 30, 31, 32, 33] + [0] * 12 + [36, 37])
 KEY6 = np.array(list(range(22, 38)) + [54, 55] + list(range(38, 54)) + [56, 57])
-"""Where an Ethernet/IPv4 and an Ethernet/IPv6 frame hold the source address (4 or 16
-bytes, as 16) and port, the destination address and port: a 36-byte key (after the IP
-version's byte)."""
+"""Where an Ethernet/IPv6 frame holds the source address and port, the destination
+address and port: a key's 36 bytes after the IP version's (an IPv4 key has the 4-byte
+addresses at the start of the 16 bytes, the rest zero)."""
 TCP = np.dtype({"names": ["sport", "dport", "seq", "ack", "word", "window", "checksum"],
                 "formats": [">u2", ">u2", ">u4", ">u4", ">u2", ">u2", ">u2"],
                 "offsets": [0, 2, 4, 8, 12, 14, 16], "itemsize": 20})
@@ -166,9 +165,7 @@ class Window:
     """Records of batches (of the link types in :data:`LAYOUTS`), gathered as columns
     until they are analysed."""
 
-    def __init__(self, owner: tuple[int, int], skip: Callable[[str], None]) -> None:
-        self.owner = owner
-        self.skip = skip
+    def __init__(self) -> None:
         self.parts: list[dict[str, np.ndarray]] = []
         self.size = 0
         self.began: list[int] = []
@@ -176,24 +173,15 @@ class Window:
         connection whose first record came before them has waited HOLD times."""
         self._taken = True
 
-    def add(self, buf: bytes, starts: np.ndarray, lens: np.ndarray, stamps: np.ndarray,
-            first: int, linktype: int) -> bool:
-        """Gather one batch; False, with nothing gathered, if it cannot be (a link type
-        not in :data:`LAYOUTS`, or a timestamp beyond 64 bits: corrupt pcapng clock)."""
-        if linktype not in LAYOUTS:
-            return False
-        try:
-            ts = np.asarray(stamps, np.int64)
-        except OverflowError:
-            return False
+    def add(self, part: dict[str, np.ndarray], first: int) -> None:
+        """The records of one batch (:func:`gathered`; ``first``: its first packet's
+        number)."""
         if self._taken:
             self.began = self.began[1 - HOLD:] + [first] if HOLD > 1 else [first]
             self._taken = False
-        part = gather(buf, starts, lens, ts, first, self.owner, self.skip, linktype)
         if len(part["packet"]):
             self.parts.append(part)
             self.size += len(part["packet"])
-        return True
 
     def take(self) -> dict[str, np.ndarray] | None:
         """Everything gathered, as one set of columns; the window is empty after."""
@@ -208,6 +196,20 @@ class Window:
         if len(cols["packet"]):
             self.parts.insert(0, cols)
             self.size += len(cols["packet"])
+
+
+def gathered(batch: Batch, owner: tuple[int, int], skip: Callable[[str], None]
+             ) -> dict[str, np.ndarray] | None:
+    """:func:`gather` of a batch; None if it cannot be: a link type not in
+    :data:`LAYOUTS`, or a timestamp beyond 64 bits (a corrupt pcapng clock)."""
+    if batch.linktype not in LAYOUTS:
+        return None
+    try:
+        ts = np.asarray(batch.ts_ns, np.int64)
+    except OverflowError:
+        return None
+    return gather(batch.buf, batch.starts, batch.lens, ts, batch.first, owner, skip,
+                  batch.linktype)
 
 
 def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, first: int,
@@ -282,7 +284,7 @@ def _read(data: np.ndarray, st: np.ndarray, ln: np.ndarray, layout: Layout
     v6 = link6 & (ln >= ip + 60) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
         & (f["payload_len"] > 0)
     fast = v4 | v6
-    # the endpoints (as :data:`KEY4` and :data:`KEY6` say): as IPv4 for every record,
+    # the endpoints (as :data:`KEY6` says): as IPv4 for every record,
     # then the IPv6 ones over them
     key = np.zeros((len(st), 37), np.uint8)
     key[:, 0] = 4
@@ -429,11 +431,11 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
         _keep(tracker, cols, groups, chosen_at, [tuples[i] for i in at], keep_rows)
     held = np.sort(order[held_rows])
     window.hold({c: v[held] for c, v in cols.items()})
-    _feed(tracker, cols, np.sort(order[~taken_rows & ~held_rows]))
+    feed_rows(tracker, cols, np.sort(order[~taken_rows & ~held_rows]))
     return kept
 
 
-def _feed(tracker: Tracker, cols: dict[str, np.ndarray], rest: np.ndarray) -> None:
+def feed_rows(tracker: Tracker, cols: dict[str, np.ndarray], rest: np.ndarray) -> None:
     """Records ``rest`` (in capture order) through the tracker one by one."""
     feed = tracker.feed
     key = cols["key"][rest]

@@ -112,6 +112,27 @@ def test_records_read_one_by_one_keep_their_place(tmp_path):
     assert skipped[str(path)] == {"not IP": arp} and arp > 50 and options > 50
 
 
+def test_segments_the_tracker_skips_end_a_run(tmp_path):
+    """Segments among the plain ones whose TCP header is shorter than 20 bytes or goes past
+    the packet (edited: a data offset of 4; an IPv4 total length that leaves 10 bytes for
+    TCP): skipped with the tracker's reasons, not counted."""
+    path = _ethernet_bulk(tmp_path / "bulk.pcap", 5_000)
+    data, pos, n = bytearray(path.read_bytes()), 24, 0
+    while pos < len(data):
+        frame = pos + 16  # Ethernet (14 bytes), IPv4 (20), then TCP
+        if 50 <= n < 4_500 and n % 101 == 50:
+            data[frame + 46] = 0x40 | data[frame + 46] & 0x0F
+        if 50 <= n < 4_500 and n % 103 == 51:
+            struct.pack_into("!H", data, frame + 16, 30)
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+        n += 1
+    path.write_bytes(data)
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    assert _dicts(analyze([str(path)])) == per_packet
+    assert per_packet[2][str(path)] == {"TCP data offset below 5": 45,
+                                        "TCP data offset past the packet": 44}
+
+
 LINKS = [(1, 0), (1, 1), (1, 2), (113, 0), (276, 0), (0, 0)]
 """(link type, VLAN tags) of the long connection's variants."""
 
