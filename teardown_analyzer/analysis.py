@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .capture import open_capture
+from .capture import earlier_warning, open_capture
 from .flows import Conn, LadderStep, Tracker
 from .link import tcp_packet_at
 from .parking import freeze, thaw
@@ -68,7 +68,7 @@ class Options:
 
 def analyze_capture(path: str, options: Options = Options(), part: tuple[int, int] = (0, 1),
                     progress: Callable[[int, int], None] | None = None,
-                    spill: Spill | None = None) -> Report:
+                    spill: Spill | None = None, shares: Any = None) -> Report:
     """Read one capture in one streaming pass; every connection is kept, to be summarised
     when the report is read.
 
@@ -76,7 +76,9 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
     processes can share one capture; part 0 also counts the packets no connection owns.
     ``progress(packets, bytes)`` is called now and then.  Connection ids are the first
     packet's number here; :func:`analyze` renumbers them.  Results and parked
-    connections go to ``spill`` (a new one by default).
+    connections go to ``spill`` (a new one by default).  ``shares``
+    (:class:`~teardown_analyzer.pcapsplit.Shares`): the capture's records as processes
+    that walked its ranges gathered them; share k is read instead of the file.
     """
     gc_was_on = gc.isenabled()
     # The connections and results are trees without reference cycles: reference counting
@@ -84,16 +86,18 @@ def analyze_capture(path: str, options: Options = Options(), part: tuple[int, in
     # objects again and again (a fifth of the time on a large capture).
     gc.disable()
     try:
-        return _analyze_capture(path, options, part, progress, spill or Spill())
+        return _analyze_capture(path, options, part, progress, spill or Spill(), shares)
     finally:
         if gc_was_on:
             gc.enable()
 
 
 def _analyze_capture(path: str, options: Options, part: tuple[int, int],
-                     progress: Callable[[int, int], None] | None, spill: Spill) -> Report:
-    cap = open_capture(path)
-    info = cap.info
+                     progress: Callable[[int, int], None] | None, spill: Spill,
+                     shares: Any) -> Report:
+    cap = open_capture(path) if shares is None else None
+    info = cap.info if cap is not None else shares.info
+    read = [0]  # bytes read so far (for progress)
     results = ResultSink(spill)
     keeper = _Keeper(results, options.keep_ladder)
     keep = keeper.keep
@@ -114,15 +118,19 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             keep(c)
         tracker.finished.clear()
         if progress is not None:
-            progress(index, cap.bytes_read)
+            progress(index, cap.bytes_read if cap is not None else read[0])
 
-    prev_ts = backwards = 0
     vectorise = options.vectorised and options.max_connections is None \
         and options.sweep_every >= VECTORISED_SWEEP
-    window: Any = None  # columnar.Window, when connections are taken a window at a time
     keep_rows = results.add_rows
+    window: Any = None  # columnar.Window, when connections are taken a window at a time
     window_rows = 0  # columnar.FIRST_WINDOW records, then twice the last, up to WINDOW_ROWS
     batched = False
+    if vectorise or shares is not None:
+        from .columnar import FIRST_WINDOW, WINDOW_ROWS, Window, feed_rows, gathered
+        from .plain import count_plain
+        window = Window()
+        window_rows = min(FIRST_WINDOW, WINDOW_ROWS)
 
     def analyse_window(final: bool) -> bool:
         """Analyse the gathered window; whether it was mostly plain segments of open
@@ -132,41 +140,45 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         analyse_window(tracker, window, keep_rows, tw_ns, quiet_ns, final)
         return tracker.plain - before >= size * VECTORISED_SHARE
 
-    for batch in cap.batches():
-        buf, linktype, first = batch.buf, batch.linktype, batch.first
-        starts, lens, stamps = batch.starts, batch.lens, batch.ts_ns
-        last = first + len(starts) - 1
-        cols = None
-        if vectorise:
-            from .columnar import FIRST_WINDOW, WINDOW_ROWS, Window, feed_rows, gathered
-            if window is None:
-                window = Window()
-                window_rows = min(FIRST_WINDOW, WINDOW_ROWS)
-            cols = gathered(batch, part, skip)
-        if cols is not None and not batched:
+    def take(cols: dict[str, Any], first: int, last: int, count: int) -> None:
+        """Gathered records (of ``count`` records, packets ``first`` to ``last``): into the
+        window, or, after a batch that was mostly plain segments of open connections,
+        those counted at once and the rest fed one by one, in order."""
+        nonlocal batched, window_rows
+        if not batched:
             window.add(cols, first)
-            prev_ts, late = _clock(stamps, prev_ts)
-            backwards += late
             if window.size >= window_rows:
                 window_rows = min(2 * window.size, WINDOW_ROWS)
                 batched = analyse_window(False)
                 sweep(last)
             elif progress is not None:
-                progress(last, cap.bytes_read)
+                progress(last, cap.bytes_read if cap is not None else read[0])
+            return
+        if window.size:
+            analyse_window(True)  # what was gathered goes first: capture order
+        rest = count_plain(tracker, cols)
+        batched = len(rest) <= count * (1 - VECTORISED_SHARE)
+        feed_rows(tracker, cols, rest)
+        if last // sweep_every != (first - 1) // sweep_every:
+            sweep(last)
+
+    prev_ts = backwards = 0
+    if shares is not None:  # the records as gathered by the walks of the file's ranges
+        for cols, first, last, read[0] in shares.rows(k):
+            take(cols, first, last, last - first + 1)
+        prev_ts = shares.end_ns
+    for batch in cap.batches() if cap is not None else ():
+        buf, linktype, first = batch.buf, batch.linktype, batch.first
+        starts, lens, stamps = batch.starts, batch.lens, batch.ts_ns
+        last = first + len(starts) - 1
+        cols = gathered(batch, part, skip) if vectorise else None
+        if cols is not None:
+            prev_ts, late = _clock(stamps, prev_ts)
+            backwards += late
+            take(cols, first, last, len(starts))
             continue
         if window is not None and window.size:
             analyse_window(True)  # what was gathered goes first: capture order
-        if cols is not None:
-            # plain segments of open connections at once; the rest one by one, in order
-            from .plain import count_plain
-            prev_ts, late = _clock(stamps, prev_ts)
-            backwards += late
-            rest = count_plain(tracker, cols)
-            batched = len(rest) <= len(starts) * (1 - VECTORISED_SHARE)
-            feed_rows(tracker, cols, rest)
-            if last // sweep_every != (first - 1) // sweep_every:
-                sweep(last)
-            continue
         # a link type not gathered (or a clock beyond 64 bits): packet by packet
         plain_before = tracker.plain
         index = first - 1
@@ -190,8 +202,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     if window is not None and window.size:
         analyse_window(True)
     if backwards and k == 0:
-        info.warnings.append(f"{backwards} packets have a timestamp earlier than the packet "
-                             f"before; times and durations around them are unreliable")
+        info.warnings.append(earlier_warning(backwards))
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
     for c in tracker.finish():
         keep(c)
@@ -258,15 +269,42 @@ def _start_worker(tokens: Any, progress: Any) -> None:
     _WORKER_PROGRESS = progress
 
 
-def _run_part(args: tuple[int, str, Options, tuple[int, int]]) -> Report:
-    i, path, options, part = args
+def _run_part(args: tuple[int, str, Options, tuple[int, int], Any]) -> Report:
+    i, path, options, part, shares = args
     shared = _WORKER_PROGRESS
 
     def report(packets: int, offset: int) -> None:
         shared[2 * i], shared[2 * i + 1] = packets, offset
 
     return analyze_capture(path, options, part, report if shared is not None else None,
-                           _WORKER_SPILL)
+                           _WORKER_SPILL, shares)
+
+
+def _walk_range(args: tuple[str, int, int, int]) -> Any:
+    from .pcapsplit import walk
+    path, start, stop, shares = args
+    assert _WORKER_SPILL is not None
+    return walk(path, start, stop, shares, _WORKER_SPILL)
+
+
+def _walked(pool: Any, paths: list[str], split: int, options: Options) -> list[Any]:
+    """For each capture, its :class:`~teardown_analyzer.pcapsplit.Shares` if it is a
+    large classic pcap file, walked by byte range in ``pool`` (which writes to spills
+    this process shares), else None: split by connection only."""
+    from .pcapsplit import boundaries, merged, splittable
+    found: list[Any] = [None] * len(paths)
+    if split == 1 or not (options.vectorised and options.max_connections is None
+                          and options.sweep_every >= VECTORISED_SWEEP):
+        return found
+    for i, path in enumerate(paths):
+        if path != "-" and splittable(path):
+            starts = boundaries(path, split)
+            if len(starts) > 1:
+                stops = starts[1:] + [os.path.getsize(path) + 1]
+                walks = pool.map(_walk_range, [(path, a, z, split)
+                                               for a, z in zip(starts, stops)], chunksize=1)
+                found[i] = merged(path, walks)
+    return found
 
 
 def _size(path: str) -> int:
@@ -301,9 +339,7 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         split = 1 if len(paths) >= jobs else jobs
         opts = options if split == 1 or options.max_connections is None else \
             replace(options, max_connections=max(1, options.max_connections // split))
-        tasks = [(i * split + k, p, opts, (k, split))
-                 for i, p in enumerate(paths) for k in range(split)]
-        workers = min(jobs, len(tasks))
+        workers = min(jobs, len(paths) * split)
         # fork where there is one: no re-import of __main__ (a script read from stdin
         # cannot be re-imported by a spawned worker), a faster start, and the workers
         # write their results to spills opened here
@@ -313,10 +349,16 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         tokens = ctx.SimpleQueue()
         for s in spills:
             tokens.put(s.token)
-        shared = ctx.Array("q", 2 * len(tasks), lock=False)
+        shared = ctx.Array("q", 2 * len(paths) * split, lock=False)
         try:
             with ctx.Pool(workers, initializer=_start_worker,
                           initargs=(tokens, shared)) as pool:
+                # a large pcap file is first walked by byte range (fork only: the walks
+                # are read back from the spills opened here)
+                walked = _walked(pool, paths, split, opts) if ctx.get_start_method() \
+                    == "fork" else [None] * len(paths)
+                tasks = [(i * split + k, p, opts, (k, split), walked[i])
+                         for i, p in enumerate(paths) for k in range(split)]
                 pending = pool.map_async(_run_part, tasks, chunksize=1)
                 while progress is not None:
                     ready = pending.ready()
@@ -329,7 +371,7 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
                 done = pending.get()
         finally:
             close_shared(spills)
-        parts = [_join(done[i * split:(i + 1) * split]) for i in range(len(paths))]
+        parts = [_join(done[i * split:(i + 1) * split], walked[i]) for i in range(len(paths))]
     return renumbered(parts)
 
 
@@ -342,15 +384,21 @@ def renumbered(parts: list[Report]) -> Report:
     return report
 
 
-def _join(parts: list[Report]) -> Report:
-    """The parts of one capture, split by connection, as one report."""
+def _join(parts: list[Report], shares: Any = None) -> Report:
+    """The parts of one capture, split by connection, as one report (``shares``: the
+    capture's :class:`~teardown_analyzer.pcapsplit.Shares`, whose walks counted the
+    packets that are not TCP)."""
     first = parts[0]
     info = first.captures[0]
     skipped: dict[str, int] = {}
+    counts = [p.skipped[info.source] for p in parts]
+    if shares is not None:
+        counts += [walk.skipped for walk, _before in shares.ranges]
     store = ResultStore()
     for p in parts:
         store = store + p.connections
-        for reason, count in p.skipped[info.source].items():
+    for found in counts:
+        for reason, count in found.items():
             skipped[reason] = skipped.get(reason, 0) + count
         for w in p.captures[0].warnings:
             if w not in info.warnings:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 # pcap magic numbers (as read little-endian) -> (byte order, ns resolution, record header)
-_PCAP_MAGICS = {
+PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", False, 16),
     b"\xa1\xb2\xc3\xd4": (">", False, 16),
     b"\x4d\x3c\xb2\xa1": ("<", True, 16),
@@ -206,8 +206,30 @@ class Capture:
         self.close()
 
 
-def open_capture(path: str) -> Capture:
+@dataclass(slots=True)
+class Span:
+    """A part of a classic pcap file to walk (:mod:`teardown_analyzer.pcapsplit`): the
+    records from the one at byte ``start`` (taken for a record header) to the last that
+    begins before byte ``stop``, numbered from ``first_index + 1``.  The walk says what it
+    says of those records, but not what the file header or the whole file warrants (the
+    version's warning, unless ``start`` is the first record; the records longer than the
+    snap length are counted in ``over_snap`` instead), and sets ``stopped_at``."""
+
+    start: int
+    stop: int
+    first_index: int = 0
+    stopped_at: int | None = None
+    """Where the walk stopped: the first record header at or after ``stop``, or where an
+    error or the end of the file stopped it."""
+    over_snap: list[int] = field(default_factory=lambda: [0, 0])
+    """Records longer than the snap length: how many, the first's number."""
+    snaplen: int = 0
+
+
+def open_capture(path: str, span: Span | None = None) -> Capture:
     """Open ``path`` (``-`` for standard input) and tell its format from the magic.
+
+    ``span``: walk only that part of a classic pcap file (:class:`Span`).
 
     Raises:
         CaptureError: the file cannot be opened, is empty, or is not a capture.
@@ -221,7 +243,7 @@ def open_capture(path: str) -> Capture:
             raw = owned = open(path, "rb")
     except OSError as exc:
         raise CaptureError(exc.strerror or str(exc), source=name) from exc
-    return _open_stream(raw, name, owned)
+    return _open_stream(raw, name, owned, span)
 
 
 def open_bytes(data: bytes, name: str = "<bytes>") -> Capture:
@@ -263,7 +285,8 @@ def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
     return head, io.BufferedReader(_Prepend(head, stream))  # type: ignore[return-value]
 
 
-def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None) -> Capture:
+def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None,
+                 span: Span | None = None) -> Capture:
     info = CaptureInfo(source=name)
     stream: BinaryIO = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
     try:
@@ -282,8 +305,10 @@ def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None) -> Capture:
         if len(head) < 4:
             raise CaptureError(f"only {len(head)} bytes, too short for a capture",
                                source=name)
-        if head in _PCAP_MAGICS:
-            walker = _pcap_records(stream, info)
+        if head in PCAP_MAGICS:
+            walker = _pcap_records(stream, info, span)
+        elif span is not None:
+            raise CaptureError("only a classic pcap file can be walked in parts", source=name)
         elif head == _PCAPNG_SHB:
             walker = _pcapng_blocks(stream, info)
         else:
@@ -360,32 +385,50 @@ def items_at(buf: "bytes | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> 
     return np.ndarray((len(buf) - dtype.itemsize + 1,), dtype, buf, strides=(1,))[at]
 
 
-def _pcap_records(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
+def _pcap_records(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
+                  ) -> Iterator[Batch]:
     rd = _Reader(stream, info.source)
     header = rd.read(24)
     if len(header) < 24:
         raise CaptureError(f"pcap file header cut off after {len(header)} of 24 bytes",
                            source=info.source, where=f"byte {len(header)}")
-    order, nano, rec_len = _PCAP_MAGICS[header[:4]]
+    order, nano, rec_len = PCAP_MAGICS[header[:4]]
     info.format = "pcap-ns" if nano else "pcap"
     major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII",
                                                                       header[4:])
-    if major != 2:
+    if major != 2 and (span is None or span.start == 24):
         info.warnings.append(f"pcap version {major} (expected 2); reading it as 2")
     linktype &= 0x0FFFFFFF  # the top bits carry FCS information (pcap spec, LinkType)
     info.linktypes[0] = linktype
+    if span is not None:
+        span.snaplen = snaplen
+        stream.seek(span.start)
+        rd.offset = span.start
+        yield from _pcap_loop(rd, info, order, rec_len, nano, snaplen, linktype,
+                              span.over_snap, span)
+        return
     over_snap = [0, 0]  # records longer than the snap length (count, first): read, but said
     try:
         yield from _pcap_loop(rd, info, order, rec_len, nano, snaplen, linktype, over_snap)
     finally:
         if over_snap[0]:
-            info.warnings.append(
-                f"{over_snap[0]} packets longer than the snap length {snaplen} (first: "
-                f"packet {over_snap[1]}); read in full, as libpcap does")
+            info.warnings.append(over_snap_warning(over_snap[0], over_snap[1], snaplen))
+
+
+def over_snap_warning(count: int, first: int, snaplen: int) -> str:
+    return (f"{count} packets longer than the snap length {snaplen} (first: packet {first}); "
+            f"read in full, as libpcap does")
+
+
+def earlier_warning(count: int) -> str:
+    """What the analysis says of a capture whose clock goes back ``count`` times."""
+    return (f"{count} packets have a timestamp earlier than the packet before; times and "
+            f"durations around them are unreliable")
 
 
 def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano: bool,
-               snaplen: int, linktype: int, over_snap: list[int]) -> Iterator[Batch]:
+               snaplen: int, linktype: int, over_snap: list[int],
+               span: Span | None = None) -> Iterator[Batch]:
     import numpy as np  # imported here: not every command reads a capture
 
     limit = min(max(snaplen, 262144), MAX_RECORD)
@@ -394,7 +437,8 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
     header = np.dtype([(f, order + "u4") for f in ("sec", "frac", "incl", "orig")])
     scale = 1 if nano else 1000
     frac_limit = 1_000_000_000 if nano else 1_000_000
-    index = 0
+    index = index0 = 0 if span is None else span.first_index
+    end = None if span is None else span.stop
     # Records are cut from large chunks rather than read one by one (two read() calls
     # per packet cost more than the rest of the reading), and handed out as one batch
     # per chunk: offsets into it, no object or copy per packet.  The only loop per
@@ -408,6 +452,8 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
         heads: list[int] = []  # where each record header begins, as the lengths chain
         add = heads.append
         p, last = pos, size - rec_len
+        if end is not None:
+            last = min(last, end - base - 1)
         while p <= last:
             add(p)
             p += rec_len + incl_at(buf, p)[0]
@@ -449,10 +495,15 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
                 pos = int(ends[count - 1])
         if error is not None:
             raise error
-        mean = (base + pos - start) // index if index else 0
+        if end is not None and base + pos >= end:
+            span.stopped_at = base + pos  # type: ignore[union-attr]
+            return
+        mean = (base + pos - start) // (index - index0) if index > index0 else 0
         more = rd.chunk(max(CHUNK, min(mean * CHUNK_RECORDS, MAX_CHUNK), need), index)
         if not more:
             if pos == size:
+                if span is not None:
+                    span.stopped_at = base + pos
                 return
             if size - pos < rec_len:
                 raise CaptureError(

@@ -157,8 +157,9 @@ may have (Ethernet: without VLAN tags, with one, with two), as
 :mod:`teardown_analyzer.link` decodes them; records behind any other link layer, more
 tags, IP options or IPv6 extension headers are decoded one by one (with the same
 results, slower)."""
-_COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
-            "window", "checksum", "ipid", "wscale", "regular")
+COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
+           "window", "checksum", "ipid", "wscale", "regular")
+"""What :func:`gather` makes of each record, column by column."""
 
 
 class Window:
@@ -187,7 +188,7 @@ class Window:
         """Everything gathered, as one set of columns; the window is empty after."""
         if not self.size:
             return None
-        cols = {c: np.concatenate([p[c] for p in self.parts]) for c in _COLUMNS}
+        cols = {c: np.concatenate([p[c] for p in self.parts]) for c in COLUMNS}
         self.parts, self.size, self._taken = [], 0, True
         return cols
 
@@ -264,7 +265,7 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
         cols["window"][p], cols["checksum"][p], cols["ipid"][p] = window, checksum, ipid
         cols["wscale"][p] = -1 if wscale is None else wscale
     idx = np.flatnonzero(mine)
-    return {c: cols[c][idx] for c in _COLUMNS}
+    return {c: cols[c][idx] for c in COLUMNS}
 
 
 def _read(data: np.ndarray, st: np.ndarray, ln: np.ndarray, layout: Layout

@@ -1,0 +1,246 @@
+"""One large classic pcap file shared by several processes (``--jobs``): walked by byte
+range, analysed by connection.
+
+Reading a capture is a walk along the chain of record lengths (a loop per record) and a
+gathering of each record's fields (:func:`teardown_analyzer.columnar.gather`).  Split only
+by connection, every process would do both for the whole file, to find its connections
+among all the records.  Instead, for N processes:
+
+1. the file is cut into N byte ranges; each range after the first begins at the first
+   place after its cut that looks like a run of record headers (:func:`boundaries`: a
+   guess, checked in step 2);
+2. each process walks one range (:func:`walk`, a :class:`~teardown_analyzer.capture.Span`
+   of the file) and gathers its records, and writes them, as rows of :data:`ROWS`, to its
+   spill file, in N shares by connection (the port sum modulo N); it also notes what the
+   walk said and what the clock did;
+3. the guesses are checked: the walk of each range must stop exactly where the next one
+   began (the chain of lengths, followed from the first record, leads there).  If one does
+   not, the file is analysed by connection only, as without this module;
+4. each process analyses one share: the rows of its connections, range after range,
+   which is every record of its connections in capture order
+   (:func:`teardown_analyzer.analysis.analyze_capture` with ``shares``).
+
+Packet numbers, warnings, errors, the clock's "earlier than the packet before" count and
+the packets skipped are those of one walk from the first record to the last
+(:func:`merged`): ranges are numbered from 1 in step 2 and renumbered after; a range whose
+walk said anything (a warning naming a packet, an error) is walked again, with its true
+numbers, to say it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from .capture import CHUNK, MAX_RECORD, PCAP_MAGICS, CaptureInfo, Span, earlier_warning, \
+    open_capture, over_snap_warning
+from .columnar import COLUMNS, LAYOUTS, gathered
+from .errors import CaptureError
+
+if TYPE_CHECKING:
+    from .spill import Spill
+
+SPLIT_BYTES = 32 << 20
+"""Files smaller than this are split by connection only (walking them is quick)."""
+RUN = 8
+YEAR = 366 * 86400
+"""Record headers in a row :func:`boundaries` wants before it takes a place for one."""
+RISING = 4096
+"""The first times at which a range's clock reached a new high that a walk keeps: the
+records that are "earlier than the packet before" only because of the ranges before it
+are among them (if there are more of those, the file is not split this way)."""
+ROWS = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("key", "u1", (37,)), ("seq", "<u4"),
+                 ("ack", "<u4"), ("word", "<u2"), ("flags", "<u2"), ("tcp_len", "<i4"),
+                 ("plen", "<i4"), ("window", "<u2"), ("checksum", "<i4"), ("ipid", "<i4"),
+                 ("wscale", "<i2"), ("regular", "?")])
+"""A gathered record (:func:`~teardown_analyzer.columnar.gather`'s columns) as written to
+a spill between the two steps."""
+assert ROWS.names == COLUMNS
+
+
+def splittable(path: str) -> bool:
+    """Whether ``path`` is an uncompressed classic pcap file of :data:`SPLIT_BYTES` or more,
+    of a link type the records of which are gathered (a regular file: it is read from
+    several places at once)."""
+    try:
+        with open(path, "rb") as f:
+            if not os.path.isfile(path) or os.fstat(f.fileno()).st_size < SPLIT_BYTES:
+                return False
+            header = f.read(24)
+    except OSError:
+        return False
+    if len(header) < 24 or header[:4] not in PCAP_MAGICS:
+        return False
+    order = PCAP_MAGICS[header[:4]][0]
+    return struct.unpack(order + "I", header[20:24])[0] & 0x0FFFFFFF in LAYOUTS
+
+
+def boundaries(path: str, parts: int) -> list[int]:
+    """Where each range begins: 24 (the first record header), then, for each k/parts of
+    the file, the first place after it where :data:`RUN` plausible record headers chain (a
+    captured length no larger than the walk accepts nor than the length on the wire, a
+    sub-second field in range, a time within a year of the first record's), looked for
+    within :data:`CHUNK` bytes; a cut with none is left out."""
+    with open(path, "rb") as f:
+        header = f.read(28)
+        order, nano, rec_len = PCAP_MAGICS[header[:4]]
+        snaplen = struct.unpack(order + "I", header[16:20])[0]
+        limit = min(max(snaplen, 262144), MAX_RECORD)  # as capture._pcap_loop has it
+        frac_limit = 1_000_000_000 if nano else 1_000_000
+        first_sec = struct.unpack(order + "I", header[24:28])[0] if len(header) == 28 else 0
+        size = os.fstat(f.fileno()).st_size
+        starts = [24]
+        for k in range(1, parts):
+            at = max(size * k // parts, starts[-1] + 1)
+            buf = os.pread(f.fileno(), CHUNK, at)
+            n = len(buf) - rec_len + 1
+            if n <= 0:
+                continue
+            names = ("sec", "frac", "incl", "orig")
+            h = np.ndarray((n,), np.dtype([(f, order + "u4") for f in names]), buf,
+                           strides=(1,))  # a record header at every byte offset
+            incl = h["incl"].astype(np.int64)
+            likely = (incl <= limit) & (incl <= h["orig"]) & (h["frac"] < frac_limit) \
+                & (np.abs(h["sec"].astype(np.int64) - first_sec) <= YEAR)
+            step = rec_len + incl
+            for p in np.flatnonzero(likely).tolist():
+                q, run = p, 0
+                while run < RUN and q < n and likely[q]:
+                    q, run = q + int(step[q]), run + 1
+                if run == RUN:
+                    starts.append(at + p)
+                    break
+    return starts
+
+
+@dataclass
+class Walked:
+    """What the walk of one range (:func:`walk`) found."""
+
+    span: Span
+    info: CaptureInfo
+    shares: list[list[tuple[Any, int, int, int, int, int]]]
+    """Per share: its rows, batch by batch, as (spill, where, how many rows, the batch's
+    first and last packet number, the byte the batch ends at)."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    """Records earlier than the latest before them in the range."""
+    top: int = 0
+    """The latest time in the range."""
+    rising: list[int] = field(default_factory=list)
+    """The first :data:`RISING` times at which the range's clock reached a new high."""
+
+
+def walk(path: str, start: int, stop: int, shares: int, spill: "Spill") -> Walked:
+    """Walk the records of ``path`` from byte ``start`` to the last one that begins before
+    ``stop``; write the TCP ones, gathered, to ``spill``, in ``shares`` shares by
+    connection."""
+    span = Span(start, stop)
+    try:
+        cap = open_capture(path, span)
+    except CaptureError as exc:  # in its first records
+        if start == 24:
+            raise  # the file's header: as without a split
+        return Walked(span, CaptureInfo(path, error=exc), [[] for _ in range(shares)])
+    done = Walked(span, cap.info, [[] for _ in range(shares)])
+    skipped = done.skipped
+
+    def skip(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    top = 0
+    for batch in cap.batches():
+        cols = gathered(batch, (0, 1), skip)
+        assert cols is not None  # (a link type of LAYOUTS: splittable)
+        ts = batch.ts_ns
+        highs = np.maximum.accumulate(np.concatenate(([top], ts)))
+        new_high = ts >= highs[:-1]
+        done.late += int(len(ts) - new_high.sum())
+        if len(done.rising) < RISING:
+            done.rising += ts[new_high][:RISING - len(done.rising)].tolist()
+        top = int(highs[-1])
+        key = cols["key"]
+        share = ((key[:, 17].astype(np.int64) << 8 | key[:, 18])
+                 + (key[:, 35].astype(np.int64) << 8 | key[:, 36])) % shares
+        last = batch.first + len(batch.starts) - 1
+        for j in range(shares):
+            rows = np.flatnonzero(share == j)
+            out = np.empty(len(rows), ROWS)
+            for c in COLUMNS:
+                out[c] = cols[c][rows]
+            where = spill.put(out.tobytes())
+            done.shares[j].append((spill, where, len(rows), batch.first, last, cap.bytes_read))
+    spill.flush()
+    done.top = top
+    return done
+
+
+@dataclass
+class Shares:
+    """A capture's records as :func:`walk` wrote them, ranges checked and renumbered
+    (:func:`merged`): what :func:`~teardown_analyzer.analysis.analyze_capture` reads
+    instead of the file."""
+
+    info: CaptureInfo
+    end_ns: int
+    ranges: list[tuple[Walked, int]]
+    """Each range's walk and the number of packets before it."""
+
+    def rows(self, share: int) -> Iterator[tuple[dict[str, np.ndarray], int, int, int]]:
+        """The records of one share, batch by batch: (columns, first and last packet
+        number of the batch, bytes read by then)."""
+        for walked, before in self.ranges:
+            for spill, where, count, first, last, read in walked.shares[share]:
+                rows = np.frombuffer(spill.get(where, count * ROWS.itemsize), ROWS)
+                cols = {c: np.array(rows[c]) for c in COLUMNS}  # (copies: writable)
+                cols["packet"] += before
+                yield cols, first + before, last + before, read
+
+
+def merged(path: str, walks: list[Walked]) -> Shares | None:
+    """The walks of a file's ranges as one: None if a range's walk did not stop where
+    the next one began (a guessed beginning that was no record header)."""
+    ranges: list[tuple[Walked, int]] = []
+    before = 0
+    for k, w in enumerate(walks):
+        ranges.append((w, before))
+        before += w.info.packets
+        if w.info.error is not None:
+            break  # the walk of the whole file stops there too
+        if k + 1 < len(walks) and w.span.stopped_at != walks[k + 1].span.start:
+            return None
+    head = ranges[0][0].info
+    info = replace(head, warnings=[], linktypes=dict(head.linktypes))
+    over, first_over, snaplen = 0, 0, ranges[0][0].span.snaplen
+    late, top = 0, 0
+    for w, before in ranges:
+        said = w.info
+        if before and (said.warnings or said.error is not None):
+            # said with the range's own numbers: walked again to say it with the true ones
+            again = Span(w.span.start, w.span.stop, before)
+            cap = open_capture(path, again)
+            for _ in cap.batches():
+                pass
+            said = cap.info
+        info.warnings += said.warnings
+        info.error = said.error
+        count, first = w.span.over_snap
+        over, first_over = over + count, first_over or (first and first + before)
+        late += w.late + sum(1 for t in w.rising if t < top)
+        if w.rising and w.rising[-1] < top and len(w.rising) == RISING:
+            return None  # more of them than were kept
+        top = max(top, w.top)
+        if w.info.packets:
+            info.packets = before + w.info.packets
+            if info.first_ts_ns is None:
+                info.first_ts_ns = w.info.first_ts_ns
+            info.last_ts_ns = w.info.last_ts_ns
+    if over:
+        info.warnings.append(over_snap_warning(over, first_over, snaplen))
+    if late:
+        info.warnings.append(earlier_warning(late))
+    return Shares(info, max(top, info.last_ts_ns or 0), ranges)

@@ -1,0 +1,192 @@
+"""--jobs on one classic pcap file walked by byte range, then analysed by connection
+(teardown_analyzer.pcapsplit): results identical to one process, whatever the walks of the
+ranges meet (warnings and errors naming packets, a clock that goes back across a cut,
+packets that are not TCP, a guessed range beginning that is no record header)."""
+
+from __future__ import annotations
+
+import pathlib
+import struct
+
+import pytest
+
+import pcapbuild as pb
+from conftest import sample_captures
+from teardown_analyzer import analysis, pcapsplit
+from teardown_analyzer.analysis import Options, analyze
+
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+
+
+@pytest.fixture(autouse=True)
+def split_every_file(monkeypatch):
+    monkeypatch.setattr(pcapsplit, "SPLIT_BYTES", 0)
+
+
+@pytest.fixture
+def walked(monkeypatch):
+    """Per analysis with --jobs: whether its capture was walked by range (the shares), or
+    split by connection only (None)."""
+    seen: list = []
+    original = analysis._walked
+
+    def spy(*args):
+        found = original(*args)
+        seen.extend(found)
+        return found
+
+    monkeypatch.setattr(analysis, "_walked", spy)
+    return seen
+
+
+def _everything(report):
+    return ([c.to_dict(True) for c in report.connections], list(report.connections.meta()),
+            report.totals(), report.skipped, [c.to_dict() for c in report.captures])
+
+
+def _same(path, jobs: int, **kw):
+    opts = Options(keep_ladder=True, **kw)
+    one, many = analyze([str(path)], opts), analyze([str(path)], opts, jobs)
+    assert _everything(many) == _everything(one)
+    return one
+
+
+CLASSIC = [p for p in sample_captures() if p.suffix == ".pcap"]
+
+
+@pytest.mark.parametrize("path", CLASSIC, ids=lambda p: p.name)
+def test_samples_identical(path, walked):
+    """Every classic pcap sample; those of a few records have no run of RUN records after
+    a cut (they are split by connection only), mixed_200 is walked by range."""
+    for jobs in (2, 3):
+        _same(path, jobs)
+    if path.name == "mixed_200.pcap":
+        assert [len(w.ranges) for w in walked] == [2, 3]
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_benchmark_mix_identical(mix, jobs, walked):
+    _same(mix, jobs)
+    _same(mix, jobs, time_wait_s=0.5)
+    shares = walked[0]
+    assert shares is not None and len(shares.ranges) == jobs
+    assert sum(len(w.shares) for w, _ in shares.ranges) == jobs * jobs
+
+
+def _records(name="mixed_200.pcap"):
+    linktype, records = pb.read_pcap(SAMPLES / name)
+    return linktype, records
+
+
+def _write(tmp_path, records, linktype, *, snaplen=65535, nano=False,
+           raw: bytes | None = None):
+    path = tmp_path / "edited.pcap"
+    path.write_bytes(raw if raw is not None else
+                     pb.pcap(records, linktype, snaplen=snaplen, nano=nano))
+    return path
+
+
+def test_what_the_walks_say_is_said_with_the_true_packet_numbers(tmp_path, walked):
+    """Sub-second fields out of range, records longer than the snap length and frames
+    that are not IP, in every third of the file; a clock that goes back across the cuts
+    (the first records of each third earlier than the last of the one before)."""
+    linktype, records = _records()
+    n = len(records)
+    edited = list(records)
+    for third in range(3):
+        at = third * n // 3
+        for i in (at + 1, at + 7):  # not IP: an ARP frame
+            edited[i] = pb.Rec(records[i].ts_ns, pb.ethernet(b"\0" * 28, 0x0806))
+        if third:  # earlier than the last record of the third before
+            for i in (at, at + 2):
+                edited[i] = records[i]._replace(ts_ns=records[at - 5].ts_ns - 1000)
+    raw = bytearray(pb.pcap(edited, linktype, snaplen=100))
+    pos, i, out_of_range, stamps = 24, 0, [], []
+    while pos < len(raw):
+        incl = struct.unpack_from("<I", raw, pos + 8)[0]
+        if i % (n // 3) == 11:  # a sub-second field of 1,000,000 microseconds
+            struct.pack_into("<I", raw, pos + 4, 1_000_000)
+            out_of_range.append(i + 1)
+        sec, usec = struct.unpack_from("<II", raw, pos)
+        stamps.append(sec * 10**9 + usec * 1000)
+        pos, i = pos + 16 + incl, i + 1
+    path = _write(tmp_path, None, linktype, raw=bytes(raw))
+    for jobs in (2, 3):
+        one = _same(path, jobs)
+    warnings = one.captures[0].warnings
+    assert [w for w in warnings if "sub-second" in w] == [
+        f"packet {p}: sub-second field 1000000 out of range" for p in out_of_range]
+    longer = [i + 1 for i, r in enumerate(edited) if len(r.data) > 100]
+    assert (f"{len(longer)} packets longer than the snap length 100 (first: packet "
+            f"{longer[0]}); read in full, as libpcap does") in warnings
+    earlier = sum(t < max(stamps[:i]) for i, t in enumerate(stamps) if i)
+    assert f"{earlier} packets have a timestamp earlier than the packet before; times and " \
+        "durations around them are unreliable" in warnings
+    assert one.skipped[str(path)]["not IP"] == 6
+    assert [len(w.ranges) for w in walked] == [2, 3]
+
+
+def test_records_longer_than_the_snap_length_only_in_a_later_range(tmp_path, walked):
+    linktype, records = _records()
+    snaplen = max(len(r.data) for r in records)
+    later = [2 * len(records) // 3 + 3, 2 * len(records) // 3 + 9]
+    for i in later:  # an Ethernet trailer: 50 bytes more than the snap length
+        records[i] = records[i]._replace(
+            data=records[i].data + bytes(snaplen - len(records[i].data) + 50))
+    path = _write(tmp_path, records, linktype, snaplen=snaplen)
+    for jobs in (2, 3):
+        one = _same(path, jobs)
+    assert (f"2 packets longer than the snap length {snaplen} (first: packet {later[0] + 1}); "
+            f"read in full, as libpcap does") in one.captures[0].warnings
+    assert [len(w.ranges) for w in walked] == [2, 3]
+
+
+def test_a_corrupt_record_in_the_first_range_ends_the_walk_there(tmp_path, walked):
+    linktype, records = _records()
+    raw = bytearray(pb.pcap(records, linktype))
+    pos = 24
+    for _ in range(len(records) // 4):
+        pos += 16 + struct.unpack_from("<I", raw, pos + 8)[0]
+    struct.pack_into("<I", raw, pos + 8, 1 << 30)  # a captured length beyond any snap length
+    path = _write(tmp_path, None, linktype, raw=bytes(raw))
+    one = _same(path, 2)
+    assert one.captures[0].packets == len(records) // 4
+    assert "corrupt from here" in str(one.captures[0].error)
+    assert walked[0] is not None and len(walked[0].ranges) == 1  # the second: not used
+
+
+def test_a_capture_cut_off_mid_record_says_so_with_the_true_number(tmp_path, walked):
+    linktype, records = _records()
+    raw = pb.pcap(records, linktype)[:-30]
+    path = _write(tmp_path, None, linktype, raw=raw)
+    one = _same(path, 2)
+    assert str(one.captures[0].error).endswith(
+        f"capture cut off mid-record: packet {len(records)} has "
+        f"{len(records[-1].data) - 30} of {len(records[-1].data)} bytes")
+    assert walked[0] is not None
+
+
+def test_a_guess_that_is_no_record_header_falls_back(monkeypatch, walked):
+    """A range beginning guessed in the middle of a record (here: one byte after the
+    first record's header begins): its walk and the one before do not meet, so the file
+    is split by connection only."""
+    path = SAMPLES / "mixed_200.pcap"
+    monkeypatch.setattr(pcapsplit, "boundaries", lambda path, parts: [24, 25])
+    _same(path, 2)
+    assert walked == [None]
+
+
+def test_zeros_do_not_look_like_record_headers(tmp_path):
+    """A packet of zeros across a cut: its bytes would chain as empty record headers of
+    time 0, which is more than a year from the first record's."""
+    linktype, records = _records()
+    middle = len(records) // 2
+    records[middle] = records[middle]._replace(data=records[middle].data + bytes(60_000))
+    path = _write(tmp_path, records, linktype)
+    cut = path.stat().st_size // 2
+    begins = 24
+    for r in records:  # where the record holding the cut ends: the next header
+        begins += 16 + len(r.data)
+        if begins > cut:
+            break
+    assert pcapsplit.boundaries(str(path), 2) == [24, begins]
