@@ -253,6 +253,12 @@ class ResultStore(Sequence[ConnectionResult]):
         for seg in self._segments:
             yield from map(_meta, seg.meta)
 
+    def codes(self) -> Any:
+        """What :meth:`meta` gives, still coded: a numpy array (uint64), in order."""
+        import numpy as np
+        return np.concatenate([np.frombuffer(seg.meta, np.uint64) for seg in self._segments]
+                              or [np.zeros(0, np.uint64)])
+
     def __len__(self) -> int:
         return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0
 
@@ -352,14 +358,14 @@ class Report:
                       {**self.skipped, **other.skipped})
 
     def totals(self) -> dict[str, Any]:
-        kinds = {k: 0 for k in KINDS}
-        time_wait = {"client": 0, "server": 0, "both": 0}
-        rsts = 0
-        for kind, n_rsts, tw_side, _ in self.connections.meta():
-            kinds[kind] += 1
-            rsts += n_rsts
-            if tw_side:
-                time_wait[tw_side] += 1
+        import numpy as np
+        codes = self.connections.codes()  # as _meta reads them
+        per_kind = np.bincount((codes & np.uint64(7)).astype(np.int64), minlength=len(KINDS))
+        per_side = np.bincount((codes >> np.uint64(3) & np.uint64(3)).astype(np.int64),
+                               minlength=len(_TW_SIDES))
+        kinds = {k: int(per_kind[i]) for i, k in enumerate(KINDS)}
+        time_wait = {side: int(per_side[i]) for i, side in enumerate(_TW_SIDES) if side}
+        rsts = int((codes >> np.uint64(6)).sum())
         return {"connections": len(self.connections), "kinds": kinds, "rsts": rsts,
                 "half_open": kinds["half-open"], "time_wait": time_wait}
 

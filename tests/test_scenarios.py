@@ -230,3 +230,16 @@ def test_ladder_states_follow_revised_transitions(name, packet, role, state):
     c = analyze([str(SAMPLES / name)], Options(keep_ladder=True)).connections[0]
     step = next(st for st in c.ladder if st["packet"] == packet)
     assert step["states"][role] == state
+
+
+def test_a_large_table_shows_the_unusual_connections_and_folds_the_rest(run_cli):
+    """Above FOLD_ABOVE connections the table lists the unusual ones (read from the coded
+    facts kept with each result) and folds the others: the same ones their full summaries
+    call unusual."""
+    import re
+    report = _report("mixed_200.pcap")
+    unusual = [c.id for c in report.connections if c.unusual]
+    code, out, _ = run_cli(str(SAMPLES / "mixed_200.pcap"))
+    assert code == 0 and 0 < len(unusual) < 200
+    assert [int(i) for i in re.findall(r"^│ (\d+) ", out, re.M)] == unusual
+    assert f"{200 - len(unusual)} connections that closed normally are folded" in out
