@@ -280,30 +280,34 @@ def _run_part(args: tuple[int, str, Options, tuple[int, int], Any]) -> Report:
                            _WORKER_SPILL, shares)
 
 
-def _walk_range(args: tuple[str, int, int, int]) -> Any:
+def _walk_range(args: tuple[str, Any, int]) -> Any:
     from .pcapsplit import walk
-    path, start, stop, shares = args
+    path, span, shares = args
     assert _WORKER_SPILL is not None
-    return walk(path, start, stop, shares, _WORKER_SPILL)
+    return walk(path, span, shares, _WORKER_SPILL)
 
 
 def _walked(pool: Any, paths: list[str], split: int, options: Options) -> list[Any]:
     """For each capture, its :class:`~teardown_analyzer.pcapsplit.Shares` if it is a
-    large classic pcap file, walked by byte range in ``pool`` (which writes to spills
-    this process shares), else None: split by connection only."""
+    large capture file walked by byte range in ``pool`` (which writes to spills this
+    process shares), else None: split by connection only."""
+    from .capture import Span
     from .pcapsplit import boundaries, merged, splittable
     found: list[Any] = [None] * len(paths)
     if split == 1 or not (options.vectorised and options.max_connections is None
                           and options.sweep_every >= VECTORISED_SWEEP):
         return found
     for i, path in enumerate(paths):
-        if path != "-" and splittable(path):
-            starts = boundaries(path, split)
-            if len(starts) > 1:
-                stops = starts[1:] + [os.path.getsize(path) + 1]
-                walks = pool.map(_walk_range, [(path, a, z, split)
-                                               for a, z in zip(starts, stops)], chunksize=1)
-                found[i] = merged(path, walks)
+        head = splittable(path) if path != "-" else None
+        if head is None:
+            continue
+        starts = boundaries(path, head, split)
+        if len(starts) > 1:
+            ends = starts[1:] + [os.path.getsize(path) + 1]
+            spans = [Span(a, z, state=head.state if k else None)
+                     for k, (a, z) in enumerate(zip(starts, ends))]
+            walks = pool.map(_walk_range, [(path, s, split) for s in spans], chunksize=1)
+            found[i] = merged(path, walks)
     return found
 
 

@@ -118,9 +118,9 @@ class Batch(NamedTuple):
             yield Frame(i, ts, lt, buf[start:start + incl], orig, iface)
 
 
-BATCH = 4096
-"""Records per batch made of pcapng blocks (classic pcap batches are the records of one
-chunk read)."""
+BATCH = 8192
+"""Records per batch made of pcapng blocks, at most (classic pcap batches are the records
+of one chunk read)."""
 
 
 @dataclass(slots=True)
@@ -208,22 +208,32 @@ class Capture:
 
 @dataclass(slots=True)
 class Span:
-    """A part of a classic pcap file to walk (:mod:`teardown_analyzer.pcapsplit`): the
-    records from the one at byte ``start`` (taken for a record header) to the last that
-    begins before byte ``stop``, numbered from ``first_index + 1``.  The walk says what it
-    says of those records, but not what the file header or the whole file warrants (the
-    version's warning, unless ``start`` is the first record; the records longer than the
-    snap length are counted in ``over_snap`` instead), and sets ``stopped_at``."""
+    """A part of a capture file to walk (:mod:`teardown_analyzer.pcapsplit`): the packets
+    from the record or block at byte ``start`` to the last that begins before byte
+    ``stop``, numbered from ``first_index + 1``.  The walk says what it says of those
+    packets, but not what the file as a whole warrants: a classic pcap file's version
+    warning only if ``start`` is its first record, and the records longer than the snap
+    length are counted in ``over_snap``, a pcapng file's blocks of other types in
+    ``unknown_blocks``, instead of said.  A pcapng walk after the file's start begins in
+    the state of its first packet block (``state``).  The walk sets ``stopped_at``."""
 
     start: int
     stop: int
     first_index: int = 0
+    state: tuple[str, list["_Interface"], int] | None = None
+    """pcapng: the byte order, interfaces and number of interfaces of earlier sections
+    that the walk begins with (None: from the start of the file); the walk leaves the
+    state it met its first packet block in here."""
     stopped_at: int | None = None
-    """Where the walk stopped: the first record header at or after ``stop``, or where an
-    error or the end of the file stopped it."""
+    """Where the walk stopped: the first record header or packet block at or after
+    ``stop``, or where an error or the end of the file stopped it."""
     over_snap: list[int] = field(default_factory=lambda: [0, 0])
     """Records longer than the snap length: how many, the first's number."""
     snaplen: int = 0
+    unknown_blocks: int = 0
+    sections: bool = False
+    """pcapng: whether a section header or interface description came after a packet
+    block (the state of the file changes in its middle)."""
 
 
 def open_capture(path: str, span: Span | None = None) -> Capture:
@@ -307,10 +317,8 @@ def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None,
                                source=name)
         if head in PCAP_MAGICS:
             walker = _pcap_records(stream, info, span)
-        elif span is not None:
-            raise CaptureError("only a classic pcap file can be walked in parts", source=name)
         elif head == _PCAPNG_SHB:
-            walker = _pcapng_blocks(stream, info)
+            walker = _pcapng_blocks(stream, info, span)
         else:
             raise CaptureError(
                 f"not a pcap or pcapng capture (magic {head.hex(' ')})", source=name,
@@ -529,7 +537,8 @@ class _Interface:
     offset_ns: int = 0
 
 
-def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
+def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
+                   ) -> Iterator[Batch]:
     """The packets of a pcapng stream, in batches of up to :data:`BATCH` records of one
     interface, as offsets into the chunk read (no object or copy per packet); the
     batches before an error are delivered first."""
@@ -540,11 +549,20 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
     order = "<"
     interfaces: list[_Interface] = []
     iface_base = 0  # interfaces of earlier sections: info.linktypes numbers them on
-    index = 0
+    index = index0 = 0 if span is None else span.first_index
     first = True
     unknown_blocks = 0
+    stop = None if span is None else span.stop
+    if span is not None and span.state is not None:
+        stream.seek(span.start)
+        rd.offset = span.start
+        order, interfaces, iface_base = span.state[0], list(span.state[1]), span.state[2]
+        first = False
+        for i, iface in enumerate(interfaces):
+            info.linktypes[iface_base + i] = iface.linktype
     buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
-    start = base
+    start = origin = base
+    state = None if span is None else span.state  # (when the first packet block came)
     # the batch being made: records of one interface in buf
     starts: list[int] = []
     lens: list[int] = []
@@ -552,6 +570,12 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
     stamps: list[int] = []
     batch_iface = batch_linktype = batch_first = -1
     most = BATCH  # blocks the next run of packet blocks looks ahead at most (_packet_run)
+
+    def chunk() -> int:
+        """Bytes to read next: as for pcap, :data:`CHUNK` or :data:`CHUNK_RECORDS` blocks
+        of the mean size so far, up to :data:`MAX_CHUNK`."""
+        mean = (base - origin) // (index - index0) if index > index0 else 0
+        return max(CHUNK, min(mean * CHUNK_RECORDS, MAX_CHUNK))
 
     def made() -> Batch:
         try:
@@ -570,11 +594,12 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
                     yield made()
                 buf, base, pos = buf[pos:], base + pos, 0
                 while len(buf) < 12:
-                    more = rd.chunk(CHUNK, index)
+                    more = rd.chunk(chunk(), index)
                     if not more:
                         break
                     buf += more
-            run = None if first else _packet_run(buf, pos, order, interfaces, most)
+            run = None if first else _packet_run(buf, pos, order, interfaces, most,
+                                                 None if stop is None else stop - base)
             if run is not None:
                 at, incl, orig, ts, iface_id, end, cut = run
                 # how far the next run looks ahead: back to a few blocks after one that
@@ -620,7 +645,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
                     yield made()
                 buf, base, pos = buf[pos:], start, 0
                 while len(buf) < blen:
-                    more = rd.chunk(max(CHUNK, blen - len(buf)), index)
+                    more = rd.chunk(max(chunk(), blen - len(buf)), index)
                     if not more:
                         done = 12 if shb else 8
                         raise CaptureError(f"capture cut off mid-block: {len(buf) - done} of "
@@ -633,6 +658,8 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
                 raise CaptureError(f"pcapng {what} has length {blen} but trailer {trailer}; "
                                    f"the file is corrupt from here", source=info.source,
                                    where=f"byte {start}")
+            if span is not None and (shb or btype == _BT_IDB) and state is not None:
+                span.sections = True
             if shb:
                 iface_base += len(interfaces)
                 interfaces = []  # a new section starts a new interface list
@@ -641,6 +668,11 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
                 interfaces.append(_parse_idb(buf[pos:pos + blen], order, start, info))
                 info.linktypes[iface_base + len(interfaces) - 1] = interfaces[-1].linktype
             elif btype in (_BT_EPB, _BT_PB, _BT_SPB):
+                if span is not None:
+                    if state is None:
+                        state = (order, list(interfaces), iface_base)
+                    if start >= stop:  # type: ignore[operator]
+                        break
                 index += 1
                 size = blen - 12  # the body's
                 if btype == _BT_SPB:
@@ -690,12 +722,19 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo) -> Iterator[Batch]:
         raise
     if starts:
         yield made()
-    if unknown_blocks:
-        info.warnings.append(f"{unknown_blocks} pcapng blocks of other types skipped")
+    if span is not None:
+        span.stopped_at, span.state = base + pos, state
+        span.unknown_blocks = unknown_blocks
+    elif unknown_blocks:
+        info.warnings.append(unknown_blocks_warning(unknown_blocks))
+
+
+def unknown_blocks_warning(count: int) -> str:
+    return f"{count} pcapng blocks of other types skipped"
 
 
 def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
-                most: int) -> tuple | None:
+                most: int, stop: int | None = None) -> tuple | None:
     """The enhanced packet blocks of one interface from ``pos`` on, up to ``most``, that
     are whole in ``buf`` and that the block-by-block reading would take without a word:
     their chain of lengths followed in one loop, everything else read with numpy.
@@ -707,7 +746,7 @@ def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
     import numpy as np
 
     peek = struct.Struct(order + "III").unpack_from
-    last = len(buf) - 32
+    last = len(buf) - 32 if stop is None else min(len(buf) - 32, stop - 1)
     if pos > last:
         return None
     btype, blen, iface_id = peek(buf, pos)

@@ -32,12 +32,12 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from .capture import CHUNK, MAX_RECORD, PCAP_MAGICS, CaptureInfo, Span, earlier_warning, \
-    open_capture, over_snap_warning
+from .capture import _BT_EPB, _BT_PB, _BT_SPB, CHUNK, MAX_BLOCK, MAX_RECORD, PCAP_MAGICS, \
+    CaptureInfo, Span, earlier_warning, open_capture, over_snap_warning, unknown_blocks_warning
 from .columnar import COLUMNS, LAYOUTS, gathered
 from .errors import CaptureError
 
@@ -62,59 +62,108 @@ a spill between the two steps."""
 assert ROWS.names == COLUMNS
 
 
-def splittable(path: str) -> bool:
-    """Whether ``path`` is an uncompressed classic pcap file of :data:`SPLIT_BYTES` or more,
-    of a link type the records of which are gathered (a regular file: it is read from
-    several places at once)."""
+def splittable(path: str) -> Span | None:
+    """Whether ``path`` can be walked by range: an uncompressed classic pcap or pcapng file
+    of :data:`SPLIT_BYTES` or more (a regular file: it is read from several places at
+    once) whose link types are gathered (:data:`~teardown_analyzer.columnar.LAYOUTS`).
+    If so, the walk of its beginning up to its first packet (:class:`Span`; for pcapng,
+    its ``state`` is what every range after the first begins with)."""
     try:
         with open(path, "rb") as f:
             if not os.path.isfile(path) or os.fstat(f.fileno()).st_size < SPLIT_BYTES:
-                return False
-            header = f.read(24)
-    except OSError:
-        return False
-    if len(header) < 24 or header[:4] not in PCAP_MAGICS:
-        return False
-    order = PCAP_MAGICS[header[:4]][0]
-    return struct.unpack(order + "I", header[20:24])[0] & 0x0FFFFFFF in LAYOUTS
+                return None
+            magic = f.read(4)
+        head = Span(0, 0)  # up to the first packet
+        cap = open_capture(path, head)
+        for _ in cap.batches():
+            pass
+    except (OSError, CaptureError):
+        return None
+    if cap.info.error is not None or cap.info.compressed or (
+            magic not in PCAP_MAGICS and head.state is None):
+        return None
+    linktypes = [i.linktype for i in head.state[1]] if head.state else \
+        list(cap.info.linktypes.values())
+    return head if linktypes and all(lt in LAYOUTS for lt in linktypes) else None
 
 
-def boundaries(path: str, parts: int) -> list[int]:
-    """Where each range begins: 24 (the first record header), then, for each k/parts of
-    the file, the first place after it where :data:`RUN` plausible record headers chain (a
-    captured length no larger than the walk accepts nor than the length on the wire, a
-    sub-second field in range, a time within a year of the first record's), looked for
-    within :data:`CHUNK` bytes; a cut with none is left out."""
+def boundaries(path: str, head: Span, parts: int) -> list[int]:
+    """Where each range begins: the file's first record (or byte 0 of a pcapng file), then,
+    for each k/parts of the file, the first place after it where :data:`RUN` records (or
+    blocks, the first a packet block) chain that look like ones (:func:`_pcap_like`,
+    :func:`_pcapng_like`), looked for within :data:`CHUNK` bytes; a cut with none is left
+    out."""
     with open(path, "rb") as f:
         header = f.read(28)
-        order, nano, rec_len = PCAP_MAGICS[header[:4]]
-        snaplen = struct.unpack(order + "I", header[16:20])[0]
-        limit = min(max(snaplen, 262144), MAX_RECORD)  # as capture._pcap_loop has it
-        frac_limit = 1_000_000_000 if nano else 1_000_000
-        first_sec = struct.unpack(order + "I", header[24:28])[0] if len(header) == 28 else 0
         size = os.fstat(f.fileno()).st_size
-        starts = [24]
+        likely = _pcapng_like(head.state[0]) if head.state else _pcap_like(header)
+        starts = [0 if head.state else 24]
         for k in range(1, parts):
             at = max(size * k // parts, starts[-1] + 1)
-            buf = os.pread(f.fileno(), CHUNK, at)
-            n = len(buf) - rec_len + 1
-            if n <= 0:
-                continue
-            names = ("sec", "frac", "incl", "orig")
-            h = np.ndarray((n,), np.dtype([(f, order + "u4") for f in names]), buf,
-                           strides=(1,))  # a record header at every byte offset
-            incl = h["incl"].astype(np.int64)
-            likely = (incl <= limit) & (incl <= h["orig"]) & (h["frac"] < frac_limit) \
-                & (np.abs(h["sec"].astype(np.int64) - first_sec) <= YEAR)
-            step = rec_len + incl
-            for p in np.flatnonzero(likely).tolist():
-                q, run = p, 0
-                while run < RUN and q < n and likely[q]:
-                    q, run = q + int(step[q]), run + 1
-                if run == RUN:
-                    starts.append(at + p)
-                    break
+            found = likely(os.pread(f.fileno(), CHUNK, at))
+            if found is not None:
+                starts.append(at + found)
     return starts
+
+
+def _pcap_like(header: bytes) -> Callable[[bytes], int | None]:
+    """A finder of the first offset in a buffer where :data:`RUN` record headers chain that
+    look like ones: a captured length no larger than the walk accepts nor than the length
+    on the wire, a sub-second field in range, a time within a year of the first
+    record's."""
+    order, nano, rec_len = PCAP_MAGICS[header[:4]]
+    snaplen = struct.unpack(order + "I", header[16:20])[0]
+    limit = min(max(snaplen, 262144), MAX_RECORD)  # as capture._pcap_loop has it
+    frac_limit = 1_000_000_000 if nano else 1_000_000
+    first_sec = struct.unpack(order + "I", header[24:28])[0] if len(header) == 28 else 0
+    fields = np.dtype([(f, order + "u4") for f in ("sec", "frac", "incl", "orig")])
+
+    def find(buf: bytes) -> int | None:
+        n = len(buf) - rec_len + 1
+        if n <= 0:
+            return None
+        h = np.ndarray((n,), fields, buf, strides=(1,))  # a record header at every offset
+        incl = h["incl"].astype(np.int64)
+        likely = (incl <= limit) & (incl <= h["orig"]) & (h["frac"] < frac_limit) \
+            & (np.abs(h["sec"].astype(np.int64) - first_sec) <= YEAR)
+        return _chained(np.flatnonzero(likely), likely, rec_len + incl)
+    return find
+
+
+def _pcapng_like(order: str) -> Callable[[bytes], int | None]:
+    """A finder of the first offset in a buffer where a packet block (enhanced, simple or
+    obsolete) begins a chain of :data:`RUN` blocks that look like ones: a length that is a
+    multiple of 4 and within bounds, and the same length again at the block's end."""
+    head = np.dtype([("type", order + "u4"), ("len", order + "u4")])
+    word = np.dtype(order + "u4")
+
+    def find(buf: bytes) -> int | None:
+        n = len(buf) - 12 + 1
+        if n <= 0:
+            return None
+        h = np.ndarray((n,), head, buf, strides=(1,))  # a block header at every offset
+        blen = h["len"].astype(np.int64)
+        fits = (blen >= 12) & (blen % 4 == 0) & (blen <= MAX_BLOCK) \
+            & (np.arange(n) + blen <= len(buf))
+        trailer = np.zeros(n, np.int64)
+        at = np.flatnonzero(fits)
+        trailer[at] = np.ndarray((len(buf) - 3,), word, buf, strides=(1,))[at + blen[at] - 4]
+        likely = fits & (trailer == blen)
+        packet = likely & np.isin(h["type"], [_BT_EPB, _BT_SPB, _BT_PB])
+        return _chained(np.flatnonzero(packet), likely, blen)
+    return find
+
+
+def _chained(candidates: np.ndarray, likely: np.ndarray, step: np.ndarray) -> int | None:
+    """The first of ``candidates`` from which :data:`RUN` offsets that are ``likely``
+    chain, each ``step`` after the one before."""
+    for p in candidates.tolist():
+        q, run = p, 0
+        while run < RUN and q < len(likely) and likely[q]:
+            q, run = q + int(step[q]), run + 1
+        if run == RUN:
+            return p
+    return None
 
 
 @dataclass
@@ -133,20 +182,22 @@ class Walked:
     """The latest time in the range."""
     rising: list[int] = field(default_factory=list)
     """The first :data:`RISING` times at which the range's clock reached a new high."""
+    gathered: bool = True
+    """False if a batch could not be gathered (a pcapng interface of another link type,
+    a clock beyond 64 bits): the file is then split by connection only."""
 
 
-def walk(path: str, start: int, stop: int, shares: int, spill: "Spill") -> Walked:
-    """Walk the records of ``path`` from byte ``start`` to the last one that begins before
-    ``stop``; write the TCP ones, gathered, to ``spill``, in ``shares`` shares by
-    connection."""
-    span = Span(start, stop)
+def walk(path: str, span: Span, shares: int, spill: "Spill") -> Walked:
+    """Walk the packets of ``path`` in ``span``; write the TCP ones, gathered, to
+    ``spill``, in ``shares`` shares by connection."""
+    begun = replace(span)
     try:
         cap = open_capture(path, span)
     except CaptureError as exc:  # in its first records
-        if start == 24:
+        if span.start <= 24:
             raise  # the file's header: as without a split
-        return Walked(span, CaptureInfo(path, error=exc), [[] for _ in range(shares)])
-    done = Walked(span, cap.info, [[] for _ in range(shares)])
+        return Walked(begun, CaptureInfo(path, error=exc), [[] for _ in range(shares)])
+    done = Walked(begun, cap.info, [[] for _ in range(shares)])
     skipped = done.skipped
 
     def skip(reason: str) -> None:
@@ -155,7 +206,9 @@ def walk(path: str, start: int, stop: int, shares: int, spill: "Spill") -> Walke
     top = 0
     for batch in cap.batches():
         cols = gathered(batch, (0, 1), skip)
-        assert cols is not None  # (a link type of LAYOUTS: splittable)
+        if cols is None:
+            done.gathered = False
+            break
         ts = batch.ts_ns
         highs = np.maximum.accumulate(np.concatenate(([top], ts)))
         new_high = ts >= highs[:-1]
@@ -176,6 +229,9 @@ def walk(path: str, start: int, stop: int, shares: int, spill: "Spill") -> Walke
             done.shares[j].append((spill, where, len(rows), batch.first, last, cap.bytes_read))
     spill.flush()
     done.top = top
+    done.span.stopped_at, done.span.over_snap = span.stopped_at, span.over_snap
+    done.span.snaplen, done.span.unknown_blocks = span.snaplen, span.unknown_blocks
+    done.span.sections = span.sections
     return done
 
 
@@ -203,10 +259,14 @@ class Shares:
 
 def merged(path: str, walks: list[Walked]) -> Shares | None:
     """The walks of a file's ranges as one: None if a range's walk did not stop where
-    the next one began (a guessed beginning that was no record header)."""
+    the next one began (a guessed beginning that was no record header), if a batch could
+    not be gathered, or if a pcapng file's state changes in its middle (a section header
+    or interface description after a packet block)."""
     ranges: list[tuple[Walked, int]] = []
     before = 0
     for k, w in enumerate(walks):
+        if not w.gathered or w.span.sections:
+            return None
         ranges.append((w, before))
         before += w.info.packets
         if w.info.error is not None:
@@ -216,18 +276,19 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
     head = ranges[0][0].info
     info = replace(head, warnings=[], linktypes=dict(head.linktypes))
     over, first_over, snaplen = 0, 0, ranges[0][0].span.snaplen
-    late, top = 0, 0
+    late = top = unknown = 0
     for w, before in ranges:
         said = w.info
         if before and (said.warnings or said.error is not None):
             # said with the range's own numbers: walked again to say it with the true ones
-            again = Span(w.span.start, w.span.stop, before)
+            again = Span(w.span.start, w.span.stop, before, w.span.state)
             cap = open_capture(path, again)
             for _ in cap.batches():
                 pass
             said = cap.info
         info.warnings += said.warnings
         info.error = said.error
+        unknown += w.span.unknown_blocks
         count, first = w.span.over_snap
         over, first_over = over + count, first_over or (first and first + before)
         late += w.late + sum(1 for t in w.rising if t < top)
@@ -241,6 +302,8 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
             info.last_ts_ns = w.info.last_ts_ns
     if over:
         info.warnings.append(over_snap_warning(over, first_over, snaplen))
+    if unknown:
+        info.warnings.append(unknown_blocks_warning(unknown))
     if late:
         info.warnings.append(earlier_warning(late))
     return Shares(info, max(top, info.last_ts_ns or 0), ranges)

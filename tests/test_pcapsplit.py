@@ -171,7 +171,7 @@ def test_a_guess_that_is_no_record_header_falls_back(monkeypatch, walked):
     first record's header begins): its walk and the one before do not meet, so the file
     is split by connection only."""
     path = SAMPLES / "mixed_200.pcap"
-    monkeypatch.setattr(pcapsplit, "boundaries", lambda path, parts: [24, 25])
+    monkeypatch.setattr(pcapsplit, "boundaries", lambda path, head, parts: [24, 25])
     _same(path, 2)
     assert walked == [None]
 
@@ -189,4 +189,65 @@ def test_zeros_do_not_look_like_record_headers(tmp_path):
         begins += 16 + len(r.data)
         if begins > cut:
             break
-    assert pcapsplit.boundaries(str(path), 2) == [24, begins]
+    assert pcapsplit.boundaries(str(path), pcapsplit.splittable(str(path)), 2) == [24, begins]
+
+
+def _pcapng(records, linktype, *, every=None, order="<"):
+    """mixed_200's records as pcapng: two interfaces of the link type (microseconds, and
+    nanoseconds with an offset), packets alternating between them; ``every``: (k, block)
+    puts ``block(i)`` before every k-th packet block."""
+    out = [pb.shb(order), pb.idb(linktype, 65535, order),
+           pb.idb(linktype, 65535, order, tsresol=9, tsoffset=-3)]
+    for i, r in enumerate(records):
+        if every and i % every[0] == every[0] - 1:
+            out.append(every[1](i))
+        iface = i % 2
+        units = r.ts_ns // 1000 if iface == 0 else r.ts_ns + 3 * 10**9
+        out.append(pb.epb(iface, units, r.data, r.orig_len, order))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_identical(tmp_path, walked, order):
+    """pcapng of either byte order, two interfaces of different resolutions and offsets,
+    statistics blocks among the packets (counted once, as one walk counts them)."""
+    linktype, records = _records()
+    path = _write(tmp_path, None, linktype,
+                  raw=_pcapng(records, linktype, every=(50, lambda i: pb.isb(0, order)),
+                              order=order))
+    for jobs in (2, 3):
+        one = _same(path, jobs)
+    assert f"{len(records) // 50} pcapng blocks of other types skipped" in \
+        one.captures[0].warnings
+    assert [len(w.ranges) for w in walked] == [2, 3]
+
+
+def test_pcapng_interfaces_after_packets_fall_back(tmp_path, walked):
+    """An interface description after packet blocks changes the file's state in its middle:
+    the ranges after it would begin with another one, so the file is split by connection
+    only."""
+    linktype, records = _records()
+    raw = _pcapng(records, linktype, every=(len(records) * 3 // 4, lambda i: pb.idb(1)))
+    path = _write(tmp_path, None, linktype, raw=raw)
+    _same(path, 2)
+    assert walked == [None]
+
+
+@pytest.mark.parametrize("bad", ["trailer", "interface"])
+def test_pcapng_corrupt_block_in_a_later_range(tmp_path, walked, bad):
+    """A block whose trailer disagrees with its length, or a packet block naming an
+    interface no block defined, three quarters in: the packets before it, and the error
+    with its true place and packet number."""
+    linktype, records = _records()
+    at = len(records) * 3 // 4
+    block = pb.block(6, bytes(40), trailer=7) if bad == "trailer" else pb.epb(9, 0, bytes(60))
+    raw = _pcapng(records, linktype, every=(at, lambda i: block))
+    path = _write(tmp_path, None, linktype, raw=raw)
+    one = _same(path, 2)
+    error = str(one.captures[0].error)
+    if bad == "trailer":
+        assert one.captures[0].packets == at - 1 and "has length 52 but trailer 7" in error
+    else:
+        assert one.captures[0].packets == at - 1
+        assert f"packet {at} names interface 9, which no interface description" in error
+    assert walked[0] is not None and len(walked[0].ranges) == 2
