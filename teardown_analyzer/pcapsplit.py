@@ -1,5 +1,5 @@
-"""One large classic pcap file shared by several processes (``--jobs``): walked by byte
-range, analysed by connection.
+"""One large capture file (classic pcap or pcapng) shared by several processes
+(``--jobs``): walked by byte range, analysed by connection.
 
 Reading a capture is a walk along the chain of record lengths (a loop per record) and a
 gathering of each record's fields (:func:`teardown_analyzer.columnar.gather`).  Split only
@@ -7,8 +7,11 @@ by connection, every process would do both for the whole file, to find its conne
 among all the records.  Instead, for N processes:
 
 1. the file is cut into N byte ranges; each range after the first begins at the first
-   place after its cut that looks like a run of record headers (:func:`boundaries`: a
-   guess, checked in step 2);
+   place after its cut that looks like a run of record headers, or of pcapng blocks
+   beginning with a packet block (:func:`boundaries`: a guess, checked in step 3); a
+   pcapng range begins in the state (byte order, interfaces) the file's first packet
+   block is in (:func:`splittable`), so a file whose state changes after that (a section
+   header or interface description among the packets) is not split this way;
 2. each process walks one range (:func:`walk`, a :class:`~teardown_analyzer.capture.Span`
    of the file) and gathers its records, and writes them, as rows of :data:`ROWS`, to its
    spill file, in N shares by connection (the port sum modulo N); it also notes what the
@@ -235,6 +238,17 @@ def walk(path: str, span: Span, shares: int, spill: "Spill") -> Walked:
     return done
 
 
+def _walked_only(path: str, span: Span) -> CaptureInfo:
+    """What the walk of ``span`` says (an error in its first packets too)."""
+    try:
+        cap = open_capture(path, span)
+    except CaptureError as exc:
+        return CaptureInfo(path, error=exc)
+    for _ in cap.batches():
+        pass
+    return cap.info
+
+
 @dataclass
 class Shares:
     """A capture's records as :func:`walk` wrote them, ranges checked and renumbered
@@ -281,11 +295,7 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
         said = w.info
         if before and (said.warnings or said.error is not None):
             # said with the range's own numbers: walked again to say it with the true ones
-            again = Span(w.span.start, w.span.stop, before, w.span.state)
-            cap = open_capture(path, again)
-            for _ in cap.batches():
-                pass
-            said = cap.info
+            said = _walked_only(path, Span(w.span.start, w.span.stop, before, w.span.state))
         info.warnings += said.warnings
         info.error = said.error
         unknown += w.span.unknown_blocks

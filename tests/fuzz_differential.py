@@ -3,9 +3,12 @@
 a time, teardown_analyzer.columnar) against feeding every packet, on the mutated sample
 captures of ``fuzz_captures.py``, with small batches and windows of 4 to 28 records
 (with ``--plain``, plain segments counted a batch at a time too, teardown_analyzer.plain).
+With ``--split``, ``--jobs 2`` and ``3`` (every capture walked by byte range where it can
+be, teardown_analyzer.pcapsplit) against one process instead.
 
     python tests/fuzz_differential.py --seed 5 --seconds 150
     python tests/fuzz_differential.py --seed 53 --seconds 150 --plain
+    python tests/fuzz_differential.py --seed 89 --seconds 150 --split
 
 Prints each case whose results differ (seed, index, sample, mutations, window) and a
 summary; exit status 1 if any differs.  Captures whose clock goes backwards are not
@@ -27,14 +30,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import fuzz_captures as fz  # noqa: E402
-from teardown_analyzer import analysis, capture, columnar  # noqa: E402
+from teardown_analyzer import analysis, capture, columnar, pcapsplit  # noqa: E402
 from teardown_analyzer.analysis import Options, analyze  # noqa: E402
 from teardown_analyzer.errors import TeardownError  # noqa: E402
 
 
-def _results(path: str, options: Options) -> Any:
+def _results(path: str, options: Options, jobs: int = 1) -> Any:
     try:
-        r = analyze([path], options)
+        r = analyze([path], options, jobs)
     except TeardownError as exc:
         return type(exc).__name__
     return ([c.to_dict(True) for c in r.connections], list(r.connections.meta()), r.totals(),
@@ -48,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plain", action="store_true",
                     help="count plain segments a batch at a time (teardown_analyzer.plain) "
                          "after every batch, instead of never")
+    ap.add_argument("--split", action="store_true",
+                    help="compare --jobs 2 and 3 (walked by byte range) with one process")
     args = ap.parse_args(argv)
+    if args.split:
+        return _split(args)
     capture.CHUNK, capture.CHUNK_RECORDS, capture.BATCH = 512, 0, 4
     # never count plain segments at once (plain.py has its own tests), or always
     analysis.VECTORISED_SHARE = 0.0 if args.plain else 1.01
@@ -75,6 +82,37 @@ def main(argv: list[str] | None = None) -> int:
             index += 1
     print(f"{index} mutants, {compared} comparisons, {differ} differ; {skipped} not compared "
           f"(the clock goes backwards)")
+    return 1 if differ else 0
+
+
+def _split(args: Any) -> int:
+    pcapsplit.SPLIT_BYTES = 0
+    walked = [0]
+    original = analysis._walked
+
+    def spy(*a: Any) -> Any:
+        found = original(*a)
+        walked[0] += sum(f is not None for f in found)
+        return found
+
+    analysis._walked = spy  # type: ignore[assignment]
+    end = time.time() + args.seconds
+    index = compared = differ = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "case.pcap")
+        while time.time() < end:
+            mutant = fz.mutate(args.seed, index)
+            pathlib.Path(path).write_bytes(mutant.data)
+            one = _results(path, Options(keep_ladder=True))
+            for jobs in (2, 3):
+                compared += 1
+                if _results(path, Options(keep_ladder=True), jobs) != one:
+                    differ += 1
+                    print(f"DIFFERS: {args.seed}:{index} {mutant.sample} {mutant.steps} "
+                          f"jobs {jobs}")
+            index += 1
+    print(f"{index} mutants, {compared} comparisons ({walked[0]} walked by range), "
+          f"{differ} differ")
     return 1 if differ else 0
 
 

@@ -251,3 +251,21 @@ def test_pcapng_corrupt_block_in_a_later_range(tmp_path, walked, bad):
         assert one.captures[0].packets == at - 1
         assert f"packet {at} names interface 9, which no interface description" in error
     assert walked[0] is not None and len(walked[0].ranges) == 2
+
+
+def test_an_error_in_the_first_packet_of_a_range(tmp_path, monkeypatch, walked):
+    """A range that begins at a packet block naming an interface no block defined (a
+    real block, so the range before lands on it): that range's walk fails at once, and
+    the error is said with its true packet number."""
+    linktype, records = _records()
+    at = len(records) // 2
+    front = _pcapng(records[:at], linktype)
+    bad = pb.epb(9, 0, bytes(60))
+    rest = b"".join(pb.epb(i % 2, r.ts_ns // 1000 if i % 2 == 0 else r.ts_ns + 3 * 10**9,
+                           r.data, r.orig_len) for i, r in enumerate(records[at:], at))
+    path = _write(tmp_path, None, linktype, raw=front + bad + rest)
+    monkeypatch.setattr(pcapsplit, "boundaries", lambda path, head, parts: [0, len(front)])
+    one = _same(path, 2)
+    assert one.captures[0].packets == at
+    assert f"packet {at + 1} names interface 9" in str(one.captures[0].error)
+    assert walked[0] is not None and len(walked[0].ranges) == 2
