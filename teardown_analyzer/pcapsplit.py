@@ -312,7 +312,7 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
             info.last_ts_ns = w.info.last_ts_ns
     if over:
         info.warnings.append(over_snap_warning(over, first_over, snaplen))
-    if unknown:
+    if unknown and info.error is None:  # (a walk that fails says nothing of them)
         info.warnings.append(unknown_blocks_warning(unknown))
     if late:
         info.warnings.append(earlier_warning(late))

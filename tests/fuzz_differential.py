@@ -97,13 +97,18 @@ def _split(args: Any) -> int:
 
     analysis._walked = spy  # type: ignore[assignment]
     end = time.time() + args.seconds
-    index = compared = differ = 0
+    index = compared = differ = skipped = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "case.pcap")
         while time.time() < end:
             mutant = fz.mutate(args.seed, index)
             pathlib.Path(path).write_bytes(mutant.data)
             one = _results(path, Options(keep_ladder=True))
+            if not isinstance(one, str) and any(
+                    "timestamp earlier" in w for c in one[4] for w in c["warnings"]):
+                skipped += 1  # (when expired connections are let go differs, as above)
+                index += 1
+                continue
             for jobs in (2, 3):
                 compared += 1
                 if _results(path, Options(keep_ladder=True), jobs) != one:
@@ -112,7 +117,7 @@ def _split(args: Any) -> int:
                           f"jobs {jobs}")
             index += 1
     print(f"{index} mutants, {compared} comparisons ({walked[0]} walked by range), "
-          f"{differ} differ")
+          f"{differ} differ; {skipped} not compared (the clock goes backwards)")
     return 1 if differ else 0
 
 
