@@ -328,10 +328,15 @@ class Tracker:
             found = self.conns.get(key)
             if found is not None and found[0] is conn:
                 del self.conns[key]
-        self.finished.append(conn)
-        if conn.pending_old is not None:
-            self.finished.append(conn.pending_old)
-            conn.pending_old = None
+        self._finish(conn)
+
+    def _finish(self, conn: Conn) -> None:
+        """``conn`` is done; so is the incarnation before it if it still waited for the
+        answer to ``conn``'s SYN (its reuse stays "pending"), and so on."""
+        done: Conn | None = conn
+        while done is not None:
+            self.finished.append(done)
+            done.pending_old, done = None, done.pending_old
 
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:
@@ -351,7 +356,7 @@ class Tracker:
                                  f"{after:.3f} s into its TIME_WAIT")
         if after is None:
             new.notes.append("reuses the 4-tuple of the connection before it")
-            self.finished.append(old)
+            self._finish(old)
         else:
             new.pending_old = old  # it leaves when the new SYN's answer is known
         return new
@@ -598,7 +603,7 @@ class Tracker:
                                 "derived it from the TIME_WAIT socket")
         if outcome != "pending" and new.pending_old is old:
             new.pending_old = None
-            self.finished.append(old)
+            self._finish(old)
 
     def _rst(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
              ack: int) -> str:

@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import re
+import struct
 import subprocess
 import sys
 import tracemalloc
@@ -597,3 +598,28 @@ def test_max_connections_evicts_the_longest_idle_with_a_warning(tmp_path, run_cl
     conn = _good_connection(report)
     assert conn["close"]["kind"] == "four-way" and conn["packets"] == 9
     assert len(report["connections"]) == 301
+
+
+def test_a_second_syn_before_the_first_reuse_is_answered(tmp_path, run_cli) -> None:
+    """reuse_client_tw.pcap edited: a second SYN with another ISN right after the SYN that
+    reuses the TIME_WAIT's 4-tuple, before that one is answered.  Each SYN starts an
+    incarnation; the first reuse's answer never comes (it stays pending), and the middle
+    incarnation, which still waited for it, ends with it (it used to stop the analysis
+    with an internal error)."""
+    from teardown_analyzer.analysis import Options, analyze
+    samples = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+    linktype, recs = pb.read_pcap(samples / "reuse_client_tw.pcap")
+    syn = bytearray(recs[10].data)  # packet 11: the SYN that reuses the 4-tuple
+    isn = struct.unpack_from("!I", syn, 38)[0]
+    struct.pack_into("!I", syn, 38, (isn + 1_000_000) & 0xFFFFFFFF)
+    edited = recs[:11] + [pb.Rec(recs[10].ts_ns + 1000, bytes(syn))] + recs[11:]
+    path = tmp_path / "two_syns.pcap"
+    path.write_bytes(pb.pcap(edited, linktype))
+    for vectorised in (True, False):
+        report = analyze([str(path)], Options(vectorised=vectorised))
+        assert [(c.id, c.reused_from) for c in report.connections] == [
+            (1, None), (2, 1), (3, 2)]
+        assert report.connections[0].time_wait["reuse"]["outcome"] == "pending"
+        assert report.connections[0].time_wait["reuse"]["new_connection"] == 2
+    code, out, err = run_cli(str(path), "--format", "json")
+    assert code == 0 and len(json.loads(out)["connections"]) == 3
