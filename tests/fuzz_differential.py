@@ -40,6 +40,9 @@ def _results(path: str, options: Options, jobs: int = 1) -> Any:
         r = analyze([path], options, jobs)
     except TeardownError as exc:
         return type(exc).__name__
+    except Exception as exc:  # a bug: said, and compared like any other outcome
+        print(f"CRASH: {type(exc).__name__}: {exc}")
+        return f"crash: {type(exc).__name__}: {exc}"
     return ([c.to_dict(True) for c in r.connections], list(r.connections.meta()), r.totals(),
             r.skipped, [c.to_dict() for c in r.captures])
 
