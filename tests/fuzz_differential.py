@@ -35,13 +35,17 @@ from teardown_analyzer.analysis import Options, analyze  # noqa: E402
 from teardown_analyzer.errors import TeardownError  # noqa: E402
 
 
+CRASHES: list[Exception] = []
+
+
 def _results(path: str, options: Options, jobs: int = 1) -> Any:
     try:
         r = analyze([path], options, jobs)
     except TeardownError as exc:
         return type(exc).__name__
-    except Exception as exc:  # a bug: said, and compared like any other outcome
+    except Exception as exc:  # a bug: said, counted, and compared like any other outcome
         print(f"CRASH: {type(exc).__name__}: {exc}")
+        CRASHES.append(exc)
         return f"crash: {type(exc).__name__}: {exc}"
     return ([c.to_dict(True) for c in r.connections], list(r.connections.meta()), r.totals(),
             r.skipped, [c.to_dict() for c in r.captures])
@@ -84,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"window {window} {kw}")
             index += 1
     print(f"{index} mutants, {compared} comparisons, {differ} differ; {skipped} not compared "
-          f"(the clock goes backwards)")
-    return 1 if differ else 0
+          f"(the clock goes backwards); {len(CRASHES)} crashes")
+    return 1 if differ or CRASHES else 0
 
 
 def _split(args: Any) -> int:
@@ -120,8 +124,9 @@ def _split(args: Any) -> int:
                           f"jobs {jobs}")
             index += 1
     print(f"{index} mutants, {compared} comparisons ({walked[0]} walked by range), "
-          f"{differ} differ; {skipped} not compared (the clock goes backwards)")
-    return 1 if differ else 0
+          f"{differ} differ; {skipped} not compared (the clock goes backwards); "
+          f"{len(CRASHES)} crashes")
+    return 1 if differ or CRASHES else 0
 
 
 if __name__ == "__main__":
