@@ -51,10 +51,10 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 # pcapng block types (draft-ietf-opsawg-pcapng section 11.1), as dpkt names them
-_BT_IDB = dpkt.pcapng.PCAPNG_BT_IDB
-_BT_PB = dpkt.pcapng.PCAPNG_BT_PB
-_BT_SPB = dpkt.pcapng.PCAPNG_BT_SPB
-_BT_EPB = dpkt.pcapng.PCAPNG_BT_EPB
+BT_IDB = dpkt.pcapng.PCAPNG_BT_IDB
+BT_PB = dpkt.pcapng.PCAPNG_BT_PB
+BT_SPB = dpkt.pcapng.PCAPNG_BT_SPB
+BT_EPB = dpkt.pcapng.PCAPNG_BT_EPB
 
 # A record larger than this is taken as corruption, whatever the snap length says:
 # it keeps a crafted 2**31 caplen from being allocated.  (libpcap's own limit for
@@ -658,16 +658,16 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                 raise CaptureError(f"pcapng {what} has length {blen} but trailer {trailer}; "
                                    f"the file is corrupt from here", source=info.source,
                                    where=f"byte {start}")
-            if span is not None and (shb or btype == _BT_IDB) and state is not None:
+            if span is not None and (shb or btype == BT_IDB) and state is not None:
                 span.sections = True
             if shb:
                 iface_base += len(interfaces)
                 interfaces = []  # a new section starts a new interface list
                 first = False
-            elif btype == _BT_IDB:
+            elif btype == BT_IDB:
                 interfaces.append(_parse_idb(buf[pos:pos + blen], order, start, info))
                 info.linktypes[iface_base + len(interfaces) - 1] = interfaces[-1].linktype
-            elif btype in (_BT_EPB, _BT_PB, _BT_SPB):
+            elif btype in (BT_EPB, BT_PB, BT_SPB):
                 if span is not None:
                     if state is None:
                         state = (order, list(interfaces), iface_base)
@@ -675,7 +675,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                         break
                 index += 1
                 size = blen - 12  # the body's
-                if btype == _BT_SPB:
+                if btype == BT_SPB:
                     if size < 4:
                         raise _short_block("simple packet block", start, info)
                     (orig,) = struct.unpack_from(order + "I", buf, pos + 8)
@@ -687,7 +687,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                 else:
                     if size < 20:
                         raise _short_block("packet block", start, info)
-                    if btype == _BT_EPB:
+                    if btype == BT_EPB:
                         iface_id, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", buf,
                                                                           pos + 8)
                     else:
@@ -750,7 +750,7 @@ def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
     if pos > last:
         return None
     btype, blen, iface_id = peek(buf, pos)
-    if btype != _BT_EPB or iface_id >= len(interfaces):
+    if btype != BT_EPB or iface_id >= len(interfaces):
         return None
     found = interfaces[iface_id]
     factor = 1_000_000_000 // found.units_per_s
@@ -761,7 +761,7 @@ def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
     p, size = pos, len(buf)
     while p <= last and len(heads) < most:
         btype, blen, iface = peek(buf, p)
-        if btype != _BT_EPB or blen < 32 or iface != iface_id or p + blen > size:
+        if btype != BT_EPB or blen < 32 or iface != iface_id or p + blen > size:
             break  # (a block that goes on in the next chunk is read after it)
         add(p)
         p += blen

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from .capture import _BT_EPB, _BT_PB, _BT_SPB, CHUNK, MAX_BLOCK, MAX_RECORD, PCAP_MAGICS, \
+from .capture import BT_EPB, BT_PB, BT_SPB, CHUNK, MAX_BLOCK, MAX_RECORD, PCAP_MAGICS, \
     CaptureInfo, Span, earlier_warning, open_capture, over_snap_warning, unknown_blocks_warning
 from .columnar import COLUMNS, LAYOUTS, gathered
 from .errors import CaptureError
@@ -50,8 +50,11 @@ if TYPE_CHECKING:
 SPLIT_BYTES = 32 << 20
 """Files smaller than this are split by connection only (walking them is quick)."""
 RUN = 8
+"""Record headers (pcapng: blocks) in a row :func:`boundaries` wants before it takes a
+place for the beginning of a range."""
 YEAR = 366 * 86400
-"""Record headers in a row :func:`boundaries` wants before it takes a place for one."""
+"""How far from the first record's time a classic pcap record header's may be to look
+like one."""
 RISING = 4096
 """The first times at which a range's clock reached a new high that a walk keeps: the
 records that are "earlier than the packet before" only because of the ranges before it
@@ -152,7 +155,7 @@ def _pcapng_like(order: str) -> Callable[[bytes], int | None]:
         at = np.flatnonzero(fits)
         trailer[at] = np.ndarray((len(buf) - 3,), word, buf, strides=(1,))[at + blen[at] - 4]
         likely = fits & (trailer == blen)
-        packet = likely & np.isin(h["type"], [_BT_EPB, _BT_SPB, _BT_PB])
+        packet = likely & np.isin(h["type"], [BT_EPB, BT_SPB, BT_PB])
         return _chained(np.flatnonzero(packet), likely, blen)
     return find
 
