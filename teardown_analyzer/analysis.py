@@ -97,7 +97,11 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                      shares: Any) -> Report:
     cap = open_capture(path) if shares is None else None
     info = cap.info if cap is not None else shares.info
-    read = [0]  # bytes read so far (for progress)
+    read = [0]  # with shares: bytes of the file the walks had read by the rows taken
+
+    def bytes_read() -> int:
+        return cap.bytes_read if cap is not None else read[0]
+
     results = ResultSink(spill)
     keeper = _Keeper(results, options.keep_ladder)
     keep = keeper.keep
@@ -118,7 +122,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
             keep(c)
         tracker.finished.clear()
         if progress is not None:
-            progress(index, cap.bytes_read if cap is not None else read[0])
+            progress(index, bytes_read())
 
     vectorise = options.vectorised and options.max_connections is None \
         and options.sweep_every >= VECTORISED_SWEEP
@@ -152,7 +156,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
                 batched = analyse_window(False)
                 sweep(last)
             elif progress is not None:
-                progress(last, cap.bytes_read if cap is not None else read[0])
+                progress(last, bytes_read())
             return
         if window.size:
             analyse_window(True)  # what was gathered goes first: capture order
