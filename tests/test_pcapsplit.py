@@ -273,3 +273,15 @@ def test_an_error_in_the_first_packet_of_a_range(tmp_path, monkeypatch, walked):
     assert one.captures[0].packets == at
     assert f"packet {at + 1} names interface 9" in str(one.captures[0].error)
     assert walked[0] is not None and len(walked[0].ranges) == 2
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_progress_when_walked_by_range(jobs, walked):
+    """The progress of the analysis of the shares: never backwards, and at the end every
+    packet and byte of the file."""
+    path = SAMPLES / "mixed_200.pcap"
+    calls: list = []
+    report = analyze([str(path)], Options(), jobs, lambda n, b: calls.append((n, b)))
+    assert calls == sorted(calls)
+    assert calls[-1] == (report.captures[0].packets, path.stat().st_size)
+    assert [len(w.ranges) for w in walked] == [jobs]
