@@ -83,7 +83,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
               show_default=True, metavar="SECONDS",
               help="TIME_WAIT length of the stack (Linux: 60 s).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes to use (one capture is split by connection).")
+              help="Processes to use (one capture is split by connection; a large pcap "
+                   "or pcapng file is first walked by byte range).")
 @click.option("--max-connections", type=click.IntRange(min=1), default=None,
               help="Cap on connections tracked at once; the longest idle are evicted.")
 @click.option("--quiet", "-q", is_flag=True,
