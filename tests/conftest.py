@@ -52,3 +52,20 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
                     "--connections", "1500", "--out", str(out)], check=True,
                    capture_output=True)
     return out
+
+
+@pytest.fixture
+def walked(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Per capture analysed with --jobs: its shares if it was walked by byte range
+    (teardown_analyzer.pcapsplit), else None (split by connection only)."""
+    from teardown_analyzer import analysis
+    seen: list = []
+    original = analysis._walked
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        found = original(*args)
+        seen.extend(found)
+        return found
+
+    monkeypatch.setattr(analysis, "_walked", spy)
+    return seen

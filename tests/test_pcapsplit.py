@@ -12,7 +12,7 @@ import pytest
 
 import pcapbuild as pb
 from conftest import sample_captures
-from teardown_analyzer import analysis, pcapsplit
+from teardown_analyzer import pcapsplit
 from teardown_analyzer.analysis import Options, analyze
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
@@ -21,22 +21,6 @@ SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
 @pytest.fixture(autouse=True)
 def split_every_file(monkeypatch):
     monkeypatch.setattr(pcapsplit, "SPLIT_BYTES", 0)
-
-
-@pytest.fixture
-def walked(monkeypatch):
-    """Per analysis with --jobs: whether its capture was walked by range (the shares), or
-    split by connection only (None)."""
-    seen: list = []
-    original = analysis._walked
-
-    def spy(*args):
-        found = original(*args)
-        seen.extend(found)
-        return found
-
-    monkeypatch.setattr(analysis, "_walked", spy)
-    return seen
 
 
 def _everything(report):

@@ -78,23 +78,14 @@ def test_tshark_counts_the_same_streams(connections):
     assert [int(p) for _, p in syns] == [c.client[1] for c in connections]
 
 
-def test_walked_by_range_with_jobs(connections, tmp_path, monkeypatch):
+def test_walked_by_range_with_jobs(connections, tmp_path, monkeypatch, walked):
     """The capture decompressed and walked by byte range with --jobs 2 and 3
     (teardown_analyzer.pcapsplit): every reuse of a 4-tuple that crosses from one range to
     the next still finds the incarnation before it; the results equal one process's."""
     import gzip
 
-    from teardown_analyzer import analysis, pcapsplit
+    from teardown_analyzer import pcapsplit
     monkeypatch.setattr(pcapsplit, "SPLIT_BYTES", 0)
-    walked: list = []
-    original = analysis._walked
-
-    def spy(*args):
-        found = original(*args)
-        walked.extend(found)
-        return found
-
-    monkeypatch.setattr(analysis, "_walked", spy)
     path = tmp_path / "port_reuse.pcap"
     path.write_bytes(gzip.decompress(CAPTURE.read_bytes()))
     for jobs in (2, 3):
