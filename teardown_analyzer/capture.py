@@ -230,7 +230,9 @@ class Span:
     over_snap: list[int] = field(default_factory=lambda: [0, 0])
     """Records longer than the snap length: how many, the first's number."""
     snaplen: int = 0
+    """A classic pcap file's snap length (for the warning of ``over_snap``)."""
     unknown_blocks: int = 0
+    """pcapng: blocks of other types met (their warning is the caller's)."""
     sections: bool = False
     """pcapng: whether a section header or interface description came after a packet
     block (the state of the file changes in its middle)."""
@@ -239,7 +241,7 @@ class Span:
 def open_capture(path: str, span: Span | None = None) -> Capture:
     """Open ``path`` (``-`` for standard input) and tell its format from the magic.
 
-    ``span``: walk only that part of a classic pcap file (:class:`Span`).
+    ``span``: walk only that part of a classic pcap or pcapng file (:class:`Span`).
 
     Raises:
         CaptureError: the file cannot be opened, is empty, or is not a capture.
@@ -423,6 +425,13 @@ def _pcap_records(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
             info.warnings.append(over_snap_warning(over_snap[0], over_snap[1], snaplen))
 
 
+def _chunk(read: int, records: int) -> int:
+    """Bytes to read next, having read ``records`` records in ``read`` bytes: :data:`CHUNK`,
+    or :data:`CHUNK_RECORDS` records of their mean size, up to :data:`MAX_CHUNK`."""
+    mean = read // records if records else 0
+    return max(CHUNK, min(mean * CHUNK_RECORDS, MAX_CHUNK))
+
+
 def over_snap_warning(count: int, first: int, snaplen: int) -> str:
     return (f"{count} packets longer than the snap length {snaplen} (first: packet {first}); "
             f"read in full, as libpcap does")
@@ -506,8 +515,7 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
         if end is not None and base + pos >= end:
             span.stopped_at = base + pos  # type: ignore[union-attr]
             return
-        mean = (base + pos - start) // (index - index0) if index > index0 else 0
-        more = rd.chunk(max(CHUNK, min(mean * CHUNK_RECORDS, MAX_CHUNK), need), index)
+        more = rd.chunk(max(_chunk(base + pos - start, index - index0), need), index)
         if not more:
             if pos == size:
                 if span is not None:
@@ -572,10 +580,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
     most = BATCH  # blocks the next run of packet blocks looks ahead at most (_packet_run)
 
     def chunk() -> int:
-        """Bytes to read next: as for pcap, :data:`CHUNK` or :data:`CHUNK_RECORDS` blocks
-        of the mean size so far, up to :data:`MAX_CHUNK`."""
-        mean = (base - origin) // (index - index0) if index > index0 else 0
-        return max(CHUNK, min(mean * CHUNK_RECORDS, MAX_CHUNK))
+        return _chunk(base - origin, index - index0)
 
     def made() -> Batch:
         try:
