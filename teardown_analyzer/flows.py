@@ -165,6 +165,11 @@ class Conn:
             self.anomalies.append(text)
 
 
+SELF_CONNECTED = ("one endpoint at both ends (a socket connected to itself, as Linux allows "
+                  "on loopback, or a forged segment): every segment is read as the client's, "
+                  "so the two sides' states are not what that one socket went through")
+
+
 class Parking(Protocol):
     """What the tracker's owner does with a connection it parks (:meth:`Tracker.sweep`)."""
 
@@ -303,8 +308,12 @@ class Tracker:
         # worker tracks the connection; the analysis renumbers 1, 2, 3 ... in that order.
         conn = Conn(packet, ((key[0], key[1]), (key[2], key[3])), ts_ns, packet,
                     version, last_ts_ns=ts_ns)
-        self.conns[key] = (conn, 0)
+        # under the 4-tuple as each endpoint sends (one, endpoint 0's, if an endpoint talks
+        # to itself)
         self.conns[(key[2], key[3], key[0], key[1])] = (conn, 1)
+        self.conns[key] = (conn, 0)
+        if key[:2] == key[2:]:
+            conn.anomaly(SELF_CONNECTED)
         if self.max_connections is not None and len(self.conns) > 2 * self.max_connections:
             self._evict()
         return conn
@@ -731,7 +740,8 @@ class Tracker:
         self._closing.pop(conn.id, None)
         a, b = conn.addrs
         key = (a[0], a[1], b[0], b[1])
-        del self.conns[key], self.conns[(b[0], b[1], a[0], a[1])]
+        for k in {key, (b[0], b[1], a[0], a[1])}:  # one if an endpoint talks to itself
+            del self.conns[k]
         self.park_kept(key, due_ns, self.parking.keep(conn))
 
     def park_kept(self, key: tuple[bytes, int, bytes, int], due_ns: int | None,
@@ -764,8 +774,8 @@ class Tracker:
             conn = self._thaw(rev)
         else:
             return None
-        self.conns[key if conn.addrs[0] == (key[0], key[1]) else rev] = (conn, 0)
         self.conns[rev if conn.addrs[0] == (key[0], key[1]) else key] = (conn, 1)
+        self.conns[key if conn.addrs[0] == (key[0], key[1]) else rev] = (conn, 0)
         if conn.sides[0].state in _ENDED or conn.sides[1].state in _ENDED:
             self._closing[conn.id] = conn
         return self.conns[key]

@@ -12,6 +12,7 @@ import pytest
 from conftest import sample_captures
 from teardown_analyzer import analysis, capture, columnar, parking, recognise, results
 from teardown_analyzer.analysis import Options, analyze
+from teardown_analyzer.flows import SELF_CONNECTED
 
 
 
@@ -457,6 +458,37 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     per_packet = analyze([str(path)], Options(vectorised=False, keep_ladder=True))
     assert len(per_packet.connections) == 2
     assert _dicts(analyze([str(path)], Options(keep_ladder=True))) == _dicts(per_packet)
+
+
+@pytest.mark.parametrize("sample", ["four_way.pcap", "three_way.pcap", "rst_linger0.pcap"])
+def test_an_endpoint_talking_to_itself(sample, tmp_path, taken):
+    """Records whose two endpoints are one (a socket connected to itself, as Linux allows
+    on loopback): here a real close rewritten so that the server's address and port are
+    the client's.  Each record is then both the same as the one before it and swapped; the
+    group is left to the tracker (taken as a handshake and a close by two endpoints, it
+    would not be what the tracker makes of it)."""
+    import pcapbuild as pb
+    records = pb.read_pcap(pb.SAMPLES / sample)[1]
+    client, port = pb.split_ipv4(records[0].data[14:])[0], records[0].data[34:36]
+    looped = []
+    for rec in records:
+        ip = rec.data[14:]
+        seg = port + port + pb.split_ipv4(ip)[2][4:]
+        looped.append(pb.Rec(rec.ts_ns, pb.ethernet(pb.ipv4(
+            pb.retarget_tcp(seg, client, client), client, client, ident=ip[4] << 8 | ip[5]))))
+    path = tmp_path / "itself.pcap"
+    path.write_bytes(pb.pcap(looped, linktype=1))
+    per_packet = analyze([str(path)], Options(vectorised=False))
+    (conn,) = per_packet.connections  # (the tracker used to lose it: no connection at all)
+    assert conn.packets == len(records) and SELF_CONNECTED in conn.anomalies
+    assert _dicts(analyze([str(path)], Options())) == _dicts(per_packet)
+    assert taken[0] == 0
+    # parked after every packet, taken back by the next (its one 4-tuple both ways)
+    parked = analyze([str(path)], Options(vectorised=False, sweep_every=1, quiet_s=0,
+                                          idle_s=0, time_wait_s=3600))
+    never = analyze([str(path)], Options(vectorised=False, sweep_every=10**9,
+                                         time_wait_s=3600))
+    assert _dicts(parked) == _dicts(never) and len(never.connections) == 1
 
 
 @pytest.mark.parametrize("size", [0, 1, 13, 20, 23])
