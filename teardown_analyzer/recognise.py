@@ -236,12 +236,12 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                  0x27D4EB2F165667C5], np.uint64)
 
 
-def _pair_hash(words: np.ndarray, version: np.ndarray) -> np.ndarray:
+def _pair_hash(words: list[np.ndarray], version: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each record's connection (``words``: the two endpoints as three
     64-bit words each, word by word): the same for both directions (the two endpoints'
     hashes added); different connections almost never alike (and when they are,
     :func:`_group` notices)."""
-    def endpoint(w: np.ndarray) -> np.ndarray:
+    def endpoint(w: list[np.ndarray]) -> np.ndarray:
         h = w[0] * _MIX[0] + w[1] * _MIX[1] + w[2] * _MIX[2]
         return (h ^ (h >> np.uint64(29))) * _MIX[3]
     h = endpoint(words[:3]) + endpoint(words[3:]) + version.astype(np.uint64) * _MIX[0]
@@ -253,12 +253,16 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     the records group by group, each group in capture order, from ``starts`` to
     ``ends``; ``sender`` (in ``order``) is 0 for a record sent by the group's first
     record's sender (endpoint 0), else 1; ``odd`` marks the records of groups left to the
-    tracker: an endpoint talking to itself, or records of another connection whose hash
-    is alike (the group is then not one connection)."""
+    tracker (whose ``sender`` means nothing): an endpoint talking to itself, or records of
+    another connection whose hash is alike (the group is then not one connection)."""
     n = len(key)
-    wide = np.zeros((n, 48), np.uint8)  # the two endpoints as three 64-bit words each
-    wide[:, :18], wide[:, 24:42] = key[:, 1:19], key[:, 19:]
-    words = np.ascontiguousarray(wide.view(np.uint64).T)  # word by word: faster to index
+    key = np.ascontiguousarray(key)
+
+    def word(at: int, dtype: str) -> np.ndarray:  # the item at ``at`` of every key
+        return np.ndarray((n,), dtype, key, at, (key.shape[1],)).astype(np.uint64)
+    # the two endpoints as three 64-bit words each: address, address, port
+    words = [word(1, "<u8"), word(9, "<u8"), word(17, "<u2"),
+             word(19, "<u8"), word(27, "<u8"), word(35, "<u2")]
     version = key[:, 0]
     h = _pair_hash(words, version)
     # sort on the hash's top bits and the record's place in the window (unique, and in
@@ -277,15 +281,23 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     new_group[1:-1] = top[1:] != top[:-1]
     bounds = np.flatnonzero(new_group)
     starts, ends = bounds[:-1], bounds[1:]
-    first = np.repeat(order[starts], ends - starts)
-    # each record's endpoints against its group's first record's: the same, or swapped
-    forward, back = np.ones(n, bool), np.ones(n, bool)
+    # each record's endpoints against the record before it in its group: the same, or
+    # swapped (the other endpoint sent it: a turn); a group's first record: endpoint 0's
+    same, swapped = np.ones(max(n - 1, 0), bool), np.ones(max(n - 1, 0), bool)
     for i in range(3):
         a, z = words[i][order], words[i + 3][order]
-        a0, z0 = words[i][first], words[i + 3][first]
-        forward &= (a == a0) & (z == z0)
-        back &= (a == z0) & (z == a0)
-    odd_rec = (forward == back) | (version[order] != version[first])  # neither, or a loop
+        same &= (a[1:] == a[:-1]) & (z[1:] == z[:-1])
+        swapped &= (a[1:] == z[:-1]) & (z[1:] == a[:-1])
+    # odd: neither (another connection), both (an endpoint talking to itself; a group of
+    # one such record is not odd, but one record is never a connection taken), or
+    # another IP version
+    v = version[order]
+    odd_rec = np.zeros(n, bool)
+    odd_rec[1:] = (same == swapped) | (v[1:] != v[:-1])
+    odd_rec[starts] = False
+    turns = np.zeros(n, np.int64)
+    turns[1:] = swapped
+    turns = np.cumsum(turns)  # a group's first record's turn is taken off below
     group_of = np.repeat(np.arange(len(starts)), ends - starts)
     odd = np.bincount(group_of[odd_rec], minlength=len(starts))[group_of] > 0
-    return order, starts, ends, (~forward).astype(np.int64), odd
+    return order, starts, ends, (turns - turns[starts][group_of]) & 1, odd
