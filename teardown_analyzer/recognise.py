@@ -119,10 +119,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     plen, ts = cols["plen"][order].astype(np.int64), cols["ts"][order]
     regular = cols["regular"][order]
 
-    def per_group(values: np.ndarray, ufunc: Any, empty: Any) -> np.ndarray:
-        out = np.full(ngroups, empty, dtype=values.dtype)
-        ufunc.at(out, group_of, values)
-        return out
+    def per_group(values: np.ndarray, ufunc: Any) -> np.ndarray:  # (groups are slices)
+        return ufunc.reduceat(values, starts) if ngroups else values[:0]
 
     def anyg(mask: np.ndarray) -> np.ndarray:
         return np.bincount(group_of[mask], minlength=ngroups) > 0
@@ -148,24 +146,25 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     has_rst = anyg(rst)
     bad = ~regular | odd | (rst & ~last_row) | (((flags & SYN) != 0) & (pos >= 2))
     # duplicates: each record against the one before it in its direction
-    by_dir = np.lexsort((np.arange(n), sender, group_of))
-    same = (group_of[by_dir][1:] == group_of[by_dir][:-1]) \
-        & (sender[by_dir][1:] == sender[by_dir][:-1])
-    fields = [seq, ack, flags, cols["window"][order], cols["checksum"][order],
-              cols["ipid"][order]]
-    for f in fields:
-        same &= f[by_dir][1:] == f[by_dir][:-1]
-    bad[by_dir[1:][same]] = True
+    by_dir = np.argsort(group_of * 2 + sender, kind="stable")
+    prev, cur = by_dir[:-1], by_dir[1:]
+    same = (group_of[prev] == group_of[cur]) & (sender[prev] == sender[cur]) \
+        & (seq[prev] == seq[cur])
+    prev, cur = prev[same], cur[same]  # (few: the other fields of these only)
+    same = (ack[prev] == ack[cur]) & (flags[prev] == flags[cur])
+    for c in ("window", "checksum", "ipid"):
+        same &= cols[c][order[prev]] == cols[c][order[cur]]
+    bad[cur[same]] = True
     # --- the FINs -------------------------------------------------------------------------
     last = ends - 1
     fin = (flags & FIN) != 0
-    f1 = per_group(np.where(fin, pos, _BIG), np.minimum, _BIG)
+    f1 = per_group(np.where(fin, pos, _BIG), np.minimum)
     f1r = starts + np.where(f1 < _BIG, f1, 0)
     x = sender[f1r]                          # who closed first (sent the first FIN)
     xg, yg = x[group_of], 1 - x[group_of]
     fins_x = np.bincount(group_of[fin & (sender == xg)], minlength=ngroups)
     fins_y = np.bincount(group_of[fin & (sender == yg)], minlength=ngroups)
-    f2 = per_group(np.where(fin & (sender == yg), pos, _BIG), np.minimum, _BIG)
+    f2 = per_group(np.where(fin & (sender == yg), pos, _BIG), np.minimum)
     two_fins = (fins_x >= 1) & (fins_y == 1)
     f2r = starts + np.where(two_fins, f2, 0)
     fin_x = (seq[f1r] + plen[f1r]) & _M32
@@ -177,7 +176,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     has_ack = (flags & ACK) != 0
     # the first of Y's segments that covers X's FIN (X to FIN_WAIT2)
     acks_x = after_f1 & (sender == yg) & has_ack & _after(ack, (fin_x + 1)[group_of])
-    a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum, _BIG)
+    a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum)
     # a FIN from X again, before Y acknowledged its first: unusual (retransmitted, or with
     # another sequence number), nothing more
     again = fin & after_f1 & (sender == xg)
@@ -186,7 +185,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     y_fin_acks = ((flags[f2r] & ACK) != 0) & _after(ack[f2r], (fin_x + 1) & _M32)
     # the ACK of Y's FIN: X's first segment after it that covers it, the group's last
     acks_y = after_f2 & (sender == xg) & has_ack & _after(ack, (fin_y + 1)[group_of])
-    a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum, _BIG)
+    a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum)
     # ... before X's TIME_WAIT (from Y's FIN, or Y's last segment) is over at its time
     tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
     closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1) & ~tw_over
@@ -206,7 +205,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     rel_end = (seq + plen + ((flags & SYN) != 0) + fin - isn) & _M32
     far = anyg(rel_end >= 1 << 31)
     mine_before = (sender == rst_sender[group_of]) & ~last_row
-    sent = per_group(np.where(mine_before, rel_end, 0), np.maximum, 0)
+    sent = per_group(np.where(mine_before, rel_end, 0), np.maximum)
     rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
     rst_ends = begun & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last] & ~far \
         & (rel_rst >= sent)
