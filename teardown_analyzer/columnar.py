@@ -264,6 +264,8 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
         cols["plen"][p] = tlen - (word_p >> 12) * 4
         cols["window"][p], cols["checksum"][p], cols["ipid"][p] = window, checksum, ipid
         cols["wscale"][p] = -1 if wscale is None else wscale
+    if mine.all():
+        return {c: cols[c] for c in COLUMNS}
     idx = np.flatnonzero(mine)
     return {c: cols[c][idx] for c in COLUMNS}
 
@@ -403,20 +405,25 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     groups = recognise(cols, time_wait_ns, grace_ns)
     order, starts, ends = groups.order, groups.starts, groups.ends
     clean, promising = groups.clean.copy(), groups.promising
-    # the tracker must hold nothing of a 4-tuple taken or held here
-    conns, parked = tracker.conns, tracker.parked
-    candidates = np.flatnonzero(clean | promising)
-    tuples = _four_tuples(cols["key"][order[starts[candidates]]])
-    tracked = np.zeros(len(starts), bool)
-    for g, k1 in zip(candidates.tolist(), tuples):
-        k2 = (k1[2], k1[3], k1[0], k1[1])
-        if k1 in conns or k2 in conns or k1 in parked or k2 in parked:
-            tracked[g] = True
-    clean &= ~tracked
     first_packet = cols["packet"][order[starts]]
     short = ends - starts <= HOLD_ROWS
-    hold = promising & ~tracked & ~clean & (first_packet >= waited_from) & short \
-        & (not final)
+    may_wait = promising & ~clean & (first_packet >= waited_from) & short & (not final)
+    # The tracker must hold nothing of a 4-tuple taken or held here.  A group held from a
+    # window before held nothing when it came, and nothing of its 4-tuple was fed since
+    # (its records all waited here): only the groups that came with this window's
+    # records are looked up.  The 4-tuples are made for those and for the groups that
+    # will be kept (to park them).
+    fresh = first_packet >= window.began[-1]
+    look = np.flatnonzero((clean | promising)
+                          & (fresh | clean | groups.unclosed & ~may_wait & short))
+    tuples = _four_tuples(cols["key"][order[starts[look]]])
+    tracked = np.zeros(len(starts), bool)
+    conns, parked = tracker.conns, tracker.parked  # (conns: under both endpoints' 4-tuples)
+    for g, new, k1 in zip(look.tolist(), fresh[look].tolist(), tuples):
+        if new and (k1 in conns or k1 in parked or (k1[2], k1[3], k1[0], k1[1]) in parked):
+            tracked[g] = True
+    clean &= ~tracked
+    hold = may_wait & ~tracked
     # waited long enough (or the capture ends): kept open or half-open, as an idle
     # connection is parked (a long one is fed: its plain segments may be counted at once)
     settled = groups.unclosed & ~tracked & ~hold & short
@@ -428,7 +435,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     if chosen.any():
         kept = int(taken_rows.sum())
         chosen_at = np.flatnonzero(chosen)
-        at = np.searchsorted(candidates, chosen_at).tolist()  # (chosen: all candidates)
+        at = np.searchsorted(look, chosen_at).tolist()  # (chosen: all looked at)
         _keep(tracker, cols, groups, chosen_at, [tuples[i] for i in at], keep_rows)
     held = np.sort(order[held_rows])
     window.hold({c: v[held] for c, v in cols.items()})
