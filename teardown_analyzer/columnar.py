@@ -500,11 +500,10 @@ def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
     heads["key"][at] = cols["key"][first].view("V37").ravel()
     is_row = np.ones(len(out), bool)
     is_row[at] = False
-    rows = np.empty(len(picked), ROW)
+    row_at = np.flatnonzero(is_row)
     for c in ("packet", "ts", *_FIELDS):
-        rows[c] = cols[c][picked]
-    rows["sender"] = groups.sender[in_order]
-    out[is_row] = rows
+        out[c][row_at] = cols[c][picked]
+    out["sender"][row_at] = groups.sender[in_order]
     handle = keep_rows(cols["packet"][first], out.view(np.uint8).data, at * ROW.itemsize,
                        (counts + 1) * ROW.itemsize, groups.meta[chosen])
     due = np.where(groups.unclosed[chosen], -1, groups.due[chosen]).tolist()
