@@ -136,7 +136,9 @@ def _kind_style(kind: str) -> str:
 def totals_text(report: Report) -> Text:
     t = report.totals()
     kinds = ", ".join(f"{k} {n}" for k, n in t["kinds"].items() if n)
-    line = (f"{t['connections']} connections: {kinds or 'none'}; RSTs {t['rsts']}; "
+    count = t["connections"]
+    line = (f"{count} connection{'' if count == 1 else 's'}: {kinds or 'none'}; "
+            f"RSTs {t['rsts']}; "
             f"half-open {t['half_open']}; TIME_WAIT on client {t['time_wait']['client']}, "
             f"on server {t['time_wait']['server']}")
     skipped: dict[str, int] = {}

@@ -243,3 +243,11 @@ def test_a_large_table_shows_the_unusual_connections_and_folds_the_rest(run_cli)
     assert code == 0 and 0 < len(unusual) < 200
     assert [int(i) for i in re.findall(r"^│ (\d+) ", out, re.M)] == unusual
     assert f"{200 - len(unusual)} connections that closed normally are folded" in out
+
+
+
+@pytest.mark.parametrize("name, first", [("four_way.pcap", "1 connection: four-way 1;"),
+                                         ("mixed_200.pcap", "200 connections: ")])
+def test_the_totals_line_says_connection_or_connections(run_cli, name, first):
+    code, out, _ = run_cli(str(SAMPLES / name))
+    assert code == 0 and any(line.startswith(first) for line in out.splitlines())
