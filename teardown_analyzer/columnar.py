@@ -29,11 +29,12 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
   fed on;
 * a connection that may still become one waits for the next window, for up to
   :data:`HOLD` windows; then it is fed like the others, its packets in their order;
-* unless it is still open (no FIN) or half-open (FINs from one side) and breaks none of
-  the conditions so far (:attr:`~teardown_analyzer.recognise.Groups.unclosed`): then the
-  tracker's verdict, if nothing more of its 4-tuple comes, is known too (``none`` or
-  ``half-open``), and it is kept the same way, parked as an idle open connection is,
-  until the end of the capture.
+* unless it is still open (no FIN; or only a SYN, sent again or answered by a SYN-ACK)
+  or half-open (FINs from one side) and breaks none of the conditions so far
+  (:attr:`~teardown_analyzer.recognise.Groups.unclosed`): then the tracker's verdict, if
+  nothing more of its 4-tuple comes, is known too (``none`` or ``half-open``), and it is
+  kept the same way, parked as an idle open connection is, until the end of the
+  capture.
 
 One difference is left, and feeding every packet has it too: where the capture's clock
 jumps forward past a connection's TIME_WAIT timer and then back, whether a later segment of

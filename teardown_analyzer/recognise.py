@@ -48,8 +48,8 @@ class Groups(NamedTuple):
     """Per group: the beginning of one (what there is breaks none of the conditions)."""
     unclosed: np.ndarray
     """Per group: a handshake and what follows it, still open (no FIN) or half-open (one
-    FIN), breaking none of the conditions: what the tracker makes of it if nothing more
-    of its 4-tuple comes."""
+    FIN), or only the beginning of a handshake, breaking none of the conditions: what the
+    tracker makes of it if nothing more of its 4-tuple comes."""
     meta: np.ndarray
     """Per clean or unclosed group: its verdict, coded as
     :class:`~teardown_analyzer.results.ResultSink` codes it (kind, RSTs, TIME_WAIT side,
@@ -106,7 +106,10 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     Or *unclosed*: the handshake, then no RST and no FIN from Y, breaking none of the
     conditions above (duplicates, data after X's own FIN, SYNs ...): with nothing more,
     the tracker leaves both sides ESTABLISHED (kind ``none``, nothing unusual) or X in
-    FIN_WAIT1/2 and Y in CLOSE_WAIT (``half-open``, unusual by kind).
+    FIN_WAIT1/2 and Y in CLOSE_WAIT (``half-open``, unusual by kind).  Or only the
+    beginning of a handshake: the SYN, then nothing, or the SYN again (its ISN, no data),
+    or the SYN-ACK: the client stays in SYN_SENT or goes to ESTABLISHED, the server in
+    SYN_RECV (kind ``none``, nothing unusual).
     """
     n = len(cols["key"])
     order, starts, ends, sender, odd = _group(cols["key"], cols["packet"])
@@ -215,8 +218,15 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # could still become one: what there is so far breaks none of the conditions
     promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
         & ~has_rst & (fins_y <= 1)
-    # or, if nothing follows, stays open (no FIN) or half-open (FINs from one side)
-    unclosed = begun & ~has_rst & (fins_y == 0)
+    # or only the beginning of a handshake: a SYN (sent again with its ISN, or not), or a
+    # SYN and its SYN-ACK (a SYN flood, a scan, a server that does not answer)
+    syn_again = has1 & (at(sender, r1) == 0) & ((at(flags, r1) & ctl) == SYN) \
+        & (at(seq, r1) == isn_c) & (at(plen, r1) == 0)
+    opening = opens & ~anyg(bad) & (size <= 2) & ((size < 2) | synack | syn_again)
+    promising |= opening
+    # or, if nothing follows, stays open (no FIN; the client in SYN_SENT if the handshake
+    # is not over) or half-open (FINs from one side)
+    unclosed = begun & ~has_rst & (fins_y == 0) | opening
     # the verdicts, coded as ResultSink codes them; when a sweep would let each go
     tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
     meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3 \

@@ -217,6 +217,11 @@ def _variants() -> dict[str, tuple[str, list]]:
         return pb.Rec(ts_ns, data)
 
     four, three, rst = "four_way.pcap", "three_way.pcap", "rst_linger0.pcap"
+    OPENINGS = {
+        "syn_only": (four, r[:1]),
+        "syn_sent_again": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(r[0].data))]),
+        "syn_and_synack": (four, r[:2]),
+    }
     return {
         # the same data segment captured twice: the tracker skips the copy
         "duplicate": (four, r[:4] + [at(r[3].ts_ns + 1000, r[3].data)] + r[4:]),
@@ -302,6 +307,17 @@ def _variants() -> dict[str, tuple[str, list]]:
         # the server's FIN crosses the client's (acknowledges only its data): simultaneous
         "crossing_fins": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1))]
                           + [r[10]]),
+        # only the beginning of a handshake (a SYN flood, a scan): the SYN, the SYN sent
+        # again a second later (its ISN, a new IP ID), the SYN and the SYN-ACK
+        **OPENINGS,
+        # ... the SYN again with another ISN: a new incarnation; the SYN-ACK acknowledging
+        # something else; the SYN refused with an RST
+        "syn_again_with_another_isn": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(
+            r[0].data, seq_delta=99999))]),
+        "synack_acking_another_seq": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data,
+                                                                         ack_delta=1))]),
+        "syn_refused": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data, flags=0x14))]),
+        "syn_captured_twice": (four, [r[0], at(r[0].ts_ns + 1000, r[0].data)]),
     }
 
 
@@ -315,6 +331,22 @@ def variant(request, tmp_path):
     path = tmp_path / f"{request.param}.pcap"
     path.write_bytes(pb.pcap(records, linktype=1))
     return pb.SAMPLES / base, path
+
+
+@pytest.mark.parametrize("name", ["syn_only", "syn_sent_again", "syn_and_synack"])
+def test_the_beginning_of_a_handshake_is_its_packets(name, tmp_path):
+    """A handshake that goes no further (a SYN flood, a scan) is kept as its packets, the
+    client in SYN_SENT (or ESTABLISHED after the SYN-ACK), as the tracker has it."""
+    import pcapbuild as pb
+    path = tmp_path / f"{name}.pcap"
+    path.write_bytes(pb.pcap(VARIANTS[name][1], linktype=1))
+    report = analyze([str(path)])
+    (c,) = list(report.connections)
+    assert c.kind == "none" and not c.unusual
+    assert c.client_states[-1].state == ("ESTABLISHED" if name == "syn_and_synack"
+                                         else "SYN_SENT")
+    assert report.connections._segments[0].blob(0)[0] == 0
+    assert _dicts(report) == _dicts(analyze([str(path)], Options(vectorised=False)))
 
 
 def test_edited_clean_closes(variant, monkeypatch):
