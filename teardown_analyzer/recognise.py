@@ -103,6 +103,9 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     (and the RST's time not before X's first FIN), ``fin-then-rst`` by X; either has one
     RST and is unusual by kind.
 
+    Or a SYN refused: the SYN, then an RST+ACK from the other endpoint, without data,
+    acknowledging it (acceptable in SYN_SENT): both go to CLOSED, an ``rst`` close by it.
+
     Or *unclosed*: the handshake, then no RST and no FIN from Y, breaking none of the
     conditions above (duplicates, data after X's own FIN, SYNs ...): with nothing more,
     the tracker leaves both sides ESTABLISHED (kind ``none``, nothing unusual) or X in
@@ -214,7 +217,12 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
         & (rel_rst >= sent)
     rst_close = rst_ends & (fins_x == 0)
     fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
-    clean = fin_close | crossed | rst_close | fin_then_rst
+    # or a SYN refused (a scan of closed ports): an RST+ACK from the other endpoint that
+    # acknowledges it (acceptable in SYN_SENT), both CLOSED, an rst close by the server
+    refused = opens & ~anyg(bad) & (size == 2) & (at(sender, r1) == 1) \
+        & ((at(flags, r1) & ctl) == RST | ACK) & (at(plen, r1) == 0) \
+        & (at(ack, r1) == (isn_c + 1) & _M32)
+    clean = fin_close | crossed | rst_close | fin_then_rst | refused
     # could still become one: what there is so far breaks none of the conditions
     promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
         & ~has_rst & (fins_y <= 1)
@@ -232,10 +240,10 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3 \
         | retransmitted.astype(np.int64) << 5
     meta = np.where(crossed, _SIMULTANEOUS | 3 << 3 | 1 << 5, meta)  # TIME_WAIT on both
-    meta = np.where(rst_close, _RST | 1 << 5 | 1 << 6, meta)
+    meta = np.where(rst_close | refused, _RST | 1 << 5 | 1 << 6, meta)
     meta = np.where(fin_then_rst, _FIN_THEN_RST | 1 << 5 | 1 << 6, meta)
     meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | 1 << 5, _NONE), meta)
-    due = np.where(rst_ends, ts[last] + grace_ns,
+    due = np.where(rst_ends | refused, ts[last] + grace_ns,
                    np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
                               ts[last]) + time_wait_ns)
     return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due)

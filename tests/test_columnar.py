@@ -221,6 +221,7 @@ def _variants() -> dict[str, tuple[str, list]]:
         "syn_only": (four, r[:1]),
         "syn_sent_again": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(r[0].data))]),
         "syn_and_synack": (four, r[:2]),
+        "syn_refused": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data, flags=0x14))]),
     }
     return {
         # the same data segment captured twice: the tracker skips the copy
@@ -308,16 +309,27 @@ def _variants() -> dict[str, tuple[str, list]]:
         "crossing_fins": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1))]
                           + [r[10]]),
         # only the beginning of a handshake (a SYN flood, a scan): the SYN, the SYN sent
-        # again a second later (its ISN, a new IP ID), the SYN and the SYN-ACK
+        # again a second later (its ISN, a new IP ID), the SYN and the SYN-ACK, the SYN
+        # refused with an RST+ACK
         **OPENINGS,
         # ... the SYN again with another ISN: a new incarnation; the SYN-ACK acknowledging
-        # something else; the SYN refused with an RST
+        # something else; the SYN captured twice (the tracker skips the copy)
         "syn_again_with_another_isn": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(
             r[0].data, seq_delta=99999))]),
         "synack_acking_another_seq": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data,
                                                                          ack_delta=1))]),
-        "syn_refused": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data, flags=0x14))]),
         "syn_captured_twice": (four, [r[0], at(r[0].ts_ns + 1000, r[0].data)]),
+        # ... refused with an RST that acknowledges something else, or nothing (out of
+        # window in SYN_SENT), or that carries data
+        "syn_refused_out_of_window": (four, [r[0], at(r[1].ts_ns, _edited(
+            r[1].data, flags=0x14, ack_delta=1))]),
+        "syn_refused_bare": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data, flags=0x04))]),
+        "syn_refused_with_data": (four, [r[0], at(r[1].ts_ns, _edited(
+            r[1].data, flags=0x14, payload=b"no"))]),
+        # ... and the client tries again 3 s later (another ISN): a connection of its own
+        "syn_refused_then_tried_again": (four, [r[0], at(r[1].ts_ns, _edited(
+            r[1].data, flags=0x14)), at(r[0].ts_ns + 3 * 10**9, _edited(r[0].data,
+                                                                       seq_delta=99999))]),
     }
 
 
@@ -333,18 +345,19 @@ def variant(request, tmp_path):
     return pb.SAMPLES / base, path
 
 
-@pytest.mark.parametrize("name", ["syn_only", "syn_sent_again", "syn_and_synack"])
-def test_the_beginning_of_a_handshake_is_its_packets(name, tmp_path):
-    """A handshake that goes no further (a SYN flood, a scan) is kept as its packets, the
-    client in SYN_SENT (or ESTABLISHED after the SYN-ACK), as the tracker has it."""
+@pytest.mark.parametrize("name, kind, client", [
+    ("syn_only", "none", "SYN_SENT"), ("syn_sent_again", "none", "SYN_SENT"),
+    ("syn_and_synack", "none", "ESTABLISHED"), ("syn_refused", "rst", "CLOSED")])
+def test_the_beginning_of_a_handshake_is_its_packets(name, kind, client, tmp_path):
+    """A handshake that goes no further (a SYN flood, a scan, a closed port) is kept as its
+    packets, with the tracker's states and verdict."""
     import pcapbuild as pb
     path = tmp_path / f"{name}.pcap"
     path.write_bytes(pb.pcap(VARIANTS[name][1], linktype=1))
     report = analyze([str(path)])
     (c,) = list(report.connections)
-    assert c.kind == "none" and not c.unusual
-    assert c.client_states[-1].state == ("ESTABLISHED" if name == "syn_and_synack"
-                                         else "SYN_SENT")
+    assert c.kind == kind and c.unusual == (kind == "rst")
+    assert c.client_states[-1].state == client
     assert report.connections._segments[0].blob(0)[0] == 0
     assert _dicts(report) == _dicts(analyze([str(path)], Options(vectorised=False)))
 
