@@ -105,14 +105,15 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
 
     Or a SYN refused: the SYN, then an RST+ACK from the other endpoint, without data,
     acknowledging it (acceptable in SYN_SENT): both go to CLOSED, an ``rst`` close by it.
+    Or the SYN, the SYN-ACK and an RST as above (a handshake aborted).
 
     Or *unclosed*: the handshake, then no RST and no FIN from Y, breaking none of the
     conditions above (duplicates, data after X's own FIN, SYNs ...): with nothing more,
     the tracker leaves both sides ESTABLISHED (kind ``none``, nothing unusual) or X in
     FIN_WAIT1/2 and Y in CLOSE_WAIT (``half-open``, unusual by kind).  Or only the
-    beginning of a handshake: the SYN, then nothing, or the SYN again (its ISN, no data),
-    or the SYN-ACK: the client stays in SYN_SENT or goes to ESTABLISHED, the server in
-    SYN_RECV (kind ``none``, nothing unusual).
+    beginning of a handshake: the SYN, then nothing, or the SYN again (its ISN, no data)
+    any number of times, or the SYN-ACK: the client stays in SYN_SENT or goes to
+    ESTABLISHED, the server in SYN_RECV (kind ``none``, nothing unusual).
     """
     n = len(cols["key"])
     order, starts, ends, sender, odd = _group(cols["key"], cols["packet"])
@@ -150,7 +151,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     rst = (flags & RST) != 0
     last_row = pos == size[group_of] - 1
     has_rst = anyg(rst)
-    bad = ~regular | odd | (rst & ~last_row) | (((flags & SYN) != 0) & (pos >= 2))
+    bad = ~regular | odd | (rst & ~last_row)
     # duplicates: each record against the one before it in its direction
     by_dir = np.argsort(group_of * 2 + sender, kind="stable")
     prev, cur = by_dir[:-1], by_dir[1:]
@@ -196,7 +197,11 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
     closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1) & ~tw_over
     three = a1 == f2  # Y's FIN is the first of its segments that covers X's
-    begun = opens & ~anyg(bad) & synack & est
+    # what breaks none of the conditions; a SYN after the handshake's first two records
+    # breaks one, but in a group of only the client's SYN, sent again (``opening``)
+    sound_but_syns = ~anyg(bad)
+    sound = sound_but_syns & ~anyg(((flags & SYN) != 0) & (pos >= 2))
+    begun = opens & sound & synack & est
     fin_close = begun & closes & ~has_rst
     # --- or the FINs crossed: the first of Y's segments that covers X's FIN comes after
     # Y's FIN (X FIN_WAIT1 -> CLOSING, Y's CLOSE_WAIT rewritten as FIN_WAIT1 -> CLOSING);
@@ -213,24 +218,28 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     mine_before = (sender == rst_sender[group_of]) & ~last_row
     sent = per_group(np.where(mine_before, rel_end, 0), np.maximum)
     rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
-    rst_ends = begun & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last] & ~far \
-        & (rel_rst >= sent)
+    # (after the handshake, or right after the SYN-ACK: a handshake aborted, as a SYN scan
+    # of an open port does)
+    aborted = opens & sound & synack & (size == 3)
+    rst_ends = (begun | aborted) & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last] \
+        & ~far & (rel_rst >= sent)
     rst_close = rst_ends & (fins_x == 0)
     fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
     # or a SYN refused (a scan of closed ports): an RST+ACK from the other endpoint that
     # acknowledges it (acceptable in SYN_SENT), both CLOSED, an rst close by the server
-    refused = opens & ~anyg(bad) & (size == 2) & (at(sender, r1) == 1) \
+    refused = opens & sound & (size == 2) & (at(sender, r1) == 1) \
         & ((at(flags, r1) & ctl) == RST | ACK) & (at(plen, r1) == 0) \
         & (at(ack, r1) == (isn_c + 1) & _M32)
     clean = fin_close | crossed | rst_close | fin_then_rst | refused
     # could still become one: what there is so far breaks none of the conditions
-    promising = opens & ~anyg(bad) & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
+    promising = opens & sound & ((size < 2) | synack) & ((size < 3) | est) & ~clean \
         & ~has_rst & (fins_y <= 1)
-    # or only the beginning of a handshake: a SYN (sent again with its ISN, or not), or a
-    # SYN and its SYN-ACK (a SYN flood, a scan, a server that does not answer)
-    syn_again = has1 & (at(sender, r1) == 0) & ((at(flags, r1) & ctl) == SYN) \
-        & (at(seq, r1) == isn_c) & (at(plen, r1) == 0)
-    opening = opens & ~anyg(bad) & (size <= 2) & ((size < 2) | synack | syn_again)
+    # or only the beginning of a handshake: the client's SYN (sent again with its ISN, any
+    # number of times, or not), or the SYN and its SYN-ACK (a SYN flood, a scan, a server
+    # that does not answer)
+    syn_again = ((flags & ctl) == SYN) & (sender == 0) & (seq == isn_c[group_of]) \
+        & (plen == 0)
+    opening = opens & sound_but_syns & (~anyg(~syn_again) | (size == 2) & synack)
     promising |= opening
     # or, if nothing follows, stays open (no FIN; the client in SYN_SENT if the handshake
     # is not over) or half-open (FINs from one side)

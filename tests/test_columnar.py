@@ -222,6 +222,14 @@ def _variants() -> dict[str, tuple[str, list]]:
         "syn_sent_again": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(r[0].data))]),
         "syn_and_synack": (four, r[:2]),
         "syn_refused": (four, [r[0], at(r[1].ts_ns, _edited(r[1].data, flags=0x14))]),
+        "syn_sent_three_times": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(r[0].data)),
+                                        at(r[0].ts_ns + 3 * 10**9,
+                                           _edited(_edited(r[0].data)))]),
+        # the handshake aborted after the SYN-ACK: a bare RST from the client (a SYN scan
+        # of an open port), or from the server
+        "handshake_aborted": (four, r[:2] + [at(r[2].ts_ns, _edited(r[2].data, flags=0x04))]),
+        "handshake_aborted_by_server": (four, r[:2] + [at(r[2].ts_ns, _edited(
+            r[1].data, flags=0x04, seq_delta=1))]),
     }
     return {
         # the same data segment captured twice: the tracker skips the copy
@@ -327,6 +335,9 @@ def _variants() -> dict[str, tuple[str, list]]:
         "syn_refused_with_data": (four, [r[0], at(r[1].ts_ns, _edited(
             r[1].data, flags=0x14, payload=b"no"))]),
         # ... and the client tries again 3 s later (another ISN): a connection of its own
+        # ... the RST before the client's next sequence number (out of window)
+        "handshake_aborted_out_of_window": (four, r[:2] + [at(r[2].ts_ns, _edited(
+            r[2].data, flags=0x04, seq_delta=-1))]),
         "syn_refused_then_tried_again": (four, [r[0], at(r[1].ts_ns, _edited(
             r[1].data, flags=0x14)), at(r[0].ts_ns + 3 * 10**9, _edited(r[0].data,
                                                                        seq_delta=99999))]),
@@ -347,7 +358,9 @@ def variant(request, tmp_path):
 
 @pytest.mark.parametrize("name, kind, client", [
     ("syn_only", "none", "SYN_SENT"), ("syn_sent_again", "none", "SYN_SENT"),
-    ("syn_and_synack", "none", "ESTABLISHED"), ("syn_refused", "rst", "CLOSED")])
+    ("syn_and_synack", "none", "ESTABLISHED"), ("syn_refused", "rst", "CLOSED"),
+    ("syn_sent_three_times", "none", "SYN_SENT"), ("handshake_aborted", "rst", "CLOSED"),
+    ("handshake_aborted_by_server", "rst", "CLOSED")])
 def test_the_beginning_of_a_handshake_is_its_packets(name, kind, client, tmp_path):
     """A handshake that goes no further (a SYN flood, a scan, a closed port) is kept as its
     packets, with the tracker's states and verdict."""
