@@ -87,8 +87,8 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
                           else "\n".join(c.anomalies[:3]), style="ta.anomaly"))
     parts: list[RenderableType] = [table]
     if folded:
-        parts.append(Text(f"{folded} connections that closed normally are folded "
-                          f"(--all shows them)", style="dim"))
+        parts.append(Text(f"{folded} connections with nothing unusual (closed normally, or "
+                          f"still open) are folded (--all shows them)", style="dim"))
     if cut:
         parts.append(Text(f"{cut} more unusual connections not shown (--all shows every "
                           f"connection; --format json/csv lists them all)", style="dim"))
