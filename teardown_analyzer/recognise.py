@@ -237,9 +237,17 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # or only the beginning of a handshake: the client's SYN (sent again with its ISN, any
     # number of times, or not), or the SYN and its SYN-ACK (a SYN flood, a scan, a server
     # that does not answer)
-    syn_again = ((flags & ctl) == SYN) & (sender == 0) & (seq == isn_c[group_of]) \
-        & (plen == 0)
-    opening = opens & sound_but_syns & (~anyg(~syn_again) | (size == 2) & synack)
+    def syn_again(rows: np.ndarray) -> np.ndarray:
+        return ((flags[rows] & ctl) == SYN) & (sender[rows] == 0) & (plen[rows] == 0) \
+            & (seq[rows] == isn_c[group_of[rows]])
+    opening = opens & sound & ((size == 1)
+                               | (size == 2) & (synack | syn_again(np.minimum(r1, n - 1))))
+    # (three SYNs or more: the groups a SYN after the first two records turned away)
+    more = opens & sound_but_syns & ~sound
+    if more.any():
+        rows = np.flatnonzero(more[group_of])
+        others = np.bincount(group_of[rows[~syn_again(rows)]], minlength=ngroups)
+        opening |= more & (others == 0)
     promising |= opening
     # or, if nothing follows, stays open (no FIN; the client in SYN_SENT if the handshake
     # is not over) or half-open (FINs from one side)
