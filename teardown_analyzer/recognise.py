@@ -318,17 +318,18 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     # each record's endpoints against the record before it in its group: the same, or
     # swapped (the other endpoint sent it: a turn); a group's first record: endpoint 0's
     same, swapped = np.ones(max(n - 1, 0), bool), np.ones(max(n - 1, 0), bool)
+    loop = np.ones(len(starts), bool)
     for i in range(3):
         a, z = words[i][order], words[i + 3][order]
         same &= (a[1:] == a[:-1]) & (z[1:] == z[:-1])
         swapped &= (a[1:] == z[:-1]) & (z[1:] == a[:-1])
-    # odd: neither (another connection), both (an endpoint talking to itself; a group of
-    # one such record is not odd, but one record is never a connection taken), or
-    # another IP version
+        loop &= a[starts] == z[starts]
+    # odd: neither (another connection), both (an endpoint talking to itself: so is a
+    # group's first record whose two endpoints are one), or another IP version
     v = version[order]
     odd_rec = np.zeros(n, bool)
     odd_rec[1:] = (same == swapped) | (v[1:] != v[:-1])
-    odd_rec[starts] = False
+    odd_rec[starts] = loop
     turns = np.zeros(n, np.int64)
     turns[1:] = swapped
     turns = np.cumsum(turns)  # a group's first record's turn is taken off below

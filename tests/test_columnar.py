@@ -518,15 +518,17 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     assert _dicts(analyze([str(path)], Options(keep_ladder=True))) == _dicts(per_packet)
 
 
-@pytest.mark.parametrize("sample", ["four_way.pcap", "three_way.pcap", "rst_linger0.pcap"])
-def test_an_endpoint_talking_to_itself(sample, tmp_path, taken):
+@pytest.mark.parametrize("sample, count", [("four_way.pcap", None), ("three_way.pcap", None),
+                                           ("rst_linger0.pcap", None), ("four_way.pcap", 1)])
+def test_an_endpoint_talking_to_itself(sample, count, tmp_path, taken):
     """Records whose two endpoints are one (a socket connected to itself, as Linux allows
-    on loopback): here a real close rewritten so that the server's address and port are
-    the client's.  Each record is then both the same as the one before it and swapped; the
-    group is left to the tracker (taken as a handshake and a close by two endpoints, it
-    would not be what the tracker makes of it)."""
+    on loopback): here a real close (or its SYN alone) rewritten so that the server's
+    address and port are the client's.  Each record is then both the same as the one
+    before it and swapped; the group is left to the tracker (taken as a handshake and a
+    close by two endpoints, or as a SYN nothing answered, it would not be what the tracker
+    makes of it)."""
     import pcapbuild as pb
-    records = pb.read_pcap(pb.SAMPLES / sample)[1]
+    records = pb.read_pcap(pb.SAMPLES / sample)[1][:count]
     client, port = pb.split_ipv4(records[0].data[14:])[0], records[0].data[34:36]
     looped = []
     for rec in records:
