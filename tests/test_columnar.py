@@ -375,6 +375,34 @@ def test_the_beginning_of_a_handshake_is_its_packets(name, kind, client, tmp_pat
     assert _dicts(report) == _dicts(analyze([str(path)], Options(vectorised=False)))
 
 
+def test_real_handshakes_that_end_early_are_their_packets():
+    """sample_pcaps/syn_shapes.pcap (recorded by tools/record_syn_shapes.py on a real
+    kernel, with the client's record): a SYN refused (ECONNREFUSED), a SYN sent again until
+    connect() gave up (ETIMEDOUT), and a raw SYN whose SYN-ACK the kernel reset.  Each is
+    kept as its packets, as the tracker reports it."""
+    import json
+    import pcapbuild as pb
+    path = pb.SAMPLES / "syn_shapes.pcap"
+    probes = {p["client_port"]: p for p in json.loads(
+        (pb.SAMPLES / "syn_shapes.record.json").read_text())["probes"]}
+    report = analyze([str(path)])
+    assert _dicts(report) == _dicts(analyze([str(path)], Options(vectorised=False)))
+    segments = report.connections._segments[0]
+    assert [segments.blob(i)[0] for i in range(len(report.connections))] == [0, 0, 0]
+    # the unanswered SYN's records, counted from the file: every one of its client port's
+    (unanswered,) = [p for p in probes.values() if p["probe"] == "unanswered"]
+    assert unanswered["outcome"] == "ETIMEDOUT"
+    syns = sum(1 for rec in pb.read_pcap(path)[1]
+               if int.from_bytes(rec.data[34:36], "big") == unanswered["client_port"])
+    assert syns >= 3
+    seen = {probes[c.client[1]]["probe"]: (c.kind, c.initiator, c.packets,
+                                           c.client_states[-1].state)
+            for c in report.connections}
+    assert seen == {"refused": ("rst", "server", 2, "CLOSED"),
+                    "unanswered": ("none", None, syns, "SYN_SENT"),
+                    "aborted": ("rst", "client", 3, "CLOSED")}
+
+
 def test_edited_clean_closes(variant, monkeypatch):
     """Each edit changes what the tracker concludes (the verdicts the totals and the
     folded table use, the connections, or the skipped records: so the edit is not a

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Record a real loopback capture of the three ways a handshake ends before it is over, with
+the client's own record of each as the truth.
+
+    sudo python3 tools/record_syn_shapes.py            # writes sample_pcaps/syn_shapes.pcap
+    sudo python3 tools/record_syn_shapes.py --out /tmp/x.pcap
+
+In a private network namespace (``tds``), with ``net.ipv4.tcp_syn_retries`` at 2 and an
+nftables rule that drops every segment to port 9, a client:
+
+* connects to 127.0.0.1:7, where nothing listens: the kernel answers the SYN with an
+  RST+ACK, ``connect()`` fails with ECONNREFUSED (a scan of a closed port looks so);
+* connects to 127.0.0.1:9: the SYN is dropped and sent again (with its ISN) until
+  ``connect()`` gives up with ETIMEDOUT, about 7 s later (a SYN flood, or a filtered port,
+  looks so; the 6.x kernel this was recorded on sent it six times, a second apart);
+* sends one SYN to 127.0.0.1:8080, where a socket listens, from a raw socket: the server
+  answers with a SYN-ACK, which the client's kernel, having no socket for it, answers with
+  an RST (a SYN scan of an open port, ``nmap -sS``, looks so).
+
+tcpdump records the loopback with a 96-byte snap length.  The record (``OUT`` with
+``.record.json`` for ``.pcap``; not a ``.truth.json``: no kernel trace) holds what the client
+saw: each probe's ports, ISN where the client chose it, and outcome.  Stdlib only; needs
+root, ip(8), nft and tcpdump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NS = "tds"
+
+CLIENT = r"""
+import errno, json, socket, struct, time
+
+def attempt(port, probe):
+    s = socket.socket()
+    started = time.monotonic()
+    try:
+        s.connect(("127.0.0.1", port))
+        outcome = "connected"
+    except OSError as exc:
+        outcome = errno.errorcode[exc.errno]
+    record = {"probe": probe, "client_port": s.getsockname()[1], "server_port": port,
+              "outcome": outcome, "seconds": round(time.monotonic() - started, 1)}
+    s.close()
+    return record
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+out = [attempt(7, "refused"), attempt(9, "unanswered")]
+srv = socket.socket()
+srv.bind(("127.0.0.1", 8080))
+srv.listen(8)
+sport, isn = 45678, 123456789
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+head = struct.pack("!HHIIBBHHH", sport, 8080, isn, 0, 5 << 4, 0x02, 64240, 0, 0)
+pseudo = socket.inet_aton("127.0.0.1") * 2 + struct.pack("!BBH", 0, 6, len(head))
+head = head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
+raw.sendto(head, ("127.0.0.1", 0))
+time.sleep(1.5)
+out.append({"probe": "aborted", "client_port": sport, "server_port": 8080, "isn": isn,
+            "outcome": "SYN from a raw socket; the kernel resets the SYN-ACK"})
+print(json.dumps(out))
+"""
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, text=True, capture_output=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "sample_pcaps" / "syn_shapes.pcap"))
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("needs root (a network namespace, nftables, tcpdump)", file=sys.stderr)
+        return 2
+    for tool in ("ip", "nft", "tcpdump"):
+        if shutil.which(tool) is None:
+            print(f"needs {tool}", file=sys.stderr)
+            return 2
+    out = Path(args.out)
+    sh("ip", "netns", "del", NS, check=False)
+    sh("ip", "netns", "add", NS)
+    dump = None
+    try:
+        ns = ("ip", "netns", "exec", NS)
+        sh("ip", "-n", NS, "link", "set", "lo", "up")
+        sh(*ns, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=2")
+        sh(*ns, "nft", "add table inet tds; add chain inet tds in { type filter hook input "
+           "priority 0; }; add rule inet tds in tcp dport 9 drop")
+        dump = subprocess.Popen([*ns, "tcpdump", "-i", "lo", "-s", "96", "-U", "-w", str(out)],
+                                stderr=subprocess.PIPE, text=True)
+        assert dump.stderr is not None
+        dump.stderr.readline()  # "listening on lo ...": capturing from here
+        time.sleep(0.5)
+        record = json.loads(sh(*ns, sys.executable, "-c", CLIENT).stdout)
+        time.sleep(0.5)
+    finally:
+        if dump is not None:
+            dump.send_signal(signal.SIGINT)
+            dump.wait(10)
+        sh("ip", "netns", "del", NS, check=False)
+    record_path = out.with_name(out.name[:-len(".pcap")] + ".record.json")
+    record_path.write_text(json.dumps({"capture": out.name, "probes": record}, indent=2) + "\n")
+    print(f"wrote {out} and {record_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
