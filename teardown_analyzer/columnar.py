@@ -24,7 +24,8 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
   tracker holds nothing of its 4-tuple (not tracked, not parked); connections are
   independent of each other in the tracker, so the order in which different connections
   are fed does not matter;
-* it is parked exactly as a sweep would park it (:meth:`Tracker.park_kept`), so a late
+* it is parked as a sweep would park it (until the same time, in the tracker's
+  :attr:`~teardown_analyzer.flows.Tracker.kept`, a :class:`KeptIndex`), so a late
   segment of its 4-tuple (a retransmitted FIN, a new SYN) takes it back: replayed, then
   fed on;
 * a connection that may still become one waits for the next window, for up to
@@ -51,7 +52,7 @@ import numpy as np
 from .capture import Batch, items_at
 from .flows import SYN, Conn, Tracker
 from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, tcp_packet_at
-from .recognise import Groups, recognise
+from .recognise import Groups, pair_hash, recognise
 
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
                 ("tcp_len", "<i4"), ("seq", "<u4"), ("ack", "<u4"), ("word", "<u2"),
@@ -258,8 +259,7 @@ def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, fir
         if n > 1 and (sp + dp) % n != k:
             continue
         mine[p] = True
-        key[p] = np.frombuffer(bytes([version]) + src.ljust(16, b"\0") + sp.to_bytes(2, "big")
-                               + dst.ljust(16, b"\0") + dp.to_bytes(2, "big"), np.uint8)
+        key[p] = np.frombuffer(b"".join(_endpoints((src, sp, dst, dp))), np.uint8)
         cols["seq"][p], cols["ack"][p], cols["word"][p] = seq, ack, word_p
         cols["flags"][p], cols["tcp_len"][p] = word_p & 0x1FF, tlen
         cols["plen"][p] = tlen - (word_p >> 12) * 4
@@ -412,17 +412,11 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     # The tracker must hold nothing of a 4-tuple taken or held here.  A group held from a
     # window before held nothing when it came, and nothing of its 4-tuple was fed since
     # (its records all waited here): only the groups that came with this window's
-    # records are looked up.  The 4-tuples are made for those and for the groups that
-    # will be kept (to park them).
-    fresh = first_packet >= window.began[-1]
-    look = np.flatnonzero((clean | promising)
-                          & (fresh | clean | groups.unclosed & ~may_wait & short))
-    tuples = _four_tuples(cols["key"][order[starts[look]]])
+    # records are looked up.
+    index = tracker.kept if isinstance(tracker.kept, KeptIndex) else KeptIndex(tracker)
+    look = np.flatnonzero((clean | promising) & (first_packet >= window.began[-1]))
     tracked = np.zeros(len(starts), bool)
-    conns, parked = tracker.conns, tracker.parked  # (conns: under both endpoints' 4-tuples)
-    for g, new, k1 in zip(look.tolist(), fresh[look].tolist(), tuples):
-        if new and (k1 in conns or k1 in parked or (k1[2], k1[3], k1[0], k1[1]) in parked):
-            tracked[g] = True
+    tracked[look] = index.holds(groups.hash[look])
     clean &= ~tracked
     hold = may_wait & ~tracked
     # waited long enough (or the capture ends): kept open or half-open, as an idle
@@ -435,9 +429,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     kept = 0
     if chosen.any():
         kept = int(taken_rows.sum())
-        chosen_at = np.flatnonzero(chosen)
-        at = np.searchsorted(look, chosen_at).tolist()  # (chosen: all looked at)
-        _keep(tracker, cols, groups, chosen_at, [tuples[i] for i in at], keep_rows)
+        _keep(index, cols, groups, np.flatnonzero(chosen), keep_rows)
     held = np.sort(order[held_rows])
     window.hold({c: v[held] for c, v in cols.items()})
     feed_rows(tracker, cols, np.sort(order[~taken_rows & ~held_rows]))
@@ -478,14 +470,12 @@ _FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscal
 assert ROW.names == ("packet", "ts", "sender", *_FIELDS)  # replay() reads rows as tuples
 
 
-def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
-          chosen: np.ndarray, tuples: list[tuple[bytes, int, bytes, int]],
-          keep_rows: KeepRows) -> None:
-    """Keep the clean closes and unclosed connections ``chosen`` (group numbers; their
-    4-tuples as their first records have them) as their packets (a :data:`HEADER`, then
-    a :data:`ROW` each), and park each as a sweep would: a late segment of its 4-tuple
-    can still take it back until it is due (an unclosed one: until the end of the
-    capture)."""
+def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
+          chosen: np.ndarray, keep_rows: KeepRows) -> None:
+    """Keep the clean closes and unclosed connections ``chosen`` (group numbers) as their
+    packets (a :data:`HEADER`, then a :data:`ROW` each), and park each in ``index`` as a
+    sweep would park it: a late segment of its 4-tuple can still take it back until it is
+    due (an unclosed one: until the end of the capture)."""
     order, starts, ends = groups.order, groups.starts, groups.ends
     size = ends - starts
     member = np.zeros(len(starts), bool)
@@ -507,10 +497,121 @@ def _keep(tracker: Tracker, cols: dict[str, np.ndarray], groups: Groups,
     out["sender"][row_at] = groups.sender[in_order]
     handle = keep_rows(cols["packet"][first], out.view(np.uint8).data, at * ROW.itemsize,
                        (counts + 1) * ROW.itemsize, groups.meta[chosen])
-    due = np.where(groups.unclosed[chosen], -1, groups.due[chosen]).tolist()
-    park = tracker.park_kept
-    for i, (four, when) in enumerate(zip(tuples, due)):
-        park(four, None if when == -1 else when, handle + i)
+    index.add(groups.hash[chosen], heads["key"][at],
+              np.where(groups.unclosed[chosen], -1, groups.due[chosen]),
+              handle + np.arange(len(chosen)))
+
+
+class KeptIndex:
+    """Where the connections kept here are parked (the tracker's
+    :class:`~teardown_analyzer.flows.Kept`): by the hash of their two endpoints
+    (:func:`~teardown_analyzer.recognise.pair_hash`), in arrays sorted by it, about 60
+    bytes each and no Python object (the tracker's own parked connections each have a
+    4-tuple and a tuple in a dict).  It also knows, from the tracker's
+    :attr:`~teardown_analyzer.flows.Tracker.entered`, which connections the tracker holds
+    (:meth:`holds`)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.hashes = np.empty(0, np.uint64)
+        self.keys = np.empty(0, "V37")
+        """Each one's two endpoints, as :data:`HEADER` has them."""
+        self.dues = np.empty(0, np.int64)
+        """When each is let go (-1: an open one, at the end of the capture)."""
+        self.handles = np.empty(0, np.int64)
+        """Each one's handle (-1: taken back since the last :meth:`expire`)."""
+        self.live = 0
+        self.soonest = _NEVER
+        """The earliest due of those here (or earlier)."""
+        self._tracker = tracker
+        self._held = np.empty(0, np.uint64)
+        """The hashes of what the tracker holds (its table and its own parked ones), or
+        held when last looked at (the ones let go since stay until :meth:`_look`
+        starts it again), sorted."""
+        tracker.kept, tracker.entered = self, []
+        self._look(again=True)
+
+    def __len__(self) -> int:
+        return self.live
+
+    def add(self, hashes: np.ndarray, keys: np.ndarray, dues: np.ndarray,
+            handles: np.ndarray) -> None:
+        """Park connections: the hash of each one's endpoints, the endpoints, when each
+        is due (-1: an open one), its handle."""
+        order = np.argsort(hashes)
+        at = np.searchsorted(self.hashes, hashes[order])
+        self.hashes = np.insert(self.hashes, at, hashes[order])
+        self.keys = np.insert(self.keys, at, keys[order])
+        self.dues = np.insert(self.dues, at, dues[order])
+        self.handles = np.insert(self.handles, at, handles[order])
+        self.live += len(hashes)
+        timed = dues[dues >= 0]
+        if len(timed):
+            self.soonest = min(self.soonest, int(timed.min()))
+
+    def holds(self, hashes: np.ndarray) -> np.ndarray:
+        """Whether each hash may be of a connection parked here or held by the tracker
+        (if it is not, neither holds anything of that connection's 4-tuple)."""
+        self._look()
+        return _member(self.hashes, hashes) | _member(self._held, hashes)
+
+    def take(self, key: tuple[bytes, int, bytes, int], due_by: int | None) -> int | None:
+        h = pair_hash(key)
+        i = int(np.searchsorted(self.hashes, np.uint64(h)))
+        version, a, b = _endpoints(key)
+        mine = version + a + b, version + b + a
+        while i < len(self.hashes) and int(self.hashes[i]) == h:
+            handle = int(self.handles[i])
+            if handle >= 0 and self.keys[i].tobytes() in mine:
+                self.handles[i] = -1
+                self.live -= 1
+                self.soonest = -1  # (taken back: to be forgotten at the next expire)
+                due = int(self.dues[i])
+                return None if due_by is not None and 0 <= due <= due_by else handle
+            i += 1
+        return None
+
+    def expire(self, now_ns: int) -> None:
+        if now_ns < self.soonest:
+            return
+        stay = (self.handles >= 0) & ((self.dues < 0) | (self.dues > now_ns))
+        self.hashes, self.keys = self.hashes[stay], self.keys[stay]
+        self.dues, self.handles = self.dues[stay], self.handles[stay]
+        self.live = len(self.hashes)
+        timed = self.dues[self.dues >= 0]
+        self.soonest = int(timed.min()) if len(timed) else _NEVER
+
+    def _look(self, again: bool = False) -> None:
+        """Bring :attr:`_held` up to date with the tracker: add what entered its table
+        since the last look; start again from its table and its own parked ones (each
+        hash computed here, in Python) when more than twice as many hashes as they hold
+        are listed."""
+        tracker = self._tracker
+        holding = len(tracker.conns) // 2 + len(tracker.parked)
+        if again or len(self._held) + len(tracker.entered or ()) > 2 * holding + 1024:
+            fours = [k for k, (_, s) in tracker.conns.items() if not s] + list(tracker.parked)
+            self._held = np.sort(np.array([pair_hash(k) for k in fours], np.uint64))
+        elif tracker.entered:
+            new = np.array([pair_hash(k) for k in tracker.entered], np.uint64)
+            self._held = np.sort(np.concatenate((self._held, new)))
+        if tracker.entered:
+            tracker.entered.clear()
+
+
+_NEVER = np.iinfo(np.int64).max
+
+
+def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_values``."""
+    at = np.minimum(np.searchsorted(sorted_values, values), max(len(sorted_values) - 1, 0))
+    return sorted_values[at] == values if len(sorted_values) else np.zeros(len(values), bool)
+
+
+def _endpoints(key: tuple[bytes, int, bytes, int]) -> tuple[bytes, bytes, bytes]:
+    """A 4-tuple as :func:`gather`'s ``key`` has it: the IP version's byte, each
+    endpoint's 18 bytes."""
+    src, sport, dst, dport = key
+    return (b"\4" if len(src) == 4 else b"\6", src.ljust(16, b"\0") + sport.to_bytes(2, "big"),
+            dst.ljust(16, b"\0") + dport.to_bytes(2, "big"))
 
 
 def replay(blob: bytes, keep_ladder: bool = False) -> Conn:

@@ -180,6 +180,23 @@ class Parking(Protocol):
         """A segment of a parked connection arrived: it is not finished after all."""
 
 
+class Kept(Protocol):
+    """Connections the owner parked in bulk, without feeding them here (recognised a window
+    at a time, :class:`teardown_analyzer.columnar.KeptIndex`): looked for after
+    :attr:`Tracker.parked`, let go as it lets go of its own."""
+
+    def __len__(self) -> int:
+        """How many (0: none to look for)."""
+
+    def take(self, key: tuple[bytes, int, bytes, int], due_by: int | None) -> int | None:
+        """The handle of the one parked under ``key`` (as either endpoint sends), which
+        is no longer parked after; None if there is none, or if it is due at ``due_by``
+        (then it is let go)."""
+
+    def expire(self, now_ns: int) -> None:
+        """Let go of those due at ``now_ns``."""
+
+
 def _time_wait_due(conn: Conn, time_wait_ns: int) -> int:
     """When a connection with a side in TIME_WAIT can be let go: its timer, from the last
     TIME_WAIT entry or the last segment, whichever is later."""
@@ -222,6 +239,11 @@ class Tracker:
         self.parked: dict[tuple[bytes, int, bytes, int], tuple[int | None, int]] = {}
         """4-tuple as endpoint 0 sends -> (TIME_WAIT expiry, handle) of a parked
         connection (no expiry: an idle open one)."""
+        self.kept: Kept | None = None
+        """Connections the owner parked in bulk (it sets this)."""
+        self.entered: list[tuple[bytes, int, bytes, int]] | None = None
+        """If a list (the owner sets one): the 4-tuple of every connection that enters
+        the table (new, or taken back), appended for the owner to read."""
         self._idle_scan_ns = 0
         self._closing: dict[int, Conn] = {}
         """Tracked connections with a side in TIME_WAIT or CLOSED: the only ones a sweep
@@ -267,7 +289,7 @@ class Tracker:
                 and self.time_wait_ns is not None and self._over_at(found[0], ts_ns):
             self._drop(found[0])
             found = None
-        if found is None and self.parked:
+        if found is None and (self.parked or self.kept):
             found = self._unpark(key, ts_ns)
         if found is None:
             conn, s = self._new(key, packet, ts_ns, version), 0
@@ -312,6 +334,8 @@ class Tracker:
         # to itself)
         self.conns[(key[2], key[3], key[0], key[1])] = (conn, 1)
         self.conns[key] = (conn, 0)
+        if self.entered is not None:
+            self.entered.append(key)
         if key[:2] == key[2:]:
             conn.anomaly(SELF_CONNECTED)
         if self.max_connections is not None and len(self.conns) > 2 * self.max_connections:
@@ -724,6 +748,8 @@ class Tracker:
             parked = self.parked.get(key)
             if parked is not None and parked[0] == due:
                 del self.parked[key]  # finished: it was kept when it was parked
+        if self.kept:
+            self.kept.expire(now_ns)
 
     def _over_at(self, conn: Conn, ts_ns: int) -> bool:
         """Whether a sweep at ``ts_ns`` would let ``conn`` go."""
@@ -742,15 +768,7 @@ class Tracker:
         key = (a[0], a[1], b[0], b[1])
         for k in {key, (b[0], b[1], a[0], a[1])}:  # one if an endpoint talks to itself
             del self.conns[k]
-        self.park_kept(key, due_ns, self.parking.keep(conn))
-
-    def park_kept(self, key: tuple[bytes, int, bytes, int], due_ns: int | None,
-                  handle: int) -> None:
-        """A connection the owner kept (:meth:`Parking.keep`; or without feeding it here, a
-        connection recognised, :mod:`teardown_analyzer.columnar`), parked as :meth:`sweep`
-        parks one: ``key`` as endpoint 0 sends, its TIME_WAIT expiry (None: an open
-        connection, which waits until the end of the capture), its handle."""
-        self.parked[key] = (due_ns, handle)
+        self.parked[key] = (due_ns, self.parking.keep(conn))
         if due_ns is not None:
             heapq.heappush(self._due, (due_ns, key))
 
@@ -773,7 +791,14 @@ class Tracker:
         elif rev in self.parked:
             conn = self._thaw(rev)
         else:
-            return None
+            handle = self.kept.take(key, ts_ns if self.time_wait_ns is not None else None) \
+                if self.kept else None
+            if handle is None:
+                return None
+            assert self.parking is not None
+            conn = self.parking.take_back(handle)
+        if self.entered is not None:
+            self.entered.append(key)
         self.conns[rev if conn.addrs[0] == (key[0], key[1]) else key] = (conn, 1)
         self.conns[key if conn.addrs[0] == (key[0], key[1]) else rev] = (conn, 0)
         if conn.sides[0].state in _ENDED or conn.sides[1].state in _ENDED:
@@ -792,3 +817,4 @@ class Tracker:
             self.finished.clear()
         self.parked.clear()  # kept when they were parked
         self._due.clear()
+        self.kept = None

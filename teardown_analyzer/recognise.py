@@ -58,6 +58,8 @@ class Groups(NamedTuple):
     """Per clean group: when a sweep would let it go (its TIME_WAIT timer; for an RST, a
     second after it): until then a segment of its 4-tuple takes it back.  An unclosed
     group waits for one until the end of the capture."""
+    hash: np.ndarray
+    """Per group: the hash of its two endpoints (:func:`pair_hash`)."""
 
 
 _FOUR_WAY, _THREE_WAY, _SIMULTANEOUS, _RST, _FIN_THEN_RST, _HALF_OPEN, _NONE = (
@@ -116,7 +118,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     ESTABLISHED, the server in SYN_RECV (kind ``none``, nothing unusual).
     """
     n = len(cols["key"])
-    order, starts, ends, sender, odd = _group(cols["key"], cols["packet"])
+    order, starts, ends, sender, odd, hashes = _group(cols["key"], cols["packet"])
     ngroups = len(starts)
     size = ends - starts
     group_of = np.repeat(np.arange(ngroups), size)
@@ -263,7 +265,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     due = np.where(rst_ends | refused, ts[last] + grace_ns,
                    np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
                               ts[last]) + time_wait_ns)
-    return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due)
+    return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due,
+                  hashes[order[starts]])
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -274,7 +277,7 @@ def _pair_hash(words: list[np.ndarray], version: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each record's connection (``words``: the two endpoints as three
     64-bit words each, word by word): the same for both directions (the two endpoints'
     hashes added); different connections almost never alike (and when they are,
-    :func:`_group` notices)."""
+    :func:`_group` notices).  :func:`pair_hash` is the same for one 4-tuple."""
     def endpoint(w: list[np.ndarray]) -> np.ndarray:
         h = w[0] * _MIX[0] + w[1] * _MIX[1] + w[2] * _MIX[2]
         return (h ^ (h >> np.uint64(29))) * _MIX[3]
@@ -282,13 +285,32 @@ def _pair_hash(words: list[np.ndarray], version: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(32))
 
 
+_M64 = (1 << 64) - 1
+_MIXED = [int(m) for m in _MIX]
+
+
+def pair_hash(four: tuple[bytes, int, bytes, int]) -> int:
+    """:func:`_pair_hash` of a 4-tuple as the tracker has it (an IPv4 address is 4 bytes,
+    an IPv6 one 16), computed with Python's integers."""
+    def endpoint(addr: bytes, port: int) -> int:
+        h = (int.from_bytes(addr[:8], "little") * _MIXED[0]
+             + int.from_bytes(addr[8:16], "little") * _MIXED[1]
+             + ((port & 0xFF) << 8 | port >> 8) * _MIXED[2]) & _M64  # (read as stored)
+        return ((h ^ h >> 29) * _MIXED[3]) & _M64
+    src, sport, dst, dport = four
+    h = (endpoint(src, sport) + endpoint(dst, dport)
+         + (4 if len(src) == 4 else 6) * _MIXED[0]) & _M64
+    return h ^ h >> 32
+
+
 def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Records by connection: (order, starts, ends, sender, odd), where ``order`` lists
+    """Records by connection: (order, starts, ends, sender, odd, hash), where ``order`` lists
     the records group by group, each group in capture order, from ``starts`` to
     ``ends``; ``sender`` (in ``order``) is 0 for a record sent by the group's first
     record's sender (endpoint 0), else 1; ``odd`` marks the records of groups left to the
     tracker (whose ``sender`` means nothing): an endpoint talking to itself, or records of
-    another connection whose hash is alike (the group is then not one connection)."""
+    another connection whose hash is alike (the group is then not one connection);
+    ``hash``: each record's :func:`_pair_hash`."""
     n = len(key)
     key = np.ascontiguousarray(key)
 
@@ -335,4 +357,4 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     turns = np.cumsum(turns)  # a group's first record's turn is taken off below
     group_of = np.repeat(np.arange(len(starts)), ends - starts)
     odd = np.bincount(group_of[odd_rec], minlength=len(starts))[group_of] > 0
-    return order, starts, ends, (turns - turns[starts][group_of]) & 1, odd
+    return order, starts, ends, (turns - turns[starts][group_of]) & 1, odd, h

@@ -497,16 +497,23 @@ def test_connections_whose_hashes_collide(mix, monkeypatch, taken, weak):
     the group is left to the tracker, and the results are still those of feeding every
     packet."""
     import numpy as np
-    hashes = {"constant": lambda words, version: np.zeros(len(version), np.uint64),
-              "port sum": lambda words, version: (words[2] + words[5]) << np.uint64(20)}
+
+    def swapped(port):  # a port as the hash reads it
+        return (port & 0xFF) << 8 | port >> 8
+    hashes = {"constant": (lambda words, version: np.zeros(len(version), np.uint64),
+                           lambda four: 0),
+              "port sum": (lambda words, version: (words[2] + words[5]) << np.uint64(20),
+                           lambda four: (swapped(four[1]) + swapped(four[3])) << 20)}
     monkeypatch.setattr(columnar, "WINDOW_ROWS", 4096)
-    monkeypatch.setattr(recognise, "_pair_hash", hashes[weak])
+    # (both forms of the hash: the one for a window's records, the one for a 4-tuple)
+    monkeypatch.setattr(recognise, "_pair_hash", hashes[weak][0])
+    monkeypatch.setattr(columnar, "pair_hash", hashes[weak][1])
     odd = []
     original = recognise._group
 
     def spy(key, packet):
         got = original(key, packet)
-        odd.append(int(got[-1].sum()))
+        odd.append(int(got[4].sum()))
         return got
 
     monkeypatch.setattr(recognise, "_group", spy)
@@ -640,3 +647,98 @@ def test_window_scale_read_as_the_tracker_reads_it():
     seen = dict(zip(cols["packet"][regular].tolist(), cols["wscale"][regular].tolist()))
     assert len(seen) > 1500 and sum(v >= 0 for v in seen.values()) > 300
     assert seen == {p: expected[p] for p in seen}
+
+
+def test_the_hash_of_a_4_tuple_is_the_windows_hash():
+    """:func:`recognise.pair_hash` (the tracker's 4-tuples, in Python) equals the hash the
+    windows group records by (numpy), in both directions, for IPv4, IPv6 and an endpoint
+    talking to itself: a connection kept a window at a time is found by it."""
+    import random
+    import numpy as np
+    rnd = random.Random(11)
+    fours, keys = [], []
+    for i in range(3000):
+        width = rnd.choice((4, 16))
+        a = (bytes(rnd.randrange(256) for _ in range(width)), rnd.randrange(65536))
+        b = a if i % 50 == 0 else (bytes(rnd.randrange(256) for _ in range(width)),
+                                   rnd.choice((0, 1, 80, 443, 65535, rnd.randrange(65536))))
+        fours.append((a[0], a[1], b[0], b[1]))
+        keys.append(b"".join(columnar._endpoints(fours[-1])))
+    hashes = recognise._group(np.frombuffer(b"".join(keys), np.uint8).reshape(-1, 37),
+                              np.arange(len(keys)))[5]
+    pairs = {frozenset(((f[0], f[1]), (f[2], f[3]))) for f in fours}
+    assert len(set(hashes.tolist())) == len(pairs)
+    for four, h in zip(fours, hashes.tolist()):
+        assert recognise.pair_hash(four) == h == recognise.pair_hash(
+            (four[2], four[3], four[0], four[1]))
+
+
+def test_connections_parked_a_window_at_a_time(monkeypatch):
+    """The index of connections kept a window at a time: one is taken back (once) by its
+    4-tuple as either endpoint sends it, not by another 4-tuple whose hash is alike (here
+    every hash is), nor once it is due at the segment's time (then it is let go); an
+    expiry lets go of those due and of those taken back, not of the open ones."""
+    import numpy as np
+    from teardown_analyzer.flows import Tracker
+    monkeypatch.setattr(columnar, "pair_hash", lambda four: 0)
+    index = columnar.KeptIndex(Tracker())
+    a, b, c = (b"\x0a\0\0\x01", 40000, b"\x0a\0\0\x02", 80), \
+        (b"\x0a\0\0\x01", 40001, b"\x0a\0\0\x02", 80), (b"\x0a\0\0\x03", 5, b"\x0a\0\0\x04", 6)
+    keys = np.frombuffer(b"".join(b"".join(columnar._endpoints(k)) for k in (a, b, c)), "V37")
+    hashes = np.zeros(3, np.uint64)
+    index.add(hashes, keys, np.array([100, 200, -1]), np.array([7, 8, 9]))
+    assert len(index) == 3 and index.holds(hashes).all()
+    assert index.take((b[2], b[3], b[0], b[1]), 150) == 8
+    assert index.take(b, 150) is None and len(index) == 2  # (taken back once)
+    assert index.take(a, 100) is None and index.take(a, 99) is None  # due: let go
+    assert len(index) == 1 and len(index.hashes) == 3  # (until the next expiry)
+    index.expire(10**12)
+    assert len(index.hashes) == 1 and index.take((c[2], c[3], c[0], c[1]), 10**12) == 9
+    index.add(hashes[:2], keys[:2], np.array([100, 200]), np.array([10, 11]))
+    index.expire(150)
+    assert index.handles.tolist() == [11] and index.take(b, None) == 11
+    index.expire(0)  # (nothing due: the one taken back is let go all the same)
+    assert len(index.hashes) == 0
+
+
+def test_what_the_tracker_holds_is_known_to_the_windows():
+    """A connection that enters the tracker's table (new, or taken back from the index)
+    is held at the next look, and stays held once it has left until a look starts again
+    from the table (held too long is safe: its 4-tuple's records then go to the
+    tracker)."""
+    import numpy as np
+    from teardown_analyzer.flows import Tracker
+
+    class Parking:
+        def keep(self, conn):
+            return 5
+
+        def take_back(self, handle):
+            return kept
+    tracker = Tracker(parking=Parking())
+    c = (b"\x0a\0\0\x03", 5, b"\x0a\0\0\x04", 6)
+    index = columnar.KeptIndex(tracker)
+    h = np.array([recognise.pair_hash(c)], np.uint64)
+    assert not index.holds(h).any()
+    tracker.feed(1, 0, (4, c[0], c[2], 0, 20, c[1], c[3], 1, 0, 5 << 12 | 2, 0, 0, None))
+    assert index.holds(h).all() and tracker.entered == []
+    (kept, _), _ = tracker.conns.values()
+    tracker._drop(kept)
+    assert index.holds(h).all()  # (listed until a look starts again)
+    index._look(again=True)
+    assert not index.holds(h).any()
+    index.add(h, np.frombuffer(b"".join(columnar._endpoints(c)), "V37"), np.array([-1]),
+              np.array([5]))
+    tracker.feed(2, 1, (4, c[2], c[0], 0, 20, c[3], c[1], 1, 0, 5 << 12 | 0x10, 0, 0, None))
+    assert len(index) == 0 and tracker.conns and tracker.entered == [(c[2], c[3], c[0], c[1])]
+    index._look(again=True)
+    assert index.holds(h).all()
+    # many entered and left: a look starts again from the table
+    for port in range(2000):
+        tracker.feed(3 + port, 2, (4, c[0], c[2], 0, 20, 1000 + port, c[3], 1, 0,
+                                   5 << 12 | 2, 0, 0, None))
+    for conn in [conn for conn, s in tracker.conns.values() if not s]:
+        tracker._drop(conn)
+    assert len(index._held) == 1 and len(tracker.entered) == 2000
+    index.holds(h)
+    assert len(index._held) == 0 and tracker.entered == []
