@@ -505,20 +505,17 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
 class KeptIndex:
     """Where the connections kept here are parked (the tracker's
     :class:`~teardown_analyzer.flows.Kept`): by the hash of their two endpoints
-    (:func:`~teardown_analyzer.recognise.pair_hash`), in arrays sorted by it, about 60
-    bytes each and no Python object (the tracker's own parked connections each have a
-    4-tuple and a tuple in a dict).  It also knows, from the tracker's
-    :attr:`~teardown_analyzer.flows.Tracker.entered`, which connections the tracker holds
-    (:meth:`holds`)."""
+    (:func:`~teardown_analyzer.recognise.pair_hash`), about 60 bytes each and no Python
+    object (the tracker's own parked connections each have a 4-tuple and a tuple in a
+    dict), in runs sorted by it: each window's a run, merged with the run before it
+    while that is at most twice as long (so a window costs about as much to add
+    whatever is parked already, and a lookup searches a few runs).  It also knows, from
+    the tracker's :attr:`~teardown_analyzer.flows.Tracker.entered`, which connections
+    the tracker holds (:meth:`holds`)."""
 
     def __init__(self, tracker: Tracker) -> None:
-        self.hashes = np.empty(0, np.uint64)
-        self.keys = np.empty(0, "V37")
-        """Each one's two endpoints, as :data:`HEADER` has them."""
-        self.dues = np.empty(0, np.int64)
-        """When each is let go (-1: an open one, at the end of the capture)."""
-        self.handles = np.empty(0, np.int64)
-        """Each one's handle (-1: taken back since the last :meth:`expire`)."""
+        self.runs: list[np.ndarray] = []
+        """Of :data:`PARKED`, each sorted by hash."""
         self.live = 0
         self.soonest = _NEVER
         """The earliest due of those here (or earlier)."""
@@ -537,12 +534,13 @@ class KeptIndex:
             handles: np.ndarray) -> None:
         """Park connections: the hash of each one's endpoints, the endpoints, when each
         is due (-1: an open one), its handle."""
-        order = np.argsort(hashes)
-        at = np.searchsorted(self.hashes, hashes[order])
-        self.hashes = np.insert(self.hashes, at, hashes[order])
-        self.keys = np.insert(self.keys, at, keys[order])
-        self.dues = np.insert(self.dues, at, dues[order])
-        self.handles = np.insert(self.handles, at, handles[order])
+        run = np.empty(len(hashes), PARKED)
+        run["hash"], run["key"], run["due"], run["handle"] = hashes, keys, dues, handles
+        runs = self.runs
+        runs.append(run[np.argsort(hashes)])
+        while len(runs) > 1 and len(runs[-2]) <= 2 * len(runs[-1]):
+            run = np.concatenate((runs.pop(), runs.pop()))  # two sorted runs, merged:
+            runs.append(run[np.argsort(run["hash"], kind="stable")])
         self.live += len(hashes)
         timed = dues[dues >= 0]
         if len(timed):
@@ -552,33 +550,43 @@ class KeptIndex:
         """Whether each hash may be of a connection parked here or held by the tracker
         (if it is not, neither holds anything of that connection's 4-tuple)."""
         self._look()
-        return _member(self.hashes, hashes) | _member(self._held, hashes)
+        found = _member(self._held, hashes)
+        for run in self.runs:
+            found |= _member(run["hash"], hashes)
+        return found
 
     def take(self, key: tuple[bytes, int, bytes, int], due_by: int | None) -> int | None:
         h = pair_hash(key)
-        i = int(np.searchsorted(self.hashes, np.uint64(h)))
         version, a, b = _endpoints(key)
         mine = version + a + b, version + b + a
-        while i < len(self.hashes) and int(self.hashes[i]) == h:
-            handle = int(self.handles[i])
-            if handle >= 0 and self.keys[i].tobytes() in mine:
-                self.handles[i] = -1
-                self.live -= 1
-                self.soonest = -1  # (taken back: to be forgotten at the next expire)
-                due = int(self.dues[i])
-                return None if due_by is not None and 0 <= due <= due_by else handle
-            i += 1
+        for run in self.runs:
+            hashes = run["hash"]
+            at = int(np.searchsorted(hashes, np.uint64(h)))
+            while at < len(run) and int(hashes[at]) == h:
+                handle = int(run["handle"][at])
+                if handle >= 0 and run["key"][at].tobytes() in mine:
+                    run["handle"][at] = -1
+                    self.live -= 1
+                    self.soonest = -1  # (taken back: to be forgotten at the next expire)
+                    due = int(run["due"][at])
+                    return None if due_by is not None and 0 <= due <= due_by else handle
+                at += 1
         return None
 
     def expire(self, now_ns: int) -> None:
         if now_ns < self.soonest:
             return
-        stay = (self.handles >= 0) & ((self.dues < 0) | (self.dues > now_ns))
-        self.hashes, self.keys = self.hashes[stay], self.keys[stay]
-        self.dues, self.handles = self.dues[stay], self.handles[stay]
-        self.live = len(self.hashes)
-        timed = self.dues[self.dues >= 0]
-        self.soonest = int(timed.min()) if len(timed) else _NEVER
+        runs, self.soonest = [], _NEVER
+        for run in self.runs:
+            due = run["due"]
+            run = run[(run["handle"] >= 0) & ((due < 0) | (due > now_ns))]
+            if len(run):
+                runs.append(run)
+                timed = run["due"][run["due"] >= 0]
+                if len(timed):
+                    self.soonest = min(self.soonest, int(timed.min()))
+        self.runs = runs
+        self.live = sum(len(run) for run in runs)
 
     def _look(self, again: bool = False) -> None:
         """Bring :attr:`_held` up to date with the tracker: add what entered its table
@@ -598,6 +606,10 @@ class KeptIndex:
 
 
 _NEVER = np.iinfo(np.int64).max
+PARKED = np.dtype([("hash", "<u8"), ("due", "<i8"), ("handle", "<i8"), ("key", "V37")])
+"""A connection parked in a :class:`KeptIndex`: the hash of its endpoints, when it is
+let go (-1: an open one, at the end of the capture), its handle (-1: taken back since
+the last expiry), its endpoints as :data:`HEADER` has them."""
 
 
 def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:

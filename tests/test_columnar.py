@@ -691,14 +691,28 @@ def test_connections_parked_a_window_at_a_time(monkeypatch):
     assert index.take((b[2], b[3], b[0], b[1]), 150) == 8
     assert index.take(b, 150) is None and len(index) == 2  # (taken back once)
     assert index.take(a, 100) is None and index.take(a, 99) is None  # due: let go
-    assert len(index) == 1 and len(index.hashes) == 3  # (until the next expiry)
+    def entries():
+        return sum(len(run) for run in index.runs)
+    assert len(index) == 1 and entries() == 3  # (until the next expiry)
     index.expire(10**12)
-    assert len(index.hashes) == 1 and index.take((c[2], c[3], c[0], c[1]), 10**12) == 9
+    assert entries() == 1 and index.take((c[2], c[3], c[0], c[1]), 10**12) == 9
     index.add(hashes[:2], keys[:2], np.array([100, 200]), np.array([10, 11]))
     index.expire(150)
-    assert index.handles.tolist() == [11] and index.take(b, None) == 11
+    assert [run["handle"].tolist() for run in index.runs] == [[11]]
+    assert index.take(b, None) == 11
     index.expire(0)  # (nothing due: the one taken back is let go all the same)
-    assert len(index.hashes) == 0
+    assert entries() == 0
+    # windows after windows: a few runs, each sorted, every one found (by its port, here)
+    monkeypatch.setattr(columnar, "pair_hash", lambda four: four[1])
+    fours = [(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80) for port in range(1000)]
+    keys = np.frombuffer(b"".join(b"".join(columnar._endpoints(k)) for k in fours), "V37")
+    for first in range(0, 1000, 40):
+        window = slice(first, first + 40)
+        index.add(np.arange(1000, dtype=np.uint64)[window][::-1], keys[window][::-1],
+                  np.full(40, -1), np.arange(1000)[window][::-1])
+    assert len(index) == 1000 and len(index.runs) <= 5
+    assert all((np.diff(run["hash"].astype(np.int64)) > 0).all() for run in index.runs)
+    assert [index.take(four, None) for four in fours[::-1]] == list(range(1000))[::-1]
 
 
 def test_what_the_tracker_holds_is_known_to_the_windows():
