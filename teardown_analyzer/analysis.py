@@ -141,7 +141,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         connections (then the next batches are counted at once instead)."""
         from .columnar import analyse_window
         before, size = tracker.plain, window.size
-        analyse_window(tracker, window, keep_rows, tw_ns, quiet_ns, final)
+        analyse_window(tracker, window, keep_rows, results.head, tw_ns, quiet_ns, final)
         return tracker.plain - before >= size * VECTORISED_SHARE
 
     def take(cols: dict[str, Any], first: int, last: int, count: int) -> None:

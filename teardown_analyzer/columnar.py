@@ -392,9 +392,11 @@ handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 
 
 def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
-                   time_wait_ns: int, grace_ns: int, final: bool) -> int:
+                   kept_blob: Callable[[int, int], bytes], time_wait_ns: int, grace_ns: int,
+                   final: bool) -> int:
     """Analyse what ``window`` gathered: connections whose verdict is known
-    (:func:`~teardown_analyzer.recognise.recognise`) kept with ``keep_rows``, the rest fed
+    (:func:`~teardown_analyzer.recognise.recognise`) kept with ``keep_rows`` (and read back
+    with ``kept_blob``: a handle's first bytes), the rest fed
     to ``tracker`` in capture order, except (unless ``final``) the connections that may
     still close cleanly, which wait in ``window`` for the next one (for up to
     :data:`HOLD` windows, with up to :data:`HOLD_ROWS` records).  The number of records
@@ -413,7 +415,8 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     # window before held nothing when it came, and nothing of its 4-tuple was fed since
     # (its records all waited here): only the groups that came with this window's
     # records are looked up.
-    index = tracker.kept if isinstance(tracker.kept, KeptIndex) else KeptIndex(tracker)
+    index = tracker.kept if isinstance(tracker.kept, KeptIndex) \
+        else KeptIndex(tracker, lambda handle: kept_blob(handle, HEADER.itemsize)[1:38])
     look = np.flatnonzero((clean | promising) & (first_packet >= window.began[-1]))
     tracked = np.zeros(len(starts), bool)
     tracked[look] = index.holds(groups.hash[look])
@@ -497,23 +500,25 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
     out["sender"][row_at] = groups.sender[in_order]
     handle = keep_rows(cols["packet"][first], out.view(np.uint8).data, at * ROW.itemsize,
                        (counts + 1) * ROW.itemsize, groups.meta[chosen])
-    index.add(groups.hash[chosen], heads["key"][at],
-              np.where(groups.unclosed[chosen], -1, groups.due[chosen]),
+    index.add(groups.hash[chosen], np.where(groups.unclosed[chosen], -1, groups.due[chosen]),
               handle + np.arange(len(chosen)))
 
 
 class KeptIndex:
     """Where the connections kept here are parked (the tracker's
     :class:`~teardown_analyzer.flows.Kept`): by the hash of their two endpoints
-    (:func:`~teardown_analyzer.recognise.pair_hash`), about 60 bytes each and no Python
-    object (the tracker's own parked connections each have a 4-tuple and a tuple in a
-    dict), in runs sorted by it: each window's a run, merged with the run before it
+    (:func:`~teardown_analyzer.recognise.pair_hash`), 24 bytes each and no Python object
+    (the tracker's own parked connections each have a 4-tuple and a tuple in a dict), in
+    runs sorted by it: each window's a run, merged with the run before it
     while that is at most twice as long (so a window costs about as much to add
     whatever is parked already, and a lookup searches a few runs).  It also knows, from
     the tracker's :attr:`~teardown_analyzer.flows.Tracker.entered`, which connections
     the tracker holds (:meth:`holds`)."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, endpoints: Callable[[int], bytes]) -> None:
+        self.endpoints = endpoints
+        """The endpoints of the connection kept with a handle, as :data:`HEADER` has
+        them (read back when a 4-tuple's hash finds one: hashes may be alike)."""
         self.runs: list[np.ndarray] = []
         """Of :data:`PARKED`, each sorted by hash."""
         self.live = 0
@@ -530,12 +535,11 @@ class KeptIndex:
     def __len__(self) -> int:
         return self.live
 
-    def add(self, hashes: np.ndarray, keys: np.ndarray, dues: np.ndarray,
-            handles: np.ndarray) -> None:
-        """Park connections: the hash of each one's endpoints, the endpoints, when each
-        is due (-1: an open one), its handle."""
+    def add(self, hashes: np.ndarray, dues: np.ndarray, handles: np.ndarray) -> None:
+        """Park connections: the hash of each one's endpoints, when each is due (-1: an
+        open one), its handle."""
         run = np.empty(len(hashes), PARKED)
-        run["hash"], run["key"], run["due"], run["handle"] = hashes, keys, dues, handles
+        run["hash"], run["due"], run["handle"] = hashes, dues, handles
         runs = self.runs
         runs.append(run[np.argsort(hashes)])
         while len(runs) > 1 and len(runs[-2]) <= 2 * len(runs[-1]):
@@ -564,7 +568,7 @@ class KeptIndex:
             at = int(np.searchsorted(hashes, np.uint64(h)))
             while at < len(run) and int(hashes[at]) == h:
                 handle = int(run["handle"][at])
-                if handle >= 0 and run["key"][at].tobytes() in mine:
+                if handle >= 0 and self.endpoints(handle) in mine:
                     run["handle"][at] = -1
                     self.live -= 1
                     self.soonest = -1  # (taken back: to be forgotten at the next expire)
@@ -606,10 +610,10 @@ class KeptIndex:
 
 
 _NEVER = np.iinfo(np.int64).max
-PARKED = np.dtype([("hash", "<u8"), ("due", "<i8"), ("handle", "<i8"), ("key", "V37")])
+PARKED = np.dtype([("hash", "<u8"), ("due", "<i8"), ("handle", "<i8")])
 """A connection parked in a :class:`KeptIndex`: the hash of its endpoints, when it is
 let go (-1: an open one, at the end of the capture), its handle (-1: taken back since
-the last expiry), its endpoints as :data:`HEADER` has them."""
+the last expiry)."""
 
 
 def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -192,6 +192,10 @@ class ResultSink:
         self.meta.frombytes(np.asarray(meta, np.uint64).tobytes())
         return first
 
+    def head(self, handle: int, n: int) -> bytes:
+        """The first ``n`` bytes (at most) of a connection's blob."""
+        return self.spill.get(self.where[handle] >> 8, min(n, self.sizes[handle]))
+
     def withdraw(self, handle: int) -> bytes:
         """A connection kept too early (it changed after all): forget it; its blob."""
         self.meta[handle] = _WITHDRAWN

@@ -681,12 +681,14 @@ def test_connections_parked_a_window_at_a_time(monkeypatch):
     import numpy as np
     from teardown_analyzer.flows import Tracker
     monkeypatch.setattr(columnar, "pair_hash", lambda four: 0)
-    index = columnar.KeptIndex(Tracker())
+    endpoints = {}  # handle -> the endpoints of the connection kept with it
+    index = columnar.KeptIndex(Tracker(), endpoints.__getitem__)
     a, b, c = (b"\x0a\0\0\x01", 40000, b"\x0a\0\0\x02", 80), \
         (b"\x0a\0\0\x01", 40001, b"\x0a\0\0\x02", 80), (b"\x0a\0\0\x03", 5, b"\x0a\0\0\x04", 6)
-    keys = np.frombuffer(b"".join(b"".join(columnar._endpoints(k)) for k in (a, b, c)), "V37")
+    for handle, four in zip((7, 8, 9, 10, 11), (a, b, c, a, b)):
+        endpoints[handle] = b"".join(columnar._endpoints(four))
     hashes = np.zeros(3, np.uint64)
-    index.add(hashes, keys, np.array([100, 200, -1]), np.array([7, 8, 9]))
+    index.add(hashes, np.array([100, 200, -1]), np.array([7, 8, 9]))
     assert len(index) == 3 and index.holds(hashes).all()
     assert index.take((b[2], b[3], b[0], b[1]), 150) == 8
     assert index.take(b, 150) is None and len(index) == 2  # (taken back once)
@@ -696,7 +698,7 @@ def test_connections_parked_a_window_at_a_time(monkeypatch):
     assert len(index) == 1 and entries() == 3  # (until the next expiry)
     index.expire(10**12)
     assert entries() == 1 and index.take((c[2], c[3], c[0], c[1]), 10**12) == 9
-    index.add(hashes[:2], keys[:2], np.array([100, 200]), np.array([10, 11]))
+    index.add(hashes[:2], np.array([100, 200]), np.array([10, 11]))
     index.expire(150)
     assert [run["handle"].tolist() for run in index.runs] == [[11]]
     assert index.take(b, None) == 11
@@ -705,11 +707,11 @@ def test_connections_parked_a_window_at_a_time(monkeypatch):
     # windows after windows: a few runs, each sorted, every one found (by its port, here)
     monkeypatch.setattr(columnar, "pair_hash", lambda four: four[1])
     fours = [(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80) for port in range(1000)]
-    keys = np.frombuffer(b"".join(b"".join(columnar._endpoints(k)) for k in fours), "V37")
+    endpoints.update((port, b"".join(columnar._endpoints(four))) for port, four in enumerate(fours))
     for first in range(0, 1000, 40):
         window = slice(first, first + 40)
-        index.add(np.arange(1000, dtype=np.uint64)[window][::-1], keys[window][::-1],
-                  np.full(40, -1), np.arange(1000)[window][::-1])
+        index.add(np.arange(1000, dtype=np.uint64)[window][::-1], np.full(40, -1),
+                  np.arange(1000)[window][::-1])
     assert len(index) == 1000 and len(index.runs) <= 5
     assert all((np.diff(run["hash"].astype(np.int64)) > 0).all() for run in index.runs)
     assert [index.take(four, None) for four in fours[::-1]] == list(range(1000))[::-1]
@@ -731,7 +733,7 @@ def test_what_the_tracker_holds_is_known_to_the_windows():
             return kept
     tracker = Tracker(parking=Parking())
     c = (b"\x0a\0\0\x03", 5, b"\x0a\0\0\x04", 6)
-    index = columnar.KeptIndex(tracker)
+    index = columnar.KeptIndex(tracker, {5: b"".join(columnar._endpoints(c))}.__getitem__)
     h = np.array([recognise.pair_hash(c)], np.uint64)
     assert not index.holds(h).any()
     tracker.feed(1, 0, (4, c[0], c[2], 0, 20, c[1], c[3], 1, 0, 5 << 12 | 2, 0, 0, None))
@@ -741,8 +743,7 @@ def test_what_the_tracker_holds_is_known_to_the_windows():
     assert index.holds(h).all()  # (listed until a look starts again)
     index._look(again=True)
     assert not index.holds(h).any()
-    index.add(h, np.frombuffer(b"".join(columnar._endpoints(c)), "V37"), np.array([-1]),
-              np.array([5]))
+    index.add(h, np.array([-1]), np.array([5]))
     tracker.feed(2, 1, (4, c[2], c[0], 0, 20, c[3], c[1], 1, 0, 5 << 12 | 0x10, 0, 0, None))
     assert len(index) == 0 and tracker.conns and tracker.entered == [(c[2], c[3], c[0], c[1])]
     index._look(again=True)
