@@ -578,6 +578,8 @@ class KeptIndex:
         return None
 
     def expire(self, now_ns: int) -> None:
+        if len(self._tracker.entered or ()) > _LOOK_AFTER:
+            self._look()  # (a long stretch fed one by one: what it listed, made short)
         if now_ns < self.soonest:
             return
         runs, self.soonest = [], _NEVER
@@ -610,6 +612,9 @@ class KeptIndex:
 
 
 _NEVER = np.iinfo(np.int64).max
+_LOOK_AFTER = 4096
+"""The 4-tuples the tracker lists as entered (:meth:`KeptIndex._look`) are read at each
+sweep once there are more than this many, not only with the next window."""
 PARKED = np.dtype([("hash", "<u8"), ("due", "<i8"), ("handle", "<i8")])
 """A connection parked in a :class:`KeptIndex`: the hash of its endpoints, when it is
 let go (-1: an open one, at the end of the capture), its handle (-1: taken back since

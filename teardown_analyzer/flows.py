@@ -748,7 +748,7 @@ class Tracker:
             parked = self.parked.get(key)
             if parked is not None and parked[0] == due:
                 del self.parked[key]  # finished: it was kept when it was parked
-        if self.kept:
+        if self.kept is not None:
             self.kept.expire(now_ns)
 
     def _over_at(self, conn: Conn, ts_ns: int) -> bool:

@@ -757,3 +757,10 @@ def test_what_the_tracker_holds_is_known_to_the_windows():
     assert len(index._held) == 1 and len(tracker.entered) == 2000
     index.holds(h)
     assert len(index._held) == 0 and tracker.entered == []
+    # fed one by one for long, without a window (mostly plain segments): a sweep reads
+    # the list, so that it does not grow with every connection
+    for port in range(5000):
+        tracker.feed(3000 + port, 3, (4, c[0], c[2], 0, 20, 10000 + port, c[3], 1, 0,
+                                      5 << 12 | 2, 0, 0, None))
+    tracker.sweep(3, 60 * 10**9)
+    assert tracker.entered == [] and len(index._held) == 5000
