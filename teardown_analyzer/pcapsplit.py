@@ -63,9 +63,15 @@ ROWS = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("key", "u1", (37,)), ("seq",
                  ("ack", "<u4"), ("word", "<u2"), ("flags", "<u2"), ("tcp_len", "<i4"),
                  ("plen", "<i4"), ("window", "<u2"), ("checksum", "<i4"), ("ipid", "<i4"),
                  ("wscale", "<i2"), ("regular", "?")])
-"""A gathered record (:func:`~teardown_analyzer.columnar.gather`'s columns) as written to
-a spill between the two steps."""
+"""A gathered record (:func:`~teardown_analyzer.columnar.gather`'s columns): what is
+written to a spill between the two steps, a batch's records column after column."""
 assert ROWS.names == COLUMNS
+
+
+def _bytes(cols: dict[str, np.ndarray], column: str, rows: np.ndarray) -> memoryview:
+    """A column of the records ``rows``, as :data:`ROWS` has it, as bytes (no copy)."""
+    return np.asarray(cols[column][rows], ROWS.fields[column][0].base).reshape(-1).view(
+        np.uint8).data
 
 
 def splittable(path: str) -> Span | None:
@@ -228,10 +234,9 @@ def walk(path: str, span: Span, shares: int, spill: "Spill") -> Walked:
         last = batch.first + len(batch.starts) - 1
         for j in range(shares):
             rows = np.flatnonzero(share == j)
-            out = np.empty(len(rows), ROWS)
-            for c in COLUMNS:
-                out[c] = cols[c][rows]
-            where = spill.put(out.tobytes())
+            where = spill.put(_bytes(cols, COLUMNS[0], rows))
+            for c in COLUMNS[1:]:  # column after column
+                spill.put(_bytes(cols, c, rows))
             done.shares[j].append((spill, where, len(rows), batch.first, last, cap.bytes_read))
     spill.flush()
     done.top = top
@@ -268,9 +273,14 @@ class Shares:
         number of the batch, bytes read by then)."""
         for walked, before in self.ranges:
             for spill, where, count, first, last, read in walked.shares[share]:
-                rows = np.frombuffer(spill.get(where, count * ROWS.itemsize), ROWS)
-                cols = {c: np.array(rows[c]) for c in COLUMNS}  # (copies: writable)
-                cols["packet"] += before
+                data = spill.get(where, count * ROWS.itemsize)
+                cols, at = {}, 0
+                for c in COLUMNS:  # (read-only: the window copies them)
+                    item = ROWS.fields[c][0]
+                    cols[c] = np.frombuffer(data, item.base, count * item.itemsize
+                                            // item.base.itemsize, at).reshape(-1, *item.shape)
+                    at += count * item.itemsize
+                cols["packet"] = cols["packet"] + before
                 yield cols, first + before, last + before, read
 
 

@@ -123,9 +123,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     size = ends - starts
     group_of = np.repeat(np.arange(ngroups), size)
     pos = np.arange(n) - starts[group_of]       # position in its group
-    flags = cols["flags"][order].astype(np.int64)
-    seq, ack = cols["seq"][order].astype(np.int64), cols["ack"][order].astype(np.int64)
-    plen, ts = cols["plen"][order].astype(np.int64), cols["ts"][order]
+    flags, seq, ack = cols["flags"][order], cols["seq"][order], cols["ack"][order]
+    plen, ts = cols["plen"][order], cols["ts"][order]
     regular = cols["regular"][order]
 
     def per_group(values: np.ndarray, ufunc: Any) -> np.ndarray:  # (groups are slices)
