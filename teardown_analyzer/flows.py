@@ -182,7 +182,7 @@ class Parking(Protocol):
 
 class Kept(Protocol):
     """Connections the owner parked in bulk, without feeding them here (recognised a window
-    at a time, :class:`teardown_analyzer.columnar.KeptIndex`): looked for after
+    at a time, :class:`teardown_analyzer.keptindex.KeptIndex`): looked for after
     :attr:`Tracker.parked`, let go as it lets go of its own."""
 
     def __len__(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import sample_captures
-from teardown_analyzer import analysis, capture, columnar, parking, recognise, results
+from teardown_analyzer import analysis, capture, columnar, keptindex, parking, recognise, results
 from teardown_analyzer.analysis import Options, analyze
 from teardown_analyzer.flows import SELF_CONNECTED
 
@@ -507,7 +507,7 @@ def test_connections_whose_hashes_collide(mix, monkeypatch, taken, weak):
     monkeypatch.setattr(columnar, "WINDOW_ROWS", 4096)
     # (both forms of the hash: the one for a window's records, the one for a 4-tuple)
     monkeypatch.setattr(recognise, "_pair_hash", hashes[weak][0])
-    monkeypatch.setattr(columnar, "pair_hash", hashes[weak][1])
+    monkeypatch.setattr(keptindex, "pair_hash", hashes[weak][1])
     odd = []
     original = recognise._group
 
@@ -663,7 +663,7 @@ def test_the_hash_of_a_4_tuple_is_the_windows_hash():
         b = a if i % 50 == 0 else (bytes(rnd.randrange(256) for _ in range(width)),
                                    rnd.choice((0, 1, 80, 443, 65535, rnd.randrange(65536))))
         fours.append((a[0], a[1], b[0], b[1]))
-        keys.append(b"".join(columnar._endpoints(fours[-1])))
+        keys.append(b"".join(keptindex.endpoints(fours[-1])))
     hashes = recognise._group(np.frombuffer(b"".join(keys), np.uint8).reshape(-1, 37),
                               np.arange(len(keys)))[5]
     pairs = {frozenset(((f[0], f[1]), (f[2], f[3]))) for f in fours}
@@ -680,13 +680,13 @@ def test_connections_parked_a_window_at_a_time(monkeypatch):
     expiry lets go of those due and of those taken back, not of the open ones."""
     import numpy as np
     from teardown_analyzer.flows import Tracker
-    monkeypatch.setattr(columnar, "pair_hash", lambda four: 0)
+    monkeypatch.setattr(keptindex, "pair_hash", lambda four: 0)
     endpoints = {}  # handle -> the endpoints of the connection kept with it
-    index = columnar.KeptIndex(Tracker(), endpoints.__getitem__)
+    index = keptindex.KeptIndex(Tracker(), endpoints.__getitem__)
     a, b, c = (b"\x0a\0\0\x01", 40000, b"\x0a\0\0\x02", 80), \
         (b"\x0a\0\0\x01", 40001, b"\x0a\0\0\x02", 80), (b"\x0a\0\0\x03", 5, b"\x0a\0\0\x04", 6)
     for handle, four in zip((7, 8, 9, 10, 11), (a, b, c, a, b)):
-        endpoints[handle] = b"".join(columnar._endpoints(four))
+        endpoints[handle] = b"".join(keptindex.endpoints(four))
     hashes = np.zeros(3, np.uint64)
     index.add(hashes, np.array([100, 200, -1]), np.array([7, 8, 9]))
     assert len(index) == 3 and index.holds(hashes).all()
@@ -705,9 +705,9 @@ def test_connections_parked_a_window_at_a_time(monkeypatch):
     index.expire(0)  # (nothing due: the one taken back is let go all the same)
     assert entries() == 0
     # windows after windows: a few runs, each sorted, every one found (by its port, here)
-    monkeypatch.setattr(columnar, "pair_hash", lambda four: four[1])
+    monkeypatch.setattr(keptindex, "pair_hash", lambda four: four[1])
     fours = [(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80) for port in range(1000)]
-    endpoints.update((port, b"".join(columnar._endpoints(four))) for port, four in enumerate(fours))
+    endpoints.update((port, b"".join(keptindex.endpoints(four))) for port, four in enumerate(fours))
     for first in range(0, 1000, 40):
         window = slice(first, first + 40)
         index.add(np.arange(1000, dtype=np.uint64)[window][::-1], np.full(40, -1),
@@ -733,7 +733,7 @@ def test_what_the_tracker_holds_is_known_to_the_windows():
             return kept
     tracker = Tracker(parking=Parking())
     c = (b"\x0a\0\0\x03", 5, b"\x0a\0\0\x04", 6)
-    index = columnar.KeptIndex(tracker, {5: b"".join(columnar._endpoints(c))}.__getitem__)
+    index = keptindex.KeptIndex(tracker, {5: b"".join(keptindex.endpoints(c))}.__getitem__)
     h = np.array([recognise.pair_hash(c)], np.uint64)
     assert not index.holds(h).any()
     tracker.feed(1, 0, (4, c[0], c[2], 0, 20, c[1], c[3], 1, 0, 5 << 12 | 2, 0, 0, None))
