@@ -70,7 +70,7 @@ assert ROWS.names == COLUMNS
 
 def _bytes(cols: dict[str, np.ndarray], column: str, rows: np.ndarray) -> memoryview:
     """A column of the records ``rows``, as :data:`ROWS` has it, as bytes (no copy)."""
-    return np.asarray(cols[column][rows], ROWS.fields[column][0].base).reshape(-1).view(
+    return np.asarray(cols[column][rows], ROWS[column].base).reshape(-1).view(
         np.uint8).data
 
 
@@ -276,7 +276,7 @@ class Shares:
                 data = spill.get(where, count * ROWS.itemsize)
                 cols, at = {}, 0
                 for c in COLUMNS:  # (read-only: the window copies them)
-                    item = ROWS.fields[c][0]
+                    item = ROWS[c]
                     cols[c] = np.frombuffer(data, item.base, count * item.itemsize
                                             // item.base.itemsize, at).reshape(-1, *item.shape)
                     at += count * item.itemsize
