@@ -390,9 +390,11 @@ class _Reader:
 def items_at(buf: "bytes | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> "np.ndarray":
     """The item of ``dtype`` that begins at each offset ``at`` of ``buf`` (all within it),
     copied: one array viewing an item at every byte offset, indexed (about three times
-    faster than indexing the rows of numpy's ``sliding_window_view``)."""
+    faster than indexing the rows of numpy's ``sliding_window_view``), as plain bytes
+    (copied about four times faster than items of a structured type)."""
     import numpy as np
-    return np.ndarray((len(buf) - dtype.itemsize + 1,), dtype, buf, strides=(1,))[at]
+    size = dtype.itemsize
+    return np.ndarray((len(buf) - size + 1,), f"V{size}", buf, strides=(1,))[at].view(dtype)
 
 
 def _pcap_records(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
