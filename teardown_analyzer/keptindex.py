@@ -27,8 +27,9 @@ class KeptIndex:
 
     def __init__(self, tracker: Tracker, endpoints: Callable[[int], bytes]) -> None:
         self.endpoints = endpoints
-        """The endpoints of the connection kept with a handle, as :data:`HEADER` has
-        them (read back when a 4-tuple's hash finds one: hashes may be alike)."""
+        """The endpoints of the connection kept with a handle, as
+        :data:`~teardown_analyzer.columnar.HEADER` has them (read back when a 4-tuple's
+        hash finds one: hashes may be alike)."""
         self.runs: list[np.ndarray] = []
         """Of :data:`PARKED`, each sorted by hash."""
         self.live = 0
@@ -138,8 +139,8 @@ def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def endpoints(key: tuple[bytes, int, bytes, int]) -> tuple[bytes, bytes, bytes]:
-    """A 4-tuple as :func:`~teardown_analyzer.columnar.gather`'s ``key`` has it: the IP version's byte, each
-    endpoint's 18 bytes."""
+    """A 4-tuple as :func:`~teardown_analyzer.columnar.gather`'s ``key`` has it: the IP
+    version's byte, each endpoint's 18 bytes."""
     src, sport, dst, dport = key
     return (b"\4" if len(src) == 4 else b"\6", src.ljust(16, b"\0") + sport.to_bytes(2, "big"),
             dst.ljust(16, b"\0") + dport.to_bytes(2, "big"))
