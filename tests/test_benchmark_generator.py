@@ -145,3 +145,23 @@ def test_other_link_headers(generated, tmp_path, link):
         pos_a, pos_b, count = pos_a + 16 + incl, pos_b + 16 + incl2, count + 1
     assert pos_b == len(b) and count == exp["packets"]
     assert analyze([str(other)]).totals() == exp["totals"]
+
+
+def test_the_stage_timer_runs_on_the_generated_capture(generated):
+    """benchmarks/stages.py still finds the functions it times, and times the analysis of
+    the whole capture: the generator's packets and connections, every stage under the
+    total (no figure is checked: those depend on the machine)."""
+    import subprocess
+    import sys
+    _gen, _d, path, exp = generated
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stages.py"), str(path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].startswith(f"{path}: {exp['packets']:,} packets, "
+                             f"{exp['totals']['connections']:,} connections, ")
+    total = float(out[0].split(" s in all")[0].rsplit(", ", 1)[1])
+    stages = {line[:22].strip(): float(line[22:].split(" s")[0]) for line in out[1:]}
+    assert list(stages) == ["read and walk", "gather", "windows", "recognise", "keep",
+                            "the rest of them", "the rest"]
+    assert stages["windows"] > 0 and all(0 <= s <= total for s in stages.values())
+    assert abs(sum(stages[s] for s in ("recognise", "keep", "the rest of them"))
+               - stages["windows"]) < 0.002
