@@ -337,17 +337,29 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     bounds = np.flatnonzero(new_group)
     starts, ends = bounds[:-1], bounds[1:]
     # each record's endpoints against the record before it in its group: the same, or
-    # swapped (the other endpoint sent it: a turn); a group's first record: endpoint 0's
-    same, swapped = np.ones(max(n - 1, 0), bool), np.ones(max(n - 1, 0), bool)
-    loop = np.ones(len(starts), bool)
-    for i in range(3):
-        a, z = words[i][order], words[i + 3][order]
-        same &= (a[1:] == a[:-1]) & (z[1:] == z[:-1])
-        swapped &= (a[1:] == z[:-1]) & (z[1:] == a[:-1])
-        loop &= a[starts] == z[starts]
+    # swapped (the other endpoint sent it: a turn); a group's first record: endpoint 0's.
+    # An IPv4 endpoint is one 64-bit word (the address, the port above it: an IPv4 key's
+    # second word is zero); an IPv6 record's endpoints are then compared word by word
+    # (its first record is taken for a loop if its two words alike: left to the tracker)
+    a, z = (words[0] | words[2] << np.uint64(32))[order], \
+        (words[3] | words[5] << np.uint64(32))[order]
+    same = (a[1:] == a[:-1]) & (z[1:] == z[:-1])
+    swapped = (a[1:] == z[:-1]) & (z[1:] == a[:-1])
+    loop = a[starts] == z[starts]
+    v = version[order]
+    six = np.flatnonzero(v == 6)
+    if len(six):
+        at = six[six > 0]  # an IPv6 record and the one before it
+        cur, prev = order[at], order[at - 1]
+        same6, swapped6 = np.ones(len(at), bool), np.ones(len(at), bool)
+        for i in range(3):
+            a6, z6 = words[i][cur], words[i + 3][cur]
+            pa, pz = words[i][prev], words[i + 3][prev]
+            same6 &= (a6 == pa) & (z6 == pz)
+            swapped6 &= (a6 == pz) & (z6 == pa)
+        same[at - 1], swapped[at - 1] = same6, swapped6
     # odd: neither (another connection), both (an endpoint talking to itself: so is a
     # group's first record whose two endpoints are one), or another IP version
-    v = version[order]
     odd_rec = np.zeros(n, bool)
     odd_rec[1:] = (same == swapped) | (v[1:] != v[:-1])
     odd_rec[starts] = loop

@@ -525,22 +525,28 @@ def test_connections_whose_hashes_collide(mix, monkeypatch, taken, weak):
         assert sum(odd) > 1000 and taken[0] > per_packet.captures[0].packets // 10
 
 
-@pytest.mark.parametrize("other", ["another connection", "IPv6 twin"])
+@pytest.mark.parametrize("other", ["another connection", "IPv6 twin", "IPv6 to IPv6"])
 def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     """A real clean close with two data segments of another connection in its midst, in
-    the same group (every hash made alike): another 4-tuple (three_way.pcap's), or the
-    same addresses' bytes and ports over IPv6.  The group is left to the tracker (kept
-    as one connection, its packets would replay as two)."""
+    the same group (every hash made alike): another 4-tuple (three_way.pcap's), the same
+    addresses' bytes and ports over IPv6, or (the close itself over IPv6) the same ports
+    and addresses but for their last 8 bytes (which an IPv4 address does not have).  The group is left to the tracker (kept as one connection, its packets would
+    replay as two)."""
     import numpy as np
     import pcapbuild as pb
     r = pb.read_pcap(pb.SAMPLES / "four_way.pcap")[1]
+
+    def twin(frame, tail=bytes(12)):
+        src, dst, seg = pb.split_ipv4(frame[14:])
+        src6, dst6 = src + tail, dst + tail
+        return pb.ethernet(pb.ipv6(pb.retarget_tcp(seg, src6, dst6), src6, dst6),
+                           ethertype=0x86DD)
     if other == "IPv6 twin":
-        def twin(frame):
-            src, dst, seg = pb.split_ipv4(frame[14:])
-            src6, dst6 = src + bytes(12), dst + bytes(12)
-            return pb.ethernet(pb.ipv6(pb.retarget_tcp(seg, src6, dst6), src6, dst6),
-                               ethertype=0x86DD)
         others = [twin(rec.data) for rec in r[3:5]]
+    elif other == "IPv6 to IPv6":
+        r = [pb.Rec(rec.ts_ns, twin(rec.data)) for rec in r]
+        others = [twin(rec.data, bytes(11) + b"\1") for rec in pb.read_pcap(
+            pb.SAMPLES / "four_way.pcap")[1][3:5]]
     else:
         others = [rec.data for rec in pb.read_pcap(pb.SAMPLES / "three_way.pcap")[1][3:5]]
     between = [pb.Rec(r[4].ts_ns + 1 + i, data) for i, data in enumerate(others)]
