@@ -10,8 +10,10 @@ are our own (``struct``, and numpy for a whole chunk of pcap records at once: on
 following the chain of record lengths is a loop per record), because of dpkt's quirks
 (dpkt 1.9.8): its readers round nanosecond timestamps through ``float``/``Decimal``,
 know only the first pcapng interface, raise ``NeedData`` in the middle of iteration,
-and its pcapng option parser fails on an interface comment that is not UTF-8.  dpkt's
-pcapng definitions (block types, option codes) name what the walker looks for.
+and its pcapng option parser fails on an interface comment that is not UTF-8.  The
+numbers the walker looks for (block types, option codes) are written out here, with
+the names dpkt gives them (tests/test_capture.py checks they are dpkt's), so that
+reading a capture does not import dpkt (a twentieth of a second at every start).
 
 A capture that breaks off part-way (a record cut short, a corrupt block length)
 stops the iteration; the frames read so far stand, and the problem is kept in
@@ -29,8 +31,6 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
-
-import dpkt
 
 from .errors import CaptureError, printable
 
@@ -50,11 +50,10 @@ PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _GZIP_MAGIC = b"\x1f\x8b"
 
-# pcapng block types (draft-ietf-opsawg-pcapng section 11.1), as dpkt names them
-BT_IDB = dpkt.pcapng.PCAPNG_BT_IDB
-BT_PB = dpkt.pcapng.PCAPNG_BT_PB
-BT_SPB = dpkt.pcapng.PCAPNG_BT_SPB
-BT_EPB = dpkt.pcapng.PCAPNG_BT_EPB
+# pcapng block types (draft-ietf-opsawg-pcapng section 11.1) and the interface options
+# read, as dpkt.pcapng names them (PCAPNG_BT_IDB ..., PCAPNG_OPT_IF_TSRESOL ...)
+BT_IDB, BT_PB, BT_SPB, BT_EPB = 1, 2, 3, 6
+OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 9, 14
 
 # A record larger than this is taken as corruption, whatever the snap length says:
 # it keeps a crafted 2**31 caplen from being allocated.  (libpcap's own limit for
@@ -821,9 +820,9 @@ def _parse_idb(block: bytes, order: str, start: int, info: CaptureInfo) -> _Inte
         pos += 4 + ((length + 3) & ~3)
         if code == 0:
             break
-        if code == dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL and value:
+        if code == OPT_IF_TSRESOL and value:
             v = value[0]
             iface.units_per_s = (2 ** (v & 0x7F)) if v & 0x80 else (10 ** (v & 0x7F))
-        elif code == dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET and len(value) >= 8:
+        elif code == OPT_IF_TSOFFSET and len(value) >= 8:
             iface.offset_ns = struct.unpack(order + "q", value[:8])[0] * 1_000_000_000
     return iface

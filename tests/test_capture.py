@@ -598,3 +598,15 @@ def test_chunks_hold_a_number_of_records(monkeypatch, size, max_chunk, per_batch
     assert all(low <= c <= high for c in counts[3:-1]), counts
     assert [f.data for b in batches for f in b.frames()] == [r.data for r in records]
     assert cap.info.error is None
+
+
+def test_the_pcapng_numbers_are_dpkts() -> None:
+    """The block types and interface options the walker looks for, written out in
+    capture.py (so reading a capture does not import dpkt), are the ones dpkt defines."""
+    import dpkt
+    from teardown_analyzer import capture
+    ng = dpkt.pcapng
+    assert (capture.BT_IDB, capture.BT_PB, capture.BT_SPB, capture.BT_EPB,
+            capture.OPT_IF_TSRESOL, capture.OPT_IF_TSOFFSET) == (
+        ng.PCAPNG_BT_IDB, ng.PCAPNG_BT_PB, ng.PCAPNG_BT_SPB, ng.PCAPNG_BT_EPB,
+        ng.PCAPNG_OPT_IF_TSRESOL, ng.PCAPNG_OPT_IF_TSOFFSET)
