@@ -96,7 +96,7 @@ class Batch(NamedTuple):
     The columns are numpy arrays (int64; ``ts_ns`` holds Python ints, dtype object, in
     the rare pcapng batch whose clock goes beyond 64 bits)."""
 
-    buf: bytes
+    buf: "bytes | memoryview"
     linktype: int
     first: int
     """Packet number of the first record."""
@@ -114,7 +114,7 @@ class Batch(NamedTuple):
         for i, (start, incl, orig, ts) in enumerate(zip(
                 self.starts.tolist(), self.lens.tolist(), self.origs.tolist(),
                 self.ts_ns.tolist()), self.first):
-            yield Frame(i, ts, lt, buf[start:start + incl], orig, iface)
+            yield Frame(i, ts, lt, bytes(buf[start:start + incl]), orig, iface)
 
 
 BATCH = 8192
@@ -356,13 +356,13 @@ def _prime(walker: Iterator[Batch]) -> Iterator[Batch]:
 class _Reader:
     """Reads from the stream and tracks the byte offset for error messages."""
 
-    __slots__ = ("stream", "offset", "source", "read1")
+    __slots__ = ("stream", "offset", "source", "readinto1")
 
     def __init__(self, stream: BinaryIO, source: str) -> None:
         self.stream = stream
         self.offset = 0
         self.source = source
-        self.read1 = getattr(stream, "read1", stream.read)
+        self.readinto1 = getattr(stream, "readinto1", None) or stream.readinto
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or fewer at the end of the stream."""
@@ -370,20 +370,26 @@ class _Reader:
         self.offset += len(data)
         return data
 
-    def chunk(self, n: int, after: int) -> bytes:
-        """Up to ``n`` bytes, whatever is ready; b"" only at the end.
+    def extend(self, tail: "bytes | memoryview", n: int, after: int) -> memoryview:
+        """``tail`` (what is left of the chunk before), then up to ``n`` bytes more,
+        whatever is ready (none only at the end), in new memory: the bytes read are read
+        into it, not copied once more to join them to ``tail``.
 
         A broken gzip stream raises only after the data decompressed before the break
         was handed out (``read1``), so the packets before it are still analysed.
         """
+        import numpy as np
+        kept = len(tail)
+        out = memoryview(np.empty(kept + n, np.uint8))
+        out[:kept] = tail
         try:
-            data = self.read1(n)
+            got = self.readinto1(out[kept:])
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
             raise CaptureError(f"read failed after packet {after}: the compressed stream "
                                f"breaks off ({exc})", source=self.source,
                                where=f"byte {self.offset} (uncompressed)") from exc
-        self.offset += len(data)
-        return data
+        self.offset += got
+        return out[:kept + got]
 
 
 def items_at(buf: "bytes | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> "np.ndarray":
@@ -516,8 +522,9 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
         if end is not None and base + pos >= end:
             span.stopped_at = base + pos  # type: ignore[union-attr]
             return
-        more = rd.chunk(max(_chunk(base + pos - start, index - index0), need), index)
-        if not more:
+        more = rd.extend(buf[pos:], max(_chunk(base + pos - start, index - index0), need),
+                         index)
+        if len(more) == size - pos:  # nothing more
             if pos == size:
                 if span is not None:
                     span.stopped_at = base + pos
@@ -535,7 +542,7 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
                 f"capture cut off mid-record: packet {index + 1} has "
                 f"{size - pos - rec_len} of {incl} bytes", source=info.source,
                 where=f"byte {base + pos}")
-        buf, base, pos = buf[pos:] + more, base + pos, 0
+        buf, base, pos = more, base + pos, 0
 
 
 @dataclass(slots=True)
@@ -600,10 +607,10 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                     yield made()
                 buf, base, pos = buf[pos:], base + pos, 0
                 while len(buf) < 12:
-                    more = rd.chunk(chunk(), index)
-                    if not more:
+                    more = rd.extend(buf, chunk(), index)
+                    if len(more) == len(buf):
                         break
-                    buf += more
+                    buf = more
             run = None if first else _packet_run(buf, pos, order, interfaces, most,
                                                  None if stop is None else stop - base)
             if run is not None:
@@ -651,13 +658,13 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                     yield made()
                 buf, base, pos = buf[pos:], start, 0
                 while len(buf) < blen:
-                    more = rd.chunk(max(chunk(), blen - len(buf)), index)
-                    if not more:
+                    more = rd.extend(buf, max(chunk(), blen - len(buf)), index)
+                    if len(more) == len(buf):
                         done = 12 if shb else 8
                         raise CaptureError(f"capture cut off mid-block: {len(buf) - done} of "
                                            f"{blen - done} bytes", source=info.source,
                                            where=f"byte {start}")
-                    buf += more
+                    buf = more
             (trailer,) = struct.unpack_from(order + "I", buf, pos + blen - 4)
             if trailer != blen:
                 what = "section header block" if shb else f"block of type 0x{btype:08x}"
