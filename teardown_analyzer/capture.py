@@ -356,13 +356,15 @@ def _prime(walker: Iterator[Batch]) -> Iterator[Batch]:
 class _Reader:
     """Reads from the stream and tracks the byte offset for error messages."""
 
-    __slots__ = ("stream", "offset", "source", "readinto1")
+    __slots__ = ("stream", "offset", "source", "readinto1", "broken")
 
     def __init__(self, stream: BinaryIO, source: str) -> None:
         self.stream = stream
         self.offset = 0
         self.source = source
-        self.readinto1 = getattr(stream, "readinto1", None) or stream.readinto
+        self.readinto1 = getattr(stream, "readinto1", None) or getattr(stream, "readinto")
+        self.broken: Exception | None = None
+        """A read that failed after others of the same chunk: raised at the next."""
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or fewer at the end of the stream."""
@@ -371,28 +373,44 @@ class _Reader:
         return data
 
     def extend(self, tail: "bytes | memoryview", n: int, after: int) -> memoryview:
-        """``tail`` (what is left of the chunk before), then up to ``n`` bytes more,
-        whatever is ready (none only at the end), in new memory: the bytes read are read
-        into it, not copied once more to join them to ``tail``.
+        """``tail`` (what is left of the chunk before), then up to ``n`` bytes more (at
+        least half of them, unless the stream ends first; none only at the end), in new
+        memory: the bytes are read into it, not copied once more to join them to
+        ``tail``.  A pipe or a gzip stream hands out a few kB a read: the chunk is made
+        of several, not a batch of each.
 
         A broken gzip stream raises only after the data decompressed before the break
-        was handed out (``read1``), so the packets before it are still analysed.
+        was handed out, so the packets before it are still analysed.
         """
         import numpy as np
+        if self.broken is not None:
+            exc, self.broken = self.broken, None
+            raise self._failed(exc, after) from exc
         kept = len(tail)
-        out = memoryview(np.empty(kept + n, np.uint8))
+        out = np.empty(kept + n, np.uint8).data
         out[:kept] = tail
-        try:
-            got = self.readinto1(out[kept:])
-        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-            raise CaptureError(f"read failed after packet {after}: the compressed stream "
-                               f"breaks off ({exc})", source=self.source,
-                               where=f"byte {self.offset} (uncompressed)") from exc
-        self.offset += got
-        return out[:kept + got]
+        got = kept
+        while got - kept < (n + 1) // 2:
+            try:
+                more = self.readinto1(out[got:])
+            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+                if got == kept:
+                    raise self._failed(exc, after) from exc
+                self.broken = exc
+                break
+            if not more:
+                break
+            got += more
+            self.offset += more
+        return out[:got]
+
+    def _failed(self, exc: Exception, after: int) -> CaptureError:
+        return CaptureError(f"read failed after packet {after}: the compressed stream "
+                            f"breaks off ({exc})", source=self.source,
+                            where=f"byte {self.offset} (uncompressed)")
 
 
-def items_at(buf: "bytes | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> "np.ndarray":
+def items_at(buf: "bytes | memoryview | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> "np.ndarray":
     """The item of ``dtype`` that begins at each offset ``at`` of ``buf`` (all within it),
     copied: one array viewing an item at every byte offset, indexed (about three times
     faster than indexing the rows of numpy's ``sliding_window_view``), as plain bytes
@@ -468,7 +486,8 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
     # per chunk: offsets into it, no object or copy per packet.  The only loop per
     # record follows the chain of record lengths; everything else about the records
     # (times, lengths, checks) is read for the whole chunk at once.
-    buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
+    buf: bytes | memoryview = b""
+    pos, base = 0, rd.offset  # base: file offset of buf[0]
     start = base
     while True:
         size = len(buf)
@@ -576,7 +595,8 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
         first = False
         for i, iface in enumerate(interfaces):
             info.linktypes[iface_base + i] = iface.linktype
-    buf, pos, base = b"", 0, rd.offset  # base: file offset of buf[0]
+    buf: bytes | memoryview = b""
+    pos, base = 0, rd.offset  # base: file offset of buf[0]
     start = origin = base
     state = None if span is None else span.state  # (when the first packet block came)
     # the batch being made: records of one interface in buf
@@ -746,7 +766,7 @@ def unknown_blocks_warning(count: int) -> str:
     return f"{count} pcapng blocks of other types skipped"
 
 
-def _packet_run(buf: bytes, pos: int, order: str, interfaces: list[_Interface],
+def _packet_run(buf: "bytes | memoryview", pos: int, order: str, interfaces: list[_Interface],
                 most: int, stop: int | None = None) -> tuple | None:
     """The enhanced packet blocks of one interface from ``pos`` on, up to ``most``, that
     are whole in ``buf`` and that the block-by-block reading would take without a word:
@@ -813,7 +833,7 @@ def _no_interface(index: int, iface_id: int, start: int, info: CaptureInfo) -> C
                         where=f"byte {start}")
 
 
-def _parse_idb(block: bytes, order: str, start: int, info: CaptureInfo) -> _Interface:
+def _parse_idb(block: "bytes | memoryview", order: str, start: int, info: CaptureInfo) -> _Interface:
     """Parse an interface description block and the two options we need."""
     if len(block) < 20:
         raise CaptureError("pcapng interface description block is too short",

@@ -216,7 +216,7 @@ def gathered(batch: Batch, owner: tuple[int, int], skip: Callable[[str], None]
                   batch.linktype)
 
 
-def gather(buf: bytes, starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, first: int,
+def gather(buf: "bytes | memoryview", starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, first: int,
            owner: tuple[int, int], skip: Callable[[str], None],
            linktype: int = 1) -> dict[str, np.ndarray]:
     """The TCP records of one batch (of a link type in :data:`LAYOUTS`) that ``owner`` =

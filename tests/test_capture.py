@@ -610,3 +610,34 @@ def test_the_pcapng_numbers_are_dpkts() -> None:
             capture.OPT_IF_TSRESOL, capture.OPT_IF_TSOFFSET) == (
         ng.PCAPNG_BT_IDB, ng.PCAPNG_BT_PB, ng.PCAPNG_BT_SPB, ng.PCAPNG_BT_EPB,
         ng.PCAPNG_OPT_IF_TSRESOL, ng.PCAPNG_OPT_IF_TSOFFSET)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_a_stream_read_a_few_bytes_at_a_time_makes_few_batches(real_packets, fmt) -> None:
+    """A pipe (or a gzip stream) hands out a few kB a read; the walker reads on until it
+    has a chunk's worth (half of it at least), rather than making a batch of every read:
+    here 100 bytes a read, unseekable, and the whole capture (under one chunk) is one
+    batch, with the frames of the file read at once."""
+    import io
+    from teardown_analyzer import capture
+
+    class Trickle(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[override]
+            n = min(len(b), 100, len(self.data))
+            b[:n], self.data = self.data[:n], self.data[n:]
+            return n
+
+    packets = real_packets * 40  # ~ 22 kB
+    blob = pb.pcap(_records(packets)) if fmt == "pcap" else \
+        pb.shb() + pb.idb(1) + b"".join(pb.epb(0, i, p) for i, p in enumerate(packets))
+    cap = capture._open_stream(Trickle(blob), "<trickle>", None)  # type: ignore[arg-type]
+    batches = list(cap.batches())
+    assert len(batches) == 1 and cap.info.error is None
+    assert [(f.data, f.ts_ns) for f in batches[0].frames()] == \
+        [(f.data, f.ts_ns) for f in _read(blob)[1]]
