@@ -410,7 +410,8 @@ class _Reader:
                             where=f"byte {self.offset} (uncompressed)")
 
 
-def items_at(buf: "bytes | memoryview | np.ndarray", dtype: "np.dtype", at: "np.ndarray") -> "np.ndarray":
+def items_at(buf: "bytes | memoryview | np.ndarray", dtype: "np.dtype", at: "np.ndarray"
+             ) -> "np.ndarray":
     """The item of ``dtype`` that begins at each offset ``at`` of ``buf`` (all within it),
     copied: one array viewing an item at every byte offset, indexed (about three times
     faster than indexing the rows of numpy's ``sliding_window_view``), as plain bytes
@@ -833,7 +834,8 @@ def _no_interface(index: int, iface_id: int, start: int, info: CaptureInfo) -> C
                         where=f"byte {start}")
 
 
-def _parse_idb(block: "bytes | memoryview", order: str, start: int, info: CaptureInfo) -> _Interface:
+def _parse_idb(block: "bytes | memoryview", order: str, start: int, info: CaptureInfo
+               ) -> _Interface:
     """Parse an interface description block and the two options we need."""
     if len(block) < 20:
         raise CaptureError("pcapng interface description block is too short",

@@ -216,8 +216,8 @@ def gathered(batch: Batch, owner: tuple[int, int], skip: Callable[[str], None]
                   batch.linktype)
 
 
-def gather(buf: "bytes | memoryview", starts: np.ndarray, lens: np.ndarray, ts: np.ndarray, first: int,
-           owner: tuple[int, int], skip: Callable[[str], None],
+def gather(buf: "bytes | memoryview", starts: np.ndarray, lens: np.ndarray, ts: np.ndarray,
+           first: int, owner: tuple[int, int], skip: Callable[[str], None],
            linktype: int = 1) -> dict[str, np.ndarray]:
     """The TCP records of one batch (of a link type in :data:`LAYOUTS`) that ``owner`` =
     (k, n) tracks (the port sum modulo n is k), as columns: everything the tracker reads

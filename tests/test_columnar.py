@@ -530,8 +530,9 @@ def test_a_group_that_is_not_one_connection(other, tmp_path, monkeypatch):
     """A real clean close with two data segments of another connection in its midst, in
     the same group (every hash made alike): another 4-tuple (three_way.pcap's), the same
     addresses' bytes and ports over IPv6, or (the close itself over IPv6) the same ports
-    and addresses but for their last 8 bytes (which an IPv4 address does not have).  The group is left to the tracker (kept as one connection, its packets would
-    replay as two)."""
+    and addresses but for their last 8 bytes (which an IPv4 address does not have).  The
+    group is left to the tracker (kept as one connection, its packets would replay as
+    two)."""
     import numpy as np
     import pcapbuild as pb
     r = pb.read_pcap(pb.SAMPLES / "four_way.pcap")[1]
