@@ -488,17 +488,19 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
     picked = order[in_order]
     counts = size[chosen]
     first = order[starts[chosen]]
-    # the packets' rows, then each connection's header row put before its packets' (rows
-    # moved as bytes: one pass, not one per field)
-    rows = np.empty(len(picked), ROW)
-    for c in ("packet", "ts", *_FIELDS):
-        rows[c] = cols[c][picked]
-    rows["sender"] = groups.sender[in_order]
+    # each connection's header row, then its packets' rows: every field gathered straight
+    # into its place (a header row's from record 0, then overwritten)
     at = np.concatenate(([0], np.cumsum(counts + 1)[:-1]))
-    out = np.zeros((len(picked) + len(chosen), ROW.itemsize), np.uint8)
-    is_row = np.ones(len(out), bool)
+    is_row = np.ones(len(picked) + len(chosen), bool)
     is_row[at] = False
-    out[is_row] = rows.view(np.uint8).reshape(len(rows), ROW.itemsize)
+    src = np.zeros(len(is_row), np.int64)
+    src[is_row] = picked
+    rows = np.empty(len(is_row), ROW)
+    for c in ("packet", "ts", *_FIELDS):
+        rows[c] = cols[c][src]
+    rows["sender"][is_row] = groups.sender[in_order]
+    out = rows.view(np.uint8).reshape(len(rows), ROW.itemsize)
+    out[at] = 0
     out[at, 1:38] = cols["key"][first]  # (a zero tag, the endpoints, zeros)
     handle = keep_rows(cols["packet"][first], out.reshape(-1).data, at * ROW.itemsize,
                        (counts + 1) * ROW.itemsize, groups.meta[chosen])
