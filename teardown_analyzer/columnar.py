@@ -347,9 +347,11 @@ def _bytes_at(data: np.ndarray, width: int, st: np.ndarray) -> np.ndarray:
     return items_at(data, np.dtype(f"V{width}"), st).view(np.uint8).reshape(-1, width)
 
 
-_LINUX_SYN = np.array([2, 4, -1, -1, 4, 2, 8, 10] + [-1] * 8 + [1, 3, 3, -1], np.int16)
+_LINUX_SYN = ((0xFFFF_FFFF_0000_FFFF, 0x0A08_0204_0000_0402), (0x00FF_FFFF, 0x0003_0301))
 """The options Linux puts in a SYN and a SYN-ACK (MSS, SACK-permitted, timestamps, NOP,
-window scale; -1: any byte): the window-scale shift is then byte 19."""
+window scale), as (mask, value) of their first 8 bytes and of bytes 16 to 19 read as
+little-endian integers: 2, 4 (MSS), 4, 2 (SACK-permitted), 8, 10 (timestamps), then
+1 (NOP), 3, 3 (window scale); the window-scale shift is then byte 19."""
 
 
 def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np.ndarray
@@ -360,15 +362,20 @@ def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np
     -1 for the other records."""
     out = np.full(len(syn), -1, np.int16)
     rows = np.flatnonzero(syn)
-    o = first_bytes(data, tcp_at[rows] + 20, 40)  # the options: 40 bytes at most
+    start = tcp_at[rows] + 20  # the options: 40 bytes at most
     end = end[rows] - 20
-    # Linux's options, all there: read at once; the others option by option
-    opts = o[:, :len(_LINUX_SYN)].astype(np.int16)
-    linux = ((opts == _LINUX_SYN) | (_LINUX_SYN < 0)).all(axis=1) & (end >= len(_LINUX_SYN))
-    out[rows[linux]] = opts[linux, -1]
-    at = np.flatnonzero(~linux)  # rows of o
+    # Linux's options, all there: read at once, as two integers; the others option by
+    # option
+    o = first_bytes(data, start, 20)
+    (mask8, linux8), (mask4, linux4) = _LINUX_SYN
+    tail = o[:, 16:].copy().view("<u4")[:, 0]
+    linux = ((o[:, :8].copy().view("<u8")[:, 0] & np.uint64(mask8)) == np.uint64(linux8)) \
+        & ((tail & np.uint32(mask4)) == np.uint32(linux4)) & (end >= 20)
+    out[rows[linux]] = tail[linux] >> 24
+    rows, end = rows[~linux], end[~linux]
+    o = first_bytes(data, start[~linux], 40)
+    at = np.arange(len(rows))  # rows of o
     p = np.zeros(len(at), np.int64)
-    end = end[at]
     while len(at):
         going = p < end
         at, p, end = at[going], p[going], end[going]
