@@ -15,7 +15,8 @@ child's own resource usage from ``wait4``):
 4. ``tcptrace -n -l CAPTURE``
 
 and prints wall time, packets per second, the speed ratio to teardown-analyze and the
-peak resident memory of each.  Correctness is part of the benchmark: teardown-analyze's
+peak resident memory of each (with ``--repeat N``, each tool N times, in turns: the
+median, and the best wall time).  Correctness is part of the benchmark: teardown-analyze's
 ``totals`` (connections, kinds, RSTs, half-open, TIME_WAIT sides) and its initiators per
 kind must equal the generator's expected counts, or the exit status is 1.  The
 connection counts of tshark and tcptrace are shown for comparison (informational).
@@ -145,6 +146,25 @@ def measure(cmd: list[str], stdout_path: str, use_time: bool) -> dict[str, Any]:
                 "status": proc.returncode, "stderr": text}
 
 
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tool's runs as one: the median wall and CPU times (the upper middle one of an
+    even number), the best wall, the largest peak memory, the last run's output and load,
+    the first failing status."""
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+    r = dict(runs[-1])
+    walls = [x["wall_s"] for x in runs]
+    r["wall_s"], r["best_wall_s"], r["walls_s"] = median(walls), min(walls), walls
+    cpus = [x["cpu_s"] for x in runs if x["cpu_s"] is not None]
+    r["cpu_s"] = median(cpus) if len(cpus) == len(runs) else None
+    rss = [x["rss_mb"] for x in runs if x["rss_mb"] is not None]
+    r["rss_mb"] = max(rss) if rss else None
+    failed = [x for x in runs if x["status"] != 0]
+    if failed:
+        r["status"], r["stderr"] = failed[0]["status"], failed[0]["stderr"]
+    return r
+
+
 def analyzer_command() -> list[str]:
     exe = shutil.which("teardown-analyze")
     return [exe] if exe else [sys.executable, "-m", "teardown_analyzer"]
@@ -239,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", metavar="DIR",
                    help="keep the tools' outputs in DIR (default: a temporary directory)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run every tool N times, in turns (tool after tool, N rounds): "
+                   "the wall and CPU times shown are each tool's median, the best wall "
+                   "beside it (default 1)")
     args = p.parse_args(argv)
 
     capture = args.capture or f"/tmp/teardown-bench-{args.connections}.pcap"
@@ -313,18 +337,22 @@ def main(argv: list[str] | None = None) -> int:
 
     outdir = args.keep or tempfile.mkdtemp(prefix="teardown-bench-")
     os.makedirs(outdir, exist_ok=True)
-    results: dict[str, dict[str, Any]] = {}
-    for name, cmd in tools:
-        print(f"running {name}: {' '.join(cmd)}", file=sys.stderr, flush=True)
-        out_path = os.path.join(outdir, f"{name}.out")
-        r = measure(cmd, out_path, use_time)
-        r["load_after"] = loadavg()
-        r["cmd"] = cmd
-        r["out"] = out_path
-        if r["status"] != 0:
-            tail = "\n".join(r["stderr"].splitlines()[-8:])
-            print(f"  {name} exited with status {r['status']}:\n{tail}", file=sys.stderr)
-        results[name] = r
+    # in turns, so that a minute when the machine is slower touches every tool alike
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in tools}
+    for round_ in range(max(args.repeat, 1)):
+        for name, cmd in tools:
+            print(f"running {name}{f' ({round_ + 1} of {args.repeat})' if args.repeat > 1 else ''}"
+                  f": {' '.join(cmd)}", file=sys.stderr, flush=True)
+            out_path = os.path.join(outdir, f"{name}.out")
+            r = measure(cmd, out_path, use_time)
+            r["load_after"] = loadavg()
+            r["cmd"] = cmd
+            r["out"] = out_path
+            if r["status"] != 0:
+                tail = "\n".join(r["stderr"].splitlines()[-8:])
+                print(f"  {name} exited with status {r['status']}:\n{tail}", file=sys.stderr)
+            runs[name].append(r)
+    results = {name: _summary(rs) for name, rs in runs.items()}
 
     # correctness
     problems: list[str] = []
@@ -350,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         counted["tcptrace"] = tcptrace_connections(results["tcptrace"]["out"])
 
     ta_wall = ta["wall_s"]
-    header = (f"{'tool':<26}{'wall s':>9}{'CPU s':>8}{'packets/s':>12}{'vs teardown-analyze':>21}"
-              f"{'peak RSS MB':>13}{'connections':>13}{'load':>7}")
+    header = (f"{'tool':<26}{'wall s':>9}{'best s':>8}{'CPU s':>8}{'packets/s':>12}"
+              f"{'vs teardown-analyze':>21}{'peak RSS MB':>13}{'connections':>13}{'load':>7}")
     print(header)
     print("-" * len(header))
     for name, r in results.items():
@@ -363,15 +391,17 @@ def main(argv: list[str] | None = None) -> int:
         status = "" if r["status"] == 0 else f"  (exit {r['status']})"
         load = "?" if r["load_after"] is None else f"{r['load_after']:.1f}"
         cpu = "?" if r["cpu_s"] is None else f"{r['cpu_s']:.1f}"
-        print(f"{name:<26}{wall:>9.2f}{cpu:>8}{pps:>12,.0f}{ratio:>20.2f}x{rss:>13}"
-              f"{'?' if n is None else n:>13}{load:>7}{status}")
+        print(f"{name:<26}{wall:>9.2f}{r['best_wall_s']:>8.2f}{cpu:>8}{pps:>12,.0f}"
+              f"{ratio:>20.2f}x{rss:>13}{'?' if n is None else n:>13}{load:>7}{status}")
         r["packets_per_s"] = pps
         r["speed_vs_teardown_analyze"] = ratio
         r["connections"] = n
     print()
     print("vs teardown-analyze: how many times faster than teardown-analyze the tool is "
-          "(its packets/s divided by teardown-analyze's); CPU s: user + system; load: 1-minute load average when "
-          "the tool finished.")
+          "(its packets/s divided by teardown-analyze's); CPU s: user + system; load: "
+          "1-minute load average when the tool finished."
+          + (f" Wall, CPU and packets/s: the median of {args.repeat} runs; best s: the "
+             f"fastest; peak RSS: the largest." if args.repeat > 1 else ""))
     for name in ("tshark", "tcptrace"):
         n = counted.get(name)
         if name in counted and n is not None and n != expected["connections"]:
@@ -383,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         for prob in problems:
             print(f"  - {prob}")
     else:
-        print(f"\nCORRECTNESS: ok: teardown-analyze's totals (connections, kinds, RSTs, "
-              f"half-open, TIME_WAIT sides) and initiators per kind equal the expected counts")
+        print("\nCORRECTNESS: ok: teardown-analyze's totals (connections, kinds, RSTs, "
+              "half-open, TIME_WAIT sides) and initiators per kind equal the expected counts")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"machine": info, "versions": versions, "capture": capture,

@@ -165,3 +165,35 @@ def test_the_stage_timer_runs_on_the_generated_capture(generated):
     assert stages["windows"] > 0 and all(0 <= s <= total for s in stages.values())
     assert abs(sum(stages[s] for s in ("recognise", "keep", "the rest of them"))
                - stages["windows"]) < 0.002
+
+
+def test_the_benchmark_runs_each_tool_in_turns_and_checks_the_counts(generated, tmp_path):
+    """benchmarks/run.py with ``--repeat 2`` runs teardown-analyze's JSON and table twice
+    each, in turns, and reports each one's median (the upper middle) and best wall time;
+    the counts it checks are the generator's, so it says the result is correct (exit 0).
+    With an expected count changed, it says which and exits 1."""
+    import shutil
+    import subprocess
+    import sys
+    _gen, d, path, exp = generated
+    report = tmp_path / "bench.json"
+    run = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--capture", str(path),
+           "--skip-tshark", "--skip-tcptrace", "--repeat", "2", "--json", str(report)]
+    p = subprocess.run(run, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "CORRECTNESS: ok" in p.stdout
+    assert p.stderr.count("(1 of 2)") == 2 and p.stderr.count("(2 of 2)") == 2
+    got = json.loads(report.read_text())
+    assert got["correct"] and list(got["results"]) == ["teardown-analyze",
+                                                       "teardown-analyze (table)"]
+    for r in got["results"].values():
+        assert len(r["walls_s"]) == 2 and r["wall_s"] == max(r["walls_s"])
+        assert r["best_wall_s"] == min(r["walls_s"]) and r["connections"] == N
+    # a capture whose expected counts are wrong: the benchmark fails, and says why
+    other = tmp_path / "b.pcap"
+    shutil.copy(path, other)
+    wrong = json.loads(pathlib.Path(f"{path}.expected.json").read_text())
+    wrong["totals"]["kinds"]["rst"] += 1
+    pathlib.Path(f"{other}.expected.json").write_text(json.dumps(wrong))
+    p = subprocess.run(run[:3] + [str(other)] + run[4:6], capture_output=True, text=True)
+    assert p.returncode == 1 and "CORRECTNESS: FAILED" in p.stdout and "rst" in p.stdout
