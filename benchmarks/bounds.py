@@ -80,7 +80,6 @@ def write_onestream(path: str, n: int) -> None:
     ip_s = _ipv4_header(40, s, c)    # server ACKs
     isn_c, isn_s = 1_000, 5_000_000
     SYN, ACK, FIN, PSH = 0x002, 0x010, 0x001, 0x008
-    pkts: list[tuple[bytes, bytes, int, int, int, bytes]] = []
 
     def rec(i: int, frm_client: bool, seq: int, ack: int, flags: int, data: bytes = b""
             ) -> bytes:
