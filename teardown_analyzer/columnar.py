@@ -29,7 +29,9 @@ The results are identical to feeding every packet (tests/test_columnar.py), beca
   :class:`~teardown_analyzer.keptindex.KeptIndex`), so a late segment of its 4-tuple (a
   retransmitted FIN, a new SYN) takes it back: replayed, then fed on;
 * a connection that may still become one waits for the next window, for up to
-  :data:`HOLD` windows; then it is fed like the others, its packets in their order;
+  :data:`HOLD` windows; then it is fed like the others, its packets in their order.  A
+  window in which nothing of its 4-tuple comes does not analyse it again (its records
+  would make the same group, with the same verdict: :meth:`Window.take`);
 * unless it is still open (no FIN; or only a SYN, sent again or answered by a SYN-ACK)
   or half-open (FINs from one side) and breaks none of the conditions so far
   (:attr:`~teardown_analyzer.recognise.Groups.unclosed`): then the tracker's verdict, if
@@ -53,7 +55,7 @@ from .capture import Batch, items_at
 from .flows import SYN, Conn, Tracker
 from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, tcp_packet_at
 from .keptindex import KeptIndex, endpoints
-from .recognise import Groups, recognise
+from .recognise import Groups, key_hash, recognise
 
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
                 ("tcp_len", "<i4"), ("seq", "<u4"), ("ack", "<u4"), ("word", "<u2"),
@@ -167,15 +169,23 @@ COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "ple
 
 class Window:
     """Records of batches (of the link types in :data:`LAYOUTS`), gathered as columns
-    until they are analysed."""
+    until they are analysed, and those held to be analysed again with a next window.
+
+    The records of each connection are in capture order, but not the window's as a whole:
+    records held from windows before come first (:meth:`take`)."""
 
     def __init__(self) -> None:
         self.parts: list[dict[str, np.ndarray]] = []
+        """Records gathered since the last :meth:`take`: :data:`COLUMNS`, and ``hash``."""
+        self.held: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+        """Records held (:meth:`hold`): those each window held, the rows of them still
+        held, and each one's connection's first packet number."""
         self.size = 0
         self.began: list[int] = []
         """Packet number of the first record of each of the last HOLD windows: a
         connection whose first record came before them has waited HOLD times."""
         self._taken = True
+        self._seen = np.zeros(_BUCKETS, bool)  # (:meth:`take`, all false between calls)
 
     def add(self, part: dict[str, np.ndarray], first: int) -> None:
         """The records of one batch (:func:`gathered`; ``first``: its first packet's
@@ -184,22 +194,72 @@ class Window:
             self.began = self.began[1 - HOLD:] + [first] if HOLD > 1 else [first]
             self._taken = False
         if len(part["packet"]):
-            self.parts.append(part)
+            self.parts.append(dict(part, hash=key_hash(part["key"])))
             self.size += len(part["packet"])
 
-    def take(self) -> dict[str, np.ndarray] | None:
-        """Everything gathered, as one set of columns; the window is empty after."""
+    def take(self, final: bool) -> dict[str, np.ndarray] | None:
+        """What is to be analysed, as one set of columns (:data:`COLUMNS`, and ``hash``):
+        the records held, then those gathered.  Unless ``final``, the records of a
+        connection held that nothing came for since, and which may wait longer, stay:
+        they would only be held again as they are (the same records, the same group)."""
         if not self.size:
             return None
-        cols = {c: np.concatenate([p[c] for p in self.parts]) for c in COLUMNS}
-        self.parts, self.size, self._taken = [], 0, True
+        if not final:  # what came since: its hashes' buckets marked in _seen
+            seen = self._seen
+            marks = [(p["hash"] & _MASK).astype(np.intp) for p in self.parts]
+            for m in marks:
+                seen[m] = True
+        still = []
+        sources: list[tuple[dict[str, np.ndarray], np.ndarray | None]] = []
+        for held, live, since in self.held:
+            if not final:
+                idle = (since >= self.began[0]) \
+                    & ~seen[(held["hash"][live] & _MASK).astype(np.intp)]
+                if idle.all():
+                    still.append((held, live, since))
+                    continue
+                if idle.any():
+                    still.append((held, live[idle], since[idle]))
+                live = live[~idle]
+            sources.append((held, np.sort(live)))  # (read in order: several times faster)
+        if not final:
+            for m in marks:
+                seen[m] = False
+        sources += [(p, None) for p in self.parts]
+        self.parts, self.held, self._taken = [], still, True
+        self.size = sum(len(live) for _, live, _ in still)
+        if len(sources) == 1 and sources[0][1] is None:
+            return sources[0][0]
+        total = sum(len(p["packet"]) if rows is None else len(rows) for p, rows in sources)
+        if not total:
+            return None
+        cols = {}
+        for c in (*COLUMNS, "hash"):  # each source's rows copied straight into place
+            like = sources[0][0][c]
+            out = cols[c] = np.empty((total, *like.shape[1:]), like.dtype)
+            at = 0
+            for p, rows in sources:
+                if rows is None:
+                    out[at:at + len(p[c])] = p[c]
+                    at += len(p[c])
+                else:
+                    np.take(p[c], rows, axis=0, out=out[at:at + len(rows)], mode="clip")
+                    at += len(rows)
         return cols
 
-    def hold(self, cols: dict[str, np.ndarray]) -> None:
-        """Records to analyse again with the next window."""
-        if len(cols["packet"]):
-            self.parts.insert(0, cols)
-            self.size += len(cols["packet"])
+    def hold(self, cols: dict[str, np.ndarray], since: np.ndarray) -> None:
+        """Records to analyse again with a next window (in capture order), with their
+        connections' first packet numbers."""
+        if len(since):
+            self.held.append((cols, np.arange(len(since)), since))
+            self.size += len(since)
+
+
+_BUCKETS = 1 << 22
+_MASK = np.uint64(_BUCKETS - 1)
+"""Hashes marked in :attr:`Window._seen` by their low 22 bits: a connection held is
+analysed again when a record of its hash came (and when one of the about ``n / 2**22``
+others of its bucket did, ``n`` the records that came)."""
 
 
 def gathered(batch: Batch, owner: tuple[int, int], skip: Callable[[str], None]
@@ -409,7 +469,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     still close cleanly, which wait in ``window`` for the next one (for up to
     :data:`HOLD` windows, with up to :data:`HOLD_ROWS` records).  The number of records
     kept so."""
-    cols = window.take()
+    cols = window.take(final)
     if cols is None:
         return 0
     waited_from = window.began[0]
@@ -441,9 +501,13 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     if chosen.any():
         kept = int(taken_rows.sum())
         _keep(index, cols, groups, np.flatnonzero(chosen), keep_rows)
-    held = np.sort(order[held_rows])
-    window.hold({c: v[held] for c, v in cols.items()})
-    feed_rows(tracker, cols, np.sort(order[~taken_rows & ~held_rows]))
+    held = order[held_rows]
+    since = np.empty(len(order), np.int64)  # each held record's connection's first packet
+    since[held] = first_packet[group_of[held_rows]]
+    held.sort()  # (copied in order: several times faster)
+    window.hold({c: v.take(held, axis=0, mode="clip") for c, v in cols.items()}, since[held])
+    rest = order[~taken_rows & ~held_rows]
+    feed_rows(tracker, cols, rest[np.argsort(cols["packet"][rest], kind="stable")])
     return kept
 
 

@@ -3,7 +3,8 @@ shape of its records leaves no doubt: the conditions of :func:`recognise`, which
 :mod:`teardown_analyzer.flows` step by step, checked with array operations on the columns
 :mod:`teardown_analyzer.columnar` gathers (one row per record: ``key``, the two endpoints
 as :func:`~teardown_analyzer.columnar.gather` packs them; ``packet``, ``ts``, ``seq``,
-``ack``, ``flags``, ``plen``, ``window``, ``checksum``, ``ipid``, ``regular``).
+``ack``, ``flags``, ``plen``, ``window``, ``checksum``, ``ipid``, ``regular``; and
+``hash``, each record's connection's :func:`key_hash`, made as its batch is gathered).
 
 Every condition here is one the tracker's verdict depends on, or stricter; each has an
 edited capture in tests/test_columnar.py that breaks it alone and changes what the
@@ -68,8 +69,8 @@ _FOUR_WAY, _THREE_WAY, _SIMULTANEOUS, _RST, _FIN_THEN_RST, _HALF_OPEN, _NONE = (
 
 
 def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> Groups:
-    """Group the records by connection; which groups are complete clean closes, and which
-    are the beginning of one.
+    """Group the records by connection (``cols["hash"]``: each one's :func:`key_hash`);
+    which groups are complete clean closes, and which are the beginning of one.
 
     The conditions, in the tracker's terms (flows.py ``_segment``):
 
@@ -118,7 +119,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     ESTABLISHED, the server in SYN_RECV (kind ``none``, nothing unusual).
     """
     n = len(cols["key"])
-    order, starts, ends, sender, odd, hashes = _group(cols["key"], cols["packet"])
+    hashes = cols["hash"]
+    order, starts, ends, sender, odd = _group(cols["key"], hashes)
     ngroups = len(starts)
     size = ends - starts
     group_of = np.repeat(np.arange(ngroups), size)
@@ -302,33 +304,38 @@ def pair_hash(four: tuple[bytes, int, bytes, int]) -> int:
     return h ^ h >> 32
 
 
-def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Records by connection: (order, starts, ends, sender, odd, hash), where ``order`` lists
-    the records group by group, each group in capture order, from ``starts`` to
-    ``ends``; ``sender`` (in ``order``) is 0 for a record sent by the group's first
-    record's sender (endpoint 0), else 1; ``odd`` marks the records of groups left to the
-    tracker (whose ``sender`` means nothing): an endpoint talking to itself, or records of
-    another connection whose hash is alike (the group is then not one connection);
-    ``hash``: each record's :func:`_pair_hash`."""
+def _words(key: np.ndarray) -> list[np.ndarray]:
+    """The two endpoints of each key as three 64-bit words each: address, address, port."""
     n = len(key)
     key = np.ascontiguousarray(key)
 
     def word(at: int, dtype: str) -> np.ndarray:  # the item at ``at`` of every key
         return np.ndarray((n,), dtype, key, at, (key.shape[1],)).astype(np.uint64)
-    # the two endpoints as three 64-bit words each: address, address, port
-    words = [word(1, "<u8"), word(9, "<u8"), word(17, "<u2"),
-             word(19, "<u8"), word(27, "<u8"), word(35, "<u2")]
+    return [word(1, "<u8"), word(9, "<u8"), word(17, "<u2"),
+            word(19, "<u8"), word(27, "<u8"), word(35, "<u2")]
+
+
+def key_hash(key: np.ndarray) -> np.ndarray:
+    """:func:`_pair_hash` of each record's connection (``key``: as
+    :func:`~teardown_analyzer.columnar.gather` packs them)."""
+    return _pair_hash(_words(key), key[:, 0])
+
+
+def _group(key: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Records by connection (``h``: each one's :func:`key_hash`; each connection's records
+    in capture order): (order, starts, ends, sender, odd), where ``order`` lists the
+    records group by group, each group in capture order, from ``starts`` to ``ends``;
+    ``sender`` (in ``order``) is 0 for a record sent by the group's first record's sender
+    (endpoint 0), else 1; ``odd`` marks the records of groups left to the tracker (whose
+    ``sender`` means nothing): an endpoint talking to itself, or records of another
+    connection whose hash is alike (the group is then not one connection)."""
+    n = len(key)
+    words = _words(key)
     version = key[:, 0]
-    h = _pair_hash(words, version)
-    # sort on the hash's top bits and the record's place in the window (unique, and in
-    # capture order when the window is: then no stable sort is needed)
+    # sort on the hash's top bits and the record's place in the window (unique; each
+    # connection's records are in capture order in it)
     bits = max(n.bit_length(), 1)
-    if n > 1 and not (packet[1:] > packet[:-1]).all():
-        place = np.argsort(packet, kind="stable")
-        rank = np.empty(n, np.uint64)
-        rank[place] = np.arange(n, dtype=np.uint64)
-    else:
-        rank = np.arange(n, dtype=np.uint64)
+    rank = np.arange(n, dtype=np.uint64)
     sortkey = np.sort((h >> np.uint64(bits)) << np.uint64(bits) | rank)
     order = (sortkey & np.uint64((1 << bits) - 1)).astype(np.int64)
     top = sortkey >> np.uint64(bits)
@@ -368,4 +375,4 @@ def _group(key: np.ndarray, packet: np.ndarray) -> tuple[np.ndarray, ...]:
     turns = np.cumsum(turns)  # a group's first record's turn is taken off below
     group_of = np.repeat(np.arange(len(starts)), ends - starts)
     odd = np.bincount(group_of[odd_rec], minlength=len(starts))[group_of] > 0
-    return order, starts, ends, (turns - turns[starts][group_of]) & 1, odd, h
+    return order, starts, ends, (turns - turns[starts][group_of]) & 1, odd

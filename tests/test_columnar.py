@@ -177,6 +177,31 @@ def test_idle_connections_parked_between_windows(mix, monkeypatch):
     assert parked.count(None) > 1000  # open connections parked (no TIME_WAIT expiry)
 
 
+def test_held_connections_that_nothing_came_for_are_not_analysed_again(mix, monkeypatch):
+    """A connection held for the next window whose 4-tuple sends nothing in it waits on,
+    its records not analysed again (only held again as they were), unless it has waited
+    long enough; the next window in which a record of it comes takes all of its records.
+    The results are those of feeding every packet."""
+    monkeypatch.setattr(columnar, "WINDOW_ROWS", 512)
+    stayed = []
+    original = columnar.Window.take
+
+    def spy(self, final):
+        cols = original(self, final)
+        still = {int(h) for held, live, _ in self.held for h in held["hash"][live]}
+        assert not (final and still)
+        assert all((since >= self.began[0]).all() for _, _, since in self.held)
+        if cols is not None:
+            assert still.isdisjoint(cols["hash"].tolist())
+        stayed.append(len(still))
+        return cols
+
+    monkeypatch.setattr(columnar.Window, "take", spy)
+    per_packet = analyze([str(mix)], Options(vectorised=False, keep_ladder=True))
+    assert _dicts(analyze([str(mix)], Options(keep_ladder=True))) == _dicts(per_packet)
+    assert len(stayed) > 50 and sum(n > 0 for n in stayed) > len(stayed) // 2
+
+
 SMALL = [p for p in sample_captures() if p.stat().st_size < 20_000]
 
 
@@ -511,8 +536,8 @@ def test_connections_whose_hashes_collide(mix, monkeypatch, taken, weak):
     odd = []
     original = recognise._group
 
-    def spy(key, packet):
-        got = original(key, packet)
+    def spy(key, h):
+        got = original(key, h)
         odd.append(int(got[4].sum()))
         return got
 
@@ -671,8 +696,7 @@ def test_the_hash_of_a_4_tuple_is_the_windows_hash():
                                    rnd.choice((0, 1, 80, 443, 65535, rnd.randrange(65536))))
         fours.append((a[0], a[1], b[0], b[1]))
         keys.append(b"".join(keptindex.endpoints(fours[-1])))
-    hashes = recognise._group(np.frombuffer(b"".join(keys), np.uint8).reshape(-1, 37),
-                              np.arange(len(keys)))[5]
+    hashes = recognise.key_hash(np.frombuffer(b"".join(keys), np.uint8).reshape(-1, 37))
     pairs = {frozenset(((f[0], f[1]), (f[2], f[3]))) for f in fours}
     assert len(set(hashes.tolist())) == len(pairs)
     for four, h in zip(fours, hashes.tolist()):
