@@ -243,6 +243,7 @@ class Window:
                     out[at:at + len(p[c])] = p[c]
                     at += len(p[c])
                 else:
+                    # (rows held, all within it; "clip" writes to out without a buffer)
                     np.take(p[c], rows, axis=0, out=out[at:at + len(rows)], mode="clip")
                     at += len(rows)
         return cols
@@ -505,7 +506,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     since = np.empty(len(order), np.int64)  # each held record's connection's first packet
     since[held] = first_packet[group_of[held_rows]]
     held.sort()  # (copied in order: several times faster)
-    window.hold({c: v.take(held, axis=0, mode="clip") for c, v in cols.items()}, since[held])
+    window.hold({c: v.take(held, axis=0) for c, v in cols.items()}, since[held])
     rest = order[~taken_rows & ~held_rows]
     feed_rows(tracker, cols, rest[np.argsort(cols["packet"][rest], kind="stable")])
     return kept
@@ -568,7 +569,7 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
     src[is_row] = picked
     rows = np.empty(len(is_row), ROW)
     for c in ("packet", "ts", *_FIELDS):
-        rows[c] = cols[c][src]
+        rows[c] = cols[c].take(src)  # (a third faster than indexing)
     rows["sender"][is_row] = groups.sender[in_order]
     out = rows.view(np.uint8).reshape(len(rows), ROW.itemsize)
     out[at] = 0

@@ -125,9 +125,9 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     size = ends - starts
     group_of = np.repeat(np.arange(ngroups), size)
     pos = np.arange(n) - starts[group_of]       # position in its group
-    flags, seq, ack = cols["flags"][order], cols["seq"][order], cols["ack"][order]
-    plen, ts = cols["plen"][order], cols["ts"][order]
-    regular = cols["regular"][order]
+    # (take: about a fifth faster than indexing)
+    flags, seq, ack, plen, ts, regular = (cols[c].take(order) for c in (
+        "flags", "seq", "ack", "plen", "ts", "regular"))
 
     def per_group(values: np.ndarray, ufunc: Any) -> np.ndarray:  # (groups are slices)
         return ufunc.reduceat(values, starts) if ngroups else values[:0]
@@ -348,12 +348,12 @@ def _group(key: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
     # An IPv4 endpoint is one 64-bit word (the address, the port above it: an IPv4 key's
     # second word is zero); an IPv6 record's endpoints are then compared word by word
     # (its first record is taken for a loop if its two words alike: left to the tracker)
-    a, z = (words[0] | words[2] << np.uint64(32))[order], \
-        (words[3] | words[5] << np.uint64(32))[order]
+    a, z = (words[0] | words[2] << np.uint64(32)).take(order), \
+        (words[3] | words[5] << np.uint64(32)).take(order)
     same = (a[1:] == a[:-1]) & (z[1:] == z[:-1])
     swapped = (a[1:] == z[:-1]) & (z[1:] == a[:-1])
     loop = a[starts] == z[starts]
-    v = version[order]
+    v = version.take(order)
     six = np.flatnonzero(v == 6)
     if len(six):
         at = six[six > 0]  # an IPv6 record and the one before it
