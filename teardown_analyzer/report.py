@@ -12,7 +12,8 @@ import io
 import json
 from typing import Any, Iterable, Iterator, Sequence
 
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -66,10 +67,12 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
         cut = max(0, len(unusual) - MAX_ROWS)
         conns = [report.connections[i] for i in unusual[:MAX_ROWS]]
     table = Table(title="TCP teardowns", header_style="bold", show_lines=True)
-    # State names never break: the state columns are at least as wide as CLOSE_WAIT →.
-    for name, width in (("id", None), ("client → server", None), ("close", None),
-                        ("client states", 13), ("server states", 13), ("details", None)):
-        table.add_column(name, overflow="fold", min_width=width)
+    # (name; its words kept whole; the width it prefers, see _Fitted)
+    columns = (("id", True, None), ("client → server", False, 23), ("close", True, None),
+               ("client states", True, 13), ("server states", True, 13),
+               ("details", False, 20))
+    for name, _, _ in columns:
+        table.add_column(name, overflow="fold")
     for c in conns:
         close = Text(c.kind, style=_kind_style(c.kind))
         if c.initiator:
@@ -85,7 +88,8 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
                       Text("\n".join(details)).append(
                           "".join(f"\n{a}" for a in c.anomalies[:3]) if details
                           else "\n".join(c.anomalies[:3]), style="ta.anomaly"))
-    parts: list[RenderableType] = [table]
+    parts: list[RenderableType] = [_Fitted(table, [c[1] for c in columns],
+                                           [c[2] for c in columns])]
     if folded:
         parts.append(Text(f"{folded} connections with nothing unusual (closed normally, or "
                           f"still open) are folded (--all shows them)", style="dim"))
@@ -97,6 +101,57 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
         parts.append(Text("* inferred (a timer, or a silent expiry the next packet proves), "
                           "not seen on the wire", style="dim"))
     return Group(*parts)
+
+
+class _Fitted:
+    """A table whose columns are given their widths here, to fit the console: each its
+    widest line if they all fit.  Otherwise each is first given its least width (for a
+    column of ``whole`` words, such as state names, its longest word; for one of folded
+    text, such as addresses, :data:`FOLDED`), then what it ``prefers`` (an address of
+    IPv4 on one line, a state and its arrow), then its widest line, a level at a time:
+    where a level does not fit, what is left of the console's width is shared in
+    proportion to what each column lacks of it.  (Left to rich, a table with long cells
+    in a narrow console breaks state names, or is drawn wider than the console, which
+    crops its right edge.)  Rich measures no cell of a column of a given width, which
+    makes a large table quicker to draw too."""
+
+    def __init__(self, table: Table, whole: Sequence[bool], prefers: Sequence[int | None]
+                 ) -> None:
+        self.table = table
+        self.levels: list[list[int]] = [[], [], []]  # least, preferred, widest
+        for column, keep, wish in zip(table.columns, whole, prefers):
+            lines = [line for cell in (column.header, *column.cells) for line in
+                     (cell.plain if isinstance(cell, Text) else str(cell)).split("\n")]
+            widest = max(map(cell_len, lines))
+            longest = max((cell_len(w) for line in lines for w in line.split()), default=1)
+            least = longest if keep else min(widest, FOLDED)
+            self.levels[0].append(least)
+            self.levels[1].append(max(least, min(widest, wish or widest)))
+            self.levels[2].append(widest)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        room = options.max_width - 3 * len(self.table.columns) - 1  # (borders, padding)
+        widths = self.levels[0]
+        for level in self.levels[1:]:
+            if sum(level) <= room:
+                widths = level
+                continue
+            lacking = [want - got for want, got in zip(level, widths)]
+            spare = room - sum(widths)
+            if spare > 0:
+                more = [spare * lack // sum(lacking) for lack in lacking]
+                for i in sorted(range(len(more)), key=lambda i: more[i] - lacking[i])[
+                        :spare - sum(more)]:  # (the remainder of the rounding)
+                    more[i] += 1
+                widths = [w + m for w, m in zip(widths, more)]
+            break
+        for column, width in zip(self.table.columns, widths):
+            column.width = width
+        yield self.table
+
+
+FOLDED = 8
+"""The narrowest a column of folded text (addresses, details) is made (:class:`_Fitted`)."""
 
 
 LIST_ABOVE = 2000

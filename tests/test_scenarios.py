@@ -247,6 +247,29 @@ def test_a_large_table_shows_the_unusual_connections_and_folds_the_rest(run_cli)
 
 
 
+@pytest.mark.parametrize("width", [75, 80, 100, 120])
+def test_the_table_fits_the_console(run_cli, monkeypatch, width):
+    """As wide as the console at most (80 columns when standard output is not a terminal:
+    a table one column wider loses its right edge to the console's crop), every row
+    closed by its border, and no state name broken (the words in capitals are those of
+    the table drawn 200 columns wide), down to 75 columns."""
+    import re
+
+    def table(columns):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        code, out, _ = run_cli(str(SAMPLES / "mixed_200.pcap"))
+        assert code == 0
+        return out.splitlines()
+
+    lines = table(width)
+    assert max(len(line) for line in lines) <= width
+    rows = [line for line in lines if line[:1] in "│┃"]
+    assert len(rows) > 50 and all(line.rstrip()[-1] in "│┃" for line in rows)
+    words = set(re.findall(r"[A-Z][A-Z_0-9]{3,}", "\n".join(rows)))
+    assert "ESTABLISHED" in words
+    assert words <= set(re.findall(r"[A-Z][A-Z_0-9]{3,}", "\n".join(table(200))))
+
+
 @pytest.mark.parametrize("name, first", [("four_way.pcap", "1 connection: four-way 1;"),
                                          ("mixed_200.pcap", "200 connections: ")])
 def test_the_totals_line_says_connection_or_connections(run_cli, name, first):
