@@ -330,7 +330,7 @@ def _group(key: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
     ``sender`` means nothing): an endpoint talking to itself, or records of another
     connection whose hash is alike (the group is then not one connection)."""
     n = len(key)
-    words = _words(key)
+    key = np.ascontiguousarray(key)
     version = key[:, 0]
     # sort on the hash's top bits and the record's place in the window (unique; each
     # connection's records are in capture order in it)
@@ -348,20 +348,23 @@ def _group(key: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
     # An IPv4 endpoint is one 64-bit word (the address, the port above it: an IPv4 key's
     # second word is zero); an IPv6 record's endpoints are then compared word by word
     # (its first record is taken for a loop if its two words alike: left to the tracker)
-    a, z = (words[0] | words[2] << np.uint64(32)).take(order), \
-        (words[3] | words[5] << np.uint64(32)).take(order)
+    def endpoint(at: int) -> np.ndarray:  # address (its first 8 bytes), port above it
+        return (np.ndarray((n,), "<u8", key, at, (key.shape[1],))
+                | np.ndarray((n,), "<u2", key, at + 16, (key.shape[1],)).astype(np.uint64)
+                << np.uint64(32)).take(order)
+    a, z = endpoint(1), endpoint(19)
     same = (a[1:] == a[:-1]) & (z[1:] == z[:-1])
     swapped = (a[1:] == z[:-1]) & (z[1:] == a[:-1])
     loop = a[starts] == z[starts]
     v = version.take(order)
     six = np.flatnonzero(v == 6)
-    if len(six):
-        at = six[six > 0]  # an IPv6 record and the one before it
-        cur, prev = order[at], order[at - 1]
+    at = six[six > 0]  # an IPv6 record and the one before it
+    if len(at):
+        cur = _words(key.take(order[at], axis=0))  # (IPv6 records: their words only)
+        prev = _words(key.take(order[at - 1], axis=0))
         same6, swapped6 = np.ones(len(at), bool), np.ones(len(at), bool)
         for i in range(3):
-            a6, z6 = words[i][cur], words[i + 3][cur]
-            pa, pz = words[i][prev], words[i + 3][prev]
+            a6, z6, pa, pz = cur[i], cur[i + 3], prev[i], prev[i + 3]
             same6 &= (a6 == pa) & (z6 == pz)
             swapped6 &= (a6 == pz) & (z6 == pa)
         same[at - 1], swapped[at - 1] = same6, swapped6
