@@ -543,15 +543,17 @@ def _anomalies(conn: Conn, role: dict[int, str]) -> list[str]:
     return anomalies
 
 
-def _facts(conn: Conn) -> tuple[str, int, str | None, bool]:
-    """(kind, RSTs, TIME_WAIT side, unusual): what :func:`summarize` would say, for the
-    totals and the folded table, without the rest of the summary."""
+def _facts(conn: Conn) -> tuple[str, int, str | None, bool, str | None]:
+    """(kind, RSTs, TIME_WAIT side, unusual, initiator): what :func:`summarize` would say,
+    for the totals, the folded table and a check's rules, without the rest of the
+    summary."""
     ci = _roles(conn)[0]
     role = {ci: "client", 1 - ci: "server"}
-    kind = _classify(conn, ci)[0]
+    kind, initiator = _classify(conn, ci)
     tws = conn.time_wait
     side = None if not tws else "both" if len(tws) == 2 else role[tws[0].side]
-    return kind, len(conn.rsts), side, kind in UNUSUAL or bool(_anomalies(conn, role))
+    return (kind, len(conn.rsts), side, kind in UNUSUAL or bool(_anomalies(conn, role)),
+            initiator)
 
 
 def _direction(d: Any) -> dict[str, Any]:

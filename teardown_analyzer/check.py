@@ -20,9 +20,10 @@ import ipaddress
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .analysis import KINDS, ConnectionResult, Report, StateEntry
+from .results import INITIATORS, TIME_WAIT_SIDES, Facts
 from .errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -31,7 +32,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SEVERITIES = ("error", "warning")
-INITIATORS = ("client", "server", "both")
 SIDES = ("client", "server")
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -236,6 +236,29 @@ def _max_fin_retransmits(c: ConnectionResult, limit: int) -> str | None:
     return "; ".join(bad) or None
 
 
+# --- what the coded facts alone show to pass (no connection decoded) --------------------
+# Each takes the facts of every connection (results.Facts) and the condition's value, and
+# marks the connections its test above passes for sure; the others are decoded and tested.
+
+def _kinds(facts: Facts, kinds: Iterable[str]) -> Any:
+    import numpy as np
+    return np.isin(facts.kind, [KINDS.index(k) for k in kinds])
+
+
+_FINLESS = ("none", "rst")
+"""Kinds of close with no FIN: no half-close, no FIN retransmitted."""
+
+
+def _clears_time_wait_on(facts: Facts, side: str) -> Any:
+    import numpy as np
+    return np.isin(facts.time_wait, [TIME_WAIT_SIDES.index(s) for s in (None, side, "both")])
+
+
+def _clears_initiator(facts: Facts, allowed: tuple[str, ...]) -> Any:
+    import numpy as np
+    return np.isin(facts.initiator, [INITIATORS.index(s) for s in (None, *allowed)])
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
     """One kind of check: its key in a rules file, its option, its parser and its test."""
@@ -248,6 +271,9 @@ class Condition:
     help: str
     metavar: str = ""
     """Empty for an on/off condition (a flag on the command line)."""
+    clears: Callable[[Facts, Any], Any] | None = None
+    """(facts of every connection, value) -> a bool array: the connections that pass
+    ``test`` for sure, known without decoding them; None: every one is decoded."""
 
     @property
     def option(self) -> str:
@@ -259,22 +285,28 @@ class Condition:
 
 
 CONDITIONS: dict[str, Condition] = {c.key: c for c in (
-    Condition("no_rst", _flag, _no_rst, "No connection may send a RST."),
-    Condition("initiator", lambda v: _names(v, INITIATORS), _initiator,
+    Condition("no_rst", _flag, _no_rst, "No connection may send a RST.",
+              clears=lambda f, _: f.rsts == 0),
+    Condition("initiator", lambda v: _names(v, INITIATORS[1:]), _initiator,
               "Who may close first: client, server, both (simultaneous); comma-separated.",
-              "SIDE[,SIDE]"),
+              "SIDE[,SIDE]", _clears_initiator),
     Condition("time_wait_on", _side, _time_wait_on,
               "The side that must hold TIME_WAIT: client or server (no TIME_WAIT at all, "
-              "e.g. a RST, passes; a simultaneous close passes either).", "SIDE"),
+              "e.g. a RST, passes; a simultaneous close passes either).", "SIDE",
+              _clears_time_wait_on),
     Condition("max_half_close", parse_duration, _max_half_close,
               "Longest allowed half-close (first FIN to second FIN, or to the end of the "
-              "capture): 500ms, 2s, 1.5s, 250us, 1m.", "DURATION"),
+              "capture): 500ms, 2s, 1.5s, 250us, 1m.", "DURATION",
+              lambda f, _: _kinds(f, _FINLESS)),
     Condition("no_half_open", _flag, _no_half_open,
-              "No connection may end half-open (one FIN, the peer left in CLOSE_WAIT)."),
+              "No connection may end half-open (one FIN, the peer left in CLOSE_WAIT).",
+              clears=lambda f, _: ~_kinds(f, ("half-open",))),
     Condition("kind", lambda v: _names(v, KINDS), _kind,
-              f"Allowed close kinds, comma-separated: {', '.join(KINDS)}.", "KIND[,KIND]"),
+              f"Allowed close kinds, comma-separated: {', '.join(KINDS)}.", "KIND[,KIND]",
+              _kinds),
     Condition("max_fin_retransmits", _count, _max_fin_retransmits,
-              "Most retransmissions allowed of either side's FIN.", "N"),
+              "Most retransmissions allowed of either side's FIN.", "N",
+              lambda f, _: _kinds(f, _FINLESS)),
 )}
 
 
@@ -297,6 +329,13 @@ class Where:
                 and (not self.client_port or c.client[1] in self.client_port)
                 and ip_in(c.server[0], self.server_ip) and ip_in(c.client[0], self.client_ip)
                 and (not self.kind or c.kind in self.kind))
+
+    def scope(self, facts: Facts) -> Any:
+        """The connections it matches, from the facts alone (a bool array); None if that
+        needs their endpoints."""
+        if self.server_port or self.client_port or self.server_ip or self.client_ip:
+            return None
+        return _kinds(facts, self.kind) if self.kind else facts.kind >= 0
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -498,12 +537,27 @@ class _Lines:
 
 # --- evaluation --------------------------------------------------------------------------
 
+class Subject(NamedTuple):
+    """What a violation names of its connection: not the whole result, which a check of a
+    large capture would otherwise keep for every violation."""
+
+    id: int
+    source: str
+    client: tuple[str, int]
+    server: tuple[str, int]
+    kind: str
+
+    @classmethod
+    def of(cls, c: ConnectionResult) -> "Subject":
+        return cls(c.id, c.source, c.client, c.server, c.kind)
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One connection breaking one condition of one rule."""
 
     condition: str
-    connection: ConnectionResult
+    connection: Subject
     evidence: str
 
     def message(self, rule: str) -> str:
@@ -530,9 +584,9 @@ class RuleResult:
         return not self.violations
 
     @property
-    def connections(self) -> tuple[ConnectionResult, ...]:
+    def connections(self) -> tuple[Subject, ...]:
         """The violating connections, each once."""
-        seen: dict[int, ConnectionResult] = {}
+        seen: dict[int, Subject] = {}
         for v in self.violations:
             seen.setdefault(v.connection.id, v.connection)
         return tuple(seen.values())
@@ -582,29 +636,50 @@ class CheckResult:
 
 
 def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
-    """Every rule against every connection of ``report`` in the rule's scope.  One pass
-    over the connections, each decoded once; only the violating ones are kept."""
+    """Every rule against every connection of ``report`` in the rule's scope.  A
+    connection is decoded only if the coded facts (:class:`~teardown_analyzer.results.Facts`)
+    do not show that it passes every rule (:attr:`Condition.clears`), each once, in order;
+    only the violating ones are kept."""
+    import numpy as np
     captures = tuple({"source": i.source, "packets": i.packets,
                       "error": None if i.error is None else str(i.error)}
                      for i in report.captures)
+    store = report.connections
+    facts = store.facts()
     checked = [0] * len(rules)
+    counting = []  # the rules whose scope is known only from a connection's endpoints
+    decode = np.zeros(len(store), bool)
+    for i, rule in enumerate(rules):
+        scope = rule.where.scope(facts)
+        if scope is None:
+            counting.append(i)
+            decode[:] = True
+            continue
+        checked[i] = int(scope.sum())
+        passes = scope.copy()
+        for key, value in rule.conditions:
+            clears = CONDITIONS[key].clears
+            passes &= False if clears is None else clears(facts, value)
+        decode |= scope & ~passes
     found: list[list[Violation]] = [[] for _ in rules]
-    total = 0
-    for c in report.connections:
-        total += 1
+    where = np.flatnonzero(decode)
+    for c in store if len(where) == len(store) else map(store.__getitem__, where.tolist()):
+        subject = None
         for i, rule in enumerate(rules):
             if not rule.where.matches(c):
                 continue
-            checked[i] += 1
+            if i in counting:
+                checked[i] += 1
             for key, value in rule.conditions:
                 evidence = CONDITIONS[key].test(c, value)
                 if evidence is not None:
-                    found[i].append(Violation(key, c, evidence))
+                    subject = subject or Subject.of(c)
+                    found[i].append(Violation(key, subject, evidence))
     results = tuple(RuleResult(rule, checked[i], tuple(found[i]))
                     for i, rule in enumerate(rules))
-    return CheckResult(results, total, captures)
+    return CheckResult(results, len(store), captures)
 
 
-__all__ = ["CONDITIONS", "Condition", "Rule", "Where", "Duration", "Violation", "RuleResult",
-           "CheckResult", "parse_duration", "parse_rules", "inline_rules", "evaluate",
-           "four_tuple", "endpoint"]
+__all__ = ["CONDITIONS", "Condition", "Rule", "Where", "Duration", "Subject", "Violation",
+           "RuleResult", "CheckResult", "parse_duration", "parse_rules", "inline_rules",
+           "evaluate", "four_tuple", "endpoint"]

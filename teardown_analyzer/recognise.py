@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .flows import ACK, FIN, RST, SYN
-from .results import KINDS
+from .results import INITIATOR_SHIFT, KINDS, RSTS_SHIFT, TW_SHIFT, UNUSUAL_BIT
 
 _M32 = 0xFFFFFFFF
 _BIG = np.iinfo(np.int64).max
@@ -54,7 +54,7 @@ class Groups(NamedTuple):
     meta: np.ndarray
     """Per clean or unclosed group: its verdict, coded as
     :class:`~teardown_analyzer.results.ResultSink` codes it (kind, RSTs, TIME_WAIT side,
-    unusual)."""
+    unusual, initiator)."""
     due: np.ndarray
     """Per clean group: when a sweep would let it go (its TIME_WAIT timer; for an RST, a
     second after it): until then a segment of its 4-tuple takes it back.  An unclosed
@@ -256,13 +256,20 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # is not over) or half-open (FINs from one side)
     unclosed = begun & ~has_rst & (fins_y == 0) | opening
     # the verdicts, coded as ResultSink codes them; when a sweep would let each go
-    tw_side = np.where(x == 0, 1, 2)  # the TIME_WAIT is the first closer's: client, server
-    meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side << 3 \
-        | retransmitted.astype(np.int64) << 5
-    meta = np.where(crossed, _SIMULTANEOUS | 3 << 3 | 1 << 5, meta)  # TIME_WAIT on both
-    meta = np.where(rst_close | refused, _RST | 1 << 5 | 1 << 6, meta)
-    meta = np.where(fin_then_rst, _FIN_THEN_RST | 1 << 5 | 1 << 6, meta)
-    meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | 1 << 5, _NONE), meta)
+    # (the client, who sent the SYN, is sender 0: 1 for the client, 2 for the server)
+    role_x = x.astype(np.int64) + 1
+    closer = role_x << INITIATOR_SHIFT  # who sent the first FIN
+    tw_side = role_x << TW_SHIFT  # the TIME_WAIT is the first closer's
+    one_rst = 1 << RSTS_SHIFT | UNUSUAL_BIT
+    meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side | closer \
+        | retransmitted.astype(np.int64) * UNUSUAL_BIT
+    both = 3 << TW_SHIFT | 3 << INITIATOR_SHIFT
+    meta = np.where(crossed, _SIMULTANEOUS | both | UNUSUAL_BIT, meta)
+    by_rst = (rst_sender.astype(np.int64) + 1) << INITIATOR_SHIFT
+    meta = np.where(rst_close | refused, _RST | one_rst | by_rst, meta)
+    meta = np.where(fin_then_rst, _FIN_THEN_RST | one_rst | closer, meta)
+    meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | UNUSUAL_BIT | closer, _NONE),
+                    meta)
     due = np.where(rst_ends | refused, ts[last] + grace_ns,
                    np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
                               ts[last]) + time_wait_ns)

@@ -61,8 +61,7 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
     conns: Sequence[ConnectionResult] = report.connections
     folded = cut = 0
     if not show_all and len(conns) > FOLD_ABOVE:
-        # bit 5 of the coded facts: unusual (results._meta)
-        unusual = ((report.connections.codes() >> 5) & 1).nonzero()[0].tolist()
+        unusual = report.connections.facts().unusual.nonzero()[0].tolist()
         folded = len(conns) - len(unusual)
         cut = max(0, len(unusual) - MAX_ROWS)
         conns = [report.connections[i] for i in unusual[:MAX_ROWS]]

@@ -123,20 +123,46 @@ class ConnectionResult(NamedTuple):
         return d
 
 
-_TW_SIDES = (None, "client", "server", "both")
-_TW_CODE = {side: i for i, side in enumerate(_TW_SIDES)}
+TIME_WAIT_SIDES = (None, "client", "server", "both")
+INITIATORS = (None, "client", "server", "both")
+# The facts of a connection coded in one 64-bit word (what ResultSink keeps of each):
+# bits 0-2 its kind, 3-4 its TIME_WAIT side, 5 unusual, 6-7 its initiator (indices into
+# KINDS, TIME_WAIT_SIDES, INITIATORS), 8 on: how many RSTs.
+TW_SHIFT, UNUSUAL_BIT, INITIATOR_SHIFT, RSTS_SHIFT = 3, 1 << 5, 6, 8
+_TW_CODE = {side: i for i, side in enumerate(TIME_WAIT_SIDES)}
 _KIND_CODE = {kind: i for i, kind in enumerate(KINDS)}
+_BY_CODE = {who: i for i, who in enumerate(INITIATORS)}
 
 
-def _meta_code(kind: str, rsts: int, tw_side: str | None, unusual: bool) -> int:
-    return _KIND_CODE[kind] | _TW_CODE[tw_side] << 3 | unusual << 5 | rsts << 6
+def _meta_code(kind: str, rsts: int, tw_side: str | None, unusual: bool,
+               initiator: str | None) -> int:
+    return _KIND_CODE[kind] | _TW_CODE[tw_side] << TW_SHIFT | unusual * UNUSUAL_BIT \
+        | _BY_CODE[initiator] << INITIATOR_SHIFT | rsts << RSTS_SHIFT
 
 
 _WITHDRAWN = 2**64 - 1
 
 
-def _meta(code: int) -> tuple[str, int, str | None, bool]:
-    return KINDS[code & 7], code >> 6, _TW_SIDES[code >> 3 & 3], bool(code >> 5 & 1)
+def _meta(code: int) -> tuple[str, int, str | None, bool, str | None]:
+    return (KINDS[code & 7], code >> RSTS_SHIFT, TIME_WAIT_SIDES[code >> TW_SHIFT & 3],
+            bool(code & UNUSUAL_BIT), INITIATORS[code >> INITIATOR_SHIFT & 3])
+
+
+class Facts(NamedTuple):
+    """The facts coded for every connection (:meth:`ResultStore.facts`), as numpy arrays
+    in the store's order: what the totals, the folded table and the rules of a check
+    read without decoding a connection."""
+
+    kind: Any
+    """Index into :data:`KINDS`."""
+    time_wait: Any
+    """Index into :data:`TIME_WAIT_SIDES` (0: no TIME_WAIT)."""
+    unusual: Any
+    """Bool: an unusual kind, or an anomaly."""
+    initiator: Any
+    """Index into :data:`INITIATORS` (0: nobody closed)."""
+    rsts: Any
+    """How many RSTs (``ConnectionResult.rsts``)."""
 
 
 class _Segment(NamedTuple):
@@ -169,9 +195,10 @@ class ResultSink:
         self.ids, self.where = array("q"), array("q")
         self.sizes, self.meta = array("L"), array("Q")
 
-    def add(self, conn_id: int, blob: bytes, facts: tuple[str, int, str | None, bool]) -> int:
+    def add(self, conn_id: int, blob: bytes,
+            facts: tuple[str, int, str | None, bool, str | None]) -> int:
         """Keep one connection (its provisional id, its blob, and (kind, RSTs, TIME_WAIT
-        side, unusual)); a handle for :meth:`withdraw`."""
+        side, unusual, initiator)); a handle for :meth:`withdraw`."""
         self.ids.append(conn_id)
         self.where.append(self.spill.put(blob) << 8)
         self.sizes.append(len(blob))
@@ -253,15 +280,17 @@ class ResultStore(Sequence[ConnectionResult]):
         out.meta.frombytes(meta[rows].tobytes())
         return cls([out])
 
-    def meta(self) -> Iterator[tuple[str, int, str | None, bool]]:
+    def meta(self) -> Iterator[tuple[str, int, str | None, bool, str | None]]:
         for seg in self._segments:
             yield from map(_meta, seg.meta)
 
-    def codes(self) -> Any:
-        """What :meth:`meta` gives, still coded: a numpy array (uint64), in order."""
+    def facts(self) -> Facts:
+        """What :meth:`meta` gives, as arrays (:class:`Facts`), in order."""
         import numpy as np
-        return np.concatenate([np.frombuffer(seg.meta, np.uint64) for seg in self._segments]
-                              or [np.zeros(0, np.uint64)])
+        codes = np.concatenate([np.frombuffer(seg.meta, np.uint64) for seg in self._segments]
+                               or [np.zeros(0, np.uint64)]).astype(np.int64)
+        return Facts(codes & 7, codes >> TW_SHIFT & 3, (codes & UNUSUAL_BIT).astype(bool),
+                     codes >> INITIATOR_SHIFT & 3, codes >> RSTS_SHIFT)
 
     def __len__(self) -> int:
         return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0
@@ -363,13 +392,12 @@ class Report:
 
     def totals(self) -> dict[str, Any]:
         import numpy as np
-        codes = self.connections.codes()  # as _meta reads them
-        per_kind = np.bincount((codes & np.uint64(7)).astype(np.int64), minlength=len(KINDS))
-        per_side = np.bincount((codes >> np.uint64(3) & np.uint64(3)).astype(np.int64),
-                               minlength=len(_TW_SIDES))
+        facts = self.connections.facts()
+        per_kind = np.bincount(facts.kind, minlength=len(KINDS))
+        per_side = np.bincount(facts.time_wait, minlength=len(TIME_WAIT_SIDES))
         kinds = {k: int(per_kind[i]) for i, k in enumerate(KINDS)}
-        time_wait = {side: int(per_side[i]) for i, side in enumerate(_TW_SIDES) if side}
-        rsts = int((codes >> np.uint64(6)).sum())
+        time_wait = {side: int(per_side[i]) for i, side in enumerate(TIME_WAIT_SIDES) if side}
+        rsts = int(facts.rsts.sum())
         return {"connections": len(self.connections), "kinds": kinds, "rsts": rsts,
                 "half_open": kinds["half-open"], "time_wait": time_wait}
 

@@ -503,7 +503,7 @@ def test_github_annotations(run_cli):
 def test_github_escaping():
     c = only("rst_linger0")
     rule = check.Rule("a,b:c%d\ne", "error", check.Where(), (("no_rst", True),))
-    v = check.Violation("no_rst", c, "x")
+    v = check.Violation("no_rst", check.Subject.of(c), "x")
     result = check.CheckResult((check.RuleResult(rule, 1, (v,)),), 1)
     (line,) = check_github(result).splitlines()
     assert line.startswith("::error title=teardown check a%2Cb%3Ac%25d%0Ae::1 connection "
@@ -538,3 +538,81 @@ def test_readme_documents_check():
         assert cond.option in section
     assert "teardown-analyze check" in section and "--junit" in section
     assert "examples/rules.toml" in section and "TIME_WAIT at all" in section
+
+
+# --- evaluation from the coded facts -----------------------------------------------------
+
+def _generated(tmp_path_factory) -> str:
+    """The benchmark's synthetic capture, small: every kind of close, RSTs, half-opens,
+    retransmitted FINs, IPv6."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_capture",
+                                                  ROOT / "benchmarks" / "make_capture.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    path = tmp_path_factory.mktemp("facts") / "mix.pcap"
+    gen.generate(str(path), 600, seed=3)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def facts_report(tmp_path_factory) -> Report:
+    """The sample captures (their odd connections go through the tracker) and the
+    synthetic mix (most of its connections are recognised a window at a time)."""
+    return analyze(sorted(str(p) for p in pb.SAMPLES.glob("*.pcap*")
+                          if p.stat().st_size < 1 << 20)  # (not port_reuse: 30,000)
+                   + [_generated(tmp_path_factory)])
+
+
+def test_the_coded_facts_are_what_every_decoded_connection_says(facts_report):
+    from teardown_analyzer.results import INITIATORS, KINDS, TIME_WAIT_SIDES
+    facts = facts_report.connections.facts()
+    said = [(c.kind, c.time_wait and c.time_wait["side"], c.initiator, len(c.rsts), c.unusual)
+            for c in facts_report.connections]
+    coded = [(KINDS[k], TIME_WAIT_SIDES[t], INITIATORS[i], r, u) for k, t, i, r, u in
+             zip(facts.kind.tolist(), facts.time_wait.tolist(), facts.initiator.tolist(),
+                 facts.rsts.tolist(), facts.unusual.tolist())]
+    assert coded == said
+    # every kind, both initiators and TIME_WAIT sides, RSTs: the comparison covers them
+    assert {s[0] for s in said} == set(KINDS) and {s[2] for s in said} == set(INITIATORS)
+    assert {s[1] for s in said} == set(TIME_WAIT_SIDES) and max(s[3] for s in said) >= 1
+
+
+RULE_SETS = [
+    "no_rst = true", "kind = ['four-way', 'three-way']", "time_wait_on = 'client'",
+    "time_wait_on = 'server'", "initiator = 'client'", "initiator = ['server', 'both']",
+    "max_half_close = '10ms'", "max_half_close = '5s'", "no_half_open = true",
+    "max_fin_retransmits = 0",
+    "no_rst = true\ninitiator = 'client'\ntime_wait_on = 'client'",
+    "where = { kind = ['rst', 'fin-then-rst'] }\ninitiator = 'server'",
+    "where = { server_port = [80, 8080] }\nno_rst = true",
+    "where = { client_ip = ['10.1.0.0/24'], kind = ['four-way'] }\ntime_wait_on = 'client'",
+]
+
+
+def test_rules_judged_from_the_facts_as_from_every_decoded_connection(facts_report,
+                                                                      monkeypatch):
+    """``evaluate`` decodes only the connections the facts do not clear; what it finds
+    equals testing every condition on every decoded connection."""
+    from teardown_analyzer import results
+    conns = list(facts_report.connections)
+    decoded = []
+    unpack = results._unpack
+    monkeypatch.setattr(results, "_unpack", lambda *a: decoded.append(1) or unpack(*a))
+    for text in RULE_SETS:
+        rules = check.parse_rules(f"[[rule]]\nname = 'r'\n{text}\n", "rules.toml")
+        (rule,) = rules
+        decoded.clear()
+        (got,) = check.evaluate(rules, facts_report).results
+        scope = [c for c in conns if rule.where.matches(c)]
+        expected = [(key, c.id, evidence) for c in scope for key, value in rule.conditions
+                    if (evidence := check.CONDITIONS[key].test(c, value)) is not None]
+        assert (got.checked, [(v.condition, v.connection.id, v.evidence)
+                              for v in got.violations]) == (len(scope), expected), text
+        assert {v.connection for v in got.violations} == \
+            {check.Subject.of(c) for c in conns if c.id in {e[1] for e in expected}}
+        if "no_rst = true" == text or "kind" in text and "where" not in text:
+            # decided by the facts: only the violating connections are decoded
+            assert 0 < len(decoded) == len({e[1] for e in expected}) < len(conns), text
+        elif "server_port" in text or "client_ip" in text:
+            assert len(decoded) == len(conns), text  # the scope needs the endpoints

@@ -484,12 +484,13 @@ def test_a_clean_close_is_its_packets():
 
 
 @pytest.mark.parametrize("name, meta", [
-    ("open", ("none", 0, None, False)), ("half_open", ("half-open", 0, None, True)),
-    ("fin_retransmitted", ("four-way", 0, "client", True)),
-    ("fin_moved", ("four-way", 0, "client", True)),
-    ("fin_then_rst", ("fin-then-rst", 1, None, True)),
-    ("simultaneous", ("simultaneous", 0, "both", True)),
-    ("fin_then_bare_rst", ("fin-then-rst", 1, None, True))])
+    ("open", ("none", 0, None, False, None)),
+    ("half_open", ("half-open", 0, None, True, "client")),
+    ("fin_retransmitted", ("four-way", 0, "client", True, "client")),
+    ("fin_moved", ("four-way", 0, "client", True, "client")),
+    ("fin_then_rst", ("fin-then-rst", 1, None, True, "client")),
+    ("simultaneous", ("simultaneous", 0, "both", True, "both")),
+    ("fin_then_bare_rst", ("fin-then-rst", 1, None, True, "client"))])
 def test_kept_as_its_packets(name, meta, tmp_path):
     """Besides clean closes: open and half-open connections (at the end of the capture),
     a FIN retransmitted before it was acknowledged, an acceptable RST after a FIN, are
@@ -500,7 +501,8 @@ def test_kept_as_its_packets(name, meta, tmp_path):
     path.write_bytes(pb.pcap(VARIANTS[name][1], linktype=1))
     report = analyze([str(path)])
     (c,) = list(report.connections)
-    assert (c.kind, c.unusual) == (meta[0], meta[3])
+    assert (c.kind, len(c.rsts), c.unusual, c.initiator) == (meta[0], meta[1], meta[3],
+                                                             meta[4])
     assert list(report.connections.meta()) == [meta]
     assert report.connections._segments[0].blob(0)[0] == 0
 
