@@ -8,17 +8,20 @@
 Runs, one after the other, each under ``/usr/bin/time -v`` (or, without it, with the
 child's own resource usage from ``wait4``):
 
-1. ``teardown-analyze CAPTURE --format json`` (plus ``--jobs N`` when asked for and
-   supported, ``--quiet`` when supported, detected from ``teardown-analyze analyze --help``)
-2. ``teardown-analyze CAPTURE``, the default table, with the same options
+1. ``teardown-analyze CAPTURE``, the default command: the table of unusual connections and
+   the totals (plus ``--jobs N`` when asked for and supported, ``--quiet`` when supported,
+   detected from ``teardown-analyze analyze --help``)
+2. ``teardown-analyze CAPTURE --format json``, every connection summarised, with the same
+   options
 3. ``tshark -r CAPTURE -q -z conv,tcp``
 4. ``tcptrace -n -l CAPTURE``
 
 and prints wall time, packets per second, the speed ratio to teardown-analyze and the
 peak resident memory of each (with ``--repeat N``, each tool N times, in turns: the
-median, and the best wall time).  Correctness is part of the benchmark: teardown-analyze's
-``totals`` (connections, kinds, RSTs, half-open, TIME_WAIT sides) and its initiators per
-kind must equal the generator's expected counts, or the exit status is 1.  The
+median, and the best wall time); the speed ratios are to the default command.
+Correctness is part of the benchmark: the totals of both (connections, kinds, RSTs,
+half-open, TIME_WAIT sides) and the JSON's initiators per kind must equal the generator's
+expected counts, or the exit status is 1.  The
 connection counts of tshark and tcptrace are shown for comparison (informational).
 """
 
@@ -38,6 +41,7 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+JSON_RUN = "teardown-analyze --format json"
 sys.path.insert(0, HERE)
 
 import make_capture  # noqa: E402
@@ -223,6 +227,37 @@ def check_analyzer(out_path: str, expected: dict[str, Any]) -> list[str]:
     return problems
 
 
+TOTALS_LINE = re.compile(r"(\d+) connections?: (.*?); RSTs (\d+); half-open (\d+); "
+                         r"TIME_WAIT on client (\d+), on server (\d+)")
+
+
+def check_table(out_path: str, expected: dict[str, Any]) -> list[str]:
+    """Compare the totals line of teardown-analyze's table ("N connections: four-way a, ...;
+    RSTs r; half-open h; TIME_WAIT on client c, on server s", wrapped by the console) with
+    the generator's counts; return the mismatches."""
+    try:
+        with open(out_path, encoding="utf-8") as f:
+            text = " ".join(f.read().split())
+    except OSError as e:
+        return [f"teardown-analyze's table cannot be read: {e}"]
+    found = TOTALS_LINE.search(text)
+    if found is None:
+        return ["teardown-analyze's table has no totals line"]
+    conns, kinds, rsts, half_open, tw_client, tw_server = found.groups()
+    got = {"connections": int(conns), "rsts": int(rsts), "half_open": int(half_open),
+           "time_wait client": int(tw_client), "time_wait server": int(tw_server)}
+    listed = dict(k.rsplit(" ", 1) for k in kinds.split(", ")) if kinds != "none" else {}
+    want = expected["totals"]
+    problems = [f"table: {key}: got {got[key]}, expected {want[key]}"
+                for key in ("connections", "rsts", "half_open") if got[key] != want[key]]
+    problems += [f"table: {key}: got {got[key]}, expected {want['time_wait'][key[10:]]}"
+                 for key in ("time_wait client", "time_wait server")
+                 if got[key] != want["time_wait"][key[10:]]]
+    problems += [f"table: kind {kind}: got {listed.get(kind, 0)}, expected {n}"
+                 for kind, n in want["kinds"].items() if int(listed.get(kind, 0)) != n]
+    return problems
+
+
 def tshark_connections(out_path: str) -> int | None:
     try:
         with open(out_path, encoding="utf-8", errors="replace") as f:
@@ -296,10 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         extra.append("--quiet")  # no progress bar on stderr
     ta_cmd = base + [capture, "--format", "json"] + extra
 
-    # the JSON run is checked against the expected counts; the default command (the table
-    # of unusual connections and the totals) is what a user runs first
-    tools: list[tuple[str, list[str]]] = [("teardown-analyze", ta_cmd),
-                                          ("teardown-analyze (table)", base + [capture] + extra)]
+    # the default command (the table of unusual connections and the totals) is what a user
+    # runs first, and what the others are compared with; the JSON summarises every
+    # connection. Both are checked against the expected counts.
+    tools: list[tuple[str, list[str]]] = [("teardown-analyze", base + [capture] + extra),
+                                          (JSON_RUN, ta_cmd)]
     if not args.skip_tshark:
         if shutil.which("tshark"):
             tools.append(("tshark", ["tshark", "-r", capture, "-q", "-z", "conv,tcp"]))
@@ -356,21 +392,23 @@ def main(argv: list[str] | None = None) -> int:
 
     # correctness
     problems: list[str] = []
-    ta = results["teardown-analyze"]
-    if ta["status"] != 0:
-        problems.append(f"teardown-analyze exited with status {ta['status']}")
-    problems += check_analyzer(ta["out"], expected)
-    counted: dict[str, int | None] = {"teardown-analyze": None}
+    ta, as_json = results["teardown-analyze"], results[JSON_RUN]
+    for name, r in (("teardown-analyze", ta), (JSON_RUN, as_json)):
+        if r["status"] != 0:
+            problems.append(f"{name} exited with status {r['status']}")
+    problems += check_table(ta["out"], expected)
+    problems += check_analyzer(as_json["out"], expected)
+    counted: dict[str, int | None] = {"teardown-analyze": None, JSON_RUN: None}
     try:
-        with open(ta["out"], encoding="utf-8") as f:
-            counted["teardown-analyze"] = json.load(f)["totals"]["connections"]
+        with open(as_json["out"], encoding="utf-8") as f:
+            counted[JSON_RUN] = json.load(f)["totals"]["connections"]
     except (OSError, ValueError, KeyError):
         pass
     try:
-        with open(results["teardown-analyze (table)"]["out"], encoding="utf-8") as f:
-            found = re.search(r"^(\d+) connections:", f.read(), re.M)
-        counted["teardown-analyze (table)"] = int(found.group(1)) if found else None
-    except (OSError, KeyError):
+        with open(ta["out"], encoding="utf-8") as f:
+            found = TOTALS_LINE.search(" ".join(f.read().split()))
+        counted["teardown-analyze"] = int(found.group(1)) if found else None
+    except OSError:
         pass
     if "tshark" in results:
         counted["tshark"] = tshark_connections(results["tshark"]["out"])
@@ -378,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         counted["tcptrace"] = tcptrace_connections(results["tcptrace"]["out"])
 
     ta_wall = ta["wall_s"]
-    header = (f"{'tool':<26}{'wall s':>9}{'best s':>8}{'CPU s':>8}{'packets/s':>12}"
+    header = (f"{'tool':<32}{'wall s':>9}{'best s':>8}{'CPU s':>8}{'packets/s':>12}"
               f"{'vs teardown-analyze':>21}{'peak RSS MB':>13}{'connections':>13}{'load':>7}")
     print(header)
     print("-" * len(header))
@@ -391,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         status = "" if r["status"] == 0 else f"  (exit {r['status']})"
         load = "?" if r["load_after"] is None else f"{r['load_after']:.1f}"
         cpu = "?" if r["cpu_s"] is None else f"{r['cpu_s']:.1f}"
-        print(f"{name:<26}{wall:>9.2f}{r['best_wall_s']:>8.2f}{cpu:>8}{pps:>12,.0f}"
+        print(f"{name:<32}{wall:>9.2f}{r['best_wall_s']:>8.2f}{cpu:>8}{pps:>12,.0f}"
               f"{ratio:>20.2f}x{rss:>13}{'?' if n is None else n:>13}{load:>7}{status}")
         r["packets_per_s"] = pps
         r["speed_vs_teardown_analyze"] = ratio
@@ -413,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         for prob in problems:
             print(f"  - {prob}")
     else:
-        print("\nCORRECTNESS: ok: teardown-analyze's totals (connections, kinds, RSTs, "
-              "half-open, TIME_WAIT sides) and initiators per kind equal the expected counts")
+        print("\nCORRECTNESS: ok: teardown-analyze's totals, in the table and in the JSON "
+              "(connections, kinds, RSTs, half-open, TIME_WAIT sides), and the JSON's "
+              "initiators per kind equal the expected counts")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"machine": info, "versions": versions, "capture": capture,

@@ -168,10 +168,10 @@ def test_the_stage_timer_runs_on_the_generated_capture(generated):
 
 
 def test_the_benchmark_runs_each_tool_in_turns_and_checks_the_counts(generated, tmp_path):
-    """benchmarks/run.py with ``--repeat 2`` runs teardown-analyze's JSON and table twice
+    """benchmarks/run.py with ``--repeat 2`` runs teardown-analyze's table and JSON twice
     each, in turns, and reports each one's median (the upper middle) and best wall time;
     the counts it checks are the generator's, so it says the result is correct (exit 0).
-    With an expected count changed, it says which and exits 1."""
+    With an expected count changed, it says which, for both, and exits 1."""
     import shutil
     import subprocess
     import sys
@@ -185,7 +185,7 @@ def test_the_benchmark_runs_each_tool_in_turns_and_checks_the_counts(generated, 
     assert p.stderr.count("(1 of 2)") == 2 and p.stderr.count("(2 of 2)") == 2
     got = json.loads(report.read_text())
     assert got["correct"] and list(got["results"]) == ["teardown-analyze",
-                                                       "teardown-analyze (table)"]
+                                                       "teardown-analyze --format json"]
     for r in got["results"].values():
         assert len(r["walls_s"]) == 2 and r["wall_s"] == max(r["walls_s"])
         assert r["best_wall_s"] == min(r["walls_s"]) and r["connections"] == N
@@ -196,4 +196,7 @@ def test_the_benchmark_runs_each_tool_in_turns_and_checks_the_counts(generated, 
     wrong["totals"]["kinds"]["rst"] += 1
     pathlib.Path(f"{other}.expected.json").write_text(json.dumps(wrong))
     p = subprocess.run(run[:3] + [str(other)] + run[4:6], capture_output=True, text=True)
-    assert p.returncode == 1 and "CORRECTNESS: FAILED" in p.stdout and "rst" in p.stdout
+    assert p.returncode == 1 and "CORRECTNESS: FAILED" in p.stdout
+    rst = exp["totals"]["kinds"]["rst"]
+    assert f"  - table: kind rst: got {rst}, expected {rst + 1}" in p.stdout.splitlines()
+    assert f"  - kind rst: got {rst}, expected {rst + 1}" in p.stdout.splitlines()
