@@ -353,6 +353,10 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         # write their results to spills opened here
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        if ctx.get_start_method() == "fork":
+            # what every worker imports to read a capture (numpy, about 0.1 s) is imported
+            # once, here, before the fork, instead of by each worker after it
+            from . import columnar, pcapsplit  # noqa: F401
         spills = open_shared(workers)
         tokens = ctx.SimpleQueue()
         for s in spills:
