@@ -9,6 +9,7 @@ apart (``jobs``) and combined.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import socket
 from dataclasses import dataclass, replace
@@ -356,7 +357,8 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         if ctx.get_start_method() == "fork":
             # what every worker imports to read a capture (numpy, about 0.1 s) is imported
             # once, here, before the fork, instead of by each worker after it
-            from . import columnar, pcapsplit  # noqa: F401
+            for name in ("columnar", "pcapsplit"):
+                importlib.import_module(f"{__package__}.{name}")
         spills = open_shared(workers)
         tokens = ctx.SimpleQueue()
         for s in spills:

@@ -2,10 +2,12 @@
 
 A :class:`Rule` is data: a name, a severity, a ``where`` scope and conditions.
 Every condition is one entry of :data:`CONDITIONS`: how to parse its value (from a
-rules file or a command-line option, one parser for both) and one small function
-``(connection, value) -> evidence or None``.  The rules-file parser and the inline
-options both build rules from that one registry; nothing here knows about click,
-files or the terminal.
+rules file or a command-line option, one parser for both), one small function
+``(connection, value) -> evidence or None``, and, where the facts the analysis codes for
+every connection (kind, initiator, TIME_WAIT side, RSTs) decide it, which connections
+pass without being summarised (:attr:`Condition.clears`: a check of a large capture
+summarises only the others).  The rules-file parser and the inline options both build
+rules from that one registry; nothing here knows about click, files or the terminal.
 
 A condition judges only connections it can say something about: ``time_wait_on``
 passes a connection with no TIME_WAIT at all (a RST), ``initiator`` passes one that
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .analysis import KINDS, ConnectionResult, Report, StateEntry
-from .results import INITIATORS, TIME_WAIT_SIDES, Facts
 from .errors import UsageError
+from .results import INITIATORS, TIME_WAIT_SIDES, Facts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,7 +130,7 @@ def endpoint(ep: tuple[str, int]) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def four_tuple(c: ConnectionResult) -> str:
+def four_tuple(c: "ConnectionResult | Subject") -> str:
     return f"{endpoint(c.client)} -> {endpoint(c.server)}"
 
 
