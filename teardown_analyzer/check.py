@@ -242,9 +242,14 @@ def _max_fin_retransmits(c: ConnectionResult, limit: int) -> str | None:
 # Each takes the facts of every connection (results.Facts) and the condition's value, and
 # marks the connections its test above passes for sure; the others are decoded and tested.
 
-def _kinds(facts: Facts, kinds: Iterable[str]) -> Any:
+def _among(codes: Any, names: Sequence[str | None], values: Iterable[str | None]) -> Any:
+    """Which of ``codes`` (indices into ``names``) name one of ``values``."""
     import numpy as np
-    return np.isin(facts.kind, [KINDS.index(k) for k in kinds])
+    return np.isin(codes, [names.index(v) for v in values])
+
+
+def _kinds(facts: Facts, kinds: Iterable[str]) -> Any:
+    return _among(facts.kind, KINDS, kinds)
 
 
 _FINLESS = ("none", "rst")
@@ -252,13 +257,11 @@ _FINLESS = ("none", "rst")
 
 
 def _clears_time_wait_on(facts: Facts, side: str) -> Any:
-    import numpy as np
-    return np.isin(facts.time_wait, [TIME_WAIT_SIDES.index(s) for s in (None, side, "both")])
+    return _among(facts.time_wait, TIME_WAIT_SIDES, (None, side, "both"))
 
 
 def _clears_initiator(facts: Facts, allowed: tuple[str, ...]) -> Any:
-    import numpy as np
-    return np.isin(facts.initiator, [INITIATORS.index(s) for s in (None, *allowed)])
+    return _among(facts.initiator, INITIATORS, (None, *allowed))
 
 
 @dataclass(frozen=True, slots=True)
