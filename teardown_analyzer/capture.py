@@ -118,8 +118,12 @@ class Batch(NamedTuple):
 
 
 BATCH = 8192
-"""Records per batch made of pcapng blocks, at most (classic pcap batches are the records
-of one chunk read)."""
+"""Records per batch made of pcapng blocks read one by one, at most (classic pcap batches
+are the records of one chunk read, and so are runs of pcapng packet blocks:
+:data:`RUN`)."""
+RUN = MAX_CHUNK // 32
+"""Packet blocks a run takes at most (:func:`_packet_run`): as many as a chunk can hold,
+so that a chunk of packet blocks is one batch, as a chunk of pcap records is."""
 
 
 @dataclass(slots=True)
@@ -575,9 +579,10 @@ class _Interface:
 
 def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                    ) -> Iterator[Batch]:
-    """The packets of a pcapng stream, in batches of up to :data:`BATCH` records of one
-    interface, as offsets into the chunk read (no object or copy per packet); the
-    batches before an error are delivered first."""
+    """The packets of a pcapng stream, in batches of records of one interface (a run of
+    packet blocks, or up to :data:`BATCH` blocks read one by one), as offsets into the
+    chunk read (no object or copy per packet); the batches before an error are delivered
+    first."""
     import numpy as np  # imported here, as the pcap walker does
 
     rd = _Reader(stream, info.source)
@@ -606,7 +611,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
     origs: list[int] = []
     stamps: list[int] = []
     batch_iface = batch_linktype = batch_first = -1
-    most = BATCH  # blocks the next run of packet blocks looks ahead at most (_packet_run)
+    most = RUN  # blocks the next run of packet blocks looks ahead at most (_packet_run)
 
     def chunk() -> int:
         return _chunk(base - origin, index - index0)
@@ -640,7 +645,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                 # stopped at a block it could not take (so that such blocks, again and
                 # again, do not make each run look far ahead for nothing), then twice as
                 # far each time
-                most = 16 if cut else min(2 * most, BATCH)
+                most = 16 if cut else min(2 * most, RUN)
                 if len(at):  # a run of packet blocks read at once
                     if starts:
                         yield made()
@@ -686,6 +691,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                                            f"{blen - done} bytes", source=info.source,
                                            where=f"byte {start}")
                     buf = more
+                continue  # (a packet block begins the next run, not a batch of its own)
             (trailer,) = struct.unpack_from(order + "I", buf, pos + blen - 4)
             if trailer != blen:
                 what = "section header block" if shb else f"block of type 0x{btype:08x}"
@@ -790,32 +796,41 @@ def _packet_run(buf: "bytes | memoryview", pos: int, order: str, interfaces: lis
     factor = 1_000_000_000 // found.units_per_s
     if factor * found.units_per_s != 1_000_000_000 or abs(found.offset_ns) >= 1 << 62:
         return None  # times that need Python's integers
+    # The chain of block lengths, whatever the blocks (every block begins with its type
+    # and length); which of them the run takes is then seen for all at once.
     heads: list[int] = []
     add = heads.append
-    p, size = pos, len(buf)
-    while p <= last and len(heads) < most:
-        btype, blen, iface = peek(buf, p)
-        if btype != BT_EPB or blen < 32 or iface != iface_id or p + blen > size:
-            break  # (a block that goes on in the next chunk is read after it)
+    length_at = struct.Struct(order + "4xI").unpack_from
+    p = pos
+    for _ in range(most):
+        if p > last:
+            break
         add(p)
-        p += blen
+        p += length_at(buf, p)[0]
     at = np.asarray(heads, np.int64)
     fields = np.dtype([(f, order + "u4") for f in
                        ("btype", "blen", "iface", "hi", "lo", "incl", "orig")])
     h = items_at(buf, fields, at)
     blen = h["blen"].astype(np.int64)
     end = at + blen
+    # the run ends at a block of another type or interface, or one that goes on in the
+    # next chunk (read after it) ...
+    ends = np.flatnonzero((h["btype"] != BT_EPB) | (blen < 32) | (h["iface"] != iface_id)
+                          | (end > len(buf)))
+    taken = int(ends[0]) if len(ends) else len(at)
+    at, h, blen, end = at[:taken], h[:taken], blen[:taken], end[:taken]
+    # ... or is cut at a packet block it cannot take
     trailer = items_at(buf, np.dtype(order + "u4"), end - 4)
     units = h["hi"].astype(np.uint64) << np.uint64(32) | h["lo"].astype(np.uint64)
     incl = h["incl"].astype(np.int64)
     ok = (blen % 4 == 0) & (blen <= MAX_BLOCK) & (trailer == blen) \
         & (incl <= blen - 32) & (units < np.uint64((1 << 62) // factor))
     bad = np.flatnonzero(~ok)
-    count = int(bad[0]) if len(bad) else len(at)
+    count = int(bad[0]) if len(bad) else taken
     incl = incl[:count]
     return (at[:count], incl, np.maximum(h["orig"][:count], incl),
             units[:count].astype(np.int64) * factor + found.offset_ns, iface_id,
-            int(end[count - 1]) if count else pos, count < len(at))
+            int(end[count - 1]) if count else pos, count < taken)
 
 
 def _check_block_len(blen: int, minimum: int, start: int, info: CaptureInfo) -> None:

@@ -261,6 +261,37 @@ def test_pcapng_block_error_in_a_run_of_packets(real_packets, kind, error) -> No
     assert error in str(cap.info.error), cap.info.error
 
 
+def test_pcapng_packet_blocks_of_a_chunk_are_one_batch(real_packets, monkeypatch) -> None:
+    """As a chunk of pcap records is: a run of packet blocks takes every block of its
+    interface the chunk holds, however many (not :data:`capture.BATCH`, which bounds the
+    blocks read one by one), and a block that goes on in the next chunk begins the next
+    run instead of being a batch of its own.  Blocks of another type or interface end
+    a run; the packets and their times are all there, in order."""
+    from teardown_analyzer import capture
+    monkeypatch.setattr(capture, "CHUNK", 2048)
+    monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
+    monkeypatch.setattr(capture, "BATCH", 4)
+    packets = (real_packets * 40)[:300]
+    blocks = [pb.epb(0, 1_000 + i, p) for i, p in enumerate(packets)]
+    blocks.insert(150, pb.isb(0))  # statistics: not a packet block
+    blob = pb.shb() + pb.idb(101) + b"".join(blocks)
+    cap = open_bytes(blob)
+    batches = list(cap.batches())
+    assert cap.info.error is None
+    bufs = [b.buf for b in batches]  # (kept: no id reused)
+    chunks = {id(buf) for buf in bufs}
+    # one batch per chunk, but for the chunk the statistics block splits
+    assert len(batches) == len(chunks) + 1, [len(b.starts) for b in batches]
+    assert max(len(b.starts) for b in batches) > 4
+    got = [bytes(b.buf[s:s + n]) for b in batches
+           for s, n in zip(b.starts.tolist(), b.lens.tolist())]
+    assert got == packets
+    assert [t for b in batches for t in b.ts_ns.tolist()] == \
+        [(1_000 + i) * 1_000 for i in range(300)]
+    assert [b.first for b in batches] == \
+        [1 + sum(len(c.starts) for c in batches[:i]) for i in range(len(batches))]
+
+
 @pytest.mark.parametrize("tsresol,tsoffset,units,want", [
     (6, None, 1_700_000_000_123_456, 1_700_000_000_123_456_000),
     (9, None, 2 ** 63 + 5, 2 ** 63 + 5),                 # beyond int64 nanoseconds
