@@ -7,6 +7,7 @@ next one; plain segments are never counted at once here (tests/test_plain.py doe
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 
 from conftest import sample_captures
@@ -126,6 +127,33 @@ def _relinked(frame: bytes, linktype: int, i: int) -> bytes:
         family = 99 if v6 is None else (10, 24, 28, 30)[i % 4] if v6 else 2
         return pb.loopback(ip, family, order)
     return ip if v6 is not None else b"\x00" + ip[1:]  # raw IP; version 0: not IP
+
+
+def test_tagged_frames_read_once_behind_their_tag(monkeypatch):
+    """A batch of VLAN-tagged frames (the real tagged sample) is read behind one tag at
+    once, not first as untagged frames in vain; what is read is the same in any order of
+    the layouts (here: the untagged one first, as it used to be)."""
+    from teardown_analyzer.capture import open_capture
+    path = next(p for p in sample_captures() if p.name == "vlan8021q.pcap")
+    with open_capture(str(path)) as cap:
+        (batch,) = list(cap.batches())
+    reads = []
+    original = columnar._read
+
+    def spy(data, st, ln, layout):
+        reads.append((layout.ip_at, len(st)))
+        return original(data, st, ln, layout)
+    monkeypatch.setattr(columnar, "_read", spy)
+    cols = columnar.gathered(batch, (0, 1), lambda reason: None)
+    assert reads == [(18, 11)]
+    assert cols is not None and cols["regular"].all()
+    reads.clear()
+    monkeypatch.setattr(columnar, "_likeliest_first", lambda layouts, data, st: layouts)
+    in_order = columnar.gathered(batch, (0, 1), lambda reason: None)
+    assert reads == [(14, 11), (18, 11)]
+    assert in_order is not None and in_order.keys() == cols.keys()
+    for c in cols:
+        assert np.array_equal(cols[c], in_order[c]), c
 
 
 @pytest.mark.parametrize("linktype,jobs", [(1, 1), (1, 2), (113, 1), (276, 1), (276, 2),
