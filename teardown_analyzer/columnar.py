@@ -345,10 +345,12 @@ def _likeliest_first(layouts: tuple[Layout, ...], data: np.ndarray, st: np.ndarr
     if len(layouts) == 1:
         return layouts
     sample = st[:SAMPLE]
-    hits = []
+    hits: list[int] = []
     for layout in layouts:
         v4, v6 = layout.versions(first_bytes(data, sample, layout.head))
         hits.append(-int((v4 | v6).sum()))
+        if len(hits) == 1 and -2 * hits[0] >= len(sample):
+            return layouts  # (half or more: no other has more)
     return tuple(layouts[i] for i in np.argsort(hits, kind="stable"))
 
 
@@ -369,42 +371,52 @@ def _read(data: np.ndarray, st: np.ndarray, ln: np.ndarray, layout: Layout
     v6 = link6 & (ln >= ip + 60) & (f["vihl"] >> 4 == 6) & (f["next"] == 6) \
         & (f["payload_len"] > 0)
     fast = v4 | v6
-    # the endpoints (as :data:`KEY6` says): as IPv4 for every record,
-    # then the IPv6 ones over them
-    key = np.zeros((len(st), 37), np.uint8)
-    key[:, 0] = 4
-    key[:, 1:5], key[:, 17:19] = h[:, ip + 12:ip + 16], h[:, ip + 20:ip + 22]  # source
-    key[:, 19:23], key[:, 35:37] = h[:, ip + 16:ip + 20], h[:, ip + 22:ip + 24]  # dest.
-    if v6.any():
-        rows6 = np.flatnonzero(v6)
-        key6 = np.empty((len(rows6), 37), np.uint8)
-        key6[:, 0] = 6
-        key6[:, 1:] = h[rows6][:, layout.key6]
-        key[rows6] = key6
-    word = _tcp_field(h, ip, v6, "word").astype(np.int64)
+    # the endpoints (as :data:`KEY6` says) and the TCP header, behind IPv4 or IPv6: each
+    # read for every record as the version most have, then the others' over them
+    rows6 = np.flatnonzero(v6)
+    most, other = (_ip6, _ip4) if 2 * len(rows6) > len(st) else (_ip4, _ip6)
+    key, tcp = most(h, layout)
+    others = np.flatnonzero(~v6) if most is _ip6 else rows6
+    if len(others):
+        tcp = tcp.copy()
+        key[others], tcp[others] = other(h[others], layout)
+    t = tcp.view(TCP)[:, 0]
+
+    def field(name: str) -> np.ndarray:
+        v = t[name]
+        return v.astype(v.dtype.newbyteorder("="))
+
+    word = field("word").astype(np.int64)
     tcp_len = np.where(v6, f["payload_len"], f["total_len"].astype(np.int64) - 20)
     hlen = (word >> 12) * 4
     regular = fast & (hlen >= 20) & (tcp_len >= hlen)
     tcp_at = np.where(v6, ip + 40, ip + 20)
-    return {"fast": fast, "key": key, "seq": _tcp_field(h, ip, v6, "seq"), "ack": _tcp_field(h, ip, v6, "ack"),
+    return {"fast": fast, "key": key, "seq": field("seq"), "ack": field("ack"),
             "word": word.astype(np.uint16), "flags": (word & 0x1FF).astype(np.uint16),
             "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
-            "window": _tcp_field(h, ip, v6, "window"),
-            "checksum": _tcp_field(h, ip, v6, "checksum").astype(np.int32),
+            "window": field("window"), "checksum": field("checksum").astype(np.int32),
             "ipid": np.where(v6, -1, f["ipid"]).astype(np.int32),
             "wscale": _window_scale(data, st + tcp_at, np.minimum(hlen, ln - tcp_at),
                                     regular & ((word & SYN) != 0)),
             "regular": regular}
 
 
-def _tcp_field(h: np.ndarray, ip: int, v6: np.ndarray, name: str) -> np.ndarray:
-    """A field of each record's TCP header (:data:`TCP`), after IPv4 or IPv6 at ``ip``."""
-    v = h[:, ip + 20:ip + 40].view(TCP)[:, 0][name]
-    if v6.any():
-        v = v.copy()
-        rows = np.flatnonzero(v6)
-        v[rows] = h[rows, ip + 40:ip + 60].view(TCP)[:, 0][name]
-    return v.astype(v.dtype.newbyteorder("="))
+def _ip4(h: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The endpoints (a ``key`` each) and the TCP header of records ``h`` (their first
+    bytes) as IPv4 behind ``layout``'s link header."""
+    ip = layout.ip_at
+    key = np.zeros((len(h), 37), np.uint8)
+    key[:, 0] = 4
+    key[:, 1:5], key[:, 17:19] = h[:, ip + 12:ip + 16], h[:, ip + 20:ip + 22]  # source
+    key[:, 19:23], key[:, 35:37] = h[:, ip + 16:ip + 20], h[:, ip + 22:ip + 24]  # dest.
+    return key, h[:, ip + 20:ip + 40]
+
+
+def _ip6(h: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_ip4`, as IPv6."""
+    key = np.empty((len(h), 37), np.uint8)
+    key[:, 0], key[:, 1:] = 6, h[:, layout.key6]
+    return key, h[:, layout.ip_at + 40:layout.ip_at + 60]
 
 
 def first_bytes(data: np.ndarray, st: np.ndarray, width: int) -> np.ndarray:
