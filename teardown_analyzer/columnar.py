@@ -348,10 +348,10 @@ def _likeliest_first(layouts: tuple[Layout, ...], data: np.ndarray, st: np.ndarr
     hits: list[int] = []
     for layout in layouts:
         v4, v6 = layout.versions(first_bytes(data, sample, layout.head))
-        hits.append(-int((v4 | v6).sum()))
-        if len(hits) == 1 and -2 * hits[0] >= len(sample):
-            return layouts  # (half or more: no other has more)
-    return tuple(layouts[i] for i in np.argsort(hits, kind="stable"))
+        hits.append(int((v4 | v6).sum()))
+        if 2 * hits[0] >= len(sample):
+            return layouts  # (the first has half or more: no other has more)
+    return tuple(layouts[i] for i in sorted(range(len(layouts)), key=lambda i: -hits[i]))
 
 
 def _read(data: np.ndarray, st: np.ndarray, ln: np.ndarray, layout: Layout
