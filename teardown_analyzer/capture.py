@@ -28,9 +28,10 @@ import gzip
 import io
 import struct
 import sys
+import weakref
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, NamedTuple
 
 from .errors import CaptureError, printable
 
@@ -358,9 +359,15 @@ def _prime(walker: Iterator[Batch]) -> Iterator[Batch]:
 
 
 class _Reader:
-    """Reads from the stream and tracks the byte offset for error messages."""
+    """Reads from the stream and tracks the byte offset for error messages.
 
-    __slots__ = ("stream", "offset", "source", "readinto1", "broken")
+    From the second chunk (:meth:`extend`) on, chunks are read ahead: a thread reads the
+    next one, of the size asked for last, while the caller walks the one it has.  Reading
+    lets go of the interpreter lock (a copy out of the page cache, a gzip stream's
+    inflating), so the caller pays only for what is not there yet when it asks."""
+
+    __slots__ = ("stream", "offset", "source", "readinto1", "broken", "_ahead", "_chunks",
+                 "_ended", "__weakref__")
 
     def __init__(self, stream: BinaryIO, source: str) -> None:
         self.stream = stream
@@ -369,9 +376,13 @@ class _Reader:
         self.readinto1 = getattr(stream, "readinto1", None) or getattr(stream, "readinto")
         self.broken: Exception | None = None
         """A read that failed after others of the same chunk: raised at the next."""
+        self._ahead: _ReadAhead | None = None
+        self._chunks = 0
+        self._ended = False
 
     def read(self, n: int) -> bytes:
-        """Exactly ``n`` bytes, or fewer at the end of the stream."""
+        """Exactly ``n`` bytes, or fewer at the end of the stream (before :meth:`extend`)."""
+        assert not self._chunks
         data = self.stream.read(n)
         self.offset += len(data)
         return data
@@ -380,8 +391,10 @@ class _Reader:
         """``tail`` (what is left of the chunk before), then up to ``n`` bytes more (at
         least half of them, unless the stream ends first; none only at the end), in new
         memory: the bytes are read into it, not copied once more to join them to
-        ``tail``.  A pipe or a gzip stream hands out a few kB a read: the chunk is made
-        of several, not a batch of each.
+        ``tail`` (unless it is longer than :data:`HEADROOM`).  A pipe or a gzip stream
+        hands out a few kB a read: the chunk is made of several, not a batch of each.
+        A chunk read ahead is as long as the one asked for before it: a walker that
+        wants more (a record longer than that) is handed less, and asks again.
 
         A broken gzip stream raises only after the data decompressed before the break
         was handed out, so the packets before it are still analysed.
@@ -390,28 +403,119 @@ class _Reader:
         if self.broken is not None:
             exc, self.broken = self.broken, None
             raise self._failed(exc, after) from exc
+        if self._ended:
+            return memoryview(bytes(tail))
+        ahead = self._ahead
+        if ahead is None and self._chunks:  # a second chunk: the capture is read on
+            ahead = self._ahead = _ReadAhead(self.readinto1)
+            weakref.finalize(self, ahead.stop)  # (a walk given up: the thread ends too)
+            ahead.ask(n)
+        self._chunks += 1
+        # the first chunk is read here: a capture read no further (the walk up to its
+        # first packet, before a --jobs split) starts no thread
+        space, got, stop = ahead.take() if ahead is not None else _fill(self.readinto1, n)
+        asked = ahead.size if ahead is not None else n  # (what that chunk was asked for)
+        if stop is not None and not isinstance(
+                stop, (EOFError, zlib.error, gzip.BadGzipFile, OSError)):
+            raise stop
         kept = len(tail)
-        out = np.empty(kept + n, np.uint8).data
+        if kept <= HEADROOM:
+            out = space[HEADROOM - kept:HEADROOM + got]
+        else:  # (the rest of a record longer than the room kept for it: copied)
+            out = np.empty(kept + got, np.uint8).data
+            out[kept:] = space[HEADROOM:HEADROOM + got]
         out[:kept] = tail
-        got = kept
-        while got - kept < (n + 1) // 2:
-            try:
-                more = self.readinto1(out[got:])
-            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-                if got == kept:
-                    raise self._failed(exc, after) from exc
-                self.broken = exc
-                break
-            if not more:
-                break
-            got += more
-            self.offset += more
-        return out[:got]
+        self.offset += got
+        if stop is not None:
+            if not got:
+                raise self._failed(stop, after) from stop
+            self.broken = stop
+            self._end()
+        elif got < (asked + 1) // 2:
+            self._end()  # the end of the stream
+        elif ahead is not None:
+            ahead.ask(n)
+        return out
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._ahead is not None:
+            self._ahead.stop()
 
     def _failed(self, exc: Exception, after: int) -> CaptureError:
         return CaptureError(f"read failed after packet {after}: the compressed stream "
                             f"breaks off ({exc})", source=self.source,
                             where=f"byte {self.offset} (uncompressed)")
+
+
+HEADROOM = 1 << 18
+"""Bytes left free before each chunk read, for the tail of the chunk before it (the record
+that goes on into it): joined to it without copying the chunk, when it fits."""
+
+
+def _fill(readinto: Callable[[memoryview], int], n: int
+          ) -> tuple[memoryview, int, BaseException | None]:
+    """Up to ``n`` bytes read into new memory, after :data:`HEADROOM` bytes left free: at
+    least half of them, unless the stream ends or fails first.  The memory, the bytes
+    read, and what stopped the reading early (None at the end of the stream)."""
+    import numpy as np
+    space, got = memoryview(b""), HEADROOM
+    try:
+        space = np.empty(HEADROOM + n, np.uint8).data
+        while got - HEADROOM < (n + 1) // 2:
+            more = readinto(space[got:])
+            if not more:
+                break
+            got += more
+    except BaseException as exc:  # handed to the reader, which raises it
+        return space, got - HEADROOM if len(space) else 0, exc
+    return space, got - HEADROOM, None
+
+
+class _ReadAhead:
+    """A thread that reads (:func:`_fill`) the chunks of a stream asked for, one at a
+    time."""
+
+    def __init__(self, readinto: Callable[[memoryview], int]) -> None:
+        import queue
+        import threading
+        self.size = 0
+        """The size of the chunk asked for last."""
+        self._asked: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._started: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[memoryview, int, BaseException | None]] = \
+            queue.SimpleQueue()
+        self._readinto = readinto
+        self._pending = False
+        self._thread = threading.Thread(target=self._run, name="teardown-analyzer read-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def ask(self, n: int) -> None:
+        """Read ``n`` bytes more.  Returns once the thread has begun: a thread waiting for
+        the interpreter lock gets it from a busy one only every few ms
+        (``sys.getswitchinterval()``), later than the read is wanted."""
+        self.size = n
+        self._pending = True
+        self._asked.put(n)
+        self._started.get()
+
+    def take(self) -> tuple[memoryview, int, BaseException | None]:
+        """The chunk asked for last, as :func:`_fill` reads it (waiting for it)."""
+        self._pending = False
+        return self._done.get()
+
+    def stop(self) -> None:
+        """End the thread: now, or after the read it is doing (not waited for: on a pipe
+        it may not end)."""
+        self._asked.put(None)
+        if not self._pending:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (n := self._asked.get()) is not None:
+            self._started.put(None)
+            self._done.put(_fill(self._readinto, n))
 
 
 def items_at(buf: "bytes | memoryview | np.ndarray", dtype: "np.dtype", at: "np.ndarray"

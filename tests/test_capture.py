@@ -672,3 +672,63 @@ def test_a_stream_read_a_few_bytes_at_a_time_makes_few_batches(real_packets, fmt
     assert len(batches) == 1 and cap.info.error is None
     assert [(f.data, f.ts_ns) for f in batches[0].frames()] == \
         [(f.data, f.ts_ns) for f in _read(blob)[1]]
+
+
+def _read_ahead_threads() -> int:
+    import threading
+    return sum(t.name == "teardown-analyzer read-ahead" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("headroom", [16, 1 << 18])
+def test_chunks_read_ahead_join_as_read_in_place(tmp_path, monkeypatch, fmt, headroom):
+    """From the second chunk on, a thread reads the next chunk while the walker walks one.
+    The record going on into it is joined to it in the room left before it (or copied,
+    when longer than that room); a record longer than the chunk read ahead is read on at
+    once.  Every record is read, once, in order, and the thread ends with the stream."""
+    from teardown_analyzer import capture
+    monkeypatch.setattr(capture, "CHUNK", 4096)
+    monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
+    monkeypatch.setattr(capture, "HEADROOM", headroom)
+    sizes = [60 + (i * 37) % 1400 for i in range(600)]
+    sizes[300] = sizes[450] = 20_000  # longer than a chunk (pcap: and than the snap length)
+    records = [pb.Rec(T0 + i, (i % 251).to_bytes(1, "big") * n) for i, n in enumerate(sizes)]
+    blob = pb.pcap(records) if fmt == "pcap" else \
+        pb.shb() + pb.idb(101, 0, tsresol=9) + b"".join(pb.epb(0, r.ts_ns, r.data)
+                                                        for r in records)
+    path = tmp_path / f"c.{fmt}"
+    path.write_bytes(blob)
+    before = _read_ahead_threads()
+    with open_capture(str(path)) as cap:
+        batches = list(cap.batches())
+    assert len(batches) > 50  # (read ahead, chunk after chunk)
+    assert [f.data for b in batches for f in b.frames()] == [r.data for r in records]
+    assert cap.info.error is None
+    assert _read_ahead_threads() == before  # (the thread ended at the end of the stream)
+
+
+def test_a_walk_given_up_ends_its_read_ahead(tmp_path, monkeypatch) -> None:
+    """A capture read no further than its first chunk starts no thread (the walk up to
+    the first packet, before a --jobs split forks the workers); one given up after more
+    ends its thread once the capture is let go."""
+    import gc
+    import time
+    from teardown_analyzer import capture
+    monkeypatch.setattr(capture, "CHUNK", 4096)
+    monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
+    path = tmp_path / "c.pcap"
+    path.write_bytes(pb.pcap([pb.Rec(T0 + i, b"x" * 1000) for i in range(200)]))
+    before = _read_ahead_threads()
+    cap = open_capture(str(path))
+    batches = cap.batches()
+    next(batches)
+    assert _read_ahead_threads() == before
+    next(batches)
+    assert _read_ahead_threads() == before + 1
+    del batches, cap
+    gc.collect()
+    for _ in range(100):  # (the thread ends after the read it was doing)
+        if _read_ahead_threads() == before:
+            break
+        time.sleep(0.01)
+    assert _read_ahead_threads() == before
