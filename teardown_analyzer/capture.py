@@ -282,9 +282,7 @@ class _Prepend(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = getattr(self._stream, "read1", self._stream.read)(len(b))
-        b[:len(data)] = data
-        return len(data)
+        return (getattr(self._stream, "readinto1", None) or getattr(self._stream, "readinto"))(b)
 
 
 def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
