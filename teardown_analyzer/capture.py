@@ -282,7 +282,8 @@ class _Prepend(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        return (getattr(self._stream, "readinto1", None) or getattr(self._stream, "readinto"))(b)
+        stream = self._stream
+        return (getattr(stream, "readinto1", None) or getattr(stream, "readinto"))(b)
 
 
 def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
@@ -379,7 +380,8 @@ class _Reader:
         self._ended = False
 
     def read(self, n: int) -> bytes:
-        """Exactly ``n`` bytes, or fewer at the end of the stream (before :meth:`extend`)."""
+        """Exactly ``n`` bytes, or fewer at the end of the stream (before any
+        :meth:`extend`)."""
         assert not self._chunks
         data = self.stream.read(n)
         self.offset += len(data)
@@ -404,7 +406,7 @@ class _Reader:
         if self._ended:
             return memoryview(bytes(tail))
         ahead = self._ahead
-        if ahead is None and self._chunks:  # a second chunk: the capture is read on
+        if ahead is None and self._chunks and n >= READ_AHEAD_FROM:  # (a second chunk)
             ahead = self._ahead = _ReadAhead(self.readinto1)
             weakref.finalize(self, ahead.stop)  # (a walk given up: the thread ends too)
             ahead.ask(n)
@@ -446,6 +448,9 @@ class _Reader:
                             where=f"byte {self.offset} (uncompressed)")
 
 
+READ_AHEAD_FROM = 1 << 19
+"""Chunks are read ahead when at least this long (:data:`CHUNK` is): a shorter one takes
+less to read than handing it to the thread and back does."""
 HEADROOM = 1 << 18
 """Bytes left free before each chunk read, for the tail of the chunk before it (the record
 that goes on into it): joined to it without copying the chunk, when it fits."""
@@ -485,8 +490,8 @@ class _ReadAhead:
             queue.SimpleQueue()
         self._readinto = readinto
         self._pending = False
-        self._thread = threading.Thread(target=self._run, name="teardown-analyzer read-ahead",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="teardown-analyzer read-ahead")
         self._thread.start()
 
     def ask(self, n: int) -> None:

@@ -690,6 +690,7 @@ def test_chunks_read_ahead_join_as_read_in_place(tmp_path, monkeypatch, fmt, hea
     monkeypatch.setattr(capture, "CHUNK", 4096)
     monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
     monkeypatch.setattr(capture, "HEADROOM", headroom)
+    monkeypatch.setattr(capture, "READ_AHEAD_FROM", 0)
     sizes = [60 + (i * 37) % 1400 for i in range(600)]
     sizes[300] = sizes[450] = 20_000  # longer than a chunk (pcap: and than the snap length)
     records = [pb.Rec(T0 + i, (i % 251).to_bytes(1, "big") * n) for i, n in enumerate(sizes)]
@@ -709,8 +710,9 @@ def test_chunks_read_ahead_join_as_read_in_place(tmp_path, monkeypatch, fmt, hea
 
 def test_a_walk_given_up_ends_its_read_ahead(tmp_path, monkeypatch) -> None:
     """A capture read no further than its first chunk starts no thread (the walk up to
-    the first packet, before a --jobs split forks the workers); one given up after more
-    ends its thread once the capture is let go."""
+    the first packet, before a --jobs split forks the workers), nor one of chunks shorter
+    than READ_AHEAD_FROM; one given up after more ends its thread once the capture is let
+    go."""
     import gc
     import time
     from teardown_analyzer import capture
@@ -719,6 +721,12 @@ def test_a_walk_given_up_ends_its_read_ahead(tmp_path, monkeypatch) -> None:
     path = tmp_path / "c.pcap"
     path.write_bytes(pb.pcap([pb.Rec(T0 + i, b"x" * 1000) for i in range(200)]))
     before = _read_ahead_threads()
+    walk = open_capture(str(path)).batches()
+    for _ in range(3):
+        next(walk)
+    assert _read_ahead_threads() == before  # (4 kB chunks: read in place)
+    del walk
+    monkeypatch.setattr(capture, "READ_AHEAD_FROM", 0)
     cap = open_capture(str(path))
     batches = cap.batches()
     next(batches)
