@@ -360,10 +360,12 @@ def _prime(walker: Iterator[Batch]) -> Iterator[Batch]:
 class _Reader:
     """Reads from the stream and tracks the byte offset for error messages.
 
-    From the second chunk (:meth:`extend`) on, chunks are read ahead: a thread reads the
-    next one, of the size asked for last, while the caller walks the one it has.  Reading
-    lets go of the interpreter lock (a copy out of the page cache, a gzip stream's
-    inflating), so the caller pays only for what is not there yet when it asks."""
+    From the second chunk (:meth:`extend`) on, chunks of :data:`READ_AHEAD_FROM` bytes or
+    more are read ahead: a thread reads the next one, of the size asked for last, while
+    the caller walks the one it has.  A file's or a pipe's read lets go of the interpreter
+    lock (a copy out of the page cache), so the caller pays only for what is not there yet
+    when it asks.  (A gzip stream gains little: GzipFile inflates a few kB a call, and
+    each call needs the lock.)"""
 
     __slots__ = ("stream", "offset", "source", "readinto1", "broken", "_ahead", "_chunks",
                  "_ended", "__weakref__")
