@@ -93,6 +93,80 @@ def test_spill_reads_back_what_was_written_across_flushes():
     assert copy is not spill and [copy.get(o, n) for o, n in where] == blobs
 
 
+def _writers() -> list:
+    import threading
+    return [t for t in threading.enumerate() if t.name == "teardown-analyzer spill writer"]
+
+
+def test_spill_writes_behind_in_a_thread_and_reads_back_what_it_is_writing():
+    spill = Spill()
+    before = len(_writers())
+    big = [bytes([i]) * (FLUSH_AT + 1000 * i) for i in range(1, 4)]
+    where = []
+    for blob in big:
+        where.append((spill.put(blob), len(blob)))
+        assert len(_writers()) == before + 1  # one thread, given each in turn
+        # read at once: the part being written, then one not written at all
+        assert spill.get(where[-1][0] + 5, 7) == blob[5:12]
+        small = bytes([9]) * 10
+        where.append((spill.put(small), len(small)))
+        assert spill.get(*where[-1]) == small
+    assert [spill.get(o, n) for o, n in where] == [b for blob in big for b in (blob, small)]
+    del spill
+    import gc
+    gc.collect()
+    for thread in _writers()[before:]:
+        thread.join(5)
+    assert len(_writers()) == before  # the thread ends with its spill
+
+
+def test_a_write_behind_that_fails_is_told_at_the_next_write(monkeypatch):
+    import errno
+    import os
+
+    from teardown_analyzer.errors import StorageError
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    spill = Spill()
+    monkeypatch.setattr(os, "pwrite", full)
+    spill.put(b"x" * FLUSH_AT)  # handed to the thread
+    with pytest.raises(StorageError, match="No space left on device.*TMPDIR"):
+        spill.put(b"y" * FLUSH_AT)
+    with pytest.raises(StorageError, match="No space left"):
+        spill.flush()  # and again: what is in the file is not all that was put
+
+
+def test_a_fork_finds_no_writer_mid_write_and_both_sides_write_on(monkeypatch):
+    import os
+    import signal
+    import time
+    pwrite = os.pwrite
+
+    def slow(*args):
+        time.sleep(0.3)
+        return pwrite(*args)
+
+    monkeypatch.setattr(os, "pwrite", slow)
+    spill = Spill()
+    first = bytes(range(256)) * (FLUSH_AT // 256 + 1)
+    at = spill.put(first)
+    assert _writers()
+    pid = os.fork()  # the writer finishes and ends before
+    if pid == 0:
+        signal.alarm(20)  # (a child waiting for a thread that is not there ends)
+        ok = not _writers() and spill.get(at, len(first)) == first
+        more = spill.put(b"c" * FLUSH_AT)  # a writer of its own
+        ok = ok and len(_writers()) == 1 and spill.get(more + 3, 4) == b"cccc"
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert spill.get(at, len(first)) == first
+    again = spill.put(b"p" * FLUSH_AT)
+    assert _writers() and spill.get(again, 2) == b"pp"
+
+
 def test_results_leave_memory_for_the_spill():
     report = analyze([str(SAMPLES / "mixed_200.pcap")])
     (segment,) = report.connections._segments
