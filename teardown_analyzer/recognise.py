@@ -124,7 +124,9 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     ngroups = len(starts)
     size = ends - starts
     group_of = np.repeat(np.arange(ngroups), size)
-    pos = np.arange(n) - starts[group_of]       # position in its group
+    every = np.arange(n)
+    first_row = starts[group_of]  # each record's group's first
+    pos = every - first_row       # position in its group
     # (take: about a fifth faster than indexing)
     flags, seq, ack, plen, ts, regular = (cols[c].take(order) for c in (
         "flags", "seq", "ack", "plen", "ts", "regular"))
@@ -155,16 +157,20 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     last_row = pos == size[group_of] - 1
     has_rst = anyg(rst)
     bad = ~regular | odd | (rst & ~last_row)
-    # duplicates: each record against the one before it in its direction
-    by_dir = np.argsort(group_of * 2 + sender, kind="stable")
-    prev, cur = by_dir[:-1], by_dir[1:]
-    same = (group_of[prev] == group_of[cur]) & (sender[prev] == sender[cur]) \
-        & (seq[prev] == seq[cur])
+    # duplicates: each record against the one before it in its direction (the last
+    # record of its sender before it, if that is in its group)
+    one = sender.astype(bool)
+    last_1 = np.maximum.accumulate(np.where(one, every, -1))
+    last_0 = np.maximum.accumulate(np.where(one, -1, every))
+    prev = np.where(one[1:], last_1[:-1], last_0[:-1])  # (of records 1 to n - 1)
+    cur = np.flatnonzero(prev >= first_row[1:]) + 1
+    prev = prev[cur - 1]
+    same = (seq[prev] == seq[cur]) & (ack[prev] == ack[cur]) & (flags[prev] == flags[cur])
     prev, cur = prev[same], cur[same]  # (few: the other fields of these only)
-    same = (ack[prev] == ack[cur]) & (flags[prev] == flags[cur])
     for c in ("window", "checksum", "ipid"):
-        same &= cols[c][order[prev]] == cols[c][order[cur]]
-    bad[cur[same]] = True
+        same = cols[c][order[prev]] == cols[c][order[cur]]
+        prev, cur = prev[same], cur[same]
+    bad[cur] = True
     # --- the FINs -------------------------------------------------------------------------
     last = ends - 1
     fin = (flags & FIN) != 0
