@@ -525,7 +525,7 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
     # waited long enough (or the capture ends): kept open or half-open, as an idle
     # connection is parked (a long one is fed: its plain segments may be counted at once)
     settled = groups.unclosed & ~tracked & ~hold & short
-    group_of = np.repeat(np.arange(len(starts)), ends - starts)  # in sorted order
+    group_of = groups.group_of
     chosen = clean | settled
     taken_rows = chosen[group_of]
     held_rows = hold[group_of]

@@ -41,6 +41,8 @@ class Groups(NamedTuple):
     starts: np.ndarray
     """Where each group begins in ``order``."""
     ends: np.ndarray
+    group_of: np.ndarray
+    """Per record, in ``order``: its group's number."""
     sender: np.ndarray
     """Per record, in ``order``: 0 if its group's endpoint 0 sent it, else 1."""
     clean: np.ndarray
@@ -120,10 +122,9 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     """
     n = len(cols["key"])
     hashes = cols["hash"]
-    order, starts, ends, sender, odd = _group(cols["key"], hashes)
+    order, starts, ends, group_of, sender, odd = _group(cols["key"], hashes)
     ngroups = len(starts)
     size = ends - starts
-    group_of = np.repeat(np.arange(ngroups), size)
     every = np.arange(n)
     first_row = starts[group_of]  # each record's group's first
     pos = every - first_row       # position in its group
@@ -154,7 +155,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
         & (at(ack, r2) == (isn_s + 1) & _M32)
     # --- what no record may be --------------------------------------------------------
     rst = (flags & RST) != 0
-    last_row = pos == size[group_of] - 1
+    last_row = np.zeros(n, bool)
+    last_row[ends - 1] = True
     has_rst = anyg(rst)
     bad = ~regular | odd | (rst & ~last_row)
     # duplicates: each record against the one before it in its direction (the last
@@ -177,30 +179,33 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     f1 = per_group(np.where(fin, pos, _BIG), np.minimum)
     f1r = starts + np.where(f1 < _BIG, f1, 0)
     x = sender[f1r]                          # who closed first (sent the first FIN)
-    xg, yg = x[group_of], 1 - x[group_of]
-    fins_x = np.bincount(group_of[fin & (sender == xg)], minlength=ngroups)
-    fins_y = np.bincount(group_of[fin & (sender == yg)], minlength=ngroups)
-    f2 = per_group(np.where(fin & (sender == yg), pos, _BIG), np.minimum)
+    from_x = sender == x[group_of]           # sent by X (or by Y: ~from_x)
+    from_y = ~from_x
+    fin_by_x, fin_by_y = fin & from_x, fin & from_y
+    fins_x = np.bincount(group_of[fin_by_x], minlength=ngroups)
+    fins_y = np.bincount(group_of[fin_by_y], minlength=ngroups)
+    f2 = per_group(np.where(fin_by_y, pos, _BIG), np.minimum)
     two_fins = (fins_x >= 1) & (fins_y == 1)
     f2r = starts + np.where(two_fins, f2, 0)
     fin_x = (seq[f1r] + plen[f1r]) & _M32
     fin_y = (seq[f2r] + plen[f2r]) & _M32
     after_f1 = pos > f1[group_of]
     after_f2 = pos > np.where(two_fins, f2, _BIG)[group_of]
-    bad |= after_f1 & (sender == xg) & (plen > 0)
-    bad |= after_f2 & (sender == yg) & (plen > 0)
+    data = plen > 0
+    bad |= after_f1 & from_x & data
+    bad |= after_f2 & from_y & data
     has_ack = (flags & ACK) != 0
     # the first of Y's segments that covers X's FIN (X to FIN_WAIT2)
-    acks_x = after_f1 & (sender == yg) & has_ack & _after(ack, (fin_x + 1)[group_of])
+    acks_x = after_f1 & from_y & has_ack & _after(ack, (fin_x + 1)[group_of])
     a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum)
     # a FIN from X again, before Y acknowledged its first: unusual (retransmitted, or with
     # another sequence number), nothing more
-    again = fin & after_f1 & (sender == xg)
+    again = fin_by_x & after_f1
     bad |= again & (pos > a1[group_of])
     retransmitted = anyg(again)
     y_fin_acks = ((flags[f2r] & ACK) != 0) & _after(ack[f2r], (fin_x + 1) & _M32)
     # the ACK of Y's FIN: X's first segment after it that covers it, the group's last
-    acks_y = after_f2 & (sender == xg) & has_ack & _after(ack, (fin_y + 1)[group_of])
+    acks_y = after_f2 & from_x & has_ack & _after(ack, (fin_y + 1)[group_of])
     a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum)
     # ... before X's TIME_WAIT (from Y's FIN, or Y's last segment) is over at its time
     tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
@@ -279,8 +284,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     due = np.where(rst_ends | refused, ts[last] + grace_ns,
                    np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
                               ts[last]) + time_wait_ns)
-    return Groups(order, starts, ends, sender, clean, promising, unclosed, meta, due,
-                  hashes[order[starts]])
+    return Groups(order, starts, ends, group_of, sender, clean, promising, unclosed, meta,
+                  due, hashes[order[starts]])
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -336,8 +341,9 @@ def key_hash(key: np.ndarray) -> np.ndarray:
 
 def _group(key: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
     """Records by connection (``h``: each one's :func:`key_hash`; each connection's records
-    in capture order): (order, starts, ends, sender, odd), where ``order`` lists the
-    records group by group, each group in capture order, from ``starts`` to ``ends``;
+    in capture order): (order, starts, ends, group_of, sender, odd), where ``order`` lists
+    the records group by group, each group in capture order, from ``starts`` to ``ends``
+    (``group_of``: each one's group);
     ``sender`` (in ``order``) is 0 for a record sent by the group's first record's sender
     (endpoint 0), else 1; ``odd`` marks the records of groups left to the tracker (whose
     ``sender`` means nothing): an endpoint talking to itself, or records of another
@@ -391,4 +397,4 @@ def _group(key: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
     turns = np.cumsum(turns)  # a group's first record's turn is taken off below
     group_of = np.repeat(np.arange(len(starts)), ends - starts)
     odd = np.bincount(group_of[odd_rec], minlength=len(starts))[group_of] > 0
-    return order, starts, ends, (turns - turns[starts][group_of]) & 1, odd
+    return order, starts, ends, group_of, (turns - turns[starts][group_of]) & 1, odd
