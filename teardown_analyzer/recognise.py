@@ -125,9 +125,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     order, starts, ends, group_of, sender, odd = _group(cols["key"], hashes)
     ngroups = len(starts)
     size = ends - starts
-    every = np.arange(n)
     first_row = starts[group_of]  # each record's group's first
-    pos = every - first_row       # position in its group
+    pos = np.arange(n) - first_row  # position in its group
     # (take: about a fifth faster than indexing)
     flags, seq, ack, plen, ts, regular = (cols[c].take(order) for c in (
         "flags", "seq", "ack", "plen", "ts", "regular"))
@@ -159,16 +158,18 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     last_row[ends - 1] = True
     has_rst = anyg(rst)
     bad = ~regular | odd | (rst & ~last_row)
-    # duplicates: each record against the one before it in its direction (the last
-    # record of its sender before it, if that is in its group)
-    one = sender.astype(bool)
-    last_1 = np.maximum.accumulate(np.where(one, every, -1))
-    last_0 = np.maximum.accumulate(np.where(one, -1, every))
-    prev = np.where(one[1:], last_1[:-1], last_0[:-1])  # (of records 1 to n - 1)
-    cur = np.flatnonzero(prev >= first_row[1:]) + 1
-    prev = prev[cur - 1]
-    same = (seq[prev] == seq[cur]) & (ack[prev] == ack[cur]) & (flags[prev] == flags[cur])
-    prev, cur = prev[same], cur[same]  # (few: the other fields of these only)
+    # duplicates: each record against the one before it in its direction.  Records in a
+    # row from one sender of one group make a run; in a run that record is the one right
+    # before; for a run's first, the last of the run before the one before it, if that
+    # is in the group.  (Compared on seq, ack and flags first: few pairs are left.)
+    turn = (sender[1:] != sender[:-1]) | (group_of[1:] != group_of[:-1])
+    alike = (seq[1:] == seq[:-1]) & (ack[1:] == ack[:-1]) & (flags[1:] == flags[:-1])
+    inner = np.flatnonzero(~turn & alike) + 1
+    run = np.flatnonzero(turn) + 1  # each run's first record (but the window's first)
+    later, ended = run[1:], run[:-1] - 1
+    ok = (ended >= first_row[later]) & (seq[ended] == seq[later]) \
+        & (ack[ended] == ack[later]) & (flags[ended] == flags[later])
+    cur, prev = np.concatenate((inner, later[ok])), np.concatenate((inner - 1, ended[ok]))
     for c in ("window", "checksum", "ipid"):
         same = cols[c][order[prev]] == cols[c][order[cur]]
         prev, cur = prev[same], cur[same]

@@ -287,6 +287,9 @@ def _variants() -> dict[str, tuple[str, list]]:
     return {
         # the same data segment captured twice: the tracker skips the copy
         "duplicate": (four, r[:4] + [at(r[3].ts_ns + 1000, r[3].data)] + r[4:]),
+        # ... with the server's ACK of it between the two copies: the record before the
+        # copy in its direction is not the one before it
+        "duplicate_after_a_reply": (four, r[:5] + [at(r[4].ts_ns + 1000, r[3].data)] + r[5:]),
         # the server's FIN stamped before the client's (a clock step): the first FIN by
         # time is the server's, and the close four-way (its FIN was not ACKed by a FIN)
         "fins_out_of_time": (three, t[:8] + [at(t[7].ts_ns - 1000, t[8].data)] + t[9:]),
