@@ -227,17 +227,25 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
         & (ts[last] < ts[np.maximum(last - 1, 0)] + time_wait_ns)
     # --- or an RST, acceptable, as the last record, with no FIN or after X's ------------
     rst_sender = sender[last]
-    isn = np.where(sender == 0, isn_c[group_of], isn_s[group_of])
-    rel_end = (seq + plen + ((flags & SYN) != 0) + fin - isn) & _M32
-    far = anyg(rel_end >= 1 << 31)
-    mine_before = (sender == rst_sender[group_of]) & ~last_row
-    sent = per_group(np.where(mine_before, rel_end, 0), np.maximum)
-    rel_rst = (seq[last] - np.where(rst_sender == 0, isn_c, isn_s)) & _M32
     # (after the handshake, or right after the SYN-ACK: a handshake aborted, as a SYN scan
     # of an open port does)
     aborted = opens & sound & synack & (size == 3)
-    rst_ends = (begun | aborted) & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last] \
-        & ~far & (rel_rst >= sent)
+    rst_ends = (begun | aborted) & has_rst & (fins_y == 0) & (plen[last] == 0) & ~fin[last]
+    g = np.flatnonzero(rst_ends)  # acceptable? (their records only, group by group)
+    if len(g):
+        sizes = size[g]
+        offs = np.cumsum(sizes) - sizes
+        member = np.repeat(np.arange(len(g)), sizes)
+        rows = np.arange(len(member)) + (starts[g] - offs)[member]
+        by = sender[rows]
+        isn = np.where(by == 0, isn_c[g][member], isn_s[g][member])
+        rel_end = (seq[rows] + plen[rows] + ((flags[rows] & SYN) != 0) + fin[rows] - isn) \
+            & _M32
+        far = np.maximum.reduceat(rel_end, offs) >= 1 << 31
+        mine_before = (by == rst_sender[g][member]) & ~last_row[rows]
+        sent = np.maximum.reduceat(np.where(mine_before, rel_end, 0), offs)
+        rel_rst = (seq[last[g]] - np.where(rst_sender[g] == 0, isn_c[g], isn_s[g])) & _M32
+        rst_ends[g] = ~far & (rel_rst >= sent)
     rst_close = rst_ends & (fins_x == 0)
     fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
     # or a SYN refused (a scan of closed ports): an RST+ACK from the other endpoint that

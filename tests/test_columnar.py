@@ -313,6 +313,12 @@ def _variants() -> dict[str, tuple[str, list]]:
                                                                   seq_delta=-10))]),
         # an RST with data: its end, not its start, is the sender's next sequence number
         "rst_with_data": (rst, x[:7] + [at(x[7].ts_ns, _edited(x[7].data, payload=b"z"))]),
+        # the client's sequence numbers go 0x150000000 on (more than 4 GB, in steps the
+        # tracker follows), so the RST, 0xF0000000 on, is behind them: out of window (its
+        # ends reckoned from the ISN would wrap, and look before the RST's)
+        "rst_after_4_gb": (rst, x[:7] + [at(x[6].ts_ns + 1000 * k, _edited(
+            x[6].data, seq_delta=0x70000000 * k)) for k in (1, 2, 3)]
+            + [at(x[7].ts_ns, _edited(x[7].data, seq_delta=0xF0000000))]),
         # the server answers with an RST of its own
         "second_rst": (rst, x + [at(x[7].ts_ns + 1000, _edited(x[4].data, flags=0x14,
                                                                seq_delta=200))]),
