@@ -134,6 +134,15 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     def per_group(values: np.ndarray, ufunc: Any) -> np.ndarray:  # (groups are slices)
         return ufunc.reduceat(values, starts) if ngroups else values[:0]
 
+    def first(mask: np.ndarray) -> np.ndarray:  # each group's first record in mask, or _BIG
+        rows = np.flatnonzero(mask)
+        g = group_of[rows]
+        new = np.ones(len(rows), bool)
+        new[1:] = g[1:] != g[:-1]
+        out = np.full(ngroups, _BIG)
+        out[g[new]] = pos[rows[new]]
+        return out
+
     def anyg(mask: np.ndarray) -> np.ndarray:
         return np.bincount(group_of[mask], minlength=ngroups) > 0
 
@@ -177,7 +186,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # --- the FINs -------------------------------------------------------------------------
     last = ends - 1
     fin = (flags & FIN) != 0
-    f1 = per_group(np.where(fin, pos, _BIG), np.minimum)
+    f1 = first(fin)
     f1r = starts + np.where(f1 < _BIG, f1, 0)
     x = sender[f1r]                          # who closed first (sent the first FIN)
     from_x = sender == x[group_of]           # sent by X (or by Y: ~from_x)
@@ -185,7 +194,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     fin_by_x, fin_by_y = fin & from_x, fin & from_y
     fins_x = np.bincount(group_of[fin_by_x], minlength=ngroups)
     fins_y = np.bincount(group_of[fin_by_y], minlength=ngroups)
-    f2 = per_group(np.where(fin_by_y, pos, _BIG), np.minimum)
+    f2 = first(fin_by_y)
     two_fins = (fins_x >= 1) & (fins_y == 1)
     f2r = starts + np.where(two_fins, f2, 0)
     fin_x = (seq[f1r] + plen[f1r]) & _M32
@@ -198,7 +207,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     has_ack = (flags & ACK) != 0
     # the first of Y's segments that covers X's FIN (X to FIN_WAIT2)
     acks_x = after_f1 & from_y & has_ack & _after(ack, (fin_x + 1)[group_of])
-    a1 = per_group(np.where(acks_x, pos, _BIG), np.minimum)
+    a1 = first(acks_x)
     # a FIN from X again, before Y acknowledged its first: unusual (retransmitted, or with
     # another sequence number), nothing more
     again = fin_by_x & after_f1
@@ -207,7 +216,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     y_fin_acks = ((flags[f2r] & ACK) != 0) & _after(ack[f2r], (fin_x + 1) & _M32)
     # the ACK of Y's FIN: X's first segment after it that covers it, the group's last
     acks_y = after_f2 & from_x & has_ack & _after(ack, (fin_y + 1)[group_of])
-    a2 = per_group(np.where(acks_y, pos, _BIG), np.minimum)
+    a2 = first(acks_y)
     # ... before X's TIME_WAIT (from Y's FIN, or Y's last segment) is over at its time
     tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
     closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1) & ~tw_over
