@@ -17,7 +17,7 @@ result.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -130,9 +130,6 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # (take: about a fifth faster than indexing)
     flags, seq, ack, plen, ts, regular = (cols[c].take(order) for c in (
         "flags", "seq", "ack", "plen", "ts", "regular"))
-
-    def per_group(values: np.ndarray, ufunc: Any) -> np.ndarray:  # (groups are slices)
-        return ufunc.reduceat(values, starts) if ngroups else values[:0]
 
     def first(mask: np.ndarray) -> np.ndarray:  # each group's first record in mask, or _BIG
         rows = np.flatnonzero(mask)
