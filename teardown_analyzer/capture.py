@@ -617,7 +617,7 @@ def _pcap_loop(rd: "_Reader", info: CaptureInfo, order: str, rec_len: int, nano:
         error = None
         need = 0
         if heads:
-            at = np.asarray(heads, np.int64)
+            at = np.fromiter(heads, np.int64, len(heads))  # (a third faster than asarray)
             h = items_at(buf, header, at)
             incl = h["incl"].astype(np.int64)
             ends = at + rec_len + incl
@@ -916,7 +916,7 @@ def _packet_run(buf: "bytes | memoryview", pos: int, order: str, interfaces: lis
             break
         add(p)
         p += length_at(buf, p)[0]
-    at = np.asarray(heads, np.int64)
+    at = np.fromiter(heads, np.int64, len(heads))
     fields = np.dtype([(f, order + "u4") for f in
                        ("btype", "blen", "iface", "hi", "lo", "incl", "orig")])
     h = items_at(buf, fields, at)

@@ -17,7 +17,6 @@ was never closed; a simultaneous close (TIME_WAIT and initiator "both") satisfie
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 import sys
@@ -27,11 +26,6 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 from .analysis import KINDS, ConnectionResult, Report, StateEntry
 from .errors import UsageError
 from .results import INITIATORS, TIME_WAIT_SIDES, Facts
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 SEVERITIES = ("error", "warning")
 SIDES = ("client", "server")
@@ -406,6 +400,10 @@ def parse_rules(text: str, source: str) -> list[Rule]:
         UsageError: bad TOML, an unknown key, a bad value; the message names
             ``source:line``, the rule and the key.
     """
+    if sys.version_info >= (3, 11):  # (imported here: only a rules file needs it)
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -474,6 +472,8 @@ def _rule(table: dict[str, Any], i: int, source: str, lines: "_Lines") -> Rule:
 
 
 def _did_you_mean(key: str, known: Sequence[str]) -> str:
+    import difflib  # (imported here: only a mistake needs it)
+
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f" (known: {', '.join(known)}){hint}"

@@ -6,7 +6,6 @@ renderable or a string; the CLI prints or writes it.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -120,6 +119,8 @@ def check_junit(result: CheckResult) -> str:
     failures = len(result.failed)
     counts = {"tests": str(len(result.results)), "failures": str(failures), "errors": "0",
               "skipped": "0", "time": "0"}
+    import xml.etree.ElementTree as ET  # (imported here: only --junit needs it)
+
     suites = ET.Element("testsuites", {"name": "teardown-analyzer check", **counts})
     suite = ET.SubElement(suites, "testsuite", {"name": "teardown-analyzer check", **counts})
     props = ET.SubElement(suite, "properties")

@@ -17,8 +17,6 @@ from rich.text import Text
 from . import errors
 from .analysis import Options, Report, analyze
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
-from .check_render import check_github, check_json, check_junit, check_summary
-from .hexview import annotate_packet, annotate_raw, parse_hex
 from .report import (as_listing, connections_table, iter_listing, iter_report_csv,
                      iter_report_json, iter_report_jsonl, ladder, report_markdown, select,
                      totals_text)
@@ -226,6 +224,8 @@ def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit
       teardown-analyze check trace.pcap --max-half-close 2s --kind four-way,three-way
       teardown-analyze check trace.pcap --expect rules.toml --junit teardown.xml --github
     """
+    from .check_render import check_github, check_json, check_junit, check_summary
+
     rules = inline_rules(conditions)
     if rules_file is not None:
         try:
@@ -282,6 +282,8 @@ def hex_cmd(capture: str | None, packet: int | None, raw: str | None, src: str |
       teardown-analyze hex --raw "80 26 13 8a 00 00 07 d2 7e 08 ba a0 80 11 05 b4 9e 1c 00 00
       01 01 08 0a 00 00 7e db 00 85 c7 30" --src 172.16.48.13 --dst 172.16.48.1 --lang zh
     """
+    from .hexview import annotate_packet, annotate_raw, parse_hex  # (only this command's)
+
     if raw is not None and capture is not None:
         raise click.UsageError("give either CAPTURE with --packet, or --raw, not both")
     if raw is not None:
