@@ -52,6 +52,8 @@ SPLIT_BYTES = 32 << 20
 RUN = 8
 """Record headers (pcapng: blocks) in a row :func:`boundaries` wants before it takes a
 place for the beginning of a range."""
+NEAR = 1 << 16
+"""Bytes after a cut :func:`boundaries` looks in first, before :data:`CHUNK` bytes."""
 YEAR = 366 * 86400
 """How far from the first record's time a classic pcap record header's may be to look
 like one."""
@@ -103,8 +105,8 @@ def boundaries(path: str, head: Span, parts: int) -> list[int]:
     """Where each range begins: the file's first record (or byte 0 of a pcapng file), then,
     for each k/parts of the file, the first place after it where :data:`RUN` records (or
     blocks, the first a packet block) chain that look like ones (:func:`_pcap_like`,
-    :func:`_pcapng_like`), looked for within :data:`CHUNK` bytes; a cut with none is left
-    out."""
+    :func:`_pcapng_like`), looked for within :data:`NEAR` bytes, then :data:`CHUNK`
+    bytes; a cut with none is left out."""
     with open(path, "rb") as f:
         header = f.read(28)
         size = os.fstat(f.fileno()).st_size
@@ -112,7 +114,10 @@ def boundaries(path: str, head: Span, parts: int) -> list[int]:
         starts = [0 if head.state else 24]
         for k in range(1, parts):
             at = max(size * k // parts, starts[-1] + 1)
-            found = likely(os.pread(f.fileno(), CHUNK, at))
+            for span in (NEAR, CHUNK):  # (a run of short records: found in the first kB)
+                found = likely(os.pread(f.fileno(), span, at))
+                if found is not None:
+                    break
             if found is not None:
                 starts.append(at + found)
     return starts

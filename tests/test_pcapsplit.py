@@ -176,6 +176,31 @@ def test_zeros_do_not_look_like_record_headers(tmp_path):
     assert pcapsplit.boundaries(str(path), pcapsplit.splittable(str(path)), 2) == [24, begins]
 
 
+def test_long_records_are_looked_for_further_after_a_cut(tmp_path, walked):
+    """Records of 10 kB (each frame with a trailer of zeros): RUN of them do not fit in the
+    NEAR bytes after the cut, so the cut's range begins where the CHUNK bytes after it
+    find them, and the walks by range say what one walk says."""
+    linktype, records = _records()
+    records = [r._replace(data=r.data + bytes(10_000), orig_len=None) for r in records]
+    path = _write(tmp_path, records, linktype)
+    cut = path.stat().st_size // 2
+    begins = 24
+    for r in records:  # where the record holding the cut ends: the next header
+        begins += 16 + len(r.data)
+        if begins > cut:
+            break
+    assert _fewest_run_bytes(records) > pcapsplit.NEAR
+    assert pcapsplit.boundaries(str(path), pcapsplit.splittable(str(path)), 2) == [24, begins]
+    _same(path, 2)
+    assert len(walked[0].ranges) == 2
+
+
+def _fewest_run_bytes(records):
+    """The fewest bytes RUN records in a row take."""
+    sizes = sorted(16 + len(r.data) for r in records)
+    return sum(sizes[:pcapsplit.RUN])
+
+
 def _pcapng(records, linktype, *, every=None, order="<"):
     """mixed_200's records as pcapng: two interfaces of the link type (microseconds, and
     nanoseconds with an offset), packets alternating between them; ``every``: (k, block)
