@@ -114,8 +114,8 @@ def boundaries(path: str, head: Span, parts: int) -> list[int]:
         starts = [0 if head.state else 24]
         for k in range(1, parts):
             at = max(size * k // parts, starts[-1] + 1)
-            for span in (NEAR, CHUNK):  # (a run of short records: found in the first kB)
-                found = likely(os.pread(f.fileno(), span, at))
+            for length in (NEAR, CHUNK):  # (a run of short records: found in the first kB)
+                found = likely(os.pread(f.fileno(), length, at))
                 if found is not None:
                     break
             if found is not None:

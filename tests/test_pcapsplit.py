@@ -160,6 +160,18 @@ def test_a_guess_that_is_no_record_header_falls_back(monkeypatch, walked):
     assert walked == [None]
 
 
+def _after_the_middle(path, records):
+    """Where the record holding the middle byte of the pcap file ``path`` (of ``records``)
+    ends: the next record header."""
+    cut = path.stat().st_size // 2
+    begins = 24
+    for r in records:
+        begins += 16 + len(r.data)
+        if begins > cut:
+            break
+    return begins
+
+
 def test_zeros_do_not_look_like_record_headers(tmp_path):
     """A packet of zeros across a cut: its bytes would chain as empty record headers of
     time 0, which is more than a year from the first record's."""
@@ -167,12 +179,7 @@ def test_zeros_do_not_look_like_record_headers(tmp_path):
     middle = len(records) // 2
     records[middle] = records[middle]._replace(data=records[middle].data + bytes(60_000))
     path = _write(tmp_path, records, linktype)
-    cut = path.stat().st_size // 2
-    begins = 24
-    for r in records:  # where the record holding the cut ends: the next header
-        begins += 16 + len(r.data)
-        if begins > cut:
-            break
+    begins = _after_the_middle(path, records)
     assert pcapsplit.boundaries(str(path), pcapsplit.splittable(str(path)), 2) == [24, begins]
 
 
@@ -183,12 +190,7 @@ def test_long_records_are_looked_for_further_after_a_cut(tmp_path, walked):
     linktype, records = _records()
     records = [r._replace(data=r.data + bytes(10_000), orig_len=None) for r in records]
     path = _write(tmp_path, records, linktype)
-    cut = path.stat().st_size // 2
-    begins = 24
-    for r in records:  # where the record holding the cut ends: the next header
-        begins += 16 + len(r.data)
-        if begins > cut:
-            break
+    begins = _after_the_middle(path, records)
     assert _fewest_run_bytes(records) > pcapsplit.NEAR
     assert pcapsplit.boundaries(str(path), pcapsplit.splittable(str(path)), 2) == [24, begins]
     _same(path, 2)
