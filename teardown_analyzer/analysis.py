@@ -589,7 +589,6 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     t0, t1 = conn.dirs[0].fin_ts_ns, conn.dirs[1].fin_ts_ns
     fins = sorted([(t, i) for i, t in ((0, t0), (1, t1)) if t is not None])
     changing_rsts = [r for r in conn.rsts if r.acceptable]
-    closing = any(t.new is _CLOSING for s in conn.sides for t in s.transitions)
     if not fins:
         if changing_rsts:
             return "rst", role[changing_rsts[0].sender]
@@ -599,7 +598,7 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
         return "fin-then-rst", role[first]
     if len(fins) == 1:
         return "half-open", role[first]
-    if closing:
+    if any(t.new is _CLOSING for s in conn.sides for t in s.transitions):
         return "simultaneous", "both"
     d_first = conn.dirs[first]
     if d_first.fin_acked_by_fin:

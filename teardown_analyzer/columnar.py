@@ -47,6 +47,7 @@ its 4-tuple still finds it depends on when expired connections were let go (a sw
 
 from __future__ import annotations
 
+import struct
 from typing import Callable
 
 import numpy as np
@@ -575,6 +576,10 @@ _FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscal
 """What :data:`ROW` holds of a packet but its time and number, in :data:`TcpPacket
 <teardown_analyzer.link.TcpPacket>` order."""
 assert ROW.names == ("packet", "ts", "sender", *_FIELDS)  # replay() reads rows as tuples
+_ROW_STRUCT = struct.Struct("<qqBiiIIHHih")
+""":data:`ROW` for :mod:`struct` (which makes a blob's rows into tuples three times as
+fast as numpy's ``tolist``)."""
+assert _ROW_STRUCT.size == ROW.itemsize
 
 
 def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
@@ -620,7 +625,7 @@ def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
     ends = ((raw[1:1 + width], raw[17] << 8 | raw[18]),
             (raw[19:19 + width], raw[35] << 8 | raw[36]))
     for (packet, ts, sender, ipid, tcp_len, seq, ack, word, window, checksum,
-         wscale) in np.frombuffer(blob, ROW, offset=ROW.itemsize).tolist():
+         wscale) in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
         (src, sport), (dst, dport) = ends[sender], ends[1 - sender]
         tracker.feed(packet, ts, (raw[0], src, dst, ipid, tcp_len, sport, dport, seq, ack,
                                   word, window, checksum, None if wscale < 0 else wscale))

@@ -515,11 +515,12 @@ class Tracker:
             note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
         if was_closed and side_s.state is CLOSED:
             conn.anomaly("packets after CLOSED")
-        self._enter_time_wait(conn, packet, ts_ns)
+        if side_s.state is TIME_WAIT or side_r.state is TIME_WAIT:
+            self._enter_time_wait(conn)
         if side_s.state in _ENDED or side_r.state in _ENDED:
             self._closing[conn.id] = conn
         if conn.dirs[0].fin_seq is None and conn.dirs[1].fin_seq is None and not conn.rsts \
-                and all(x.state is ESTABLISHED for x in conn.sides):
+                and side_s.state is ESTABLISHED and side_r.state is ESTABLISHED:
             conn.slow = False  # handshake done: back to the short path
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
 
@@ -693,10 +694,8 @@ class Tracker:
         conn.rsts[-1].note = note
         return note
 
-    def _enter_time_wait(self, conn: Conn, packet: int, ts_ns: int) -> None:
-        a, b = conn.sides
-        if a.state is not TIME_WAIT and b.state is not TIME_WAIT:
-            return
+    def _enter_time_wait(self, conn: Conn) -> None:
+        """Record the TIME_WAIT a side has just entered."""
         for i, side in enumerate(conn.sides):
             if side.state is TIME_WAIT and not any(t.side == i for t in conn.time_wait):
                 conn.time_wait.append(TimeWait(i, side.transitions[-1].ts_ns,
