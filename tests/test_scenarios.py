@@ -275,3 +275,29 @@ def test_the_table_fits_the_console(run_cli, monkeypatch, width):
 def test_the_totals_line_says_connection_or_connections(run_cli, name, first):
     code, out, _ = run_cli(str(SAMPLES / name))
     assert code == 0 and any(line.startswith(first) for line in out.splitlines())
+
+
+def _keys_sorted(value) -> bool:
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(map(_keys_sorted, value.values()))
+    if isinstance(value, list):
+        return all(map(_keys_sorted, value))
+    return True
+
+
+def test_json_is_a_connection_a_line_with_sorted_keys_as_jsonl_writes_them(run_cli):
+    """The README's JSON layout: keys sorted at every level, each connection on a line of
+    its own, the lines of --format jsonl being exactly those."""
+    path = str(SAMPLES / "mixed_200.pcap")
+    code, out, err = run_cli(path, "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["connections"]) == 200 and _keys_sorted(doc)
+    lines = out.splitlines()
+    first = lines.index('  "connections": [') + 1
+    rows = [line.strip().removesuffix(",") for line in lines[first:first + 200]]
+    assert lines[first + 200] == "  ],"
+    assert [json.loads(row) for row in rows] == doc["connections"]
+    code, out, err = run_cli(path, "--format", "jsonl")
+    assert code == 0, err
+    assert out.splitlines() == rows
