@@ -623,3 +623,24 @@ def test_a_second_syn_before_the_first_reuse_is_answered(tmp_path, run_cli) -> N
         assert report.connections[0].time_wait["reuse"]["new_connection"] == 2
     code, out, err = run_cli(str(path), "--format", "json")
     assert code == 0 and len(json.loads(out)["connections"]) == 3
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_capture_whose_name_is_not_utf8_is_named_in_valid_json(run_cli, tmp_path, fmt):
+    """Python keeps such a name's bytes as lone surrogates, which orjson refuses: the JSON
+    escapes them instead (it once stopped with an internal error), and reading it back
+    gives the name's bytes."""
+    name = os.fsencode(tmp_path) + b"/caf\xe9.pcap"
+    with open(name, "wb") as f:
+        f.write((pb.SAMPLES / "four_way.pcap").read_bytes())
+    code, out, err = run_cli(os.fsdecode(name), "--format", fmt)
+    assert code == 0 and err == ""
+    out.encode("ascii")  # the escapes, no raw byte: valid UTF-8
+    if fmt == "json":
+        doc = json.loads(out)
+        assert os.fsencode(doc["captures"][0]["source"]) == name
+        (conn,) = doc["connections"]
+    else:
+        (line,) = out.splitlines()
+        conn = json.loads(line)
+    assert os.fsencode(conn["capture"]) == name and conn["close"]["kind"] == "four-way"
