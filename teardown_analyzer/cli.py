@@ -6,6 +6,7 @@ could not be read (see :mod:`teardown_analyzer.errors`).
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Any, Iterable, Sequence
@@ -328,6 +329,10 @@ def _emit(text: str, output: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> Any:
     """Entry point: run the CLI, turn the project's errors into one line and an exit status."""
+    # numpy's OpenBLAS starts a thread per other core when numpy is imported (here, when
+    # a capture is first read), and each spins about 0.1 s waiting for work: CPU taken
+    # from the analysis, which makes no BLAS call.  Unless the user chose a number.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:

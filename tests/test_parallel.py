@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 import pytest
@@ -143,3 +144,19 @@ def test_spawned_workers_send_their_results_back(monkeypatch):
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     path = [str(SAMPLES / "mixed_200.pcap")]
     assert _dicts(analyze(path, jobs=2)) == _dicts(analyze(path, jobs=1))
+
+
+def test_the_command_starts_no_blas_threads():
+    """numpy's OpenBLAS would start a thread per other core, spinning for about 0.1 s of
+    CPU the analysis could use; the command is one thread (its processes' threads are
+    their own), read ahead aside, which has ended when the command returns."""
+    import subprocess
+    import sys
+    code = ("import os, sys, teardown_analyzer.cli as c\n"
+            "try:\n    c.main([sys.argv[1]])\n"
+            "finally:\n    print('numpy' in sys.modules, len(os.listdir('/proc/self/task')), "
+            "file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "four_way.pcap")],
+                          capture_output=True, text=True, env=env, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "True 1"
