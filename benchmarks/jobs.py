@@ -75,7 +75,11 @@ def _steps(log: str, t0: float) -> list[tuple[str, int, float, float, float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture")
+    parser.add_argument("--split-bytes", type=int, default=pcapsplit.SPLIT_BYTES,
+                        help="walk a file of this many bytes or more by byte range (default: "
+                             "as the command, %(default)s)")
     args = parser.parse_args()
+    pcapsplit.SPLIT_BYTES = args.split_bytes
     paths, options = [args.capture], analysis.Options()
     with tempfile.TemporaryDirectory() as tmp:
         log, lock = os.path.join(tmp, "steps"), os.path.join(tmp, "lock")

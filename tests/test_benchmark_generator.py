@@ -200,3 +200,30 @@ def test_the_benchmark_runs_each_tool_in_turns_and_checks_the_counts(generated, 
     rst = exp["totals"]["kinds"]["rst"]
     assert f"  - table: kind rst: got {rst}, expected {rst + 1}" in p.stdout.splitlines()
     assert f"  - kind rst: got {rst}, expected {rst + 1}" in p.stdout.splitlines()
+
+
+def test_the_jobs_timer_runs_each_step_alone_then_side_by_side(generated):
+    """benchmarks/jobs.py still finds the steps it times: with the lock, no two steps of
+    the two workers overlap; without it, the two walks (byte ranges) and the two parts
+    (shares) run in two processes (no figure is checked: those depend on the machine)."""
+    import subprocess
+    import sys
+    _gen, _d, path, exp = generated
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "jobs.py"), str(path),
+                          "--split-bytes", "0"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == (f"{path}: {exp['packets']:,} packets, "
+                      f"{exp['totals']['connections']:,} connections")
+    assert out[1].startswith("one process: ") and out[2].startswith("two cores at best: ")
+    alone, side = out.index(next(x for x in out if x.startswith("jobs=2, one step"))), \
+        out.index(next(x for x in out if x.startswith("jobs=2: ")))
+    for first, last in ((alone + 1, side), (side + 1, len(out))):
+        steps = [(line.split()[0], line.split()[2].rstrip("):"),
+                  *map(float, line.split()[3].rstrip(":").split("-")))
+                 for line in out[first:last]]
+        assert sorted(s[0] for s in steps) == ["part", "part", "walk", "walk"]
+        assert {s[1] for s in steps if s[0] == "walk"} == {s[1] for s in steps
+                                                           if s[0] == "part"}
+        assert len({s[1] for s in steps}) == 2
+        if first == alone + 1:  # one at a time: each begins after the one before ended
+            assert all(b[2] >= a[3] for a, b in zip(steps, steps[1:]))
