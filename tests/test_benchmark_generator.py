@@ -215,8 +215,8 @@ def test_the_jobs_timer_runs_each_step_alone_then_side_by_side(generated):
     assert out[0] == (f"{path}: {exp['packets']:,} packets, "
                       f"{exp['totals']['connections']:,} connections")
     assert out[1].startswith("one process: ") and out[2].startswith("two cores at best: ")
-    alone, side = out.index(next(x for x in out if x.startswith("jobs=2, one step"))), \
-        out.index(next(x for x in out if x.startswith("jobs=2: ")))
+    alone = next(i for i, line in enumerate(out) if line.startswith("jobs=2, one step"))
+    side = next(i for i, line in enumerate(out) if line.startswith("jobs=2: "))
     for first, last in ((alone + 1, side), (side + 1, len(out))):
         steps = [(line.split()[0], line.split()[2].rstrip("):"),
                   *map(float, line.split()[3].rstrip(":").split("-")))
