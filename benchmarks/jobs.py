@@ -38,8 +38,9 @@ STEPS = [(pcapsplit, "walk", "walk"), (analysis, "analyze_capture", "part")]
 
 
 def _timed(log: str, lock: str | None) -> list[Callable[..., Any]]:
-    """Wrap each step so that every process appends ``step pid start end`` to ``log``
-    (taking ``lock`` around the step when given); the functions wrapped."""
+    """Wrap each step so that every process appends a line to ``log`` for each step it
+    runs (see :func:`_steps`), taking ``lock`` around the step when given; the functions
+    wrapped."""
     calls = [getattr(owner, name) for owner, name, _step in STEPS]
     for (owner, name, step), call in zip(STEPS, calls):
 
