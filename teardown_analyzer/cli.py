@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import click
 from rich.console import Console
@@ -18,9 +18,9 @@ from rich.text import Text
 from . import errors
 from .analysis import Options, Report, analyze
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
-from .report import (as_listing, connections_table, iter_listing, iter_report_csv,
-                     iter_report_json, iter_report_jsonl, ladder, report_markdown, select,
-                     totals_text)
+from .report import (ProgressFn, as_listing, connections_table, iter_listing,
+                     iter_report_csv, iter_report_json, iter_report_jsonl, ladder,
+                     report_markdown, select, totals_text)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -107,11 +107,11 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     report = _run_analysis(captures, options, jobs, quiet)
     console = _stdout_console()
     if fmt == "json":
-        _stream(iter_report_json(report, wants_ladder, jobs))
+        _stream(report, quiet, lambda bar: iter_report_json(report, wants_ladder, jobs, bar))
     elif fmt == "jsonl":
-        _stream(iter_report_jsonl(report, wants_ladder, jobs))
+        _stream(report, quiet, lambda bar: iter_report_jsonl(report, wants_ladder, jobs, bar))
     elif fmt == "csv":
-        _stream(iter_report_csv(report, jobs))
+        _stream(report, quiet, lambda bar: iter_report_csv(report, jobs, bar))
     elif fmt == "markdown":
         click.echo(report_markdown(report), nl=False)
     elif wants_ladder:
@@ -126,13 +126,13 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     elif as_listing(report, show_all):
         inferred = False
 
-        def listing() -> Iterable[str]:
+        def listing(bar: ProgressFn) -> Iterable[str]:
             nonlocal inferred
-            for line in iter_listing(report, jobs):
+            for line in iter_listing(report, jobs, bar):
                 inferred = inferred or "*" in line  # the mark of an inferred state
                 yield line
 
-        _stream(listing())
+        _stream(report, quiet, listing)
         console.print(totals_text(report))
         if inferred:
             console.print(Text("* inferred (a timer, or a silent expiry the next packet "
@@ -142,11 +142,27 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
     _finish(report, quiet)
 
 
-def _stream(pieces: Iterable[str]) -> None:
+def _stream(report: Report, quiet: bool, pieces: Callable[[ProgressFn], Iterable[str]]
+            ) -> None:
+    """Write ``pieces`` (made with a progress callback, or None) to standard output, with a
+    bar counting the connections written on a terminal's standard error: only when
+    standard output is not a terminal too (a file or a pipe), where nothing else shows
+    progress; output on the terminal shows its own, and a bar would be drawn through it."""
     out = sys.stdout
-    for piece in pieces:
-        out.write(piece)
-    out.flush()
+    err = _stderr_console()
+    if quiet or not err.is_terminal or out.isatty() or not report.connections:
+        for piece in pieces(None):
+            out.write(piece)
+        out.flush()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("writing"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("connections"), console=err, transient=True) as bar:
+        task = bar.add_task("", total=len(report.connections))
+        for piece in pieces(lambda done: bar.update(task, completed=done)):
+            out.write(piece)
+        out.flush()
 
 
 def _run_analysis(captures: Sequence[str], options: Options, jobs: int,

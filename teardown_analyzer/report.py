@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from functools import partial
 import io
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -25,6 +25,8 @@ FOLD_ABOVE = 50
 """Tables with more connections than this show the unusual ones and fold the rest."""
 MAX_ROWS = 200
 """At most this many unusual connections in a folded table."""
+ProgressFn = Optional[Callable[[int], None]]
+"""What the streaming renderers tell how many connections they have written (or None)."""
 
 
 def _ep(ep: tuple[str, int]) -> str:
@@ -177,10 +179,10 @@ def listing_line(c: ConnectionResult) -> str:
             + (f"  | {'; '.join(details)}" if details else "") + "\n")
 
 
-def iter_listing(report: Report, jobs: int = 1) -> Iterator[str]:
+def iter_listing(report: Report, jobs: int = 1, progress: ProgressFn = None) -> Iterator[str]:
     """Every connection, a line each, rendered by ``jobs`` processes."""
     yield "     id  client → server  close  client: states  server: states  | details\n"
-    yield from report.connections.rendered(listing_line, jobs)
+    yield from report.connections.rendered(listing_line, jobs, progress)
 
 
 def _kind_style(kind: str) -> str:
@@ -273,10 +275,12 @@ def _json_line(c: ConnectionResult, ladder: bool = False) -> str:
     return dumps(c.to_dict(ladder), line=True)
 
 
-def iter_report_json(report: Report, ladder: bool = False, jobs: int = 1) -> Iterator[str]:
+def iter_report_json(report: Report, ladder: bool = False, jobs: int = 1,
+                     progress: ProgressFn = None) -> Iterator[str]:
     """The JSON document in pieces, one connection at a time, so a capture of a million
     connections is never held as one string.  Each connection is one compact line;
-    ``jobs`` processes render them."""
+    ``jobs`` processes render them; ``progress`` is told how many are out (see
+    :meth:`~teardown_analyzer.results.ResultStore.rendered`)."""
     head = report.to_dict(ladder=False, connections=False)
     yield "{\n"
     yield f'  "captures": {_indented(head["captures"], 2)},\n'
@@ -285,7 +289,8 @@ def iter_report_json(report: Report, ladder: bool = False, jobs: int = 1) -> Ite
     else:
         yield '  "connections": [\n'
         last = len(report.connections) - 1
-        lines = report.connections.rendered(partial(_json_line, ladder=ladder), jobs)
+        lines = report.connections.rendered(partial(_json_line, ladder=ladder), jobs,
+                                            progress)
         for i, line in enumerate(lines):
             yield "    " + line + (",\n" if i < last else "\n")
         yield "  ],\n"
@@ -298,8 +303,10 @@ def report_jsonl(report: Report, ladder: bool = False) -> str:
     return "".join(iter_report_jsonl(report, ladder))
 
 
-def iter_report_jsonl(report: Report, ladder: bool = False, jobs: int = 1) -> Iterator[str]:
-    for line in report.connections.rendered(partial(_json_line, ladder=ladder), jobs):
+def iter_report_jsonl(report: Report, ladder: bool = False, jobs: int = 1,
+                      progress: ProgressFn = None) -> Iterator[str]:
+    for line in report.connections.rendered(partial(_json_line, ladder=ladder), jobs,
+                                            progress):
         yield line + "\n"
 
 
@@ -335,9 +342,10 @@ def _csv_connection(c: ConnectionResult) -> str:
     return _csv_line(_flat(c))
 
 
-def iter_report_csv(report: Report, jobs: int = 1) -> Iterator[str]:
+def iter_report_csv(report: Report, jobs: int = 1, progress: ProgressFn = None
+                    ) -> Iterator[str]:
     yield _csv_line(CSV_COLUMNS)
-    yield from report.connections.rendered(_csv_connection, jobs)
+    yield from report.connections.rendered(_csv_connection, jobs, progress)
 
 
 def report_markdown(report: Report) -> str:

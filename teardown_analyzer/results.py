@@ -312,17 +312,20 @@ class ResultStore(Sequence[ConnectionResult]):
             for i in range(len(seg.ids)):
                 yield _unpack(seg.decode(seg.blob(i)), final, start + i + 1)
 
-    def rendered(self, render: Callable[[ConnectionResult], str],
-                 jobs: int = 1) -> Iterator[str]:
+    def rendered(self, render: Callable[[ConnectionResult], str], jobs: int = 1,
+                 progress: Callable[[int], None] | None = None) -> Iterator[str]:
         """``render`` of each result, in order; with ``jobs`` > 1, in that many forked
         processes, which read the spill files this one wrote (decoding a result is most of
-        the cost of writing it out)."""
+        the cost of writing it out).  ``progress``, if given, is told how many results
+        have been handed out, every :data:`RENDER_SLICE` and at the last."""
         import multiprocessing
         n = len(self)
         if jobs <= 1 or n < 2 * RENDER_SLICE or \
                 "fork" not in multiprocessing.get_all_start_methods():
-            for c in self:
+            for done, c in enumerate(self, 1):
                 yield render(c)
+                if progress is not None and (done % RENDER_SLICE == 0 or done == n):
+                    progress(done)
             return
         global _RENDERING
         for seg in self._segments:
@@ -332,8 +335,11 @@ class ResultStore(Sequence[ConnectionResult]):
         try:
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(jobs) as pool:
-                for lines in pool.imap(_render_slice, range(0, n, RENDER_SLICE)):
+                slices = pool.imap(_render_slice, range(0, n, RENDER_SLICE))
+                for k, lines in enumerate(slices, 1):
                     yield from lines
+                    if progress is not None:
+                        progress(min(k * RENDER_SLICE, n))
         finally:
             _RENDERING = None
 

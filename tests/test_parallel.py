@@ -114,6 +114,83 @@ def test_progress_counts_packets_and_bytes_over_all_captures(jobs, names):
     assert calls[-1] == (packets, size)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_rendering_tells_how_many_results_it_has_handed_out(jobs, monkeypatch):
+    """What the bar of the connections written counts: every slice and at the last,
+    each time exactly as many as were handed out, in one process or several."""
+    from teardown_analyzer import results
+    monkeypatch.setattr(results, "RENDER_SLICE", 7)
+    report = analyze([str(SAMPLES / "mixed_200.pcap")])
+    n = len(report.connections)
+    lines: list[str] = []
+    told: list[tuple[int, int]] = []
+    for line in report.connections.rendered(_pid_and_id, jobs,
+                                            lambda done: told.append((done, len(lines)))):
+        lines.append(line)
+    assert n % 7 and [done for done, _ in told] == [*range(7, n, 7), n]
+    assert all(done == handed_out for done, handed_out in told)
+    assert [int(line.split()[1]) for line in lines] == [c.id for c in report.connections]
+
+
+def _on_a_terminal(*args: str, stdout_too: bool = False) -> tuple[str, bytes]:
+    """``teardown-analyze ARGS`` with standard error on a pseudo-terminal (and standard
+    output too, or in a file): what the terminal showed (escape sequences taken out) and
+    what the file got."""
+    import pty
+    import re
+    import select
+    import subprocess
+    import sys
+    import tempfile
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
+    env.update(TERM="xterm", COLUMNS="100")
+    control, terminal = pty.openpty()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([sys.executable, "-m", "teardown_analyzer", *args],
+                                stdout=terminal if stdout_too else out, stderr=terminal,
+                                env=env)
+        os.close(terminal)
+        shown = b""
+        while select.select([control], [], [], 120)[0]:
+            try:
+                more = os.read(control, 1 << 16)
+            except OSError:  # the other end closed (Linux)
+                break
+            if not more:
+                break
+            shown += more
+        assert proc.wait(60) == 0
+        os.close(control)
+        out.seek(0)
+        written = out.read()
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace")), written
+
+
+@pytest.mark.parametrize("args", [("--format", "json"), ("--format", "jsonl", "--jobs", "2"),
+                                  ("--format", "csv")])
+def test_a_bar_counts_the_connections_written_to_a_file(args, run_cli):
+    """Writing every connection out takes longer than analysing them (a replay and a
+    summary each): with the output in a file or a pipe, a bar on the terminal counts them;
+    what the file gets is what it gets without the bar."""
+    path = str(SAMPLES / "mixed_200.pcap")
+    code, quiet, _ = run_cli(path, *args, "--quiet")
+    n = len(analyze([path]).connections)
+    shown, written = _on_a_terminal(path, *args)
+    assert "analysing" in shown and "writing" in shown
+    assert f"{n}/{n} connections" in shown
+    assert code == 0 and written.decode() == quiet
+
+
+def test_no_bar_through_output_on_the_terminal_nor_with_quiet():
+    path = str(SAMPLES / "mixed_200.pcap")
+    shown, _ = _on_a_terminal(path, "--format", "jsonl", stdout_too=True)
+    assert "analysing" in shown and '"zeek_state"' in shown
+    assert "writing" not in shown and " connections" not in shown
+    shown, written = _on_a_terminal(path, "--format", "jsonl", "--quiet")
+    assert shown == "" and written.count(b"\n") == len(analyze([path]).connections)
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_all_on_a_large_capture_lists_a_line_per_connection(jobs, monkeypatch, run_cli):
     """--all above LIST_ABOVE connections: one line each (a rich table of that size takes
