@@ -226,7 +226,8 @@ def _condition_options(f: Any) -> Any:
 @click.option("--time-wait", "time_wait", type=click.FloatRange(min=0), default=60.0,
               show_default=True, metavar="SECONDS",
               help="TIME_WAIT length of the stack (Linux: 60 s).")
-@click.option("--quiet", "-q", is_flag=True, help="No warnings on standard error.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No warnings and no progress bar on standard error.")
 def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit: str | None,
               github: bool, time_wait: float, quiet: bool, **conditions: Any) -> None:
     """Fail (exit 1) when the teardowns in the captures break a rule: a CI gate.
@@ -257,7 +258,8 @@ def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit
     if github and fmt == "json":
         raise errors.UsageError("--github and --format json both write to standard output; "
                                 "use one of them (--junit writes to a file)")
-    report = analyze(captures, Options(time_wait_s=time_wait, keep_ladder=False))
+    report = _run_analysis(captures, Options(time_wait_s=time_wait, keep_ladder=False), 1,
+                           quiet)
     result = evaluate(rules, report)
     if fmt == "json":
         click.echo(check_json(result), nl=False)

@@ -182,6 +182,15 @@ def test_a_bar_counts_the_connections_written_to_a_file(args, run_cli):
     assert code == 0 and written.decode() == quiet
 
 
+def test_check_shows_the_analysis_bar_too_unless_quiet():
+    path = str(SAMPLES / "mixed_200.pcap")
+    shown, written = _on_a_terminal("check", path, "--kind", "four-way,three-way,simultaneous,"
+                                    "fin-then-rst,rst,half-open,none")
+    assert "analysing" in shown and b"passed" in written
+    assert _on_a_terminal("check", path, "--kind", "four-way,three-way,simultaneous,"
+                          "fin-then-rst,rst,half-open,none", "-q")[0] == ""
+
+
 def test_no_bar_through_output_on_the_terminal_nor_with_quiet():
     path = str(SAMPLES / "mixed_200.pcap")
     shown, _ = _on_a_terminal(path, "--format", "jsonl", stdout_too=True)
