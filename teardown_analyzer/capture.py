@@ -31,7 +31,7 @@ import sys
 import weakref
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, NamedTuple, cast
 
 from .errors import CaptureError, printable
 
@@ -73,7 +73,7 @@ MAX_BLOCK = MAX_RECORD + 4096
 class Frame(NamedTuple):
     """One captured packet (a named tuple: cheap to make, millions of times)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # (the name hides tuple.index, never called)
     """Packet number, counted from 1 as Wireshark does."""
     ts_ns: int
     """Capture time, integer nanoseconds since the epoch."""
@@ -303,7 +303,8 @@ def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
 def _open_stream(raw: BinaryIO, name: str, owned: BinaryIO | None,
                  span: Span | None = None) -> Capture:
     info = CaptureInfo(source=name)
-    stream: BinaryIO = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+    stream: BinaryIO = raw if hasattr(raw, "peek") else \
+        io.BufferedReader(cast(io.RawIOBase, raw))  # type: ignore[assignment]
     try:
         head, stream = _read_head(stream)
         if head[:2] == _GZIP_MAGIC:
@@ -732,7 +733,8 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
             ts = np.array(stamps, object)
         batch = Batch(buf, batch_linktype, batch_first, np.array(starts, np.int64),
                       np.array(lens, np.int64), np.array(origs, np.int64), ts, batch_iface)
-        starts.clear(), lens.clear(), origs.clear(), stamps.clear()
+        for column in (starts, lens, origs, stamps):
+            column.clear()
         return batch
 
     try:

@@ -7,6 +7,7 @@ capture is never interpreted as rich markup (``Text`` objects, not markup string
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any, Sequence
 
@@ -108,16 +109,7 @@ def dumps(data: Any, line: bool = False) -> str:
 
 def svg_of(renderable: RenderableType, width: int = 120, title: str = "teardown-analyzer") -> str:
     """An SVG picture of a renderable, through rich's export."""
-    console = Console(record=True, width=width, theme=THEME, file=_Null(),
+    console = Console(record=True, width=width, theme=THEME, file=io.StringIO(),
                       force_terminal=True, color_system="truecolor")
     console.print(renderable)
     return console.export_svg(title=title)
-
-
-class _Null:
-    def write(self, _s: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
-
