@@ -18,9 +18,13 @@ nftables rule that drops every segment to port 9, a client:
   an RST (a SYN scan of an open port, ``nmap -sS``, looks so).
 
 tcpdump records the loopback with a 96-byte snap length.  The record (``OUT`` with
-``.record.json`` for ``.pcap``; not a ``.truth.json``: no kernel trace) holds what the client
-saw: each probe's ports, ISN where the client chose it, and outcome.  Stdlib only; needs
-root, ip(8), nft and tcpdump.
+``.record.json`` for ``.pcap``) holds what the client saw (each probe's ports, ISN where the
+client chose it, and outcome) and, under ``kernel``, what the kernel recorded meanwhile for
+the probes' ports (gen_samples.py's tracer: ``sock:inet_sock_set_state`` and
+``tcp:tcp_send_reset`` in a private ftrace instance, times on the capture's clock): which
+sockets existed and every state they went through, and which RSTs came from a socket or from
+none.  (Not a ``.truth.json``: that format describes two sockets per connection.)  Stdlib
+only; needs root, ip(8), nft, tcpdump and tracefs.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "tds"
+sys.path.insert(0, str(ROOT / "tools"))
+import gen_samples  # noqa: E402  (its tracer and trace parser)
 
 CLIENT = r"""
 import errno, json, socket, struct, time
@@ -79,6 +85,17 @@ print(json.dumps(out))
 """
 
 
+def _event(ev: dict) -> dict:
+    """A traced event as the record keeps it: the time on the capture's clock (6 places),
+    the socket's own (local) and far (remote) endpoint, and the state change or RST."""
+    out = {"ts": round(ev["ts"], 6), "event": ev["name"], "local": list(ev["local"]),
+           "remote": list(ev["remote"])}
+    for key in ("old", "new", "state", "reason"):
+        if key in ev:
+            out[key] = ev[key]
+    return out
+
+
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, check=check, text=True, capture_output=True)
 
@@ -95,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"needs {tool}", file=sys.stderr)
             return 2
     out = Path(args.out)
+    tracer = gen_samples.Tracer()
     sh("ip", "netns", "del", NS, check=False)
     sh("ip", "netns", "add", NS)
     dump = None
@@ -109,15 +127,25 @@ def main(argv: list[str] | None = None) -> int:
         assert dump.stderr is not None
         dump.stderr.readline()  # "listening on lo ...": capturing from here
         time.sleep(0.5)
+        tracer.setup()
+        tracer.start()
         record = json.loads(sh(*ns, sys.executable, "-c", CLIENT).stdout)
         time.sleep(0.5)
+        trace, overruns = tracer.stop()
+        assert not overruns, f"the trace lost {overruns} events"
     finally:
+        tracer.teardown()
         if dump is not None:
             dump.send_signal(signal.SIGINT)
             dump.wait(10)
         sh("ip", "netns", "del", NS, check=False)
+    offset, _ = gen_samples.clock_offset()
+    ports = {p["client_port"] for p in record} | {p["server_port"] for p in record}
+    kernel = [_event(ev) for ev in gen_samples.parse_trace(trace, offset)
+              if ev.get("local", ("", 0))[1] in ports or ev.get("remote", ("", 0))[1] in ports]
     record_path = out.with_name(out.name[:-len(".pcap")] + ".record.json")
-    record_path.write_text(json.dumps({"capture": out.name, "probes": record}, indent=2) + "\n")
+    record_path.write_text(json.dumps({"capture": out.name, "probes": record,
+                                       "kernel": kernel}, indent=2) + "\n")
     print(f"wrote {out} and {record_path}")
     return 0
 
