@@ -407,6 +407,8 @@ class Tracker:
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
                 return
         was_closed = side_s.state is CLOSED and not flags & RST
+        if side_s.state is LISTEN and not flags & RST:
+            self._took_syn(conn, s)
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
             if flags & ACK:
@@ -438,7 +440,7 @@ class Tracker:
                     conn.handshake = [ts_ns]
                     conn.slow = True
                     side_s.feed(SEND_SYN, ts_ns, packet)
-                    side_r.feed(RECV_SYN, ts_ns, packet)
+                    # the receiver's RECV_SYN waits for its answer (_took_syn, _rst)
                 else:
                     ds.syn_retx += 1
         # -- acknowledgements ----------------------------------------------------------
@@ -523,6 +525,16 @@ class Tracker:
                 and side_s.state is ESTABLISHED and side_r.state is ESTABLISHED:
             conn.slow = False  # handshake done: back to the short path
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
+
+    def _took_syn(self, conn: Conn, s: int) -> None:
+        """Side ``s``, still LISTEN, sends something other than a RST (a SYN-ACK, or
+        anything if the capture lost that): a socket took the SYN, so ``s`` entered
+        SYN_RECV when the SYN came.  Until an answer shows that, no state is claimed for it:
+        an unanswered SYN may not have reached it (lost, dropped by a filter, a full SYN
+        queue), and a RST answering the SYN comes from no socket (:meth:`_rst`)."""
+        syn = conn.sides[1 - s].transitions[0]  # the peer's SEND_SYN
+        conn.sides[s].feed(RECV_SYN, syn.ts_ns, syn.packet)
+        self._restate(conn, s, syn.packet)
 
     def _undo_last(self, conn: Conn, s: int, *events: Event) -> Transition | None:
         """Take back side ``s``'s last transition if it was one of ``events``: later evidence
@@ -667,7 +679,27 @@ class Tracker:
         if bare and side_s.state is TIME_WAIT and acked is not None \
                 and peer_fin is not None and peer_fin > acked:
             self._revoke_receipt(conn, s)
-        if side_s.state in (FIN_WAIT2,) and bare:
+        if side_s.state is LISTEN and acceptable:
+            # (acceptable in SYN_SENT: it ACKs the SYN)
+            note = ("RST answering the SYN: no socket took it (nothing listening on the "
+                    "port, or a firewall's reject): connection refused, ECONNREFUSED "
+                    "(tcp_v4_send_reset, no socket)")
+            side_s.state = CLOSED
+            self._restate(conn, s, side_r.transitions[0].packet)  # from the SYN on
+        elif bare and side_s.transitions and side_s.transitions[-1].event is RECV_SYNACK \
+                and ds.isn is not None and seq == (ds.isn + 1) & _M32:
+            # a socket in SYN_SENT takes a SYN-ACK that ACKs its SYN and answers with an
+            # ACK; a RST with the SYN-ACK's ACK number comes from no socket (the reply path)
+            syn_ack = self._undo_last(conn, s, RECV_SYNACK)
+            assert syn_ack is not None
+            note = (f"bare RST answering the SYN-ACK (packet {syn_ack.packet}): no socket "
+                    f"took it. The SYN's socket was gone (close() in SYN_SENT, as when "
+                    f"connect() times out: silent), or the SYN came from no socket (a SYN "
+                    f"scan, a raw socket). The RST comes from the reply path "
+                    f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
+            conn.notes.append(f"packet {packet}: {note}")
+            inferred = True
+        elif side_s.state in (FIN_WAIT2,) and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
                                                   f"its FIN was ACKed (packet {ds.fin_acked_packet})"

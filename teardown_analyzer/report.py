@@ -35,7 +35,9 @@ def _ep(ep: tuple[str, int]) -> str:
 
 
 def _seq(states: Sequence[StateEntry]) -> str:
-    return " → ".join(s.state + ("*" if s.inferred else "") for s in states)
+    """A side's states, "—" for none: no socket of its own seen to take part (a SYN
+    unanswered, or answered by a RST from no socket)."""
+    return " → ".join(s.state + ("*" if s.inferred else "") for s in states) or "—"
 
 
 def _tw(c: ConnectionResult) -> str:

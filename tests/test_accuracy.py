@@ -28,7 +28,8 @@ import pathlib
 
 import pytest
 
-from teardown_analyzer.analysis import ConnectionResult, analyze
+from teardown_analyzer.analysis import ConnectionResult, Options, analyze
+from teardown_analyzer.report import listing_line
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
 TRUTHS = sorted(SAMPLES.glob("*.truth.json"))
@@ -160,3 +161,65 @@ def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}
     assert {k[0] for k in UPPER_BOUNDS} <= names
+
+
+def _kernel_record(kernel: list[dict], probe: dict) -> dict[str, list]:
+    """What the kernel recorded of ``probe`` (syn_shapes.record.json): the states the
+    client's and the server's socket for it went through, and the reasons of the RSTs each
+    port sent (NO_SOCKET: the reply path).  A listener's own events are not the server's
+    socket for the connection; the client's first one has local port 0 (connect() had not
+    picked it yet)."""
+    cport, sport = probe["client_port"], probe["server_port"]
+    states: dict[str, list] = {"client": [], "server": [], "client_rsts": [],
+                               "server_rsts": []}
+    for ev in kernel:
+        (_, local), (_, remote) = ev["local"], ev["remote"]
+        if ev["event"] == "inet_sock_set_state":
+            if remote == sport and local in (cport, 0):
+                states["client"].append((ev["new"], ev["ts"]))
+            elif local == sport and remote == cport:
+                states["server"].append((ev["new"], ev["ts"]))
+        elif ev["event"] == "tcp_send_reset" and (local, remote) in ((cport, sport),
+                                                                     (sport, cport)):
+            states["client_rsts" if local == cport else "server_rsts"].append(ev["reason"])
+    return states
+
+
+def test_handshakes_that_end_early_match_the_kernels_record():
+    """sample_pcaps/syn_shapes.pcap, with the kernel's record of it: a SYN refused, a SYN
+    never answered, a SYN-ACK answered by a RST.  A side's state is claimed only on
+    evidence that a socket of its own took part: no SYN_RECV for a server that answers
+    with a RST from no socket, or never answers; no ESTABLISHED for a client whose kernel
+    answers the SYN-ACK with a RST from no socket."""
+    record = json.loads((SAMPLES / "syn_shapes.record.json").read_text())
+    report = analyze([str(SAMPLES / record["capture"])])
+    ours = {c.client[1]: c for c in report.connections}
+    assert len(ours) == len(record["probes"]) == 3
+    for probe in record["probes"]:
+        c = ours[probe["client_port"]]
+        k = _kernel_record(record["kernel"], probe)
+        mine = ([s.state for s in c.client_states], [s.state for s in c.server_states])
+        if probe["probe"] == "refused":
+            assert [s for s, _ in k["client"]] == ["SYN_SENT", "CLOSED"]
+            assert k["server"] == [] and k["server_rsts"] == ["NO_SOCKET"]
+            assert mine == (["SYN_SENT", "CLOSED"], []) and c.server_final == "CLOSED"
+            assert abs(c.client_states[-1].ts - k["client"][-1][1]) < TOLERANCE_S
+            assert "connection refused" in c.rsts[0]["note"]
+            assert "server: —" in listing_line(c)  # not an empty column
+            # the ladder has no listener for it either, from the SYN on
+            (laddered,) = [lc for lc in analyze([str(SAMPLES / record["capture"])],
+                                                Options(keep_ladder=True)).connections
+                           if lc.client == c.client]
+            assert [step["states"]["server"] for step in laddered.ladder] == ["CLOSED"] * 2
+        elif probe["probe"] == "unanswered":
+            assert [s for s, _ in k["client"]] == ["SYN_SENT", "CLOSED"]
+            assert k["server"] == [] and k["server_rsts"] == []
+            # connect() gave up silently (ETIMEDOUT) after the last SYN: nothing on the wire
+            assert mine == (["SYN_SENT"], [])
+        else:
+            assert probe["probe"] == "aborted"
+            assert k["client"] == [] and k["client_rsts"] == ["NO_SOCKET"]
+            # the capture cannot tell a socket closed in SYN_SENT from none (a raw SYN):
+            # the SYN shows a SYN_SENT, its CLOSED is an upper bound; never ESTABLISHED
+            assert mine == (["SYN_SENT", "CLOSED"], ["SYN_RECV", "CLOSED"])
+            assert c.client_states[-1].inferred and "no socket" in c.client_states[-1].note
