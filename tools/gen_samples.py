@@ -1023,8 +1023,6 @@ _DELAY_RUN = ("One client-first four-way connection 198.18.3.1:40221 -> 198.18.3
 
 
 def _delay_analysis(here, far):
-    near_tr = {"client": "SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT",
-               "server": "SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED"}
     if here == "client":
         gaps = "SYN -> SYN-ACK ~20 ms (= RTT), SYN-ACK -> ACK a few us"
         rx = ("SYN_RECV (client's SYN), ESTABLISHED (handshake ACK), CLOSE_WAIT (client's FIN), CLOSED "
