@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any, Callable, Iterable, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import click
 from rich.console import Console
@@ -150,19 +151,21 @@ def _stream(report: Report, quiet: bool, pieces: Callable[[ProgressFn], Iterable
     progress; output on the terminal shows its own, and a bar would be drawn through it."""
     out = sys.stdout
     err = _stderr_console()
-    if quiet or not err.is_terminal or out.isatty() or not report.connections:
-        for piece in pieces(None):
+    bar = not quiet and err.is_terminal and not out.isatty() and bool(report.connections)
+    with _writing_bar(err, len(report.connections)) if bar else nullcontext() as progress:
+        for piece in pieces(progress):
             out.write(piece)
         out.flush()
-        return
+
+
+@contextmanager
+def _writing_bar(err: Console, total: int) -> Iterator[ProgressFn]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(TextColumn("writing"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("connections"), console=err, transient=True) as bar:
-        task = bar.add_task("", total=len(report.connections))
-        for piece in pieces(lambda done: bar.update(task, completed=done)):
-            out.write(piece)
-        out.flush()
+        task = bar.add_task("", total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def _run_analysis(captures: Sequence[str], options: Options, jobs: int,
