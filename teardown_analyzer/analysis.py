@@ -577,10 +577,13 @@ def _direction(d: Any) -> dict[str, Any]:
 
 
 def _step(st: LadderStep, role: dict[int, str]) -> dict[str, Any]:
+    """A ladder step as the results carry it.  A side still LISTEN has no state claimed
+    (states.py rule 8: no answer yet from a socket of its own): null."""
     from .fields import flag_names
     return {"packet": st.packet, "ts": st.ts_ns / 1e9, "from": role[st.sender],
             "flags": flag_names(st.flags), "seq": st.seq, "ack": st.ack, "len": st.length,
-            "states": {role[0]: st.states[0]._value_, role[1]: st.states[1]._value_},
+            "states": {role[i]: None if st.states[i] is _LISTEN else st.states[i]._value_
+                       for i in (0, 1)},
             "note": st.note}
 
 

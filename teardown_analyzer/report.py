@@ -231,8 +231,8 @@ def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
         table.add_row(str(st["packet"]), _ts(st["ts"], base),
                       "●" if frm == "client" else "", arrow, "●" if frm == "server" else "",
                       ",".join(st["flags"]), str(rel_seq), str(rel_ack), str(st["len"]),
-                      Text(st["states"]["client"], style="ta.state"),
-                      Text(st["states"]["server"], style="ta.state"),
+                      Text(st["states"]["client"] or "—", style="ta.state"),
+                      Text(st["states"]["server"] or "—", style="ta.state"),
                       Text(st["note"], style="ta.anomaly"))
     parts: list[RenderableType] = [head, table]
     if c.vantage:

@@ -40,15 +40,16 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    TIME_WAIT timer (60 s on Linux), which is marked as inferred.
 7. A side that answers late data or a late FIN with a bare RST from FIN_WAIT2 had
    timed out as an orphan: its FIN_WAIT2 had already ended silently.
-8. A side's state is claimed only when a socket of its own takes part.  The receiver of
-   a SYN stays LISTEN (never shown) until it answers with something other than a RST; it
-   then enters SYN_RECV, stamped at the SYN (``tcp_conn_request``).  A RST answering the
-   SYN comes from no socket (``tcp_v4_send_reset``: the connection is refused), so that
-   side goes to CLOSED with no transition; a SYN never answered claims nothing.  A bare
-   RST answering a SYN-ACK that ACKs the SYN comes from no socket too (a SYN_SENT socket
-   would ACK it, ``tcp_rcv_synsent_state_process``): the SYN's socket had been closed in
-   SYN_SENT (silently: ``new_state[]``) or never existed, so its RECV_SYNACK is taken
-   back and its CLOSED is stamped at the RST, inferred (as in rule 7).
+8. A side's state is claimed only when a socket of its own takes part. The receiver of a
+   SYN stays LISTEN (never shown: a ladder step shows no state for it) until it answers
+   with something other than a RST; it then enters SYN_RECV, stamped at the SYN
+   (``tcp_conn_request``). A RST answering the SYN comes from no socket
+   (``tcp_v4_send_reset``: the connection is refused), so that side goes to CLOSED with no
+   transition; a SYN never answered claims nothing. A bare RST answering a SYN-ACK that
+   ACKs the SYN comes from no socket too (a SYN_SENT socket would ACK it,
+   ``tcp_rcv_synsent_state_process``): the SYN's socket had been closed in SYN_SENT
+   (silently: ``new_state[]``) or never existed, so its RECV_SYNACK is taken back and its
+   CLOSED is stamped at the RST, inferred (as in rule 7).
 """
 
 from __future__ import annotations

@@ -23,13 +23,15 @@ to follow, the difference is listed here with its reason (never silenced):
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 
 import pytest
+from rich.console import Console
 
 from teardown_analyzer.analysis import ConnectionResult, Options, analyze
-from teardown_analyzer.report import listing_line
+from teardown_analyzer.report import ladder, listing_line
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
 TRUTHS = sorted(SAMPLES.glob("*.truth.json"))
@@ -195,6 +197,8 @@ def test_handshakes_that_end_early_match_the_kernels_record():
     report = analyze([str(SAMPLES / record["capture"])])
     ours = {c.client[1]: c for c in report.connections}
     assert len(ours) == len(record["probes"]) == 3
+    laddered = {lc.client: lc for lc in analyze([str(SAMPLES / record["capture"])],
+                                                Options(keep_ladder=True)).connections}
     for probe in record["probes"]:
         c = ours[probe["client_port"]]
         k = _kernel_record(record["kernel"], probe)
@@ -207,15 +211,26 @@ def test_handshakes_that_end_early_match_the_kernels_record():
             assert "connection refused" in c.rsts[0]["note"]
             assert "server: —" in listing_line(c)  # not an empty column
             # the ladder has no listener for it either, from the SYN on
-            (laddered,) = [lc for lc in analyze([str(SAMPLES / record["capture"])],
-                                                Options(keep_ladder=True)).connections
-                           if lc.client == c.client]
-            assert [step["states"]["server"] for step in laddered.ladder] == ["CLOSED"] * 2
+            assert [step["states"]["server"] for step in laddered[c.client].ladder] \
+                == ["CLOSED"] * 2
         elif probe["probe"] == "unanswered":
             assert [s for s, _ in k["client"]] == ["SYN_SENT", "CLOSED"]
             assert k["server"] == [] and k["server_rsts"] == []
             # connect() gave up silently (ETIMEDOUT) after the last SYN: nothing on the wire
             assert mine == (["SYN_SENT"], [])
+            # nor does its ladder claim a listener: no state at any of the SYNs (the
+            # first, and each retransmission the kernel recorded)
+            resent = [ev for ev in record["kernel"] if ev["event"] == "tcp_retransmit_skb"
+                      and ev["local"][1] == probe["client_port"]]
+            steps = laddered[c.client].ladder
+            assert [step["flags"] for step in steps] == [["SYN"]] * (1 + len(resent)) == \
+                [["SYN"]] * 6
+            assert [step["states"] for step in steps] == \
+                [{"client": "SYN_SENT", "server": None}] * len(steps)
+            shown = io.StringIO()
+            Console(file=shown, width=160).print(ladder(laddered[c.client]))
+            assert "LISTEN" not in shown.getvalue()
+            assert shown.getvalue().count("SYN_SENT      —") == len(steps)
         else:
             assert probe["probe"] == "aborted"
             assert k["client"] == [] and k["client_rsts"] == ["NO_SOCKET"]
