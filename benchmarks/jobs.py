@@ -13,7 +13,16 @@ The capture is analysed in this process three ways, as ``analyze()`` does for th
 3. ``jobs=2`` as the command runs it, with each step's time in each worker.
 
 The best ``jobs=2`` can do is the CPU time of one process shared by two cores; the
-speedup's ceiling is one process's wall time over that.  Run it on an idle machine:
+speedup's ceiling is one process's wall time over that.  Two more figures say how much of
+the rest is the machine's and how much the split's:
+
+4. two one-process analyses at once, sharing nothing but the machine (its cores, caches,
+   memory and host): how many times one's throughput the machine gives two processes;
+5. the CPU time (user and system, every process) of ``jobs=2`` against one process's:
+   the work the split adds (walking by range, the rows written to and read back from the
+   spills, a second heap).
+
+Run it on an idle machine:
 
     python benchmarks/jobs.py /tmp/teardown-bench-200000.pcap
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -73,6 +83,31 @@ def _steps(log: str, t0: float) -> list[tuple[str, int, float, float, float, flo
                    for s, p, a, z, m, o in rows), key=lambda row: (row[2], row[1]))
 
 
+def _two_at_once(paths: list[str], options: analysis.Options) -> float:
+    """Wall time of two one-process analyses run side by side, in two forked processes."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    runs = [ctx.Process(target=analysis.analyze, args=(paths, options, 1)) for _ in range(2)]
+    start = time.perf_counter()
+    for r in runs:
+        r.start()
+    for r in runs:
+        r.join()
+    return time.perf_counter() - start
+
+
+def _cpu(run: Callable[[], Any]) -> float:
+    """User and system CPU time of ``run()``: this process's and its children's (a pool's
+    workers are waited for when it closes)."""
+    def used() -> float:
+        own, children = (resource.getrusage(w) for w in
+                         (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    before = used()
+    run()
+    return used() - before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture")
@@ -101,6 +136,14 @@ def main() -> None:
         ceiling = (main_cpu + other_cpu) / 2
         print(f"two cores at best:  {ceiling:6.3f} s, {wall / ceiling:.2f}x (that CPU time "
               f"shared by two cores)")
+        both = _two_at_once(paths, options)
+        print(f"two at once:        {both:6.3f} s for two one-process analyses side by side: "
+              f"{2 * wall / both:.2f}x the throughput of one (what the machine gives two "
+              f"processes that share nothing)")
+        cpu_one = _cpu(lambda: analysis.analyze(paths, options, 1))
+        cpu_two = _cpu(lambda: analysis.analyze(paths, options, 2))
+        print(f"CPU, every process: {cpu_one:6.3f} s with one process, {cpu_two:.3f} s with "
+              f"jobs=2 ({(cpu_two / cpu_one - 1) * 100:+.0f}%: the work the split adds)")
 
         for name, held in (("jobs=2, one step at a time", lock), ("jobs=2", None)):
             calls = _timed(log, held)
