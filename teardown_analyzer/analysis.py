@@ -504,7 +504,9 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         # the half-close ends at the second FIN, or at the RST that ended the connection,
         # or (half-open) at the capture's last packet
         rst_after = [r.ts_ns for r in conn.rsts if r.acceptable and r.ts_ns >= first_ts]
-        end = fins[1][0] if len(fins) > 1 else min(rst_after) if rst_after else end_ns
+        # (a socket connected to itself received its one FIN as it sent it: no half-close)
+        end = fins[1][0] if len(fins) > 1 else first_ts if conn.addrs[0] == conn.addrs[1] \
+            else min(rst_after) if rst_after else end_ns
         half_s = round(max(0, end - first_ts) / 1e9, 9)
         half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin
     anomalies = _anomalies(conn, role)
@@ -599,10 +601,11 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     first_ts, first = fins[0]
     if changing_rsts and any(r.ts_ns >= first_ts for r in changing_rsts):
         return "fin-then-rst", role[first]
+    if any(t.new is _CLOSING for s in conn.sides for t in s.transitions):
+        # (one FIN only: a socket connected to itself, which received the FIN it sent)
+        return "simultaneous", "both" if len(fins) == 2 else role[first]
     if len(fins) == 1:
         return "half-open", role[first]
-    if any(t.new is _CLOSING for s in conn.sides for t in s.transitions):
-        return "simultaneous", "both"
     d_first = conn.dirs[first]
     if d_first.fin_acked_by_fin:
         return "three-way", role[first]

@@ -165,9 +165,9 @@ class Conn:
             self.anomalies.append(text)
 
 
-SELF_CONNECTED = ("one endpoint at both ends (a socket connected to itself, as Linux allows "
-                  "on loopback, or a forged segment): every segment is read as the client's, "
-                  "so the two sides' states are not what that one socket went through")
+SELF_CONNECTED = ("a socket connected to itself (one endpoint at both ends: a simultaneous "
+                  "open with itself, or forged segments): one socket that receives every "
+                  "segment it sends; its states are the client's")
 
 
 class Parking(Protocol):
@@ -338,6 +338,7 @@ class Tracker:
             self.entered.append(key)
         if key[:2] == key[2:]:
             conn.anomaly(SELF_CONNECTED)
+            conn.slow = True  # every segment to _own_segment
         if self.max_connections is not None and len(self.conns) > 2 * self.max_connections:
             self._evict()
         return conn
@@ -397,6 +398,9 @@ class Tracker:
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
                  ack: int, plen: int, wscale: int | None) -> None:
         """The full path: SYN, FIN, RST, and anything on a closing connection."""
+        if conn.addrs[0] == conn.addrs[1]:
+            self._own_segment(conn, packet, ts_ns, flags, seq, ack, plen, wscale)
+            return
         r = 1 - s
         ds, dr = conn.dirs[s], conn.dirs[r]
         side_s, side_r = conn.sides[s], conn.sides[r]
@@ -525,6 +529,58 @@ class Tracker:
                 and side_s.state is ESTABLISHED and side_r.state is ESTABLISHED:
             conn.slow = False  # handshake done: back to the short path
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
+
+    def _own_segment(self, conn: Conn, packet: int, ts_ns: int, flags: int, seq: int,
+                     ack: int, plen: int, wscale: int | None) -> None:
+        """A segment of a socket connected to itself (states.py rule 9): it sends it, then
+        receives it.  Its SYN comes back to it in SYN_SENT (a simultaneous open: SYN_RECV),
+        its SYN-ACK completes the open, its FIN comes back to it in FIN_WAIT1 (CLOSING), and
+        the ACK of that FIN, its own too, ends in TIME_WAIT.  It is side 0, the client; the
+        server side (side 1) stays as it began, with no states."""
+        side, d = conn.sides[0], conn.dirs[0]
+        note = ""
+        if flags & RST:
+            side_was = side.state
+            note = "RST to itself: the socket's own abort, received by no other socket"
+            conn.rsts.append(RstRecord(0, ts_ns, packet, True, not flags & ACK, seq, note))
+            if side_was not in (CLOSED, LISTEN):
+                side.feed(SEND_RST, ts_ns, packet, note)
+        elif flags & SYN:
+            if not conn.syn_seen:
+                conn.syn_seen = True
+                conn.client = 0
+                d.isn, d.wscale = seq, wscale
+                side.state, conn.sides[1].state = CLOSED, LISTEN
+                side.start_ts_ns = conn.sides[1].start_ts_ns = ts_ns
+                conn.handshake = [ts_ns]
+                side.feed(SEND_SYN, ts_ns, packet)
+                side.feed(RECV_SYN, ts_ns, packet,
+                          "its own SYN came back to it: a simultaneous open with itself")
+            elif flags & ACK and not conn.synack_seen and side.state is SYN_RECV:
+                conn.synack_seen = True
+                conn.handshake.append(ts_ns)
+                side.feed(RECV_SYNACK, ts_ns, packet, "its own SYN-ACK came back to it")
+            else:
+                d.syn_retx += 1
+        elif flags & FIN:
+            fin_seq = (seq + plen) & _M32
+            if d.fin_seq is None:
+                d.fin_seq, d.fin_ts_ns, d.fin_packet = fin_seq, ts_ns, packet
+                d.fin_with_data = plen > 0
+                side.feed(SEND_FIN, ts_ns, packet)
+                side.feed(RECV_FIN, ts_ns, packet, "its own FIN came back to it")
+            elif fin_seq == d.fin_seq:
+                d.fin_retx.append((ts_ns, packet))
+                conn.anomaly("FIN retransmitted")
+        elif flags & ACK and d.fin_seq is not None and d.fin_acked_ts_ns is None \
+                and seq_geq(ack, (d.fin_seq + 1) & _M32):
+            d.fin_acked_ts_ns, d.fin_acked_packet = ts_ns, packet
+            side.feed(RECV_ACK_OF_FIN, ts_ns, packet, "the ACK of its FIN, its own too")
+        if side.state is TIME_WAIT:
+            self._enter_time_wait(conn)
+        if side.state in _ENDED:
+            self._closing[conn.id] = conn
+        self._ladder(conn, 0, packet, ts_ns, flags, seq, ack, plen, note)
 
     def _took_syn(self, conn: Conn, s: int) -> None:
         """Side ``s``, still LISTEN, sends something other than a RST (a SYN-ACK, or

@@ -21,6 +21,13 @@ KERNEL_PATHS: dict[tuple[SideState, SideState, Event], tuple[str, str]] = {
     (S.SYN_SENT, S.ESTABLISHED, E.RECV_SYNACK): (
         _RCV + " -> tcp_rcv_synsent_state_process -> tcp_finish_connect -> "
         "tcp_set_state(ESTABLISHED)", "same"),
+    (S.SYN_SENT, S.SYN_RECV, E.RECV_SYN): (
+        _RCV + " -> tcp_rcv_synsent_state_process: a SYN without ACK (\"simultaneous "
+        "connect with crossed SYNs. Particularly, it can be connect to self\") -> "
+        "tcp_set_state(SYN_RECV); tcp_send_synack", "same"),
+    (S.SYN_RECV, S.ESTABLISHED, E.RECV_SYNACK): (
+        _RCV + " (a full socket in SYN_RECV: a simultaneous open) -> tcp_ack acceptable "
+        "-> tcp_set_state(ESTABLISHED)", "same"),
     (S.SYN_RECV, S.ESTABLISHED, E.RECV_ACK_OF_SYN): (
         "tcp_v4_rcv -> tcp_check_req -> tcp_v4_syn_recv_sock (child in SYN_RECV) -> "
         "tcp_child_process -> tcp_rcv_state_process -> tcp_set_state(ESTABLISHED)", "same"),

@@ -50,6 +50,11 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    ``tcp_rcv_synsent_state_process``): the SYN's socket had been closed in SYN_SENT
    (silently: ``new_state[]``) or never existed, so its RECV_SYNACK is taken back and its
    CLOSED is stamped at the RST, inferred (as in rule 7).
+9. A socket connected to itself (one endpoint at both ends) is one socket that receives
+   every segment it sends, just after sending it: its SYN in SYN_SENT (SYN_RECV, a
+   simultaneous open), its SYN-ACK in SYN_RECV (ESTABLISHED), its FIN in FIN_WAIT1
+   (CLOSING), the ACK of that FIN in CLOSING (TIME_WAIT).  Its states are the client's;
+   the server side has no socket of its own, so no states (as in rule 8).
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ import pytest
 from rich.console import Console
 
 from teardown_analyzer.analysis import ConnectionResult, Options, analyze
+from teardown_analyzer.kernelpaths import kernel_path
 from teardown_analyzer.report import ladder, listing_line
+from teardown_analyzer.states import Event, SideState
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
 TRUTHS = sorted(SAMPLES.glob("*.truth.json"))
@@ -238,3 +240,40 @@ def test_handshakes_that_end_early_match_the_kernels_record():
             # the SYN shows a SYN_SENT, its CLOSED is an upper bound; never ESTABLISHED
             assert mine == (["SYN_SENT", "CLOSED"], ["SYN_RECV", "CLOSED"])
             assert c.client_states[-1].inferred and "no socket" in c.client_states[-1].note
+
+
+def test_a_socket_connected_to_itself_matches_the_kernels_record():
+    """sample_pcaps/self_connect.pcap, with the kernel's record of it: a socket bound to
+    127.0.0.1:46000 connects to that same address and port, echoes data to itself and
+    closes.  One socket, which receives every segment it sends: its SYN comes back to it
+    in SYN_SENT (a simultaneous open with itself), its FIN in FIN_WAIT1 (CLOSING), the ACK
+    of that FIN ends it in TIME_WAIT.  Those are the client's states, each within the
+    tolerance of the kernel's time for it; the server side has no socket of its own."""
+    record = json.loads((SAMPLES / "self_connect.record.json").read_text())
+    (probe,) = record["probes"]
+    kernel = [(ev["new"], ev["ts"]) for ev in record["kernel"]
+              if ev["event"] == "inet_sock_set_state" and ev["local"][1] == 46000]
+    # the state tracepoint reports the full socket CLOSED as a TIME_WAIT mini-socket takes
+    # its place (tcp_time_wait -> tcp_done); ss, after close(), saw that TIME_WAIT socket
+    assert [s for s, _ in kernel] == ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1",
+                                      "CLOSING", "CLOSED"]
+    assert probe["time_wait_after_close"] == ["0 0 127.0.0.1:46000 127.0.0.1:46000"]
+    truth = [s for s, _ in kernel[:-1]] + ["TIME_WAIT"]
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / record["capture"])], options).connections
+        assert [s.state for s in c.client_states] == truth
+        for mine, (_, ts) in zip(c.client_states, kernel):
+            assert abs(mine.ts - ts) < TOLERANCE_S
+        assert c.server_states == () and c.client == c.server == ("127.0.0.1", 46000)
+        assert (c.kind, c.initiator, c.half_close_s) == ("simultaneous", "client", 0.0)
+        assert c.time_wait["side"] == "client" and c.packets == 7 and not c.rsts
+        assert [a for a in c.anomalies if "connected to itself" not in a] == []
+    steps = c.ladder  # the last: with the ladder
+    assert [step["states"]["client"] for step in steps] == [
+        "SYN_RECV", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "CLOSING",
+        "TIME_WAIT"]
+    assert {step["states"]["server"] for step in steps} == {None}
+    # --kernel names the code path of each move, the simultaneous open's among them
+    paths = [kernel_path(SideState(s.old), SideState(s.state), Event(s.event))
+             for s in c.client_states]
+    assert all(paths) and "tcp_rcv_synsent_state_process" in paths[1][0]

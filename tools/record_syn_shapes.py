@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Record a real loopback capture of the three ways a handshake ends before it is over, with
-the client's own record of each as the truth.
+the client's own record of each as the truth; or (``--recording self_connect``) of a socket
+connected to itself.
 
     sudo python3 tools/record_syn_shapes.py            # writes sample_pcaps/syn_shapes.pcap
     sudo python3 tools/record_syn_shapes.py --out /tmp/x.pcap
+    sudo python3 tools/record_syn_shapes.py --recording self_connect   # self_connect.pcap
 
 In a private network namespace (``tds``), with ``net.ipv4.tcp_syn_retries`` at 2 and an
 nftables rule that drops every segment to port 9, a client:
@@ -85,6 +87,34 @@ print(json.dumps(out))
 """
 
 
+SELF_CONNECT = r"""
+import json, socket, subprocess, time
+
+# A socket bound to a port connects to that same port, where nothing listens: its SYN comes
+# back to itself, a simultaneous open with itself (Linux allows it: a client retrying a
+# local port in the ephemeral range can end up so).  It sends data, reads it back, and
+# closes: its FIN comes back to it too.
+s = socket.socket()
+s.bind(("127.0.0.1", 46000))
+started = time.monotonic()
+s.connect(("127.0.0.1", 46000))
+s.sendall(b"hello, me")
+echo = s.recv(100)
+time.sleep(0.2)
+s.close()
+time.sleep(0.5)
+# the kernel's own word on where it ended: TIME_WAIT is a mini-socket that the state
+# tracepoint does not report (the full socket is reported CLOSED as it is replaced)
+ss = subprocess.run(["ss", "-Htan", "state", "time-wait", "sport", "=", ":46000"],
+                    capture_output=True, text=True, check=True).stdout.split("\n")
+print(json.dumps([{"probe": "self-connected", "client_port": 46000, "server_port": 46000,
+                   "outcome": "connected", "echo": echo.decode(),
+                   "time_wait_after_close": [" ".join(line.split()) for line in ss if line]}]))
+"""
+RECORDINGS = {"syn_shapes": CLIENT, "self_connect": SELF_CONNECT}
+"""What each recording runs in the namespace: a script that prints its probes as JSON."""
+
+
 def _event(ev: dict) -> dict:
     """A traced event as the record keeps it: the time on the capture's clock (6 places),
     the socket's own (local) and far (remote) endpoint, and the state change or RST."""
@@ -102,7 +132,9 @@ def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "sample_pcaps" / "syn_shapes.pcap"))
+    ap.add_argument("--recording", choices=sorted(RECORDINGS), default="syn_shapes",
+                    help="what to record (default: %(default)s)")
+    ap.add_argument("--out", help="the capture (default: sample_pcaps/RECORDING.pcap)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (a network namespace, nftables, tcpdump)", file=sys.stderr)
@@ -111,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             print(f"needs {tool}", file=sys.stderr)
             return 2
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "sample_pcaps" / f"{args.recording}.pcap")
     tracer = gen_samples.Tracer()
     sh("ip", "netns", "del", NS, check=False)
     sh("ip", "netns", "add", NS)
@@ -129,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.5)
         tracer.setup()
         tracer.start()
-        record = json.loads(sh(*ns, sys.executable, "-c", CLIENT).stdout)
+        record = json.loads(sh(*ns, sys.executable, "-c", RECORDINGS[args.recording]).stdout)
         time.sleep(0.5)
         trace, overruns = tracer.stop()
         assert not overruns, f"the trace lost {overruns} events"
