@@ -617,8 +617,9 @@ TURNAROUND_S = 100e-6
 
 
 def _vantage(conn: Conn) -> dict[str, Any] | None:
-    """Where the capture was taken, from the handshake's timing."""
-    if len(conn.handshake) < 3:
+    """Where the capture was taken, from the handshake's timing (a SYN, its SYN-ACK and the
+    ACK of that; a simultaneous open's timing tells nothing of the kind)."""
+    if len(conn.handshake) < 3 or conn.simultaneous_open:
         return None
     syn, synack, ack = conn.handshake
     rtt = (ack - syn) / 1e9

@@ -101,6 +101,8 @@ class Direction:
     segs_after_peer_fin: int = 0
     data_after_own_fin: int = 0
     syn_retx: int = 0
+    syn_at: tuple[int, int] | None = None
+    """(ts_ns, packet) of the last SYN (without ACK) sent this way."""
     # the last segment, to tell a segment captured twice from a retransmission
     last_seq: int = -1
     last_ackno: int = -1
@@ -159,6 +161,8 @@ class Conn:
     reuse_isn_note: str = ""
     pending_old: "Conn | None" = None
     """While a new SYN on a TIME_WAIT 4-tuple awaits its answer: the old incarnation."""
+    simultaneous_open: bool = False
+    """Both endpoints sent a SYN: both connect()ed (states.py rule 10)."""
 
     def anomaly(self, text: str) -> None:
         if text not in self.anomalies:
@@ -411,12 +415,18 @@ class Tracker:
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
                 return
         was_closed = side_s.state is CLOSED and not flags & RST
-        if side_s.state is LISTEN and not flags & RST:
+        bare_syn = flags & (SYN | ACK) == SYN
+        if side_s.state is LISTEN and not flags & RST and not bare_syn:
             self._took_syn(conn, s)
         # -- handshake ---------------------------------------------------------------
         if flags & SYN:
             if flags & ACK:
-                if ds.isn is None or not conn.synack_seen:
+                # a connecting socket's first SYN-ACK: it took the peer's SYN in SYN_SENT
+                answers = conn.simultaneous_open and ds.syn_at is not None \
+                    and not any(t.event is RECV_SYN for t in side_s.transitions)
+                if answers:
+                    self._met_syn(conn, s)
+                if answers or ds.isn is None or not conn.synack_seen:
                     ds.isn = seq
                     ds.wscale = wscale
                     conn.synack_seen = True
@@ -424,7 +434,8 @@ class Tracker:
                     if conn.client is None:
                         conn.client = r
                         side_s.state, side_r.state = SYN_RECV, SYN_SENT
-                    conn.handshake.append(ts_ns)
+                    if len(conn.handshake) < 3:
+                        conn.handshake.append(ts_ns)
                     side_r.feed(RECV_SYNACK, ts_ns, packet)
                     if old is not None:
                         self._reuse_outcome(old, conn, "SYN-ACK", seq)
@@ -445,8 +456,21 @@ class Tracker:
                     conn.slow = True
                     side_s.feed(SEND_SYN, ts_ns, packet)
                     # the receiver's RECV_SYN waits for its answer (_took_syn, _rst)
+                elif ds.isn is None and side_s.state is LISTEN:
+                    # not a listener's answer but a SYN of its own: it connect()s too
+                    ds.isn, ds.wscale = seq, wscale
+                    conn.simultaneous_open = True
+                    side_s.state = CLOSED
+                    side_s.feed(SEND_SYN, ts_ns, packet,
+                                "this side connect()s too: a simultaneous open")
+                    conn.notes.append(
+                        f"packet {packet}: simultaneous open: the SYN's receiver sends a SYN "
+                        f"of its own, so both endpoints connect()ed (TCP hole punching, or "
+                        f"two peers dialling each other); the client is the one whose SYN "
+                        f"came first")
                 else:
                     ds.syn_retx += 1
+                ds.syn_at = (ts_ns, packet)
         # -- acknowledgements ----------------------------------------------------------
         acks_fin = False
         if flags & ACK:
@@ -591,6 +615,23 @@ class Tracker:
         syn = conn.sides[1 - s].transitions[0]  # the peer's SEND_SYN
         conn.sides[s].feed(RECV_SYN, syn.ts_ns, syn.packet)
         self._restate(conn, s, syn.packet)
+
+    def _met_syn(self, conn: Conn, s: int) -> None:
+        """Side ``s``, which sent a SYN of its own (a simultaneous open, states.py rule 10),
+        sends a SYN-ACK: the peer's SYN reached it in SYN_SENT (SYN_RECV), its last SYN
+        before this one.  If the peer's SYN-ACK was captured first and took ``s`` to
+        ESTABLISHED, that came after: ``s`` passed through SYN_RECV on the way."""
+        undone = self._undo_last(conn, s, RECV_SYNACK)
+        side = conn.sides[s]
+        syn = conn.dirs[1 - s].syn_at
+        assert syn is not None  # (the peer's SYN began the connection)
+        side.feed(RECV_SYN, syn[0], syn[1], "the peer's SYN reached this socket in SYN_SENT: "
+                  "simultaneous open (tcp_rcv_synsent_state_process), answered with a "
+                  "SYN-ACK")
+        self._restate(conn, s, syn[1])
+        if undone is not None:
+            side.feed(RECV_SYNACK, undone.ts_ns, undone.packet, undone.note)
+            self._restate(conn, s, undone.packet)
 
     def _undo_last(self, conn: Conn, s: int, *events: Event) -> Transition | None:
         """Take back side ``s``'s last transition if it was one of ``events``: later evidence

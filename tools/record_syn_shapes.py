@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Record a real loopback capture of the three ways a handshake ends before it is over, with
 the client's own record of each as the truth; or (``--recording self_connect``) of a socket
-connected to itself.
+connected to itself; or (``--recording simultaneous_open``) of two sockets connecting to each
+other (the script's comments say how).
 
     sudo python3 tools/record_syn_shapes.py            # writes sample_pcaps/syn_shapes.pcap
     sudo python3 tools/record_syn_shapes.py --out /tmp/x.pcap
     sudo python3 tools/record_syn_shapes.py --recording self_connect   # self_connect.pcap
+    sudo python3 tools/record_syn_shapes.py --recording simultaneous_open
 
 In a private network namespace (``tds``), with ``net.ipv4.tcp_syn_retries`` at 2 and an
 nftables rule that drops every segment to port 9, a client:
@@ -111,7 +113,56 @@ print(json.dumps([{"probe": "self-connected", "client_port": 46000, "server_port
                    "outcome": "connected", "echo": echo.decode(),
                    "time_wait_after_close": [" ".join(line.split()) for line in ss if line]}]))
 """
-RECORDINGS = {"syn_shapes": CLIENT, "self_connect": SELF_CONNECT}
+SIMULTANEOUS_OPEN = r"""
+import json, select, socket, subprocess, time
+
+# Two sockets, each bound to its own port, connect to each other: a simultaneous open
+# (TCP hole punching does this through NATs).  On loopback a SYN arrives as it is sent, so
+# the first SYN would find no socket in SYN_SENT and be reset; so the SYNs (without ACK)
+# to these ports are dropped at input (after the capture point, as a NAT or the path
+# drops them) until both sockets have sent theirs, and the retransmitted SYNs meet sockets
+# in SYN_SENT.  Then data both ways, and the first socket closes first.
+def probe(name, a_port, b_port, gap):
+    a, b = socket.socket(), socket.socket()
+    a.bind(("127.0.0.1", a_port))
+    b.bind(("127.0.0.1", b_port))
+    a.setblocking(False)
+    b.setblocking(False)
+    subprocess.run(["nft", f"add rule inet tds in tcp dport {{ {a_port}, {b_port} }} "
+                    "tcp flags & (syn | ack) == syn drop"], check=True)
+    a.connect_ex(("127.0.0.1", b_port))
+    time.sleep(gap)
+    b.connect_ex(("127.0.0.1", a_port))
+    time.sleep(0.2)
+    subprocess.run(["nft", "flush chain inet tds in"], check=True)
+    select.select([], [a, b], [], 5)
+    time.sleep(0.2)  # (both are writable when connected; the later one a moment after)
+    errors = [s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) for s in (a, b)]
+    a.setblocking(True)
+    b.setblocking(True)
+    a.sendall(b"ping")
+    got_b = b.recv(100)
+    b.sendall(b"pong")
+    got_a = a.recv(100)
+    a.close()
+    time.sleep(0.1)
+    eof = b.recv(100)
+    b.close()
+    time.sleep(0.3)
+    ss = subprocess.run(["ss", "-Htan", "state", "time-wait"], capture_output=True,
+                        text=True, check=True).stdout.split("\n")
+    return {"probe": name, "client_port": a_port, "server_port": b_port,
+            "second_connect_after_s": gap, "so_error": errors,
+            "outcome": "connected" if errors == [0, 0] and got_b == b"ping" and
+            got_a == b"pong" and eof == b"" else "failed",
+            "time_wait_after_close": [" ".join(line.split()) for line in ss
+                                      if f":{a_port} " in line + " "]}
+
+print(json.dumps([probe("one SYN meets a SYN_SENT socket", 46001, 46002, 0.3),
+                  probe("SYNs cross", 46003, 46004, 0.0)]))
+"""
+RECORDINGS = {"syn_shapes": CLIENT, "self_connect": SELF_CONNECT,
+              "simultaneous_open": SIMULTANEOUS_OPEN}
 """What each recording runs in the namespace: a script that prints its probes as JSON."""
 
 
