@@ -505,7 +505,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         # or (half-open) at the capture's last packet
         rst_after = [r.ts_ns for r in conn.rsts if r.acceptable and r.ts_ns >= first_ts]
         # (a socket connected to itself received its one FIN as it sent it: no half-close)
-        end = fins[1][0] if len(fins) > 1 else first_ts if conn.addrs[0] == conn.addrs[1] \
+        end = fins[1][0] if len(fins) > 1 else first_ts if conn.self_connected \
             else min(rst_after) if rst_after else end_ns
         half_s = round(max(0, end - first_ts) / 1e9, 9)
         half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin

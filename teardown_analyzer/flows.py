@@ -168,6 +168,11 @@ class Conn:
         if text not in self.anomalies:
             self.anomalies.append(text)
 
+    @property
+    def self_connected(self) -> bool:
+        """One endpoint at both ends: a socket connected to itself (states.py rule 9)."""
+        return self.addrs[0] == self.addrs[1]
+
 
 SELF_CONNECTED = ("a socket connected to itself (one endpoint at both ends: a simultaneous "
                   "open with itself, or forged segments): one socket that receives every "
@@ -340,7 +345,7 @@ class Tracker:
         self.conns[key] = (conn, 0)
         if self.entered is not None:
             self.entered.append(key)
-        if key[:2] == key[2:]:
+        if conn.self_connected:
             conn.anomaly(SELF_CONNECTED)
             conn.slow = True  # every segment to _own_segment
         if self.max_connections is not None and len(self.conns) > 2 * self.max_connections:
@@ -402,7 +407,7 @@ class Tracker:
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
                  ack: int, plen: int, wscale: int | None) -> None:
         """The full path: SYN, FIN, RST, and anything on a closing connection."""
-        if conn.addrs[0] == conn.addrs[1]:
+        if conn.self_connected:
             self._own_segment(conn, packet, ts_ns, flags, seq, ack, plen, wscale)
             return
         r = 1 - s
@@ -564,10 +569,9 @@ class Tracker:
         side, d = conn.sides[0], conn.dirs[0]
         note = ""
         if flags & RST:
-            side_was = side.state
             note = "RST to itself: the socket's own abort, received by no other socket"
             conn.rsts.append(RstRecord(0, ts_ns, packet, True, not flags & ACK, seq, note))
-            if side_was not in (CLOSED, LISTEN):
+            if side.state not in (CLOSED, LISTEN):
                 side.feed(SEND_RST, ts_ns, packet, note)
         elif flags & SYN:
             if not conn.syn_seen:
