@@ -649,7 +649,9 @@ def zeek_state(conn: Conn, ci: int) -> str:
     """Zeek's conn_state for this connection, by Zeek's documented definitions."""
     si = 1 - ci
     syn = conn.syn_seen
-    synack = conn.synack_seen
+    # (Zeek tells the originator's packets by their source address and port: a socket
+    # connected to itself sends only those, its SYN-ACK too, so no reply is ever seen)
+    synack = conn.synack_seen and not conn.self_connected
     o_rst = any(r.sender == ci for r in conn.rsts)
     r_rst = any(r.sender == si for r in conn.rsts)
     o_fin = conn.dirs[ci].fin_seq is not None

@@ -268,6 +268,9 @@ def test_a_socket_connected_to_itself_matches_the_kernels_record():
         assert (c.kind, c.initiator, c.half_close_s) == ("simultaneous", "client", 0.0)
         assert c.time_wait["side"] == "client" and c.packets == 7 and not c.rsts
         assert [a for a in c.anomalies if "connected to itself" not in a] == []
+        # Zeek sees the originator's packets only (its SYN-ACK too): a SYN, then a FIN,
+        # and never a SYN-ACK from the responder
+        assert c.zeek_state == "SH"
     steps = c.ladder  # the last: with the ladder
     assert [step["states"]["client"] for step in steps] == [
         "SYN_RECV", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "CLOSING",
