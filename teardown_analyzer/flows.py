@@ -430,7 +430,7 @@ class Tracker:
                 answers = conn.simultaneous_open and ds.syn_at is not None \
                     and not any(t.event is RECV_SYN for t in side_s.transitions)
                 if answers:
-                    self._met_syn(conn, s)
+                    self._met_syn(conn, s, ts_ns, packet)
                 if answers or ds.isn is None or not conn.synack_seen:
                     ds.isn = seq
                     ds.wscale = wscale
@@ -620,15 +620,20 @@ class Tracker:
         conn.sides[s].feed(RECV_SYN, syn.ts_ns, syn.packet)
         self._restate(conn, s, syn.packet)
 
-    def _met_syn(self, conn: Conn, s: int) -> None:
+    def _met_syn(self, conn: Conn, s: int, ts_ns: int, packet: int) -> None:
         """Side ``s``, which sent a SYN of its own (a simultaneous open, states.py rule 10),
-        sends a SYN-ACK: the peer's SYN reached it in SYN_SENT (SYN_RECV), its last SYN
-        before this one.  If the peer's SYN-ACK was captured first and took ``s`` to
-        ESTABLISHED, that came after: ``s`` passed through SYN_RECV on the way."""
+        sends a SYN-ACK (at ``ts_ns``, ``packet``): the peer's SYN reached it in SYN_SENT
+        (SYN_RECV), stamped at the peer's last SYN, or, if that was captured before ``s``
+        connect()ed (the SYNs crossed beyond the capture point), at the SYN-ACK it answered
+        with (Linux answers at once).  If the peer's SYN-ACK was captured first and took
+        ``s`` to ESTABLISHED, that came after: ``s`` passed through SYN_RECV on the way."""
         undone = self._undo_last(conn, s, RECV_SYNACK)
         side = conn.sides[s]
         syn = conn.dirs[1 - s].syn_at
         assert syn is not None  # (the peer's SYN began the connection)
+        connected = side.transitions[0].packet  # (its SEND_SYN)
+        if syn[1] < connected:
+            syn = (undone.ts_ns, undone.packet) if undone is not None else (ts_ns, packet)
         side.feed(RECV_SYN, syn[0], syn[1], "the peer's SYN reached this socket in SYN_SENT: "
                   "simultaneous open (tcp_rcv_synsent_state_process), answered with a "
                   "SYN-ACK")

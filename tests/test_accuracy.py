@@ -338,3 +338,45 @@ def test_a_simultaneous_open_matches_the_kernels_record():
         ("client", ["ACK"], "ESTABLISHED", "ESTABLISHED")]
     assert [step["states"]["server"] for step in crossing_steps[:6]] == [
         None, "SYN_SENT", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "ESTABLISHED"]
+
+
+def _without_packets(pcap: bytes, dropped: set[int]) -> bytes:
+    """A classic pcap's bytes without the records numbered ``dropped`` (from 1)."""
+    out, at, number = [pcap[:24]], 24, 0
+    while at < len(pcap):
+        size = 16 + int.from_bytes(pcap[at + 8:at + 12], "little")
+        number += 1
+        if number not in dropped:
+            out.append(pcap[at:at + size])
+        at += size
+    return b"".join(out)
+
+
+def test_a_simultaneous_open_whose_syns_crossed_beyond_the_capture_point(tmp_path):
+    """The crossing probe of sample_pcaps/simultaneous_open.pcap without its two first SYNs
+    (packets 14 and 15, which nftables dropped at input: no socket received them, so the
+    kernel's record holds for the rest; a capture point that missed them, a NAT's, sees
+    this).  Now 46004's SYN comes first (the client), and 46003's SYN answers it, captured
+    after it: 46003 sent its SYN before 46004's reached it, so its SYN_RECV cannot be
+    stamped at that earlier SYN; it is stamped at the SYN-ACK it answered with.  Each
+    socket's states are the kernel's, in time order, within the tolerance of its times
+    (but SYN_SENT, now the retransmitted SYN's)."""
+    record = json.loads((SAMPLES / "simultaneous_open.record.json").read_text())
+    kernel = {}
+    for ev in record["kernel"]:
+        if ev["event"] == "inet_sock_set_state" and ev["local"][1] in (46003, 46004):
+            kernel.setdefault(ev["local"][1], []).append((ev["new"], ev["ts"]))
+    kernel[46003][-1] = ("TIME_WAIT", None)  # (as in the test above)
+    path = tmp_path / "crossed.pcap"
+    path.write_bytes(_without_packets((SAMPLES / record["capture"]).read_bytes(), {14, 15}))
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (_, c) = analyze([str(path)], options).connections
+        assert (c.client[1], c.server[1]) == (46004, 46003)
+        for states, port in ((c.client_states, 46004), (c.server_states, 46003)):
+            assert [s.state for s in states] == [s for s, _ in kernel[port]]
+            assert [s.ts for s in states] == sorted(s.ts for s in states)
+            for mine, (state, ts) in zip(states, kernel[port]):
+                if state != "SYN_SENT" and ts is not None:
+                    assert abs(mine.ts - ts) < TOLERANCE_S, (port, mine)
+        recv = c.server_states[1]
+        assert (recv.state, recv.packet) == ("SYN_RECV", 16)  # 46003's SYN-ACK, renumbered
