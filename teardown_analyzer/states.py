@@ -59,14 +59,14 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    figure 8; TCP hole punching): a SYN from the receiver of an earlier SYN, before any
    answer, is its own connect() (SYN_SENT), not a listener's.  When such a socket then
    sends a SYN-ACK, the peer's SYN had reached it in SYN_SENT (SYN_RECV,
-   ``tcp_rcv_synsent_state_process``, "simultaneous connect"; stamped at the peer's last
-   SYN before the SYN-ACK, or, if that was captured before its own first SYN, so that the
-   SYNs crossed beyond the capture point, at the SYN-ACK, which Linux sends at once); the
-   peer's SYN-ACK or ACK then establishes it.  Where the SYNs crossed and
-   the peer's SYN-ACK was captured before its own, it reached the socket after the peer's
-   SYN did (the peer sent them in that order): the ESTABLISHED it seemed to cause from
-   SYN_SENT is rewritten as SYN_RECV, then ESTABLISHED.  The client is the one whose SYN
-   was captured first.
+   ``tcp_rcv_synsent_state_process``, "simultaneous connect"), stamped at the peer's last
+   SYN before the SYN-ACK; or, if that was captured before its own first SYN (the SYNs
+   crossed beyond the capture point), at the SYN-ACK, which Linux sends at once.  The
+   peer's SYN-ACK or ACK then establishes it.  Where the SYNs crossed and the peer's
+   SYN-ACK was captured before its own, that SYN-ACK reached it after the peer's SYN did
+   (the peer sent them in that order): the ESTABLISHED it seemed to cause from SYN_SENT
+   is rewritten as SYN_RECV, then ESTABLISHED.  The client is the one whose SYN was
+   captured first.
 """
 
 from __future__ import annotations
