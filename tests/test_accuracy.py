@@ -282,6 +282,15 @@ def test_a_socket_connected_to_itself_matches_the_kernels_record():
     assert all(paths) and "tcp_rcv_synsent_state_process" in paths[1][0]
 
 
+def _states_by_port(record: dict) -> dict[int, list]:
+    """Each traced socket's (state, time) changes, by its own port."""
+    kernel: dict[int, list] = {}
+    for ev in record["kernel"]:
+        if ev["event"] == "inet_sock_set_state":
+            kernel.setdefault(ev["local"][1], []).append((ev["new"], ev["ts"]))
+    return kernel
+
+
 def test_a_simultaneous_open_matches_the_kernels_record():
     """sample_pcaps/simultaneous_open.pcap, with the kernel's record of it: two sockets,
     each bound to its own port, connect to each other (the first SYNs dropped after the
@@ -293,10 +302,7 @@ def test_a_simultaneous_open_matches_the_kernels_record():
     socket that answers a SYN with a SYN-ACK was in SYN_RECV before the peer's SYN-ACK or
     ACK established it (rule 10), even where that SYN-ACK was captured before its own."""
     record = json.loads((SAMPLES / "simultaneous_open.record.json").read_text())
-    kernel = {}
-    for ev in record["kernel"]:
-        if ev["event"] == "inet_sock_set_state":
-            kernel.setdefault(ev["local"][1], []).append((ev["new"], ev["ts"]))
+    kernel = _states_by_port(record)
     # the state tracepoint reports the first closer's full socket CLOSED as a mini-socket
     # takes its place, in FIN_WAIT2 (the socket was closed: tcp_time_wait(sk, FIN_WAIT2)),
     # which goes on to TIME_WAIT unreported; ss, after both close()d, saw that TIME_WAIT
@@ -362,10 +368,7 @@ def test_a_simultaneous_open_whose_syns_crossed_beyond_the_capture_point(tmp_pat
     socket's states are the kernel's, in time order, within the tolerance of its times
     (but SYN_SENT, now the retransmitted SYN's)."""
     record = json.loads((SAMPLES / "simultaneous_open.record.json").read_text())
-    kernel = {}
-    for ev in record["kernel"]:
-        if ev["event"] == "inet_sock_set_state" and ev["local"][1] in (46003, 46004):
-            kernel.setdefault(ev["local"][1], []).append((ev["new"], ev["ts"]))
+    kernel = _states_by_port(record)
     kernel[46003][-1] = ("TIME_WAIT", None)  # (as in the test above)
     path = tmp_path / "crossed.pcap"
     path.write_bytes(_without_packets((SAMPLES / record["capture"]).read_bytes(), {14, 15}))
