@@ -91,8 +91,9 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
                       Text("\n".join(details)).append(
                           "".join(f"\n{a}" for a in c.anomalies[:3]) if details
                           else "\n".join(c.anomalies[:3]), style="ta.anomaly"))
+    # (no table at all when no row is left to show: a header over nothing says nothing)
     parts: list[RenderableType] = [_Fitted(table, [c[1] for c in columns],
-                                           [c[2] for c in columns])]
+                                           [c[2] for c in columns])] if conns else []
     if folded:
         parts.append(Text(f"{folded} connections with nothing unusual (closed normally, or "
                           f"still open) are folded (--all shows them)", style="dim"))

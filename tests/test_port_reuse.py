@@ -27,8 +27,13 @@ RECORD = json.loads((SAMPLES / "port_reuse.record.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def connections():
-    return list(analyze([str(CAPTURE)]).connections)
+def report():
+    return analyze([str(CAPTURE)])
+
+
+@pytest.fixture(scope="module")
+def connections(report):
+    return list(report.connections)
 
 
 def test_one_connection_per_handshake(connections):
@@ -93,3 +98,18 @@ def test_walked_by_range_with_jobs(connections, tmp_path, monkeypatch, walked):
         assert [c.to_dict() for c in report.connections] == [
             dict(c.to_dict(), capture=str(path)) for c in connections]
     assert [len(w.ranges) for w in walked] == [2, 3]
+
+
+def test_the_table_of_a_capture_with_nothing_unusual_is_only_its_totals(report):
+    """Every connection folded: no table (a header over no row), the folded count and the
+    totals."""
+    from rich.console import Console
+    from teardown_analyzer.report import connections_table
+    with open(os.devnull, "w") as devnull:
+        console = Console(width=200, record=True, file=devnull)
+        console.print(connections_table(report))
+    assert console.export_text().splitlines() == [
+        "20000 connections with nothing unusual (closed normally, or still open) are folded "
+        "(--all shows them)",
+        "20000 connections: three-way 20000; RSTs 0; half-open 0; TIME_WAIT on client 0, on "
+        "server 20000"]
