@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-import socket
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -21,7 +20,8 @@ from .flows import Conn, LadderStep, Tracker
 from .link import tcp_packet_at
 from .parking import freeze, thaw
 from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, ResultStore,
-                      StateEntry)
+                      UNUSUAL_BIT, StateEntry, address, direction_dict, fin_dict,
+                      time_wait_end, vantage)
 from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import SideState
 
@@ -254,8 +254,21 @@ class _Keeper:
         return thaw(self.results.withdraw(handle), self.keep_ladder)
 
 
-def _decode(options: Options, source: str, end_ns: int, blob: bytes) -> ConnectionResult:
-    """A kept connection's summary, at the end of its capture."""
+_CLEAN_CLOSES = (KINDS.index("four-way"), KINDS.index("three-way"))
+
+
+def _decode(options: Options, source: str, end_ns: int, blob: bytes,
+            meta: int) -> ConnectionResult:
+    """A kept connection's summary, at the end of its capture: for a clean FIN close kept
+    as its packets (its coded facts, ``meta``, say so), made from them
+    (:mod:`teardown_analyzer.cleanclose`), else by summarising what a tracker makes of
+    it."""
+    if not blob[0] and not options.keep_ladder and meta & 7 in _CLEAN_CLOSES \
+            and not meta & UNUSUAL_BIT:
+        from .cleanclose import clean_close  # (numpy with it: not every command needs it)
+        result = clean_close(blob, end_ns, options.time_wait_s, source)
+        if result is not None:
+            return result
     return summarize(thaw(blob, options.keep_ladder), end_ns, options, source)
 
 
@@ -422,10 +435,6 @@ def _join(parts: list[Report], shares: Any = None) -> Report:
 
 # --- summarising one connection --------------------------------------------------------
 
-def _addr(packed: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
-
-
 def _roles(conn: Conn) -> tuple[int, str]:
     """Index of the client endpoint, and the evidence."""
     if conn.client is not None:
@@ -474,15 +483,10 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         if tw.reuse and tw.reuse.get("ended_time_wait"):
             expired = f"ended by the new SYN on the 4-tuple (packet {tw.reuse['packet']})"
         elif side.state is SideState.TIME_WAIT:
-            expire_ns = last_restart + int(options.time_wait_s * 1e9)
-            if end_ns >= expire_ns:
-                timer = (tw.side, StateEntry(
-                    "CLOSED", expire_ns / 1e9, 0, f"TIME_WAIT timer ({options.time_wait_s:g} "
-                    f"s) expired: inferred, not seen", True, "TIME_WAIT", "TIMER"))
-                expired = "inferred from the timer"
-            else:
-                expired = (f"capture ended {(end_ns - tw.entered_ts_ns) / 1e9:.3f} s into "
-                           f"TIME_WAIT, before the {options.time_wait_s:g} s timer")
+            closed, expired = time_wait_end(tw.entered_ts_ns, last_restart, end_ns,
+                                            options.time_wait_s)
+            if closed is not None:
+                timer = (tw.side, closed)
         tw_dict = {
             "side": role[tw.side], "entered_ts": tw.entered_ts_ns / 1e9,
             "entered_packet": tw.entered_packet,
@@ -520,8 +524,8 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
                  for r in conn.rsts)
     return ConnectionResult(
         id=conn.id,
-        client=(_addr(conn.addrs[ci][0]), conn.addrs[ci][1]),
-        server=(_addr(conn.addrs[si][0]), conn.addrs[si][1]),
+        client=(address(conn.addrs[ci][0]), conn.addrs[ci][1]),
+        server=(address(conn.addrs[si][0]), conn.addrs[si][1]),
         incarnation=conn.incarnation,
         first_ts=conn.first_ts_ns / 1e9, last_ts=conn.last_ts_ns / 1e9,
         packets=conn.packets, handshake=handshake, roles_from=roles_from,
@@ -567,15 +571,11 @@ def _facts(conn: Conn) -> tuple[str, int, str | None, bool, str | None]:
 def _direction(d: Any) -> dict[str, Any]:
     fin = None
     if d.fin_seq is not None:
-        fin = {"seq": d.fin_seq, "ts": d.fin_ts_ns / 1e9, "packet": d.fin_packet,
-               "with_data": d.fin_with_data,
-               "retransmissions": [{"ts": ts / 1e9, "packet": p} for ts, p in d.fin_retx],
-               "acked_ts": None if d.fin_acked_ts_ns is None else d.fin_acked_ts_ns / 1e9,
-               "acked_packet": d.fin_acked_packet, "acked_by_fin": d.fin_acked_by_fin}
-    return {"isn": d.isn, "packets": d.packets, "bytes": d.payload_bytes,
-            "highest_seq": d.next_seq, "window_scale": d.wscale, "fin": fin,
-            "data_after_peer_fin": d.data_after_peer_fin,
-            "data_after_own_fin": d.data_after_own_fin}
+        fin = fin_dict(d.fin_seq, d.fin_ts_ns, d.fin_packet, d.fin_with_data,
+                       [{"ts": ts / 1e9, "packet": p} for ts, p in d.fin_retx],
+                       d.fin_acked_ts_ns, d.fin_acked_packet, d.fin_acked_by_fin)
+    return direction_dict(d.isn, d.packets, d.payload_bytes, d.next_seq, d.wscale, fin,
+                          d.data_after_peer_fin, d.data_after_own_fin)
 
 
 def _step(st: LadderStep, role: dict[int, str]) -> dict[str, Any]:
@@ -612,37 +612,12 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     return "four-way", role[first]
 
 
-TURNAROUND_S = 100e-6
-"""Below this, a gap in the handshake is a host's processing time, not a path."""
-
-
 def _vantage(conn: Conn) -> dict[str, Any] | None:
     """Where the capture was taken, from the handshake's timing (a SYN, its SYN-ACK and the
     ACK of that; a simultaneous open's timing tells nothing of the kind)."""
     if len(conn.handshake) < 3 or conn.simultaneous_open:
         return None
-    syn, synack, ack = conn.handshake
-    rtt = (ack - syn) / 1e9
-    to_server = (synack - syn) / 1e9   # SYN -> SYN-ACK at the capture point
-    to_client = (ack - synack) / 1e9   # SYN-ACK -> ACK at the capture point
-    if rtt <= 0:
-        point = "unknown"
-    elif max(to_server, to_client) < TURNAROUND_S:
-        point = "indeterminate (RTT too small: host turnaround dominates)"
-    elif to_client <= 0.2 * rtt:
-        point = "near the client"
-    elif to_server <= 0.2 * rtt:
-        point = "near the server"
-    else:
-        point = "in between"
-    return {"point": point, "rtt_s": rtt, "syn_to_synack_s": to_server,
-            "synack_to_ack_s": to_client,
-            "lag": ("times are capture times: a far-side transition caused by a segment "
-                    "it receives happens about one one-way delay after the time shown "
-                    "(CLOSE_WAIT, FIN_WAIT2, TIME_WAIT, CLOSED); one caused by its own "
-                    "application (SYN_SENT, FIN_WAIT1, LAST_ACK) about one one-way delay "
-                    "before the SYN or FIN shows up here"),
-            "one_way_s": rtt / 2}
+    return vantage(*conn.handshake)
 
 
 def zeek_state(conn: Conn, ci: int) -> str:

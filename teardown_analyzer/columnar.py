@@ -616,18 +616,25 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
               handle + np.arange(len(chosen)))
 
 
+def blob_endpoints(blob: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """The two endpoints (address, port) of the connection a blob of :func:`_keep`'s
+    holds: endpoint 0, the sender of its first record, then endpoint 1."""
+    raw = blob[1:38]  # (the IP version, then each endpoint: 16 address bytes, the port)
+    width = 16 if raw[0] == 6 else 4
+    return ((raw[1:1 + width], raw[17] << 8 | raw[18]),
+            (raw[19:19 + width], raw[35] << 8 | raw[36]))
+
+
 def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
     """The connection a blob of :func:`_keep`'s holds, fed to a tracker of its own: what
     the tracker would have made of its packets."""
     tracker = Tracker(keep_ladder=keep_ladder)
-    raw = blob[1:38]
-    width = 16 if raw[0] == 6 else 4
-    ends = ((raw[1:1 + width], raw[17] << 8 | raw[18]),
-            (raw[19:19 + width], raw[35] << 8 | raw[36]))
+    version = blob[1]
+    ends = blob_endpoints(blob)
     for (packet, ts, sender, ipid, tcp_len, seq, ack, word, window, checksum,
          wscale) in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
         (src, sport), (dst, dport) = ends[sender], ends[1 - sender]
-        tracker.feed(packet, ts, (raw[0], src, dst, ipid, tcp_len, sport, dport, seq, ack,
+        tracker.feed(packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack,
                                   word, window, checksum, None if wscale < 0 else wscale))
     (conn,) = tracker._tracked()
     return conn

@@ -37,6 +37,9 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
 DUPLICATE_NS = 50_000_000
 """An identical segment seen again within 50 ms is one packet captured twice."""
+FIN_AND_ACK_NOTE = "FIN and the ACK of ours in one segment (Linux passes through FIN_WAIT2 " \
+    "for no time)"
+"""The note on a side's TIME_WAIT entered from FIN_WAIT1 (states.py rule 4)."""
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
 
@@ -524,9 +527,7 @@ class Tracker:
                 conn.anomaly("FIN with a different sequence number")
         # -- the receiver's events ---------------------------------------------------------
         if acks_fin and new_fin and side_r.state is FIN_WAIT1:
-            side_r.feed(RECV_FIN_ACK_OF_FIN, ts_ns, packet,
-                        "FIN and the ACK of ours in one segment (Linux passes through "
-                        "FIN_WAIT2 for no time)")
+            side_r.feed(RECV_FIN_ACK_OF_FIN, ts_ns, packet, FIN_AND_ACK_NOTE)
         else:
             if acks_fin and side_r.state in (FIN_WAIT1, CLOSING,
                                              LAST_ACK):

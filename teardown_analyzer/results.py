@@ -10,6 +10,7 @@ makes.
 from __future__ import annotations
 
 import bisect
+import socket
 from array import array
 from functools import partial
 from dataclasses import dataclass, field
@@ -123,6 +124,75 @@ class ConnectionResult(NamedTuple):
         return d
 
 
+# -- the pieces of a result, as summarize (analysis.py) and cleanclose.py write them --
+
+TURNAROUND_S = 100e-6
+"""Below this, a gap in the handshake is a host's processing time, not a path."""
+
+
+def address(packed: bytes) -> str:
+    """An IPv4 or IPv6 address, packed as the capture has it, as text."""
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+def time_wait_end(entered_ns: int, last_restart_ns: int, end_ns: int,
+                  time_wait_s: float) -> tuple[StateEntry | None, str]:
+    """How a TIME_WAIT entered at ``entered_ns``, its timer last restarted at
+    ``last_restart_ns``, ended by ``end_ns`` (the end of the capture): the CLOSED its timer
+    implies if the capture ran past it (else None), and the summary's ``end``."""
+    expire_ns = last_restart_ns + int(time_wait_s * 1e9)
+    if end_ns >= expire_ns:
+        return (StateEntry("CLOSED", expire_ns / 1e9, 0, f"TIME_WAIT timer ({time_wait_s:g} "
+                           f"s) expired: inferred, not seen", True, "TIME_WAIT", "TIMER"),
+                "inferred from the timer")
+    return None, (f"capture ended {(end_ns - entered_ns) / 1e9:.3f} s into TIME_WAIT, "
+                  f"before the {time_wait_s:g} s timer")
+
+
+def fin_dict(seq: int, ts_ns: int, packet: int | None, with_data: bool,
+             retransmissions: list[dict[str, Any]], acked_ts_ns: int | None,
+             acked_packet: int | None, acked_by_fin: bool) -> dict[str, Any]:
+    """A direction's FIN as the results carry it (``directions.*.fin``)."""
+    return {"seq": seq, "ts": ts_ns / 1e9, "packet": packet, "with_data": with_data,
+            "retransmissions": retransmissions,
+            "acked_ts": None if acked_ts_ns is None else acked_ts_ns / 1e9,
+            "acked_packet": acked_packet, "acked_by_fin": acked_by_fin}
+
+
+def direction_dict(isn: int | None, packets: int, payload: int, highest: int | None,
+                   wscale: int | None, fin: dict[str, Any] | None, after_peer_fin: int,
+                   after_own_fin: int) -> dict[str, Any]:
+    """What one side sent, as the results carry it (``directions.client``, ``.server``)."""
+    return {"isn": isn, "packets": packets, "bytes": payload, "highest_seq": highest,
+            "window_scale": wscale, "fin": fin, "data_after_peer_fin": after_peer_fin,
+            "data_after_own_fin": after_own_fin}
+
+
+def vantage(syn: int, synack: int, ack: int) -> dict[str, Any]:
+    """Where the capture was taken, from the times of a handshake's SYN, SYN-ACK and ACK."""
+    rtt = (ack - syn) / 1e9
+    to_server = (synack - syn) / 1e9   # SYN -> SYN-ACK at the capture point
+    to_client = (ack - synack) / 1e9   # SYN-ACK -> ACK at the capture point
+    if rtt <= 0:
+        point = "unknown"
+    elif max(to_server, to_client) < TURNAROUND_S:
+        point = "indeterminate (RTT too small: host turnaround dominates)"
+    elif to_client <= 0.2 * rtt:
+        point = "near the client"
+    elif to_server <= 0.2 * rtt:
+        point = "near the server"
+    else:
+        point = "in between"
+    return {"point": point, "rtt_s": rtt, "syn_to_synack_s": to_server,
+            "synack_to_ack_s": to_client,
+            "lag": ("times are capture times: a far-side transition caused by a segment "
+                    "it receives happens about one one-way delay after the time shown "
+                    "(CLOSE_WAIT, FIN_WAIT2, TIME_WAIT, CLOSED); one caused by its own "
+                    "application (SYN_SENT, FIN_WAIT1, LAST_ACK) about one one-way delay "
+                    "before the SYN or FIN shows up here"),
+            "one_way_s": rtt / 2}
+
+
 TIME_WAIT_SIDES = (None, "client", "server", "both")
 INITIATORS = (None, "client", "server", "both")
 # The facts of a connection coded in one 64-bit word (what ResultSink keeps of each):
@@ -176,7 +246,7 @@ class _Segment(NamedTuple):
     meta: array
     """(kind, RSTs, TIME_WAIT side, unusual) of each, coded: totals without decoding."""
     spills: tuple[Spill, ...]
-    decode: Callable[[bytes], ConnectionResult]
+    decode: Callable[[bytes, int], ConnectionResult]
     """Blob -> result (picklable: segments made by --jobs workers cross to the parent)."""
 
     def blob(self, i: int) -> bytes:
@@ -186,7 +256,7 @@ class _Segment(NamedTuple):
 
 class ResultSink:
     """Where an analysis keeps finished connections: as blobs in a spill file, indexed,
-    with the facts totals need; the store it makes decodes a blob into a result."""
+    with the facts totals need; the store it makes decodes a blob (with its coded facts) into a result."""
 
     __slots__ = ("spill", "ids", "where", "sizes", "meta")
 
@@ -228,8 +298,9 @@ class ResultSink:
         self.meta[handle] = _WITHDRAWN
         return self.spill.get(self.where[handle] >> 8, self.sizes[handle])
 
-    def store(self, decode: Callable[[bytes], ConnectionResult]) -> "ResultStore":
-        """The connections kept, which ``decode`` turns into results."""
+    def store(self, decode: Callable[[bytes, int], ConnectionResult]) -> "ResultStore":
+        """The connections kept, which ``decode`` turns into results (from each one's blob
+        and coded facts)."""
         return ResultStore._sorted([_Segment(self.ids, self.where, self.sizes, self.meta,
                                              (self.spill,), decode)])
 
@@ -304,13 +375,14 @@ class ResultStore(Sequence[ConnectionResult]):
             raise IndexError(index)
         k = bisect.bisect_right(self._starts, index) - 1
         seg, start = self._segments[k], self._starts[k]
-        return _unpack(seg.decode(seg.blob(index - start)), partial(self._final, k), index + 1)
+        i = index - start
+        return _unpack(seg.decode(seg.blob(i), seg.meta[i]), partial(self._final, k), index + 1)
 
     def __iter__(self) -> Iterator[ConnectionResult]:
         for k, (seg, start) in enumerate(zip(self._segments, self._starts)):
             final = partial(self._final, k)
             for i in range(len(seg.ids)):
-                yield _unpack(seg.decode(seg.blob(i)), final, start + i + 1)
+                yield _unpack(seg.decode(seg.blob(i), seg.meta[i]), final, start + i + 1)
 
     def rendered(self, render: Callable[[ConnectionResult], str], jobs: int = 1,
                  progress: Callable[[int], None] | None = None) -> Iterator[str]:
@@ -368,7 +440,7 @@ def _render_slice(start: int) -> list[str]:
     return [render(store[i]) for i in range(start, min(start + RENDER_SLICE, len(store)))]
 
 
-def _no_decode(blob: bytes) -> ConnectionResult:
+def _no_decode(blob: bytes, meta: int) -> ConnectionResult:
     raise IndexError("no connections")
 
 

@@ -255,7 +255,8 @@ def test_flow_decodes_only_the_chosen_connections():
     store = report.connections
     decoded = []
     seg = store._segments[0]
-    store._segments[0] = seg._replace(decode=lambda blob: decoded.append(1) or seg.decode(blob))
+    store._segments[0] = seg._replace(
+        decode=lambda blob, meta: decoded.append(1) or seg.decode(blob, meta))
     chosen = select(report, [5, 3, 999, 3])
     assert [c.id for c in chosen] == [3, 5] and len(decoded) == 2
     assert chosen[0].to_dict() == analyze([str(SAMPLES / "mixed_200.pcap")]).connections[2].to_dict()

@@ -1,0 +1,188 @@
+"""The full summary of a kept connection that closed cleanly with FINs, made from its
+records without a tracker.
+
+A connection :mod:`teardown_analyzer.recognise` recognised is kept as its packets
+(:func:`teardown_analyzer.columnar._keep`); its full summary is made only when the output
+reads it (``--format json``, ``jsonl``, ``csv``, ``--all``), by feeding those packets to a
+tracker (:func:`~teardown_analyzer.columnar.replay`) and summarising what it made of them
+(:func:`~teardown_analyzer.analysis.summarize`): five sixths of the time of writing such a
+connection out.  For the commonest shape, a four-way or three-way close, the summary
+depends only on a few records (the handshake, each FIN, the first ACK of each FIN) and on
+what each direction sent, and :func:`clean_close` makes it from those: the events the
+tracker would feed each side, the states they lead to looked up in
+:data:`~teardown_analyzer.states.TRANSITIONS`, and the pieces of the summary written by
+the functions :func:`~teardown_analyzer.analysis.summarize` uses.
+
+The shape, checked record by record, leaving out a segment the tracker skips as captured
+twice (anything else gives None, and a tracker summarises the connection): a SYN from
+endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no SYN and no RST; one FIN from X, the first; after it no data
+from X; one FIN from Y, after X's in time, acknowledging it (not a crossing); no data from
+Y after its FIN; and as the last record X's first ACK of Y's FIN.  Those are the
+conditions of a four-way or three-way close in
+:func:`~teardown_analyzer.recognise.recognise` without a FIN sent again (an anomaly).
+tests/test_cleanclose.py checks that the summary equals the tracker's for every
+connection kept so in the benchmark's mix and in the samples, and that each condition
+turns away a close edited to break it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .columnar import ROW, _ROW_STRUCT, blob_endpoints
+from .flows import ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, SYN
+from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
+                      time_wait_end, vantage)
+from .states import TRANSITIONS, Event, SideState
+
+_M32 = 0xFFFFFFFF
+_CTL = SYN | ACK | FIN | RST
+_ROLES = ("client", "server")
+_BAD = SYN | RST
+_NONE = (0, 0, 0, -1, 0, -1, -1, -1, -1, -1, 0)
+"""A record no record equals (a direction's before its first)."""
+
+
+def _covers(ack: int, end: int) -> bool:
+    """``ack`` at or after ``end`` in 32-bit sequence space (flows.seq_geq)."""
+    return ((ack - end) & _M32) < 0x80000000
+
+
+def _states(start: SideState, steps: list[tuple[Event, int, int, str]]
+            ) -> list[StateEntry]:
+    """A side's states from ``start``, each step an event with its time, packet and note."""
+    out = []
+    state = start
+    for event, ts_ns, packet, note in steps:
+        new = TRANSITIONS[(state, event)]
+        out.append(StateEntry(new._value_, ts_ns / 1e9, packet, note, False, state._value_,
+                              event._value_))
+        state = new
+    return out
+
+
+def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
+                source: str) -> ConnectionResult | None:
+    """The summary of the connection a kept blob holds (:func:`columnar._keep`), at
+    ``end_ns`` (the end of its capture), if it is a four-way or three-way close as the
+    module's docstring says; else None."""
+    # what each direction sent: packets, bytes, the end of its sequence space; without
+    # the segments the tracker skips as captured twice
+    rows: list[tuple[Any, ...]] = []
+    packets, payload, nxt = [0, 0], [0, 0], [-1, -1]
+    last = [_NONE, _NONE]  # each direction's record before
+    fin_at: list[list[int]] = [[], []]
+    for row in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
+        _, ts, s, ipid, tcp_len, seq, ack, word, window, checksum, _ = row
+        plen = tcp_len - (word >> 12) * 4
+        if plen < 0 or word < 0x5000 or word & _BAD and rows[1:]:
+            return None  # (a SYN or an RST after the second record; the first two are
+            # a SYN and a SYN-ACK, below)
+        before = last[s]
+        if seq == before[5] and ack == before[6] and word == before[7] \
+                and ts - before[1] <= DUPLICATE_NS and window == before[8] \
+                and checksum == before[9] and ipid == before[3]:
+            continue
+        last[s] = row
+        packets[s] += 1
+        payload[s] += plen
+        end = (seq + plen + (word & FIN) + (word >> 1 & 1)) & _M32  # (FIN, SYN: one each)
+        if nxt[s] < 0 or 0 < ((end - nxt[s]) & _M32) < 0x80000000:
+            nxt[s] = end
+        if word & FIN:
+            fin_at[s].append(len(rows))
+        rows.append(row)
+    n = len(rows)
+    if n < 6:  # (SYN, SYN-ACK, ACK, FIN, FIN+ACK, ACK at least)
+        return None
+    # the handshake: the client's SYN, the server's SYN-ACK, the client's ACK of it
+    p0, ts0, _, _, _, isn_c, _, word0, _, _, ws_c = rows[0]
+    p1, ts1, s1, _, _, isn_s, _, word1, _, _, ws_s = rows[1]
+    p2, ts2, s2, _, _, _, ack2, word2, _, _, _ = rows[2]
+    # (endpoint 0 sent the first record; no SYN after the second, and no RST, came)
+    if word0 & _CTL != SYN or s1 != 1 or word1 & _CTL != SYN | ACK \
+            or s2 != 0 or not word2 & ACK or not _covers(ack2, (isn_s + 1) & _M32):
+        return None
+    # the FINs: one from X, the first, then one from Y that acknowledges it
+    if len(fin_at[0]) != 1 or len(fin_at[1]) != 1:
+        return None
+    i1, i2 = sorted((fin_at[0][0], fin_at[1][0]))
+    x = rows[i1][2]
+    y = 1 - x
+    f1, f2 = rows[i1], rows[i2]
+    fin_x = (f1[5] + f1[4] - (f1[7] >> 12) * 4) & _M32
+    fin_y = (f2[5] + f2[4] - (f2[7] >> 12) * 4) & _M32
+    if not f1[1] < f2[1] or not f2[7] & ACK or not _covers(f2[6], (fin_x + 1) & _M32):
+        return None
+    # after X's FIN: Y's first ACK of it (a1), Y's data, X's segments (no data); after Y's
+    # FIN: no data from Y (each of its segments arrives at X's TIME_WAIT), and X's first
+    # ACK of it the last record
+    a1 = -1
+    y_bytes = y_segs = arrivals = 0
+    for i in range(i1 + 1, n):
+        _, _, s, _, tcp_len, _, ack, word, _, _, _ = rows[i]
+        plen = tcp_len - (word >> 12) * 4
+        if s == x:
+            if plen:
+                return None
+            if i > i2 and word & ACK and _covers(ack, (fin_y + 1) & _M32) and i < n - 1:
+                return None
+        else:
+            if a1 < 0 and word & ACK and _covers(ack, (fin_x + 1) & _M32):
+                a1 = i
+            if plen:
+                if i > i2:
+                    return None
+                y_bytes += plen
+                y_segs += 1
+            if i > i2:
+                arrivals += 1
+    pl, tsl, sl, _, _, _, ackl, wordl, _, _, _ = rows[-1]
+    if sl != x or not wordl & ACK or not _covers(ackl, (fin_y + 1) & _M32):
+        return None
+    three_way = a1 == i2
+    ts_f1, ts_f2 = f1[1], f2[1]
+    # the events each side takes, and so its states
+    opening = ([(Event.SEND_SYN, ts0, p0, ""), (Event.RECV_SYNACK, ts1, p1, "")],
+               [(Event.RECV_SYN, ts0, p0, ""), (Event.RECV_ACK_OF_SYN, ts2, p2, "")])
+    x_steps = opening[x] + [(Event.SEND_FIN, ts_f1, f1[0], "")]
+    if three_way:
+        x_steps.append((Event.RECV_FIN_ACK_OF_FIN, ts_f2, f2[0], FIN_AND_ACK_NOTE))
+    else:
+        x_steps += [(Event.RECV_ACK_OF_FIN, rows[a1][1], rows[a1][0], ""),
+                    (Event.RECV_FIN, ts_f2, f2[0], "")]
+    y_steps = opening[y] + [(Event.RECV_FIN, ts_f1, f1[0], ""),
+                            (Event.SEND_FIN, ts_f2, f2[0], ""),
+                            (Event.RECV_ACK_OF_FIN, tsl, pl, "")]
+    starts = (SideState.CLOSED, SideState.LISTEN)
+    states: list[list[StateEntry]] = [[], []]
+    states[x] = _states(starts[x], x_steps)
+    states[y] = _states(starts[y], y_steps)
+    closed, expired = time_wait_end(ts_f2, ts_f2, end_ns, time_wait_s)
+    if closed is not None:
+        states[x].append(closed)
+    a1_row = rows[a1]
+    fins: list[dict[str, Any] | None] = [None, None]
+    fins[x] = fin_dict(fin_x, ts_f1, f1[0], f1[4] > (f1[7] >> 12) * 4, [], a1_row[1],
+                       a1_row[0], bool(a1_row[7] & FIN))
+    fins[y] = fin_dict(fin_y, ts_f2, f2[0], f2[4] > (f2[7] >> 12) * 4, [], tsl, pl,
+                       bool(wordl & FIN))
+    after_peer_fin = [0, 0]
+    after_peer_fin[y] = y_bytes
+    directions = [direction_dict(isn, packets[s], payload[s], nxt[s],
+                                 None if ws < 0 else ws, fins[s], after_peer_fin[s], 0)
+                  for s, isn, ws in ((0, isn_c, ws_c), (1, isn_s, ws_s))]
+    (a_0, port_0), (a_1, port_1) = blob_endpoints(blob)
+    return ConnectionResult(
+        id=p0, client=(address(a_0), port_0), server=(address(a_1), port_1), incarnation=0,
+        first_ts=ts0 / 1e9, last_ts=tsl / 1e9, packets=n, handshake="seen",
+        roles_from="handshake", kind="three-way" if three_way else "four-way",
+        initiator=_ROLES[x], half_close_s=round(max(0, ts_f2 - ts_f1) / 1e9, 9),
+        half_close_bytes=y_bytes, half_close_segments=y_segs,
+        client_states=tuple(states[0]), server_states=tuple(states[1]),
+        time_wait={"side": _ROLES[x], "entered_ts": ts_f2 / 1e9, "entered_packet": f2[0],
+                   "fin_reacks": 0, "fin_reack_packets": [], "arrivals": arrivals,
+                   "reuse": None, "end": expired},
+        rsts=(), anomalies=(), notes=(), zeek_state="SF",
+        directions={"client": directions[0], "server": directions[1]},
+        vantage=vantage(ts0, ts1, ts2), source=source)

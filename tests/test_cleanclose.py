@@ -1,0 +1,201 @@
+"""The summary of a clean FIN close made straight from its records
+(teardown_analyzer.cleanclose) is the tracker's summary of the same records, field for
+field; it is made for every four-way and three-way close kept as its packets that has
+nothing unusual, and for nothing else.
+
+(Whole analyses with and without the vectorised path are compared in
+tests/test_columnar.py, which goes through it too; here each connection is compared
+directly, at a capture end before and after its TIME_WAIT timer.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import sample_captures
+from teardown_analyzer import columnar, parking
+from teardown_analyzer.analysis import Options, analyze, summarize
+from teardown_analyzer.cleanclose import clean_close
+from teardown_analyzer.flows import ACK, DUPLICATE_NS, FIN, RST, SYN
+from teardown_analyzer.results import _meta
+
+SAMPLES = {p.name: p for p in sample_captures()}
+ROW = columnar._ROW_STRUCT
+
+
+def _kept(path):
+    """(blob, kind, unusual) of each connection of a capture kept as its packets."""
+    report = analyze([str(path)])
+    out = []
+    for seg in report.connections._segments:
+        for i in range(len(seg.ids)):
+            blob = seg.blob(i)
+            if not blob[0]:
+                kind, _, _, unusual, _ = _meta(seg.meta[i])
+                out.append((blob, kind, unusual))
+    return out
+
+
+def _tracker(blob, end_ns):
+    return summarize(parking.thaw(blob), end_ns, Options(), "capture")
+
+
+def _ends(blob):
+    """A capture end one second after the connection's last record (in TIME_WAIT), and
+    one past its timer (the CLOSED the timer implies)."""
+    last_ts = ROW.unpack_from(blob, len(blob) - ROW.size)[1]
+    return last_ts + 10**9, last_ts + 61 * 10**9
+
+
+@pytest.mark.parametrize("name", ["four_way.pcap", "three_way.pcap", "half_close.pcap",
+                                  "server_first.pcap", "ipv6.pcap", "mixed_200.pcap",
+                                  "pcapng_server_first.pcapng", "vantage_server.pcap"])
+def test_real_clean_closes(name):
+    kept = _kept(SAMPLES[name])
+    made = 0
+    for blob, kind, unusual in kept:
+        for end_ns in _ends(blob):
+            fast = clean_close(blob, end_ns, 60.0, "capture")
+            if kind in ("four-way", "three-way") and not unusual:
+                assert fast == _tracker(blob, end_ns)
+                made += 1
+            else:
+                assert fast is None
+    assert made >= 2
+
+
+def test_the_benchmark_mix(mix):
+    """Every kind of close, open and half-open connections, FINs sent again, IPv6,
+    sequence numbers that wrap."""
+    kept = _kept(mix)
+    made = 0
+    for blob, kind, unusual in kept:
+        end_ns = _ends(blob)[made % 2]
+        fast = clean_close(blob, end_ns, 60.0, "capture")
+        if kind in ("four-way", "three-way") and not unusual:
+            assert fast == _tracker(blob, end_ns)
+            made += 1
+        else:
+            assert fast is None, kind
+    assert len(kept) > 1400 and made > 900
+
+
+def _rows(blob):
+    return list(ROW.iter_unpack(blob[ROW.size:]))
+
+
+def _blob(head, rows):
+    return head + b"".join(ROW.pack(*r) for r in rows)
+
+
+def _with(row, **changes):
+    names = ("packet", "ts", "sender", "ipid", "tcp_len", "seq", "ack", "word", "window",
+             "checksum", "wscale")
+    values = dict(zip(names, row))
+    values.update(changes)
+    return tuple(values[n] for n in names)
+
+
+def _edits():
+    """The real four-way close of four_way.pcap kept as its packets, edited to break one
+    condition each (edited records, not real ones).  Its records: 0-2 the handshake, 3-6
+    data and ACKs, 7 the client's FIN, 8 the server's ACK of it, 9 the server's FIN, 10
+    the client's last ACK."""
+    ((blob, _, _),) = _kept(SAMPLES["four_way.pcap"])
+    head, r = blob[:ROW.size], _rows(blob)
+    fin, ack = r[7][7], r[8][7]  # (their words: data offset and flags)
+    yield "as captured", blob
+    yield "a segment captured twice", _blob(head, r[:4] + [_with(r[3], ts=r[3][1] + 1)]
+                                           + r[4:])
+    # a copy of the client's data segment that differs from it in one field: not a
+    # segment captured twice, but one more the tracker counts (sent again, or a window
+    # update, or a reordered copy)
+    dup = _with(r[3], ts=r[3][1] + 1)
+    for field, value in (("ack", dup[6] + 1), ("word", dup[7] ^ 0x08), ("window", 1),
+                         ("checksum", dup[9] ^ 1), ("ipid", dup[3] + 1),
+                         ("ts", r[3][1] + DUPLICATE_NS + 1)):
+        yield f"a copy with another {field}", _blob(head, r[:4] + [_with(dup, **{field: value})]
+                                                    + r[4:])
+    # the client's sequence numbers (and the server's ACKs of them) moved to wrap past
+    # 2**32 after its SYN
+    shift = (1 << 32) - r[0][5] - 2
+    yield "the client's sequence numbers wrapping", _blob(head, [
+        _with(x, seq=(x[5] + shift) % (1 << 32)) if x[2] == 0 else
+        _with(x, ack=(x[6] + shift) % (1 << 32)) if x[7] & ACK else x for x in r])
+    # the server's segments after its SYN-ACK numbered 300 before it, and the client's
+    # ACKs after the handshake likewise: the SYN-ACK's end (its ISN + 1) stays the highest
+    yield "the server's sequence numbers going back", _blob(head, r[:3] + [
+        _with(x, seq=x[5] - 300) if x[2] == 1 else _with(x, ack=x[6] - 300) for x in r[3:]])
+    yield "the server's FIN captured twice", _blob(head, r[:10] + [_with(r[9], ts=r[9][1] + 1)]
+                                                  + r[10:])
+    yield "an RST", _blob(head, r[:10] + [_with(r[10], word=r[10][7] | RST)])
+    yield "a SYN after the handshake", _blob(head, r[:4] + [_with(
+        r[0], ts=r[3][1] + 1, seq=r[0][5] + 10**6, ipid=r[0][3] + 1)] + r[4:])
+    yield "the client's FIN sent again", _blob(
+        head, r[:8] + [_with(r[7], ts=r[7][1] + 10**6, ipid=r[7][3] + 1)] + r[8:])
+    yield "the FINs crossed", _blob(head, r[:9] + [_with(r[9], ack=r[7][5])] + r[10:])
+    yield "data after the client's FIN", _blob(head, r[:10] + [_with(r[10],
+                                                                    tcp_len=r[10][4] + 5)])
+    yield "data from the server after its FIN", _blob(
+        head, r[:10] + [_with(r[8], ts=r[9][1] + 1, tcp_len=r[8][4] + 5, seq=r[9][5] + 1)]
+        + r[10:])
+    yield "no ACK of the server's FIN", _blob(head, r[:10])
+    yield "the client ACKs the server's FIN twice", _blob(
+        head, r + [_with(r[10], ts=r[10][1] + 10**6, ipid=r[10][3] + 1, window=1)])
+    yield "the server's FIN stamped before the client's", _blob(
+        head, r[:9] + [_with(r[9], ts=r[7][1] - 1)] + r[10:])
+    yield "the FINs stamped at the same time", _blob(
+        head, r[:9] + [_with(r[9], ts=r[7][1])] + r[10:])
+    yield "the SYN-ACK with data", _blob(head, r[:1] + [_with(r[1], tcp_len=r[1][4] + 5)]
+                                         + r[2:])
+    yield "a header shorter than 20 bytes", _blob(
+        head, r[:4] + [_with(r[4], word=r[4][7] & 0x0FFF | 4 << 12)] + r[5:])
+    yield "only the SYN and the SYN-ACK", _blob(head, r[:2])
+    yield "the client's SYN with ACK", _blob(head, [_with(r[0], word=r[0][7] | ACK)] + r[1:])
+    yield "the server's SYN-ACK without SYN", _blob(
+        head, r[:1] + [_with(r[1], word=r[1][7] & ~SYN)] + r[2:])
+    yield "the SYN-ACK from the client", _blob(head, r[:1] + [_with(r[1], sender=0)] + r[2:])
+    yield "the handshake's ACK from the server", _blob(head, r[:2] + [_with(r[2], sender=1)]
+                                                       + r[3:])
+    yield "the handshake's ACK without ACK", _blob(head, r[:2] + [_with(r[2],
+                                                                      word=r[2][7] & ~ACK)]
+                                                   + r[3:])
+    yield "the client's last ACK short of the server's FIN", _blob(
+        head, r[:10] + [_with(r[10], ack=r[9][5])])
+    yield "the client's last segment without ACK", _blob(head, r[:10] + [_with(
+        r[10], word=r[10][7] & ~ACK)])
+    yield "the handshake's ACK short of the SYN-ACK", _blob(
+        head, r[:2] + [_with(r[2], ack=r[1][5])] + r[3:])
+    yield "the server's SYN-ACK first", _blob(head, [r[1], r[0]] + r[2:])
+    yield "no FIN from the server", _blob(head, r[:9] + [_with(r[9], word=r[9][7] & ~FIN)]
+                                          + r[10:])
+    yield "a FIN without ACK from the server", _blob(
+        head, r[:9] + [_with(r[9], word=r[9][7] & ~ACK)] + r[10:])
+    assert fin & FIN and ack & ACK and not ack & FIN
+
+
+EDITS = dict(_edits())
+
+
+MADE = ("as captured", "a segment captured twice", "the server's FIN captured twice",
+        "the SYN-ACK with data", "the client's sequence numbers wrapping",
+        "the server's sequence numbers going back",
+        *(n for n in EDITS if n.startswith("a copy with another")))
+"""The close as captured; with a segment the tracker skips as a copy of the one before it
+in its direction, or one it counts; with data on the SYN-ACK (counted as the server's);
+with sequence numbers that wrap, or go back."""
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_each_condition(name):
+    """Each edit breaks one condition of the shape: no summary is made, and the tracker's
+    summary of the edited records differs from that of the close as captured (so the
+    edit matters).  The close as captured is made, and equals the tracker's; so are the
+    edits of :data:`MADE`, which keep the shape."""
+    blob = EDITS[name]
+    end_ns = _ends(blob)[0]
+    fast = clean_close(blob, end_ns, 60.0, "capture")
+    if name in MADE:
+        assert fast is not None and fast == _tracker(blob, end_ns)
+    else:
+        assert fast is None
+        assert _tracker(blob, end_ns) != _tracker(EDITS["as captured"], end_ns)
