@@ -254,17 +254,21 @@ class _Keeper:
         return thaw(self.results.withdraw(handle), self.keep_ladder)
 
 
-_CLEAN_CLOSES = (KINDS.index("four-way"), KINDS.index("three-way"))
+_SHAPED = {KINDS.index(k): usual for k, usual in (
+    ("four-way", True), ("three-way", True), ("none", True), ("half-open", False))}
+"""Kinds :mod:`teardown_analyzer.cleanclose` summarises, and whether only when nothing is
+unusual about them (a half-open connection is unusual by its kind)."""
 
 
 def _decode(options: Options, source: str, end_ns: int, blob: bytes,
             meta: int) -> ConnectionResult:
-    """A kept connection's summary, at the end of its capture: for a clean FIN close kept
-    as its packets (its coded facts, ``meta``, say so), made from them
-    (:mod:`teardown_analyzer.cleanclose`), else by summarising what a tracker makes of
-    it."""
-    if not blob[0] and not options.keep_ladder and meta & 7 in _CLEAN_CLOSES \
-            and not meta & UNUSUAL_BIT:
+    """A kept connection's summary, at the end of its capture: for a clean FIN close, or a
+    connection still open or half-open, kept as its packets (its coded facts, ``meta``,
+    say so), made from them (:mod:`teardown_analyzer.cleanclose`), else by summarising
+    what a tracker makes of it."""
+    usual = _SHAPED.get(meta & 7)
+    if not blob[0] and not options.keep_ladder and usual is not None \
+            and not (usual and meta & UNUSUAL_BIT):
         from .cleanclose import clean_close  # (numpy with it: not every command needs it)
         result = clean_close(blob, end_ns, options.time_wait_s, source)
         if result is not None:

@@ -1,28 +1,31 @@
-"""The full summary of a kept connection that closed cleanly with FINs, made from its
-records without a tracker.
+"""The full summary of a kept connection that closed cleanly with FINs, or is still open
+or half-open, made from its records without a tracker.
 
 A connection :mod:`teardown_analyzer.recognise` recognised is kept as its packets
 (:func:`teardown_analyzer.columnar._keep`); its full summary is made only when the output
 reads it (``--format json``, ``jsonl``, ``csv``, ``--all``), by feeding those packets to a
 tracker (:func:`~teardown_analyzer.columnar.replay`) and summarising what it made of them
 (:func:`~teardown_analyzer.analysis.summarize`): five sixths of the time of writing such a
-connection out.  For the commonest shape, a four-way or three-way close, the summary
-depends only on a few records (the handshake, each FIN, the first ACK of each FIN) and on
-what each direction sent, and :func:`clean_close` makes it from those: the events the
-tracker would feed each side, the states they lead to looked up in
+connection out.  For the commonest shapes, a four-way or three-way close, and a
+connection still open or half-open at the end of the capture, the summary depends only on
+a few records (the handshake, each FIN, the first ACK of each FIN) and on what each
+direction sent, and :func:`clean_close` makes it from those: the events the tracker would
+feed each side, the states they lead to looked up in
 :data:`~teardown_analyzer.states.TRANSITIONS`, and the pieces of the summary written by
 the functions :func:`~teardown_analyzer.analysis.summarize` uses.
 
-The shape, checked record by record, leaving out a segment the tracker skips as captured
+The shapes, checked record by record, leaving out a segment the tracker skips as captured
 twice (anything else gives None, and a tracker summarises the connection): a SYN from
-endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no SYN and no RST; one FIN from X, the first; after it no data
-from X; one FIN from Y, after X's in time, acknowledging it (not a crossing); no data from
-Y after its FIN; and as the last record X's first ACK of Y's FIN.  Those are the
-conditions of a four-way or three-way close in
-:func:`~teardown_analyzer.recognise.recognise` without a FIN sent again (an anomaly).
-tests/test_cleanclose.py checks that the summary equals the tracker's for every
-connection kept so in the benchmark's mix and in the samples, and that each condition
-turns away a close edited to break it.
+endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no SYN
+and no RST.  Then no FIN (both sides ESTABLISHED: kind ``none``); or one FIN from X, after
+which X sends no data, and none from Y (X in FIN_WAIT1, or FIN_WAIT2 from Y's first ACK
+of it; Y in CLOSE_WAIT: ``half-open``); or that, then one FIN from Y, after X's in time,
+acknowledging it (not a crossing), no data from Y after it, and as the last record X's
+first ACK of it (``four-way``, or ``three-way`` if Y's FIN was its first ACK of X's).
+Those are conditions :func:`~teardown_analyzer.recognise.recognise` checks too, without
+a FIN sent again (an anomaly).  tests/test_cleanclose.py checks that the summary equals
+the tracker's for every connection kept so in the benchmark's mix and in the samples, and
+that each condition turns away a connection edited to break it.
 """
 
 from __future__ import annotations
@@ -64,8 +67,8 @@ def _states(start: SideState, steps: list[tuple[Event, int, int, str]]
 def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                 source: str) -> ConnectionResult | None:
     """The summary of the connection a kept blob holds (:func:`columnar._keep`), at
-    ``end_ns`` (the end of its capture), if it is a four-way or three-way close as the
-    module's docstring says; else None."""
+    ``end_ns`` (the end of its capture), if it is of a shape the module's docstring
+    names; else None."""
     # what each direction sent: packets, bytes, the end of its sequence space; without
     # the segments the tracker skips as captured twice
     rows: list[tuple[Any, ...]] = []
@@ -93,7 +96,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             fin_at[s].append(len(rows))
         rows.append(row)
     n = len(rows)
-    if n < 6:  # (SYN, SYN-ACK, ACK, FIN, FIN+ACK, ACK at least)
+    if n < 3:
         return None
     # the handshake: the client's SYN, the server's SYN-ACK, the client's ACK of it
     p0, ts0, _, _, _, isn_c, _, word0, _, _, ws_c = rows[0]
@@ -103,72 +106,99 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     if word0 & _CTL != SYN or s1 != 1 or word1 & _CTL != SYN | ACK \
             or s2 != 0 or not word2 & ACK or not _covers(ack2, (isn_s + 1) & _M32):
         return None
-    # the FINs: one from X, the first, then one from Y that acknowledges it
-    if len(fin_at[0]) != 1 or len(fin_at[1]) != 1:
-        return None
-    i1, i2 = sorted((fin_at[0][0], fin_at[1][0]))
-    x = rows[i1][2]
-    y = 1 - x
-    f1, f2 = rows[i1], rows[i2]
-    fin_x = (f1[5] + f1[4] - (f1[7] >> 12) * 4) & _M32
-    fin_y = (f2[5] + f2[4] - (f2[7] >> 12) * 4) & _M32
-    if not f1[1] < f2[1] or not f2[7] & ACK or not _covers(f2[6], (fin_x + 1) & _M32):
-        return None
-    # after X's FIN: Y's first ACK of it (a1), Y's data, X's segments (no data); after Y's
-    # FIN: no data from Y (each of its segments arrives at X's TIME_WAIT), and X's first
-    # ACK of it the last record
-    a1 = -1
-    y_bytes = y_segs = arrivals = 0
-    for i in range(i1 + 1, n):
-        _, _, s, _, tcp_len, _, ack, word, _, _, _ = rows[i]
-        plen = tcp_len - (word >> 12) * 4
-        if s == x:
-            if plen:
-                return None
-            if i > i2 and word & ACK and _covers(ack, (fin_y + 1) & _M32) and i < n - 1:
-                return None
-        else:
-            if a1 < 0 and word & ACK and _covers(ack, (fin_x + 1) & _M32):
-                a1 = i
-            if plen:
-                if i > i2:
-                    return None
-                y_bytes += plen
-                y_segs += 1
-            if i > i2:
-                arrivals += 1
-    pl, tsl, sl, _, _, _, ackl, wordl, _, _, _ = rows[-1]
-    if sl != x or not wordl & ACK or not _covers(ackl, (fin_y + 1) & _M32):
-        return None
-    three_way = a1 == i2
-    ts_f1, ts_f2 = f1[1], f2[1]
-    # the events each side takes, and so its states
     opening = ([(Event.SEND_SYN, ts0, p0, ""), (Event.RECV_SYNACK, ts1, p1, "")],
                [(Event.RECV_SYN, ts0, p0, ""), (Event.RECV_ACK_OF_SYN, ts2, p2, "")])
-    x_steps = opening[x] + [(Event.SEND_FIN, ts_f1, f1[0], "")]
-    if three_way:
-        x_steps.append((Event.RECV_FIN_ACK_OF_FIN, ts_f2, f2[0], FIN_AND_ACK_NOTE))
-    else:
-        x_steps += [(Event.RECV_ACK_OF_FIN, rows[a1][1], rows[a1][0], ""),
-                    (Event.RECV_FIN, ts_f2, f2[0], "")]
-    y_steps = opening[y] + [(Event.RECV_FIN, ts_f1, f1[0], ""),
-                            (Event.SEND_FIN, ts_f2, f2[0], ""),
-                            (Event.RECV_ACK_OF_FIN, tsl, pl, "")]
-    starts = (SideState.CLOSED, SideState.LISTEN)
-    states: list[list[StateEntry]] = [[], []]
-    states[x] = _states(starts[x], x_steps)
-    states[y] = _states(starts[y], y_steps)
-    closed, expired = time_wait_end(ts_f2, ts_f2, end_ns, time_wait_s)
-    if closed is not None:
-        states[x].append(closed)
-    a1_row = rows[a1]
+    steps = list(opening)
     fins: list[dict[str, Any] | None] = [None, None]
-    fins[x] = fin_dict(fin_x, ts_f1, f1[0], f1[4] > (f1[7] >> 12) * 4, [], a1_row[1],
-                       a1_row[0], bool(a1_row[7] & FIN))
-    fins[y] = fin_dict(fin_y, ts_f2, f2[0], f2[4] > (f2[7] >> 12) * 4, [], tsl, pl,
-                       bool(wordl & FIN))
     after_peer_fin = [0, 0]
-    after_peer_fin[y] = y_bytes
+    tsl = rows[-1][1]
+    kind, initiator, half_s, y_bytes, y_segs = "none", None, None, 0, 0
+    tw = closed = None
+    anomalies: tuple[str, ...] = ()
+    zeek = "S1"
+    if fin_at[0] or fin_at[1]:
+        # X's FIN, the first; Y's, if it sent one, acknowledging it
+        if len(fin_at[0]) > 1 or len(fin_at[1]) > 1:
+            return None
+        i1 = min(fin_at[0] + fin_at[1])
+        x = rows[i1][2]
+        y = 1 - x
+        i2 = fin_at[y][0] if fin_at[y] else n
+        f1 = rows[i1]
+        ts_f1 = f1[1]
+        fin_x = (f1[5] + f1[4] - (f1[7] >> 12) * 4) & _M32
+        if i2 < n:
+            f2 = rows[i2]
+            fin_y = (f2[5] + f2[4] - (f2[7] >> 12) * 4) & _M32
+            if not ts_f1 < f2[1] or not f2[7] & ACK \
+                    or not _covers(f2[6], (fin_x + 1) & _M32):
+                return None
+        # after X's FIN: Y's first ACK of it (a1), Y's data, X's segments (no data);
+        # after Y's FIN: no data from Y (each of its segments arrives at X's TIME_WAIT),
+        # and X's first ACK of it the last record
+        a1 = -1
+        arrivals = 0
+        for i in range(i1 + 1, n):
+            _, _, s, _, tcp_len, _, ack, word, _, _, _ = rows[i]
+            plen = tcp_len - (word >> 12) * 4
+            if s == x:
+                if plen:
+                    return None
+                if i > i2 and word & ACK and _covers(ack, (fin_y + 1) & _M32) \
+                        and i < n - 1:
+                    return None
+            else:
+                if a1 < 0 and word & ACK and _covers(ack, (fin_x + 1) & _M32):
+                    a1 = i
+                if plen:
+                    if i > i2:
+                        return None
+                    y_bytes += plen
+                    y_segs += 1
+                if i > i2:
+                    arrivals += 1
+        after_peer_fin[y] = y_bytes
+        initiator = _ROLES[x]
+        steps[x] = steps[x] + [(Event.SEND_FIN, ts_f1, f1[0], "")]
+        steps[y] = steps[y] + [(Event.RECV_FIN, ts_f1, f1[0], "")]
+        # (the ACK of X's FIN, if Y sent one: its packet, time and whether on Y's FIN)
+        a_packet, a_ts, a_word = rows[a1][:2] + rows[a1][7:8] if a1 >= 0 else (None, None, 0)
+        fins[x] = fin_dict(fin_x, ts_f1, f1[0], f1[4] > (f1[7] >> 12) * 4, [], a_ts,
+                           a_packet, bool(a_word & FIN))
+        if i2 == n:  # half-open: Y in CLOSE_WAIT, X in FIN_WAIT1 or FIN_WAIT2
+            if a1 >= 0:
+                steps[x].append((Event.RECV_ACK_OF_FIN, a_ts, a_packet, ""))
+            else:
+                anomalies = (f"ACK of the {_ROLES[x]}'s FIN not captured",)
+            kind = "half-open"
+            half_s = round(max(0, end_ns - ts_f1) / 1e9, 9)
+            zeek = "S2" if x == 0 else "S3"
+        else:  # four-way or three-way: X in TIME_WAIT, Y CLOSED
+            pl, tsl, sl, _, _, _, ackl, wordl, _, _, _ = rows[-1]
+            if sl != x or not wordl & ACK or not _covers(ackl, (fin_y + 1) & _M32):
+                return None
+            ts_f2 = f2[1]
+            if a1 == i2:
+                kind = "three-way"
+                steps[x].append((Event.RECV_FIN_ACK_OF_FIN, ts_f2, f2[0], FIN_AND_ACK_NOTE))
+            else:
+                kind = "four-way"
+                steps[x] += [(Event.RECV_ACK_OF_FIN, a_ts, a_packet, ""),
+                             (Event.RECV_FIN, ts_f2, f2[0], "")]
+            steps[y] += [(Event.SEND_FIN, ts_f2, f2[0], ""),
+                         (Event.RECV_ACK_OF_FIN, tsl, pl, "")]
+            fins[y] = fin_dict(fin_y, ts_f2, f2[0], f2[4] > (f2[7] >> 12) * 4, [], tsl, pl,
+                               bool(wordl & FIN))
+            half_s = round(max(0, ts_f2 - ts_f1) / 1e9, 9)
+            closed, expired = time_wait_end(ts_f2, ts_f2, end_ns, time_wait_s)
+            tw = {"side": _ROLES[x], "entered_ts": ts_f2 / 1e9, "entered_packet": f2[0],
+                  "fin_reacks": 0, "fin_reack_packets": [], "arrivals": arrivals,
+                  "reuse": None, "end": expired}
+            zeek = "SF"
+    # each side's states, from the events it took
+    states = [_states(SideState.CLOSED, steps[0]), _states(SideState.LISTEN, steps[1])]
+    if tw is not None and closed is not None:
+        states[x].append(closed)
     directions = [direction_dict(isn, packets[s], payload[s], nxt[s],
                                  None if ws < 0 else ws, fins[s], after_peer_fin[s], 0)
                   for s, isn, ws in ((0, isn_c, ws_c), (1, isn_s, ws_s))]
@@ -176,13 +206,9 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     return ConnectionResult(
         id=p0, client=(address(a_0), port_0), server=(address(a_1), port_1), incarnation=0,
         first_ts=ts0 / 1e9, last_ts=tsl / 1e9, packets=n, handshake="seen",
-        roles_from="handshake", kind="three-way" if three_way else "four-way",
-        initiator=_ROLES[x], half_close_s=round(max(0, ts_f2 - ts_f1) / 1e9, 9),
+        roles_from="handshake", kind=kind, initiator=initiator, half_close_s=half_s,
         half_close_bytes=y_bytes, half_close_segments=y_segs,
-        client_states=tuple(states[0]), server_states=tuple(states[1]),
-        time_wait={"side": _ROLES[x], "entered_ts": ts_f2 / 1e9, "entered_packet": f2[0],
-                   "fin_reacks": 0, "fin_reack_packets": [], "arrivals": arrivals,
-                   "reuse": None, "end": expired},
-        rsts=(), anomalies=(), notes=(), zeek_state="SF",
+        client_states=tuple(states[0]), server_states=tuple(states[1]), time_wait=tw,
+        rsts=(), anomalies=anomalies, notes=(), zeek_state=zeek,
         directions={"client": directions[0], "server": directions[1]},
         vantage=vantage(ts0, ts1, ts2), source=source)

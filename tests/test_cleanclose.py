@@ -1,7 +1,7 @@
-"""The summary of a clean FIN close made straight from its records
-(teardown_analyzer.cleanclose) is the tracker's summary of the same records, field for
-field; it is made for every four-way and three-way close kept as its packets that has
-nothing unusual, and for nothing else.
+"""The summary made straight from the records of a clean FIN close, or of a connection
+still open or half-open (teardown_analyzer.cleanclose), is the tracker's summary of the
+same records, field for field; it is made for every such connection kept as its packets,
+and for nothing else.
 
 (Whole analyses with and without the vectorised path are compared in
 tests/test_columnar.py, which goes through it too; here each connection is compared
@@ -46,37 +46,52 @@ def _ends(blob):
     return last_ts + 10**9, last_ts + 61 * 10**9
 
 
-@pytest.mark.parametrize("name", ["four_way.pcap", "three_way.pcap", "half_close.pcap",
-                                  "server_first.pcap", "ipv6.pcap", "mixed_200.pcap",
-                                  "pcapng_server_first.pcapng", "vantage_server.pcap"])
-def test_real_clean_closes(name):
-    kept = _kept(SAMPLES[name])
-    made = 0
-    for blob, kind, unusual in kept:
-        for end_ns in _ends(blob):
+def _shaped(c):
+    """Whether the tracker's summary ``c`` is of a shape cleanclose makes: a four-way or
+    three-way close with nothing unusual; open, after a handshake; half-open, with nothing
+    unusual but its kind and the ACK of its FIN not captured."""
+    if c.kind in ("four-way", "three-way"):
+        return not c.unusual
+    if c.kind == "none":
+        return c.handshake == "seen" and not c.anomalies
+    return c.kind == "half-open" and set(c.anomalies) <= {
+        f"ACK of the {c.initiator}'s FIN not captured"}
+
+
+def _compare(kept, ends=(0, 1)):
+    """Per kind, how many connections were made straight from their records; each equal
+    to the tracker's summary, and made if and only if of such a shape."""
+    made = {}
+    for k, (blob, _, _) in enumerate(kept):
+        for end_ns in [_ends(blob)[e] for e in ends] if len(ends) > 1 else \
+                [_ends(blob)[k % 2]]:
+            tracker = _tracker(blob, end_ns)
             fast = clean_close(blob, end_ns, 60.0, "capture")
-            if kind in ("four-way", "three-way") and not unusual:
-                assert fast == _tracker(blob, end_ns)
-                made += 1
+            if _shaped(tracker):
+                assert fast == tracker
+                made[tracker.kind] = made.get(tracker.kind, 0) + 1
             else:
-                assert fast is None
-    assert made >= 2
+                assert fast is None, tracker.kind
+    return made
+
+
+@pytest.mark.parametrize("name, kinds", [
+    ("four_way.pcap", {"four-way"}), ("three_way.pcap", {"three-way"}),
+    ("half_close.pcap", {"four-way"}), ("server_first.pcap", {"four-way"}),
+    ("ipv6.pcap", {"four-way"}), ("close_wait_leak.pcap", {"half-open"}),
+    ("mixed_200.pcap", {"four-way", "three-way", "half-open"}),
+    ("pcapng_server_first.pcapng", {"four-way"}), ("vantage_server.pcap", {"four-way"})])
+def test_real_captures(name, kinds):
+    assert set(_compare(_kept(SAMPLES[name]))) == kinds
 
 
 def test_the_benchmark_mix(mix):
     """Every kind of close, open and half-open connections, FINs sent again, IPv6,
     sequence numbers that wrap."""
     kept = _kept(mix)
-    made = 0
-    for blob, kind, unusual in kept:
-        end_ns = _ends(blob)[made % 2]
-        fast = clean_close(blob, end_ns, 60.0, "capture")
-        if kind in ("four-way", "three-way") and not unusual:
-            assert fast == _tracker(blob, end_ns)
-            made += 1
-        else:
-            assert fast is None, kind
-    assert len(kept) > 1400 and made > 900
+    made = _compare(kept, ends=(0,))
+    assert len(kept) > 1400 and sum(made.values()) > 1000
+    assert set(made) == {"four-way", "three-way", "half-open", "none"}
 
 
 def _rows(blob):
@@ -139,6 +154,15 @@ def _edits():
         head, r[:10] + [_with(r[8], ts=r[9][1] + 1, tcp_len=r[8][4] + 5, seq=r[9][5] + 1)]
         + r[10:])
     yield "no ACK of the server's FIN", _blob(head, r[:10])
+    yield "the handshake alone", _blob(head, r[:3])
+    yield "no FIN", _blob(head, r[:7])
+    yield "the client's FIN alone", _blob(head, r[:8])
+    yield "the client's FIN and the server's ACK of it", _blob(head, r[:9])
+    yield "the client's FIN alone, sent again", _blob(
+        head, r[:8] + [_with(r[7], ts=r[7][1] + 10**6, ipid=r[7][3] + 1)])
+    yield "the client's FIN, then data from it", _blob(
+        head, r[:9] + [_with(r[8], sender=0, seq=r[8][6], ack=r[8][5],
+                             tcp_len=r[8][4] + 5)])
     yield "the client ACKs the server's FIN twice", _blob(
         head, r + [_with(r[10], ts=r[10][1] + 10**6, ipid=r[10][3] + 1, window=1)])
     yield "the server's FIN stamped before the client's", _blob(
@@ -178,11 +202,13 @@ EDITS = dict(_edits())
 
 MADE = ("as captured", "a segment captured twice", "the server's FIN captured twice",
         "the SYN-ACK with data", "the client's sequence numbers wrapping",
+        "the handshake alone", "no FIN", "the client's FIN alone",
+        "the client's FIN and the server's ACK of it", "no FIN from the server",
         "the server's sequence numbers going back",
         *(n for n in EDITS if n.startswith("a copy with another")))
 """The close as captured; with a segment the tracker skips as a copy of the one before it
 in its direction, or one it counts; with data on the SYN-ACK (counted as the server's);
-with sequence numbers that wrap, or go back."""
+with sequence numbers that wrap, or go back; cut short, open or half-open."""
 
 
 @pytest.mark.parametrize("name", sorted(EDITS))
