@@ -794,9 +794,12 @@ class Tracker:
             side_s.state = CLOSED
             self._restate(conn, s, side_r.transitions[0].packet)  # from the SYN on
         elif bare and side_s.transitions and side_s.transitions[-1].event is RECV_SYNACK \
-                and ds.isn is not None and seq == (ds.isn + 1) & _M32:
+                and ds.isn is not None and seq == (ds.isn + 1) & _M32 \
+                and side_r.state is SYN_RECV:
             # a socket in SYN_SENT takes a SYN-ACK that ACKs its SYN and answers with an
-            # ACK; a RST with the SYN-ACK's ACK number comes from no socket (the reply path)
+            # ACK; a RST with the SYN-ACK's ACK number comes from no socket (the reply path).
+            # (Not once that ACK was seen, establishing the peer: then a socket took the
+            # SYN-ACK, and was gone by the time of the RST.)
             syn_ack = self._undo_last(conn, s, RECV_SYNACK)
             assert syn_ack is not None
             note = (f"bare RST answering the SYN-ACK (packet {syn_ack.packet}): no socket "
@@ -814,6 +817,16 @@ class Tracker:
                     f"orphaned FIN_WAIT2 had timed out silently (tcp_fin_timeout) or it "
                     f"refused data after close(). The RST comes from the reply path "
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
+            conn.notes.append(f"packet {packet}: {note}")
+            inferred = True
+        elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT):
+            state = side_s.state._value_
+            note = (f"bare RST from {state}: a socket in {state} resets with RST+ACK "
+                    f"(tcp_send_active_reset); a bare RST comes from the reply path "
+                    f"(tcp_v4_send_reset), for a segment that found no socket. The side's "
+                    f"socket was gone by then: closed with no RST or FIN the capture saw "
+                    f"(lost, or dropped before the capture point), or lost with its host (a "
+                    f"restart) or a NAT's mapping. CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif not bare and side_s.state in (ESTABLISHED, CLOSE_WAIT) \

@@ -39,7 +39,12 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    ``rcv_nxt`` (TIME_WAIT assassination, RFC 1337), or the capture running past the
    TIME_WAIT timer (60 s on Linux), which is marked as inferred.
 7. A side that answers late data or a late FIN with a bare RST from FIN_WAIT2 had
-   timed out as an orphan: its FIN_WAIT2 had already ended silently.
+   timed out as an orphan: its FIN_WAIT2 had already ended silently.  Likewise from
+   ESTABLISHED or CLOSE_WAIT: a socket there resets with RST+ACK
+   (``tcp_send_active_reset``), a bare RST comes from the reply path
+   (``tcp_v4_send_reset``) for a segment that found no socket, so the side's socket was
+   already gone (closed with no RST or FIN the capture saw, or lost with its host).  Its
+   CLOSED is stamped at the RST, an upper bound, and marked as inferred.
 8. A side's state is claimed only when a socket of its own takes part. The receiver of a
    SYN stays LISTEN (never shown: a ladder step shows no state for it) until it answers
    with something other than a RST; it then enters SYN_RECV, stamped at the SYN
@@ -49,7 +54,9 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    ACKs the SYN comes from no socket too (a SYN_SENT socket would ACK it,
    ``tcp_rcv_synsent_state_process``): the SYN's socket had been closed in SYN_SENT
    (silently: ``new_state[]``) or never existed, so its RECV_SYNACK is taken back and its
-   CLOSED is stamped at the RST, inferred (as in rule 7).
+   CLOSED is stamped at the RST, inferred (as in rule 7). Not if that side's ACK of the
+   SYN-ACK was seen (the peer ESTABLISHED): a socket took the SYN-ACK, and was gone by the
+   time of the RST.
 9. A socket connected to itself (one endpoint at both ends) is one socket that receives
    every segment it sends, just after sending it: its SYN in SYN_SENT (SYN_RECV, a
    simultaneous open), its SYN-ACK in SYN_RECV (ESTABLISHED), its FIN in FIN_WAIT1

@@ -242,6 +242,61 @@ def test_handshakes_that_end_early_match_the_kernels_record():
             assert c.client_states[-1].inferred and "no socket" in c.client_states[-1].note
 
 
+def test_a_socket_gone_after_the_handshake_matches_the_kernels_record():
+    """sample_pcaps/socket_gone.pcap, with the kernel's record of it: a client connects and
+    sends nothing; its socket is closed with its RST dropped before the capture point (as
+    when its host restarts); the server's data then finds no socket, and the client's
+    kernel answers with a bare RST numbered as the client's ISN + 1, as a SYN_SENT socket
+    that never took the SYN-ACK would.  The client's ACK of the SYN-ACK shows it took it:
+    ESTABLISHED, then a CLOSED the bare RST bounds from above (marked inferred: the
+    kernel's is earlier), not the SYN_SENT -> CLOSED of a socket that never took it."""
+    record = json.loads((SAMPLES / "socket_gone.record.json").read_text())
+    (probe,) = record["probes"]
+    assert probe["outcome"] == "ECONNRESET"
+    k = _kernel_record(record["kernel"], probe)
+    assert [s for s, _ in k["client"]] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert [s for s, _ in k["server"]] == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    # the socket's own RST (dropped before the capture), then the reply path's
+    assert k["client_rsts"] == ["TCP_STATE", "NO_SOCKET"] and k["server_rsts"] == []
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / record["capture"])], options).connections
+        assert [s.state for s in c.client_states] == [s for s, _ in k["client"]]
+        assert [s.state for s in c.server_states] == [s for s, _ in k["server"]]
+        for mine, (_, ts) in [*zip(c.client_states[:2], k["client"]),
+                              *zip(c.server_states, k["server"])]:
+            assert abs(mine.ts - ts) < TOLERANCE_S
+        closed = c.client_states[-1]
+        assert closed.inferred and closed.ts > k["client"][-1][1] + 0.1
+        assert "bare RST from ESTABLISHED" in closed.note and "reply path" in closed.note
+        assert (c.kind, c.initiator, c.packets) == ("rst", "client", 5)
+        assert [(r["from"], r["bare"], r["in_window"]) for r in c.rsts] == \
+            [("client", True, True)]
+        assert not c.anomalies and len(c.notes) == 1 and "no socket took it" not in c.notes[0]
+
+
+def test_a_bare_rst_from_close_wait_is_from_a_socket_gone(tmp_path):
+    """The same capture edited (not a real one): the server's data carries its FIN, so the
+    client is in CLOSE_WAIT when its kernel resets it with a bare RST.  A socket in
+    CLOSE_WAIT would reset with RST+ACK: its CLOSED too is an upper bound."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "socket_gone.pcap")
+    src, dst, seg = pb.split_ipv4(records[3].data[14:])
+    assert seg[13] == 0x18  # PSH, ACK: the server's data
+    seg = pb.retarget_tcp(seg[:13] + bytes([0x19]) + seg[14:], src, dst)
+    records[3] = pb.Rec(records[3].ts_ns, pb.ethernet(pb.ipv4(seg, src, dst)))
+    path = tmp_path / "close_wait_gone.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert [s.state for s in c.client_states] == ["SYN_SENT", "ESTABLISHED",
+                                                      "CLOSE_WAIT", "CLOSED"]
+        assert [s.state for s in c.server_states] == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1",
+                                                      "CLOSED"]
+        assert c.client_states[-1].inferred
+        assert "bare RST from CLOSE_WAIT" in c.client_states[-1].note
+        assert (c.kind, c.initiator) == ("fin-then-rst", "server")
+
+
 def test_a_socket_connected_to_itself_matches_the_kernels_record():
     """sample_pcaps/self_connect.pcap, with the kernel's record of it: a socket bound to
     127.0.0.1:46000 connects to that same address and port, echoes data to itself and

@@ -2,12 +2,14 @@
 """Record a real loopback capture of the three ways a handshake ends before it is over, with
 the client's own record of each as the truth; or (``--recording self_connect``) of a socket
 connected to itself; or (``--recording simultaneous_open``) of two sockets connecting to each
-other (the script's comments say how).
+other; or (``--recording socket_gone``) of a client whose socket goes silently after the
+handshake, so that its kernel resets the server's data (the script's comments say how).
 
     sudo python3 tools/record_syn_shapes.py            # writes sample_pcaps/syn_shapes.pcap
     sudo python3 tools/record_syn_shapes.py --out /tmp/x.pcap
     sudo python3 tools/record_syn_shapes.py --recording self_connect   # self_connect.pcap
     sudo python3 tools/record_syn_shapes.py --recording simultaneous_open
+    sudo python3 tools/record_syn_shapes.py --recording socket_gone
 
 In a private network namespace (``tds``), with ``net.ipv4.tcp_syn_retries`` at 2 and an
 nftables rule that drops every segment to port 9, a client:
@@ -161,8 +163,44 @@ def probe(name, a_port, b_port, gap):
 print(json.dumps([probe("one SYN meets a SYN_SENT socket", 46001, 46002, 0.3),
                   probe("SYNs cross", 46003, 46004, 0.0)]))
 """
+SOCKET_GONE = r"""
+import json, socket, struct, subprocess, time
+
+# A client connects and sends nothing; then its socket goes without a word on the wire (as
+# when its host restarts, or a NAT on the way forgets the mapping): it is closed with
+# SO_LINGER 0 while nftables drops its segments at output (before the capture point), so
+# its RST is not seen.  The server then sends data; the client's kernel, with no socket
+# for it, answers with a bare RST whose sequence number is the data's ACK number, the
+# client's ISN + 1 (tcp_v4_send_reset): what a SYN_SENT socket that never took the
+# SYN-ACK would send too, but the client's ACK of the SYN-ACK was seen.
+srv = socket.socket()
+srv.bind(("127.0.0.1", 8081))
+srv.listen(1)
+c = socket.socket()
+c.bind(("127.0.0.1", 46010))
+c.connect(("127.0.0.1", 8081))
+conn, _ = srv.accept()
+time.sleep(0.2)
+subprocess.run(["nft", "add chain inet tds out { type filter hook output priority 0; }; "
+                "add rule inet tds out tcp sport 46010 drop"], check=True)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+time.sleep(0.2)
+subprocess.run(["nft", "flush chain inet tds out"], check=True)
+conn.sendall(b"hello")
+time.sleep(0.2)
+try:
+    got = conn.recv(100)
+    outcome = "read %r" % got
+except ConnectionResetError:
+    outcome = "ECONNRESET"
+conn.close()
+srv.close()
+print(json.dumps([{"probe": "socket gone", "client_port": 46010, "server_port": 8081,
+                   "outcome": outcome}]))
+"""
 RECORDINGS = {"syn_shapes": CLIENT, "self_connect": SELF_CONNECT,
-              "simultaneous_open": SIMULTANEOUS_OPEN}
+              "simultaneous_open": SIMULTANEOUS_OPEN, "socket_gone": SOCKET_GONE}
 """What each recording runs in the namespace: a script that prints its probes as JSON."""
 
 
@@ -205,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         sh(*ns, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=2")
         sh(*ns, "nft", "add table inet tds; add chain inet tds in { type filter hook input "
            "priority 0; }; add rule inet tds in tcp dport 9 drop")
-        dump = subprocess.Popen([*ns, "tcpdump", "-i", "lo", "-s", "96", "-U", "-w", str(out)],
+        # (--immediate-mode: each packet handed over as it comes, not a buffer a second
+        # later, which the stop at the end could lose)
+        dump = subprocess.Popen([*ns, "tcpdump", "-i", "lo", "-s", "96", "-U",
+                                 "--immediate-mode", "-w", str(out)],
                                 stderr=subprocess.PIPE, text=True)
         assert dump.stderr is not None
         dump.stderr.readline()  # "listening on lo ...": capturing from here
