@@ -255,15 +255,16 @@ class _Keeper:
 
 
 _SHAPED = {KINDS.index(k): usual for k, usual in (
-    ("four-way", True), ("three-way", True), ("none", True), ("half-open", False))}
+    ("four-way", True), ("three-way", True), ("none", True), ("half-open", False),
+    ("rst", False))}
 """Kinds :mod:`teardown_analyzer.cleanclose` summarises, and whether only when nothing is
-unusual about them (a half-open connection is unusual by its kind)."""
+unusual about them (a half-open or reset connection is unusual by its kind)."""
 
 
 def _decode(options: Options, source: str, end_ns: int, blob: bytes,
             meta: int) -> ConnectionResult:
-    """A kept connection's summary, at the end of its capture: for a clean FIN close, or a
-    connection still open or half-open, kept as its packets (its coded facts, ``meta``,
+    """A kept connection's summary, at the end of its capture: for a clean FIN or RST
+    close, or a connection still open or half-open, kept as its packets (its coded facts, ``meta``,
     say so), made from them (:mod:`teardown_analyzer.cleanclose`), else by summarising
     what a tracker makes of it."""
     usual = _SHAPED.get(meta & 7)

@@ -1,14 +1,14 @@
-"""The full summary of a kept connection that closed cleanly with FINs, or is still open
-or half-open, made from its records without a tracker.
+"""The full summary of a kept connection that closed cleanly with FINs or an RST, or is
+still open or half-open, made from its records without a tracker.
 
 A connection :mod:`teardown_analyzer.recognise` recognised is kept as its packets
 (:func:`teardown_analyzer.columnar._keep`); its full summary is made only when the output
 reads it (``--format json``, ``jsonl``, ``csv``, ``--all``), by feeding those packets to a
 tracker (:func:`~teardown_analyzer.columnar.replay`) and summarising what it made of them
 (:func:`~teardown_analyzer.analysis.summarize`): five sixths of the time of writing such a
-connection out.  For the commonest shapes, a four-way or three-way close, and a
+connection out.  For the commonest shapes, a four-way or three-way close, a reset, and a
 connection still open or half-open at the end of the capture, the summary depends only on
-a few records (the handshake, each FIN, the first ACK of each FIN) and on what each
+a few records (the handshake, each FIN, the first ACK of each FIN, the RST) and on what each
 direction sent, and :func:`clean_close` makes it from those: the events the tracker would
 feed each side, the states they lead to looked up in
 :data:`~teardown_analyzer.states.TRANSITIONS`, and the pieces of the summary written by
@@ -16,8 +16,10 @@ the functions :func:`~teardown_analyzer.analysis.summarize` uses.
 
 The shapes, checked record by record, leaving out a segment the tracker skips as captured
 twice (anything else gives None, and a tracker summarises the connection): a SYN from
-endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no SYN
-and no RST.  Then no FIN (both sides ESTABLISHED: kind ``none``); or one FIN from X, after
+endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no
+SYN.  Then an RST as the last record, at the end of what its sender sent (so without
+data), and no FIN (both sides CLOSED: ``rst``).  Or no RST, and no FIN (both sides ESTABLISHED:
+``none``); or one FIN from X, after
 which X sends no data, and none from Y (X in FIN_WAIT1, or FIN_WAIT2 from Y's first ACK
 of it; Y in CLOSE_WAIT: ``half-open``); or that, then one FIN from Y, after X's in time,
 acknowledging it (not a crossing), no data from Y after it, and as the last record X's
@@ -33,7 +35,8 @@ from __future__ import annotations
 from typing import Any
 
 from .columnar import ROW, _ROW_STRUCT, blob_endpoints
-from .flows import ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, SYN
+from .flows import (ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, RST_INSTEAD_OF_FIN, SYN,
+                    gone_note)
 from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .states import TRANSITIONS, Event, SideState
@@ -41,7 +44,6 @@ from .states import TRANSITIONS, Event, SideState
 _M32 = 0xFFFFFFFF
 _CTL = SYN | ACK | FIN | RST
 _ROLES = ("client", "server")
-_BAD = SYN | RST
 _NONE = (0, 0, 0, -1, 0, -1, -1, -1, -1, -1, 0)
 """A record no record equals (a direction's before its first)."""
 
@@ -51,15 +53,16 @@ def _covers(ack: int, end: int) -> bool:
     return ((ack - end) & _M32) < 0x80000000
 
 
-def _states(start: SideState, steps: list[tuple[Event, int, int, str]]
+def _states(start: SideState, steps: list[tuple[Event, int, int, str, bool]]
             ) -> list[StateEntry]:
-    """A side's states from ``start``, each step an event with its time, packet and note."""
+    """A side's states from ``start``, each step an event with its time, packet, note and
+    whether the state it leads to is inferred."""
     out = []
     state = start
-    for event, ts_ns, packet, note in steps:
+    for event, ts_ns, packet, note, inferred in steps:
         new = TRANSITIONS[(state, event)]
-        out.append(StateEntry(new._value_, ts_ns / 1e9, packet, note, False, state._value_,
-                              event._value_))
+        out.append(StateEntry(new._value_, ts_ns / 1e9, packet, note, inferred,
+                              state._value_, event._value_))
         state = new
     return out
 
@@ -75,17 +78,21 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     packets, payload, nxt = [0, 0], [0, 0], [-1, -1]
     last = [_NONE, _NONE]  # each direction's record before
     fin_at: list[list[int]] = [[], []]
+    rst_at = -1
     for row in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
         _, ts, s, ipid, tcp_len, seq, ack, word, window, checksum, _ = row
         plen = tcp_len - (word >> 12) * 4
-        if plen < 0 or word < 0x5000 or word & _BAD and rows[1:]:
-            return None  # (a SYN or an RST after the second record; the first two are
-            # a SYN and a SYN-ACK, below)
+        if plen < 0 or word < 0x5000:
+            return None
         before = last[s]
         if seq == before[5] and ack == before[6] and word == before[7] \
                 and ts - before[1] <= DUPLICATE_NS and window == before[8] \
                 and checksum == before[9] and ipid == before[3]:
             continue
+        if rst_at >= 0 or word & SYN and rows[1:]:
+            return None  # (a record after an RST; a SYN after the second record)
+        if word & RST:
+            rst_at = len(rows)
         last[s] = row
         packets[s] += 1
         payload[s] += plen
@@ -102,12 +109,14 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     p0, ts0, _, _, _, isn_c, _, word0, _, _, ws_c = rows[0]
     p1, ts1, s1, _, _, isn_s, _, word1, _, _, ws_s = rows[1]
     p2, ts2, s2, _, _, _, ack2, word2, _, _, _ = rows[2]
-    # (endpoint 0 sent the first record; no SYN after the second, and no RST, came)
+    # (endpoint 0 sent the first record; no SYN after the second, and no RST but the last,
+    # came)
     if word0 & _CTL != SYN or s1 != 1 or word1 & _CTL != SYN | ACK \
             or s2 != 0 or not word2 & ACK or not _covers(ack2, (isn_s + 1) & _M32):
         return None
-    opening = ([(Event.SEND_SYN, ts0, p0, ""), (Event.RECV_SYNACK, ts1, p1, "")],
-               [(Event.RECV_SYN, ts0, p0, ""), (Event.RECV_ACK_OF_SYN, ts2, p2, "")])
+    opening = ([(Event.SEND_SYN, ts0, p0, "", False), (Event.RECV_SYNACK, ts1, p1, "", False)],
+               [(Event.RECV_SYN, ts0, p0, "", False),
+                (Event.RECV_ACK_OF_SYN, ts2, p2, "", False)])
     steps = list(opening)
     fins: list[dict[str, Any] | None] = [None, None]
     after_peer_fin = [0, 0]
@@ -115,8 +124,26 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     kind, initiator, half_s, y_bytes, y_segs = "none", None, None, 0, 0
     tw = closed = None
     anomalies: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    rsts: tuple[dict[str, Any], ...] = ()
     zeek = "S1"
-    if fin_at[0] or fin_at[1]:
+    if rst_at >= 0:
+        # an RST, the last record, and no FIN: both sides from ESTABLISHED to CLOSED
+        if fin_at[0] or fin_at[1]:
+            return None
+        pr, _, r, _, _, seq_r, _, word_r, _, _, _ = rows[-1]
+        if seq_r != nxt[r]:
+            return None  # (out of window: not at the end of what r sent, its own data too)
+        bare = not word_r & ACK
+        note = gone_note(SideState.ESTABLISHED) if bare else RST_INSTEAD_OF_FIN
+        if bare:
+            notes = (f"packet {pr}: {note}",)
+        steps[r] = steps[r] + [(Event.SEND_RST, tsl, pr, note, bare)]
+        steps[1 - r] = steps[1 - r] + [(Event.RECV_RST, tsl, pr, "", False)]
+        rsts = ({"from": _ROLES[r], "ts": tsl / 1e9, "packet": pr, "in_window": True,
+                 "bare": bare, "note": note},)
+        kind, initiator, zeek = "rst", _ROLES[r], ("RSTO", "RSTR")[r]
+    elif fin_at[0] or fin_at[1]:
         # X's FIN, the first; Y's, if it sent one, acknowledging it
         if len(fin_at[0]) > 1 or len(fin_at[1]) > 1:
             return None
@@ -159,15 +186,15 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                     arrivals += 1
         after_peer_fin[y] = y_bytes
         initiator = _ROLES[x]
-        steps[x] = steps[x] + [(Event.SEND_FIN, ts_f1, f1[0], "")]
-        steps[y] = steps[y] + [(Event.RECV_FIN, ts_f1, f1[0], "")]
+        steps[x] = steps[x] + [(Event.SEND_FIN, ts_f1, f1[0], "", False)]
+        steps[y] = steps[y] + [(Event.RECV_FIN, ts_f1, f1[0], "", False)]
         # (the ACK of X's FIN, if Y sent one: its packet, time and whether on Y's FIN)
         a_packet, a_ts, a_word = rows[a1][:2] + rows[a1][7:8] if a1 >= 0 else (None, None, 0)
         fins[x] = fin_dict(fin_x, ts_f1, f1[0], f1[4] > (f1[7] >> 12) * 4, [], a_ts,
                            a_packet, bool(a_word & FIN))
         if i2 == n:  # half-open: Y in CLOSE_WAIT, X in FIN_WAIT1 or FIN_WAIT2
             if a1 >= 0:
-                steps[x].append((Event.RECV_ACK_OF_FIN, a_ts, a_packet, ""))
+                steps[x].append((Event.RECV_ACK_OF_FIN, a_ts, a_packet, "", False))
             else:
                 anomalies = (f"ACK of the {_ROLES[x]}'s FIN not captured",)
             kind = "half-open"
@@ -180,13 +207,14 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             ts_f2 = f2[1]
             if a1 == i2:
                 kind = "three-way"
-                steps[x].append((Event.RECV_FIN_ACK_OF_FIN, ts_f2, f2[0], FIN_AND_ACK_NOTE))
+                steps[x].append((Event.RECV_FIN_ACK_OF_FIN, ts_f2, f2[0], FIN_AND_ACK_NOTE,
+                                  False))
             else:
                 kind = "four-way"
-                steps[x] += [(Event.RECV_ACK_OF_FIN, a_ts, a_packet, ""),
-                             (Event.RECV_FIN, ts_f2, f2[0], "")]
-            steps[y] += [(Event.SEND_FIN, ts_f2, f2[0], ""),
-                         (Event.RECV_ACK_OF_FIN, tsl, pl, "")]
+                steps[x] += [(Event.RECV_ACK_OF_FIN, a_ts, a_packet, "", False),
+                             (Event.RECV_FIN, ts_f2, f2[0], "", False)]
+            steps[y] += [(Event.SEND_FIN, ts_f2, f2[0], "", False),
+                         (Event.RECV_ACK_OF_FIN, tsl, pl, "", False)]
             fins[y] = fin_dict(fin_y, ts_f2, f2[0], f2[4] > (f2[7] >> 12) * 4, [], tsl, pl,
                                bool(wordl & FIN))
             half_s = round(max(0, ts_f2 - ts_f1) / 1e9, 9)
@@ -209,6 +237,6 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         roles_from="handshake", kind=kind, initiator=initiator, half_close_s=half_s,
         half_close_bytes=y_bytes, half_close_segments=y_segs,
         client_states=tuple(states[0]), server_states=tuple(states[1]), time_wait=tw,
-        rsts=(), anomalies=anomalies, notes=(), zeek_state=zeek,
+        rsts=rsts, anomalies=anomalies, notes=notes, zeek_state=zeek,
         directions={"client": directions[0], "server": directions[1]},
         vantage=vantage(ts0, ts1, ts2), source=source)

@@ -40,6 +40,22 @@ DUPLICATE_NS = 50_000_000
 FIN_AND_ACK_NOTE = "FIN and the ACK of ours in one segment (Linux passes through FIN_WAIT2 " \
     "for no time)"
 """The note on a side's TIME_WAIT entered from FIN_WAIT1 (states.py rule 4)."""
+RST_INSTEAD_OF_FIN = "RST instead of a FIN: close() with unread data, SO_LINGER 0, or an " \
+    "abort (tcp_send_active_reset)"
+"""The note on an RST+ACK from ESTABLISHED or CLOSE_WAIT before the side's FIN."""
+
+
+def gone_note(state: SideState) -> str:
+    """The note on a bare RST from a side in ``state`` (ESTABLISHED or CLOSE_WAIT): its
+    socket was gone (states.py rule 7)."""
+    return (f"bare RST from {state._value_}: a socket in {state._value_} resets with RST+ACK "
+            f"(tcp_send_active_reset); a bare RST comes from the reply path "
+            f"(tcp_v4_send_reset), for a segment that found no socket. The side's socket "
+            f"was gone by then: closed with no RST or FIN the capture saw (lost, or dropped "
+            f"before the capture point), or lost with its host (a restart) or a NAT's "
+            f"mapping. CLOSED is stamped here as an upper bound")
+
+
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
 
@@ -820,19 +836,12 @@ class Tracker:
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT):
-            state = side_s.state._value_
-            note = (f"bare RST from {state}: a socket in {state} resets with RST+ACK "
-                    f"(tcp_send_active_reset); a bare RST comes from the reply path "
-                    f"(tcp_v4_send_reset), for a segment that found no socket. The side's "
-                    f"socket was gone by then: closed with no RST or FIN the capture saw "
-                    f"(lost, or dropped before the capture point), or lost with its host (a "
-                    f"restart) or a NAT's mapping. CLOSED is stamped here as an upper bound")
+            note = gone_note(side_s.state)
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif not bare and side_s.state in (ESTABLISHED, CLOSE_WAIT) \
                 and ds.fin_seq is None:
-            note = ("RST instead of a FIN: close() with unread data, SO_LINGER 0, or an "
-                    "abort (tcp_send_active_reset)")
+            note = RST_INSTEAD_OF_FIN
         conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note))
         conn.slow = True
         changed = False

@@ -48,11 +48,12 @@ def _ends(blob):
 
 def _shaped(c):
     """Whether the tracker's summary ``c`` is of a shape cleanclose makes: a four-way or
-    three-way close with nothing unusual; open, after a handshake; half-open, with nothing
-    unusual but its kind and the ACK of its FIN not captured."""
+    three-way close with nothing unusual; open, or reset with no FIN, after a handshake,
+    with no anomaly; half-open, with nothing unusual but its kind and the ACK of its FIN not
+    captured."""
     if c.kind in ("four-way", "three-way"):
         return not c.unusual
-    if c.kind == "none":
+    if c.kind in ("none", "rst"):
         return c.handshake == "seen" and not c.anomalies
     return c.kind == "half-open" and set(c.anomalies) <= {
         f"ACK of the {c.initiator}'s FIN not captured"}
@@ -79,7 +80,8 @@ def _compare(kept, ends=(0, 1)):
     ("four_way.pcap", {"four-way"}), ("three_way.pcap", {"three-way"}),
     ("half_close.pcap", {"four-way"}), ("server_first.pcap", {"four-way"}),
     ("ipv6.pcap", {"four-way"}), ("close_wait_leak.pcap", {"half-open"}),
-    ("mixed_200.pcap", {"four-way", "three-way", "half-open"}),
+    ("mixed_200.pcap", {"four-way", "three-way", "half-open", "rst"}),
+    ("rst_linger0.pcap", {"rst"}), ("rst_unread.pcap", {"rst"}), ("socket_gone.pcap", {"rst"}),
     ("pcapng_server_first.pcapng", {"four-way"}), ("vantage_server.pcap", {"four-way"})])
 def test_real_captures(name, kinds):
     assert set(_compare(_kept(SAMPLES[name]))) == kinds
@@ -91,7 +93,7 @@ def test_the_benchmark_mix(mix):
     kept = _kept(mix)
     made = _compare(kept, ends=(0,))
     assert len(kept) > 1400 and sum(made.values()) > 1000
-    assert set(made) == {"four-way", "three-way", "half-open", "none"}
+    assert set(made) == {"four-way", "three-way", "half-open", "none", "rst"}
 
 
 def _rows(blob):
@@ -140,6 +142,18 @@ def _edits():
     # ACKs after the handshake likewise: the SYN-ACK's end (its ISN + 1) stays the highest
     yield "the server's sequence numbers going back", _blob(head, r[:3] + [
         _with(x, seq=x[5] - 300) if x[2] == 1 else _with(x, ack=x[6] - 300) for x in r[3:]])
+    # reset after the data (no FIN): an RST+ACK from the client, numbered where its FIN
+    # was; a bare RST from the server, numbered where its FIN was
+    def reset(row, flags, **changes):
+        return _with(row, word=row[7] & ~0x1FF | flags, tcp_len=(row[7] >> 12) * 4,
+                     **changes)
+    yield "reset by the client", _blob(head, r[:7] + [reset(r[7], RST | ACK)])
+    yield "reset by the server, bare", _blob(head, r[:7] + [reset(r[9], RST, ack=0)])
+    yield "reset out of window", _blob(head, r[:7] + [reset(r[7], RST | ACK,
+                                                            seq=r[7][5] - 1)])
+    yield "reset with data", _blob(head, r[:7] + [_with(reset(r[7], RST | ACK),
+                                                        tcp_len=r[7][4] + 5)])
+    yield "a segment after the reset", _blob(head, r[:7] + [reset(r[7], RST | ACK), r[8]])
     yield "the server's FIN captured twice", _blob(head, r[:10] + [_with(r[9], ts=r[9][1] + 1)]
                                                   + r[10:])
     yield "an RST", _blob(head, r[:10] + [_with(r[10], word=r[10][7] | RST)])
@@ -204,11 +218,12 @@ MADE = ("as captured", "a segment captured twice", "the server's FIN captured tw
         "the SYN-ACK with data", "the client's sequence numbers wrapping",
         "the handshake alone", "no FIN", "the client's FIN alone",
         "the client's FIN and the server's ACK of it", "no FIN from the server",
+        "reset by the client", "reset by the server, bare",
         "the server's sequence numbers going back",
         *(n for n in EDITS if n.startswith("a copy with another")))
 """The close as captured; with a segment the tracker skips as a copy of the one before it
 in its direction, or one it counts; with data on the SYN-ACK (counted as the server's);
-with sequence numbers that wrap, or go back; cut short, open or half-open."""
+with sequence numbers that wrap, or go back; cut short, open or half-open; reset."""
 
 
 @pytest.mark.parametrize("name", sorted(EDITS))
