@@ -264,9 +264,9 @@ unusual about them (a half-open or reset connection is unusual by its kind)."""
 def _decode(options: Options, source: str, end_ns: int, blob: bytes,
             meta: int) -> ConnectionResult:
     """A kept connection's summary, at the end of its capture: for a clean FIN or RST
-    close, or a connection still open or half-open, kept as its packets (its coded facts, ``meta``,
-    say so), made from them (:mod:`teardown_analyzer.cleanclose`), else by summarising
-    what a tracker makes of it."""
+    close, or a connection still open or half-open, kept as its packets (its coded facts,
+    ``meta``, say so), made from them (:mod:`teardown_analyzer.cleanclose`), else by
+    summarising what a tracker makes of it."""
     usual = _SHAPED.get(meta & 7)
     if not blob[0] and not options.keep_ladder and usual is not None \
             and not (usual and meta & UNUSUAL_BIT):

@@ -256,7 +256,8 @@ class _Segment(NamedTuple):
 
 class ResultSink:
     """Where an analysis keeps finished connections: as blobs in a spill file, indexed,
-    with the facts totals need; the store it makes decodes a blob (with its coded facts) into a result."""
+    with the facts totals need; the store it makes decodes a blob (with its coded facts)
+    into a result."""
 
     __slots__ = ("spill", "ids", "where", "sizes", "meta")
 
