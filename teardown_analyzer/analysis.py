@@ -20,7 +20,7 @@ from .flows import Conn, LadderStep, Tracker
 from .link import tcp_packet_at
 from .parking import freeze, thaw
 from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, ResultStore,
-                      UNUSUAL_BIT, StateEntry, address, direction_dict, fin_dict,
+                      StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import SideState
@@ -254,11 +254,9 @@ class _Keeper:
         return thaw(self.results.withdraw(handle), self.keep_ladder)
 
 
-_SHAPED = {KINDS.index(k): usual for k, usual in (
-    ("four-way", True), ("three-way", True), ("none", True), ("half-open", False),
-    ("rst", False))}
-"""Kinds :mod:`teardown_analyzer.cleanclose` summarises, and whether only when nothing is
-unusual about them (a half-open or reset connection is unusual by its kind)."""
+_SHAPED = frozenset(KINDS.index(k) for k in ("four-way", "three-way", "none", "half-open",
+                                              "rst"))
+"""Kinds :mod:`teardown_analyzer.cleanclose` summarises (or tells it cannot)."""
 
 
 def _decode(options: Options, source: str, end_ns: int, blob: bytes,
@@ -267,9 +265,7 @@ def _decode(options: Options, source: str, end_ns: int, blob: bytes,
     close, or a connection still open or half-open, kept as its packets (its coded facts,
     ``meta``, say so), made from them (:mod:`teardown_analyzer.cleanclose`), else by
     summarising what a tracker makes of it."""
-    usual = _SHAPED.get(meta & 7)
-    if not blob[0] and not options.keep_ladder and usual is not None \
-            and not (usual and meta & UNUSUAL_BIT):
+    if not blob[0] and not options.keep_ladder and meta & 7 in _SHAPED:
         from .cleanclose import clean_close  # (numpy with it: not every command needs it)
         result = clean_close(blob, end_ns, options.time_wait_s, source)
         if result is not None:

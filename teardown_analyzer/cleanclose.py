@@ -144,16 +144,20 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                  "bare": bare, "note": note},)
         kind, initiator, zeek = "rst", _ROLES[r], ("RSTO", "RSTR")[r]
     elif fin_at[0] or fin_at[1]:
-        # X's FIN, the first; Y's, if it sent one, acknowledging it
-        if len(fin_at[0]) > 1 or len(fin_at[1]) > 1:
-            return None
+        # X's FIN, the first (and again, before Y's first ACK of it); Y's, if it sent
+        # one, acknowledging it
         i1 = min(fin_at[0] + fin_at[1])
         x = rows[i1][2]
         y = 1 - x
+        if len(fin_at[y]) > 1:
+            return None
         i2 = fin_at[y][0] if fin_at[y] else n
         f1 = rows[i1]
         ts_f1 = f1[1]
         fin_x = (f1[5] + f1[4] - (f1[7] >> 12) * 4) & _M32
+        again = fin_at[x][1:]  # (without data: X sends none after its FIN, below)
+        if any(rows[i][5] != fin_x for i in again):
+            return None  # (a FIN with another sequence number)
         if i2 < n:
             f2 = rows[i2]
             fin_y = (f2[5] + f2[4] - (f2[7] >> 12) * 4) & _M32
@@ -184,19 +188,25 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                     y_segs += 1
                 if i > i2:
                     arrivals += 1
+        if again and 0 <= a1 < again[-1]:
+            return None  # (sent again after Y's ACK of it: that ACK lost after the capture
+            # point, flows.py _revoke_ack)
+        if again:
+            anomalies = ("FIN retransmitted",)
         after_peer_fin[y] = y_bytes
         initiator = _ROLES[x]
         steps[x] = steps[x] + [(Event.SEND_FIN, ts_f1, f1[0], "", False)]
         steps[y] = steps[y] + [(Event.RECV_FIN, ts_f1, f1[0], "", False)]
         # (the ACK of X's FIN, if Y sent one: its packet, time and whether on Y's FIN)
         a_packet, a_ts, a_word = rows[a1][:2] + rows[a1][7:8] if a1 >= 0 else (None, None, 0)
-        fins[x] = fin_dict(fin_x, ts_f1, f1[0], f1[4] > (f1[7] >> 12) * 4, [], a_ts,
-                           a_packet, bool(a_word & FIN))
+        fins[x] = fin_dict(fin_x, ts_f1, f1[0], f1[4] > (f1[7] >> 12) * 4,
+                           [{"ts": rows[i][1] / 1e9, "packet": rows[i][0]} for i in again],
+                           a_ts, a_packet, bool(a_word & FIN))
         if i2 == n:  # half-open: Y in CLOSE_WAIT, X in FIN_WAIT1 or FIN_WAIT2
             if a1 >= 0:
                 steps[x].append((Event.RECV_ACK_OF_FIN, a_ts, a_packet, "", False))
             else:
-                anomalies = (f"ACK of the {_ROLES[x]}'s FIN not captured",)
+                anomalies += (f"ACK of the {_ROLES[x]}'s FIN not captured",)
             kind = "half-open"
             half_s = round(max(0, end_ns - ts_f1) / 1e9, 9)
             zeek = "S2" if x == 0 else "S3"

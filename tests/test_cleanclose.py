@@ -47,16 +47,14 @@ def _ends(blob):
 
 
 def _shaped(c):
-    """Whether the tracker's summary ``c`` is of a shape cleanclose makes: a four-way or
-    three-way close with nothing unusual; open, or reset with no FIN, after a handshake,
-    with no anomaly; half-open, with nothing unusual but its kind and the ACK of its FIN not
-    captured."""
-    if c.kind in ("four-way", "three-way"):
-        return not c.unusual
+    """Whether the tracker's summary ``c`` is of a shape cleanclose makes: open, or reset
+    with no FIN, after a handshake, with no anomaly; a four-way or three-way close, or
+    half-open, with no anomaly but its FIN sent again (before the ACK of it) and, half-open,
+    the ACK of its FIN not captured."""
     if c.kind in ("none", "rst"):
         return c.handshake == "seen" and not c.anomalies
-    return c.kind == "half-open" and set(c.anomalies) <= {
-        f"ACK of the {c.initiator}'s FIN not captured"}
+    return c.kind in ("four-way", "three-way", "half-open") and set(c.anomalies) <= {
+        "FIN retransmitted", f"ACK of the {c.initiator}'s FIN not captured"}
 
 
 def _compare(kept, ends=(0, 1)):
@@ -174,6 +172,13 @@ def _edits():
     yield "the client's FIN and the server's ACK of it", _blob(head, r[:9])
     yield "the client's FIN alone, sent again", _blob(
         head, r[:8] + [_with(r[7], ts=r[7][1] + 10**6, ipid=r[7][3] + 1)])
+    yield "the server's FIN sent again", _blob(
+        head, r[:10] + [_with(r[9], ts=r[9][1] + 10**6, ipid=r[9][3] + 1)] + r[10:])
+    yield "the client's FIN sent again after the server's ACK of it", _blob(
+        head, r[:9] + [_with(r[7], ts=r[8][1] + 1, ipid=r[7][3] + 1)] + r[9:])
+    yield "the client's FIN sent again with another sequence number", _blob(
+        head, r[:8] + [_with(r[7], ts=r[7][1] + 10**6, ipid=r[7][3] + 1, seq=r[7][5] + 1)]
+        + r[8:])
     yield "the client's FIN, then data from it", _blob(
         head, r[:9] + [_with(r[8], sender=0, seq=r[8][6], ack=r[8][5],
                              tcp_len=r[8][4] + 5)])
@@ -218,12 +223,14 @@ MADE = ("as captured", "a segment captured twice", "the server's FIN captured tw
         "the SYN-ACK with data", "the client's sequence numbers wrapping",
         "the handshake alone", "no FIN", "the client's FIN alone",
         "the client's FIN and the server's ACK of it", "no FIN from the server",
-        "reset by the client", "reset by the server, bare",
+        "reset by the client", "reset by the server, bare", "the client's FIN sent again",
+        "the client's FIN alone, sent again",
         "the server's sequence numbers going back",
         *(n for n in EDITS if n.startswith("a copy with another")))
 """The close as captured; with a segment the tracker skips as a copy of the one before it
 in its direction, or one it counts; with data on the SYN-ACK (counted as the server's);
-with sequence numbers that wrap, or go back; cut short, open or half-open; reset."""
+with sequence numbers that wrap, or go back; cut short, open or half-open; reset; with the
+client's FIN sent again before the server's ACK of it."""
 
 
 @pytest.mark.parametrize("name", sorted(EDITS))
