@@ -16,23 +16,16 @@ from teardown_analyzer import columnar, parking
 from teardown_analyzer.analysis import Options, analyze, summarize
 from teardown_analyzer.cleanclose import clean_close
 from teardown_analyzer.flows import ACK, DUPLICATE_NS, FIN, RST, SYN
-from teardown_analyzer.results import _meta
 
 SAMPLES = {p.name: p for p in sample_captures()}
 ROW = columnar._ROW_STRUCT
 
 
 def _kept(path):
-    """(blob, kind, unusual) of each connection of a capture kept as its packets."""
+    """The blob of each connection of a capture kept as its packets."""
     report = analyze([str(path)])
-    out = []
-    for seg in report.connections._segments:
-        for i in range(len(seg.ids)):
-            blob = seg.blob(i)
-            if not blob[0]:
-                kind, _, _, unusual, _ = _meta(seg.meta[i])
-                out.append((blob, kind, unusual))
-    return out
+    return [blob for seg in report.connections._segments
+            for blob in map(seg.blob, range(len(seg.ids))) if not blob[0]]
 
 
 def _tracker(blob, end_ns):
@@ -57,13 +50,13 @@ def _shaped(c):
         "FIN retransmitted", f"ACK of the {c.initiator}'s FIN not captured"}
 
 
-def _compare(kept, ends=(0, 1)):
+def _compare(kept, both_ends=True):
     """Per kind, how many connections were made straight from their records; each equal
-    to the tracker's summary, and made if and only if of such a shape."""
+    to the tracker's summary, and made if and only if of such a shape.  At both capture
+    ends of :func:`_ends`, or (``both_ends`` false) at each in turn."""
     made = {}
-    for k, (blob, _, _) in enumerate(kept):
-        for end_ns in [_ends(blob)[e] for e in ends] if len(ends) > 1 else \
-                [_ends(blob)[k % 2]]:
+    for k, blob in enumerate(kept):
+        for end_ns in _ends(blob) if both_ends else _ends(blob)[k % 2:k % 2 + 1]:
             tracker = _tracker(blob, end_ns)
             fast = clean_close(blob, end_ns, 60.0, "capture")
             if _shaped(tracker):
@@ -89,7 +82,7 @@ def test_the_benchmark_mix(mix):
     """Every kind of close, open and half-open connections, FINs sent again, IPv6,
     sequence numbers that wrap."""
     kept = _kept(mix)
-    made = _compare(kept, ends=(0,))
+    made = _compare(kept, both_ends=False)
     assert len(kept) > 1400 and sum(made.values()) > 1000
     assert set(made) == {"four-way", "three-way", "half-open", "none", "rst"}
 
@@ -115,7 +108,7 @@ def _edits():
     condition each (edited records, not real ones).  Its records: 0-2 the handshake, 3-6
     data and ACKs, 7 the client's FIN, 8 the server's ACK of it, 9 the server's FIN, 10
     the client's last ACK."""
-    ((blob, _, _),) = _kept(SAMPLES["four_way.pcap"])
+    (blob,) = _kept(SAMPLES["four_way.pcap"])
     head, r = blob[:ROW.size], _rows(blob)
     fin, ack = r[7][7], r[8][7]  # (their words: data offset and flags)
     yield "as captured", blob
