@@ -36,7 +36,7 @@ from typing import Any
 
 from .columnar import ROW, _ROW_STRUCT, blob_endpoints
 from .flows import (ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, RST_INSTEAD_OF_FIN, SYN,
-                    gone_note)
+                    gone_note, seq_geq)
 from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .states import TRANSITIONS, Event, SideState
@@ -46,11 +46,6 @@ _CTL = SYN | ACK | FIN | RST
 _ROLES = ("client", "server")
 _NONE = (0, 0, 0, -1, 0, -1, -1, -1, -1, -1, 0)
 """A record no record equals (a direction's before its first)."""
-
-
-def _covers(ack: int, end: int) -> bool:
-    """``ack`` at or after ``end`` in 32-bit sequence space (flows.seq_geq)."""
-    return ((ack - end) & _M32) < 0x80000000
 
 
 def _states(start: SideState, steps: list[tuple[Event, int, int, str, bool]]
@@ -112,7 +107,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     # (endpoint 0 sent the first record; no SYN after the second, and no RST but the last,
     # came)
     if word0 & _CTL != SYN or s1 != 1 or word1 & _CTL != SYN | ACK \
-            or s2 != 0 or not word2 & ACK or not _covers(ack2, (isn_s + 1) & _M32):
+            or s2 != 0 or not word2 & ACK or not seq_geq(ack2, (isn_s + 1) & _M32):
         return None
     opening = ([(Event.SEND_SYN, ts0, p0, "", False), (Event.RECV_SYNACK, ts1, p1, "", False)],
                [(Event.RECV_SYN, ts0, p0, "", False),
@@ -162,7 +157,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             f2 = rows[i2]
             fin_y = (f2[5] + f2[4] - (f2[7] >> 12) * 4) & _M32
             if not ts_f1 < f2[1] or not f2[7] & ACK \
-                    or not _covers(f2[6], (fin_x + 1) & _M32):
+                    or not seq_geq(f2[6], (fin_x + 1) & _M32):
                 return None
         # after X's FIN: Y's first ACK of it (a1), Y's data, X's segments (no data);
         # after Y's FIN: no data from Y (each of its segments arrives at X's TIME_WAIT),
@@ -175,11 +170,11 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             if s == x:
                 if plen:
                     return None
-                if i > i2 and word & ACK and _covers(ack, (fin_y + 1) & _M32) \
+                if i > i2 and word & ACK and seq_geq(ack, (fin_y + 1) & _M32) \
                         and i < n - 1:
                     return None
             else:
-                if a1 < 0 and word & ACK and _covers(ack, (fin_x + 1) & _M32):
+                if a1 < 0 and word & ACK and seq_geq(ack, (fin_x + 1) & _M32):
                     a1 = i
                 if plen:
                     if i > i2:
@@ -212,7 +207,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             zeek = "S2" if x == 0 else "S3"
         else:  # four-way or three-way: X in TIME_WAIT, Y CLOSED
             pl, tsl, sl, _, _, _, ackl, wordl, _, _, _ = rows[-1]
-            if sl != x or not wordl & ACK or not _covers(ackl, (fin_y + 1) & _M32):
+            if sl != x or not wordl & ACK or not seq_geq(ackl, (fin_y + 1) & _M32):
                 return None
             ts_f2 = f2[1]
             if a1 == i2:

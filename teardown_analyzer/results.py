@@ -247,7 +247,8 @@ class _Segment(NamedTuple):
     """(kind, RSTs, TIME_WAIT side, unusual) of each, coded: totals without decoding."""
     spills: tuple[Spill, ...]
     decode: Callable[[bytes, int], ConnectionResult]
-    """Blob -> result (picklable: segments made by --jobs workers cross to the parent)."""
+    """(blob, coded facts) -> result (picklable: segments made by --jobs workers cross to
+    the parent)."""
 
     def blob(self, i: int) -> bytes:
         w = self.where[i]
