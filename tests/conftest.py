@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import pathlib
+import struct
 import sys
 from typing import Callable
 
@@ -18,6 +20,38 @@ def sample_captures() -> list[pathlib.Path]:
     """Every capture in ``sample_pcaps/`` (whichever are present right now)."""
     pats = ("*.pcap", "*.pcapng", "*.pcap.gz", "*.pcapng.gz")
     return sorted({p for pat in pats for p in pcapbuild.SAMPLES.glob(pat)})
+
+
+CUT_RECORDS = 20_000
+
+
+@pytest.fixture(scope="session")
+def cut(tmp_path_factory: pytest.TempPathFactory) -> Callable[[pathlib.Path], pathlib.Path]:
+    """For the tests run on every sample that compare two ways of reading it: a classic
+    pcap of more than CUT_RECORDS records, cut to its first CUT_RECORDS (compressed again
+    if it was).  That is port_reuse.pcap.gz: 200,000 records, one pattern repeated; its
+    first 20,000 are 2,000 connections, all but the first eight on a reused port.  The
+    whole capture is checked against its record in tests/test_port_reuse.py."""
+    made: dict[pathlib.Path, pathlib.Path] = {}
+
+    def cut_of(path: pathlib.Path) -> pathlib.Path:
+        if path in made or not path.name.endswith((".pcap", ".pcap.gz")):
+            return made.get(path, path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        blob = opener(path, "rb").read()
+        order = "<" if blob[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        pos, n = 24, 0
+        while pos + 16 <= len(blob) and n < CUT_RECORDS:
+            pos += 16 + struct.unpack_from(order + "I", blob, pos + 8)[0]
+            n += 1
+        made[path] = path
+        if pos < len(blob):
+            made[path] = tmp_path_factory.mktemp("cut") / path.name
+            with opener(made[path], "wb") as out:
+                out.write(blob[:pos])
+        return made[path]
+
+    return cut_of
 
 
 @pytest.fixture(scope="session")

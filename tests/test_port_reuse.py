@@ -113,3 +113,11 @@ def test_the_table_of_a_capture_with_nothing_unusual_is_only_its_totals(report):
         "(--all shows them)",
         "20000 connections: three-way 20000; RSTs 0; half-open 0; TIME_WAIT on client 0, on "
         "server 20000"]
+
+
+def test_the_cut_the_sample_wide_tests_read_still_reuses_ports(cut):
+    """tests/conftest.py's cut of this capture, what the tests run on every sample read:
+    its first 2,000 handshakes, all but the first eight on a reused 4-tuple."""
+    part = list(analyze([str(cut(CAPTURE))]).connections)
+    assert [c.client[1] for c in part] == RECORD["client_ports_in_order"][:2000]
+    assert sum(c.reused_from is not None for c in part) == 2000 - len(RECORD["client_ports"])
