@@ -56,6 +56,14 @@ def gone_note(state: SideState) -> str:
             f"mapping. CLOSED is stamped here as an upper bound")
 
 
+DATA_AFTER_CLOSE_NOTE = (
+    "bare RST from FIN_WAIT1: the side had called close() and its FIN was not yet "
+    "acknowledged when the peer's data came (sent before the FIN arrived). Data after "
+    "close() aborts the connection (TCPAbortOnData): CLOSED, and this RST from the reply "
+    "path (tcp_v4_send_reset), numbered as the data's ACK field")
+"""The note on a bare RST from FIN_WAIT1 (data after close(), kernel-teardown.md 4.1)."""
+
+
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
 
@@ -781,7 +789,9 @@ class Tracker:
         side_s, side_r = conn.sides[s], conn.sides[r]
         expected = ds.next_seq
         # next_seq already includes this RST's own seq; the receiver expects it exactly
-        # (RFC 5961 section 3.2); at the FIN edge in CLOSE_WAIT/LAST_ACK/CLOSING too.
+        # (RFC 5961 section 3.2), or, once it has taken the sender's FIN (in CLOSE_WAIT,
+        # LAST_ACK or CLOSING), one less: the FIN's own number (tcp_reset_check). That is
+        # the number of a reply-path RST answering a segment sent before the FIN arrived.
         acceptable = True
         note = ""
         if side_r.state is SYN_SENT:
@@ -789,9 +799,7 @@ class Tracker:
             acceptable = bool(flags & ACK) and dr_isn is not None and \
                 ack == (dr_isn + 1) & _M32
         elif expected is not None and seq != expected:
-            fin = ds.fin_seq
-            edge = fin is not None and seq == (fin + 1) & _M32
-            acceptable = edge
+            acceptable = seq == ds.fin_seq and side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING)
         if not acceptable:
             note = "RST out of window: ignored by the receiver (or answered with a " \
                    "challenge ACK)"
@@ -825,7 +833,9 @@ class Tracker:
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
-        elif side_s.state in (FIN_WAIT2,) and bare:
+        elif side_s.state is FIN_WAIT1 and bare and acceptable:
+            note = DATA_AFTER_CLOSE_NOTE
+        elif side_s.state is FIN_WAIT2 and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
                                                   f"its FIN was ACKed (packet {ds.fin_acked_packet})"

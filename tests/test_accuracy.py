@@ -297,6 +297,123 @@ def test_a_bare_rst_from_close_wait_is_from_a_socket_gone(tmp_path):
         assert (c.kind, c.initiator) == ("fin-then-rst", "server")
 
 
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_the_keep_alive_race_rst_numbered_as_the_fin_is_accepted(side):
+    """sample_pcaps/close_race_{client,server}_side.pcap, one run of tools/gen_samples.py
+    close_race with the kernel's record: the client's second request crosses the server's
+    FIN; the server, in FIN_WAIT1 after close(), aborts on it and resets from the reply
+    path with a bare RST numbered as the request's ACK field, the FIN's own number.  The
+    client, in CLOSE_WAIT by then, takes it (tcp_reset_check: rcv_nxt - 1).  A FIN then an
+    RST, both sides CLOSED at it; not a half-open close with an RST out of window (the
+    states and times against the kernel's: the tests above)."""
+    from teardown_analyzer.flows import DATA_AFTER_CLOSE_NOTE
+    truth = _truth(SAMPLES / f"close_race_{side}_side.truth.json")
+    (tc,) = truth["connections"]
+    assert [r["reason"] for r in tc["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    assert [t["to"] for t in tc["sides"]["client"]["transitions"]][-2:] == ["CLOSE_WAIT",
+                                                                              "CLOSED"]
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / truth["capture"])], options).connections
+        (rst,) = c.rsts
+        assert (rst["from"], rst["bare"], rst["in_window"]) == ("server", True, True)
+        assert rst["note"] == DATA_AFTER_CLOSE_NOTE == c.server_states[-1].note
+        assert not c.server_states[-1].inferred and not c.anomalies
+        assert (c.kind, c.initiator) == ("fin-then-rst", "server")
+        assert [s.event for s in c.client_states[-2:]] == ["RECV_FIN", "RECV_RST"]
+
+
+def test_an_rst_numbered_as_the_fin_does_not_end_time_wait(tmp_path):
+    """sample_pcaps/four_way.pcap edited (not a real capture): after the close, a bare RST
+    from the server numbered as its FIN.  The client's TIME_WAIT takes an RST only at
+    rcv_nxt, the number after the FIN (tcp_timewait_state_process); rcv_nxt - 1 is accepted
+    only in CLOSE_WAIT, LAST_ACK and CLOSING (tcp_reset_check).  Out of window: the client
+    stays in TIME_WAIT."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "four_way.pcap")
+    src, dst, fin = pb.split_ipv4(records[-2].data[14:])
+    assert fin[13] == 0x11 and dst == bytes([198, 18, 0, 1])  # the server's FIN, ACK
+    rst = pb.retarget_tcp(fin[:8] + bytes(4) + fin[12:13] + b"\x04" + bytes(2) + fin[16:],
+                          src, dst)
+    records.append(pb.Rec(records[-1].ts_ns + 10_000_000, pb.ethernet(pb.ipv4(rst, src, dst))))
+    path = tmp_path / "four_way_then_rst_at_fin.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert [(r["from"], r["bare"], r["in_window"]) for r in c.rsts] == \
+            [("server", True, False)]
+        assert c.anomalies == ("RST out of window",)
+        assert (c.kind, c.client_final, c.server_final) == ("four-way", "TIME_WAIT", "CLOSED")
+
+
+def test_an_rst_numbered_before_the_fin_is_out_of_window(tmp_path):
+    """close_race_client_side.pcap edited (not a real capture): the server's RST numbered
+    one before its FIN, which no state of the client takes (rcv_nxt - 2 in CLOSE_WAIT).
+    Out of window, and not said to be the abort on data after close()."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "close_race_client_side.pcap")
+    src, dst, rst = pb.split_ipv4(records[-1].data[14:])
+    assert rst[13] == 0x04  # the server's bare RST
+    seq = (int.from_bytes(rst[4:8], "big") - 1) % (1 << 32)
+    rst = pb.retarget_tcp(rst[:4] + seq.to_bytes(4, "big") + rst[8:], src, dst)
+    records[-1] = pb.Rec(records[-1].ts_ns, pb.ethernet(pb.ipv4(rst, src, dst)))
+    path = tmp_path / "close_race_rst_before_fin.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        (rst_seen,) = c.rsts
+        assert not rst_seen["in_window"] and rst_seen["note"].startswith("RST out of window")
+        assert (c.kind, c.client_final, c.server_final) == ("half-open", "CLOSE_WAIT",
+                                                            "FIN_WAIT1")
+
+
+def _close_race_edited(tmp_path, edit: str) -> pathlib.Path:
+    """close_race_client_side.pcap edited (not a real capture): ``rst+ack``, the server's
+    RST given the ACK flag (as an RST the socket sends itself, tcp_send_active_reset);
+    ``client fin``, a FIN+ACK from the client 1 ms after the server's FIN, acknowledging
+    it, so that the RST reaches the client in LAST_ACK."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "close_race_client_side.pcap")
+    src, dst, rst = pb.split_ipv4(records[-1].data[14:])
+    c_src, c_dst, request = pb.split_ipv4(records[-3].data[14:])
+    fin = pb.split_ipv4(records[-2].data[14:])[2]
+    assert (rst[13], request[13], fin[13]) == (0x04, 0x18, 0x11)
+    if edit == "rst+ack":
+        rst = pb.retarget_tcp(rst[:8] + fin[8:12] + rst[12:13] + b"\x14" + rst[14:], src, dst)
+        records[-1] = pb.Rec(records[-1].ts_ns, pb.ethernet(pb.ipv4(rst, src, dst)))
+    else:
+        seq = (int.from_bytes(request[4:8], "big") + 64) % (1 << 32)
+        ack = (int.from_bytes(fin[4:8], "big") + 1) % (1 << 32)
+        hl = (request[12] >> 4) * 4
+        own = pb.retarget_tcp(request[:4] + seq.to_bytes(4, "big") + ack.to_bytes(4, "big")
+                              + request[12:13] + b"\x11" + request[14:hl], c_src, c_dst)
+        records.insert(-1, pb.Rec(records[-2].ts_ns + 1_000_000,
+                                  pb.ethernet(pb.ipv4(own, c_src, c_dst))))
+    path = tmp_path / f"close_race_{edit.replace(' ', '_')}.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    return path
+
+
+def test_an_rst_with_ack_from_fin_wait1_is_not_said_to_answer_data(tmp_path):
+    """An RST+ACK comes from the socket itself, not from the reply path: taken at the
+    FIN's number all the same, without the note on data after close()."""
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(_close_race_edited(tmp_path, "rst+ack"))], options).connections
+        assert [(r["bare"], r["in_window"], r["note"]) for r in c.rsts] == [(False, True, "")]
+        assert (c.kind, c.client_final, c.server_final) == ("fin-then-rst", "CLOSED",
+                                                            "CLOSED")
+
+
+def test_an_rst_numbered_as_the_fin_is_taken_in_last_ack(tmp_path):
+    """tcp_reset_check takes rcv_nxt - 1 in LAST_ACK too: the client, which closed after
+    the server's FIN, goes from LAST_ACK to CLOSED at the server's RST."""
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(_close_race_edited(tmp_path, "client fin"))], options).connections
+        assert [(r["from"], r["bare"], r["in_window"]) for r in c.rsts] == \
+            [("server", True, True)]
+        assert [s.state for s in c.client_states[-3:]] == ["CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+        assert c.client_states[-1].event == "RECV_RST"
+
+
 def test_a_socket_connected_to_itself_matches_the_kernels_record():
     """sample_pcaps/self_connect.pcap, with the kernel's record of it: a socket bound to
     127.0.0.1:46000 connects to that same address and port, echoes data to itself and

@@ -27,7 +27,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "rst_unread", "lost_last_ack", "fin_wait2_timeout", "reuse_server_tw", "reuse_client_tw",
             "close_wait_leak", "ipv6", "any_sll2", "pcapng_server_first", "two_vantage", "mixed_200",
             "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way",
-            "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side"]
+            "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side",
+            "close_race_client_side", "close_race_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -636,6 +637,48 @@ def chk_delay_server_side(t, pkts):
     _lag(trans(c, "client", "ESTABLISHED", "FIN_WAIT1")["ts"], cfin, -owd)
 
 
+RACE = ["close_race_client_side", "close_race_server_side"]
+
+
+def _close_race(t, pkts, side):
+    """The keep-alive race: the client's second request crosses the server's FIN; the
+    server, in FIN_WAIT1 after close(), aborts on it (TCP_ABORT_ON_DATA) with a bare RST
+    numbered as the FIN; the client, in CLOSE_WAIT, takes it (rcv_nxt - 1)."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    assert (ep(c["client"]), ep(c["server"])) == (("198.18.3.1", 40231), ("198.18.3.2", 5023))
+    _same_run(t, RACE)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    assert len(c["sides"]["client"]["rst_received"]) == 1 and not c["sides"]["client"]["rst_sent"]
+    assert c["close"]["kind"] == "fin-then-rst" and c["close"]["initiator"] == "server"
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (rst,) = [p for p in ps if p.rst]
+    request = [p for p in sent_by(ps, c["client"]) if p.plen][-1]
+    assert request.plen == 64 and request.ack == sfin.seq, "it acknowledges only the response"
+    assert (rst.src, rst.sport) == ep(c["server"]) and not rst.has_ack and rst.seq == sfin.seq
+    assert not [p for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1], "no ACK of the FIN"
+    owd = t["path_delay_ms"]["one_way"]
+    near, far = (0, owd) if side == "client" else (owd, 0)
+    # the server closed (FIN_WAIT1) at its FIN, and CLOSED as it sent the RST; the client went
+    # to CLOSE_WAIT as the FIN arrived and to CLOSED as the RST did
+    _lag(trans(c, "server", "ESTABLISHED", "FIN_WAIT1")["ts"], sfin, -far, 2)
+    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], rst, -far, 2)
+    _lag(trans(c, "client", "ESTABLISHED", "CLOSE_WAIT")["ts"], sfin, near, 2)
+    _lag(trans(c, "client", "CLOSE_WAIT", "CLOSED")["ts"], rst, near, 2)
+    assert (request.ts < sfin.ts) == (side == "client"), "each reaches the far side after the other left"
+
+
+def chk_close_race_client_side(t, pkts):
+    _close_race(t, pkts, "client")
+
+
+def chk_close_race_server_side(t, pkts):
+    _close_race(t, pkts, "server")
+
+
 CHECKS = {
     "four_way": chk_four_way, "three_way": chk_three_way, "server_first": chk_server_first,
     "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
@@ -648,4 +691,6 @@ CHECKS = {
     "vantage_client": chk_vantage_client, "vantage_server": chk_vantage_server,
     "vantage_both": chk_vantage_both, "delay_client_side": chk_delay_client_side,
     "delay_server_side": chk_delay_server_side,
+    "close_race_client_side": chk_close_race_client_side,
+    "close_race_server_side": chk_close_race_server_side,
 }

@@ -1063,6 +1063,44 @@ def sc_delay(x):
     client_first_close(x, server_delay=0.3)
 
 
+_RACE_RUN = ("The keep-alive race, over the delay path ({d} ms each way): after one request and response on "
+             "198.18.3.1:40231 -> 198.18.3.2:5023, the client sends a second request (64 bytes) 2 ms before "
+             "the server close()s the connection as idle. The request crosses the server's FIN: it was sent "
+             "before the FIN arrived, so it acknowledges only the response. It reaches the server in "
+             "FIN_WAIT1 after close() (RCV_SHUTDOWN): the server's kernel aborts the connection "
+             "(TCPAbortOnData, tcp_reset) and answers with a bare RST numbered as the request's ACK field, "
+             "the sequence number of the FIN itself. The RST reaches the client after the FIN, in "
+             "CLOSE_WAIT, where that number is rcv_nxt - 1, which tcp_reset_check accepts. The client's ACK "
+             "of the FIN would have gone out delayed (tcp_fin puts a socket entering CLOSE_WAIT in pingpong "
+             "mode, as in four_way); the RST comes first. Captured at the same time on the client's "
+             "interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_RACE_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (reset by its own kernel on data after "
+                "close()). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, CLOSED (the RST at rcv_nxt - 1).")
+
+
+@scenario("close_race",
+          description=_RACE_RUN + " Written as close_race_client_side.pcap and close_race_server_side.pcap.",
+          analysis="A FIN then an RST, the server first. " + _RACE_STATES,
+          topo="delay", kind="fin-then-rst", initiator="server",
+          outputs=[
+              {"name": f"close_race_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+               "description": _RACE_RUN + f" This file is the capture on the {side}'s interface.",
+               "analysis": "A FIN then an RST, the server first. " + _RACE_STATES}
+              for side in ("client", "server")
+          ])
+def sc_close_race(x):
+    open_pair(x, 40231, 5023)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.cli.bg("rq", f"at({t}); send('c', 64, b'GET /again ')")
+    x.srv.bg("cl", f"at({t + 0.002}); close('s')")
+    x.cli.join("rq")
+    x.srv.join("cl")
+    time.sleep(0.3)
+    x.cli("close('c')")
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
