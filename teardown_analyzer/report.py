@@ -214,14 +214,23 @@ def _ts(ts: float, base: float) -> str:
 
 
 def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
-    """The ladder of one connection: every packet of the handshake and teardown."""
+    """The ladder of one connection: every packet of the handshake and teardown.
+
+    The notes go under the table, numbered, with their number in the packet's row and at
+    the state they explain: so that the table keeps to 80 columns, and a note is written
+    out once however many places it explains."""
     head = Text(f"connection {c.id}: {_ep(c.client)} (client) ↔ {_ep(c.server)} (server), "
                 f"{c.kind}, initiator {c.initiator or '-'}", style="bold")
     base = min([c.first_ts] + [st["ts"] for st in c.ladder])  # an unsorted merge: no -t
-    table = Table(header_style="bold", box=None, pad_edge=False)
+    notes: dict[str, int] = {}
+
+    def mark(note: str) -> str:
+        return f"[{notes.setdefault(note, len(notes) + 1)}]" if note else ""
+
+    table = Table(header_style="bold", box=None, pad_edge=False, padding=(0, 1, 0, 0))
     for name in ("pkt", "time", "client", "", "server", "flags", "seq", "ack", "len",
-                 "client state", "server state", "note"):
-        table.add_column(name, overflow="fold")
+                 "client\nstate", "server\nstate", "note"):
+        table.add_column(name, no_wrap=True)
     isn = {"client": c.directions["client"]["isn"], "server": c.directions["server"]["isn"]}
     for st in c.ladder:
         frm = st["from"]
@@ -234,8 +243,9 @@ def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
                       ",".join(st["flags"]), str(rel_seq), str(rel_ack), str(st["len"]),
                       Text(st["states"]["client"] or "—", style="ta.state"),
                       Text(st["states"]["server"] or "—", style="ta.state"),
-                      Text(st["note"], style="ta.anomaly"))
+                      Text(mark(st["note"]), style="ta.anomaly"))
     parts: list[RenderableType] = [head, table]
+    parts += [Text(f"[{n}] {note}", style="ta.anomaly") for note, n in notes.items()]
     if c.vantage:
         v = c.vantage
         parts.append(Text(f"capture point: {v['point']} (RTT {v['rtt_s'] * 1000:.3f} ms); "
@@ -245,7 +255,7 @@ def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
         for s in states:
             line = f"  {s.state:<12} packet {s.packet:<6} {_ts(s.ts, base)}"
             if s.note:
-                line += f"  {s.note}"
+                line += f"  {mark(s.note) if s.note in notes else s.note}"
             parts.append(Text(line))
             if kernel and s.event:
                 path = kernel_path(SideState(s.old), SideState(s.state), Event(s.event))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import re
 
 import pytest
 from rich.console import Console
@@ -232,7 +233,7 @@ def test_handshakes_that_end_early_match_the_kernels_record():
             shown = io.StringIO()
             Console(file=shown, width=160).print(ladder(laddered[c.client]))
             assert "LISTEN" not in shown.getvalue()
-            assert shown.getvalue().count("SYN_SENT      —") == len(steps)
+            assert len(re.findall(r"SYN_SENT +— *\n", shown.getvalue())) == len(steps)
         else:
             assert probe["probe"] == "aborted"
             assert k["client"] == [] and k["client_rsts"] == ["NO_SOCKET"]
@@ -555,3 +556,20 @@ def test_a_simultaneous_open_whose_syns_crossed_beyond_the_capture_point(tmp_pat
                     assert abs(mine.ts - ts) < TOLERANCE_S, (port, mine)
         recv = c.server_states[1]
         assert (recv.state, recv.packet) == ("SYN_RECV", 16)  # 46003's SYN-ACK, renumbered
+
+
+def test_the_ladder_keeps_to_80_columns_with_its_notes_under_it(run_cli, monkeypatch):
+    """``--flow`` in an 80-column terminal: no packet's row is folded; each note is written
+    out once, under the table, its number in the row of the packet it explains and at the
+    state it explains (the server's CLOSED at its RST, close_race_client_side.pcap)."""
+    from teardown_analyzer.flows import DATA_AFTER_CLOSE_NOTE
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(str(SAMPLES / "close_race_client_side.pcap"), "--flow", "1")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2", "3", "9", "10"]
+    assert rows[-1][-3:] == ["CLOSED", "CLOSED", "[1]"]
+    assert all(r[-1] != "[1]" for r in rows[:-1])
+    assert " ".join(out.split()).count(DATA_AFTER_CLOSE_NOTE) == 1
+    assert re.search(r"^\[1\] bare RST from FIN_WAIT1", out, re.M)
+    assert "  CLOSED       packet 10     +0.572787  [1]" in out.splitlines()
