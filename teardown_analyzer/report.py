@@ -266,7 +266,8 @@ def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
     for a in c.anomalies:
         parts.append(Text(f"anomaly: {a}", style="ta.anomaly"))
     for n in c.notes:
-        parts.append(Text(f"note: {n}"))
+        if n.partition(": ")[2] not in notes:  # ("packet N: " and a note not written above)
+            parts.append(Text(f"note: {n}"))
     return Group(*parts)
 
 

@@ -28,7 +28,7 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "close_wait_leak", "ipv6", "any_sll2", "pcapng_server_first", "two_vantage", "mixed_200",
             "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way",
             "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side",
-            "close_race_client_side", "close_race_server_side"]
+            "close_race_client_side", "close_race_server_side", "data_after_close"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -671,6 +671,31 @@ def _close_race(t, pkts, side):
     assert (request.ts < sfin.ts) == (side == "client"), "each reaches the far side after the other left"
 
 
+def chk_data_after_close(t, pkts):
+    """The server close()s; the client's delayed ACK of the FIN leaves the orphan in
+    FIN_WAIT2, as a timewait mini-socket; the client's later request is data after close():
+    the mini-socket answers with a bare RST one past the FIN (TCP_TIMEWAIT_SOCKET) and is
+    gone; the client is CLOSED as the RST arrives."""
+    c = only(t)
+    assert t["vantage"] == "server"
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [(r["reason"], r["sk_state"]) for r in c["sides"]["server"]["rst_sent"]] == \
+        [("TCP_TIMEWAIT_SOCKET", "TIME_WAIT")]
+    assert c["close"]["kind"] == "fin-then-rst" and c["close"]["initiator"] == "server"
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (rst,) = [p for p in ps if p.rst]
+    ack, request = [p for p in sent_by(ps, c["client"]) if p.ts > sfin.ts]
+    assert ack.ack == sfin.seq + 1 and not ack.plen and ack.ts - sfin.ts > 0.03, "delayed ACK"
+    assert request.plen == 64 and request.ack == sfin.seq + 1 and request.ts > sfin.ts + 0.09
+    assert (rst.src, rst.sport) == ep(c["server"]) and not rst.has_ack and rst.seq == sfin.seq + 1
+    _lag(trans(c, "server", "FIN_WAIT1", "FIN_WAIT2")["ts"], ack, 0, 1)
+    gone = trans(c, "server", "FIN_WAIT2", "CLOSED")
+    assert gone["evidence"] == "proc_poll" and gone["window"][0] <= rst.ts <= gone["window"][1]
+    _lag(trans(c, "client", "CLOSE_WAIT", "CLOSED")["ts"], rst, 0, 1)
+
+
 def chk_close_race_client_side(t, pkts):
     _close_race(t, pkts, "client")
 
@@ -693,4 +718,5 @@ CHECKS = {
     "delay_server_side": chk_delay_server_side,
     "close_race_client_side": chk_close_race_client_side,
     "close_race_server_side": chk_close_race_server_side,
+    "data_after_close": chk_data_after_close,
 }

@@ -800,6 +800,29 @@ def sc_close_wait_leak(x):
     x.srv("recv_eof('s')")
 
 
+@scenario("data_after_close",
+          description="The server close()s an idle connection; 100 ms later the client, which has not read "
+                      "the EOF, writes a second request (64 bytes). The client's delayed ACK of the FIN went "
+                      "out before it, so the orphaned server socket is in FIN_WAIT2, held by a timewait "
+                      "mini-socket (substate FIN_WAIT2). The request is data after close(): the mini-socket "
+                      "answers it with a bare RST numbered as the request's ACK field, one past the FIN "
+                      "(tcp_timewait_state_process: TCP_TW_RST, reason TCP_TIMEWAIT_SOCKET), and is gone; the "
+                      "client takes the RST in CLOSE_WAIT. Captured on the server.",
+          analysis="A FIN then an RST, the server first. Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, "
+                   "CLOSED (at its RST; the full socket became a FIN_WAIT2 mini-socket at the ACK of the "
+                   "FIN). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, CLOSED (RST received).",
+          vantage="server", kind="fin-then-rst", initiator="server")
+def sc_data_after_close(x):
+    open_pair(x, 40241, 5024)
+    exchange(x)
+    time.sleep(0.05)
+    x.srv("close('s')")
+    time.sleep(0.1)
+    x.cli("send('c', 64, b'GET /again ')")
+    time.sleep(0.2)
+    x.cli("close('c')")
+
+
 @scenario("ipv6",
           description="The four_way scenario over IPv6 (fd00:7d::1 -> [fd00:7d::2]:5013).",
           analysis="Four-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
