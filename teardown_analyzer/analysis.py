@@ -600,9 +600,19 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
             return "rst", role[changing_rsts[0].sender]
         return "none", None
     first_ts, first = fins[0]
+    crossed = any(t.new is _CLOSING for s in conn.sides for t in s.transitions)
     if changing_rsts and any(r.ts_ns >= first_ts for r in changing_rsts):
+        v = _vantage(conn) if crossed and len(fins) == 2 else None
+        if v is not None:
+            # FINs that crossed, then an RST: the first closer is the one whose FIN left
+            # first, the far side's one one-way delay before the capture point saw it
+            near = {"near the client": ci, "near the server": 1 - ci}.get(v["point"])
+            if near is not None:
+                sent = sorted((t - (0 if i == near else round(v["one_way_s"] * 1e9)), i)
+                              for t, i in fins)
+                first = sent[0][1]
         return "fin-then-rst", role[first]
-    if any(t.new is _CLOSING for s in conn.sides for t in s.transitions):
+    if crossed:
         # (one FIN only: a socket connected to itself, which received the FIN it sent)
         return "simultaneous", "both" if len(fins) == 2 else role[first]
     if len(fins) == 1:

@@ -64,6 +64,9 @@ DATA_AFTER_CLOSE_NOTE = (
 """The note on a bare RST from FIN_WAIT1 (data after close(), kernel-teardown.md 4.1)."""
 
 
+_RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
+"""What a side takes from the peer's FIN and the ACK of its own, in its closing states."""
+
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
 
@@ -446,6 +449,11 @@ class Tracker:
         if old is not None and not (flags & SYN):
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
                 return
+        crossed = None
+        if not flags & RST and (flags & FIN or plen) and side_s.state is CLOSED:
+            # a FIN or data from a side we closed at the peer's RST: it sent them before
+            # that RST reached it (they crossed); it is closed again below, after them
+            crossed = self._undo_last(conn, s, RECV_RST)
         was_closed = side_s.state is CLOSED and not flags & RST
         bare_syn = flags & (SYN | ACK) == SYN
         if side_s.state is LISTEN and not flags & RST and not bare_syn:
@@ -504,8 +512,11 @@ class Tracker:
                     ds.syn_retx += 1
                 ds.syn_at = (ts_ns, packet)
         # -- acknowledgements ----------------------------------------------------------
+        # (not an RST's: the receiver checks the RST before it processes any ACK, RFC 9293
+        # section 3.10.7.4, tcp_validate_incoming; an RST+ACK acknowledging a FIN takes its
+        # sender from FIN_WAIT1 to CLOSED, not through FIN_WAIT2)
         acks_fin = False
-        if flags & ACK:
+        if flags & ACK and not flags & RST:
             if (side_r.state is SYN_RECV and dr.isn is not None
                     and seq_geq(ack, (dr.isn + 1) & _M32) and not flags & SYN):
                 if len(conn.handshake) == 2:
@@ -573,6 +584,11 @@ class Tracker:
         # -- RST -------------------------------------------------------------------------
         if flags & RST:
             note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
+        if crossed is not None:
+            side_s.feed(RECV_RST, ts_ns, packet,
+                        f"the peer's RST (packet {crossed.packet}) crossed this segment: "
+                        f"it reached this side after it sent it; CLOSED is stamped here, "
+                        f"before it arrived", inferred=True)
         if was_closed and side_s.state is CLOSED:
             conn.anomaly("packets after CLOSED")
         if side_s.state is TIME_WAIT or side_r.state is TIME_WAIT:
@@ -718,6 +734,18 @@ class Tracker:
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
 
+    def _untake_fin(self, conn: Conn, s: int) -> bool:
+        """``s`` shows it never had the peer's FIN: take back its receipt and what only
+        followed from it (receipts since: the ACK of its own FIN that ended a CLOSING)."""
+        side = conn.sides[s]
+        took = [i for i, t in enumerate(side.transitions)
+                if t.event in (RECV_FIN, RECV_FIN_ACK_OF_FIN)]
+        if not took or any(t.event not in _RECEIPTS for t in side.transitions[took[-1]:]):
+            return False
+        while len(side.transitions) > took[-1]:
+            self._undo_last(conn, s, *_RECEIPTS)
+        return True
+
     def _revoke_receipt(self, conn: Conn, s: int) -> bool:
         """``s`` answers with a bare RST (the reply path): it had no socket to take the
         last segment, so the transition we assumed on receipt never happened (rule 7)."""
@@ -806,8 +834,29 @@ class Tracker:
             conn.anomaly("RST out of window")
         bare = not flags & ACK
         inferred = False
+        peer_fin_seq = conn.dirs[r].fin_seq
+        if not bare and side_s.state is CLOSED and self._undo_last(conn, s, RECV_RST):
+            # its own reset: the socket was there, the peer's RST had not reached it
+            conn.notes.append(f"packet {packet}: an RST+ACK, the socket's own, from a side "
+                              f"we had closed at the peer's RST: the two RSTs crossed")
+        if not bare and peer_fin_seq is not None \
+                and not seq_geq(ack, (peer_fin_seq + 1) & _M32) \
+                and self._untake_fin(conn, s):
+            # an RST+ACK is the socket's own (tcp_send_active_reset), its ACK field what it
+            # had received (rcv_nxt): the peer's FIN had not reached it
+            conn.notes.append(f"packet {packet}: the RST's ACK field does not cover the "
+                              f"peer's FIN (packet {conn.dirs[r].fin_packet}): it had not "
+                              f"reached this side when it reset (the FIN and the RST crossed)")
         acked, peer_fin = ds.fin_acked_ts_ns, conn.dirs[r].fin_ts_ns
-        if bare and side_s.state is TIME_WAIT and acked is not None \
+        if bare and seq == ds.fin_seq and side_s.state in (CLOSING, TIME_WAIT):
+            # numbered as its own FIN: it answers a segment that did not acknowledge the FIN
+            # (sent before the peer had it) and found the side in FIN_WAIT1 after close()
+            # (data after close) or gone.  A socket that had taken the peer's FIN (CLOSING,
+            # TIME_WAIT) answers such old data with an ACK: it had not taken it, nor what
+            # followed
+            while self._undo_last(conn, s, *_RECEIPTS):
+                pass
+        elif bare and side_s.state is TIME_WAIT and acked is not None \
                 and peer_fin is not None and peer_fin > acked:
             self._revoke_receipt(conn, s)
         if side_s.state is LISTEN and acceptable:

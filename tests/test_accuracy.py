@@ -55,6 +55,14 @@ UPPER_BOUNDS = {
     ("fin_wait2_timeout", 40092, "client", "CLOSED"): "SILENT",
 }
 
+# RSTs the kernel's record leaves out: (scenario, side) -> why.  Only that every RST it
+# has is one we report, at its time, is checked there.
+RSTS_UNRECORDED = {
+    (f"close_crosses_data_{vantage}_side", "server"):
+        "after its socket is gone, the server's RSTs come from its listener, which the "
+        "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
+    for vantage in ("client", "server")}
+
 
 def _truth(path: pathlib.Path) -> dict:
     return json.loads(path.read_text())
@@ -157,15 +165,20 @@ def test_rsts_match_the_kernel(truth_path):
         for role in ("client", "server"):
             sent = sorted(r["ts"] for r in tc["sides"][role]["rst_sent"])
             mine = sorted(r["ts"] for r in ours.rsts if r["from"] == role)
+            slack = TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
+            if (truth_path.name.split(".")[0], role) in RSTS_UNRECORDED:
+                assert sent and all(any(abs(a - b) < slack for a in mine) for b in sent)
+                continue
             assert len(mine) == len(sent), (tc["client"]["port"], role, mine, sent)
             for a, b in zip(mine, sent):
-                assert abs(a - b) < TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
+                assert abs(a - b) < slack
 
 
 def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}
     assert {k[0] for k in UPPER_BOUNDS} <= names
+    assert {k[0] for k in RSTS_UNRECORDED} <= names
 
 
 def _kernel_record(kernel: list[dict], probe: dict) -> dict[str, list]:

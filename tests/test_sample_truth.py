@@ -28,7 +28,9 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "close_wait_leak", "ipv6", "any_sll2", "pcapng_server_first", "two_vantage", "mixed_200",
             "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way",
             "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side",
-            "close_race_client_side", "close_race_server_side", "data_after_close"]
+            "close_race_client_side", "close_race_server_side", "data_after_close", "fin_then_abort",
+            "crossing_aborts_client_side", "crossing_aborts_server_side",
+            "close_crosses_data_client_side", "close_crosses_data_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -696,6 +698,71 @@ def chk_data_after_close(t, pkts):
     _lag(trans(c, "client", "CLOSE_WAIT", "CLOSED")["ts"], rst, 0, 1)
 
 
+def chk_fin_then_abort(t, pkts):
+    """The client's FIN, then the server's RST+ACK acknowledging it (no ACK before): the
+    client goes from FIN_WAIT1 to CLOSED, never FIN_WAIT2."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_STATE"]
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    after = [p for p in sent_by(ps, c["server"]) if p.ts > cfin.ts]
+    assert len(after) == 1 and after[0].rst and after[0].has_ack and after[0].ack == cfin.seq + 1
+
+
+def _crossing_aborts(t, pkts, side):
+    """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
+    before they arrived); the client's bare RST answering the FIN (no socket)."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["crossing_aborts_client_side", "crossing_aborts_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_STATE", "NO_SOCKET"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_STATE"]
+    assert not c["sides"]["client"]["rst_received"] and not c["sides"]["server"]["rst_received"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (s_rst,) = [p for p in sent_by(ps, c["server"]) if p.rst]
+    c_rst, c_bare = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert s_rst.has_ack and s_rst.seq == sfin.seq + 1
+    assert c_rst.has_ack and c_rst.ack == sfin.seq and not c_bare.has_ack
+
+
+def chk_crossing_aborts_client_side(t, pkts):
+    _crossing_aborts(t, pkts, "client")
+
+
+def chk_crossing_aborts_server_side(t, pkts):
+    _crossing_aborts(t, pkts, "server")
+
+
+def _close_crosses_data(t, pkts, side):
+    """The client's data and FIN cross the server's FIN; the server aborts on the data
+    with a bare RST numbered as its FIN; the client, in CLOSING, takes it."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["close_crosses_data_client_side", "close_crosses_data_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert cfin.ack == sfin.seq and sfin.ack < cfin.seq, "neither FIN acknowledges the other"
+    rsts = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert rsts and not rsts[0].has_ack and rsts[0].seq == sfin.seq
+
+
+def chk_close_crosses_data_client_side(t, pkts):
+    _close_crosses_data(t, pkts, "client")
+
+
+def chk_close_crosses_data_server_side(t, pkts):
+    _close_crosses_data(t, pkts, "server")
+
+
 def chk_close_race_client_side(t, pkts):
     _close_race(t, pkts, "client")
 
@@ -718,5 +785,9 @@ CHECKS = {
     "delay_server_side": chk_delay_server_side,
     "close_race_client_side": chk_close_race_client_side,
     "close_race_server_side": chk_close_race_server_side,
-    "data_after_close": chk_data_after_close,
+    "data_after_close": chk_data_after_close, "fin_then_abort": chk_fin_then_abort,
+    "crossing_aborts_client_side": chk_crossing_aborts_client_side,
+    "crossing_aborts_server_side": chk_crossing_aborts_server_side,
+    "close_crosses_data_client_side": chk_close_crosses_data_client_side,
+    "close_crosses_data_server_side": chk_close_crosses_data_server_side,
 }

@@ -1124,6 +1124,96 @@ def sc_close_race(x):
     x.cli("close('c')")
 
 
+@scenario("fin_then_abort",
+          description="The client shutdown(SHUT_WR)s after a request and response; 10 ms later, before its "
+                      "delayed ACK of that FIN is due, the server sets SO_LINGER 0 and close()s: an RST+ACK "
+                      "whose ACK field covers the client's FIN. The receiver checks an RST before it processes "
+                      "any ACK, so the client goes from FIN_WAIT1 straight to CLOSED.",
+          analysis="A FIN then an RST, the client first. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (no "
+                   "FIN_WAIT2: the RST's ACK is not processed). Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, "
+                   "CLOSED (rst_sent).",
+          kind="fin-then-rst", initiator="client")
+def sc_fin_then_abort(x):
+    open_pair(x, 40251, 5025)
+    exchange(x)
+    time.sleep(0.05)
+    x.cli("shut_wr('c')")
+    time.sleep(0.01)
+    x.srv("linger0('s'); close('s')")
+    time.sleep(0.2)
+    x.cli("close('c')")
+
+
+_ABORTS_RUN = ("Crossing aborts over the delay path ({d} ms each way), 198.18.3.1:40261 -> 198.18.3.2:5026: "
+               "after a request and response the server shutdown(SHUT_WR)s, then 7 ms later sets SO_LINGER 0 and "
+               "close()s (an RST+ACK numbered after its FIN); 1 ms after that the client does the same, before "
+               "the server's FIN or RST has reached it: its RST+ACK acknowledges the response only, not the FIN. "
+               "Each RST reaches a peer already closed; the server's FIN reaches the closed client, whose "
+               "kernel answers it with a bare RST. Captured at the same time on the client's interface (tdgc0) "
+               "and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_ABORTS_STATES = ("Client: SYN_SENT, ESTABLISHED, CLOSED (its own RST; it never had the FIN). Server: "
+                  "SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST).")
+
+
+@scenario("crossing_aborts",
+          description=_ABORTS_RUN + " Written as crossing_aborts_client_side.pcap and "
+                                    "crossing_aborts_server_side.pcap.",
+          analysis="A FIN then an RST, the server first. " + _ABORTS_STATES,
+          topo="delay", kind="fin-then-rst", initiator="server",
+          outputs=[
+              {"name": f"crossing_aborts_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+               "description": _ABORTS_RUN + f" This file is the capture on the {side}'s interface.",
+               "analysis": "A FIN then an RST, the server first. " + _ABORTS_STATES}
+              for side in ("client", "server")
+          ])
+def sc_crossing_aborts(x):
+    open_pair(x, 40261, 5026)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.srv.bg("ab", f"at({t}); shut_wr('s'); at({t + 0.007}); linger0('s'); close('s')")
+    x.cli.bg("ab", f"at({t + 0.008}); linger0('c'); close('c')")
+    x.srv.join("ab")
+    x.cli.join("ab")
+    time.sleep(0.1)
+
+
+_CROSSED_RUN = ("Closes that cross data over the delay path ({d} ms each way), 198.18.3.1:40271 -> "
+                "198.18.3.2:5027: after a request and response the server close()s; 4 ms later the client, "
+                "which has not seen that FIN yet, sends 3000 bytes and 1 ms after that close()s. Its data and "
+                "its FIN acknowledge only the response. The data reaches the server in FIN_WAIT1 after close(): "
+                "it aborts (TCPAbortOnData) with a bare RST numbered as its FIN; the client's FIN and its ACK "
+                "of the server's FIN then find no socket (more bare RSTs, one past the FIN). The client, in "
+                "CLOSING (its FIN crossed the server's), takes the first RST. Captured at the same time on the "
+                "client's interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_CROSSED_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED. Server: SYN_RECV, ESTABLISHED, "
+                   "FIN_WAIT1, CLOSED (reset by its own kernel on data after close(); never CLOSING: the "
+                   "client's FIN came after).")
+
+
+@scenario("close_crosses_data",
+          description=_CROSSED_RUN + " Written as close_crosses_data_client_side.pcap and "
+                                     "close_crosses_data_server_side.pcap.",
+          analysis="A FIN then an RST, the server first. " + _CROSSED_STATES,
+          topo="delay", kind="fin-then-rst", initiator="server",
+          outputs=[
+              {"name": f"close_crosses_data_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+               "description": _CROSSED_RUN + f" This file is the capture on the {side}'s interface.",
+               "analysis": "A FIN then an RST, the server first. " + _CROSSED_STATES}
+              for side in ("client", "server")
+          ])
+def sc_close_crosses_data(x):
+    open_pair(x, 40271, 5027)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.srv.bg("cl", f"at({t}); close('s')")
+    x.cli.bg("cl", f"at({t + 0.004}); send('c', 3000, b'data '); at({t + 0.005}); close('c')")
+    x.srv.join("cl")
+    x.cli.join("cl")
+    time.sleep(0.1)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Random teardowns on real sockets, each compared with the kernel's own record of it.
+
+    sudo python3 tools/explore_kernel.py --seed 1 --runs 20 [--keep DIR]
+
+Each run uses tools/gen_samples.py's delay path (10 ms each way, both interfaces
+captured, the kernel's state changes traced): one connection, a request and its
+response, then a random script for each application, its calls at random times within
+60 ms of each other (so that they cross on the path): send, shutdown(SHUT_WR), close(),
+close() with SO_LINGER 0, reading what has arrived.  Both captures are analysed and every
+side's states and final state compared with the kernel's record.  A run that differs is
+printed with its script and its files kept (in ``--keep``, default a temporary
+directory), to become a sample (gen_samples.py scenario) once understood.
+
+Not a test: it needs root and takes a few seconds a run.  What it found so far became
+``close_race`` and ``data_after_close`` in sample_pcaps/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
+
+import gen_samples as gs  # noqa: E402
+
+ACTIONS = ("send", "send", "close", "close", "shut_wr", "abort", "drain")
+WINDOW_S = 0.06
+
+SIDE_CODE = """
+def _drain(name):
+    s = S[name]
+    s.setblocking(False)
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.setblocking(True)
+for _t, _a, _n in {acts!r}:
+    at(_t)
+    try:
+        if _a == 'send': send({name!r}, _n, b'data ')
+        elif _a == 'close': close({name!r})
+        elif _a == 'shut_wr': shut_wr({name!r})
+        elif _a == 'abort': linger0({name!r}); close({name!r})
+        elif _a == 'drain': _drain({name!r})
+    except (OSError, KeyError):
+        pass
+"""
+
+
+def script(rng: random.Random) -> dict[str, list[tuple[float, str, int]]]:
+    """Each side's calls: (offset in seconds, call, bytes to send)."""
+    out = {}
+    for side in ("client", "server"):
+        calls = sorted(rng.uniform(0, WINDOW_S) for _ in range(rng.randint(1, 3)))
+        out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice((1, 300, 3000)))
+                     for t in calls]
+    return out
+
+
+def scenario(name: str, plan: dict) -> gs.Scenario:
+    def body(x: gs.Ctx) -> None:
+        gs.open_pair(x, 40300 + plan["n"] % 200, 5030)
+        gs.exchange(x)
+        time.sleep(0.1)
+        t0 = time.time() + 0.3
+        for agent, side, sock in ((x.cli, "client", "c"), (x.srv, "server", "s")):
+            acts = [(t0 + t, a, n) for t, a, n in plan[side]]
+            agent.bg("go", SIDE_CODE.format(acts=acts, name=sock))
+        x.cli.join("go")
+        x.srv.join("go")
+
+    text = f"explore run {name}: {json.dumps(plan)}"
+    return gs.Scenario(name, body, description=text, analysis="(a random run)", topo="delay",
+                       tail=1.0, outputs=[
+                           {"name": f"{name}_{side}_side", "source": side, "vantage": side,
+                            "ext": "pcap", "description": text, "analysis": "(a random run)"}
+                           for side in ("client", "server")])
+
+
+def differences(truth_path: Path) -> list[str]:
+    """Where the analysis of the truth file's capture says other than the kernel."""
+    from test_accuracy import _collapse_instant_fin_wait2
+    from teardown_analyzer.analysis import analyze
+    truth = json.loads(truth_path.read_text())
+    ours = list(analyze([str(truth_path.parent / truth["capture"])]).connections)
+    out = []
+    for tc in truth["connections"]:
+        key = ((tc["client"]["ip"], tc["client"]["port"]), (tc["server"]["ip"], tc["server"]["port"]))
+        same = [c for c in ours if (c.client, c.server) == key]
+        if not same:
+            out.append(f"no connection {key}")
+            continue
+        c = same[0]
+        for role in ("client", "server"):
+            mine = [s.state + ("*" if s.inferred else "") for s in
+                    (c.client_states if role == "client" else c.server_states)]
+            kernel = [t["to"] for t in _collapse_instant_fin_wait2(
+                tc["sides"][role]["transitions"], c, role) if t["to"] != t["from"]]
+            final = c.client_final if role == "client" else c.server_final
+            if [m.rstrip("*") for m in mine] != kernel or final != tc["sides"][role]["final_state"]:
+                out.append(f"{role}: ours {' '.join(mine)} (final {final}); kernel "
+                           f"{' '.join(kernel)} (final {tc['sides'][role]['final_state']})")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--keep", help="where to write the runs' captures and truth files")
+    args = ap.parse_args(argv)
+    gs.OUT = Path(args.keep or tempfile.mkdtemp(prefix="explore-"))
+    gs.OUT.mkdir(parents=True, exist_ok=True)
+    gs.ensure_tools()
+    tracer = gs.Tracer()
+    work = Path(tempfile.mkdtemp(prefix="explore-work-"))
+    gs.Topology.cleanup_stale()
+    tracer.setup()
+    rng = random.Random(args.seed)
+    differing = 0
+    try:
+        for n in range(args.runs):
+            plan = {"n": n, **script(rng)}
+            name = f"explore_{args.seed}_{n}"
+            try:
+                gs.run_scenario(scenario(name, plan), tracer, work)
+            except Exception as e:  # a run the recorder could not make sense of: say so, go on
+                print(f"{name}: not recorded ({str(e).splitlines()[0] if str(e) else e!r})")
+                continue
+            found = {side: differences(gs.OUT / f"{name}_{side}_side.truth.json")
+                     for side in ("client", "server")}
+            if any(found.values()):
+                differing += 1
+                print(f"{name} DIFFERS: {json.dumps(plan)}")
+                for side, lines in found.items():
+                    for line in lines:
+                        print(f"  {side}-side capture: {line}")
+            else:
+                print(f"{name}: same as the kernel")
+    finally:
+        tracer.teardown()
+        gs.Topology.cleanup_stale()
+    print(f"{differing} of {args.runs} runs differ; files in {gs.OUT}")
+    return 1 if differing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
