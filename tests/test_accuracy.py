@@ -593,3 +593,44 @@ def test_the_ladder_keeps_to_80_columns_with_its_notes_under_it(run_cli, monkeyp
     assert note.startswith("packet 11: bare RST from FIN_WAIT2")
     assert " ".join(out.split()).count(note.partition(": ")[2]) == 1
     assert "note:" not in out and max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_an_rst_numbered_as_the_fin_from_closing_takes_back_the_peers_fin(tmp_path):
+    """close_crosses_data_client_side.pcap edited (not a real capture): without the
+    client's ACK of the server's FIN, we have the server in CLOSING (the FINs crossed) when
+    its bare RST numbered as its FIN comes.  A socket in CLOSING answers old data with an
+    ACK, not an RST: the server had not taken the client's FIN; it was in FIN_WAIT1, and
+    reset on data after close(), as the kernel's record of the real capture says."""
+    import pcapbuild as pb
+    from teardown_analyzer.flows import DATA_AFTER_CLOSE_NOTE
+    linktype, records = pb.read_pcap(SAMPLES / "close_crosses_data_client_side.pcap")
+    segments = [pb.split_ipv4(r.data[14:])[2] for r in records]
+    sfin = next(seg for seg in segments if seg[13] & 0x01 and seg[0:2] == b"\x13\xa3")
+    ack = (int.from_bytes(sfin[4:8], "big") + 1).to_bytes(4, "big")
+    (i,) = [i for i, seg in enumerate(segments) if seg[13] == 0x10 and seg[8:12] == ack]
+    path = tmp_path / "close_crosses_data_without_the_ack.pcap"
+    path.write_bytes(pb.pcap(records[:i] + records[i + 1:], linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert [s.state for s in c.server_states[-2:]] == ["FIN_WAIT1", "CLOSED"]
+        assert c.server_states[-1].note == DATA_AFTER_CLOSE_NOTE
+        assert [s.state for s in c.client_states[-3:]] == ["FIN_WAIT1", "CLOSING", "CLOSED"]
+
+
+def test_a_fin_that_crossed_an_rst_leaves_its_sender_closed(tmp_path):
+    """abort_crosses_fin_client_side.pcap edited (not a real capture): without the
+    client's bare RST answering the server's FIN, nothing after the FIN closes the server.
+    The client's RST, which the FIN crossed, reached it after it sent the FIN: FIN_WAIT1,
+    then CLOSED (stamped at the FIN, inferred: the RST arrived later)."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "abort_crosses_fin_client_side.pcap")
+    assert pb.split_ipv4(records[-1].data[14:])[2][13] == 0x04  # the client's bare RST
+    path = tmp_path / "abort_crosses_fin_without_the_last_rst.pcap"
+    path.write_bytes(pb.pcap(records[:-1], linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert [s.state for s in c.server_states] == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1",
+                                                      "CLOSED"]
+        fin_wait1, closed = c.server_states[-2:]
+        assert closed.inferred and closed.ts == fin_wait1.ts and closed.event == "RECV_RST"
+        assert [s.state for s in c.client_states] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]

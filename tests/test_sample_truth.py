@@ -30,7 +30,9 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side",
             "close_race_client_side", "close_race_server_side", "data_after_close", "fin_then_abort",
             "crossing_aborts_client_side", "crossing_aborts_server_side",
-            "close_crosses_data_client_side", "close_crosses_data_server_side"]
+            "close_crosses_data_client_side", "close_crosses_data_server_side",
+            "abort_crosses_fin_client_side", "abort_crosses_fin_server_side",
+            "shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -763,6 +765,60 @@ def chk_close_crosses_data_server_side(t, pkts):
     _close_crosses_data(t, pkts, "server")
 
 
+def _abort_crosses_fin(t, pkts, side):
+    """The server's FIN; the client's RST+ACK, sent before the FIN arrived (it leaves it
+    out); the server, in FIN_WAIT1, takes it; the client's kernel answers the FIN from no
+    socket."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["abort_crosses_fin_client_side", "abort_crosses_fin_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_STATE", "NO_SOCKET"]
+    assert len(c["sides"]["server"]["rst_received"]) == 1 and not c["sides"]["server"]["rst_sent"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    c_rst, c_bare = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert c_rst.has_ack and c_rst.ack == sfin.seq and not c_bare.has_ack
+    assert (c_rst.ts < sfin.ts) == (side == "client"), "they cross"
+    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], c_rst,
+         0 if side == "server" else t["path_delay_ms"]["one_way"], 2)
+
+
+def chk_abort_crosses_fin_client_side(t, pkts):
+    _abort_crosses_fin(t, pkts, "client")
+
+
+def chk_abort_crosses_fin_server_side(t, pkts):
+    _abort_crosses_fin(t, pkts, "server")
+
+
+def _shutdown_crosses_close(t, pkts, side):
+    """The FINs cross; the server ACKs the client's (CLOSING); the client, with a byte
+    unread, resets with an RST+ACK that leaves out the server's FIN."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]][0] == "TCP_ABORT_ON_CLOSE"
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert cfin.ack == sfin.seq and sfin.ack == cfin.seq, "neither FIN acknowledges the other"
+    (c_rst,) = [p for p in sent_by(ps, c["client"]) if p.rst and p.has_ack]
+    assert c_rst.ack == sfin.seq and [p for p in sent_by(ps, c["server"])
+                                      if not p.fin and p.ack == cfin.seq + 1]
+
+
+def chk_shutdown_crosses_close_client_side(t, pkts):
+    _shutdown_crosses_close(t, pkts, "client")
+
+
+def chk_shutdown_crosses_close_server_side(t, pkts):
+    _shutdown_crosses_close(t, pkts, "server")
+
+
 def chk_close_race_client_side(t, pkts):
     _close_race(t, pkts, "client")
 
@@ -790,4 +846,8 @@ CHECKS = {
     "crossing_aborts_server_side": chk_crossing_aborts_server_side,
     "close_crosses_data_client_side": chk_close_crosses_data_client_side,
     "close_crosses_data_server_side": chk_close_crosses_data_server_side,
+    "abort_crosses_fin_client_side": chk_abort_crosses_fin_client_side,
+    "abort_crosses_fin_server_side": chk_abort_crosses_fin_server_side,
+    "shutdown_crosses_close_client_side": chk_shutdown_crosses_close_client_side,
+    "shutdown_crosses_close_server_side": chk_shutdown_crosses_close_server_side,
 }

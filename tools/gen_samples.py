@@ -1214,6 +1214,74 @@ def sc_close_crosses_data(x):
     time.sleep(0.1)
 
 
+_ABORT_FIN_RUN = ("An abort that crosses a FIN over the delay path ({d} ms each way), 198.18.3.1:40281 -> "
+                  "198.18.3.2:5028: after a request and response the server shutdown(SHUT_WR)s; 2 ms later the "
+                  "client, which has not seen that FIN yet, sets SO_LINGER 0 and close()s: an RST+ACK that "
+                  "acknowledges the response only. The server, in FIN_WAIT1, takes the RST when it arrives; the "
+                  "FIN reaches the closed client, whose kernel answers with a bare RST. Captured at the same "
+                  "time on the client's interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_ABORT_FIN_STATES = ("Client: SYN_SENT, ESTABLISHED, CLOSED (its own RST). Server: SYN_RECV, ESTABLISHED, "
+                     "FIN_WAIT1, CLOSED (the client's RST).")
+
+
+@scenario("abort_crosses_fin",
+          description=_ABORT_FIN_RUN + " Written as abort_crosses_fin_client_side.pcap and "
+                                       "abort_crosses_fin_server_side.pcap.",
+          analysis="A FIN then an RST, the server first. " + _ABORT_FIN_STATES,
+          topo="delay", kind="fin-then-rst", initiator="server",
+          outputs=[
+              {"name": f"abort_crosses_fin_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+               "description": _ABORT_FIN_RUN + f" This file is the capture on the {side}'s interface.",
+               "analysis": "A FIN then an RST, the server first. " + _ABORT_FIN_STATES}
+              for side in ("client", "server")
+          ])
+def sc_abort_crosses_fin(x):
+    open_pair(x, 40281, 5028)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.srv.bg("cl", f"at({t}); shut_wr('s')")
+    x.cli.bg("cl", f"at({t + 0.002}); linger0('c'); close('c')")
+    x.srv.join("cl")
+    x.cli.join("cl")
+    time.sleep(0.1)
+
+
+_SHUT_RUN = ("A shutdown that crosses a close over the delay path ({d} ms each way), 198.18.3.1:40291 -> "
+             "198.18.3.2:5029: after a request and response the server sends 1 byte more, which the client "
+             "never reads, and 20 ms later close()s; 4 ms after that the client, which has not seen the FIN "
+             "yet, shutdown(SHUT_WR)s (its FIN crosses the server's) and 4 ms later close()s with the byte "
+             "unread: an RST+ACK (tcp_send_active_reset) whose ACK field leaves out the server's FIN, which "
+             "has not arrived. The server goes FIN_WAIT1, CLOSING (the client's FIN; the ACK of its own never "
+             "comes), CLOSED at the RST. Captured at the same time on the client's interface "
+             "(tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_SHUT_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST: it never had the server's FIN "
+                "nor the ACK of its own). Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (the RST).")
+
+
+@scenario("shutdown_crosses_close",
+          description=_SHUT_RUN + " Written as shutdown_crosses_close_client_side.pcap and "
+                                   "shutdown_crosses_close_server_side.pcap.",
+          analysis="FINs that cross, then an RST: the server first. " + _SHUT_STATES,
+          topo="delay", kind="fin-then-rst", initiator="server",
+          outputs=[
+              {"name": f"shutdown_crosses_close_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+               "description": _SHUT_RUN + f" This file is the capture on the {side}'s interface.",
+               "analysis": "FINs that cross, then an RST: the server first. " + _SHUT_STATES}
+              for side in ("client", "server")
+          ])
+def sc_shutdown_crosses_close(x):
+    open_pair(x, 40291, 5029)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.srv.bg("cl", f"at({t}); send('s', 1, b'x'); at({t + 0.020}); close('s')")
+    x.cli.bg("cl", f"at({t + 0.024}); shut_wr('c'); at({t + 0.028}); close('c')")
+    x.srv.join("cl")
+    x.cli.join("cl")
+    time.sleep(0.1)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
