@@ -107,8 +107,9 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     # (endpoint 0 sent the first record; no SYN after the second, and no RST but the last,
     # came)
     if word0 & _CTL != SYN or s1 != 1 or word1 & _CTL != SYN | ACK \
-            or s2 != 0 or not word2 & ACK or not seq_geq(ack2, (isn_s + 1) & _M32):
-        return None
+            or s2 != 0 or word2 & (ACK | RST) != ACK or not seq_geq(ack2, (isn_s + 1) & _M32):
+        return None  # (an RST+ACK third: its ACK is never processed, the server not
+        # ESTABLISHED)
     opening = ([(Event.SEND_SYN, ts0, p0, "", False), (Event.RECV_SYNACK, ts1, p1, "", False)],
                [(Event.RECV_SYN, ts0, p0, "", False),
                 (Event.RECV_ACK_OF_SYN, ts2, p2, "", False)])

@@ -199,6 +199,8 @@ def _edits():
         head, r[:10] + [_with(r[10], ack=r[9][5])])
     yield "the client's last segment without ACK", _blob(head, r[:10] + [_with(
         r[10], word=r[10][7] & ~ACK)])
+    yield "the handshake's ACK an RST+ACK", _blob(head, r[:2] + [_with(r[2],
+                                                                    word=r[2][7] | RST)])
     yield "the handshake's ACK short of the SYN-ACK", _blob(
         head, r[:2] + [_with(r[2], ack=r[1][5])] + r[3:])
     yield "the server's SYN-ACK first", _blob(head, [r[1], r[0]] + r[2:])
