@@ -450,9 +450,12 @@ class Tracker:
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
                 return
         crossed = None
-        if not flags & RST and (flags & FIN or plen) and side_s.state is CLOSED:
-            # a FIN or data from a side we closed at the peer's RST: it sent them before
-            # that RST reached it (they crossed); it is closed again below, after them
+        if not flags & RST and (flags & FIN or plen) and side_s.state is CLOSED \
+                and side_s.transitions and self._within_rtt(conn, side_s.transitions[-1],
+                                                            ts_ns):
+            # a FIN or data from a side we closed at the peer's RST, within a round trip
+            # of it: it sent them before that RST reached it (they crossed); it is closed
+            # again below, after them.  (Later: the RST never reached it, an anomaly.)
             crossed = self._undo_last(conn, s, RECV_RST)
         was_closed = side_s.state is CLOSED and not flags & RST
         bare_syn = flags & (SYN | ACK) == SYN
@@ -733,6 +736,15 @@ class Tracker:
         d.fin_acked_by_fin = False
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
+
+    @staticmethod
+    def _within_rtt(conn: Conn, t: Transition, ts_ns: int) -> bool:
+        """Whether ``ts_ns`` is within the handshake's round trip (plus a millisecond) of
+        transition ``t``: a segment its side sent before that transition's cause reached
+        it can pass the capture point that late, wherever the capture point is."""
+        if len(conn.handshake) < 3:
+            return False
+        return ts_ns - t.ts_ns <= conn.handshake[2] - conn.handshake[0] + 1_000_000
 
     def _untake_fin(self, conn: Conn, s: int) -> bool:
         """``s`` shows it never had the peer's FIN: take back its receipt and what only

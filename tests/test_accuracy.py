@@ -634,3 +634,19 @@ def test_a_fin_that_crossed_an_rst_leaves_its_sender_closed(tmp_path):
         fin_wait1, closed = c.server_states[-2:]
         assert closed.inferred and closed.ts == fin_wait1.ts and closed.event == "RECV_RST"
         assert [s.state for s in c.client_states] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+
+
+def test_a_fin_long_after_the_peers_rst_did_not_cross_it(tmp_path):
+    """The same capture edited (not a real capture): the server's FIN and what follows
+    half a second later, when no segment sent before the client's RST arrived can still
+    pass the capture point (the round trip is 20 ms).  The RST reached the server and it was
+    CLOSED; a FIN after that is an anomaly, not a crossing."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "abort_crosses_fin_client_side.pcap")
+    records[-2:] = [r._replace(ts_ns=r.ts_ns + 5 * 10**8) for r in records[-2:]]
+    path = tmp_path / "abort_then_a_late_fin.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert [s.state for s in c.server_states] == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+        assert "packets after CLOSED" in c.anomalies
