@@ -846,6 +846,9 @@ class Tracker:
             conn.anomaly("RST out of window")
         bare = not flags & ACK
         inferred = False
+        dr_last = conn.dirs[r]
+        answers = bare and dr_last.packets > 0 and dr_last.last_word & ACK != 0 \
+            and seq == dr_last.last_ackno
         peer_fin_seq = conn.dirs[r].fin_seq
         if not bare and side_s.state is CLOSED and self._undo_last(conn, s, RECV_RST):
             # its own reset: the socket was there, the peer's RST had not reached it
@@ -894,8 +897,10 @@ class Tracker:
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
-        elif side_s.state is FIN_WAIT1 and bare and acceptable:
-            note = DATA_AFTER_CLOSE_NOTE
+        elif side_s.state is FIN_WAIT1 and bare and (acceptable or answers):
+            note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else
+                                            f". Out of window for the peer, which had "
+                                            f"moved on: it ignores it")
         elif side_s.state is FIN_WAIT2 and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
@@ -916,9 +921,13 @@ class Tracker:
         conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note))
         conn.slow = True
         changed = False
-        if acceptable:
+        if acceptable or answers and side_s.state in (FIN_WAIT1, FIN_WAIT2):
+            # (out of window, but numbered as the ACK field of the peer's last segment: the
+            # reply path's answer to it, from a side that had called close(): its data
+            # after close() aborted the side, whatever the peer makes of the RST)
             if side_s.state not in (CLOSED, LISTEN):
                 changed |= side_s.feed(SEND_RST, ts_ns, packet, note, inferred)
+        if acceptable:
             if side_r.state not in (CLOSED, LISTEN):
                 tw_note = "TIME_WAIT killed by a RST (RFC 1337 assassination; " \
                           "tcp_rfc1337=0)" if side_r.state is TIME_WAIT else ""

@@ -32,7 +32,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "crossing_aborts_client_side", "crossing_aborts_server_side",
             "close_crosses_data_client_side", "close_crosses_data_server_side",
             "abort_crosses_fin_client_side", "abort_crosses_fin_server_side",
-            "shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side"]
+            "shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side",
+            "abort_out_of_window_client_side", "abort_out_of_window_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -819,6 +820,35 @@ def chk_shutdown_crosses_close_server_side(t, pkts):
     _shutdown_crosses_close(t, pkts, "server")
 
 
+def _abort_out_of_window(t, pkts, side):
+    """The server's data acknowledges the client's first 1000 bytes only; the client, in
+    FIN_WAIT1 after close(), aborts on it with a bare RST numbered as that ACK field,
+    behind what the server has by then; the server's ACK of the FIN then gets the RST
+    that ends its CLOSE_WAIT."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["abort_out_of_window_client_side", "abort_out_of_window_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
+                                                                      "NO_SOCKET"]
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    late = [p for p in sent_by(ps, c["server"]) if p.plen][-1]
+    first, second = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert late.plen == 300 and late.ack == cfin.seq and first.seq == late.ack
+    assert second.seq == cfin.seq + cfin.plen + 1 and not first.has_ack
+
+
+def chk_abort_out_of_window_client_side(t, pkts):
+    _abort_out_of_window(t, pkts, "client")
+
+
+def chk_abort_out_of_window_server_side(t, pkts):
+    _abort_out_of_window(t, pkts, "server")
+
+
 def chk_close_race_client_side(t, pkts):
     _close_race(t, pkts, "client")
 
@@ -850,4 +880,6 @@ CHECKS = {
     "abort_crosses_fin_server_side": chk_abort_crosses_fin_server_side,
     "shutdown_crosses_close_client_side": chk_shutdown_crosses_close_client_side,
     "shutdown_crosses_close_server_side": chk_shutdown_crosses_close_server_side,
+    "abort_out_of_window_client_side": chk_abort_out_of_window_client_side,
+    "abort_out_of_window_server_side": chk_abort_out_of_window_server_side,
 }

@@ -1282,6 +1282,44 @@ def sc_shutdown_crosses_close(x):
     time.sleep(0.1)
 
 
+_LATE_RUN = ("Data after close() that the peer no longer expects, over the delay path ({d} ms each way), "
+             "198.18.3.1:40301 -> 198.18.3.2:5030: after a request and response the client sends 1000 bytes, "
+             "8 ms later 100 more and close()s (they leave with its FIN); 14 ms after the first send the "
+             "server sends 300 bytes, which acknowledge the 1000 only (the 100 and the FIN are still on "
+             "the way). They reach the client in FIN_WAIT1 "
+             "after close(): it aborts (TCPAbortOnData) with a bare RST numbered as their ACK field, "
+             "behind what the server has by then (the 100 bytes and the FIN): out of window there, "
+             "ignored. The server's ACK of the FIN then finds no socket, and that bare RST ends the "
+             "server's CLOSE_WAIT. Captured at the same time on the client's interface (tdgc0) and on "
+             "the server's interface (tdgs0).").format(d=DELAY_MS)
+_LATE_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST, out of window for the server). "
+                "Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, CLOSED (the second RST).")
+
+
+@scenario("abort_out_of_window",
+          description=_LATE_RUN + " Written as abort_out_of_window_client_side.pcap and "
+                                  "abort_out_of_window_server_side.pcap.",
+          analysis="A FIN then an RST, the client first. " + _LATE_STATES,
+          topo="delay", kind="fin-then-rst", initiator="client",
+          outputs=[
+              {"name": f"abort_out_of_window_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+               "description": _LATE_RUN + f" This file is the capture on the {side}'s interface.",
+               "analysis": "A FIN then an RST, the client first. " + _LATE_STATES}
+              for side in ("client", "server")
+          ])
+def sc_abort_out_of_window(x):
+    open_pair(x, 40301, 5030)
+    exchange(x)
+    time.sleep(0.2)
+    t = time.time() + 0.3
+    x.cli.bg("cl", f"at({t}); send('c', 1000, b'data '); at({t + 0.008}); send('c', 100, b'more '); "
+                   f"close('c')")
+    x.srv.bg("cl", f"at({t + 0.014}); send('s', 300, b'late ')")
+    x.cli.join("cl")
+    x.srv.join("cl")
+    time.sleep(0.1)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
