@@ -899,8 +899,8 @@ class Tracker:
             inferred = True
         elif side_s.state is FIN_WAIT1 and bare and (acceptable or answers):
             note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else
-                                            f". Out of window for the peer, which had "
-                                            f"moved on: it ignores it")
+                                            ". Out of window for the peer, which had "
+                                            "moved on: it ignores it")
         elif side_s.state is FIN_WAIT2 and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
