@@ -733,14 +733,6 @@ def _crossing_aborts(t, pkts, side):
     assert c_rst.has_ack and c_rst.ack == sfin.seq and not c_bare.has_ack
 
 
-def chk_crossing_aborts_client_side(t, pkts):
-    _crossing_aborts(t, pkts, "client")
-
-
-def chk_crossing_aborts_server_side(t, pkts):
-    _crossing_aborts(t, pkts, "server")
-
-
 def _close_crosses_data(t, pkts, side):
     """The client's data and FIN cross the server's FIN; the server aborts on the data
     with a bare RST numbered as its FIN; the client, in CLOSING, takes it."""
@@ -756,14 +748,6 @@ def _close_crosses_data(t, pkts, side):
     assert cfin.ack == sfin.seq and sfin.ack < cfin.seq, "neither FIN acknowledges the other"
     rsts = [p for p in sent_by(ps, c["server"]) if p.rst]
     assert rsts and not rsts[0].has_ack and rsts[0].seq == sfin.seq
-
-
-def chk_close_crosses_data_client_side(t, pkts):
-    _close_crosses_data(t, pkts, "client")
-
-
-def chk_close_crosses_data_server_side(t, pkts):
-    _close_crosses_data(t, pkts, "server")
 
 
 def _abort_crosses_fin(t, pkts, side):
@@ -786,14 +770,6 @@ def _abort_crosses_fin(t, pkts, side):
          0 if side == "server" else t["path_delay_ms"]["one_way"], 2)
 
 
-def chk_abort_crosses_fin_client_side(t, pkts):
-    _abort_crosses_fin(t, pkts, "client")
-
-
-def chk_abort_crosses_fin_server_side(t, pkts):
-    _abort_crosses_fin(t, pkts, "server")
-
-
 def _shutdown_crosses_close(t, pkts, side):
     """The FINs cross; the server ACKs the client's (CLOSING); the client, with a byte
     unread, resets with an RST+ACK that leaves out the server's FIN."""
@@ -810,14 +786,6 @@ def _shutdown_crosses_close(t, pkts, side):
     (c_rst,) = [p for p in sent_by(ps, c["client"]) if p.rst and p.has_ack]
     assert c_rst.ack == sfin.seq and [p for p in sent_by(ps, c["server"])
                                       if not p.fin and p.ack == cfin.seq + 1]
-
-
-def chk_shutdown_crosses_close_client_side(t, pkts):
-    _shutdown_crosses_close(t, pkts, "client")
-
-
-def chk_shutdown_crosses_close_server_side(t, pkts):
-    _shutdown_crosses_close(t, pkts, "server")
 
 
 def _abort_out_of_window(t, pkts, side):
@@ -841,22 +809,6 @@ def _abort_out_of_window(t, pkts, side):
     assert second.seq == cfin.seq + cfin.plen + 1 and not first.has_ack
 
 
-def chk_abort_out_of_window_client_side(t, pkts):
-    _abort_out_of_window(t, pkts, "client")
-
-
-def chk_abort_out_of_window_server_side(t, pkts):
-    _abort_out_of_window(t, pkts, "server")
-
-
-def chk_close_race_client_side(t, pkts):
-    _close_race(t, pkts, "client")
-
-
-def chk_close_race_server_side(t, pkts):
-    _close_race(t, pkts, "server")
-
-
 CHECKS = {
     "four_way": chk_four_way, "three_way": chk_three_way, "server_first": chk_server_first,
     "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
@@ -869,17 +821,26 @@ CHECKS = {
     "vantage_client": chk_vantage_client, "vantage_server": chk_vantage_server,
     "vantage_both": chk_vantage_both, "delay_client_side": chk_delay_client_side,
     "delay_server_side": chk_delay_server_side,
-    "close_race_client_side": chk_close_race_client_side,
-    "close_race_server_side": chk_close_race_server_side,
     "data_after_close": chk_data_after_close, "fin_then_abort": chk_fin_then_abort,
-    "crossing_aborts_client_side": chk_crossing_aborts_client_side,
-    "crossing_aborts_server_side": chk_crossing_aborts_server_side,
-    "close_crosses_data_client_side": chk_close_crosses_data_client_side,
-    "close_crosses_data_server_side": chk_close_crosses_data_server_side,
-    "abort_crosses_fin_client_side": chk_abort_crosses_fin_client_side,
-    "abort_crosses_fin_server_side": chk_abort_crosses_fin_server_side,
-    "shutdown_crosses_close_client_side": chk_shutdown_crosses_close_client_side,
-    "shutdown_crosses_close_server_side": chk_shutdown_crosses_close_server_side,
-    "abort_out_of_window_client_side": chk_abort_out_of_window_client_side,
-    "abort_out_of_window_server_side": chk_abort_out_of_window_server_side,
 }
+
+
+def _both_sides(check, side):
+    """The check of a run captured on both sides, for one side's capture; and the run's
+    connection is the one its description names."""
+    def run(t, pkts):
+        c = only(t)
+        named = f"{c['client']['ip']}:{c['client']['port']} -> {c['server']['ip']}:{c['server']['port']}"
+        assert named in t["description"], named
+        check(t, pkts, side)
+    return run
+
+
+# the runs captured on both sides: one check, told which side's capture it has
+CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
+               for name, check in (("close_race", _close_race), ("crossing_aborts", _crossing_aborts),
+                                   ("close_crosses_data", _close_crosses_data),
+                                   ("abort_crosses_fin", _abort_crosses_fin),
+                                   ("shutdown_crosses_close", _shutdown_crosses_close),
+                                   ("abort_out_of_window", _abort_out_of_window))
+               for side in ("client", "server")})

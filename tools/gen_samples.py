@@ -1086,6 +1086,33 @@ def sc_delay(x):
     client_first_close(x, server_delay=0.3)
 
 
+def _race(name, run, states, lead, initiator, ports, client, server, after=0.1):
+    """Register a two-sided scenario over the delay path: one run captured on both
+    interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap.  After a
+    request and response on 198.18.3.1:PORTS[0] -> 198.18.3.2:PORTS[1], each
+    application runs its calls (tdg_agent code; T is the moment both count from), then
+    the capture goes on for ``after`` seconds."""
+    analysis = f"{lead} {states}"
+
+    def body(x):
+        open_pair(x, *ports)
+        exchange(x)
+        time.sleep(0.2)
+        t = time.time() + 0.3
+        x.cli.bg("go", f"T = {t}\n{client}")
+        x.srv.bg("go", f"T = {t}\n{server}")
+        x.cli.join("go")
+        x.srv.join("go")
+        time.sleep(after)
+
+    SCENARIOS[name] = Scenario(
+        name, body, description=f"{run} Written as {name}_client_side.pcap and {name}_server_side.pcap.",
+        analysis=analysis, topo="delay", kind="fin-then-rst", initiator=initiator,
+        outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+                  "description": f"{run} This file is the capture on the {side}'s interface.",
+                  "analysis": analysis} for side in ("client", "server")])
+
+
 _RACE_RUN = ("The keep-alive race, over the delay path ({d} ms each way): after one request and response on "
              "198.18.3.1:40231 -> 198.18.3.2:5023, the client sends a second request (64 bytes) 2 ms before "
              "the server close()s the connection as idle. The request crosses the server's FIN: it was sent "
@@ -1101,27 +1128,9 @@ _RACE_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (reset by its 
                 "close()). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, CLOSED (the RST at rcv_nxt - 1).")
 
 
-@scenario("close_race",
-          description=_RACE_RUN + " Written as close_race_client_side.pcap and close_race_server_side.pcap.",
-          analysis="A FIN then an RST, the server first. " + _RACE_STATES,
-          topo="delay", kind="fin-then-rst", initiator="server",
-          outputs=[
-              {"name": f"close_race_{side}_side", "source": side, "vantage": side, "ext": "pcap",
-               "description": _RACE_RUN + f" This file is the capture on the {side}'s interface.",
-               "analysis": "A FIN then an RST, the server first. " + _RACE_STATES}
-              for side in ("client", "server")
-          ])
-def sc_close_race(x):
-    open_pair(x, 40231, 5023)
-    exchange(x)
-    time.sleep(0.2)
-    t = time.time() + 0.3
-    x.cli.bg("rq", f"at({t}); send('c', 64, b'GET /again ')")
-    x.srv.bg("cl", f"at({t + 0.002}); close('s')")
-    x.cli.join("rq")
-    x.srv.join("cl")
-    time.sleep(0.3)
-    x.cli("close('c')")
+_race("close_race", _RACE_RUN, _RACE_STATES, "A FIN then an RST, the server first.", "server", (40231, 5023),
+      client="at(T); send('c', 64, b'GET /again '); at(T + 0.3); close('c')",
+      server="at(T + 0.002); close('s')", after=0.0)
 
 
 @scenario("fin_then_abort",
@@ -1155,27 +1164,9 @@ _ABORTS_STATES = ("Client: SYN_SENT, ESTABLISHED, CLOSED (its own RST; it never 
                   "SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST).")
 
 
-@scenario("crossing_aborts",
-          description=_ABORTS_RUN + " Written as crossing_aborts_client_side.pcap and "
-                                    "crossing_aborts_server_side.pcap.",
-          analysis="A FIN then an RST, the server first. " + _ABORTS_STATES,
-          topo="delay", kind="fin-then-rst", initiator="server",
-          outputs=[
-              {"name": f"crossing_aborts_{side}_side", "source": side, "vantage": side, "ext": "pcap",
-               "description": _ABORTS_RUN + f" This file is the capture on the {side}'s interface.",
-               "analysis": "A FIN then an RST, the server first. " + _ABORTS_STATES}
-              for side in ("client", "server")
-          ])
-def sc_crossing_aborts(x):
-    open_pair(x, 40261, 5026)
-    exchange(x)
-    time.sleep(0.2)
-    t = time.time() + 0.3
-    x.srv.bg("ab", f"at({t}); shut_wr('s'); at({t + 0.007}); linger0('s'); close('s')")
-    x.cli.bg("ab", f"at({t + 0.008}); linger0('c'); close('c')")
-    x.srv.join("ab")
-    x.cli.join("ab")
-    time.sleep(0.1)
+_race("crossing_aborts", _ABORTS_RUN, _ABORTS_STATES, "A FIN then an RST, the server first.", "server", (40261, 5026),
+      client="at(T + 0.008); linger0('c'); close('c')",
+      server="at(T); shut_wr('s'); at(T + 0.007); linger0('s'); close('s')")
 
 
 _CROSSED_RUN = ("Closes that cross data over the delay path ({d} ms each way), 198.18.3.1:40271 -> "
@@ -1191,27 +1182,9 @@ _CROSSED_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED. S
                    "client's FIN came after).")
 
 
-@scenario("close_crosses_data",
-          description=_CROSSED_RUN + " Written as close_crosses_data_client_side.pcap and "
-                                     "close_crosses_data_server_side.pcap.",
-          analysis="A FIN then an RST, the server first. " + _CROSSED_STATES,
-          topo="delay", kind="fin-then-rst", initiator="server",
-          outputs=[
-              {"name": f"close_crosses_data_{side}_side", "source": side, "vantage": side, "ext": "pcap",
-               "description": _CROSSED_RUN + f" This file is the capture on the {side}'s interface.",
-               "analysis": "A FIN then an RST, the server first. " + _CROSSED_STATES}
-              for side in ("client", "server")
-          ])
-def sc_close_crosses_data(x):
-    open_pair(x, 40271, 5027)
-    exchange(x)
-    time.sleep(0.2)
-    t = time.time() + 0.3
-    x.srv.bg("cl", f"at({t}); close('s')")
-    x.cli.bg("cl", f"at({t + 0.004}); send('c', 3000, b'data '); at({t + 0.005}); close('c')")
-    x.srv.join("cl")
-    x.cli.join("cl")
-    time.sleep(0.1)
+_race("close_crosses_data", _CROSSED_RUN, _CROSSED_STATES, "A FIN then an RST, the server first.", "server", (40271, 5027),
+      client="at(T + 0.004); send('c', 3000, b'data '); at(T + 0.005); close('c')",
+      server="at(T); close('s')")
 
 
 _ABORT_FIN_RUN = ("An abort that crosses a FIN over the delay path ({d} ms each way), 198.18.3.1:40281 -> "
@@ -1224,27 +1197,9 @@ _ABORT_FIN_STATES = ("Client: SYN_SENT, ESTABLISHED, CLOSED (its own RST). Serve
                      "FIN_WAIT1, CLOSED (the client's RST).")
 
 
-@scenario("abort_crosses_fin",
-          description=_ABORT_FIN_RUN + " Written as abort_crosses_fin_client_side.pcap and "
-                                       "abort_crosses_fin_server_side.pcap.",
-          analysis="A FIN then an RST, the server first. " + _ABORT_FIN_STATES,
-          topo="delay", kind="fin-then-rst", initiator="server",
-          outputs=[
-              {"name": f"abort_crosses_fin_{side}_side", "source": side, "vantage": side, "ext": "pcap",
-               "description": _ABORT_FIN_RUN + f" This file is the capture on the {side}'s interface.",
-               "analysis": "A FIN then an RST, the server first. " + _ABORT_FIN_STATES}
-              for side in ("client", "server")
-          ])
-def sc_abort_crosses_fin(x):
-    open_pair(x, 40281, 5028)
-    exchange(x)
-    time.sleep(0.2)
-    t = time.time() + 0.3
-    x.srv.bg("cl", f"at({t}); shut_wr('s')")
-    x.cli.bg("cl", f"at({t + 0.002}); linger0('c'); close('c')")
-    x.srv.join("cl")
-    x.cli.join("cl")
-    time.sleep(0.1)
+_race("abort_crosses_fin", _ABORT_FIN_RUN, _ABORT_FIN_STATES, "A FIN then an RST, the server first.", "server", (40281, 5028),
+      client="at(T + 0.002); linger0('c'); close('c')",
+      server="at(T); shut_wr('s')")
 
 
 _SHUT_RUN = ("A shutdown that crosses a close over the delay path ({d} ms each way), 198.18.3.1:40291 -> "
@@ -1259,27 +1214,9 @@ _SHUT_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST: 
                 "nor the ACK of its own). Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (the RST).")
 
 
-@scenario("shutdown_crosses_close",
-          description=_SHUT_RUN + " Written as shutdown_crosses_close_client_side.pcap and "
-                                   "shutdown_crosses_close_server_side.pcap.",
-          analysis="FINs that cross, then an RST: the server first. " + _SHUT_STATES,
-          topo="delay", kind="fin-then-rst", initiator="server",
-          outputs=[
-              {"name": f"shutdown_crosses_close_{side}_side", "source": side, "vantage": side, "ext": "pcap",
-               "description": _SHUT_RUN + f" This file is the capture on the {side}'s interface.",
-               "analysis": "FINs that cross, then an RST: the server first. " + _SHUT_STATES}
-              for side in ("client", "server")
-          ])
-def sc_shutdown_crosses_close(x):
-    open_pair(x, 40291, 5029)
-    exchange(x)
-    time.sleep(0.2)
-    t = time.time() + 0.3
-    x.srv.bg("cl", f"at({t}); send('s', 1, b'x'); at({t + 0.020}); close('s')")
-    x.cli.bg("cl", f"at({t + 0.024}); shut_wr('c'); at({t + 0.028}); close('c')")
-    x.srv.join("cl")
-    x.cli.join("cl")
-    time.sleep(0.1)
+_race("shutdown_crosses_close", _SHUT_RUN, _SHUT_STATES, "FINs that cross, then an RST: the server first.", "server", (40291, 5029),
+      client="at(T + 0.024); shut_wr('c'); at(T + 0.028); close('c')",
+      server="at(T); send('s', 1, b'x'); at(T + 0.020); close('s')")
 
 
 _LATE_RUN = ("Data after close() that the peer no longer expects, over the delay path ({d} ms each way), "
@@ -1296,28 +1233,9 @@ _LATE_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST, 
                 "Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, CLOSED (the second RST).")
 
 
-@scenario("abort_out_of_window",
-          description=_LATE_RUN + " Written as abort_out_of_window_client_side.pcap and "
-                                  "abort_out_of_window_server_side.pcap.",
-          analysis="A FIN then an RST, the client first. " + _LATE_STATES,
-          topo="delay", kind="fin-then-rst", initiator="client",
-          outputs=[
-              {"name": f"abort_out_of_window_{side}_side", "source": side, "vantage": side, "ext": "pcap",
-               "description": _LATE_RUN + f" This file is the capture on the {side}'s interface.",
-               "analysis": "A FIN then an RST, the client first. " + _LATE_STATES}
-              for side in ("client", "server")
-          ])
-def sc_abort_out_of_window(x):
-    open_pair(x, 40301, 5030)
-    exchange(x)
-    time.sleep(0.2)
-    t = time.time() + 0.3
-    x.cli.bg("cl", f"at({t}); send('c', 1000, b'data '); at({t + 0.008}); send('c', 100, b'more '); "
-                   f"close('c')")
-    x.srv.bg("cl", f"at({t + 0.014}); send('s', 300, b'late ')")
-    x.cli.join("cl")
-    x.srv.join("cl")
-    time.sleep(0.1)
+_race("abort_out_of_window", _LATE_RUN, _LATE_STATES, "A FIN then an RST, the client first.", "client", (40301, 5030),
+      client="at(T); send('c', 1000, b'data '); at(T + 0.008); send('c', 100, b'more '); close('c')",
+      server="at(T + 0.014); send('s', 300, b'late ')")
 
 
 # ------------------------------------------------------------- truth builder
