@@ -825,7 +825,7 @@ class Tracker:
     def _rst(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
              ack: int) -> str:
         r = 1 - s
-        ds = conn.dirs[s]
+        ds, dr = conn.dirs[s], conn.dirs[r]
         side_s, side_r = conn.sides[s], conn.sides[r]
         expected = ds.next_seq
         # next_seq already includes this RST's own seq; the receiver expects it exactly
@@ -835,9 +835,8 @@ class Tracker:
         acceptable = True
         note = ""
         if side_r.state is SYN_SENT:
-            dr_isn = conn.dirs[r].isn
-            acceptable = bool(flags & ACK) and dr_isn is not None and \
-                ack == (dr_isn + 1) & _M32
+            acceptable = bool(flags & ACK) and dr.isn is not None and \
+                ack == (dr.isn + 1) & _M32
         elif expected is not None and seq != expected:
             acceptable = seq == ds.fin_seq and side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING)
         if not acceptable:
@@ -846,23 +845,20 @@ class Tracker:
             conn.anomaly("RST out of window")
         bare = not flags & ACK
         inferred = False
-        dr_last = conn.dirs[r]
-        answers = bare and dr_last.packets > 0 and dr_last.last_word & ACK != 0 \
-            and seq == dr_last.last_ackno
-        peer_fin_seq = conn.dirs[r].fin_seq
+        # (numbered as the ACK field of the peer's last segment: the reply path's answer)
+        answers = bare and dr.packets > 0 and dr.last_word & ACK != 0 and seq == dr.last_ackno
         if not bare and side_s.state is CLOSED and self._undo_last(conn, s, RECV_RST):
             # its own reset: the socket was there, the peer's RST had not reached it
             conn.notes.append(f"packet {packet}: an RST+ACK, the socket's own, from a side "
                               f"we had closed at the peer's RST: the two RSTs crossed")
-        if not bare and peer_fin_seq is not None \
-                and not seq_geq(ack, (peer_fin_seq + 1) & _M32) \
+        if not bare and dr.fin_seq is not None and not seq_geq(ack, (dr.fin_seq + 1) & _M32) \
                 and self._untake_fin(conn, s):
             # an RST+ACK is the socket's own (tcp_send_active_reset), its ACK field what it
             # had received (rcv_nxt): the peer's FIN had not reached it
             conn.notes.append(f"packet {packet}: the RST's ACK field does not cover the "
-                              f"peer's FIN (packet {conn.dirs[r].fin_packet}): it had not "
+                              f"peer's FIN (packet {dr.fin_packet}): it had not "
                               f"reached this side when it reset (the FIN and the RST crossed)")
-        acked, peer_fin = ds.fin_acked_ts_ns, conn.dirs[r].fin_ts_ns
+        acked, peer_fin = ds.fin_acked_ts_ns, dr.fin_ts_ns
         if bare and seq == ds.fin_seq and side_s.state in (CLOSING, TIME_WAIT):
             # numbered as its own FIN: it answers a segment that did not acknowledge the FIN
             # (sent before the peer had it) and found the side in FIN_WAIT1 after close()
