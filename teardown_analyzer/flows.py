@@ -451,12 +451,21 @@ class Tracker:
                 return
         crossed = None
         if not flags & RST and (flags & FIN or plen) and side_s.state is CLOSED \
-                and side_s.transitions and self._within_rtt(conn, side_s.transitions[-1],
-                                                            ts_ns):
-            # a FIN or data from a side we closed at the peer's RST, within a round trip
-            # of it: it sent them before that RST reached it (they crossed); it is closed
-            # again below, after them.  (Later: the RST never reached it, an anomaly.)
-            crossed = self._undo_last(conn, s, RECV_RST)
+                and side_s.transitions and side_s.transitions[-1].event is RECV_RST:
+            # a FIN or data from a side we closed at the peer's RST: it had not taken that
+            # RST when it sent them.  Within a round trip of it, they crossed: it is closed
+            # again below, after them.  Later, the RST should have reached it before: lost
+            # after the capture point (or not taken), and the side goes on.
+            rst = side_s.transitions[-1]
+            if self._within_rtt(conn, rst, ts_ns):
+                crossed = self._undo_last(conn, s, RECV_RST)
+            else:
+                self._undo_last(conn, s, RECV_RST)
+                conn.anomaly("RST lost after the capture point")
+                conn.notes.append(f"packet {packet}: the {'FIN' if flags & FIN else 'data'} "
+                                  f"shows this side never took the peer's RST (packet "
+                                  f"{rst.packet}), more than a round trip before: lost after "
+                                  f"the capture point, or not taken")
         was_closed = side_s.state is CLOSED and not flags & RST
         bare_syn = flags & (SYN | ACK) == SYN
         if side_s.state is LISTEN and not flags & RST and not bare_syn:

@@ -636,11 +636,13 @@ def test_a_fin_that_crossed_an_rst_leaves_its_sender_closed(tmp_path):
         assert [s.state for s in c.client_states] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
 
 
-def test_a_fin_long_after_the_peers_rst_did_not_cross_it(tmp_path):
+def test_a_fin_long_after_the_peers_rst_shows_the_rst_lost(tmp_path):
     """The same capture edited (not a real capture): the server's FIN and what follows
     half a second later, when no segment sent before the client's RST arrived can still
-    pass the capture point (the round trip is 20 ms).  The RST reached the server and it was
-    CLOSED; a FIN after that is an anomaly, not a crossing."""
+    pass the capture point (the round trip is 20 ms).  Not a crossing: the RST would have
+    reached the server before it sent the FIN, had it not been lost after the capture
+    point.  The server goes on, to FIN_WAIT1, and the client's answer to the FIN (a bare
+    RST from no socket) ends it."""
     import pcapbuild as pb
     linktype, records = pb.read_pcap(SAMPLES / "abort_crosses_fin_client_side.pcap")
     records[-2:] = [r._replace(ts_ns=r.ts_ns + 5 * 10**8) for r in records[-2:]]
@@ -648,5 +650,7 @@ def test_a_fin_long_after_the_peers_rst_did_not_cross_it(tmp_path):
     path.write_bytes(pb.pcap(records, linktype=linktype))
     for options in (Options(), Options(vectorised=False)):
         (c,) = analyze([str(path)], options).connections
-        assert [s.state for s in c.server_states] == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
-        assert "packets after CLOSED" in c.anomalies
+        assert [s.state for s in c.server_states] == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1",
+                                                      "CLOSED"]
+        assert not c.server_states[-1].inferred and c.server_states[-1].event == "RECV_RST"
+        assert c.anomalies == ("RST lost after the capture point",)

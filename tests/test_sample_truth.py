@@ -33,7 +33,7 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "close_crosses_data_client_side", "close_crosses_data_server_side",
             "abort_crosses_fin_client_side", "abort_crosses_fin_server_side",
             "shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side",
-            "abort_out_of_window_client_side", "abort_out_of_window_server_side"]
+            "abort_out_of_window_client_side", "abort_out_of_window_server_side", "rst_lost"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -714,6 +714,21 @@ def chk_fin_then_abort(t, pkts):
     assert len(after) == 1 and after[0].rst and after[0].has_ack and after[0].ack == cfin.seq + 1
 
 
+def chk_rst_lost(t, pkts):
+    """The server's RST+ACK, captured but dropped before the client took it; the client's
+    FIN 30 ms later; the server's kernel answers it from no socket."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_STATE", "NO_SOCKET"]
+    assert len(c["sides"]["client"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    first, second = [p for p in sent_by(ps, c["server"]) if p.rst]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert first.has_ack and first.ts + 0.02 < cfin.ts < second.ts and not second.has_ack
+    assert trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"] > cfin.ts
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -822,6 +837,7 @@ CHECKS = {
     "vantage_both": chk_vantage_both, "delay_client_side": chk_delay_client_side,
     "delay_server_side": chk_delay_server_side,
     "data_after_close": chk_data_after_close, "fin_then_abort": chk_fin_then_abort,
+    "rst_lost": chk_rst_lost,
 }
 
 

@@ -7,7 +7,9 @@ Each run uses tools/gen_samples.py's delay path (10 ms each way, both interfaces
 captured, the kernel's state changes traced): one connection, a request and its
 response, then a random script for each application, its calls at random times within
 60 ms of each other (so that they cross on the path): send, shutdown(SHUT_WR), close(),
-close() with SO_LINGER 0, reading what has arrived.  Both captures are analysed and every
+close() with SO_LINGER 0, reading what has arrived; in half the runs, the first FIN, RST,
+data segment or pure ACK on its way into one side is dropped at that side's input
+(nftables), after both capture points.  Both captures are analysed and every
 side's states and final state compared with the kernel's record.  A run that differs is
 printed with its script and its files kept (in ``--keep``, default a temporary
 directory), to become a sample (gen_samples.py scenario) once understood.
@@ -56,20 +58,47 @@ for _t, _a, _n in {acts!r}:
 """
 
 
-def script(rng: random.Random) -> dict[str, list[tuple[float, str, int]]]:
-    """Each side's calls: (offset in seconds, call, bytes to send)."""
-    out = {}
+DROPS = {"FIN": "tcp flags & fin == fin", "RST": "tcp flags & rst == rst",
+         "data": "tcp flags & psh == psh", "pure ACK": "tcp flags == ack"}
+"""What a run may lose once, on its way into one side (after both capture points)."""
+
+
+def script(rng: random.Random) -> dict:
+    """Each side's calls, (offset in seconds, call, bytes to send); and, in half the runs,
+    the first segment of a kind to drop on its way into one side (None: no loss)."""
+    out: dict = {}
     for side in ("client", "server"):
         calls = sorted(rng.uniform(0, WINDOW_S) for _ in range(rng.randint(1, 3)))
         out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice((1, 300, 3000)))
                      for t in calls]
+    out["drop"] = [rng.choice(sorted(DROPS)), rng.choice(("client", "server"))] \
+        if rng.random() < 0.5 else None
     return out
+
+
+def drop_once(x: "gs.Ctx", what: str, into: str, cport: int, sport: int) -> None:
+    """Drop the first segment of this connection that matches ``what`` on its way into
+    ``into``, at that side's input hook: both captures see it, the side never gets it."""
+    ns, src, dst = (gs.NS_S, cport, sport) if into == "server" else (gs.NS_C, sport, cport)
+    match = f"tcp sport {src} tcp dport {dst} {DROPS[what]}"
+    x.nft(ns, f"""
+table inet explore {{
+  set once {{ type inet_service; flags dynamic; }}
+  chain in {{ type filter hook input priority 0; policy accept;
+    {match} tcp sport @once accept
+    {match} update @once {{ tcp sport }} counter drop
+  }}
+}}
+""")
 
 
 def scenario(name: str, plan: dict) -> gs.Scenario:
     def body(x: gs.Ctx) -> None:
-        gs.open_pair(x, 40300 + plan["n"] % 200, 5030)
+        cport = 40300 + plan["n"] % 200
+        gs.open_pair(x, cport, 5030)
         gs.exchange(x)
+        if plan["drop"]:
+            drop_once(x, *plan["drop"], cport, 5030)
         time.sleep(0.1)
         t0 = time.time() + 0.3
         for agent, side, sock in ((x.cli, "client", "c"), (x.srv, "server", "s")):
@@ -80,7 +109,7 @@ def scenario(name: str, plan: dict) -> gs.Scenario:
 
     text = f"explore run {name}: {json.dumps(plan)}"
     return gs.Scenario(name, body, description=text, analysis="(a random run)", topo="delay",
-                       tail=1.0, outputs=[
+                       tail=1.5 if plan["drop"] else 1.0, outputs=[
                            {"name": f"{name}_{side}_side", "source": side, "vantage": side,
                             "ext": "pcap", "description": text, "analysis": "(a random run)"}
                            for side in ("client", "server")])

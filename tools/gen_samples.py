@@ -823,6 +823,36 @@ def sc_data_after_close(x):
     x.cli("close('c')")
 
 
+@scenario("rst_lost",
+          description="After a request and response the server sets SO_LINGER 0 and close()s: its RST+ACK is "
+                      "dropped once by an nftables rule on the client's input hook (after the capture point, so "
+                      "the capture shows it). 30 ms later the client, which never had the RST, close()s: its "
+                      "FIN finds no socket at the server, whose kernel answers with a bare RST, which ends the "
+                      "client's FIN_WAIT1. Captured on the client.",
+          analysis="An RST lost after the capture point, then the client's FIN and an RST (a FIN then an RST by "
+                   "the kernel's record). Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (the second RST). "
+                   "Server: SYN_RECV, ESTABLISHED, CLOSED (its own RST).",
+          kind="fin-then-rst", initiator="client")
+def sc_rst_lost(x):
+    open_pair(x, 40311, 5031)
+    x.srv("close('L')")  # (so that the answer to the FIN comes from no socket, not the listener)
+    exchange(x)
+    time.sleep(0.05)
+    x.nft(NS_C, """
+table inet tdg {
+  set once { type inet_service; flags dynamic; }
+  chain in { type filter hook input priority 0; policy accept;
+    tcp sport 5031 tcp dport 40311 tcp flags & rst == rst tcp sport @once accept
+    tcp sport 5031 tcp dport 40311 tcp flags & rst == rst update @once { tcp sport } counter drop
+  }
+}
+""")
+    x.srv("linger0('s'); close('s')")
+    time.sleep(0.03)
+    x.cli("close('c')")
+    time.sleep(0.2)
+
+
 @scenario("ipv6",
           description="The four_way scenario over IPv6 (fd00:7d::1 -> [fd00:7d::2]:5013).",
           analysis="Four-way close initiated by the client. Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, "
