@@ -600,8 +600,11 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
             return "rst", role[changing_rsts[0].sender]
         return "none", None
     first_ts, first = fins[0]
-    crossed = any(t.new is _CLOSING for s in conn.sides for t in s.transitions)
+    closing = [any(t.new is _CLOSING for t in s.transitions) for s in conn.sides]
+    crossed = any(closing)
     if changing_rsts and any(r.ts_ns >= first_ts for r in changing_rsts):
+        if all(closing):
+            return "fin-then-rst", "both"  # (a simultaneous close, then an RST)
         v = _vantage(conn) if crossed and len(fins) == 2 else None
         if v is not None:
             # FINs that crossed, then an RST: the first closer is the one whose FIN left

@@ -879,6 +879,11 @@ class Tracker:
         elif bare and side_s.state is TIME_WAIT and acked is not None \
                 and peer_fin is not None and peer_fin > acked:
             self._revoke_receipt(conn, s)
+        elif bare and answers and side_s.state is TIME_WAIT \
+                and side_s.transitions[-1].ts_ns == dr.last_ts_ns:
+            # the reply path's answer to the very segment that put it in TIME_WAIT, which a
+            # TIME_WAIT socket never answers with an RST: it had no socket to take it
+            self._undo_last(conn, s, *_RECEIPTS)
         if side_s.state is LISTEN and acceptable:
             # (acceptable in SYN_SENT: it ACKs the SYN)
             note = ("RST answering the SYN: no socket took it (nothing listening on the "
@@ -916,7 +921,7 @@ class Tracker:
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
-        elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT):
+        elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT, CLOSING):
             note = gone_note(side_s.state)
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True

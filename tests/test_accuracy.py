@@ -53,6 +53,8 @@ UPPER_BOUNDS = {
     ("ipv6", 40131, "client", "SYN_SENT"): "QUEUED",
     ("fin_wait2_timeout", 40091, "client", "CLOSED"): "SILENT",
     ("fin_wait2_timeout", 40092, "client", "CLOSED"): "SILENT",
+    ("abort_in_closing_client_side", 40321, "client", "CLOSED"): "SILENT",
+    ("abort_in_closing_server_side", 40321, "client", "CLOSED"): "SILENT",
 }
 
 # RSTs the kernel's record leaves out: (scenario, side) -> why.  Only that every RST it

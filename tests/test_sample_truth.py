@@ -33,7 +33,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "close_crosses_data_client_side", "close_crosses_data_server_side",
             "abort_crosses_fin_client_side", "abort_crosses_fin_server_side",
             "shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side",
-            "abort_out_of_window_client_side", "abort_out_of_window_server_side", "rst_lost"]
+            "abort_out_of_window_client_side", "abort_out_of_window_server_side", "rst_lost",
+            "abort_in_closing_client_side", "abort_in_closing_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -729,6 +730,25 @@ def chk_rst_lost(t, pkts):
     assert trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"] > cfin.ts
 
 
+def _abort_in_closing(t, pkts, side):
+    """The FINs cross; the client, in CLOSING, aborts with SO_LINGER 0 without an RST (nothing
+    unsent); the server's ACK of its FIN gets a bare RST from no socket."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["abort_in_closing_client_side", "abort_in_closing_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
+    assert states(c, "server")[:4] == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["NO_SOCKET"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert cfin.ack == sfin.seq and sfin.ack == cfin.seq, "neither FIN acknowledges the other"
+    (rst,) = [p for p in ps if p.rst]
+    s_ack = [p for p in sent_by(ps, c["server"]) if p.ack == cfin.seq + 1][0]
+    assert (rst.src, rst.sport) == ep(c["client"]) and rst.seq == s_ack.ack and not rst.has_ack
+    assert trans(c, "client", "CLOSING", "CLOSED")["ts"] < rst.ts
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -858,5 +878,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
                                    ("close_crosses_data", _close_crosses_data),
                                    ("abort_crosses_fin", _abort_crosses_fin),
                                    ("shutdown_crosses_close", _shutdown_crosses_close),
-                                   ("abort_out_of_window", _abort_out_of_window))
+                                   ("abort_out_of_window", _abort_out_of_window),
+                                   ("abort_in_closing", _abort_in_closing))
                for side in ("client", "server")})

@@ -1268,6 +1268,21 @@ _race("abort_out_of_window", _LATE_RUN, _LATE_STATES, "A FIN then an RST, the cl
       server="at(T + 0.014); send('s', 300, b'late ')")
 
 
+_CLOSING_RUN = ("An abort in CLOSING over the delay path ({d} ms each way), 198.18.3.1:40321 -> "
+                "198.18.3.2:5032: after a request and response the server close()s; 7.5 ms later the client, "
+                "which has not seen that FIN yet, shutdown(SHUT_WR)s (the FINs cross); the server's FIN puts it "
+                "in CLOSING; 2.4 ms after that it sets SO_LINGER 0 and close()s, which in CLOSING with nothing "
+                "unsent closes the socket without an RST (tcp_disconnect). The server's ACK of the client's FIN "
+                "then finds no socket and gets a bare RST. Captured at the same time on the client's interface "
+                "(tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_CLOSING_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (silent). Server: SYN_RECV, "
+                   "ESTABLISHED, FIN_WAIT1, CLOSING, TIME_WAIT (or CLOSED at the RST: by the kernel's record).")
+_race("abort_in_closing", _CLOSING_RUN, _CLOSING_STATES, "FINs that cross, the server first.", "server",
+      (40321, 5032),
+      client="at(T + 0.0075); shut_wr('c'); at(T + 0.0124); linger0('c'); close('c')",
+      server="at(T); close('s')")
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
