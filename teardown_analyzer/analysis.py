@@ -602,22 +602,24 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     first_ts, first = fins[0]
     closing = [any(t.new is _CLOSING for t in s.transitions) for s in conn.sides]
     crossed = any(closing)
+    both = all(closing) and len(fins) == 2
+    v = _vantage(conn) if crossed and not both and len(fins) == 2 else None
+    if v is not None:
+        # FINs that crossed, one side not through CLOSING (an RST, or the other FIN lost):
+        # the first closer is the one whose FIN left first, the far side's one one-way
+        # delay before the capture point saw it
+        near = {"near the client": ci, "near the server": 1 - ci}.get(v["point"])
+        if near is not None:
+            sent = sorted((t - (0 if i == near else round(v["one_way_s"] * 1e9)), i)
+                          for t, i in fins)
+            first = sent[0][1]
     if changing_rsts and any(r.ts_ns >= first_ts for r in changing_rsts):
         if all(closing):
             return "fin-then-rst", "both"  # (a simultaneous close, then an RST)
-        v = _vantage(conn) if crossed and len(fins) == 2 else None
-        if v is not None:
-            # FINs that crossed, then an RST: the first closer is the one whose FIN left
-            # first, the far side's one one-way delay before the capture point saw it
-            near = {"near the client": ci, "near the server": 1 - ci}.get(v["point"])
-            if near is not None:
-                sent = sorted((t - (0 if i == near else round(v["one_way_s"] * 1e9)), i)
-                              for t, i in fins)
-                first = sent[0][1]
         return "fin-then-rst", role[first]
     if crossed:
         # (one FIN only: a socket connected to itself, which received the FIN it sent)
-        return "simultaneous", "both" if len(fins) == 2 else role[first]
+        return "simultaneous", "both" if both else role[first]
     if len(fins) == 1:
         return "half-open", role[first]
     d_first = conn.dirs[first]

@@ -123,6 +123,14 @@ class Direction:
     fin_with_data: bool = False
     fin_retx: list[tuple[int, int]] = field(default_factory=list)
     """(ts_ns, packet) of each retransmission of the FIN."""
+    data_resent: list[tuple[int, int]] | None = None
+    """(ts_ns, packet) of each segment after the FIN that sends data before it again."""
+    fin_answered: bool = False
+    """The peer has sent an ACK of the FIN (if lost after the capture point, a later one
+    counts for the peer's state: ``fin_acked_*``)."""
+    fin_lost: bool = False
+    """The peer's receipt of the FIN was taken back with the segment it came on
+    (:meth:`Tracker._revoke_ack`): it took a later copy, the one its first ACK answers."""
     fin_acked_ts_ns: int | None = None
     fin_acked_packet: int | None = None
     fin_acked_by_fin: bool = False
@@ -539,14 +547,22 @@ class Tracker:
                 dr.fin_acked_ts_ns, dr.fin_acked_packet = ts_ns, packet
                 dr.fin_acked_by_fin = bool(flags & FIN)
                 acks_fin = True
+                if not dr.fin_answered:  # (its first: not one after an ACK lost, _revoke_ack)
+                    dr.fin_answered = True
+                    self._fin_taken(conn, s, ts_ns)
         # -- data around FINs ------------------------------------------------------------
         if plen:
             if dr.fin_seq is not None:
                 ds.data_after_peer_fin += plen
                 ds.segs_after_peer_fin += 1
-            if ds.fin_seq is not None and seq_geq(seq, ds.fin_seq) and not flags & FIN:
-                ds.data_after_own_fin += plen
-                conn.anomaly("data after FIN")
+            if ds.fin_seq is not None and not flags & FIN:
+                if seq_geq(seq, ds.fin_seq):
+                    ds.data_after_own_fin += plen
+                    conn.anomaly("data after FIN")
+                else:  # sent again: a copy the peer may take the FIN with (_fin_taken)
+                    if ds.data_resent is None:
+                        ds.data_resent = []
+                    ds.data_resent.append((ts_ns, packet))
         # -- FIN -----------------------------------------------------------------------
         new_fin = False
         if flags & FIN:
@@ -709,11 +725,18 @@ class Tracker:
         return undone
 
     def _restate(self, conn: Conn, s: int, from_packet: int) -> None:
-        """Side ``s``'s state in the ladder steps from ``from_packet`` on, as it now stands."""
+        """Side ``s``'s state in the ladder steps from ``from_packet`` on, as its transitions
+        now stand: after the last one stamped at or before the step."""
+        side = conn.sides[s]
         for step in conn.ladder:
             if step.packet >= from_packet:
+                state = side.state
+                for t in reversed(side.transitions):
+                    if t.packet <= step.packet:
+                        break
+                    state = t.old
                 states = list(step.states)
-                states[s] = conn.sides[s].state
+                states[s] = state
                 step.states = (states[0], states[1])
 
     def _uncross(self, conn: Conn, s: int, packet: int) -> bool:
@@ -737,12 +760,16 @@ class Tracker:
 
     def _revoke_ack(self, conn: Conn, s: int) -> bool:
         """``s`` retransmits a FIN whose ACK we saw: that ACK never reached it (lost after
-        the capture point), so undo the move it caused; the next ACK counts instead."""
-        if self._undo_last(conn, s, RECV_ACK_OF_FIN) is None:
+        the capture point), so undo the move it caused; the next ACK counts instead.  If
+        the ACK came on the peer's FIN, that FIN was lost with it: ``s`` takes the copy
+        its first ACK of it answers (:meth:`_fin_taken`)."""
+        undone = self._undo_last(conn, s, RECV_ACK_OF_FIN, RECV_FIN_ACK_OF_FIN)
+        if undone is None:
             return False
         d = conn.dirs[s]
         d.fin_acked_ts_ns = d.fin_acked_packet = None
         d.fin_acked_by_fin = False
+        conn.dirs[1 - s].fin_lost = undone.event is RECV_FIN_ACK_OF_FIN
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
 
@@ -755,16 +782,100 @@ class Tracker:
             return False
         return ts_ns - t.ts_ns <= conn.handshake[2] - conn.handshake[0] + 1_000_000
 
-    def _untake_fin(self, conn: Conn, s: int) -> bool:
-        """``s`` shows it never had the peer's FIN: take back its receipt and what only
-        followed from it (receipts since: the ACK of its own FIN that ended a CLOSING)."""
+    def _fin_taken(self, conn: Conn, s: int, ts_ns: int) -> None:
+        """``s`` acknowledges the peer's FIN for the first time, at ``ts_ns``: did it take
+        the FIN where we have it?  A side in FIN_WAIT1 or FIN_WAIT2 ACKs a FIN at once
+        (``tcp_fin``: ``tcp_send_ack``).  If this ACK comes more than a round trip between
+        the capture point and ``s`` (plus a millisecond) after the segment we had it take
+        the FIN on, and the peer sent the FIN, or data before it, again in between, the
+        first never reached ``s`` (lost after the capture point, or held behind data that
+        was): ``s`` took the FIN at the last copy that this ACK can answer.  So too if that
+        receipt was taken back (``fin_lost``)."""
+        dr = conn.dirs[1 - s]
+        side = conn.sides[s]
+        took = None
+        for t in reversed(side.transitions):
+            if t.event is RECV_FIN or t.event is RECV_FIN_ACK_OF_FIN:
+                took = t
+                break
+        lost = dr.fin_lost
+        dr.fin_lost = False
+        if len(conn.handshake) < 3:
+            return
+        h = conn.handshake
+        there = h[2] - h[1] if s == conn.client else h[1] - h[0]  # to s and back
+        if not lost and (took is None or took.old not in (FIN_WAIT1, FIN_WAIT2)
+                         or ts_ns - took.ts_ns <= there + 1_000_000):
+            return
+        after = took.packet if took is not None else dr.fin_packet or 0
+        copies = [c for c in dr.fin_retx + (dr.data_resent or [])
+                  if c[1] > after and c[0] <= ts_ns - there + 1_000_000]
+        if not copies:
+            return
+        at = max(copies, key=lambda c: c[1])
+        first = dr.fin_packet
+        is_fin = at in dr.fin_retx
+        lost_what = "FIN" if is_fin else "data before a FIN"
+        note = (f"the peer's FIN reached this side only with the copy in packet {at[1]}: "
+                f"its first (packet {first}) was lost after the capture point"
+                + ("" if is_fin else ", or held behind data that was")
+                + (f" (in {took.old.value} this side ACKs a FIN at once; its first ACK of "
+                   f"this one came {(ts_ns - took.ts_ns) / 1e6:.1f} ms after it)" if took
+                   else " with the ACK it carried"))
+        if self._move_fin_receipt(conn, s, at, note):
+            conn.anomaly(f"{lost_what} lost after the capture point")
+            if there > 0.2 * (h[2] - h[0]):
+                note += ("; or its ACK was lost before the capture point, and it had taken "
+                         "the first")
+            conn.notes.append(f"packet {at[1]}: {note}")
+            for step in conn.ladder:
+                if step.packet == at[1]:
+                    step.note = note
+
+    def _undo_fin_receipt(self, conn: Conn, s: int) -> list[Transition] | None:
+        """Take back ``s``'s receipt of the peer's FIN and the receipts since (the ACK of its
+        own FIN that ended a CLOSING); what was taken back, None if something else came
+        since.  An empty list: it had not taken it."""
         side = conn.sides[s]
         took = [i for i, t in enumerate(side.transitions)
-                if t.event in (RECV_FIN, RECV_FIN_ACK_OF_FIN)]
-        if not took or any(t.event not in _RECEIPTS for t in side.transitions[took[-1]:]):
-            return False
+                if t.event is RECV_FIN or t.event is RECV_FIN_ACK_OF_FIN]
+        if not took:
+            return []
+        undone = side.transitions[took[-1]:]
+        if any(t.event not in _RECEIPTS for t in undone):
+            return None
         while len(side.transitions) > took[-1]:
             self._undo_last(conn, s, *_RECEIPTS)
+        return undone
+
+    def _untake_fin(self, conn: Conn, s: int) -> bool:
+        """``s`` shows it never had the peer's FIN, nor anything the peer sent after it:
+        take back its receipt and the receipts since."""
+        return bool(self._undo_fin_receipt(conn, s))
+
+    def _move_fin_receipt(self, conn: Conn, s: int, at: tuple[int, int], note: str) -> bool:
+        """``s`` took the peer's FIN at a later copy (``at``: its time and packet), not where
+        we have it (the first was lost): its receipts from there on are fed again in order,
+        the FIN's at ``at`` (the ACK of its own FIN, on the FIN's segment or after it,
+        still counts)."""
+        side = conn.sides[s]
+        undone = self._undo_fin_receipt(conn, s)
+        if undone is None:
+            return False
+        events = [(t.packet, t.ts_ns, RECV_ACK_OF_FIN, "") for t in undone
+                  if t.event is not RECV_FIN]
+        events.append((at[1], at[0], RECV_FIN, note))
+        events.sort(key=lambda e: e[0])
+        for i, (packet, ts_ns, event, text) in enumerate(events):
+            if i + 1 < len(events) and events[i + 1][0] == packet:
+                continue  # (the FIN and the ACK of ours in one segment: fed as one, below)
+            if i and events[i - 1][0] == packet:
+                if side.state is FIN_WAIT1:
+                    side.feed(RECV_FIN_ACK_OF_FIN, ts_ns, packet, text)
+                    continue
+                side.feed(RECV_ACK_OF_FIN, ts_ns, packet)
+            side.feed(event, ts_ns, packet, text)
+        self._restate(conn, s, min([t.packet for t in undone] + [e[0] for e in events]))
         return True
 
     def _revoke_receipt(self, conn: Conn, s: int) -> bool:

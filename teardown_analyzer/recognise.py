@@ -99,7 +99,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     acknowledging nothing of X's, nor any of Y's segments before it (the tracker rewrites
     Y's CLOSE_WAIT as FIN_WAIT1, both go to CLOSING); the last two records are one from
     each side, each the first to acknowledge the other's FIN (both to TIME_WAIT), the
-    second before the first one's TIME_WAIT is over.
+    second before the first one's TIME_WAIT is over; X's FIN only once (sent again, the
+    tracker may find Y took the copy, flows.py ``_fin_taken``).
 
     Or, after the handshake and instead of Y's FIN: an RST without data or FIN as the
     last record, acceptable (its sequence number at or after everything its sender sent, the
@@ -227,8 +228,9 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # --- or the FINs crossed: the first of Y's segments that covers X's FIN comes after
     # Y's FIN (X FIN_WAIT1 -> CLOSING, Y's CLOSE_WAIT rewritten as FIN_WAIT1 -> CLOSING);
     # it and X's first that covers Y's FIN are the last two records (both to TIME_WAIT),
-    # the second before the first one's TIME_WAIT is over
-    crossed = begun & two_fins & ~has_rst & (a1 > f2) \
+    # the second before the first one's TIME_WAIT is over; X's FIN not sent again (Y, in
+    # FIN_WAIT1, ACKs it at once: the tracker may find it took a later copy, _fin_taken)
+    crossed = begun & two_fins & ~has_rst & (a1 > f2) & ~retransmitted \
         & (np.minimum(a1, a2) == size - 2) & (np.maximum(a1, a2) == size - 1) \
         & (ts[last] < ts[np.maximum(last - 1, 0)] + time_wait_ns)
     # --- or an RST, acceptable, as the last record, with no FIN or after X's ------------

@@ -74,6 +74,14 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    (the peer sent them in that order): the ESTABLISHED it seemed to cause from SYN_SENT
    is rewritten as SYN_RECV, then ESTABLISHED.  The client is the one whose SYN was
    captured first.
+11. A side in FIN_WAIT1 or FIN_WAIT2 ACKs the peer's FIN at once (``tcp_fin``:
+   ``tcp_send_ack``). If its first ACK of the FIN comes more than the round trip between
+   the capture point and it (plus 1 ms) after the FIN, and the peer sent the FIN or data
+   before it again in between, the first never reached it (lost after the capture point,
+   or queued out of order behind data that was): its receipt moves to the last copy that
+   ACK can answer, and an ACK of its own FIN captured in between takes it to FIN_WAIT2
+   first.  A FIN+ACK whose ACK is shown lost (the peer retransmits its FIN) was lost whole:
+   its FIN is taken at the copy the first ACK of it answers.
 """
 
 from __future__ import annotations

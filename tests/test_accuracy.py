@@ -205,6 +205,22 @@ def _kernel_record(kernel: list[dict], probe: dict) -> dict[str, list]:
     return states
 
 
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
+def test_the_ladder_shows_each_side_as_its_transitions_have_it(truth_path):
+    """Each ladder step shows each side in the state of its last transition stamped at or
+    before that packet, also where later evidence rewrote them (a receipt taken back, or
+    moved to a later copy: states after it are fed again in order)."""
+    truth = _truth(truth_path)
+    capture = str(SAMPLES / truth["capture"])
+    for c in analyze([capture], Options(keep_ladder=True)).connections:
+        for role, entries in (("client", c.client_states), ("server", c.server_states)):
+            moves = [e for e in entries if e.packet]  # (not the TIME_WAIT timer's end)
+            for step in c.ladder:
+                before = [e for e in moves if e.packet <= step["packet"]]
+                if before:
+                    assert step["states"][role] == before[-1].state, (c.client, role, step)
+
+
 def test_handshakes_that_end_early_match_the_kernels_record():
     """sample_pcaps/syn_shapes.pcap, with the kernel's record of it: a SYN refused, a SYN
     never answered, a SYN-ACK answered by a RST.  A side's state is claimed only on

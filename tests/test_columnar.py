@@ -379,6 +379,13 @@ def _variants() -> dict[str, tuple[str, list]]:
         # the server's FIN crosses the client's (acknowledges only its data): simultaneous
         "crossing_fins": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1))]
                           + [r[10]]),
+        # ... and the client's FIN sent again 0.3 s later (acknowledging the server's), the
+        # server's first ACK of it after that copy: the server took the copy, its first
+        # was lost (in FIN_WAIT1 it would have ACKed it at once)
+        "crossing_fins_sent_again": (four, r[:8] + [
+            at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1)),
+            at(r[9].ts_ns + 3 * 10**8, _edited(r[7].data, ack_delta=1)),
+            at(r[9].ts_ns + 3 * 10**8 + 1000, _edited(r[8].data, seq_delta=1))]),
         # only the beginning of a handshake (a SYN flood, a scan): the SYN, the SYN sent
         # again a second later (its ISN, a new IP ID), the SYN and the SYN-ACK, the SYN
         # refused with an RST+ACK

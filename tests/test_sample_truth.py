@@ -34,7 +34,10 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_crosses_fin_client_side", "abort_crosses_fin_server_side",
             "shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side",
             "abort_out_of_window_client_side", "abort_out_of_window_server_side", "rst_lost",
-            "abort_in_closing_client_side", "abort_in_closing_server_side"]
+            "abort_in_closing_client_side", "abort_in_closing_server_side",
+            "lost_fin_crossing_client_side", "lost_fin_crossing_server_side",
+            "fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side",
+            "fin_ack_lost_client_side", "fin_ack_lost_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -749,6 +752,71 @@ def _abort_in_closing(t, pkts, side):
     assert trans(c, "client", "CLOSING", "CLOSED")["ts"] < rst.ts
 
 
+def _far(t, side, near):
+    """The lag of a transition of ``near``'s side behind a segment it receives, as captured
+    on ``side``'s interface: none there, one way of the path from the other end."""
+    return 0 if side == near else t["path_delay_ms"]["one_way"]
+
+
+def _lost_fin_crossing(t, pkts, side):
+    """The FINs cross; the server's is lost on its way into the client, which goes to
+    FIN_WAIT2 on the ACK of its own and takes the server's retransmitted FIN."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["lost_fin_crossing_client_side", "lost_fin_crossing_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"]
+    ps = conn_pkts(pkts, c)
+    sfin, sfin2 = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert cfin.ack == sfin.seq and sfin.ack == cfin.seq, "neither FIN acknowledges the other"
+    assert sfin2.seq == sfin.seq and sfin2.ts - sfin.ts > 0.2, "retransmitted at the RTO"
+    assert min(p.ts for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1) > sfin2.ts
+    assert trans(c, "server", "FIN_WAIT1", "CLOSING")["ts"] < trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+    _lag(trans(c, "client", "FIN_WAIT2", "TIME_WAIT")["ts"], sfin2, _far(t, side, "client"))
+
+
+def _fin_behind_lost_data(t, pkts, side):
+    """The client's byte is lost on its way into the server; the client's FIN, which ACKs
+    the server's, arrives after the gap: the server takes its ACK, holds the FIN, and takes
+    it with the byte sent again."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    byte, again = [p for p in sent_by(ps, c["client"]) if p.plen == 1]
+    assert byte.seq == again.seq and byte.ts < sfin.ts < cfin.ts < again.ts
+    assert sfin.ack == byte.seq and cfin.seq == byte.seq + 1 and cfin.ack == sfin.seq + 1
+    dup = [p for p in sent_by(ps, c["server"]) if cfin.ts < p.ts < again.ts]
+    assert dup and all(p.ack == byte.seq for p in dup), "the server's ACKs leave out the byte"
+    _lag(trans(c, "server", "FIN_WAIT1", "FIN_WAIT2")["ts"], cfin, _far(t, side, "server"))
+    _lag(trans(c, "server", "FIN_WAIT2", "TIME_WAIT")["ts"], again, _far(t, side, "server"))
+
+
+def _fin_ack_lost(t, pkts, side):
+    """The client's FIN, which ACKs the server's, is lost on its way into the server: the
+    server retransmits its FIN, takes the client's ACK of it (FIN_WAIT2), then the client's
+    retransmitted FIN."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["fin_ack_lost_client_side", "fin_ack_lost_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+    ps = conn_pkts(pkts, c)
+    sfin, sfin2 = [p for p in sent_by(ps, c["server"]) if p.fin]
+    cfin, cfin2 = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert sfin.seq == sfin2.seq and cfin.seq == cfin2.seq and cfin.ack == sfin.seq + 1
+    assert sfin2.ack == cfin.seq, "the server's FIN again, leaving out the client's"
+    (reack,) = [p for p in sent_by(ps, c["client"]) if sfin2.ts < p.ts < cfin2.ts]
+    assert not reack.fin and reack.ack == sfin.seq + 1
+    _lag(trans(c, "server", "FIN_WAIT1", "FIN_WAIT2")["ts"], reack, _far(t, side, "server"))
+    _lag(trans(c, "server", "FIN_WAIT2", "TIME_WAIT")["ts"], cfin2, _far(t, side, "server"))
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -879,5 +947,8 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
                                    ("abort_crosses_fin", _abort_crosses_fin),
                                    ("shutdown_crosses_close", _shutdown_crosses_close),
                                    ("abort_out_of_window", _abort_out_of_window),
-                                   ("abort_in_closing", _abort_in_closing))
+                                   ("abort_in_closing", _abort_in_closing),
+                                   ("lost_fin_crossing", _lost_fin_crossing),
+                                   ("fin_behind_lost_data", _fin_behind_lost_data),
+                                   ("fin_ack_lost", _fin_ack_lost))
                for side in ("client", "server")})

@@ -58,11 +58,6 @@ for _t, _a, _n in {acts!r}:
 """
 
 
-DROPS = {"FIN": "tcp flags & fin == fin", "RST": "tcp flags & rst == rst",
-         "data": "tcp flags & psh == psh", "pure ACK": "tcp flags == ack"}
-"""What a run may lose once, on its way into one side (after both capture points)."""
-
-
 def script(rng: random.Random) -> dict:
     """Each side's calls, (offset in seconds, call, bytes to send); and, in half the runs,
     the first segment of a kind to drop on its way into one side (None: no loss)."""
@@ -71,25 +66,9 @@ def script(rng: random.Random) -> dict:
         calls = sorted(rng.uniform(0, WINDOW_S) for _ in range(rng.randint(1, 3)))
         out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice((1, 300, 3000)))
                      for t in calls]
-    out["drop"] = [rng.choice(sorted(DROPS)), rng.choice(("client", "server"))] \
+    out["drop"] = [rng.choice(sorted(gs.DROPS)), rng.choice(("client", "server"))] \
         if rng.random() < 0.5 else None
     return out
-
-
-def drop_once(x: "gs.Ctx", what: str, into: str, cport: int, sport: int) -> None:
-    """Drop the first segment of this connection that matches ``what`` on its way into
-    ``into``, at that side's input hook: both captures see it, the side never gets it."""
-    ns, src, dst = (gs.NS_S, cport, sport) if into == "server" else (gs.NS_C, sport, cport)
-    match = f"tcp sport {src} tcp dport {dst} {DROPS[what]}"
-    x.nft(ns, f"""
-table inet explore {{
-  set once {{ type inet_service; flags dynamic; }}
-  chain in {{ type filter hook input priority 0; policy accept;
-    {match} tcp sport @once accept
-    {match} update @once {{ tcp sport }} counter drop
-  }}
-}}
-""")
 
 
 def scenario(name: str, plan: dict) -> gs.Scenario:
@@ -98,7 +77,7 @@ def scenario(name: str, plan: dict) -> gs.Scenario:
         gs.open_pair(x, cport, 5030)
         gs.exchange(x)
         if plan["drop"]:
-            drop_once(x, *plan["drop"], cport, 5030)
+            gs.drop_once(x, *plan["drop"], cport, 5030)
         time.sleep(0.1)
         t0 = time.time() + 0.3
         for agent, side, sock in ((x.cli, "client", "c"), (x.srv, "server", "s")):

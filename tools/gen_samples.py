@@ -532,6 +532,28 @@ def exchange(x, cname="c", sname="s", req=64, resp=200):
     x.cli(f"_r = recv_n({cname!r}, {resp})")
 
 
+DROPS = {"FIN": "tcp flags & fin == fin", "RST": "tcp flags & rst == rst",
+         "data": "tcp flags & psh == psh", "pure ACK": "tcp flags == ack"}
+"""What a run may lose once, on its way into one side (after both capture points)."""
+
+
+def drop_once(x, what, into, cport, sport):
+    """Drop the first segment of this connection that matches ``what`` (a DROPS key) on its way
+    into ``into`` ("client" or "server"), at that side's input hook: the captures on both
+    interfaces see it, the side never gets it."""
+    ns, src, dst = (NS_S, cport, sport) if into == "server" else (NS_C, sport, cport)
+    match = f"tcp sport {src} tcp dport {dst} {DROPS[what]}"
+    x.nft(ns, f"""
+table inet dropone {{
+  set once {{ type inet_service; flags dynamic; }}
+  chain in {{ type filter hook input priority 0; policy accept;
+    {match} tcp sport @once accept
+    {match} update @once {{ tcp sport }} counter drop
+  }}
+}}
+""")
+
+
 def client_first_close(x, cname="c", sname="s", server_delay=0.3):
     """Client closes; the server reads EOF and closes server_delay later
     (0 = right away, so its FIN carries the ACK: three-way)."""
@@ -1116,17 +1138,21 @@ def sc_delay(x):
     client_first_close(x, server_delay=0.3)
 
 
-def _race(name, run, states, lead, initiator, ports, client, server, after=0.1):
+def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
+          kind="fin-then-rst", drop=None):
     """Register a two-sided scenario over the delay path: one run captured on both
     interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap.  After a
     request and response on 198.18.3.1:PORTS[0] -> 198.18.3.2:PORTS[1], each
     application runs its calls (tdg_agent code; T is the moment both count from), then
-    the capture goes on for ``after`` seconds."""
+    the capture goes on for ``after`` seconds.  ``drop``: (what, into), a segment to lose
+    once after the capture points (:func:`drop_once`)."""
     analysis = f"{lead} {states}"
 
     def body(x):
         open_pair(x, *ports)
         exchange(x)
+        if drop:
+            drop_once(x, *drop, *ports)
         time.sleep(0.2)
         t = time.time() + 0.3
         x.cli.bg("go", f"T = {t}\n{client}")
@@ -1137,7 +1163,7 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1):
 
     SCENARIOS[name] = Scenario(
         name, body, description=f"{run} Written as {name}_client_side.pcap and {name}_server_side.pcap.",
-        analysis=analysis, topo="delay", kind="fin-then-rst", initiator=initiator,
+        analysis=analysis, topo="delay", kind=kind, initiator=initiator,
         outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": "pcap",
                   "description": f"{run} This file is the capture on the {side}'s interface.",
                   "analysis": analysis} for side in ("client", "server")])
@@ -1281,6 +1307,50 @@ _race("abort_in_closing", _CLOSING_RUN, _CLOSING_STATES, "FINs that cross, the s
       (40321, 5032),
       client="at(T + 0.0075); shut_wr('c'); at(T + 0.0124); linger0('c'); close('c')",
       server="at(T); close('s')")
+
+
+_LOST_FIN_RUN = ("FINs that cross, one lost, over the delay path ({d} ms each way), 198.18.3.1:40331 -> "
+                 "198.18.3.2:5033: after a request and response the server shutdown(SHUT_WR)s, and 1.5 ms later "
+                 "the client, which has not seen that FIN, does too: the FINs cross. The server's FIN is dropped "
+                 "once at the client's input (nftables), after both capture points. The client's FIN reaches "
+                 "the server in FIN_WAIT1 (CLOSING), which ACKs it at once; that ACK takes the client to "
+                 "FIN_WAIT2. The server retransmits its FIN when its retransmission timer fires; the client "
+                 "takes that copy (TIME_WAIT) and ACKs it (the server to TIME_WAIT). Captured at the same time on "
+                 "the client's interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_LOST_FIN_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSING, TIME_WAIT. Client: SYN_SENT, "
+                    "ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT (at the retransmitted FIN).")
+_race("lost_fin_crossing", _LOST_FIN_RUN, _LOST_FIN_STATES, "A simultaneous close, the server first.", "server",
+      (40331, 5033), client="at(T + 0.0015); shut_wr('c')", server="at(T); shut_wr('s')", after=0.8,
+      kind="simultaneous", drop=("FIN", "client"))
+
+_HELD_FIN_RUN = ("A FIN held behind lost data, over the delay path ({d} ms each way), 198.18.3.1:40341 -> "
+                 "198.18.3.2:5034: after a request and response the client sends 1 more byte, which is dropped "
+                 "once at the server's input (nftables), after both capture points. 15 ms later the server "
+                 "shutdown(SHUT_WR)s; its FIN acknowledges only the request. 30 ms after the byte the client, in "
+                 "CLOSE_WAIT, shutdown(SHUT_WR)s: a FIN that ACKs the server's. It reaches the server in "
+                 "FIN_WAIT1 after the gap the byte left: the server takes the ACK (FIN_WAIT2) but queues the FIN "
+                 "out of order and answers with a duplicate ACK (SACK). The client sends the byte again; with "
+                 "it the server takes the FIN (TIME_WAIT). Captured at the same time on the client's interface "
+                 "(tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_HELD_FIN_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT (at the byte sent again). "
+                    "Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.")
+_race("fin_behind_lost_data", _HELD_FIN_RUN, _HELD_FIN_STATES, "A three-way close, the server first.", "server",
+      (40341, 5034), client="at(T); send('c', 1, b'x'); at(T + 0.03); shut_wr('c')",
+      server="at(T + 0.015); shut_wr('s')", after=0.8, kind="three-way", drop=("data", "server"))
+
+_FIN_ACK_LOST_RUN = ("A FIN and the ACK it carries lost, over the delay path ({d} ms each way), 198.18.3.1:40351 "
+                     "-> 198.18.3.2:5035: after a request and response the server shutdown(SHUT_WR)s; 30 ms "
+                     "later the client, in CLOSE_WAIT, close()s: its FIN acknowledges the server's, and is "
+                     "dropped once at the server's input (nftables), after both capture points. The server "
+                     "retransmits its FIN; the client, in LAST_ACK, answers with an ACK (the server to "
+                     "FIN_WAIT2). Then the client retransmits its FIN; the server takes it (TIME_WAIT) and ACKs "
+                     "it (the client CLOSED). Captured at the same time on the client's interface (tdgc0) and on "
+                     "the server's interface (tdgs0).").format(d=DELAY_MS)
+_FIN_ACK_LOST_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT (at the retransmitted "
+                        "FIN). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.")
+_race("fin_ack_lost", _FIN_ACK_LOST_RUN, _FIN_ACK_LOST_STATES, "A four-way close, the server first.", "server",
+      (40351, 5035), client="at(T + 0.03); close('c')", server="at(T); shut_wr('s')", after=0.8,
+      kind="four-way", drop=("FIN", "server"))
 
 
 # ------------------------------------------------------------- truth builder
