@@ -209,7 +209,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     if backwards and k == 0:
         info.warnings.append(earlier_warning(backwards))
     end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
-    for c in tracker.finish():
+    for c in tracker.finish(end_ns):
         keep(c)
     spill.flush()  # a full disk is told now, before any output is written
     skipped = {info.source: dict(tracker.skipped)}

@@ -65,6 +65,8 @@ DATA_AFTER_CLOSE_NOTE = (
 
 
 _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
+LOST_WITH_ACK = "lost with the ACK it carried"
+FIN_LOST = "FIN lost after the capture point"
 """What a side takes from the peer's FIN and the ACK of its own, in its closing states."""
 
 LADDER_LIMIT = 200
@@ -128,9 +130,13 @@ class Direction:
     fin_answered: bool = False
     """The peer has sent an ACK of the FIN (if lost after the capture point, a later one
     counts for the peer's state: ``fin_acked_*``)."""
-    fin_lost: bool = False
-    """The peer's receipt of the FIN was taken back with the segment it came on
-    (:meth:`Tracker._revoke_ack`): it took a later copy, the one its first ACK answers."""
+    ack_due_ns: int | None = None
+    """If the peer took the FIN in FIN_WAIT1 or FIN_WAIT2 (which ACK it at once): when its
+    ACK must have passed the capture point (:meth:`Tracker._ack_overdue`)."""
+    fin_lost: str = ""
+    """Non-empty when the peer's receipt of the FIN was taken back: the note that said so
+    (:meth:`Tracker._ack_overdue`), or :data:`LOST_WITH_ACK` (:meth:`Tracker._revoke_ack`).
+    Its first ACK of the FIN answers a later copy (:meth:`Tracker._fin_taken`)."""
     fin_acked_ts_ns: int | None = None
     fin_acked_packet: int | None = None
     fin_acked_by_fin: bool = False
@@ -304,6 +310,9 @@ class Tracker:
         self.evicted = 0
         self.skipped: dict[str, int] = {}
         self.last_ts_ns = 0
+        self._now_ns = 0
+        """How far the capture has gone, as far as the tracker knows: the segment fed, the
+        time a sweep was told, the end of the capture (:meth:`_settle`)."""
         self.tcp_packets = 0
         self.plain = 0
         """Segments that took the short path (:mod:`teardown_analyzer.plain` counts such
@@ -329,6 +338,7 @@ class Tracker:
         flags = word & 0x1FF
         if ts_ns > self.last_ts_ns:
             self.last_ts_ns = ts_ns
+        self._now_ns = ts_ns
         self.tcp_packets += 1
         key = (src, sport, dst, dport)
         found = self.conns.get(key)
@@ -416,8 +426,21 @@ class Tracker:
         answer to ``conn``'s SYN (its reuse stays "pending"), and so on."""
         done: Conn | None = conn
         while done is not None:
+            self._settle(done)
             self.finished.append(done)
             done.pending_old, done = None, done.pending_old
+
+    def _settle(self, conn: Conn) -> None:
+        """``conn`` leaves the table: an ACK of a FIN still due shows it overdue if the
+        capture went on past it (:meth:`_ack_overdue`).  How far it went is taken as where
+        the capture is now, but no further than the connection's last segment plus
+        ``grace_ns``: connections a sweep lets go, or parks, were quiet that long, so this
+        is the same however the capture is shared between processes or when sweeps run."""
+        now = min(conn.last_ts_ns + self.grace_ns, self._now_ns)
+        for i, d in enumerate(conn.dirs):
+            if d.ack_due_ns is not None and now > d.ack_due_ns:
+                d.ack_due_ns = None
+                self._ack_overdue(conn, 1 - i, None, now)
 
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:
@@ -452,6 +475,18 @@ class Tracker:
         ds, dr = conn.dirs[s], conn.dirs[r]
         side_s, side_r = conn.sides[s], conn.sides[r]
         note = ""
+        # an ACK of a FIN that a side in FIN_WAIT1 or FIN_WAIT2 took, due at once: this
+        # segment (from it, covering the FIN) brings it, or shows it overdue
+        # (even that ACK, if late: _fin_taken then tells whether it answers a later copy)
+        for d, sender in ((ds, r), (dr, s)):
+            due = d.ack_due_ns
+            if due is not None:
+                if ts_ns > due:
+                    d.ack_due_ns = None
+                    self._ack_overdue(conn, sender, packet, ts_ns)
+                elif s == sender and flags & ACK and d.fin_seq is not None \
+                        and seq_geq(ack, (d.fin_seq + 1) & _M32):
+                    d.ack_due_ns = None
         # Segments the old incarnation still owns while a reuse is being decided.
         old = conn.pending_old
         if old is not None and not (flags & SYN):
@@ -589,6 +624,8 @@ class Tracker:
             else:
                 conn.anomaly("FIN with a different sequence number")
         # -- the receiver's events ---------------------------------------------------------
+        if new_fin and side_r.state in (FIN_WAIT1, FIN_WAIT2):
+            self._expect_ack(conn, r)
         if acks_fin and new_fin and side_r.state is FIN_WAIT1:
             side_r.feed(RECV_FIN_ACK_OF_FIN, ts_ns, packet, FIN_AND_ACK_NOTE)
         else:
@@ -756,6 +793,7 @@ class Tracker:
         side.feed(RECV_FIN, recv.ts_ns, recv.packet,
                   "the FINs crossed: simultaneous close")
         self._restate(conn, s, recv.packet)
+        self._expect_ack(conn, s)
         return True
 
     def _revoke_ack(self, conn: Conn, s: int) -> bool:
@@ -769,7 +807,8 @@ class Tracker:
         d = conn.dirs[s]
         d.fin_acked_ts_ns = d.fin_acked_packet = None
         d.fin_acked_by_fin = False
-        conn.dirs[1 - s].fin_lost = undone.event is RECV_FIN_ACK_OF_FIN
+        if undone.event is RECV_FIN_ACK_OF_FIN:
+            conn.dirs[1 - s].fin_lost = LOST_WITH_ACK
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
 
@@ -782,49 +821,97 @@ class Tracker:
             return False
         return ts_ns - t.ts_ns <= conn.handshake[2] - conn.handshake[0] + 1_000_000
 
-    def _fin_taken(self, conn: Conn, s: int, ts_ns: int) -> None:
-        """``s`` acknowledges the peer's FIN for the first time, at ``ts_ns``: did it take
-        the FIN where we have it?  A side in FIN_WAIT1 or FIN_WAIT2 ACKs a FIN at once
-        (``tcp_fin``: ``tcp_send_ack``).  If this ACK comes more than a round trip between
-        the capture point and ``s`` (plus a millisecond) after the segment we had it take
-        the FIN on, and the peer sent the FIN, or data before it, again in between, the
-        first never reached ``s`` (lost after the capture point, or held behind data that
-        was): ``s`` took the FIN at the last copy that this ACK can answer.  So too if that
-        receipt was taken back (``fin_lost``)."""
-        dr = conn.dirs[1 - s]
-        side = conn.sides[s]
-        took = None
+    @staticmethod
+    def _there(conn: Conn, s: int) -> int | None:
+        """The round trip between the capture point and side ``s`` (to it and back, with
+        its turnaround), from the handshake; None without one."""
+        h = conn.handshake
+        if len(h) < 3:
+            return None
+        return h[2] - h[1] if s == conn.client else h[1] - h[0]
+
+    def _expect_ack(self, conn: Conn, s: int) -> None:
+        """``s``, in FIN_WAIT1 or FIN_WAIT2, takes the peer's FIN: it ACKs it at once
+        (``tcp_fin``: ``tcp_send_ack``), so its ACK is due at the capture point a round
+        trip to ``s`` (plus a millisecond) after the FIN passed it."""
+        d = conn.dirs[1 - s]
+        there = self._there(conn, s)
+        if there is not None and d.fin_ts_ns is not None and not d.fin_answered:
+            d.ack_due_ns = d.fin_ts_ns + there + 1_000_000
+
+    def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int) -> None:
+        """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2 and has not ACKed it, and
+        ``packet`` came after that ACK was due (None: the capture went on past it): the FIN
+        never reached it (lost after the capture point, or held behind data that was).  Its
+        receipt is taken back (an ACK of its own FIN since still counts); its first ACK of
+        the FIN answers a later copy."""
+        d = conn.dirs[1 - s]
+        took = self._fin_receipt(conn.sides[s])
+        if took is None or took.old not in (FIN_WAIT1, FIN_WAIT2) \
+                or not self._move_fin_receipt(conn, s, None, ""):
+            return
+        after = f"packet {packet}, {(ts_ns - took.ts_ns) / 1e6:.1f} ms later, came before " \
+            "any" if packet is not None else "the capture went on past when it was due with no"
+        note = (f"the FIN never reached this side: in {took.old.value} it would have ACKed "
+                f"it at once, and {after} ACK of it (lost after the capture point, or held "
+                f"behind data that was)")
+        if not self._near(conn, s):
+            note += "; or its ACK was lost before the capture point"
+        d.fin_lost = f"packet {took.packet}: {note}"
+        conn.anomaly(FIN_LOST)
+        conn.notes.append(d.fin_lost)
+
+    def _near(self, conn: Conn, s: int) -> bool:
+        """Whether the capture point is near side ``s`` (what it sends shows up at once)."""
+        there = self._there(conn, s)
+        return there is not None and there <= 0.2 * (conn.handshake[2] - conn.handshake[0])
+
+    @staticmethod
+    def _fin_receipt(side: SideMachine) -> Transition | None:
         for t in reversed(side.transitions):
             if t.event is RECV_FIN or t.event is RECV_FIN_ACK_OF_FIN:
-                took = t
-                break
-        lost = dr.fin_lost
-        dr.fin_lost = False
-        if len(conn.handshake) < 3:
+                return t
+        return None
+
+    def _fin_taken(self, conn: Conn, s: int, ts_ns: int) -> None:
+        """``s`` acknowledges the peer's FIN for the first time, at ``ts_ns``.  If its
+        receipt was taken back (``fin_lost``: its ACK was overdue, :meth:`_ack_overdue`, or
+        the segment was lost whole, :meth:`_revoke_ack`), it took a later copy: the last
+        one the peer sent (the FIN, or data before it, again) that this ACK can answer,
+        captured before it less a round trip to ``s`` (plus a millisecond).  With no such
+        copy, it had taken the first after all, and ACKed it late."""
+        dr = conn.dirs[1 - s]
+        lost, dr.fin_lost = dr.fin_lost, ""
+        if not lost or dr.fin_ts_ns is None or dr.fin_packet is None:
             return
-        h = conn.handshake
-        there = h[2] - h[1] if s == conn.client else h[1] - h[0]  # to s and back
-        if not lost and (took is None or took.old not in (FIN_WAIT1, FIN_WAIT2)
-                         or ts_ns - took.ts_ns <= there + 1_000_000):
-            return
-        after = took.packet if took is not None else dr.fin_packet or 0
+        there = self._there(conn, s) or 0
         copies = [c for c in dr.fin_retx + (dr.data_resent or [])
-                  if c[1] > after and c[0] <= ts_ns - there + 1_000_000]
+                  if c[1] > dr.fin_packet and c[0] <= ts_ns - there + 1_000_000]
+        late = f"{(ts_ns - dr.fin_ts_ns) / 1e6:.1f} ms"
+        if lost != LOST_WITH_ACK:
+            # what _ack_overdue said gives way to what this ACK tells
+            conn.notes.remove(lost)
+            if conn.dirs[s].fin_lost in ("", LOST_WITH_ACK):  # (not said of the other FIN)
+                conn.anomalies.remove(FIN_LOST)
+            if not copies:
+                # no copy for it to answer: it had taken the first, and ACKed it late
+                self._move_fin_receipt(conn, s, (dr.fin_ts_ns, dr.fin_packet),
+                                       f"its ACK of this FIN came {late} after it: late")
+                return
         if not copies:
             return
         at = max(copies, key=lambda c: c[1])
-        first = dr.fin_packet
         is_fin = at in dr.fin_retx
-        lost_what = "FIN" if is_fin else "data before a FIN"
         note = (f"the peer's FIN reached this side only with the copy in packet {at[1]}: "
-                f"its first (packet {first}) was lost after the capture point"
-                + ("" if is_fin else ", or held behind data that was")
-                + (f" (in {took.old.value} this side ACKs a FIN at once; its first ACK of "
-                   f"this one came {(ts_ns - took.ts_ns) / 1e6:.1f} ms after it)" if took
-                   else " with the ACK it carried"))
+                f"its first (packet {dr.fin_packet}) was lost after the capture point"
+                + (f" {LOST_WITH_ACK}" if lost == LOST_WITH_ACK else
+                   ("" if is_fin else ", or held behind data that was")
+                   + f" (this side would have ACKed it at once; its first ACK of it came "
+                     f"{late} after it)"))
         if self._move_fin_receipt(conn, s, at, note):
-            conn.anomaly(f"{lost_what} lost after the capture point")
-            if there > 0.2 * (h[2] - h[0]):
+            conn.anomaly(FIN_LOST if is_fin else "data before a FIN lost after the capture "
+                                                 "point")
+            if not self._near(conn, s):
                 note += ("; or its ACK was lost before the capture point, and it had taken "
                          "the first")
             conn.notes.append(f"packet {at[1]}: {note}")
@@ -846,6 +933,17 @@ class Tracker:
             return None
         while len(side.transitions) > took[-1]:
             self._undo_last(conn, s, *_RECEIPTS)
+        own = conn.dirs[s]
+        close = side.transitions[-1] if side.transitions else None
+        if close is not None and close.event is SEND_FIN and close.packet == undone[0].packet \
+                and own.fin_ts_ns is not None and own.fin_packet is not None \
+                and own.fin_packet != close.packet:
+            # its close() was stamped at the peer's FIN, which it had been in FIN_WAIT1 for
+            # (_uncross): without that, its own FIN bounds it
+            side.transitions.pop()
+            side.state = close.old
+            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet)
+            self._restate(conn, s, close.packet)
         return undone
 
     def _untake_fin(self, conn: Conn, s: int) -> bool:
@@ -853,18 +951,26 @@ class Tracker:
         take back its receipt and the receipts since."""
         return bool(self._undo_fin_receipt(conn, s))
 
-    def _move_fin_receipt(self, conn: Conn, s: int, at: tuple[int, int], note: str) -> bool:
-        """``s`` took the peer's FIN at a later copy (``at``: its time and packet), not where
-        we have it (the first was lost): its receipts from there on are fed again in order,
-        the FIN's at ``at`` (the ACK of its own FIN, on the FIN's segment or after it,
-        still counts)."""
+    def _move_fin_receipt(self, conn: Conn, s: int, at: tuple[int, int] | None,
+                          note: str) -> bool:
+        """``s`` took the peer's FIN at a later copy (``at``: its time and packet), or not
+        at all (None), not where we have it (the first was lost): its receipts from there
+        on are fed again in order, the FIN's at ``at`` (the ACK of its own FIN, on the
+        FIN's segment or after it, still counts)."""
         side = conn.sides[s]
         undone = self._undo_fin_receipt(conn, s)
-        if undone is None:
+        if undone is None or at is None and not undone:
             return False
+        if at is not None:
+            # (receipts since the copy, or on it, the FIN's taken back already: fed again)
+            while side.transitions and side.transitions[-1].event is RECV_ACK_OF_FIN \
+                    and side.transitions[-1].packet >= at[1]:
+                undone.insert(0, side.transitions[-1])
+                self._undo_last(conn, s, RECV_ACK_OF_FIN)
         events = [(t.packet, t.ts_ns, RECV_ACK_OF_FIN, "") for t in undone
                   if t.event is not RECV_FIN]
-        events.append((at[1], at[0], RECV_FIN, note))
+        if at is not None:
+            events.append((at[1], at[0], RECV_FIN, note))
         events.sort(key=lambda e: e[0])
         for i, (packet, ts_ns, event, text) in enumerate(events):
             if i + 1 < len(events) and events[i + 1][0] == packet:
@@ -952,13 +1058,15 @@ class Tracker:
         # (RFC 5961 section 3.2), or, once it has taken the sender's FIN (in CLOSE_WAIT,
         # LAST_ACK or CLOSING), one less: the FIN's own number (tcp_reset_check). That is
         # the number of a reply-path RST answering a segment sent before the FIN arrived.
+        # So too if the FIN never reached it (``fin_lost``): then that number is rcv_nxt.
         acceptable = True
         note = ""
         if side_r.state is SYN_SENT:
             acceptable = bool(flags & ACK) and dr.isn is not None and \
                 ack == (dr.isn + 1) & _M32
         elif expected is not None and seq != expected:
-            acceptable = seq == ds.fin_seq and side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING)
+            acceptable = seq == ds.fin_seq and (
+                side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING) or bool(ds.fin_lost))
         if not acceptable:
             note = "RST out of window: ignored by the receiver (or answered with a " \
                    "challenge ACK)"
@@ -1087,6 +1195,7 @@ class Tracker:
         connection quiet for ``idle_ns`` (looked for every ``idle_ns / 2``), until the
         end of the capture: memory is bounded by the connections open and active.
         """
+        self._now_ns = max(self._now_ns, now_ns)
         for conn in list(self._closing.values()):
             a, b = conn.sides[0].state, conn.sides[1].state
             if conn.pending_old is not None:
@@ -1129,6 +1238,7 @@ class Tracker:
         key = (a[0], a[1], b[0], b[1])
         for k in {key, (b[0], b[1], a[0], a[1])}:  # one if an endpoint talks to itself
             del self.conns[k]
+        self._settle(conn)
         self.parked[key] = (due_ns, self.parking.keep(conn))
         if due_ns is not None:
             heapq.heappush(self._due, (due_ns, key))
@@ -1168,8 +1278,10 @@ class Tracker:
 
     # -- the end -----------------------------------------------------------------------
 
-    def finish(self) -> Iterator[Conn]:
-        """Everything still held, at the end of the capture, one at a time."""
+    def finish(self, end_ns: int | None = None) -> Iterator[Conn]:
+        """Everything still held, at the end of the capture (``end_ns``: its latest time,
+        if the tracker saw only some of its segments), one at a time."""
+        self._now_ns = max(end_ns or 0, self.last_ts_ns)
         yield from self.finished
         self.finished.clear()
         for conn in self._tracked():

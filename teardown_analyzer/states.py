@@ -75,13 +75,16 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    is rewritten as SYN_RECV, then ESTABLISHED.  The client is the one whose SYN was
    captured first.
 11. A side in FIN_WAIT1 or FIN_WAIT2 ACKs the peer's FIN at once (``tcp_fin``:
-   ``tcp_send_ack``). If its first ACK of the FIN comes more than the round trip between
-   the capture point and it (plus 1 ms) after the FIN, and the peer sent the FIN or data
-   before it again in between, the first never reached it (lost after the capture point,
-   or queued out of order behind data that was): its receipt moves to the last copy that
-   ACK can answer, and an ACK of its own FIN captured in between takes it to FIN_WAIT2
-   first.  A FIN+ACK whose ACK is shown lost (the peer retransmits its FIN) was lost whole:
-   its FIN is taken at the copy the first ACK of it answers.
+   ``tcp_send_ack``): the ACK is due at the capture point the round trip between it and
+   that side (from the handshake, plus 1 ms) after the FIN.  If any segment, or the end of
+   the capture, comes later with no ACK of it, the FIN never reached the side (lost after
+   the capture point, or queued out of order behind data that was): its receipt is taken
+   back, and an ACK of its own FIN captured since takes it to FIN_WAIT2 instead.  Its first
+   ACK of the FIN then answers a later copy (the FIN, or data before it, sent again): the
+   last captured before that ACK, less the round trip; with none, it had taken the first
+   after all and ACKed it late.  A FIN+ACK whose ACK is shown lost (the peer retransmits
+   its FIN) was lost whole: its FIN is taken at a later copy too.  Until the side takes it,
+   an RST numbered as the FIN is at its rcv_nxt: in window.
 """
 
 from __future__ import annotations

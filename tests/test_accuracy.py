@@ -64,6 +64,11 @@ RSTS_UNRECORDED = {
         "after its socket is gone, the server's RSTs come from its listener, which the "
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
     for vantage in ("client", "server")}
+# ... or that the capture cannot tell apart: (scenario, side) -> why.
+RSTS_IDENTICAL = {
+    ("reset_after_lost_fin_server_side", "client"):
+        "its two reply-path RSTs are the same bytes (IP ID 0) 0.9 ms apart: the tracker takes "
+        "the second for the first captured twice (flows.DUPLICATE_NS), as from two interfaces"}
 
 
 def _truth(path: pathlib.Path) -> dict:
@@ -168,7 +173,7 @@ def test_rsts_match_the_kernel(truth_path):
             sent = sorted(r["ts"] for r in tc["sides"][role]["rst_sent"])
             mine = sorted(r["ts"] for r in ours.rsts if r["from"] == role)
             slack = TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
-            if (truth_path.name.split(".")[0], role) in RSTS_UNRECORDED:
+            if (truth_path.name.split(".")[0], role) in RSTS_UNRECORDED.keys() | RSTS_IDENTICAL:
                 assert sent and all(any(abs(a - b) < slack for a in mine) for b in sent)
                 continue
             assert len(mine) == len(sent), (tc["client"]["port"], role, mine, sent)
@@ -180,7 +185,7 @@ def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}
     assert {k[0] for k in UPPER_BOUNDS} <= names
-    assert {k[0] for k in RSTS_UNRECORDED} <= names
+    assert {k[0] for k in RSTS_UNRECORDED} | {k[0] for k in RSTS_IDENTICAL} <= names
 
 
 def _kernel_record(kernel: list[dict], probe: dict) -> dict[str, list]:
@@ -618,7 +623,10 @@ def test_an_rst_numbered_as_the_fin_from_closing_takes_back_the_peers_fin(tmp_pa
     client's ACK of the server's FIN, we have the server in CLOSING (the FINs crossed) when
     its bare RST numbered as its FIN comes.  A socket in CLOSING answers old data with an
     ACK, not an RST: the server had not taken the client's FIN; it was in FIN_WAIT1, and
-    reset on data after close(), as the kernel's record of the real capture says."""
+    reset on data after close(), as the kernel's record of the real capture says.  Nor, in
+    the edited capture, does the client ever ACK the server's FIN, which in FIN_WAIT1 it
+    would at once (states.py rule 11): it never had it, so the RST, at its rcv_nxt, closes
+    it from FIN_WAIT1."""
     import pcapbuild as pb
     from teardown_analyzer.flows import DATA_AFTER_CLOSE_NOTE
     linktype, records = pb.read_pcap(SAMPLES / "close_crosses_data_client_side.pcap")
@@ -632,7 +640,8 @@ def test_an_rst_numbered_as_the_fin_from_closing_takes_back_the_peers_fin(tmp_pa
         (c,) = analyze([str(path)], options).connections
         assert [s.state for s in c.server_states[-2:]] == ["FIN_WAIT1", "CLOSED"]
         assert c.server_states[-1].note == DATA_AFTER_CLOSE_NOTE
-        assert [s.state for s in c.client_states[-3:]] == ["FIN_WAIT1", "CLOSING", "CLOSED"]
+        assert [s.state for s in c.client_states[-2:]] == ["FIN_WAIT1", "CLOSED"]
+        assert "FIN lost after the capture point" in c.anomalies
 
 
 def test_a_fin_that_crossed_an_rst_leaves_its_sender_closed(tmp_path):

@@ -61,10 +61,12 @@ def test_parking_at_every_packet_changes_nothing(name, monkeypatch):
     path = [str(SAMPLES / name)]
     never = analyze(path, Options(sweep_every=10**9, time_wait_s=3600, keep_ladder=True))
     # no quiet time, but for segments that follow an RST (RSTs that cross, answers from no
-    # socket): a connection both of whose sides are CLOSED is summarised once quiet_s has
-    # passed (the grace an RST close gets), and what comes after is another connection
-    quiet = max([0.0] + [c.last_ts - c.rsts[0]["ts"] + 0.001 for c in never.connections
-                         if c.rsts and c.last_ts > c.rsts[0]["ts"]])
+    # socket, one the same bytes as the one before it, which the tracker skips): a
+    # connection both of whose sides are CLOSED is summarised once quiet_s has passed (the
+    # grace an RST close gets), and what comes after is another connection
+    end = never.captures[0].last_ts_ns / 1e9
+    quiet = max([0.0] + [end - c.rsts[0]["ts"] + 0.001 for c in never.connections
+                         if c.rsts and end > c.rsts[0]["ts"]])
     # a TIME_WAIT longer than any capture: nothing expires, parked connections wait
     parked = analyze(path, Options(sweep_every=1, quiet_s=quiet, idle_s=0, time_wait_s=3600,
                                    keep_ladder=True))

@@ -37,7 +37,7 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_in_closing_client_side", "abort_in_closing_server_side",
             "lost_fin_crossing_client_side", "lost_fin_crossing_server_side",
             "fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side",
-            "fin_ack_lost_client_side", "fin_ack_lost_server_side"]
+            "fin_ack_lost_client_side", "fin_ack_lost_server_side", "reset_after_lost_fin_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -817,6 +817,28 @@ def _fin_ack_lost(t, pkts, side):
     _lag(trans(c, "server", "FIN_WAIT2", "TIME_WAIT")["ts"], cfin2, _far(t, side, "server"))
 
 
+def chk_reset_after_lost_fin(t, pkts):
+    """The client's FIN crosses the server's data and FIN and is lost on its way into the
+    server; the data reaches the client after close(): its bare RST, numbered as its FIN,
+    is the server's rcv_nxt, and closes it from FIN_WAIT1."""
+    assert t["vantage"] == "server" and t["topology"]["kind"] == "delay"
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
+                                                                     "NO_SOCKET"]
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    data = [p for p in sent_by(ps, c["server"]) if p.plen == 300][-1]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    rst = [p for p in sent_by(ps, c["client"]) if p.rst][0]
+    assert data.ts < sfin.ts < cfin.ts < rst.ts and cfin.ack == data.seq, "the FIN crosses them"
+    assert not [p for p in sent_by(ps, c["server"]) if p.ts > cfin.ts], "no ACK of the FIN"
+    assert not rst.has_ack and rst.seq == cfin.seq
+    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], rst, 0)
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -926,6 +948,7 @@ CHECKS = {
     "delay_server_side": chk_delay_server_side,
     "data_after_close": chk_data_after_close, "fin_then_abort": chk_fin_then_abort,
     "rst_lost": chk_rst_lost,
+    "reset_after_lost_fin_server_side": chk_reset_after_lost_fin,
 }
 
 

@@ -1139,9 +1139,10 @@ def sc_delay(x):
 
 
 def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
-          kind="fin-then-rst", drop=None):
+          kind="fin-then-rst", drop=None, sides=("client", "server")):
     """Register a two-sided scenario over the delay path: one run captured on both
-    interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap.  After a
+    interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap (only those of
+    ``sides``).  After a
     request and response on 198.18.3.1:PORTS[0] -> 198.18.3.2:PORTS[1], each
     application runs its calls (tdg_agent code; T is the moment both count from), then
     the capture goes on for ``after`` seconds.  ``drop``: (what, into), a segment to lose
@@ -1161,12 +1162,13 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
         x.srv.join("go")
         time.sleep(after)
 
+    files = " and ".join(f"{name}_{side}_side.pcap" for side in sides)
     SCENARIOS[name] = Scenario(
-        name, body, description=f"{run} Written as {name}_client_side.pcap and {name}_server_side.pcap.",
+        name, body, description=f"{run} Written as {files}.",
         analysis=analysis, topo="delay", kind=kind, initiator=initiator,
         outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": "pcap",
                   "description": f"{run} This file is the capture on the {side}'s interface.",
-                  "analysis": analysis} for side in ("client", "server")])
+                  "analysis": analysis} for side in sides])
 
 
 _RACE_RUN = ("The keep-alive race, over the delay path ({d} ms each way): after one request and response on "
@@ -1351,6 +1353,23 @@ _FIN_ACK_LOST_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TI
 _race("fin_ack_lost", _FIN_ACK_LOST_RUN, _FIN_ACK_LOST_STATES, "A four-way close, the server first.", "server",
       (40351, 5035), client="at(T + 0.03); close('c')", server="at(T); shut_wr('s')", after=0.8,
       kind="four-way", drop=("FIN", "server"))
+
+
+_RESET_RUN = ("An abort answers a FIN that was lost, over the delay path ({d} ms each way), 198.18.3.1:40361 -> "
+              "198.18.3.2:5036: after a request and response the server sends 300 bytes and 1 ms later close()s; "
+              "3 ms after that the client, which has seen neither, close()s: its FIN crosses them, and is dropped "
+              "once at the server's input (nftables), after both capture points. The 300 bytes reach the client "
+              "in FIN_WAIT1 after close(): it aborts (TCPAbortOnData) with a bare RST numbered as their ACK field, "
+              "its FIN's own number, which is the server's rcv_nxt (it never had that FIN): the server takes it "
+              "in FIN_WAIT1. Only the capture on the server's interface (tdgs0) is kept: on the client's, the "
+              "RST leaves before the server's ACK of the FIN could have come back, so it cannot tell whether the "
+              "FIN arrived.").format(d=DELAY_MS)
+_RESET_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (the RST, at its rcv_nxt). Client: SYN_SENT, "
+                 "ESTABLISHED, FIN_WAIT1, CLOSED (its own RST).")
+_race("reset_after_lost_fin", _RESET_RUN, _RESET_STATES, "A FIN then an RST, the server first.", "server",
+      (40361, 5036), client="at(T + 0.004); close('c')",
+      server="at(T); send('s', 300, b'late '); at(T + 0.001); close('s')", after=0.5,
+      drop=("FIN", "server"), sides=("server",))
 
 
 # ------------------------------------------------------------- truth builder
