@@ -478,7 +478,7 @@ class Tracker:
         # an ACK of a FIN that a side in FIN_WAIT1 or FIN_WAIT2 took, due at once: this
         # segment (from it, covering the FIN) brings it, or shows it overdue
         # (even that ACK, if late: _fin_taken then tells whether it answers a later copy)
-        for d, sender in ((ds, r), (dr, s)):
+        for d, sender in ((ds, r), (dr, s)) if ds.ack_due_ns or dr.ack_due_ns else ():
             due = d.ack_due_ns
             if due is not None:
                 if ts_ns > due:
@@ -487,6 +487,14 @@ class Tracker:
                 elif s == sender and flags & ACK and d.fin_seq is not None \
                         and seq_geq(ack, (d.fin_seq + 1) & _M32):
                     d.ack_due_ns = None
+        # ... or, whatever its state, its ACK field leaves out a FIN it would have had
+        peer_fin = dr.fin_seq
+        if flags & ACK and peer_fin is not None and dr.fin_ts_ns is not None \
+                and not dr.fin_answered and not dr.fin_lost \
+                and not seq_geq(ack, (peer_fin + 1) & _M32):
+            there = self._there(conn, s)
+            if there is not None and ts_ns - dr.fin_ts_ns > there + 1_000_000:
+                self._ack_overdue(conn, s, packet, ts_ns, stale=True)
         # Segments the old incarnation still owns while a reuse is being decided.
         old = conn.pending_old
         if old is not None and not (flags & SYN):
@@ -839,23 +847,32 @@ class Tracker:
         if there is not None and d.fin_ts_ns is not None and not d.fin_answered:
             d.ack_due_ns = d.fin_ts_ns + there + 1_000_000
 
-    def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int) -> None:
+    def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int,
+                     stale: bool = False) -> None:
         """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2 and has not ACKed it, and
-        ``packet`` came after that ACK was due (None: the capture went on past it): the FIN
-        never reached it (lost after the capture point, or held behind data that was).  Its
-        receipt is taken back (an ACK of its own FIN since still counts); its first ACK of
-        the FIN answers a later copy."""
+        ``packet`` came after that ACK was due (None: the capture went on past it); or
+        (``stale``) ``s`` sent ``packet``, in any state, after the FIN would have reached
+        it, and its ACK field (its rcv_nxt) leaves the FIN out.  The FIN never reached it
+        (lost after the capture point, or held behind data that was).  Its receipt is taken
+        back (an ACK of its own FIN since still counts); its first ACK of the FIN answers a
+        later copy."""
         d = conn.dirs[1 - s]
         took = self._fin_receipt(conn.sides[s])
-        if took is None or took.old not in (FIN_WAIT1, FIN_WAIT2) \
+        if took is None or not stale and took.old not in (FIN_WAIT1, FIN_WAIT2) \
                 or not self._move_fin_receipt(conn, s, None, ""):
             return
-        after = f"packet {packet}, {(ts_ns - took.ts_ns) / 1e6:.1f} ms later, came before " \
-            "any" if packet is not None else "the capture went on past when it was due with no"
-        note = (f"the FIN never reached this side: in {took.old.value} it would have ACKed "
-                f"it at once, and {after} ACK of it (lost after the capture point, or held "
-                f"behind data that was)")
-        if not self._near(conn, s):
+        ms = f"{(ts_ns - took.ts_ns) / 1e6:.1f} ms"
+        if stale:
+            note = (f"the FIN never reached this side: packet {packet}, which it sent {ms} "
+                    f"later, after the FIN would have arrived, acknowledges only what came "
+                    f"before it")
+        else:
+            after = f"packet {packet}, {ms} later, came before any" if packet is not None \
+                else "the capture went on past when it was due with no"
+            note = (f"the FIN never reached this side: in {took.old.value} it would have "
+                    f"ACKed it at once, and {after} ACK of it")
+        note += " (lost after the capture point, or held behind data that was)"
+        if not stale and not self._near(conn, s):
             note += "; or its ACK was lost before the capture point"
         d.fin_lost = f"packet {took.packet}: {note}"
         conn.anomaly(FIN_LOST)

@@ -82,9 +82,11 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    back, and an ACK of its own FIN captured since takes it to FIN_WAIT2 instead.  Its first
    ACK of the FIN then answers a later copy (the FIN, or data before it, sent again): the
    last captured before that ACK, less the round trip; with none, it had taken the first
-   after all and ACKed it late.  A FIN+ACK whose ACK is shown lost (the peer retransmits
-   its FIN) was lost whole: its FIN is taken at a later copy too.  Until the side takes it,
-   an RST numbered as the FIN is at its rcv_nxt: in window.
+   after all and ACKed it late.  So too, in any state, when the side sends a segment after
+   the FIN would have reached it whose ACK field (its rcv_nxt) leaves the FIN out.  A
+   FIN+ACK whose ACK is shown lost (the peer retransmits its FIN) was lost whole: its FIN
+   is taken at a later copy too.  Until the side takes it, an RST numbered as the FIN is at
+   its rcv_nxt: in window.
 """
 
 from __future__ import annotations

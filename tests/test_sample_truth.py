@@ -37,7 +37,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_in_closing_client_side", "abort_in_closing_server_side",
             "lost_fin_crossing_client_side", "lost_fin_crossing_server_side",
             "fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side",
-            "fin_ack_lost_client_side", "fin_ack_lost_server_side", "reset_after_lost_fin_server_side"]
+            "fin_ack_lost_client_side", "fin_ack_lost_server_side", "reset_after_lost_fin_server_side",
+            "data_after_lost_fin_client_side", "data_after_lost_fin_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -839,6 +840,26 @@ def chk_reset_after_lost_fin(t, pkts):
     _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], rst, 0)
 
 
+def _data_after_lost_fin(t, pkts, side):
+    """The server's FIN is lost on its way into the client; the client's data 50 ms later
+    leaves it out of its ACK field; the server, close()d by then, resets on it with a bare
+    RST at the client's rcv_nxt, which closes the client from ESTABLISHED."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["data_after_lost_fin_client_side", "data_after_lost_fin_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert [x for x in states(c, "server") if x != "FIN_WAIT1"] == ["SYN_RECV", "ESTABLISHED",
+                                                                    "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (data,) = [p for p in sent_by(ps, c["client"]) if p.plen == 300]
+    (rst,) = [p for p in ps if p.rst]
+    assert data.ts - sfin.ts > 0.04 and data.ack == sfin.seq, "sent well after, leaving it out"
+    assert (rst.src, rst.sport) == ep(c["server"]) and not rst.has_ack and rst.seq == sfin.seq
+    _lag(trans(c, "client", "ESTABLISHED", "CLOSED")["ts"], rst, _far(t, side, "client"))
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -973,5 +994,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
                                    ("abort_in_closing", _abort_in_closing),
                                    ("lost_fin_crossing", _lost_fin_crossing),
                                    ("fin_behind_lost_data", _fin_behind_lost_data),
-                                   ("fin_ack_lost", _fin_ack_lost))
+                                   ("fin_ack_lost", _fin_ack_lost),
+                                   ("data_after_lost_fin", _data_after_lost_fin))
                for side in ("client", "server")})

@@ -1372,6 +1372,21 @@ _race("reset_after_lost_fin", _RESET_RUN, _RESET_STATES, "A FIN then an RST, the
       drop=("FIN", "server"), sides=("server",))
 
 
+_STALE_RUN = ("Data that shows a FIN lost, over the delay path ({d} ms each way), 198.18.3.1:40371 -> "
+              "198.18.3.2:5037: after a request and response the server shutdown(SHUT_WR)s; its FIN is dropped "
+              "once at the client's input (nftables), after both capture points. 45 ms later the server "
+              "close()s; 5 ms after that the client, still ESTABLISHED, sends 300 bytes whose ACK field leaves "
+              "out the FIN. They reach the server in FIN_WAIT1 after close(): it aborts (TCPAbortOnData) with a "
+              "bare RST numbered as their ACK field, its FIN's own number, which is the client's rcv_nxt: the "
+              "client takes it in ESTABLISHED. Captured at the same time on the client's interface (tdgc0) and "
+              "on the server's interface (tdgs0).").format(d=DELAY_MS)
+_STALE_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST). Client: SYN_SENT, ESTABLISHED, "
+                 "CLOSED (the RST; never CLOSE_WAIT).")
+_race("data_after_lost_fin", _STALE_RUN, _STALE_STATES, "A FIN then an RST, the server first.", "server",
+      (40371, 5037), client="at(T + 0.05); send('c', 300, b'data ')",
+      server="at(T); shut_wr('s'); at(T + 0.045); close('s')", after=0.3, drop=("FIN", "client"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
