@@ -139,6 +139,9 @@ class Direction:
     Its first ACK of the FIN answers a later copy (:meth:`Tracker._fin_taken`)."""
     fin_acked_ts_ns: int | None = None
     fin_acked_packet: int | None = None
+    fin_acked_span: tuple[int, int] | None = None
+    """The sequence numbers the segment that ACKed the FIN took up, from and to (equal if
+    it carried neither data nor a FIN)."""
     fin_acked_by_fin: bool = False
     """The ACK of this FIN arrived on the peer's FIN (a three-way close)."""
     data_after_peer_fin: int = 0
@@ -588,6 +591,7 @@ class Tracker:
             if (dr.fin_seq is not None and dr.fin_acked_ts_ns is None
                     and seq_geq(ack, (dr.fin_seq + 1) & _M32)):
                 dr.fin_acked_ts_ns, dr.fin_acked_packet = ts_ns, packet
+                dr.fin_acked_span = (seq, (seq + plen + (1 if flags & FIN else 0)) & _M32)
                 dr.fin_acked_by_fin = bool(flags & FIN)
                 acks_fin = True
                 if not dr.fin_answered:  # (its first: not one after an ACK lost, _revoke_ack)
@@ -1103,6 +1107,16 @@ class Tracker:
             conn.notes.append(f"packet {packet}: the RST's ACK field does not cover the "
                               f"peer's FIN (packet {dr.fin_packet}): it had not "
                               f"reached this side when it reset (the FIN and the RST crossed)")
+        span = ds.fin_acked_span
+        if not bare and span is not None and span[0] != span[1] and seq_geq(ack, span[0]) \
+                and not seq_geq(ack, span[1]) and side_s.transitions \
+                and side_s.transitions[-1].packet == ds.fin_acked_packet \
+                and self._undo_last(conn, s, RECV_ACK_OF_FIN):
+            # ... nor the segment that ACKed its own FIN, nothing missing before it: that had
+            # not reached it either (no FIN_WAIT2)
+            conn.notes.append(f"packet {packet}: the RST's ACK field leaves out packet "
+                              f"{ds.fin_acked_packet}, which ACKed this side's FIN: it had "
+                              f"not reached this side when it reset (they crossed)")
         acked, peer_fin = ds.fin_acked_ts_ns, dr.fin_ts_ns
         if bare and seq == ds.fin_seq and side_s.state in (CLOSING, TIME_WAIT):
             # numbered as its own FIN: it answers a segment that did not acknowledge the FIN

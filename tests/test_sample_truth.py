@@ -38,7 +38,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "lost_fin_crossing_client_side", "lost_fin_crossing_server_side",
             "fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side",
             "fin_ack_lost_client_side", "fin_ack_lost_server_side", "reset_after_lost_fin_server_side",
-            "data_after_lost_fin_client_side", "data_after_lost_fin_server_side"]
+            "data_after_lost_fin_client_side", "data_after_lost_fin_server_side",
+            "ack_crosses_abort_client_side", "ack_crosses_abort_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -860,6 +861,25 @@ def _data_after_lost_fin(t, pkts, side):
     _lag(trans(c, "client", "ESTABLISHED", "CLOSED")["ts"], rst, _far(t, side, "client"))
 
 
+def _ack_crosses_abort(t, pkts, side):
+    """The server's data ACKs the client's FIN; before it arrives, the client resets with
+    an RST+ACK whose ACK field leaves it out: the client never reaches FIN_WAIT2."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["ack_crosses_abort_client_side", "ack_crosses_abort_server_side"])
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]][0] == "TCP_ABORT_ON_CLOSE"
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    acking = [p for p in sent_by(ps, c["server"]) if p.ack == cfin.seq + 1]
+    first = min(acking, key=lambda p: p.ts)
+    abort = [p for p in sent_by(ps, c["client"]) if p.rst and p.has_ack]
+    assert len(abort) == 1 and first.plen > 0 and abort[0].ack == first.seq
+    # it left the client before the data could have reached it
+    assert trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"] < first.ts + _far(t, side, "client") / 1e3
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -995,5 +1015,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
                                    ("lost_fin_crossing", _lost_fin_crossing),
                                    ("fin_behind_lost_data", _fin_behind_lost_data),
                                    ("fin_ack_lost", _fin_ack_lost),
-                                   ("data_after_lost_fin", _data_after_lost_fin))
+                                   ("data_after_lost_fin", _data_after_lost_fin),
+                                   ("ack_crosses_abort", _ack_crosses_abort))
                for side in ("client", "server")})

@@ -1387,6 +1387,21 @@ _race("data_after_lost_fin", _STALE_RUN, _STALE_STATES, "A FIN then an RST, the 
       server="at(T); shut_wr('s'); at(T + 0.045); close('s')", after=0.3, drop=("FIN", "client"))
 
 
+_ACK_CROSS_RUN = ("An ACK that crosses an abort, over the delay path ({d} ms each way), 198.18.3.1:40381 -> "
+                  "198.18.3.2:5038: after a request and response the server sends 1 byte, which the client "
+                  "never reads; 24 ms later the client shutdown(SHUT_WR)s. The server, in CLOSE_WAIT, sends "
+                  "3000 bytes that ACK the FIN before its delayed ACK is due; before they arrive the client "
+                  "close()s with the byte unread: an RST+ACK (TCP_ABORT_ON_CLOSE) whose ACK field leaves them "
+                  "out. The client never had the ACK of its FIN (no FIN_WAIT2); the 3000 bytes then find no "
+                  "socket. Captured at the same time on the client's interface (tdgc0) and on the server's "
+                  "interface (tdgs0).").format(d=DELAY_MS)
+_ACK_CROSS_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST). Server: SYN_RECV, "
+                     "ESTABLISHED, CLOSE_WAIT, CLOSED (the RST).")
+_race("ack_crosses_abort", _ACK_CROSS_RUN, _ACK_CROSS_STATES, "A FIN then an RST, the client first.", "client",
+      (40381, 5038), client="at(T + 0.024); shut_wr('c'); at(T + 0.049); close('c')",
+      server="at(T); send('s', 1, b'x'); at(T + 0.043); send('s', 3000, b'data ')", after=0.3)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
