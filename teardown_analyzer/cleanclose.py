@@ -24,6 +24,10 @@ which X sends no data, and none from Y (X in FIN_WAIT1, or FIN_WAIT2 from Y's fi
 of it; Y in CLOSE_WAIT: ``half-open``); or that, then one FIN from Y, after X's in time,
 acknowledging it (not a crossing), no data from Y after it, and as the last record X's
 first ACK of it (``four-way``, or ``three-way`` if Y's FIN was its first ACK of X's).
+Nothing shows a FIN lost after the capture point: no segment of Y's, more than the round
+trip between the capture point and Y (plus a millisecond) after X's FIN, leaves it out of
+its ACK field before Y's first ACK of it, and X ACKs Y's FIN within its own round trip
+(plus a millisecond; flows.py ``_ack_overdue``).
 Those are conditions :func:`~teardown_analyzer.recognise.recognise` checks too, without
 a FIN sent again (an anomaly).  tests/test_cleanclose.py checks that the summary equals
 the tracker's for every connection kept so in the benchmark's mix and in the samples, and
@@ -162,7 +166,14 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                 return None
         # after X's FIN: Y's first ACK of it (a1), Y's data, X's segments (no data);
         # after Y's FIN: no data from Y (each of its segments arrives at X's TIME_WAIT),
-        # and X's first ACK of it the last record
+        # and X's first ACK of it the last record.  Within the round trip between the
+        # capture point and each side (plus a millisecond) of the FIN it takes: a segment
+        # of Y's after that leaving X's FIN out, or X's ACK of Y's FIN (owed at once in
+        # FIN_WAIT1 or FIN_WAIT2) later, shows the FIN never reached it (flows.py
+        # _ack_overdue)
+        there = (ts2 - ts1 + 1_000_000, ts1 - ts0 + 1_000_000)  # (client, server)
+        if i2 < n and rows[-1][1] > rows[i2][1] + there[x]:
+            return None
         a1 = -1
         arrivals = 0
         for i in range(i1 + 1, n):
@@ -175,8 +186,11 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                         and i < n - 1:
                     return None
             else:
-                if a1 < 0 and word & ACK and seq_geq(ack, (fin_x + 1) & _M32):
-                    a1 = i
+                if a1 < 0 and word & ACK:
+                    if seq_geq(ack, (fin_x + 1) & _M32):
+                        a1 = i
+                    elif rows[i][1] > ts_f1 + there[y]:
+                        return None
                 if plen:
                     if i > i2:
                         return None

@@ -271,6 +271,9 @@ def _variants() -> dict[str, tuple[str, list]]:
         return pb.Rec(ts_ns, data)
 
     four, three, rst = "four_way.pcap", "three_way.pcap", "rst_linger0.pcap"
+    # a FIN of the server's that crosses the client's: sent before that reached it, so
+    # captured within a round trip of it (35 us here), and ACKed within a millisecond
+    soon = r[7].ts_ns + 20_000
     OPENINGS = {
         "syn_only": (four, r[:1]),
         "syn_sent_again": (four, [r[0], at(r[0].ts_ns + 10**9, _edited(r[0].data))]),
@@ -353,13 +356,14 @@ def _variants() -> dict[str, tuple[str, list]]:
                                                                        flags=0x04))]),
         # the FINs cross (the server's acknowledges only the client's data), then each
         # side ACKs the other's: simultaneous, both in TIME_WAIT
-        "simultaneous": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1)),
-                                        at(r[9].ts_ns + 1000, r[8].data), r[10]]),
+        "simultaneous": (four, r[:8] + [at(soon, _edited(r[9].data, ack_delta=-1)),
+                                        at(soon + 1000, r[8].data),
+                                        at(soon + 2000, r[10].data)]),
         # ... the last ACK a minute later: the server's TIME_WAIT is over, a connection of
         # its own
         "simultaneous_late_ack": (four, r[:8] + [
-            at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1)),
-            at(r[9].ts_ns + 1000, r[8].data), at(r[9].ts_ns + 61 * 10**9, r[10].data)]),
+            at(soon, _edited(r[9].data, ack_delta=-1)),
+            at(soon + 1000, r[8].data), at(r[9].ts_ns + 61 * 10**9, r[10].data)]),
         # ... the server ACKs the client's FIN before its own FIN, which does not: CLOSE_WAIT
         # rewritten after the client's FIN_WAIT2
         "acked_then_crossing": (four, r[:9] + [at(r[9].ts_ns, _edited(r[9].data,
@@ -377,8 +381,8 @@ def _variants() -> dict[str, tuple[str, list]]:
         "rst_stamped_before_fin": (four, r[:9] + [at(r[7].ts_ns - 1000, _edited(
             r[8].data, flags=0x14))]),
         # the server's FIN crosses the client's (acknowledges only its data): simultaneous
-        "crossing_fins": (four, r[:8] + [at(r[9].ts_ns, _edited(r[9].data, ack_delta=-1))]
-                          + [r[10]]),
+        "crossing_fins": (four, r[:8] + [at(soon, _edited(r[9].data, ack_delta=-1)),
+                                         at(soon + 2000, r[10].data)]),
         # ... and the client's FIN sent again 0.3 s later (acknowledging the server's), the
         # server's first ACK of it after that copy: the server took the copy, its first
         # was lost (in FIN_WAIT1 it would have ACKed it at once)
