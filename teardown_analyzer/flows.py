@@ -1107,16 +1107,19 @@ class Tracker:
             conn.notes.append(f"packet {packet}: the RST's ACK field does not cover the "
                               f"peer's FIN (packet {dr.fin_packet}): it had not "
                               f"reached this side when it reset (the FIN and the RST crossed)")
-        span = ds.fin_acked_span
-        if not bare and span is not None and span[0] != span[1] and seq_geq(ack, span[0]) \
-                and not seq_geq(ack, span[1]) and side_s.transitions \
+        span, there = ds.fin_acked_span, self._there(conn, s)
+        if not bare and span is not None and side_s.transitions \
                 and side_s.transitions[-1].packet == ds.fin_acked_packet \
+                and ds.fin_acked_ts_ns is not None \
+                and (span[0] != span[1] and seq_geq(ack, span[0]) and not seq_geq(ack, span[1])
+                     or there is not None and ts_ns - ds.fin_acked_ts_ns < there) \
                 and self._undo_last(conn, s, RECV_ACK_OF_FIN):
-            # ... nor the segment that ACKed its own FIN, nothing missing before it: that had
-            # not reached it either (no FIN_WAIT2)
-            conn.notes.append(f"packet {packet}: the RST's ACK field leaves out packet "
-                              f"{ds.fin_acked_packet}, which ACKed this side's FIN: it had "
-                              f"not reached this side when it reset (they crossed)")
+            # ... nor had the segment that ACKed its own FIN, if the RST's ACK field leaves
+            # it out (nothing missing before it), or it came less than the round trip
+            # between the capture point and this side before the RST (no FIN_WAIT2)
+            conn.notes.append(f"packet {packet}: packet {ds.fin_acked_packet}, which ACKed "
+                              f"this side's FIN, had not reached it when it reset (they "
+                              f"crossed)")
         acked, peer_fin = ds.fin_acked_ts_ns, dr.fin_ts_ns
         if bare and seq == ds.fin_seq and side_s.state in (CLOSING, TIME_WAIT):
             # numbered as its own FIN: it answers a segment that did not acknowledge the FIN

@@ -219,26 +219,6 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     tw_over = ts[last] >= np.maximum(ts[f2r], ts[np.maximum(last - 1, 0)]) + time_wait_ns
     closes = two_fins & (ts[f1r] < ts[f2r]) & y_fin_acks & (a2 == size - 1) & ~tw_over
     three = a1 == f2  # Y's FIN is the first of its segments that covers X's
-    # what shows a FIN, or the segment that ACKed one, never reached its side (flows.py
-    # _ack_overdue, _rst), from the round trip between the capture point and each side
-    # (the handshake's, plus a millisecond): a segment of Y's after X's FIN by more than
-    # that, before Y's first ACK of it, whose ACK field leaves it out; X's ACK of Y's FIN
-    # (X in FIN_WAIT1 or FIN_WAIT2 owes it at once) later than that; so too Y's of X's if
-    # the FINs crossed (Y in FIN_WAIT1); an RST+ACK of X's whose ACK field leaves out the
-    # data or FIN of the segment that ACKed X's FIN
-    t0, t1, t2 = ts[r0], at(ts, r1), at(ts, r2)
-    there_x = np.where(x == 0, t2 - t1, t1 - t0) + 1_000_000
-    there_y = np.where(x == 0, t1 - t0, t2 - t1) + 1_000_000
-    due_y = ts[f1r] + there_y
-    bad |= from_y & has_ack & after_f1 & (pos < a1[group_of]) & (ts > due_y[group_of])
-    a1r = starts + np.where(a1 < _BIG, a1, 0)
-    a2r = starts + np.where(a2 < _BIG, a2, 0)
-    late = two_fins & (a2 < _BIG) & (ts[a2r] > ts[f2r] + there_x)
-    late |= (a1 > f2) & (a1 < _BIG) & (ts[a1r] > due_y)
-    a1_end = (seq[a1r] + plen[a1r] + ((flags[a1r] & FIN) != 0)) & _M32
-    late |= (a1 < _BIG) & (sender[last] == x) & ((flags[last] & (RST | ACK)) == RST | ACK) \
-        & (a1_end != seq[a1r]) & _after(ack[last], seq[a1r]) & ~_after(ack[last], a1_end)
-    bad[starts[late]] = True
     # what breaks none of the conditions; a SYN after the handshake's first two records
     # breaks one, but in a group of only the client's SYN, sent again (``opening``)
     sound_but_syns = ~anyg(bad)

@@ -60,9 +60,10 @@ UPPER_BOUNDS = {
 # RSTs the kernel's record leaves out: (scenario, side) -> why.  Only that every RST it
 # has is one we report, at its time, is checked there.
 RSTS_UNRECORDED = {
-    (f"close_crosses_data_{vantage}_side", "server"):
+    (f"{name}_{vantage}_side", "server"):
         "after its socket is gone, the server's RSTs come from its listener, which the "
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
+    for name in ("close_crosses_data", "closing_abort_crosses_ack")
     for vantage in ("client", "server")}
 # ... or that the capture cannot tell apart: (scenario, side) -> why.
 RSTS_IDENTICAL = {

@@ -208,6 +208,13 @@ def _edits():
                                           + r[10:])
     yield "a FIN without ACK from the server", _blob(
         head, r[:9] + [_with(r[9], word=r[9][7] & ~ACK)] + r[10:])
+    # more than the round trip to a side (13 or 22 us here) plus a millisecond after the
+    # FIN it takes: a server ACK that leaves the client's FIN out, or the client's last ACK
+    # (owed at once in FIN_WAIT2) only then; the tracker first has the FIN lost, then late
+    yield "an ACK of the server's leaving out the client's FIN 2 ms after it", _blob(
+        head, r[:8] + [_with(r[8], ts=r[7][1] + 2 * 10**6, ack=r[7][5], window=1)] + r[8:])
+    yield "the client's last ACK 2 ms after the server's FIN", _blob(
+        head, r[:10] + [_with(r[10], ts=r[9][1] + 2 * 10**6)])
     assert fin & FIN and ack & ACK and not ack & FIN
 
 

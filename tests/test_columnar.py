@@ -348,6 +348,10 @@ def _variants() -> dict[str, tuple[str, list]]:
         "server_fin_retransmitted_early": (four, r[:10] + [at(r[9].ts_ns + 1000, _edited(
             r[9].data))] + r[10:]),
         "server_fin_retransmitted": (four, r + [at(r[10].ts_ns + 1000, _edited(r[9].data))]),
+        # ... the client's RST+ACK a microsecond after the server's ACK of its FIN, less
+        # than the round trip to the client: they crossed, the client never in FIN_WAIT2
+        "rst_crosses_the_ack": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(
+            r[7].data, flags=0x14, seq_delta=1))]),
         # half-open, then the client resets: a bare RST at its FIN's sequence number plus
         # one (acceptable), or at the FIN's own (out of window: still half-open)
         "fin_then_bare_rst": (four, r[:9] + [at(r[8].ts_ns + 1000, _edited(

@@ -39,7 +39,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side",
             "fin_ack_lost_client_side", "fin_ack_lost_server_side", "reset_after_lost_fin_server_side",
             "data_after_lost_fin_client_side", "data_after_lost_fin_server_side",
-            "ack_crosses_abort_client_side", "ack_crosses_abort_server_side"]
+            "ack_crosses_abort_client_side", "ack_crosses_abort_server_side",
+            "closing_abort_crosses_ack_client_side", "closing_abort_crosses_ack_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -880,6 +881,26 @@ def _ack_crosses_abort(t, pkts, side):
     assert trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"] < first.ts + _far(t, side, "client") / 1e3
 
 
+def _closing_abort_crosses_ack(t, pkts, side):
+    """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
+    of its FIN arrives: it never reaches TIME_WAIT."""
+    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+    c = only(t)
+    _same_run(t, ["closing_abort_crosses_ack_client_side", "closing_abort_crosses_ack_server_side"])
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
+    assert states(c, "client")[:5] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_CLOSE"]
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert cfin.ack == sfin.seq and sfin.ack == cfin.seq, "neither FIN acknowledges the other"
+    (cack,) = [p for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1]
+    rst = [p for p in sent_by(ps, c["server"]) if p.rst and p.has_ack][0]
+    # the RST left the server before the client's ACK could have reached it
+    arrives = cack.ts + _far(t, side, "server") / 1e3
+    assert trans(c, "server", "CLOSING", "CLOSED")["ts"] < arrives < rst.ts + 0.03
+
+
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
@@ -1016,5 +1037,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
                                    ("fin_behind_lost_data", _fin_behind_lost_data),
                                    ("fin_ack_lost", _fin_ack_lost),
                                    ("data_after_lost_fin", _data_after_lost_fin),
-                                   ("ack_crosses_abort", _ack_crosses_abort))
+                                   ("ack_crosses_abort", _ack_crosses_abort),
+                                   ("closing_abort_crosses_ack", _closing_abort_crosses_ack))
                for side in ("client", "server")})

@@ -1402,6 +1402,22 @@ _race("ack_crosses_abort", _ACK_CROSS_RUN, _ACK_CROSS_STATES, "A FIN then an RST
       server="at(T); send('s', 1, b'x'); at(T + 0.043); send('s', 3000, b'data ')", after=0.3)
 
 
+_CLOSING_ABORT_RUN = ("An abort in CLOSING that an ACK crosses, over the delay path ({d} ms each way), "
+                      "198.18.3.1:40391 -> 198.18.3.2:5039: after a request and response the client sends "
+                      "300 bytes, which the server never reads, and 11 ms later close()s; 7 ms after that the "
+                      "server, which has not seen that FIN yet, shutdown(SHUT_WR)s: the FINs cross, both go to "
+                      "CLOSING. 17 ms later the server close()s with the bytes unread: an RST+ACK "
+                      "(TCP_ABORT_ON_CLOSE), sent before the client's ACK of its FIN arrives. Captured at the "
+                      "same time on the client's interface (tdgc0) and on the server's interface "
+                      "(tdgs0).").format(d=DELAY_MS)
+_CLOSING_ABORT_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (its own RST; never "
+                         "TIME_WAIT). Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, TIME_WAIT, then as the "
+                         "kernel's record says.")
+_race("closing_abort_crosses_ack", _CLOSING_ABORT_RUN, _CLOSING_ABORT_STATES, "FINs that cross, then an RST.",
+      "both", (40391, 5039), client="at(T + 0.015); send('c', 300, b'data '); at(T + 0.026); close('c')",
+      server="at(T + 0.033); shut_wr('s'); at(T + 0.050); close('s')", after=0.3)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
