@@ -649,17 +649,12 @@ def chk_delay_server_side(t, pkts):
     _lag(trans(c, "client", "ESTABLISHED", "FIN_WAIT1")["ts"], cfin, -owd)
 
 
-RACE = ["close_race_client_side", "close_race_server_side"]
-
-
 def _close_race(t, pkts, side):
     """The keep-alive race: the client's second request crosses the server's FIN; the
     server, in FIN_WAIT1 after close(), aborts on it (TCP_ABORT_ON_DATA) with a bare RST
     numbered as the FIN; the client, in CLOSE_WAIT, takes it (rcv_nxt - 1)."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
     assert (ep(c["client"]), ep(c["server"])) == (("198.18.3.1", 40231), ("198.18.3.2", 5023))
-    _same_run(t, RACE)
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
@@ -739,9 +734,7 @@ def chk_rst_lost(t, pkts):
 def _abort_in_closing(t, pkts, side):
     """The FINs cross; the client, in CLOSING, aborts with SO_LINGER 0 without an RST (nothing
     unsent); the server's ACK of its FIN gets a bare RST from no socket."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["abort_in_closing_client_side", "abort_in_closing_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
     assert states(c, "server")[:4] == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING"]
     assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["NO_SOCKET"]
@@ -764,9 +757,7 @@ def _far(t, side, near):
 def _lost_fin_crossing(t, pkts, side):
     """The FINs cross; the server's is lost on its way into the client, which goes to
     FIN_WAIT2 on the ACK of its own and takes the server's retransmitted FIN."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["lost_fin_crossing_client_side", "lost_fin_crossing_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"]
     ps = conn_pkts(pkts, c)
@@ -783,9 +774,7 @@ def _fin_behind_lost_data(t, pkts, side):
     """The client's byte is lost on its way into the server; the client's FIN, which ACKs
     the server's, arrives after the gap: the server takes its ACK, holds the FIN, and takes
     it with the byte sent again."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["fin_behind_lost_data_client_side", "fin_behind_lost_data_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
     ps = conn_pkts(pkts, c)
@@ -804,9 +793,7 @@ def _fin_ack_lost(t, pkts, side):
     """The client's FIN, which ACKs the server's, is lost on its way into the server: the
     server retransmits its FIN, takes the client's ACK of it (FIN_WAIT2), then the client's
     retransmitted FIN."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["fin_ack_lost_client_side", "fin_ack_lost_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
     ps = conn_pkts(pkts, c)
@@ -846,9 +833,7 @@ def _data_after_lost_fin(t, pkts, side):
     """The server's FIN is lost on its way into the client; the client's data 50 ms later
     leaves it out of its ACK field; the server, close()d by then, resets on it with a bare
     RST at the client's rcv_nxt, which closes the client from ESTABLISHED."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["data_after_lost_fin_client_side", "data_after_lost_fin_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
     assert [x for x in states(c, "server") if x != "FIN_WAIT1"] == ["SYN_RECV", "ESTABLISHED",
                                                                     "CLOSED"]
@@ -865,9 +850,7 @@ def _data_after_lost_fin(t, pkts, side):
 def _ack_crosses_abort(t, pkts, side):
     """The server's data ACKs the client's FIN; before it arrives, the client resets with
     an RST+ACK whose ACK field leaves it out: the client never reaches FIN_WAIT2."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["ack_crosses_abort_client_side", "ack_crosses_abort_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]][0] == "TCP_ABORT_ON_CLOSE"
@@ -884,9 +867,7 @@ def _ack_crosses_abort(t, pkts, side):
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["closing_abort_crosses_ack_client_side", "closing_abort_crosses_ack_server_side"])
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
     assert states(c, "client")[:5] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"]
     assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_CLOSE"]
@@ -904,9 +885,7 @@ def _closing_abort_crosses_ack(t, pkts, side):
 def _crossing_aborts(t, pkts, side):
     """The server's FIN, then its RST+ACK; the client's RST+ACK acknowledging neither (sent
     before they arrived); the client's bare RST answering the FIN (no socket)."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["crossing_aborts_client_side", "crossing_aborts_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_STATE", "NO_SOCKET"]
@@ -923,9 +902,7 @@ def _crossing_aborts(t, pkts, side):
 def _close_crosses_data(t, pkts, side):
     """The client's data and FIN cross the server's FIN; the server aborts on the data
     with a bare RST numbered as its FIN; the client, in CLOSING, takes it."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["close_crosses_data_client_side", "close_crosses_data_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
@@ -941,9 +918,7 @@ def _abort_crosses_fin(t, pkts, side):
     """The server's FIN; the client's RST+ACK, sent before the FIN arrived (it leaves it
     out); the server, in FIN_WAIT1, takes it; the client's kernel answers the FIN from no
     socket."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["abort_crosses_fin_client_side", "abort_crosses_fin_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_STATE", "NO_SOCKET"]
@@ -960,9 +935,7 @@ def _abort_crosses_fin(t, pkts, side):
 def _shutdown_crosses_close(t, pkts, side):
     """The FINs cross; the server ACKs the client's (CLOSING); the client, with a byte
     unread, resets with an RST+ACK that leaves out the server's FIN."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["shutdown_crosses_close_client_side", "shutdown_crosses_close_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]][0] == "TCP_ABORT_ON_CLOSE"
@@ -980,9 +953,7 @@ def _abort_out_of_window(t, pkts, side):
     FIN_WAIT1 after close(), aborts on it with a bare RST numbered as that ACK field,
     behind what the server has by then; the server's ACK of the FIN then gets the RST
     that ends its CLOSE_WAIT."""
-    assert t["vantage"] == side and t["topology"]["kind"] == "delay"
     c = only(t)
-    _same_run(t, ["abort_out_of_window_client_side", "abort_out_of_window_server_side"])
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
     assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
     assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
@@ -1014,10 +985,13 @@ CHECKS = {
 }
 
 
-def _both_sides(check, side):
-    """The check of a run captured on both sides, for one side's capture; and the run's
-    connection is the one its description names."""
+def _both_sides(name, check, side):
+    """The check of run ``name``, captured on both sides over the delay path, for one side's
+    capture; and the two captures are of one run, whose connection is the one its
+    description names."""
     def run(t, pkts):
+        assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+        _same_run(t, [f"{name}_client_side", f"{name}_server_side"])
         c = only(t)
         named = f"{c['client']['ip']}:{c['client']['port']} -> {c['server']['ip']}:{c['server']['port']}"
         assert named in t["description"], named
@@ -1026,7 +1000,7 @@ def _both_sides(check, side):
 
 
 # the runs captured on both sides: one check, told which side's capture it has
-CHECKS.update({f"{name}_{side}_side": _both_sides(check, side)
+CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                for name, check in (("close_race", _close_race), ("crossing_aborts", _crossing_aborts),
                                    ("close_crosses_data", _close_crosses_data),
                                    ("abort_crosses_fin", _abort_crosses_fin),
