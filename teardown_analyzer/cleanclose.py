@@ -171,7 +171,8 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         # of Y's after that leaving X's FIN out, or X's ACK of Y's FIN (owed at once in
         # FIN_WAIT1 or FIN_WAIT2) later, shows the FIN never reached it (flows.py
         # _ack_overdue)
-        there = (ts2 - ts1 + 1_000_000, ts1 - ts0 + 1_000_000)  # (client, server)
+        there = (max(0, ts2 - ts1) + 1_000_000, max(0, ts1 - ts0) + 1_000_000)  # (client,
+        # server: flows.Tracker._there)
         if i2 < n and rows[-1][1] > rows[i2][1] + there[x]:
             return None
         a1 = -1

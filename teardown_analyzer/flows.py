@@ -840,7 +840,8 @@ class Tracker:
         h = conn.handshake
         if len(h) < 3:
             return None
-        return h[2] - h[1] if s == conn.client else h[1] - h[0]
+        return max(0, h[2] - h[1] if s == conn.client else h[1] - h[0])  # (a clock that
+        # went back: no less than nothing)
 
     def _expect_ack(self, conn: Conn, s: int) -> None:
         """``s``, in FIN_WAIT1 or FIN_WAIT2, takes the peer's FIN: it ACKs it at once
