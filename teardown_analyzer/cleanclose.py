@@ -78,6 +78,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     last = [_NONE, _NONE]  # each direction's record before
     fin_at: list[list[int]] = [[], []]
     rst_at = -1
+    duplicates = 0
     for row in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
         _, ts, s, ipid, tcp_len, seq, ack, word, window, checksum, _ = row
         plen = tcp_len - (word >> 12) * 4
@@ -86,7 +87,9 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         before = last[s]
         if seq == before[5] and ack == before[6] and word == before[7] \
                 and ts - before[1] <= DUPLICATE_NS and window == before[8] \
-                and checksum == before[9] and ipid == before[3]:
+                and checksum == before[9] and ipid == before[3] \
+                and (duplicates or word & 0x1FF != RST):  # (flows.Tracker.feed)
+            duplicates += 1
             continue
         if rst_at >= 0 or word & SYN and rows[1:]:
             return None  # (a record after an RST; a SYN after the second record)

@@ -210,6 +210,8 @@ class Conn:
     """While a new SYN on a TIME_WAIT 4-tuple awaits its answer: the old incarnation."""
     simultaneous_open: bool = False
     """Both endpoints sent a SYN: both connect()ed (states.py rule 10)."""
+    duplicates: int = 0
+    """Segments skipped as the one before them captured twice."""
 
     def anomaly(self, text: str) -> None:
         if text not in self.anomalies:
@@ -363,10 +365,14 @@ class Tracker:
         d = conn.dirs[s]
         # The same segment captured twice (two interfaces merged, a bridge and its port):
         # identical seq, ack, flags, window, checksum and IP ID within DUPLICATE_NS.  A
-        # retransmission differs: a new IP ID, and a new TSval in the checksum.
+        # retransmission differs: a new IP ID, and a new TSval in the checksum.  Not a bare
+        # RST, unless the connection's other segments were captured twice too: the reply
+        # path answers each segment that finds no socket with the same bytes (IP ID 0).
         if seq == d.last_seq and ack == d.last_ackno and word == d.last_word \
                 and ts_ns - d.last_ts_ns <= DUPLICATE_NS and window == d.last_window \
-                and checksum == d.last_checksum and ipid == d.last_ipid:
+                and checksum == d.last_checksum and ipid == d.last_ipid \
+                and (conn.duplicates or word & 0x1FF != RST):
+            conn.duplicates += 1
             self.skip("duplicate (the same segment captured twice)")
             return
         d.last_seq, d.last_ackno, d.last_word, d.last_ts_ns = seq, ack, word, ts_ns

@@ -65,14 +65,6 @@ RSTS_UNRECORDED = {
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
     for name in ("close_crosses_data", "closing_abort_crosses_ack")
     for vantage in ("client", "server")}
-# ... or that the capture cannot tell apart: (scenario, side) -> why.
-RSTS_IDENTICAL = {
-    ("reset_after_lost_fin_server_side", "client"):
-        "its two reply-path RSTs are the same bytes (IP ID 0) 0.9 ms apart: the tracker takes "
-        "the second for the first captured twice (flows.DUPLICATE_NS), as from two interfaces",
-    **{(f"ack_crosses_abort_{vantage}_side", "client"):
-       "its three reply-path RSTs (answering the 3000 bytes) are the same bytes within 0.1 ms"
-       for vantage in ("client", "server")}}
 
 
 def _truth(path: pathlib.Path) -> dict:
@@ -182,7 +174,7 @@ def test_rsts_match_the_kernel(truth_path):
             sent = sorted(r["ts"] for r in tc["sides"][role]["rst_sent"])
             mine = sorted(r["ts"] for r in ours.rsts if r["from"] == role)
             slack = TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
-            if (truth_path.name.split(".")[0], role) in RSTS_UNRECORDED.keys() | RSTS_IDENTICAL:
+            if (truth_path.name.split(".")[0], role) in RSTS_UNRECORDED:
                 assert sent and all(any(abs(a - b) < slack for a in mine) for b in sent)
                 continue
             assert len(mine) == len(sent), (tc["client"]["port"], role, mine, sent)
@@ -194,7 +186,7 @@ def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}
     assert {k[0] for k in UPPER_BOUNDS} <= names
-    assert {k[0] for k in RSTS_UNRECORDED} | {k[0] for k in RSTS_IDENTICAL} <= names
+    assert {k[0] for k in RSTS_UNRECORDED} <= names
 
 
 def _kernel_record(kernel: list[dict], probe: dict) -> dict[str, list]:

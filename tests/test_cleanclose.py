@@ -140,6 +140,11 @@ def _edits():
                      **changes)
     yield "reset by the client", _blob(head, r[:7] + [reset(r[7], RST | ACK)])
     yield "reset by the server, bare", _blob(head, r[:7] + [reset(r[9], RST, ack=0)])
+    # ... twice, the same bytes: the reply path answering two segments, not one RST
+    # captured twice (no other segment was)
+    bare = reset(r[9], RST, ack=0)
+    yield "reset by the server, bare, twice", _blob(head, r[:7] + [bare, _with(bare,
+                                                                           ts=bare[1] + 1)])
     yield "reset out of window", _blob(head, r[:7] + [reset(r[7], RST | ACK,
                                                             seq=r[7][5] - 1)])
     yield "reset with data", _blob(head, r[:7] + [_with(reset(r[7], RST | ACK),
