@@ -961,17 +961,6 @@ class Tracker:
             return None
         while len(side.transitions) > took[-1]:
             self._undo_last(conn, s, *_RECEIPTS)
-        own = conn.dirs[s]
-        close = side.transitions[-1] if side.transitions else None
-        if close is not None and close.event is SEND_FIN and close.packet == undone[0].packet \
-                and own.fin_ts_ns is not None and own.fin_packet is not None \
-                and own.fin_packet != close.packet:
-            # its close() was stamped at the peer's FIN, which it had been in FIN_WAIT1 for
-            # (_uncross): without that, its own FIN bounds it
-            side.transitions.pop()
-            side.state = close.old
-            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet)
-            self._restate(conn, s, close.packet)
         return undone
 
     def _untake_fin(self, conn: Conn, s: int) -> bool:
@@ -989,6 +978,17 @@ class Tracker:
         undone = self._undo_fin_receipt(conn, s)
         if undone is None or at is None and not undone:
             return False
+        own = conn.dirs[s]
+        close = side.transitions[-1] if side.transitions else None
+        if undone and close is not None and close.event is SEND_FIN \
+                and close.packet == undone[0].packet and own.fin_ts_ns is not None \
+                and own.fin_packet is not None and own.fin_packet != close.packet:
+            # its close() was stamped at the peer's FIN, which we had it take in FIN_WAIT1
+            # (_uncross): that FIN never came, so its own FIN bounds it
+            side.transitions.pop()
+            side.state = close.old
+            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet)
+            self._restate(conn, s, close.packet)
         if at is not None:
             # (receipts since the copy, or on it, the FIN's taken back already: fed again)
             while side.transitions and side.transitions[-1].event is RECV_ACK_OF_FIN \
