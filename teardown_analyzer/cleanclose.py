@@ -39,8 +39,8 @@ from __future__ import annotations
 from typing import Any
 
 from .columnar import ROW, _ROW_STRUCT, blob_endpoints
-from .flows import (ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, RST_INSTEAD_OF_FIN, SYN,
-                    gone_note, seq_geq)
+from .flows import (ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, RST_INSTEAD_OF_FIN, SLACK_NS,
+                    SYN, gone_note, seq_geq)
 from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .states import TRANSITIONS, Event, SideState
@@ -174,7 +174,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         # of Y's after that leaving X's FIN out, or X's ACK of Y's FIN (owed at once in
         # FIN_WAIT1 or FIN_WAIT2) later, shows the FIN never reached it (flows.py
         # _ack_overdue)
-        there = (max(0, ts2 - ts1) + 1_000_000, max(0, ts1 - ts0) + 1_000_000)  # (client,
+        there = (max(0, ts2 - ts1) + SLACK_NS, max(0, ts1 - ts0) + SLACK_NS)  # (client,
         # server: flows.Tracker._there)
         if i2 < n and rows[-1][1] > rows[i2][1] + there[x]:
             return None

@@ -36,6 +36,9 @@ _ENDED = (TIME_WAIT, CLOSED)
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
 DUPLICATE_NS = 50_000_000
+SLACK_NS = 1_000_000
+"""What a round trip from the handshake is allowed beyond itself (jitter, turnaround): a
+segment within it of another may not have been sent after that one arrived."""
 """An identical segment seen again within 50 ms is one packet captured twice."""
 FIN_AND_ACK_NOTE = "FIN and the ACK of ours in one segment (Linux passes through FIN_WAIT2 " \
     "for no time)"
@@ -502,7 +505,7 @@ class Tracker:
                 and not dr.fin_answered and not dr.fin_lost \
                 and not seq_geq(ack, (peer_fin + 1) & _M32):
             there = self._there(conn, s)
-            if there is not None and ts_ns - dr.fin_ts_ns > there + 1_000_000:
+            if there is not None and ts_ns - dr.fin_ts_ns > there + SLACK_NS:
                 self._ack_overdue(conn, s, packet, ts_ns, stale=True)
         # Segments the old incarnation still owns while a reuse is being decided.
         old = conn.pending_old
@@ -837,7 +840,7 @@ class Tracker:
         it can pass the capture point that late, wherever the capture point is."""
         if len(conn.handshake) < 3:
             return False
-        return ts_ns - t.ts_ns <= conn.handshake[2] - conn.handshake[0] + 1_000_000
+        return ts_ns - t.ts_ns <= conn.handshake[2] - conn.handshake[0] + SLACK_NS
 
     @staticmethod
     def _there(conn: Conn, s: int) -> int | None:
@@ -856,7 +859,7 @@ class Tracker:
         d = conn.dirs[1 - s]
         there = self._there(conn, s)
         if there is not None and d.fin_ts_ns is not None and not d.fin_answered:
-            d.ack_due_ns = d.fin_ts_ns + there + 1_000_000
+            d.ack_due_ns = d.fin_ts_ns + there + SLACK_NS
 
     def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int,
                      stale: bool = False) -> None:
@@ -914,7 +917,7 @@ class Tracker:
             return
         there = self._there(conn, s) or 0
         copies = [c for c in dr.fin_retx + (dr.data_resent or [])
-                  if c[1] > dr.fin_packet and c[0] <= ts_ns - there + 1_000_000]
+                  if c[1] > dr.fin_packet and c[0] <= ts_ns - there + SLACK_NS]
         late = f"{(ts_ns - dr.fin_ts_ns) / 1e6:.1f} ms"
         if lost != LOST_WITH_ACK:
             # what _ack_overdue said gives way to what this ACK tells
