@@ -110,6 +110,8 @@ class RstRecord:
     """No ACK bit: the reply path (no socket, or a timewait socket)."""
     seq: int
     note: str = ""
+    peer_ack: int = -1
+    """The ACK field of the receiver's last segment before it (-1: none)."""
 
 
 @dataclass(slots=True)
@@ -147,6 +149,10 @@ class Direction:
     it carried neither data nor a FIN)."""
     fin_acked_by_fin: bool = False
     """The ACK of this FIN arrived on the peer's FIN (a three-way close)."""
+    rcv_nxt_shown: int | None = None
+    """The peer's rcv_nxt, short of what was sent this way, as its challenge ACK showed it
+    (:meth:`Tracker._challenged`): what came from there on never reached it, and an RST
+    must carry that number to be taken.  None once it ACKs past it."""
     data_after_peer_fin: int = 0
     segs_after_peer_fin: int = 0
     data_after_own_fin: int = 0
@@ -507,6 +513,11 @@ class Tracker:
             there = self._there(conn, s)
             if there is not None and ts_ns - dr.fin_ts_ns > there + SLACK_NS:
                 self._ack_overdue(conn, s, packet, ts_ns, stale=True)
+        if dr.rcv_nxt_shown is not None and flags & ACK and seq_after(ack, dr.rcv_nxt_shown):
+            dr.rcv_nxt_shown = None  # (what was missing came after all)
+        if flags & (SYN | ACK | FIN | RST) == ACK and not plen and side_s.state is CLOSED \
+                and side_s.transitions and side_s.transitions[-1].event is RECV_RST:
+            self._challenged(conn, s, packet, ts_ns, seq, ack)
         # Segments the old incarnation still owns while a reuse is being decided.
         old = conn.pending_old
         if old is not None and not (flags & SYN):
@@ -871,10 +882,31 @@ class Tracker:
         back (an ACK of its own FIN since still counts); its first ACK of the FIN answers a
         later copy."""
         d = conn.dirs[1 - s]
-        took = self._fin_receipt(conn.sides[s])
-        if took is None or not stale and took.old not in (FIN_WAIT1, FIN_WAIT2) \
-                or not self._move_fin_receipt(conn, s, None, ""):
+        side = conn.sides[s]
+        took = self._fin_receipt(side)
+        if took is None or not stale and took.old not in (FIN_WAIT1, FIN_WAIT2):
             return
+        # an RST we had it take since: judged again at the rcv_nxt it had without the FIN
+        rst = None
+        if stale and side.transitions[-1].event is RECV_RST and all(
+                t.event in _RECEIPTS for t in side.transitions[
+                    side.transitions.index(took):-1]):
+            rst = self._undo_last(conn, s, RECV_RST)
+        if not self._move_fin_receipt(conn, s, None, ""):
+            if rst is not None:
+                side.feed(RECV_RST, rst.ts_ns, rst.packet, rst.note, rst.inferred)
+                self._restate(conn, s, rst.packet)
+            return
+        if rst is not None:
+            record = self._rst_record(conn, s, rst)
+            if record is not None and record.seq == d.fin_seq:
+                side.feed(RECV_RST, rst.ts_ns, rst.packet, rst.note, rst.inferred)
+                self._restate(conn, s, rst.packet)
+            elif record is not None:
+                self._not_taken(conn, record, f"the FIN before it (packet {took.packet}) "
+                                              f"never reached the receiver, whose rcv_nxt "
+                                              f"was the FIN's number (in its window, such "
+                                              f"an RST is answered with a challenge ACK)")
         ms = f"{(ts_ns - took.ts_ns) / 1e6:.1f} ms"
         if stale:
             note = (f"the FIN never reached this side: packet {packet}, which it sent {ms} "
@@ -891,6 +923,54 @@ class Tracker:
         d.fin_lost = f"packet {took.packet}: {note}"
         conn.anomaly(FIN_LOST)
         conn.notes.append(d.fin_lost)
+
+    @staticmethod
+    def _rst_record(conn: Conn, s: int, took: Transition) -> RstRecord | None:
+        """The peer's RST behind side ``s``'s transition ``took`` (stamped at it, or at a
+        segment of ``s``'s that crossed it)."""
+        return next((r for r in reversed(conn.rsts)
+                     if r.packet <= took.packet and r.sender != s), None)
+
+    @staticmethod
+    def _not_taken(conn: Conn, record: RstRecord, why: str) -> None:
+        """An RST we had its receiver take was not at its rcv_nxt: it did not take it."""
+        record.acceptable = False
+        record.note = f"RST not at the receiver's rcv_nxt, so not taken (RFC 5961 " \
+                      f"section 3.2): {why}"
+        conn.anomaly("RST out of window")
+        for step in conn.ladder:
+            if step.packet == record.packet:
+                step.note = record.note
+
+    def _challenged(self, conn: Conn, s: int, packet: int, ts_ns: int, seq: int,
+                    ack: int) -> None:
+        """``s``, which we had take the peer's RST, sends a pure ACK at its next sequence
+        number a round trip to it after the RST (within a millisecond), acknowledging
+        nothing new since its segment before the RST, short of the RST's number: the
+        challenge ACK a socket answers an RST in its window but not at its rcv_nxt with
+        (RFC 5961 section 3.2).  It never took the RST.  Its rcv_nxt, the ACK field, shows
+        what the peer sent from there on lost after the capture point: the ACK of its own
+        FIN, if that segment held the first byte missing, and the peer's FIN are taken
+        back, and an RST must carry that number to be taken."""
+        took = conn.sides[s].transitions[-1]
+        record = self._rst_record(conn, s, took)
+        there = self._there(conn, s)
+        ds, dp = conn.dirs[s], conn.dirs[1 - s]
+        if record is None or there is None or ack != record.peer_ack \
+                or seq_geq(ack, record.seq) or seq != ds.next_seq \
+                or abs(ts_ns - record.ts_ns - there) > SLACK_NS:
+            return
+        self._undo_last(conn, s, RECV_RST)
+        self._not_taken(conn, record, f"the receiver answered it with a challenge ACK "
+                                      f"(packet {packet}, tcp_send_challenge_ack), whose "
+                                      f"ACK field, its rcv_nxt, shows what the RST's sender "
+                                      f"sent from there on lost after the capture point")
+        dp.rcv_nxt_shown = ack
+        if dp.fin_seq is not None and seq_geq(dp.fin_seq, ack) and not dp.fin_lost:
+            self._ack_overdue(conn, s, packet, ts_ns, stale=True)
+        span = ds.fin_acked_span
+        if span is not None and seq_geq(ack, span[0]) and seq_after(span[1], ack):
+            self._revoke_ack(conn, s)
 
     def _near(self, conn: Conn, s: int) -> bool:
         """Whether the capture point is near side ``s`` (what it sends shows up at once)."""
@@ -1084,20 +1164,24 @@ class Tracker:
         r = 1 - s
         ds, dr = conn.dirs[s], conn.dirs[r]
         side_s, side_r = conn.sides[s], conn.sides[r]
+        # The receiver takes an RST at its rcv_nxt exactly (RFC 5961 section 3.2): all the
+        # sender sent (next_seq already includes this RST's own seq), or, once it has taken
+        # the sender's FIN (in CLOSE_WAIT, LAST_ACK or CLOSING), one less: the FIN's own
+        # number (tcp_reset_check), that of a reply-path RST answering a segment sent
+        # before the FIN arrived.  If the FIN never reached it (``fin_lost``), its rcv_nxt
+        # is the FIN's number; if a challenge ACK showed it short of that, the ACK field.
         expected = ds.next_seq
-        # next_seq already includes this RST's own seq; the receiver expects it exactly
-        # (RFC 5961 section 3.2), or, once it has taken the sender's FIN (in CLOSE_WAIT,
-        # LAST_ACK or CLOSING), one less: the FIN's own number (tcp_reset_check). That is
-        # the number of a reply-path RST answering a segment sent before the FIN arrived.
-        # So too if the FIN never reached it (``fin_lost``): then that number is rcv_nxt.
+        if ds.rcv_nxt_shown is not None:
+            expected = ds.rcv_nxt_shown
+        elif ds.fin_lost:
+            expected = ds.fin_seq
         acceptable = True
         note = ""
         if side_r.state is SYN_SENT:
             acceptable = bool(flags & ACK) and dr.isn is not None and \
                 ack == (dr.isn + 1) & _M32
         elif expected is not None and seq != expected:
-            acceptable = seq == ds.fin_seq and (
-                side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING) or bool(ds.fin_lost))
+            acceptable = seq == ds.fin_seq and side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING)
         if not acceptable:
             note = "RST out of window: ignored by the receiver (or answered with a " \
                    "challenge ACK)"
@@ -1131,14 +1215,24 @@ class Tracker:
                               f"this side's FIN, had not reached it when it reset (they "
                               f"crossed)")
         acked, peer_fin = ds.fin_acked_ts_ns, dr.fin_ts_ns
-        if bare and seq == ds.fin_seq and side_s.state in (CLOSING, TIME_WAIT):
-            # numbered as its own FIN: it answers a segment that did not acknowledge the FIN
-            # (sent before the peer had it) and found the side in FIN_WAIT1 after close()
-            # (data after close) or gone.  A socket that had taken the peer's FIN (CLOSING,
-            # TIME_WAIT) answers such old data with an ACK: it had not taken it, nor what
-            # followed
-            while self._undo_last(conn, s, *_RECEIPTS):
-                pass
+        if bare and side_s.state in (FIN_WAIT2, CLOSING, TIME_WAIT) and ds.fin_seq is not None \
+                and seq_after((ds.fin_seq + 1) & _M32, seq) \
+                and (ds.isn is None or seq_after(seq, ds.isn)):
+            # numbered short of its FIN's end: it answers a segment the peer sent before it
+            # had the FIN (an ACK field only grows), which came before whatever took the
+            # side past FIN_WAIT1 and found it there after close() (data after close()), or
+            # gone.  A socket that had taken the peer's FIN (CLOSING, TIME_WAIT) answers
+            # such old data with an ACK: it had not taken it, nor what followed
+            answers = True
+            first = None
+            while (t := self._undo_last(conn, s, *_RECEIPTS)) is not None:
+                first = t
+            if first is not None:
+                conn.notes.append(f"packet {packet}: the RST is numbered short of the end of "
+                                  f"this side's FIN, as the ACK field of a segment the peer "
+                                  f"sent before it had the FIN: it answers that segment, "
+                                  f"which came before packet {first.packet}; that found the "
+                                  f"side closed")
         elif bare and side_s.state is TIME_WAIT and acked is not None \
                 and peer_fin is not None and peer_fin > acked:
             self._revoke_receipt(conn, s)
@@ -1191,13 +1285,15 @@ class Tracker:
         elif not bare and side_s.state in (ESTABLISHED, CLOSE_WAIT) \
                 and ds.fin_seq is None:
             note = RST_INSTEAD_OF_FIN
-        conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note))
+        conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note,
+                                   dr.last_ackno if dr.packets else -1))
         conn.slow = True
         changed = False
-        if acceptable or answers and side_s.state in (FIN_WAIT1, FIN_WAIT2):
-            # (out of window, but numbered as the ACK field of the peer's last segment: the
-            # reply path's answer to it, from a side that had called close(): its data
-            # after close() aborted the side, whatever the peer makes of the RST)
+        if acceptable or not bare or answers and side_s.state in (FIN_WAIT1, FIN_WAIT2):
+            # (not taken: an RST+ACK is still its sender's own abort, tcp_send_active_reset;
+            # a bare RST numbered as the ACK field of a segment of the peer's is the reply
+            # path's answer to it, from a side that had called close(): its data after
+            # close() aborted the side, whatever the peer makes of the RST)
             if side_s.state not in (CLOSED, LISTEN):
                 changed |= side_s.feed(SEND_RST, ts_ns, packet, note, inferred)
         if acceptable:

@@ -86,7 +86,21 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    the FIN would have reached it whose ACK field (its rcv_nxt) leaves the FIN out.  A
    FIN+ACK whose ACK is shown lost (the peer retransmits its FIN) was lost whole: its FIN
    is taken at a later copy too.  Until the side takes it, an RST numbered as the FIN is at
-   its rcv_nxt: in window.
+   its rcv_nxt: in window (rule 12).
+12. An RST is taken only at the receiver's rcv_nxt (RFC 5961 section 3.2,
+   ``tcp_validate_incoming``; or one less once it has the sender's FIN,
+   ``tcp_reset_check``): all its sender sent; the FIN's own number if that FIN never
+   reached it (rule 11: an RST it seemed to take before the FIN was shown lost is judged
+   again); the ACK field of its challenge ACK if it answered the RST with one
+   (``tcp_send_challenge_ack``: a pure ACK at its next sequence number a round trip, plus
+   1 ms, after the RST, repeating the ACK field of its segment before the RST, short of
+   the RST's number).  That ACK field also shows what the RST's sender sent from there on
+   lost after the capture point: an ACK of the receiver's FIN or a FIN there is taken back.
+   An RST+ACK is its sender's own abort (``tcp_send_active_reset``): the sender is CLOSED
+   whether or not the peer takes it.  A bare RST numbered short of the end of its sender's
+   own FIN answers a segment the peer sent before it had that FIN (an ACK field only
+   grows), which reached the sender before whatever took it past FIN_WAIT1: those receipts
+   are taken back (data after close() closed it, or it was gone).
 """
 
 from __future__ import annotations

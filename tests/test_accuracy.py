@@ -63,7 +63,8 @@ RSTS_UNRECORDED = {
     (f"{name}_{vantage}_side", "server"):
         "after its socket is gone, the server's RSTs come from its listener, which the "
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
-    for name in ("close_crosses_data", "closing_abort_crosses_ack")
+    for name in ("close_crosses_data", "closing_abort_crosses_ack", "challenge_ack_after_lost_data",
+                 "abort_on_data_behind_lost_data")
     for vantage in ("client", "server")}
 
 

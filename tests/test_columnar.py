@@ -291,6 +291,12 @@ def _variants() -> dict[str, tuple[str, list]]:
     return {
         # the same data segment captured twice: the tracker skips the copy
         "duplicate": (four, r[:4] + [at(r[3].ts_ns + 1000, r[3].data)] + r[4:]),
+        # the client's FIN, an ACK of the server's 2 ms later that leaves it out (more
+        # than the round trip to the server: the FIN lost after the capture point), then
+        # the client's RST+ACK numbered past the FIN, not at the server's rcv_nxt
+        "rst_past_a_fin_shown_lost": (four, r[:8] + [
+            at(r[7].ts_ns + 2 * 10**6, _edited(r[8].data, ack_delta=-1)),
+            at(r[7].ts_ns + 3 * 10**6, _edited(r[7].data, flags=0x14, seq_delta=1))]),
         # ... with the server's ACK of it between the two copies: the record before the
         # copy in its direction is not the one before it
         "duplicate_after_a_reply": (four, r[:5] + [at(r[4].ts_ns + 1000, r[3].data)] + r[5:]),

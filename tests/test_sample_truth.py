@@ -40,7 +40,10 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "fin_ack_lost_client_side", "fin_ack_lost_server_side", "reset_after_lost_fin_server_side",
             "data_after_lost_fin_client_side", "data_after_lost_fin_server_side",
             "ack_crosses_abort_client_side", "ack_crosses_abort_server_side",
-            "closing_abort_crosses_ack_client_side", "closing_abort_crosses_ack_server_side"]
+            "closing_abort_crosses_ack_client_side", "closing_abort_crosses_ack_server_side",
+            "abort_past_lost_fin_client_side", "abort_past_lost_fin_server_side",
+            "challenge_ack_after_lost_data_client_side", "challenge_ack_after_lost_data_server_side",
+            "abort_on_data_behind_lost_data_client_side", "abort_on_data_behind_lost_data_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -864,6 +867,71 @@ def _ack_crosses_abort(t, pkts, side):
     assert trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"] < first.ts + _far(t, side, "client") / 1e3
 
 
+def _distinct(xs):
+    """States without the kernel's same-state transitions (FIN_WAIT1 -> FIN_WAIT1)."""
+    return [x for i, x in enumerate(xs) if not i or x != xs[i - 1]]
+
+
+def _abort_past_lost_fin(t, pkts, side):
+    """The client's FIN is lost on its way into the server; the client's RST+ACK, numbered
+    past it, is not at the server's rcv_nxt: a challenge ACK, and the server stays
+    ESTABLISHED until a bare RST at the FIN's number."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert all(p.ack == cfin.seq for p in sent_by(ps, c["server"]) if p.ts > cfin.ts)
+    (abort,) = [p for p in sent_by(ps, c["client"]) if p.rst and p.has_ack]
+    assert abort.seq == cfin.seq + 1 and abort.ts > cfin.ts
+    challenge = [p for p in sent_by(ps, c["server"]) if abort.ts < p.ts and not p.plen]
+    assert challenge and challenge[0].ack == cfin.seq, "a challenge ACK"
+    bare = [p for p in sent_by(ps, c["client"]) if p.rst and not p.has_ack]
+    assert bare and all(p.seq == cfin.seq for p in bare)
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], bare[0], _far(t, side, "server"))
+
+
+def _challenge_ack_after_lost_data(t, pkts, side):
+    """The server's bytes that ACK the client's FIN are lost on their way into the client;
+    the server's RST+ACK after them is not at the client's rcv_nxt: a challenge ACK, no
+    FIN_WAIT2, and a bare RST at the ACK's number closes the client."""
+    c = only(t)
+    assert _distinct(states(c, "client")) == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_CLOSE"]
+    assert len(c["sides"]["client"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (data,) = [p for p in sent_by(ps, c["server"]) if p.plen == 300 and p.ts > cfin.ts]
+    (abort,) = [p for p in sent_by(ps, c["server"]) if p.rst and p.has_ack]
+    assert data.ack == cfin.seq + 1 and abort.seq == data.seq + 300 and abort.ts > data.ts
+    (challenge,) = [p for p in sent_by(ps, c["client"]) if p.ts > abort.ts]
+    assert not challenge.plen and challenge.ack == data.seq, "it leaves the bytes out"
+    (reply,) = [p for p in sent_by(ps, c["server"]) if p.ts > challenge.ts]
+    assert reply.rst and not reply.has_ack and reply.seq == challenge.ack
+    _lag(trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"], reply, _far(t, side, "client"))
+
+
+def _abort_on_data_behind_lost_data(t, pkts, side):
+    """The server's bytes are lost on their way into the client, its FIN after them held
+    out of order; the client's data, acknowledging only up to them, reaches the server in
+    FIN_WAIT1 after close(): it aborts, and the client's later ACK of its FIN finds no
+    socket (no FIN_WAIT2)."""
+    c = only(t)
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]][0] == "TCP_ABORT_ON_DATA"
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    data = [p for p in sent_by(ps, c["client"]) if p.plen and p.ts > sfin.ts]
+    assert data and data[0].ack < sfin.seq, "acknowledging only up to the lost bytes"
+    (fin_ack,) = [p for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1]
+    rst = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert not rst[0].has_ack and rst[0].seq == data[0].ack and fin_ack.ts > data[0].ts
+    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], data[0], _far(t, side, "server"))
+
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1012,5 +1080,8 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("fin_ack_lost", _fin_ack_lost),
                                    ("data_after_lost_fin", _data_after_lost_fin),
                                    ("ack_crosses_abort", _ack_crosses_abort),
-                                   ("closing_abort_crosses_ack", _closing_abort_crosses_ack))
+                                   ("closing_abort_crosses_ack", _closing_abort_crosses_ack),
+                                   ("abort_past_lost_fin", _abort_past_lost_fin),
+                                   ("challenge_ack_after_lost_data", _challenge_ack_after_lost_data),
+                                   ("abort_on_data_behind_lost_data", _abort_on_data_behind_lost_data))
                for side in ("client", "server")})

@@ -1418,6 +1418,58 @@ _race("closing_abort_crosses_ack", _CLOSING_ABORT_RUN, _CLOSING_ABORT_STATES, "F
       server="at(T + 0.033); shut_wr('s'); at(T + 0.050); close('s')", after=0.3)
 
 
+_PAST_FIN_RUN = ("An abort numbered past a lost FIN, over the delay path ({d} ms each way), 198.18.3.1:40401 -> "
+                 "198.18.3.2:5040: after a request and response the client shutdown(SHUT_WR)s; its FIN is "
+                 "dropped once at the server's input (nftables), after both capture points. 11 ms later the "
+                 "server sends 300 bytes that leave the FIN out; 3 ms after that the client sets SO_LINGER 0 "
+                 "and close()s: an RST+ACK numbered past its FIN. The server's rcv_nxt is the FIN's own number, "
+                 "so the RST, in its window but not at rcv_nxt, draws a challenge ACK (RFC 5961) and does not "
+                 "close it. The client's kernel answers the 300 bytes and the challenge ACK with bare RSTs at "
+                 "that number, the first of which closes the server from ESTABLISHED. Captured at the same time "
+                 "on the client's interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_PAST_FIN_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST). Server: SYN_RECV, "
+                    "ESTABLISHED, CLOSED (the first bare RST; never CLOSE_WAIT).")
+_race("abort_past_lost_fin", _PAST_FIN_RUN, _PAST_FIN_STATES, "A FIN then an RST, the client first.", "client",
+      (40401, 5040), client="at(T + 0.019); shut_wr('c'); at(T + 0.033); linger0('c'); close('c')",
+      server="at(T + 0.030); send('s', 300, b'data ')", after=0.3, drop=("FIN", "server"))
+
+
+_CHALLENGE_RUN = ("A challenge ACK after lost data, over the delay path ({d} ms each way), 198.18.3.1:40411 -> "
+                  "198.18.3.2:5041: after a request and response the client sends 300 bytes and at once "
+                  "shutdown(SHUT_WR)s. 11 ms later the server, in CLOSE_WAIT, sends 300 bytes that ACK the FIN, "
+                  "dropped once at the client's input (nftables), after both capture points; 0.5 ms after that "
+                  "the server sets SO_LINGER 0 and close()s: an RST+ACK numbered after the lost bytes. The "
+                  "client's rcv_nxt is where they began: the RST, in its window but not at rcv_nxt, draws a "
+                  "challenge ACK (RFC 5961) and does not close it, nor did the lost bytes take it to FIN_WAIT2. "
+                  "The server's kernel answers the challenge ACK with a bare RST at its ACK field, which closes "
+                  "the client from FIN_WAIT1. Captured at the same time on the client's interface (tdgc0) and on "
+                  "the server's interface (tdgs0).").format(d=DELAY_MS)
+_CHALLENGE_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (the bare RST; never FIN_WAIT2). Server: "
+                     "SYN_RECV, ESTABLISHED, CLOSE_WAIT, CLOSED (its own RST).")
+_race("challenge_ack_after_lost_data", _CHALLENGE_RUN, _CHALLENGE_STATES, "A FIN then an RST, the client first.",
+      "client", (40411, 5041),
+      client="at(T + 0.0175); send('c', 300, b'data '); shut_wr('c'); at(T + 0.033); close('c')",
+      server="at(T + 0.0283); send('s', 300, b'data '); at(T + 0.0288); linger0('s'); close('s')",
+      after=0.3, drop=("data", "client"))
+
+
+_ON_DATA_RUN = ("Data after close() behind lost data, over the delay path ({d} ms each way), 198.18.3.1:40421 -> "
+                "198.18.3.2:5042: after a request and response the server sends 300 bytes, dropped once at the "
+                "client's input (nftables) after both capture points, and 5 ms later close()s. Its FIN reaches "
+                "the client out of order (a duplicate ACK). 17 ms later the client sends 3000 bytes, still "
+                "acknowledging only up to the lost ones, then shutdown(SHUT_WR)s. They reach the server in "
+                "FIN_WAIT1 after close(): it aborts (TCPAbortOnData) with a bare RST numbered as their ACK field. "
+                "The server's retransmission of the 300 bytes, sent before, lets the client take the FIN and ACK "
+                "it; that ACK finds no socket (no FIN_WAIT2). Captured at the same time on the client's interface "
+                "(tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_ON_DATA_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST; never FIN_WAIT2). Client: "
+                   "SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (a bare RST).")
+_race("abort_on_data_behind_lost_data", _ON_DATA_RUN, _ON_DATA_STATES, "FINs, then an RST: the server first.", "server",
+      (40421, 5042), client="at(T + 0.0358); send('c', 3000, b'data '); at(T + 0.0394); shut_wr('c')",
+      server="at(T + 0.0137); send('s', 300, b'data '); at(T + 0.0191); close('s')",
+      after=0.3, drop=("data", "client"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):

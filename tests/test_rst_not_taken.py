@@ -1,0 +1,155 @@
+"""An RST that its receiver did not take because it was not at its rcv_nxt (RFC 5961
+section 3.2), on edited copies of two real runs (records changed, added or moved, so
+these are edited captures, not real ones; the runs themselves are checked against the
+kernel's record in test_accuracy.py and test_sample_truth.py).
+
+sample_pcaps/challenge_ack_after_lost_data_client_side.pcap, records (0-based): 8 the
+client's FIN, 9 the server's 300 bytes that ACK it (lost on their way into the client,
+after the capture point), 10 the server's RST+ACK after them, 11 the client's challenge
+ACK (it repeats its last ACK field, leaving the bytes out), 12 the server's listener's
+bare RST at that number.  Captured on the client's interface: the round trip to the
+client is 0.06 ms.
+
+sample_pcaps/abort_past_lost_fin_client_side.pcap: 7 the client's FIN (lost on its way
+into the server), 8 the client's RST+ACK numbered past it, 9 the server's 300 bytes that
+leave the FIN out, 21 ms after it (more than the round trip to the server, 20 ms).  The
+same run captured on the server's interface: 7 the client's FIN, 8 the server's bytes,
+0.9 ms after it, 9 the RST+ACK.
+
+And a bare RST numbered short of the FIN of the side that sent it, which answers a segment
+sent before its FIN was ACKed: sample_pcaps/abort_on_data_behind_lost_data_client_side.pcap,
+8 the server's FIN, 10-12 the client's data acknowledging only up to bytes of the server's
+that were lost, 13 the client's FIN, 15 the client's ACK of the server's FIN, 16-19 the
+server's bare RSTs numbered as the data's ACK field.
+"""
+from __future__ import annotations
+
+import pcapbuild as pb
+
+from teardown_analyzer.analysis import analyze
+from teardown_analyzer.flows import ACK, FIN
+
+_, CHALLENGE = pb.read_pcap(pb.SAMPLES / "challenge_ack_after_lost_data_client_side.pcap")
+_, PAST_FIN = pb.read_pcap(pb.SAMPLES / "abort_past_lost_fin_client_side.pcap")
+_, PAST_FIN_THERE = pb.read_pcap(pb.SAMPLES / "abort_past_lost_fin_server_side.pcap")
+_, ON_DATA = pb.read_pcap(pb.SAMPLES / "abort_on_data_behind_lost_data_client_side.pcap")
+
+
+def _edited(rec: pb.Rec, *, ts_ns: int | None = None, seq: int | None = None,
+            ack: int | None = None, flags: int | None = None, ipid: int = 0) -> pb.Rec:
+    """``rec`` (Ethernet, IPv4, TCP) with TCP fields replaced, its IP ID moved by
+    ``ipid`` (sent again, not captured twice)."""
+    frame = bytearray(rec.data)
+    tcp = 14 + (frame[14] & 0xF) * 4
+    if seq is not None:
+        frame[tcp + 4:tcp + 8] = (seq & 0xFFFFFFFF).to_bytes(4, "big")
+    if ack is not None:
+        frame[tcp + 8:tcp + 12] = (ack & 0xFFFFFFFF).to_bytes(4, "big")
+    if flags is not None:
+        frame[tcp + 13] = flags
+    frame[18:20] = ((int.from_bytes(frame[18:20], "big") + ipid) & 0xFFFF).to_bytes(2, "big")
+    return pb.Rec(rec.ts_ns if ts_ns is None else ts_ns, bytes(frame))
+
+
+def _seq(rec: pb.Rec) -> int:
+    tcp = 14 + (rec.data[14] & 0xF) * 4
+    return int.from_bytes(rec.data[tcp + 4:tcp + 8], "big")
+
+
+def _only(records, tmp_path):
+    path = tmp_path / "edited.pcap"
+    path.write_bytes(pb.pcap(records, linktype=1))
+    (c,) = analyze([str(path)]).connections
+    return c
+
+
+def _states(c, role):
+    return [(s.state, s.packet) for s in (c.client_states if role == "client"
+                                          else c.server_states)][2:]
+
+
+def test_the_run_as_captured(tmp_path):
+    """The challenge ACK: the RST+ACK not taken, the lost bytes' ACK of the FIN taken back,
+    the bare RST at the ACK's number taken."""
+    c = _only(CHALLENGE, tmp_path)
+    assert _states(c, "client") == [("FIN_WAIT1", 9), ("CLOSED", 13)]
+    assert [(r["packet"], r["in_window"]) for r in c.rsts] == [(11, False), (13, True)]
+    assert "challenge ACK (packet 12" in c.rsts[0]["note"]
+
+
+def test_an_ack_that_covers_the_rst_is_no_challenge(tmp_path):
+    """The client's ACK edited to cover the bytes (the RST's number): nothing was missing,
+    so it crossed the RST, which the client took: FIN_WAIT2 on the bytes, CLOSED at it."""
+    rsts = _seq(CHALLENGE[10])
+    c = _only(CHALLENGE[:11] + [_edited(CHALLENGE[11], ack=rsts)] + CHALLENGE[12:], tmp_path)
+    assert _states(c, "client") == [("FIN_WAIT1", 9), ("FIN_WAIT2", 10), ("CLOSED", 11)]
+    assert c.rsts[0]["in_window"]
+
+
+def test_an_ack_long_after_the_rst_is_no_challenge(tmp_path):
+    """The client's ACK edited to come 5 ms after the RST, not a round trip to the client
+    (plus a millisecond): it does not answer the RST."""
+    late = CHALLENGE[10].ts_ns + 5_000_000
+    c = _only(CHALLENGE[:11] + [_edited(CHALLENGE[11], ts_ns=late),
+                                _edited(CHALLENGE[12], ts_ns=late + 20_000_000)], tmp_path)
+    assert c.rsts[0]["in_window"]
+    assert ("CLOSED", 11) in _states(c, "client")
+
+
+def test_what_was_missing_comes_after_all(tmp_path):
+    """After the challenge ACK the bytes come again (edited in: the server's segment sent
+    again) and the client ACKs them: its rcv_nxt is past the number it showed, so the bare
+    RST at that number is out of its window; the bytes took it to FIN_WAIT2."""
+    t = CHALLENGE[11].ts_ns
+    again = _edited(CHALLENGE[9], ts_ns=t + 1_000_000, ipid=7)
+    acked = _edited(CHALLENGE[11], ts_ns=t + 1_050_000, ack=_seq(CHALLENGE[10]), ipid=1)
+    c = _only(CHALLENGE[:12] + [again, acked, _edited(CHALLENGE[12], ts_ns=t + 2_000_000)],
+              tmp_path)
+    assert _states(c, "client") == [("FIN_WAIT1", 9), ("FIN_WAIT2", 13)]
+    assert [r["in_window"] for r in c.rsts] == [False, False]
+
+
+def test_a_fin_past_what_was_missing_was_not_taken(tmp_path):
+    """A FIN from the server edited in after the lost bytes, and the RST+ACK numbered after
+    it: the client took neither the bytes (FIN_WAIT2) nor the FIN (TIME_WAIT), which came
+    after the first byte its challenge ACK shows missing."""
+    fin_seq = _seq(CHALLENGE[10])
+    fin = _edited(CHALLENGE[10], ts_ns=CHALLENGE[10].ts_ns - 100_000, flags=FIN | ACK, ipid=-1)
+    rst = _edited(CHALLENGE[10], seq=fin_seq + 1)
+    c = _only(CHALLENGE[:10] + [fin, rst] + CHALLENGE[11:], tmp_path)
+    assert _states(c, "client") == [("FIN_WAIT1", 9), ("CLOSED", 14)]
+    assert not c.rsts[0]["in_window"] and c.rsts[1]["in_window"]
+
+
+def test_an_rst_at_the_fin_is_taken_without_it(tmp_path):
+    """The client's RST+ACK edited to carry its FIN's own number: when the server's ACK
+    after it shows the FIN lost, that number is still the server's rcv_nxt, so the server
+    took the RST, from ESTABLISHED, not CLOSE_WAIT (CLOSED stamped at the server's bytes,
+    which crossed it)."""
+    rst = _edited(PAST_FIN[8], seq=_seq(PAST_FIN[8]) - 1)
+    c = _only(PAST_FIN[:8] + [rst] + PAST_FIN[9:], tmp_path)
+    assert _states(c, "server") == [("CLOSED", 10)]
+    assert c.rsts[0]["in_window"]
+
+
+def test_an_rst_short_of_the_fin_undoes_fin_wait2(tmp_path):
+    """Without the client's FIN (edited out) the server is in FIN_WAIT2, from the client's
+    ACK of its FIN, when its RSTs come: numbered short of that ACK, they answer the data
+    the client sent before it, which reached the server first and found it in FIN_WAIT1
+    after close(): no FIN_WAIT2."""
+    c = _only(ON_DATA[:13] + ON_DATA[14:], tmp_path)
+    assert _states(c, "server") == [("FIN_WAIT1", 9), ("CLOSED", 16)]
+    assert any("it answers that segment" in n for n in c.notes)
+
+
+def test_an_abort_not_taken_still_closes_its_sender(tmp_path):
+    """The server's bytes edited to pass 2 ms after the client's FIN (more than the round
+    trip to the server plus a millisecond): the FIN is known lost before the client's
+    RST+ACK comes, which is then not taken; the client, whose own abort it is, is CLOSED
+    all the same."""
+    fin = PAST_FIN_THERE[7]
+    data = pb.Rec(fin.ts_ns + 2_000_000, PAST_FIN_THERE[8].data)
+    c = _only(PAST_FIN_THERE[:8] + [data] + PAST_FIN_THERE[9:], tmp_path)
+    assert _states(c, "client") == [("FIN_WAIT1", 8), ("CLOSED", 10)]
+    assert _states(c, "server") == [("CLOSED", 12)]
+    assert not c.rsts[0]["in_window"]
