@@ -26,8 +26,9 @@ acknowledging it (not a crossing), no data from Y after it, and as the last reco
 first ACK of it (``four-way``, or ``three-way`` if Y's FIN was its first ACK of X's).
 Nothing shows a FIN lost after the capture point: no segment of Y's, more than the round
 trip between the capture point and Y (plus a millisecond) after X's FIN, leaves it out of
-its ACK field before Y's first ACK of it, and X ACKs Y's FIN within its own round trip
-(plus a millisecond; flows.py ``_ack_overdue``).
+its ACK field before Y's first ACK of it, nor does a pure ACK that repeats Y's last from a
+millisecond before that round trip on (the FIN out of order), and X ACKs Y's FIN within
+its own round trip (plus a millisecond; flows.py ``_ack_overdue``).
 Those are conditions :func:`~teardown_analyzer.recognise.recognise` checks too, without
 a FIN sent again (an anomaly).  tests/test_cleanclose.py checks that the summary equals
 the tracker's for every connection kept so in the benchmark's mix and in the samples, and
@@ -180,8 +181,9 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             return None
         a1 = -1
         arrivals = 0
+        before = next(r for r in reversed(rows[:i1]) if r[2] == y)  # (Y's SYN-ACK at least)
         for i in range(i1 + 1, n):
-            _, _, s, _, tcp_len, _, ack, word, _, _, _ = rows[i]
+            _, ts, s, _, tcp_len, _, ack, word, window, _, _ = rows[i]
             plen = tcp_len - (word >> 12) * 4
             if s == x:
                 if plen:
@@ -193,8 +195,12 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
                 if a1 < 0 and word & ACK:
                     if seq_geq(ack, (fin_x + 1) & _M32):
                         a1 = i
-                    elif rows[i][1] > ts_f1 + there[y]:
-                        return None
+                    elif ts > ts_f1 + there[y] or not plen and word & 0x1FF == ACK \
+                            and (ack, window) == (before[6], before[8]) \
+                            and ts >= ts_f1 + there[y] - 2 * SLACK_NS:
+                        return None  # (or a pure ACK repeating Y's last as the FIN
+                        # arrives: it came out of order, flows.py Tracker.feed)
+                before = rows[i]
                 if plen:
                     if i > i2:
                         return None

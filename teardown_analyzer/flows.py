@@ -65,6 +65,7 @@ DATA_AFTER_CLOSE_NOTE = (
     "close() aborts the connection (TCPAbortOnData): CLOSED, and this RST from the reply "
     "path (tcp_v4_send_reset), numbered as the data's ACK field")
 """The note on a bare RST from FIN_WAIT1 (data after close(), kernel-teardown.md 4.1)."""
+IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
 
 
 _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
@@ -384,6 +385,10 @@ class Tracker:
             conn.duplicates += 1
             self.skip("duplicate (the same segment captured twice)")
             return
+        # (a pure ACK at the next sequence number, with the ACK field and window of the
+        # segment before it: something came that did not move rcv_nxt, _segment)
+        repeat = flags == ACK and not plen and conn.slow and ack == d.last_ackno \
+            and window == d.last_window and seq == d.next_seq
         d.last_seq, d.last_ackno, d.last_word, d.last_ts_ns = seq, ack, word, ts_ns
         d.last_window, d.last_checksum, d.last_ipid = window, checksum, ipid
         conn.packets += 1
@@ -397,7 +402,7 @@ class Tracker:
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
             self.plain += 1
             return  # the short path: a plain segment of an open connection
-        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale)
+        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale, repeat)
 
     def _new(self, key: tuple[bytes, int, bytes, int], packet: int, ts_ns: int,
              version: int) -> Conn:
@@ -484,8 +489,9 @@ class Tracker:
         return new
 
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
-                 ack: int, plen: int, wscale: int | None) -> None:
-        """The full path: SYN, FIN, RST, and anything on a closing connection."""
+                 ack: int, plen: int, wscale: int | None, repeat: bool = False) -> None:
+        """The full path: SYN, FIN, RST, and anything on a closing connection (``repeat``:
+        a pure ACK that repeats the one before it, :meth:`feed`)."""
         if conn.self_connected:
             self._own_segment(conn, packet, ts_ns, flags, seq, ack, plen, wscale)
             return
@@ -505,16 +511,22 @@ class Tracker:
                 elif s == sender and flags & ACK and d.fin_seq is not None \
                         and seq_geq(ack, (d.fin_seq + 1) & _M32):
                     d.ack_due_ns = None
-        # ... or, whatever its state, its ACK field leaves out a FIN it would have had
+        # ... or, whatever its state, its ACK field leaves out a FIN it would have had; or
+        # it repeats its ACK as the FIN arrives, short of it: the FIN came out of order
         peer_fin = dr.fin_seq
         if flags & ACK and peer_fin is not None and dr.fin_ts_ns is not None \
                 and not dr.fin_answered and not dr.fin_lost \
                 and not seq_geq(ack, (peer_fin + 1) & _M32):
             there = self._there(conn, s)
-            if there is not None and ts_ns - dr.fin_ts_ns > there + SLACK_NS:
-                self._ack_overdue(conn, s, packet, ts_ns, stale=True)
+            if there is not None and (ts_ns - dr.fin_ts_ns > there + SLACK_NS or repeat and
+                                      seq_after(peer_fin, ack) and
+                                      ts_ns - dr.fin_ts_ns >= there - SLACK_NS):
+                self._ack_overdue(conn, s, packet, ts_ns, stale=True, ack=ack)
         if dr.rcv_nxt_shown is not None and flags & ACK and seq_after(ack, dr.rcv_nxt_shown):
             dr.rcv_nxt_shown = None  # (what was missing came after all)
+        hole = ds.rcv_nxt_shown
+        if hole is not None and plen and seq_geq(hole, seq) and seq_after(seq + plen, hole):
+            ds.rcv_nxt_shown = None  # (sent again: it fills the hole when it arrives)
         if flags & (SYN | ACK | FIN | RST) == ACK and not plen and side_s.state is CLOSED \
                 and side_s.transitions and side_s.transitions[-1].event is RECV_RST:
             self._challenged(conn, s, packet, ts_ns, seq, ack)
@@ -873,19 +885,23 @@ class Tracker:
             d.ack_due_ns = d.fin_ts_ns + there + SLACK_NS
 
     def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int,
-                     stale: bool = False) -> None:
+                     stale: bool = False, ack: int | None = None) -> None:
         """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2 and has not ACKed it, and
         ``packet`` came after that ACK was due (None: the capture went on past it); or
         (``stale``) ``s`` sent ``packet``, in any state, after the FIN would have reached
-        it, and its ACK field (its rcv_nxt) leaves the FIN out.  The FIN never reached it
-        (lost after the capture point, or held behind data that was).  Its receipt is taken
-        back (an ACK of its own FIN since still counts); its first ACK of the FIN answers a
-        later copy."""
+        it, or as it arrived repeating its ACK, and its ACK field ``ack`` (its rcv_nxt)
+        leaves the FIN out.  The FIN never reached it (lost after the capture point, or
+        held behind data that was).  Its receipt is taken back (an ACK of its own FIN since
+        still counts); its first ACK of the FIN answers a later copy.  Its rcv_nxt is the
+        FIN's number, or ``ack`` if short of that; RSTs are judged again at it."""
         d = conn.dirs[1 - s]
         side = conn.sides[s]
         took = self._fin_receipt(side)
-        if took is None or not stale and took.old not in (FIN_WAIT1, FIN_WAIT2):
+        if took is None or not stale and took.old not in (FIN_WAIT1, FIN_WAIT2) \
+                or d.fin_seq is None:
             return
+        hole = ack if ack is not None and seq_after(d.fin_seq, ack) else None
+        rcv_nxt = d.fin_seq if hole is None else hole
         # an RST we had it take since: judged again at the rcv_nxt it had without the FIN
         rst = None
         if stale and side.transitions[-1].event is RECV_RST and all(
@@ -899,16 +915,26 @@ class Tracker:
             return
         if rst is not None:
             record = self._rst_record(conn, s, rst)
-            if record is not None and record.seq == d.fin_seq:
+            if record is not None and record.seq == rcv_nxt:
                 side.feed(RECV_RST, rst.ts_ns, rst.packet, rst.note, rst.inferred)
                 self._restate(conn, s, rst.packet)
             elif record is not None:
                 self._not_taken(conn, record, f"the FIN before it (packet {took.packet}) "
                                               f"never reached the receiver, whose rcv_nxt "
-                                              f"was the FIN's number (in its window, such "
-                                              f"an RST is answered with a challenge ACK)")
+                                              f"was short of what came before the RST (in "
+                                              f"its window, such an RST is answered with a "
+                                              f"challenge ACK)")
+        elif stale and packet is not None:
+            self._retake_rst(conn, s, took, rcv_nxt, packet, ts_ns)
+        if hole is not None:
+            self._hole(conn, s, hole)
         ms = f"{(ts_ns - took.ts_ns) / 1e6:.1f} ms"
-        if stale:
+        there = self._there(conn, s)
+        if stale and there is not None and ts_ns - took.ts_ns <= there + SLACK_NS:
+            note = (f"the FIN never reached this side in order: packet {packet}, which it "
+                    f"sent as the FIN arrived, repeats the ACK field of its segment before "
+                    f"it, short of the FIN: what arrived did not move its rcv_nxt")
+        elif stale:
             note = (f"the FIN never reached this side: packet {packet}, which it sent {ms} "
                     f"later, after the FIN would have arrived, acknowledges only what came "
                     f"before it")
@@ -923,6 +949,39 @@ class Tracker:
         d.fin_lost = f"packet {took.packet}: {note}"
         conn.anomaly(FIN_LOST)
         conn.notes.append(d.fin_lost)
+
+    def _retake_rst(self, conn: Conn, s: int, fin: Transition, rcv_nxt: int, packet: int,
+                    ts_ns: int) -> None:
+        """``s``, whose rcv_nxt the peer's FIN (taken back, ``fin``) never moved, took the
+        peer's first RST at that number after the FIN, which we had it not take: unless it
+        sent something since, later than a round trip (plus a millisecond) after it; this
+        segment (``packet``), sent within that, crossed it."""
+        there = self._there(conn, s)
+        record = next((r for r in conn.rsts if r.sender != s and r.ts_ns > fin.ts_ns
+                       and not r.acceptable and r.seq == rcv_nxt), None)
+        if record is None or there is None or ts_ns > record.ts_ns + there + SLACK_NS \
+                or conn.sides[s].state in (CLOSED, LISTEN) \
+                or conn.sides[s].transitions[-1].packet > record.packet:
+            return
+        conn.sides[s].feed(RECV_RST, record.ts_ns, record.packet)
+        self._restate(conn, s, record.packet)
+        record.acceptable = True
+        taken = (f"at the receiver's rcv_nxt, which its packet {packet} showed short of the "
+                 f"peer's FIN (packet {fin.packet}): taken")
+        conn.notes.append(f"packet {record.packet}: the RST was {taken}")
+        if record.note.endswith(IGNORED_NOTE):
+            record.note = record.note[:-len(IGNORED_NOTE)]
+            sender = conn.sides[1 - s].transitions
+            for i, t in enumerate(sender):
+                if t.packet == record.packet and t.note.endswith(IGNORED_NOTE):
+                    sender[i] = t._replace(note=record.note)
+        else:
+            record.note = f"RST {taken}"
+        for step in conn.ladder:
+            if step.packet == record.packet:
+                step.note = record.note
+        if all(r.acceptable for r in conn.rsts):
+            conn.anomalies.remove("RST out of window")
 
     @staticmethod
     def _rst_record(conn: Conn, s: int, took: Transition) -> RstRecord | None:
@@ -965,11 +1024,18 @@ class Tracker:
                                       f"(packet {packet}, tcp_send_challenge_ack), whose "
                                       f"ACK field, its rcv_nxt, shows what the RST's sender "
                                       f"sent from there on lost after the capture point")
-        dp.rcv_nxt_shown = ack
         if dp.fin_seq is not None and seq_geq(dp.fin_seq, ack) and not dp.fin_lost:
-            self._ack_overdue(conn, s, packet, ts_ns, stale=True)
-        span = ds.fin_acked_span
-        if span is not None and seq_geq(ack, span[0]) and seq_after(span[1], ack):
+            self._ack_overdue(conn, s, packet, ts_ns, stale=True, ack=ack)
+        self._hole(conn, s, ack)
+
+    def _hole(self, conn: Conn, s: int, rcv_nxt: int) -> None:
+        """``s``'s rcv_nxt, as it showed it, is short of what the peer sent: the segment
+        there never reached it (lost after the capture point).  If that segment ACKed its
+        FIN, that ACK is taken back; an RST must carry that number to be taken (until it
+        ACKs past it, or the peer sends it again)."""
+        conn.dirs[1 - s].rcv_nxt_shown = rcv_nxt
+        span = conn.dirs[s].fin_acked_span
+        if span is not None and seq_geq(rcv_nxt, span[0]) and seq_after(span[1], rcv_nxt):
             self._revoke_ack(conn, s)
 
     def _near(self, conn: Conn, s: int) -> bool:
@@ -1265,9 +1331,7 @@ class Tracker:
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif side_s.state is FIN_WAIT1 and bare and (acceptable or answers):
-            note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else
-                                            ". Out of window for the peer, which had "
-                                            "moved on: it ignores it")
+            note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else IGNORED_NOTE)
         elif side_s.state is FIN_WAIT2 and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \

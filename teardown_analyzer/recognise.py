@@ -107,10 +107,11 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     ends within 2**31 of the sender's ISN: the tracker's next_seq, flows.py ``_rst``).
     Both sides go to CLOSED: an ``rst`` close by its sender, or with X's FINs before it
     (and the RST's time not before X's first FIN), ``fin-then-rst`` by X; either has one
-    RST and is unusual by kind.  Not an RST from X after a segment of Y's that shows X's
-    FIN lost after the capture point (it leaves it out of its ACK field, more than the
-    round trip between the capture point and Y, plus a millisecond, after it): Y's
-    rcv_nxt is then the FIN's own number.
+    RST and is unusual by kind.  Not an RST from X after a segment of Y's that leaves X's
+    FIN out of its ACK field from a millisecond before the round trip between the capture
+    point and Y after it (later than that round trip plus a millisecond, or a pure ACK
+    repeating Y's last, it shows the FIN lost after the capture point or out of order):
+    Y's rcv_nxt is then short of what X sent.
 
     Or a SYN refused: the SYN, then an RST+ACK from the other endpoint, without data,
     acknowledging it (acceptable in SYN_SENT): both go to CLOSED, an ``rst`` close by it.
@@ -261,13 +262,15 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     fin_then_rst = rst_ends & (fins_x > 0) & (ts[last] >= ts[f1r])
     # ... but not X's RST after a segment of Y's that shows X's FIN lost, with no ACK of
     # it since: one that leaves it out, more than the round trip between the capture point
-    # and Y (plus a millisecond) after it (flows.py _ack_overdue); Y's rcv_nxt is then the
-    # FIN's own number, the only one at which it takes the RST (flows.py _rst)
+    # and Y (plus a millisecond) after it, or a pure ACK repeating Y's last as it arrives,
+    # from a millisecond before that round trip (flows.py _ack_overdue; here any segment
+    # from then on); Y's rcv_nxt is then short of what X sent, and it takes the RST only
+    # there (flows.py _rst)
     if fin_then_rst.any():
         there_y = np.where(x == 1, np.maximum(0, at(ts, r2) - at(ts, r1)),
-                           np.maximum(0, at(ts, r1) - ts[r0])) + SLACK_NS
+                           np.maximum(0, at(ts, r1) - ts[r0]))
         stale = after_f1 & from_y & has_ack & ~_after(ack, (fin_x + 1)[group_of]) \
-            & (ts > (ts[f1r] + there_y)[group_of]) & (pos < a1[group_of])
+            & (ts >= (ts[f1r] + there_y - SLACK_NS)[group_of]) & (pos < a1[group_of])
         fin_then_rst &= ~(anyg(stale) & (rst_sender == x))
     # or a SYN refused (a scan of closed ports): an RST+ACK from the other endpoint that
     # acknowledges it (acceptable in SYN_SENT), both CLOSED, an rst close by the server

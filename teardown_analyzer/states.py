@@ -83,18 +83,22 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    ACK of the FIN then answers a later copy (the FIN, or data before it, sent again): the
    last captured before that ACK, less the round trip; with none, it had taken the first
    after all and ACKed it late.  So too, in any state, when the side sends a segment after
-   the FIN would have reached it whose ACK field (its rcv_nxt) leaves the FIN out.  A
+   the FIN would have reached it whose ACK field (its rcv_nxt) leaves the FIN out, or, as
+   the FIN arrives (from a millisecond before the round trip), a pure ACK at its next
+   sequence number that repeats the ACK field and window of its segment before, short of
+   the FIN: what arrived did not move its rcv_nxt (the FIN came out of order).  A
    FIN+ACK whose ACK is shown lost (the peer retransmits its FIN) was lost whole: its FIN
    is taken at a later copy too.  Until the side takes it, an RST numbered as the FIN is at
    its rcv_nxt: in window (rule 12).
 12. An RST is taken only at the receiver's rcv_nxt (RFC 5961 section 3.2,
    ``tcp_validate_incoming``; or one less once it has the sender's FIN,
    ``tcp_reset_check``): all its sender sent; the FIN's own number if that FIN never
-   reached it (rule 11: an RST it seemed to take before the FIN was shown lost is judged
-   again); the ACK field of its challenge ACK if it answered the RST with one
-   (``tcp_send_challenge_ack``: a pure ACK at its next sequence number a round trip, plus
-   1 ms, after the RST, repeating the ACK field of its segment before the RST, short of
-   the RST's number).  That ACK field also shows what the RST's sender sent from there on
+   reached it, or the ACK field that showed it lost if short of that (rule 11: an RST
+   it seemed to take, or not, before is judged again), until the peer sends those bytes
+   again or it ACKs past them; the ACK field of its challenge ACK if it answered the RST
+   with one (``tcp_send_challenge_ack``: a pure ACK at its next sequence number a round
+   trip, plus 1 ms, after the RST, repeating the ACK field of its segment before the RST,
+   short of the RST's number).  That ACK field also shows what the RST's sender sent from there on
    lost after the capture point: an ACK of the receiver's FIN or a FIN there is taken back.
    An RST+ACK is its sender's own abort (``tcp_send_active_reset``): the sender is CLOSED
    whether or not the peer takes it.  A bare RST numbered short of the end of its sender's

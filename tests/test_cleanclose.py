@@ -220,6 +220,16 @@ def _edits():
         head, r[:8] + [_with(r[8], ts=r[7][1] + 2 * 10**6, ack=r[7][5], window=1)] + r[8:])
     yield "the client's last ACK 2 ms after the server's FIN", _blob(
         head, r[:10] + [_with(r[10], ts=r[9][1] + 2 * 10**6)])
+    # the server's data edited to ACK 10 bytes less of the client's; then, as the client's
+    # FIN arrives (20 us after it), a pure ACK of the server's that repeats that ACK field
+    # and window: the FIN came out of order, behind bytes lost after the capture point
+    short = _with(r[5], ack=r[5][6] - 10)
+    hdr = (short[7] >> 12) * 4
+    repeat = _with(short, ts=r[7][1] + 20_000, tcp_len=hdr, seq=short[5] + short[4] - hdr,
+                   word=short[7] & ~0x1FF | ACK, ipid=short[3] + 1)
+    yield "the server's data short of the client's", _blob(head, r[:5] + [short] + r[6:])
+    yield "a pure ACK of the server's repeating its last as the client's FIN arrives", _blob(
+        head, r[:5] + [short] + r[6:8] + [repeat] + r[8:])
     assert fin & FIN and ack & ACK and not ack & FIN
 
 
@@ -232,7 +242,7 @@ MADE = ("as captured", "a segment captured twice", "the server's FIN captured tw
         "the client's FIN and the server's ACK of it", "no FIN from the server",
         "reset by the client", "reset by the server, bare", "the client's FIN sent again",
         "the client's FIN alone, sent again",
-        "the server's sequence numbers going back",
+        "the server's sequence numbers going back", "the server's data short of the client's",
         *(n for n in EDITS if n.startswith("a copy with another")))
 """The close as captured; with a segment the tracker skips as a copy of the one before it
 in its direction, or one it counts; with data on the SYN-ACK (counted as the server's);

@@ -297,6 +297,13 @@ def _variants() -> dict[str, tuple[str, list]]:
         "rst_past_a_fin_shown_lost": (four, r[:8] + [
             at(r[7].ts_ns + 2 * 10**6, _edited(r[8].data, ack_delta=-1)),
             at(r[7].ts_ns + 3 * 10**6, _edited(r[7].data, flags=0x14, seq_delta=1))]),
+        # ... or the server's data ACKing 10 bytes less, and its pure ACK repeating that
+        # ACK field as the FIN arrives (20 us after it): the FIN came out of order
+        "rst_past_a_fin_out_of_order": (four, r[:5] + [
+            at(r[5].ts_ns, _edited(r[5].data, ack_delta=-10))] + r[6:8] + [
+            at(r[7].ts_ns + 20_000, _edited(_edited(r[5].data, ack_delta=-10)[:-200],
+                                            flags=0x10, seq_delta=200)),
+            at(r[7].ts_ns + 3 * 10**6, _edited(r[7].data, flags=0x14, seq_delta=1))]),
         # ... with the server's ACK of it between the two copies: the record before the
         # copy in its direction is not the one before it
         "duplicate_after_a_reply": (four, r[:5] + [at(r[4].ts_ns + 1000, r[3].data)] + r[5:]),

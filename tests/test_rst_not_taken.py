@@ -21,6 +21,12 @@ sent before its FIN was ACKed: sample_pcaps/abort_on_data_behind_lost_data_clien
 8 the server's FIN, 10-12 the client's data acknowledging only up to bytes of the server's
 that were lost, 13 the client's FIN, 15 the client's ACK of the server's FIN, 16-19 the
 server's bare RSTs numbered as the data's ACK field.
+
+And an RST at a hole: sample_pcaps/reset_at_a_hole_client_side.pcap, 7 the client's 300
+bytes (lost on their way into the server), 8 its FIN, 9, 11, 13 the server's data
+acknowledging only up to the lost bytes, 10, 12, 14 the client's bare RSTs at that number,
+15 the server's pure ACK repeating its last, 20.06 ms after the FIN (the round trip to the
+server is 20.1 ms), 16 another RST.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ _, CHALLENGE = pb.read_pcap(pb.SAMPLES / "challenge_ack_after_lost_data_client_s
 _, PAST_FIN = pb.read_pcap(pb.SAMPLES / "abort_past_lost_fin_client_side.pcap")
 _, PAST_FIN_THERE = pb.read_pcap(pb.SAMPLES / "abort_past_lost_fin_server_side.pcap")
 _, ON_DATA = pb.read_pcap(pb.SAMPLES / "abort_on_data_behind_lost_data_client_side.pcap")
+_, HOLE = pb.read_pcap(pb.SAMPLES / "reset_at_a_hole_client_side.pcap")
 
 
 def _edited(rec: pb.Rec, *, ts_ns: int | None = None, seq: int | None = None,
@@ -49,6 +56,13 @@ def _edited(rec: pb.Rec, *, ts_ns: int | None = None, seq: int | None = None,
         frame[tcp + 13] = flags
     frame[18:20] = ((int.from_bytes(frame[18:20], "big") + ipid) & 0xFFFF).to_bytes(2, "big")
     return pb.Rec(rec.ts_ns if ts_ns is None else ts_ns, bytes(frame))
+
+
+def _with_window(rec: pb.Rec, window: int) -> pb.Rec:
+    frame = bytearray(rec.data)
+    tcp = 14 + (frame[14] & 0xF) * 4
+    frame[tcp + 14:tcp + 16] = window.to_bytes(2, "big")
+    return pb.Rec(rec.ts_ns, bytes(frame))
 
 
 def _seq(rec: pb.Rec) -> int:
@@ -153,3 +167,28 @@ def test_an_abort_not_taken_still_closes_its_sender(tmp_path):
     assert _states(c, "client") == [("FIN_WAIT1", 8), ("CLOSED", 10)]
     assert _states(c, "server") == [("CLOSED", 12)]
     assert not c.rsts[0]["in_window"]
+
+
+def test_an_ack_repeated_as_the_fin_arrives_shows_a_hole(tmp_path):
+    """As captured: the server's ACK repeats its last as the client's FIN arrives, short of
+    it: the FIN came out of order, the server's rcv_nxt is where the lost bytes began, and
+    the first RST there, before that ACK on this capture, closed it from ESTABLISHED."""
+    c = _only(HOLE, tmp_path)
+    assert _states(c, "server") == [("CLOSED", 11)]
+    assert c.rsts[0]["in_window"] and c.rsts[0]["packet"] == 11
+    assert any("the RST was at the receiver's rcv_nxt" in n for n in c.notes)
+
+
+def test_a_window_update_is_no_repeated_ack(tmp_path):
+    """The server's ACK edited to open its window (a window update, sent whatever came):
+    nothing shows the FIN out of order, so the server took it (CLOSE_WAIT)."""
+    c = _only(HOLE[:15] + [_with_window(HOLE[15], 1)] + HOLE[16:], tmp_path)
+    assert _states(c, "server") == [("CLOSE_WAIT", 9)]
+
+
+def test_an_ack_repeated_before_the_fin_could_arrive_shows_nothing(tmp_path):
+    """The server's ACK edited to pass 2 ms earlier, more than a millisecond before the FIN
+    could have reached the server and its answer come back: it answers something else."""
+    early = pb.Rec(HOLE[15].ts_ns - 2_000_000, HOLE[15].data)
+    c = _only(HOLE[:15] + [early] + HOLE[16:], tmp_path)
+    assert _states(c, "server") == [("CLOSE_WAIT", 9)]

@@ -43,7 +43,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "closing_abort_crosses_ack_client_side", "closing_abort_crosses_ack_server_side",
             "abort_past_lost_fin_client_side", "abort_past_lost_fin_server_side",
             "challenge_ack_after_lost_data_client_side", "challenge_ack_after_lost_data_server_side",
-            "abort_on_data_behind_lost_data_client_side", "abort_on_data_behind_lost_data_server_side"]
+            "abort_on_data_behind_lost_data_client_side", "abort_on_data_behind_lost_data_server_side",
+            "reset_at_a_hole_client_side", "reset_at_a_hole_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -932,6 +933,28 @@ def _abort_on_data_behind_lost_data(t, pkts, side):
     _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], data[0], _far(t, side, "server"))
 
 
+def _reset_at_a_hole(t, pkts, side):
+    """The client's bytes are lost on their way into the server, its FIN after them comes
+    out of order (the server repeats its ACK); the server's data reaches the client after
+    close(), whose bare RSTs at the start of the lost bytes, the server's rcv_nxt, close it
+    from ESTABLISHED."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]][0] == "TCP_ABORT_ON_DATA"
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    (data,) = [p for p in sent_by(ps, c["client"]) if p.plen == 300]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert cfin.seq == data.seq + 300 and cfin.ts > data.ts
+    after = [p for p in sent_by(ps, c["server"]) if p.ts > cfin.ts]
+    assert after and all(p.ack == data.seq for p in after), "the bytes never came"
+    assert any(not p.plen for p in after), "an ACK repeated as the FIN arrived"
+    rsts = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert rsts and all(not p.has_ack and p.seq == data.seq for p in rsts)
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], rsts[0], _far(t, side, "server"))
+
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1083,5 +1106,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("closing_abort_crosses_ack", _closing_abort_crosses_ack),
                                    ("abort_past_lost_fin", _abort_past_lost_fin),
                                    ("challenge_ack_after_lost_data", _challenge_ack_after_lost_data),
-                                   ("abort_on_data_behind_lost_data", _abort_on_data_behind_lost_data))
+                                   ("abort_on_data_behind_lost_data", _abort_on_data_behind_lost_data),
+                                   ("reset_at_a_hole", _reset_at_a_hole))
                for side in ("client", "server")})

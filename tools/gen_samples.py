@@ -1470,6 +1470,21 @@ _race("abort_on_data_behind_lost_data", _ON_DATA_RUN, _ON_DATA_STATES, "FINs, th
       after=0.3, drop=("data", "client"))
 
 
+_HELD_RESET_RUN = ("A reset at a hole, over the delay path ({d} ms each way), 198.18.3.1:40431 -> 198.18.3.2:5043: "
+                   "after a request and response the client sends 300 bytes, dropped once at the server's input "
+                   "(nftables) after both capture points, and 0.6 ms later close()s. Its FIN reaches the server "
+                   "out of order: the server answers with an ACK that repeats its last ACK field (the start of "
+                   "the lost bytes) and stays ESTABLISHED. 2 ms after the client's close() the server sends 3000 "
+                   "bytes, which reach the client in FIN_WAIT1 after close(): it aborts (TCPAbortOnData) with bare "
+                   "RSTs numbered as their ACK field, the server's rcv_nxt, which close it. Captured at the same "
+                   "time on the client's interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_HELD_RESET_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own RST). Server: SYN_RECV, "
+                      "ESTABLISHED, CLOSED (the first RST, at its rcv_nxt; never CLOSE_WAIT).")
+_race("reset_at_a_hole", _HELD_RESET_RUN, _HELD_RESET_STATES, "A FIN then an RST, the client first.", "client",
+      (40431, 5043), client="at(T + 0.0004); send('c', 300, b'data '); at(T + 0.001); close('c')",
+      server="at(T + 0.0028); send('s', 3000, b'data ')", after=0.3, drop=("data", "server"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
