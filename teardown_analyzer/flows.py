@@ -552,7 +552,10 @@ class Tracker:
                                   f"shows this side never took the peer's RST (packet "
                                   f"{rst.packet}), more than a round trip before: lost after "
                                   f"the capture point, or not taken")
-        was_closed = side_s.state is CLOSED and not flags & RST
+        # (not a segment sent before the peer's RST reached it: within a round trip of it)
+        was_closed = side_s.state is CLOSED and not flags & RST and not (
+            side_s.transitions and side_s.transitions[-1].event is RECV_RST
+            and self._within_rtt(conn, side_s.transitions[-1], ts_ns))
         bare_syn = flags & (SYN | ACK) == SYN
         if side_s.state is LISTEN and not flags & RST and not bare_syn:
             self._took_syn(conn, s)

@@ -683,3 +683,20 @@ def test_a_fin_long_after_the_peers_rst_shows_the_rst_lost(tmp_path):
                                                       "CLOSED"]
         assert not c.server_states[-1].inferred and c.server_states[-1].event == "RECV_RST"
         assert c.anomalies == ("RST lost after the capture point",)
+
+
+def test_an_ack_that_crossed_an_rst_is_not_after_closed(tmp_path):
+    """closing_abort_crosses_ack_server_side.pcap: the client's ACK (packet 13) comes 3 ms
+    after the server's RST+ACK, within the 20 ms round trip: sent before the RST reached the
+    client, not after it was CLOSED.  Edited to come 30 ms later (not a real capture), it
+    is a packet after CLOSED."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "closing_abort_crosses_ack_server_side.pcap")
+    path = SAMPLES / "closing_abort_crosses_ack_server_side.pcap"
+    (c,) = analyze([str(path)], Options(vectorised=False)).connections
+    assert c.client_states[-1].packet == 12 and "packets after CLOSED" not in c.anomalies
+    records[12] = records[12]._replace(ts_ns=records[11].ts_ns + 30 * 10**6)
+    edited = tmp_path / "an_ack_long_after_the_rst.pcap"
+    edited.write_bytes(pb.pcap(records[:13], linktype=linktype))
+    (c,) = analyze([str(edited)], Options(vectorised=False)).connections
+    assert "packets after CLOSED" in c.anomalies
