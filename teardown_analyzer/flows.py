@@ -36,10 +36,10 @@ _ENDED = (TIME_WAIT, CLOSED)
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
 DUPLICATE_NS = 50_000_000
+"""An identical segment seen again within 50 ms is one packet captured twice."""
 SLACK_NS = 1_000_000
 """What a round trip from the handshake is allowed beyond itself (jitter, turnaround): a
 segment within it of another may not have been sent after that one arrived."""
-"""An identical segment seen again within 50 ms is one packet captured twice."""
 FIN_AND_ACK_NOTE = "FIN and the ACK of ours in one segment (Linux passes through FIN_WAIT2 " \
     "for no time)"
 """The note on a side's TIME_WAIT entered from FIN_WAIT1 (states.py rule 4)."""
@@ -65,13 +65,14 @@ DATA_AFTER_CLOSE_NOTE = (
     "close() aborts the connection (TCPAbortOnData): CLOSED, and this RST from the reply "
     "path (tcp_v4_send_reset), numbered as the data's ACK field")
 """The note on a bare RST from FIN_WAIT1 (data after close(), kernel-teardown.md 4.1)."""
-IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
 
 
 _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
+"""What a side takes from the peer's FIN and the ACK of its own, in its closing states."""
 LOST_WITH_ACK = "lost with the ACK it carried"
 FIN_LOST = "FIN lost after the capture point"
-"""What a side takes from the peer's FIN and the ACK of its own, in its closing states."""
+IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
+"""Added to a side's note on its bare RST when the peer does not take it."""
 
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
@@ -151,9 +152,11 @@ class Direction:
     fin_acked_by_fin: bool = False
     """The ACK of this FIN arrived on the peer's FIN (a three-way close)."""
     rcv_nxt_shown: int | None = None
-    """The peer's rcv_nxt, short of what was sent this way, as its challenge ACK showed it
-    (:meth:`Tracker._challenged`): what came from there on never reached it, and an RST
-    must carry that number to be taken.  None once it ACKs past it."""
+    """The peer's rcv_nxt, short of what was sent this way, as an ACK of its showed it (its
+    challenge ACK, :meth:`Tracker._challenged`, or one that showed a FIN lost,
+    :meth:`Tracker._ack_overdue`): what came from there on never reached it, and an RST
+    must carry that number to be taken (:meth:`Tracker._hole`).  None once it ACKs past it
+    or this side sends that byte again."""
     data_after_peer_fin: int = 0
     segs_after_peer_fin: int = 0
     data_after_own_fin: int = 0
@@ -983,7 +986,7 @@ class Tracker:
         for step in conn.ladder:
             if step.packet == record.packet:
                 step.note = record.note
-        if all(r.acceptable for r in conn.rsts):
+        if all(r.acceptable for r in conn.rsts) and "RST out of window" in conn.anomalies:
             conn.anomalies.remove("RST out of window")
 
     @staticmethod
@@ -1238,7 +1241,7 @@ class Tracker:
         # the sender's FIN (in CLOSE_WAIT, LAST_ACK or CLOSING), one less: the FIN's own
         # number (tcp_reset_check), that of a reply-path RST answering a segment sent
         # before the FIN arrived.  If the FIN never reached it (``fin_lost``), its rcv_nxt
-        # is the FIN's number; if a challenge ACK showed it short of that, the ACK field.
+        # is the FIN's number; if an ACK of its showed it short of that, that ACK field.
         expected = ds.next_seq
         if ds.rcv_nxt_shown is not None:
             expected = ds.rcv_nxt_shown
