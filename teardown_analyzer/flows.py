@@ -983,11 +983,16 @@ class Tracker:
                     sender[i] = t._replace(note=record.note)
         else:
             record.note = f"RST {taken}"
-        for step in conn.ladder:
-            if step.packet == record.packet:
-                step.note = record.note
+        self._ladder_note(conn, record.packet, record.note)
         if all(r.acceptable for r in conn.rsts) and "RST out of window" in conn.anomalies:
             conn.anomalies.remove("RST out of window")
+
+    @staticmethod
+    def _ladder_note(conn: Conn, packet: int, note: str) -> None:
+        """The ladder's note on ``packet``, as later evidence has it."""
+        for step in conn.ladder:
+            if step.packet == packet:
+                step.note = note
 
     @staticmethod
     def _rst_record(conn: Conn, s: int, took: Transition) -> RstRecord | None:
@@ -996,16 +1001,13 @@ class Tracker:
         return next((r for r in reversed(conn.rsts)
                      if r.packet <= took.packet and r.sender != s), None)
 
-    @staticmethod
-    def _not_taken(conn: Conn, record: RstRecord, why: str) -> None:
+    def _not_taken(self, conn: Conn, record: RstRecord, why: str) -> None:
         """An RST we had its receiver take was not at its rcv_nxt: it did not take it."""
         record.acceptable = False
         record.note = f"RST not at the receiver's rcv_nxt, so not taken (RFC 5961 " \
                       f"section 3.2): {why}"
         conn.anomaly("RST out of window")
-        for step in conn.ladder:
-            if step.packet == record.packet:
-                step.note = record.note
+        self._ladder_note(conn, record.packet, record.note)
 
     def _challenged(self, conn: Conn, s: int, packet: int, ts_ns: int, seq: int,
                     ack: int) -> None:
@@ -1098,9 +1100,7 @@ class Tracker:
                 note += ("; or its ACK was lost before the capture point, and it had taken "
                          "the first")
             conn.notes.append(f"packet {at[1]}: {note}")
-            for step in conn.ladder:
-                if step.packet == at[1]:
-                    step.note = note
+            self._ladder_note(conn, at[1], note)
 
     def _undo_fin_receipt(self, conn: Conn, s: int) -> list[Transition] | None:
         """Take back ``s``'s receipt of the peer's FIN and the receipts since (the ACK of its
