@@ -65,6 +65,22 @@ DATA_AFTER_CLOSE_NOTE = (
     "close() aborts the connection (TCPAbortOnData): CLOSED, and this RST from the reply "
     "path (tcp_v4_send_reset), numbered as the data's ACK field")
 """The note on a bare RST from FIN_WAIT1 (data after close(), kernel-teardown.md 4.1)."""
+ABORT_ON_FIN_NOTE = (
+    "bare RST from FIN_WAIT2: the side had called close(), and the peer's FIN came with "
+    "data, or out of order (past the ACK field the side last sent: behind data that never "
+    "reached it), on the segment that ACKed the side's FIN. After close() that aborts the "
+    "connection as soon as the ACK has taken it to FIN_WAIT2 (TCPAbortOnData, "
+    "tcp_rcv_state_process): CLOSED, and this RST from the reply path (tcp_v4_send_reset), "
+    "numbered as the FIN's ACK field")
+"""The note on a bare RST answering the peer's FIN that ACKed the side's own, when that
+FIN was past the side's rcv_nxt (:attr:`Direction.fin_ahead`; states.py rule 7)."""
+FIN_WAIT1_GONE_NOTE = (
+    "bare RST answering the segment that brought the peer's FIN at this side's rcv_nxt and "
+    "ACKed its own: a socket in FIN_WAIT1 takes that to TIME_WAIT and answers nothing "
+    "(unless TCP_LINGER2 < 0 aborts it), so no socket took it. The side's socket was gone "
+    "by then (an orphan killed, or lost with its host); the RST comes from the reply path "
+    "(tcp_v4_send_reset). CLOSED is stamped here as an upper bound")
+"""The note on a bare RST answering an in-order FIN that ACKed the side's FIN (rule 7)."""
 
 
 _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
@@ -130,6 +146,11 @@ class Direction:
     fin_ts_ns: int | None = None
     fin_packet: int | None = None
     fin_with_data: bool = False
+    fin_ahead: bool = False
+    """The FIN (its last copy) brought data, or came past the peer's last ACK field: past
+    the peer's rcv_nxt if the peer had called close(), which stops its rcv_nxt there
+    (data after close() aborts it).  Such a peer, taking the ACK of its own FIN with it
+    in FIN_WAIT1, aborts in FIN_WAIT2 (:data:`ABORT_ON_FIN_NOTE`)."""
     fin_retx: list[tuple[int, int]] = field(default_factory=list)
     """(ts_ns, packet) of each retransmission of the FIN."""
     data_resent: list[tuple[int, int]] | None = None
@@ -652,6 +673,8 @@ class Tracker:
         new_fin = False
         if flags & FIN:
             fin_seq = (seq + plen) & _M32
+            ds.fin_ahead = dr.packets > 0 and dr.last_word & ACK != 0 \
+                and seq_after(fin_seq, dr.last_ackno)
             if ds.fin_seq is None:
                 new_fin = True
                 conn.slow = True
@@ -1287,6 +1310,7 @@ class Tracker:
                               f"this side's FIN, had not reached it when it reset (they "
                               f"crossed)")
         acked, peer_fin = ds.fin_acked_ts_ns, dr.fin_ts_ns
+        aborted = gone = False
         if bare and side_s.state in (FIN_WAIT2, CLOSING, TIME_WAIT) and ds.fin_seq is not None \
                 and seq_after((ds.fin_seq + 1) & _M32, seq) \
                 and (ds.isn is None or seq_after(seq, ds.isn)):
@@ -1311,8 +1335,18 @@ class Tracker:
         elif bare and answers and side_s.state is TIME_WAIT \
                 and side_s.transitions[-1].ts_ns == dr.last_ts_ns:
             # the reply path's answer to the very segment that put it in TIME_WAIT, which a
-            # TIME_WAIT socket never answers with an RST: it had no socket to take it
-            self._undo_last(conn, s, *_RECEIPTS)
+            # TIME_WAIT socket never answers with an RST: it had no socket to take it ...
+            undone = self._undo_last(conn, s, *_RECEIPTS)
+            if undone is not None and undone.event is RECV_FIN_ACK_OF_FIN and dr.fin_ahead:
+                # ... unless that segment ACKed its FIN and brought data or a FIN past its
+                # rcv_nxt: then, after close(), it took the ACK (FIN_WAIT2) and aborted
+                # (tcp_rcv_state_process: TCPAbortOnData)
+                side_s.feed(RECV_ACK_OF_FIN, undone.ts_ns, undone.packet,
+                            "the ACK of its FIN; the FIN with it, past its rcv_nxt, aborts it")
+                self._restate(conn, s, undone.packet)
+                aborted = True
+            elif undone is not None and undone.event is RECV_FIN_ACK_OF_FIN:
+                gone = True
         if side_s.state is LISTEN and acceptable:
             # (acceptable in SYN_SENT: it ACKs the SYN)
             note = ("RST answering the SYN: no socket took it (nothing listening on the "
@@ -1336,8 +1370,14 @@ class Tracker:
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
+        elif gone:
+            note = FIN_WAIT1_GONE_NOTE
+            conn.notes.append(f"packet {packet}: {note}")
+            inferred = True
         elif side_s.state is FIN_WAIT1 and bare and (acceptable or answers):
             note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else IGNORED_NOTE)
+        elif aborted:
+            note = ABORT_ON_FIN_NOTE + ("" if acceptable else IGNORED_NOTE)
         elif side_s.state is FIN_WAIT2 and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \

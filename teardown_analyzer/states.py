@@ -44,7 +44,12 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    (``tcp_send_active_reset``), a bare RST comes from the reply path
    (``tcp_v4_send_reset``) for a segment that found no socket, so the side's socket was
    already gone (closed with no RST or FIN the capture saw, or lost with its host).  Its
-   CLOSED is stamped at the RST, an upper bound, and marked as inferred.
+   CLOSED is stamped at the RST, an upper bound, and marked as inferred.  So too a bare RST
+   answering the segment that took a side to TIME_WAIT (a TIME_WAIT socket answers with
+   an ACK); but when that segment ACKed its FIN in FIN_WAIT1 and brought data, or a FIN
+   past the last ACK field the side sent (which stays put once it has called close()),
+   the side took the ACK (FIN_WAIT2) and aborted at once on the rest
+   (``tcp_rcv_state_process``, TCPAbortOnData): CLOSED at the RST, not inferred.
 8. A side's state is claimed only when a socket of its own takes part. The receiver of a
    SYN stays LISTEN (never shown: a ladder step shows no state for it) until it answers
    with something other than a RST; it then enters SYN_RECV, stamped at the SYN

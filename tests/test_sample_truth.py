@@ -44,7 +44,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_past_lost_fin_client_side", "abort_past_lost_fin_server_side",
             "challenge_ack_after_lost_data_client_side", "challenge_ack_after_lost_data_server_side",
             "abort_on_data_behind_lost_data_client_side", "abort_on_data_behind_lost_data_server_side",
-            "reset_at_a_hole_client_side", "reset_at_a_hole_server_side"]
+            "reset_at_a_hole_client_side", "reset_at_a_hole_server_side",
+            "abort_on_fin_behind_lost_data_client_side", "abort_on_fin_behind_lost_data_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -955,6 +956,29 @@ def _reset_at_a_hole(t, pkts, side):
     _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], rsts[0], _far(t, side, "server"))
 
 
+def _abort_on_fin_behind_lost_data(t, pkts, side):
+    """The client's bytes are lost on their way into the server; the server close()s, and
+    the client's FIN, ACKing the server's, comes past the server's rcv_nxt: the server
+    takes the ACK (FIN_WAIT2), then aborts on the FIN (TCPAbortOnData) with a bare RST
+    numbered as the FIN's ACK field; never TIME_WAIT."""
+    c = only(t)
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+    assert states(c, "client") == PASSIVE_CLIENT
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    (data,) = [p for p in sent_by(ps, c["client"]) if p.plen == 300]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert sfin.ack == data.seq and sfin.ts > data.ts, "the server's FIN leaves the bytes out"
+    assert cfin.seq == data.seq + 300 and cfin.ack == sfin.seq + 1 and not cfin.plen
+    (rst,) = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert not rst.has_ack and rst.seq == cfin.ack and rst.ts > cfin.ts
+    fw2 = trans(c, "server", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+    assert 0 <= trans(c, "server", "FIN_WAIT2", "CLOSED")["ts"] - fw2 < 1e-3, "aborted at once"
+    _lag(fw2, cfin, _far(t, side, "server"))
+    _lag(trans(c, "client", "LAST_ACK", "CLOSED")["ts"], rst, _far(t, side, "client"))
+
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1107,5 +1131,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("abort_past_lost_fin", _abort_past_lost_fin),
                                    ("challenge_ack_after_lost_data", _challenge_ack_after_lost_data),
                                    ("abort_on_data_behind_lost_data", _abort_on_data_behind_lost_data),
-                                   ("reset_at_a_hole", _reset_at_a_hole))
+                                   ("reset_at_a_hole", _reset_at_a_hole),
+                                   ("abort_on_fin_behind_lost_data", _abort_on_fin_behind_lost_data))
                for side in ("client", "server")})

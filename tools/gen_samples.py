@@ -1485,6 +1485,23 @@ _race("reset_at_a_hole", _HELD_RESET_RUN, _HELD_RESET_STATES, "A FIN then an RST
       server="at(T + 0.0028); send('s', 3000, b'data ')", after=0.3, drop=("data", "server"))
 
 
+_FIN_AHEAD_RUN = ("An abort on a FIN behind lost data, over the delay path ({d} ms each way), 198.18.3.1:40441 -> "
+                  "198.18.3.2:5044: after a request and response the client sends 300 bytes, dropped once at the "
+                  "server's input (nftables) after both capture points. The server sends 300 bytes and 14 ms "
+                  "later close()s: its FIN leaves the client's bytes out. 20 ms after that the client, in "
+                  "CLOSE_WAIT, shutdown(SHUT_WR)s: a FIN that ACKs the server's, numbered after the lost bytes. "
+                  "The server takes the ACK (FIN_WAIT2), then, its socket orphaned by close(), finds the FIN "
+                  "past its rcv_nxt: it aborts (TCPAbortOnData, tcp_rcv_state_process) and its reply path "
+                  "answers with a bare RST numbered as the FIN's ACK field. Captured at the same time on the "
+                  "client's interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_FIN_AHEAD_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSED (its own abort; never "
+                     "TIME_WAIT). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED (the RST).")
+_race("abort_on_fin_behind_lost_data", _FIN_AHEAD_RUN, _FIN_AHEAD_STATES, "A FIN then an RST, the server first.",
+      "server", (40441, 5044), client="at(T + 0.0106); send('c', 300, b'data '); at(T + 0.0556); shut_wr('c')",
+      server="at(T + 0.0213); send('s', 300, b'data '); at(T + 0.0352); close('s')",
+      after=0.3, drop=("data", "server"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
