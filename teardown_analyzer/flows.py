@@ -37,6 +37,8 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _M32 = 0xFFFFFFFF
 DUPLICATE_NS = 50_000_000
 """An identical segment seen again within 50 ms is one packet captured twice."""
+DELACK_MAX_NS = 200_000_000
+"""The longest a Linux side delays an ACK (``TCP_DELACK_MAX``, HZ/5)."""
 SLACK_NS = 1_000_000
 """What a round trip from the handshake is allowed beyond itself (jitter, turnaround): a
 segment within it of another may not have been sent after that one arrived."""
@@ -488,6 +490,30 @@ class Tracker:
             if d.ack_due_ns is not None and now > d.ack_due_ns:
                 d.ack_due_ns = None
                 self._ack_overdue(conn, 1 - i, None, now)
+        if conn.rsts:
+            for s in (0, 1):
+                self._close_wait_unshown(conn, s)
+
+    def _close_wait_unshown(self, conn: Conn, s: int) -> None:
+        """``s`` went to CLOSE_WAIT at the peer's FIN and was reset there before it sent
+        anything that ACKed the FIN, and before that ACK was due: a side that takes a FIN
+        in ESTABLISHED delays its ACK (``tcp_fin``: pingpong mode, up to
+        ``TCP_DELACK_MAX``), so the capture does not show that the FIN reached it.  Its
+        CLOSE_WAIT stands (the FIN passed the capture point), with a note that says so."""
+        side, fin = conn.sides[s], conn.dirs[1 - s]
+        if fin.fin_answered or fin.fin_ts_ns is None:
+            return
+        for k, (t, rst) in enumerate(zip(side.transitions, side.transitions[1:])):
+            if t.event is RECV_FIN and t.new is CLOSE_WAIT and rst.event is RECV_RST:
+                late = rst.ts_ns - fin.fin_ts_ns
+                if late <= (self._there(conn, s) or 0) + DELACK_MAX_NS:
+                    note = (f"not shown: the RST (packet {rst.packet}) came {late / 1e6:.1f} "
+                            f"ms after the FIN, before this side ACKed it; a side in "
+                            f"ESTABLISHED delays the ACK of a FIN (tcp_fin: pingpong mode, "
+                            f"up to 200 ms), so the FIN may as well have been lost after the "
+                            f"capture point (then ESTABLISHED until the RST)")
+                    side.transitions[k] = t._replace(
+                        note=f"{t.note}; {note}" if t.note else note)
 
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:

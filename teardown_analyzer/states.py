@@ -26,7 +26,10 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    close() is called, which may be before the FIN is on the wire: a transition
    stamped at the FIN is an upper bound.
 2. Receiving the peer's first FIN: ESTABLISHED/SYN_RECV -> CLOSE_WAIT, FIN_WAIT1 ->
-   CLOSING (simultaneous close), FIN_WAIT2 -> TIME_WAIT (``tcp_fin``).
+   CLOSING (simultaneous close), FIN_WAIT2 -> TIME_WAIT (``tcp_fin``).  A side in
+   ESTABLISHED delays its ACK of the FIN (``tcp_fin``: pingpong mode, up to 200 ms): reset
+   before that ACK was due, it shows no sign of having had the FIN (lost after the capture
+   point, it stayed ESTABLISHED until the RST).  Its CLOSE_WAIT stands, noted "not shown".
 3. Receiving an ACK covering our FIN: FIN_WAIT1 -> FIN_WAIT2, CLOSING -> TIME_WAIT,
    LAST_ACK -> CLOSED (``tcp_rcv_state_process`` step 5).
 4. One segment carrying both the peer's FIN and the ACK of ours: FIN_WAIT1 ->

@@ -19,6 +19,9 @@ to follow, the difference is listed here with its reason (never silenced):
   (its TSval is 1 s older than the handshake ACK's): connect() moved the socket to SYN_SENT then.
 * ``SILENT``: an orphaned FIN_WAIT2 that expires leaves nothing on the wire; we stamp its CLOSED at
   the RST that proves it (upper bound), the kernel's record has the expiry.
+
+A state the capture cannot tell from its absence is listed in ``NOT_SHOWN``: ours must carry a
+note that starts "not shown:", and is left out before the comparison.
 """
 
 from __future__ import annotations
@@ -56,6 +59,13 @@ UPPER_BOUNDS = {
     ("abort_in_closing_client_side", 40321, "client", "CLOSED"): "SILENT",
     ("abort_in_closing_server_side", 40321, "client", "CLOSED"): "SILENT",
 }
+
+# States no segment shows (scenario, client port, side, state) -> reason.
+NOT_SHOWN = {
+    # the FIN was dropped after the capture point; reset before an ESTABLISHED side's
+    # delayed ACK of a FIN would have been due, the server looks like close_race's client
+    (f"fin_lost_before_delayed_ack_{vantage}_side", 40451, "server", "CLOSE_WAIT"): "DELAYED_ACK"
+    for vantage in ("client", "server")}
 
 # RSTs the kernel's record leaves out: (scenario, side) -> why.  Only that every RST it
 # has is one we report, at its time, is checked there.
@@ -143,6 +153,9 @@ def test_states_kind_and_times_match_the_kernel(truth_path):
             assert ours.initiator == want, (port, ours.initiator, want)
         for role in ("client", "server"):
             mine = ours.client_states if role == "client" else ours.server_states
+            unshown = [s for s in mine if (truth["scenario"], port, role, s.state) in NOT_SHOWN]
+            assert all(s.note.startswith("not shown:") for s in unshown), (port, role)
+            mine = [s for s in mine if s not in unshown]
             side = tc["sides"][role]
             truth_tr = _collapse_instant_fin_wait2(side["transitions"], ours, role)
             assert [s.state for s in mine] == [t["to"] for t in truth_tr], (port, role)
@@ -186,7 +199,7 @@ def test_rsts_match_the_kernel(truth_path):
 def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}
-    assert {k[0] for k in UPPER_BOUNDS} <= names
+    assert {k[0] for k in UPPER_BOUNDS} | {k[0] for k in NOT_SHOWN} <= names
     assert {k[0] for k in RSTS_UNRECORDED} <= names
 
 
@@ -359,6 +372,45 @@ def test_the_keep_alive_race_rst_numbered_as_the_fin_is_accepted(side):
         assert not c.server_states[-1].inferred and not c.anomalies
         assert (c.kind, c.initiator) == ("fin-then-rst", "server")
         assert [s.event for s in c.client_states[-2:]] == ["RECV_FIN", "RECV_RST"]
+
+
+@pytest.mark.parametrize("capture, late_ms, shown", [
+    ("close_race_client_side", None, False),
+    ("close_race_server_side", None, False),
+    ("close_race_client_side", 400, True),  # edited, not a real capture
+    ("ack_crosses_abort_client_side", None, True),
+    ("ack_crosses_abort_server_side", None, True),
+])
+def test_a_close_wait_reset_before_its_delayed_ack_is_not_shown(tmp_path, capture, late_ms,
+                                                                shown):
+    """A side that takes a FIN in ESTABLISHED delays its ACK (tcp_fin enters pingpong
+    mode; up to TCP_DELACK_MAX, 200 ms): reset before that ACK was due, nothing on the wire
+    shows that the FIN reached it, and the same capture arises when the FIN is lost after
+    the capture point (fin_lost_before_delayed_ack_*, NOT_SHOWN above: the kernel kept that
+    side in ESTABLISHED until the RST).  close_race's client is such a side (its RST came 8.1 ms
+    after the FIN): CLOSE_WAIT stands, marked not shown.  With the RST moved 400 ms after
+    the FIN (beyond the longest delayed ACK and the round trip) the missing ACK is
+    evidence, and in ack_crosses_abort the server did ACK the FIN: no such note."""
+    path = SAMPLES / f"{capture}.pcap"
+    if late_ms is not None:
+        import pcapbuild as pb
+        linktype, records = pb.read_pcap(path)
+        assert pb.split_ipv4(records[-1].data[14:])[2][13] == 0x04  # the server's RST
+        assert pb.split_ipv4(records[-2].data[14:])[2][13] == 0x11  # after its FIN
+        records[-1] = pb.Rec(records[-2].ts_ns + late_ms * 1_000_000, records[-1].data)
+        path = tmp_path / f"{capture}_rst_{late_ms}ms_late.pcap"
+        path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(path)], options).connections
+        side = c.client_states if capture.startswith("close_race") else c.server_states
+        fin, rst = side[-2:]
+        assert (fin.state, fin.event, rst.state, rst.event) == \
+            ("CLOSE_WAIT", "RECV_FIN", "CLOSED", "RECV_RST")
+        if shown:
+            assert "not shown" not in fin.note
+        else:
+            assert fin.note.startswith(f"not shown: the RST (packet {rst.packet}) came 8.1 ms "
+                                       f"after the FIN, before this side ACKed it")
 
 
 def test_an_rst_numbered_as_the_fin_does_not_end_time_wait(tmp_path):

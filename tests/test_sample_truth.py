@@ -45,7 +45,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "challenge_ack_after_lost_data_client_side", "challenge_ack_after_lost_data_server_side",
             "abort_on_data_behind_lost_data_client_side", "abort_on_data_behind_lost_data_server_side",
             "reset_at_a_hole_client_side", "reset_at_a_hole_server_side",
-            "abort_on_fin_behind_lost_data_client_side", "abort_on_fin_behind_lost_data_server_side"]
+            "abort_on_fin_behind_lost_data_client_side", "abort_on_fin_behind_lost_data_server_side",
+            "fin_lost_before_delayed_ack_client_side", "fin_lost_before_delayed_ack_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -979,6 +980,25 @@ def _abort_on_fin_behind_lost_data(t, pkts, side):
     _lag(trans(c, "client", "LAST_ACK", "CLOSED")["ts"], rst, _far(t, side, "client"))
 
 
+def _fin_lost_before_delayed_ack(t, pkts, side):
+    """The client's FIN is lost on its way into the server; the server's bytes, sent before
+    it, reach the client in FIN_WAIT1 after close(): a bare RST numbered as the FIN, the
+    server's rcv_nxt, closes the server from ESTABLISHED before any ACK of a FIN received
+    in ESTABLISHED would have been due (delayed, up to 200 ms): nothing ACKs the FIN."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]][0] == "TCP_ABORT_ON_DATA"
+    ps = conn_pkts(pkts, c)
+    (data,) = [p for p in sent_by(ps, c["server"]) if p.plen == 300]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert cfin.ack == data.seq and cfin.ts < data.ts + 0.02, "the FIN leaves the bytes out"
+    rsts = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert rsts and all(not p.has_ack and p.seq == cfin.seq == data.ack for p in rsts)
+    assert not [p for p in sent_by(ps, c["server"]) if p.ack == cfin.seq + 1], "FIN never ACKed"
+    assert 0 < rsts[0].ts - cfin.ts < 0.2
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], rsts[0], _far(t, side, "server"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1132,5 +1152,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("challenge_ack_after_lost_data", _challenge_ack_after_lost_data),
                                    ("abort_on_data_behind_lost_data", _abort_on_data_behind_lost_data),
                                    ("reset_at_a_hole", _reset_at_a_hole),
-                                   ("abort_on_fin_behind_lost_data", _abort_on_fin_behind_lost_data))
+                                   ("abort_on_fin_behind_lost_data", _abort_on_fin_behind_lost_data),
+                                   ("fin_lost_before_delayed_ack", _fin_lost_before_delayed_ack))
                for side in ("client", "server")})

@@ -1502,6 +1502,26 @@ _race("abort_on_fin_behind_lost_data", _FIN_AHEAD_RUN, _FIN_AHEAD_STATES, "A FIN
       after=0.3, drop=("data", "server"))
 
 
+
+_UNSHOWN_RUN = ("A FIN lost before its delayed ACK, over the delay path ({d} ms each way), 198.18.3.1:40451 -> "
+                "198.18.3.2:5045: after a request and response the server sends 300 bytes; 2 ms later, before "
+                "they arrive, the client close()s: its FIN leaves them out, and it is dropped once at the "
+                "server's input (nftables), after both capture points. The bytes reach the client in FIN_WAIT1 "
+                "after close(): it aborts (TCPAbortOnData) and its reply path answers with a bare RST numbered as "
+                "their ACK field, the FIN's own number, the server's rcv_nxt. The server, still ESTABLISHED "
+                "(no FIN reached it), takes the RST 8 ms after the FIN passed the capture points, long before "
+                "the delayed ACK a FIN received in ESTABLISHED would have drawn (tcp_fin: pingpong mode): no "
+                "segment shows whether the FIN reached it. Captured at the same time on the client's interface "
+                "(tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_UNSHOWN_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own abort). Server: SYN_RECV, "
+                   "ESTABLISHED, CLOSED (the RST; never CLOSE_WAIT, which the capture cannot tell from a "
+                   "CLOSE_WAIT reset before its delayed ACK, as in close_race: the analysis reports CLOSE_WAIT "
+                   "with a note that it is not shown).")
+_race("fin_lost_before_delayed_ack", _UNSHOWN_RUN, _UNSHOWN_STATES, "A FIN then an RST, the client first.",
+      "client", (40451, 5045), client="at(T + 0.0381); close('c')",
+      server="at(T + 0.036); send('s', 300, b'data ')", after=0.3, drop=("FIN", "server"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
