@@ -23,12 +23,21 @@ from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, Resu
                       StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .spill import Spill, close_shared, open_shared, shared_spill
-from .states import SideState
+from .states import Event, SideState
 
 if TYPE_CHECKING:
     import numpy as np
 
 _LISTEN, _CLOSED, _CLOSING = SideState.LISTEN, SideState.CLOSED, SideState.CLOSING
+_RESETS = (Event.RECV_RST, Event.SEND_RST)
+
+
+def _resets(conn: Conn) -> list[tuple[int, int]]:
+    """When an RST closed a side, sent or received (at a segment of its that crossed the
+    peer's RST, if one did), in order, each with the side that sent that RST."""
+    return sorted((t.ts_ns, i if t.event is Event.SEND_RST else 1 - i)
+                  for i, side in enumerate(conn.sides) for t in side.transitions
+                  if t.event in _RESETS)
 LINUX_TIME_WAIT_S = 60.0
 VECTORISED_SWEEP = 4096
 """Plain segments are counted a batch at a time only when sweeps are this far apart."""
@@ -508,7 +517,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         other = conn.dirs[1 - first_i]
         # the half-close ends at the second FIN, or at the RST that ended the connection,
         # or (half-open) at the capture's last packet
-        rst_after = [r.ts_ns for r in conn.rsts if r.acceptable and r.ts_ns >= first_ts]
+        rst_after = [t for t, _ in _resets(conn) if t >= first_ts]
         # (a socket connected to itself received its one FIN as it sent it: no half-close)
         end = fins[1][0] if len(fins) > 1 else first_ts if conn.self_connected \
             else min(rst_after) if rst_after else end_ns
@@ -594,10 +603,10 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
     role = {ci: "client", 1 - ci: "server"}
     t0, t1 = conn.dirs[0].fin_ts_ns, conn.dirs[1].fin_ts_ns
     fins = sorted([(t, i) for i, t in ((0, t0), (1, t1)) if t is not None])
-    changing_rsts = [r for r in conn.rsts if r.acceptable]
+    resets = _resets(conn)
     if not fins:
-        if changing_rsts:
-            return "rst", role[changing_rsts[0].sender]
+        if resets:
+            return "rst", role[resets[0][1]]
         return "none", None
     first_ts, first = fins[0]
     closing = [any(t.new is _CLOSING for t in s.transitions) for s in conn.sides]
@@ -613,7 +622,7 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
             sent = sorted((t - (0 if i == near else round(v["one_way_s"] * 1e9)), i)
                           for t, i in fins)
             first = sent[0][1]
-    if changing_rsts and any(r.ts_ns >= first_ts for r in changing_rsts):
+    if resets and resets[-1][0] >= first_ts:
         if all(closing):
             return "fin-then-rst", "both"  # (a simultaneous close, then an RST)
         return "fin-then-rst", role[first]

@@ -91,6 +91,11 @@ LOST_WITH_ACK = "lost with the ACK it carried"
 FIN_LOST = "FIN lost after the capture point"
 IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
 """Added to a side's note on its bare RST when the peer does not take it."""
+TO_CLOSED_NOTE = "RST to a side already CLOSED by an RST before it: no socket left to take it"
+"""An RST that reaches a side an earlier RST of its sender's closed (as the reply path's
+RST to each segment after the first of a burst): not taken, and no anomaly."""
+TO_CLOSED_SUFFIX = ". The peer was already CLOSED: nothing takes it"
+"""Added instead of :data:`IGNORED_NOTE` when that is why."""
 
 LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
@@ -132,6 +137,8 @@ class RstRecord:
     note: str = ""
     peer_ack: int = -1
     """The ACK field of the receiver's last segment before it (-1: none)."""
+    to_closed: bool = False
+    """Its receiver was CLOSED already (:data:`TO_CLOSED_NOTE`)."""
 
 
 @dataclass(slots=True)
@@ -504,10 +511,11 @@ class Tracker:
         if fin.fin_answered or fin.fin_ts_ns is None:
             return
         for k, (t, rst) in enumerate(zip(side.transitions, side.transitions[1:])):
-            if t.event is RECV_FIN and t.new is CLOSE_WAIT and rst.event is RECV_RST:
-                late = rst.ts_ns - fin.fin_ts_ns
+            by = self._rst_record(conn, s, rst)
+            if t.event is RECV_FIN and t.new is CLOSE_WAIT and rst.event is RECV_RST and by:
+                late = by.ts_ns - fin.fin_ts_ns
                 if late <= (self._there(conn, s) or 0) + DELACK_MAX_NS:
-                    note = (f"not shown: the RST (packet {rst.packet}) came {late / 1e6:.1f} "
+                    note = (f"not shown: the RST (packet {by.packet}) came {late / 1e6:.1f} "
                             f"ms after the FIN, before this side ACKed it; a side in "
                             f"ESTABLISHED delays the ACK of a FIN (tcp_fin: pingpong mode, "
                             f"up to 200 ms), so the FIN may as well have been lost after the "
@@ -749,8 +757,10 @@ class Tracker:
         if flags & RST:
             note = self._rst(conn, s, packet, ts_ns, flags, seq, ack) or note
         if crossed is not None:
+            by = self._rst_record(conn, s, crossed)  # (crossed may be an earlier crossing)
             side_s.feed(RECV_RST, ts_ns, packet,
-                        f"the peer's RST (packet {crossed.packet}) crossed this segment: "
+                        f"the peer's RST (packet {by.packet if by else crossed.packet}) "
+                        f"crossed this segment: "
                         f"it reached this side after it sent it; CLOSED is stamped here, "
                         f"before it arrived", inferred=True)
         if was_closed and side_s.state is CLOSED:
@@ -1033,7 +1043,8 @@ class Tracker:
         else:
             record.note = f"RST {taken}"
         self._ladder_note(conn, record.packet, record.note)
-        if all(r.acceptable for r in conn.rsts) and "RST out of window" in conn.anomalies:
+        if all(r.acceptable or r.to_closed for r in conn.rsts) \
+                and "RST out of window" in conn.anomalies:
             conn.anomalies.remove("RST out of window")
 
     @staticmethod
@@ -1046,9 +1057,10 @@ class Tracker:
     @staticmethod
     def _rst_record(conn: Conn, s: int, took: Transition) -> RstRecord | None:
         """The peer's RST behind side ``s``'s transition ``took`` (stamped at it, or at a
-        segment of ``s``'s that crossed it)."""
+        segment of ``s``'s that crossed it, or at a later one that crossed it too): the last
+        it took at or before that packet."""
         return next((r for r in reversed(conn.rsts)
-                     if r.packet <= took.packet and r.sender != s), None)
+                     if r.packet <= took.packet and r.sender != s and r.acceptable), None)
 
     def _not_taken(self, conn: Conn, record: RstRecord, why: str) -> None:
         """An RST we had its receiver take was not at its rcv_nxt: it did not take it."""
@@ -1303,7 +1315,12 @@ class Tracker:
                 ack == (dr.isn + 1) & _M32
         elif expected is not None and seq != expected:
             acceptable = seq == ds.fin_seq and side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING)
-        if not acceptable:
+        # (closed by an earlier RST of the sender's: this one repeats it)
+        to_closed = side_r.state is CLOSED and bool(side_r.transitions) \
+            and side_r.transitions[-1].event is RECV_RST
+        if to_closed:
+            acceptable, note = False, TO_CLOSED_NOTE
+        elif not acceptable:
             note = "RST out of window: ignored by the receiver (or answered with a " \
                    "challenge ACK)"
             conn.anomaly("RST out of window")
@@ -1401,9 +1418,11 @@ class Tracker:
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif side_s.state is FIN_WAIT1 and bare and (acceptable or answers):
-            note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else IGNORED_NOTE)
+            note = DATA_AFTER_CLOSE_NOTE + ("" if acceptable else TO_CLOSED_SUFFIX if to_closed
+                                            else IGNORED_NOTE)
         elif aborted:
-            note = ABORT_ON_FIN_NOTE + ("" if acceptable else IGNORED_NOTE)
+            note = ABORT_ON_FIN_NOTE + ("" if acceptable else TO_CLOSED_SUFFIX if to_closed
+                                        else IGNORED_NOTE)
         elif side_s.state is FIN_WAIT2 and bare:
             fin_acked = ds.fin_acked_ts_ns
             waited = "" if fin_acked is None else f" {(ts_ns - fin_acked) / 1e9:.3f} s after " \
@@ -1422,7 +1441,7 @@ class Tracker:
                 and ds.fin_seq is None:
             note = RST_INSTEAD_OF_FIN
         conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note,
-                                   dr.last_ackno if dr.packets else -1))
+                                   dr.last_ackno if dr.packets else -1, to_closed))
         conn.slow = True
         changed = False
         if acceptable or not bare or answers and side_s.state in (FIN_WAIT1, FIN_WAIT2):

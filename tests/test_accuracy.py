@@ -63,8 +63,10 @@ UPPER_BOUNDS = {
 # States no segment shows (scenario, client port, side, state) -> reason.
 NOT_SHOWN = {
     # the FIN was dropped after the capture point; reset before an ESTABLISHED side's
-    # delayed ACK of a FIN would have been due, the server looks like close_race's client
-    (f"fin_lost_before_delayed_ack_{vantage}_side", 40451, "server", "CLOSE_WAIT"): "DELAYED_ACK"
+    # delayed ACK of a FIN would have been due, that side looks like close_race's client
+    (f"{name}_{vantage}_side", port, role, "CLOSE_WAIT"): "DELAYED_ACK"
+    for name, port, role in (("fin_lost_before_delayed_ack", 40451, "server"),
+                             ("close_race_fin_lost", 40461, "client"))
     for vantage in ("client", "server")}
 
 # RSTs the kernel's record leaves out: (scenario, side) -> why.  Only that every RST it
@@ -74,7 +76,7 @@ RSTS_UNRECORDED = {
         "after its socket is gone, the server's RSTs come from its listener, which the "
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
     for name in ("close_crosses_data", "closing_abort_crosses_ack", "challenge_ack_after_lost_data",
-                 "abort_on_data_behind_lost_data")
+                 "abort_on_data_behind_lost_data", "close_race_fin_lost")
     for vantage in ("client", "server")}
 
 
@@ -411,6 +413,37 @@ def test_a_close_wait_reset_before_its_delayed_ack_is_not_shown(tmp_path, captur
         else:
             assert fin.note.startswith(f"not shown: the RST (packet {rst.packet}) came 8.1 ms "
                                        f"after the FIN, before this side ACKed it")
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_the_reply_paths_rsts_after_the_first_reach_a_closed_side(side):
+    """sample_pcaps/close_race_fin_lost_{client,server}_side.pcap, with the kernel's record:
+    the server, in FIN_WAIT1 after close(), answers each of the client's three segments
+    with a bare RST at the same number.  The first closes the client; the other two find
+    no socket: not taken, and not an anomaly (not "out of window").  On the server's
+    interface the client's second and third segments crossed the first RST: the client's
+    CLOSED is stamped at the last, and its note names the RST that closed it, not the
+    segment where an earlier crossing had stamped it.  The client's CLOSE_WAIT (its FIN
+    was lost) is marked not shown."""
+    from teardown_analyzer.flows import DATA_AFTER_CLOSE_NOTE, TO_CLOSED_NOTE
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"close_race_fin_lost_{side}_side.pcap")],
+                       options).connections
+        first, *repeats = c.rsts
+        assert (first["from"], first["in_window"], first["note"]) == \
+            ("server", True, DATA_AFTER_CLOSE_NOTE)
+        assert [(r["from"], r["in_window"], r["note"]) for r in repeats] == \
+            [("server", False, TO_CLOSED_NOTE)] * 2
+        assert (c.kind, c.initiator, c.anomalies) == ("fin-then-rst", "server", ())
+        assert c.client_states[-2].note.startswith(f"not shown: the RST (packet "
+                                                   f"{first['packet']}) came 18.5 ms after")
+        closed = c.client_states[-1]
+        assert (closed.state, closed.event) == ("CLOSED", "RECV_RST")
+        if side == "server":
+            assert closed.inferred and closed.packet == repeats[-1]["packet"] - 1
+            assert closed.note.startswith(f"the peer's RST (packet {first['packet']}) crossed")
+        else:
+            assert not closed.inferred and closed.packet == first["packet"]
 
 
 def test_an_rst_numbered_as_the_fin_does_not_end_time_wait(tmp_path):

@@ -325,7 +325,7 @@ def _variants() -> dict[str, tuple[str, list]]:
         "new_syn": (four, r[:5] + [at(r[4].ts_ns + 1000, _edited(r[0].data, seq_delta=99999))]
                     + r[5:]),
         # the RST's sequence number before what its sender already sent: out of window,
-        # the receiver ignores it (no close at all)
+        # the receiver ignores it (the sender's own abort closes only the sender)
         "rst_out_of_window": (rst, x[:7] + [at(x[7].ts_ns, _edited(x[7].data,
                                                                   seq_delta=-10))]),
         # an RST with data: its end, not its start, is the sender's next sequence number
@@ -496,16 +496,32 @@ def test_real_handshakes_that_end_early_are_their_packets():
 
 def test_edited_clean_closes(variant, monkeypatch):
     """Each edit changes what the tracker concludes (the verdicts the totals and the
-    folded table use, the connections, or the skipped records: so the edit is not a
-    no-op), and the analysis concludes the same, wherever the windows end."""
+    folded table use, the connections, their anomalies, or the skipped records: so the
+    edit is not a no-op), and the analysis concludes the same, wherever the windows end."""
     base, path = variant
 
     def verdicts(p):
         report = analyze([str(p)], Options(vectorised=False))
-        return list(report.connections.meta()), sum(report.skipped[str(p)].values())
+        return (list(report.connections.meta()), [c.anomalies for c in report.connections],
+                sum(report.skipped[str(p)].values()))
 
     assert verdicts(path) != verdicts(base)
     test_windows_cut_at_every_record(path, monkeypatch, [0])
+
+
+def test_an_rst_out_of_window_closes_only_its_sender(tmp_path):
+    """rst_linger0.pcap edited (rst_out_of_window, not a real capture): the client's
+    RST+ACK is its own abort (tcp_send_active_reset), whatever the server makes of it.
+    Out of window, the server ignores it and stays ESTABLISHED; the client is CLOSED, so
+    the close is an RST by the client (not "none", still open), with the anomaly."""
+    import pcapbuild as pb
+    path = tmp_path / "rst_out_of_window.pcap"
+    path.write_bytes(pb.pcap(VARIANTS["rst_out_of_window"][1], linktype=1))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert (c.kind, c.initiator, c.client_final, c.server_final, c.anomalies) == \
+            ("rst", "client", "CLOSED", "ESTABLISHED", ("RST out of window",))
+        assert [r["in_window"] for r in c.rsts] == [False]
 
 
 @pytest.mark.parametrize("path", SMALL, ids=lambda p: p.name)

@@ -46,7 +46,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_on_data_behind_lost_data_client_side", "abort_on_data_behind_lost_data_server_side",
             "reset_at_a_hole_client_side", "reset_at_a_hole_server_side",
             "abort_on_fin_behind_lost_data_client_side", "abort_on_fin_behind_lost_data_server_side",
-            "fin_lost_before_delayed_ack_client_side", "fin_lost_before_delayed_ack_server_side"]
+            "fin_lost_before_delayed_ack_client_side", "fin_lost_before_delayed_ack_server_side",
+            "close_race_fin_lost_client_side", "close_race_fin_lost_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -999,6 +1000,28 @@ def _fin_lost_before_delayed_ack(t, pkts, side):
     assert 0 < rsts[0].ts - cfin.ts < 0.2
     _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], rsts[0], _far(t, side, "server"))
 
+def _close_race_fin_lost(t, pkts, side):
+    """The keep-alive race with the server's FIN lost on its way into the client: the
+    client's three segments, sent before the FIN would have come, reach the server in
+    FIN_WAIT1 after close(); its bare RSTs, numbered as the FIN, the client's rcv_nxt, close
+    the client from ESTABLISHED (the first; the others find no socket) with nothing ACKing
+    the FIN.  On the server's interface the first RST leaves between those segments."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]][0] == "TCP_ABORT_ON_DATA"
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    data = [p for p in sent_by(ps, c["client"]) if p.plen and p.ts > sfin.ts - 0.02]
+    assert [p.plen for p in data] == [1448, 1448, 104] and all(p.ack == sfin.seq for p in data)
+    rsts = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert len(rsts) == 3 and all(not p.has_ack and p.seq == sfin.seq for p in rsts)
+    assert not [p for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1], "FIN never ACKed"
+    assert 0 < rsts[0].ts - sfin.ts < 0.2
+    if side == "server":
+        assert data[0].ts < rsts[0].ts < data[1].ts, "the first RST between the segments"
+    _lag(trans(c, "client", "ESTABLISHED", "CLOSED")["ts"], rsts[0], _far(t, side, "client"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1153,5 +1176,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("abort_on_data_behind_lost_data", _abort_on_data_behind_lost_data),
                                    ("reset_at_a_hole", _reset_at_a_hole),
                                    ("abort_on_fin_behind_lost_data", _abort_on_fin_behind_lost_data),
-                                   ("fin_lost_before_delayed_ack", _fin_lost_before_delayed_ack))
+                                   ("fin_lost_before_delayed_ack", _fin_lost_before_delayed_ack),
+                                   ("close_race_fin_lost", _close_race_fin_lost))
                for side in ("client", "server")})

@@ -1522,6 +1522,26 @@ _race("fin_lost_before_delayed_ack", _UNSHOWN_RUN, _UNSHOWN_STATES, "A FIN then 
       server="at(T + 0.036); send('s', 300, b'data ')", after=0.3, drop=("FIN", "server"))
 
 
+
+_RACE_LOST_RUN = ("The keep-alive race with the FIN lost, over the delay path ({d} ms each way), 198.18.3.1:40461 "
+                  "-> 198.18.3.2:5046: after a request and response the server close()s the connection as idle; "
+                  "its FIN is dropped once at the client's input (nftables), after both capture points. 8 ms "
+                  "later, 2 ms before the FIN would have arrived, the client sends 3000 bytes (three segments) "
+                  "that acknowledge only the response. They reach the server in FIN_WAIT1 after close(): it "
+                  "aborts (TCPAbortOnData) and its reply path answers each segment with a bare RST numbered as "
+                  "its ACK field, the FIN's own number, the client's rcv_nxt: the first closes the client from "
+                  "ESTABLISHED, 19 ms after the FIN passed the capture points, before the delayed ACK a FIN "
+                  "received in ESTABLISHED would have drawn. On the server's interface the first RST leaves "
+                  "between the client's segments, which crossed it. Captured at the same time on the client's "
+                  "interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_RACE_LOST_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (its own abort). Client: SYN_SENT, "
+                     "ESTABLISHED, CLOSED (the first RST; never CLOSE_WAIT, which the capture cannot tell from "
+                     "close_race's CLOSE_WAIT: the analysis reports CLOSE_WAIT with a note that it is not shown).")
+_race("close_race_fin_lost", _RACE_LOST_RUN, _RACE_LOST_STATES, "A FIN then an RST, the server first.", "server",
+      (40461, 5046), client="at(T + 0.0361); send('c', 3000, b'data ')", server="at(T + 0.0279); close('s')",
+      after=0.3, drop=("FIN", "client"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
