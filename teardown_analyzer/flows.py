@@ -91,6 +91,8 @@ LOST_WITH_ACK = "lost with the ACK it carried"
 FIN_LOST = "FIN lost after the capture point"
 IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
 """Added to a side's note on its bare RST when the peer does not take it."""
+OUT_OF_WINDOW_NOTE = "RST out of window: ignored by the receiver (or answered with a " \
+                     "challenge ACK)"
 TO_CLOSED_NOTE = "RST to a side already CLOSED by an RST before it: no socket left to take it"
 """An RST that reaches a side an earlier RST of its sender's closed (as the reply path's
 RST to each segment after the first of a burst): not taken, and no anomaly."""
@@ -968,7 +970,7 @@ class Tracker:
         hole = ack if ack is not None and seq_after(d.fin_seq, ack) else None
         rcv_nxt = d.fin_seq if hole is None else hole
         # an RST we had it take since: judged again at the rcv_nxt it had without the FIN
-        rst = None
+        rst = dropped = None
         if stale and side.transitions[-1].event is RECV_RST and all(
                 t.event in _RECEIPTS for t in side.transitions[
                     side.transitions.index(took):-1]):
@@ -984,6 +986,7 @@ class Tracker:
                 side.feed(RECV_RST, rst.ts_ns, rst.packet, rst.note, rst.inferred)
                 self._restate(conn, s, rst.packet)
             elif record is not None:
+                dropped = record
                 self._not_taken(conn, record, f"the FIN before it (packet {took.packet}) "
                                               f"never reached the receiver, whose rcv_nxt "
                                               f"was short of what came before the RST (in "
@@ -1014,6 +1017,8 @@ class Tracker:
         d.fin_lost = f"packet {took.packet}: {note}"
         conn.anomaly(FIN_LOST)
         conn.notes.append(d.fin_lost)
+        if dropped is not None:
+            self._rejudge(conn, dropped)
 
     def _retake_rst(self, conn: Conn, s: int, fin: Transition, rcv_nxt: int, packet: int,
                     ts_ns: int) -> None:
@@ -1034,15 +1039,71 @@ class Tracker:
         taken = (f"at the receiver's rcv_nxt, which its packet {packet} showed short of the "
                  f"peer's FIN (packet {fin.packet}): taken")
         conn.notes.append(f"packet {record.packet}: the RST was {taken}")
-        if record.note.endswith(IGNORED_NOTE):
-            record.note = record.note[:-len(IGNORED_NOTE)]
-            sender = conn.sides[1 - s].transitions
-            for i, t in enumerate(sender):
-                if t.packet == record.packet and t.note.endswith(IGNORED_NOTE):
-                    sender[i] = t._replace(note=record.note)
-        else:
-            record.note = f"RST {taken}"
-        self._ladder_note(conn, record.packet, record.note)
+        self._renote(conn, record, record.note[:-len(IGNORED_NOTE)]
+                     if record.note.endswith(IGNORED_NOTE) else f"RST {taken}")
+        self._rejudge(conn, record)
+
+    @staticmethod
+    def _at_rcv_nxt(conn: Conn, s: int, seq: int) -> bool:
+        """Whether an RST of ``s``'s numbered ``seq`` is at its receiver's rcv_nxt: all
+        ``s`` sent; the FIN's own number if that FIN never reached it; the ACK field that
+        showed it short of that; or one less than all once the receiver has the FIN
+        (``tcp_reset_check``)."""
+        ds = conn.dirs[s]
+        expected = ds.next_seq
+        if ds.rcv_nxt_shown is not None:
+            expected = ds.rcv_nxt_shown
+        elif ds.fin_lost:
+            expected = ds.fin_seq
+        return expected is None or seq == expected or seq == ds.fin_seq \
+            and conn.sides[1 - s].state in (CLOSE_WAIT, LAST_ACK, CLOSING)
+
+    def _renote(self, conn: Conn, record: RstRecord, note: str) -> None:
+        """``record``'s note, its sender's transition at it and the ladder's, as later
+        evidence has it."""
+        sender = conn.sides[record.sender].transitions
+        for i, t in enumerate(sender):
+            if t.packet == record.packet and t.note == record.note:
+                sender[i] = t._replace(note=note)
+        record.note = note
+        self._ladder_note(conn, record.packet, note)
+
+    def _rejudge(self, conn: Conn, record: RstRecord) -> None:
+        """The RSTs ``record``'s sender sent after it, judged again now that we know
+        whether its receiver took ``record``: one reaching it CLOSED finds no socket
+        (:data:`TO_CLOSED_NOTE`); else the first at its rcv_nxt closes it; any other is out
+        of window."""
+        r = 1 - record.sender
+        side = conn.sides[r]
+        for rec in conn.rsts:
+            if rec.sender != record.sender or rec.packet <= record.packet or rec.acceptable:
+                continue
+            closed = side.state is CLOSED
+            if not closed and self._at_rcv_nxt(conn, rec.sender, rec.seq) \
+                    and side.transitions[-1].packet <= rec.packet:
+                side.feed(RECV_RST, rec.ts_ns, rec.packet)
+                self._restate(conn, r, rec.packet)
+                rec.acceptable, rec.to_closed = True, False
+                self._renote(conn, rec, next(
+                    (rec.note[:-len(x)] for x in (IGNORED_NOTE, TO_CLOSED_SUFFIX)
+                     if rec.note.endswith(x)),
+                    f"RST at the receiver's rcv_nxt: taken (the RST before it, packet "
+                    f"{record.packet}, was not)"))
+                continue
+            for whole, suffix in ((OUT_OF_WINDOW_NOTE, IGNORED_NOTE),
+                                  (TO_CLOSED_NOTE, TO_CLOSED_SUFFIX)):
+                whole_to, suffix_to = (TO_CLOSED_NOTE, TO_CLOSED_SUFFIX) if closed \
+                    else (OUT_OF_WINDOW_NOTE, IGNORED_NOTE)
+                if rec.note == whole:
+                    self._renote(conn, rec, whole_to)
+                elif rec.note.endswith(suffix):
+                    self._renote(conn, rec, rec.note[:-len(suffix)] + suffix_to)
+                else:
+                    continue
+                rec.to_closed = closed
+                if not closed:
+                    conn.anomaly("RST out of window")
+                break
         if all(r.acceptable or r.to_closed for r in conn.rsts) \
                 and "RST out of window" in conn.anomalies:
             conn.anomalies.remove("RST out of window")
@@ -1096,6 +1157,7 @@ class Tracker:
         if dp.fin_seq is not None and seq_geq(dp.fin_seq, ack) and not dp.fin_lost:
             self._ack_overdue(conn, s, packet, ts_ns, stale=True, ack=ack)
         self._hole(conn, s, ack)
+        self._rejudge(conn, record)
 
     def _hole(self, conn: Conn, s: int, rcv_nxt: int) -> None:
         """``s``'s rcv_nxt, as it showed it, is short of what the peer sent: the segment
@@ -1303,26 +1365,20 @@ class Tracker:
         # number (tcp_reset_check), that of a reply-path RST answering a segment sent
         # before the FIN arrived.  If the FIN never reached it (``fin_lost``), its rcv_nxt
         # is the FIN's number; if an ACK of its showed it short of that, that ACK field.
-        expected = ds.next_seq
-        if ds.rcv_nxt_shown is not None:
-            expected = ds.rcv_nxt_shown
-        elif ds.fin_lost:
-            expected = ds.fin_seq
         acceptable = True
         note = ""
         if side_r.state is SYN_SENT:
             acceptable = bool(flags & ACK) and dr.isn is not None and \
                 ack == (dr.isn + 1) & _M32
-        elif expected is not None and seq != expected:
-            acceptable = seq == ds.fin_seq and side_r.state in (CLOSE_WAIT, LAST_ACK, CLOSING)
+        else:
+            acceptable = self._at_rcv_nxt(conn, s, seq)
         # (closed by an earlier RST of the sender's: this one repeats it)
         to_closed = side_r.state is CLOSED and bool(side_r.transitions) \
             and side_r.transitions[-1].event is RECV_RST
         if to_closed:
             acceptable, note = False, TO_CLOSED_NOTE
         elif not acceptable:
-            note = "RST out of window: ignored by the receiver (or answered with a " \
-                   "challenge ACK)"
+            note = OUT_OF_WINDOW_NOTE
             conn.anomaly("RST out of window")
         bare = not flags & ACK
         inferred = False

@@ -114,7 +114,9 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    grows), which reached the sender before whatever took it past FIN_WAIT1: those receipts
    are taken back (data after close() closed it, or it was gone).  An RST that reaches a
    side an earlier RST of its sender's closed (the reply path answers each segment of a
-   burst) finds no socket: not taken, and not out of window.
+   burst) finds no socket: not taken, and not out of window.  When an RST it seemed to
+   take is found not taken, or one it seemed not to take is found taken, the sender's
+   RSTs after it are judged again.
 """
 
 from __future__ import annotations

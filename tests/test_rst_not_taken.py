@@ -12,7 +12,9 @@ client is 0.06 ms.
 
 sample_pcaps/abort_past_lost_fin_client_side.pcap: 7 the client's FIN (lost on its way
 into the server), 8 the client's RST+ACK numbered past it, 9 the server's 300 bytes that
-leave the FIN out, 21 ms after it (more than the round trip to the server, 20 ms).  The
+leave the FIN out, 21 ms after it (more than the round trip to the server, 20 ms), 10 the
+client's bare RST answering them, 11 the server's challenge ACK, 12 the client's bare RST
+answering that.  The
 same run captured on the server's interface: 7 the client's FIN, 8 the server's bytes,
 0.9 ms after it, 9 the RST+ACK.
 
@@ -91,6 +93,20 @@ def test_the_run_as_captured(tmp_path):
     assert "challenge ACK (packet 12" in c.rsts[0]["note"]
 
 
+def test_an_rst_after_the_challenged_one_is_judged_again(tmp_path):
+    """A bare RST at the challenge ACK's number edited in 10 us after the RST+ACK, before
+    the challenge ACK: it came while we had the client closed by the RST+ACK (no socket
+    to take it); once the challenge ACK shows the RST+ACK not taken, it is at the client's
+    rcv_nxt and closes it, and the listener's RST after it finds the client closed."""
+    from teardown_analyzer.flows import TO_CLOSED_NOTE
+    early = _edited(CHALLENGE[12], ts_ns=CHALLENGE[10].ts_ns + 10_000, ipid=-1)
+    c = _only(CHALLENGE[:11] + [early] + CHALLENGE[11:], tmp_path)
+    assert _states(c, "client") == [("FIN_WAIT1", 9), ("CLOSED", 12)]
+    assert [(r["packet"], r["in_window"]) for r in c.rsts] == [(11, False), (12, True),
+                                                                (14, False)]
+    assert c.rsts[2]["note"] == TO_CLOSED_NOTE
+
+
 def test_an_ack_that_covers_the_rst_is_no_challenge(tmp_path):
     """The client's ACK edited to cover the bytes (the RST's number): nothing was missing,
     so it crossed the RST, which the client took: FIN_WAIT2 on the bytes, CLOSED at it."""
@@ -135,6 +151,27 @@ def test_a_fin_past_what_was_missing_was_not_taken(tmp_path):
     assert not c.rsts[0]["in_window"] and c.rsts[1]["in_window"]
 
 
+def test_the_first_bare_rst_at_the_lost_fin_closes_the_server(tmp_path):
+    """As captured (the kernel's record: abort_past_lost_fin_client_side.truth.json): the
+    client's RST+ACK past its lost FIN draws a challenge ACK; of the client's two bare RSTs
+    at the FIN's number, the server's rcv_nxt, the first (packet 11, answering the server's
+    bytes) closes it, 10 ms (one way) before the kernel recorded ESTABLISHED -> CLOSED; the
+    second (packet 13, answering the challenge ACK) finds no socket.  Both came while we
+    had the server closed by the RST+ACK, or in CLOSE_WAIT: once the challenge ACK shows
+    it took neither the FIN nor that RST, the RSTs after it are judged again."""
+    import json
+    from teardown_analyzer.flows import TO_CLOSED_NOTE
+    truth = json.loads((pb.SAMPLES / "abort_past_lost_fin_client_side.truth.json").read_text())
+    (kernel,) = [t for t in truth["connections"][0]["sides"]["server"]["transitions"]
+                 if t["to"] == "CLOSED"]
+    c = _only(PAST_FIN, tmp_path)
+    assert _states(c, "server") == [("CLOSED", 11)]
+    assert [(r["packet"], r["in_window"]) for r in c.rsts] == [(9, False), (11, True),
+                                                                (13, False)]
+    assert c.rsts[2]["note"] == TO_CLOSED_NOTE
+    assert 9.5 < (kernel["ts"] - c.server_states[-1].ts) * 1e3 < 10.5
+
+
 def test_an_rst_at_the_fin_is_taken_without_it(tmp_path):
     """The client's RST+ACK edited to carry its FIN's own number: when the server's ACK
     after it shows the FIN lost, that number is still the server's rcv_nxt, so the server
@@ -172,11 +209,16 @@ def test_an_abort_not_taken_still_closes_its_sender(tmp_path):
 def test_an_ack_repeated_as_the_fin_arrives_shows_a_hole(tmp_path):
     """As captured: the server's ACK repeats its last as the client's FIN arrives, short of
     it: the FIN came out of order, the server's rcv_nxt is where the lost bytes began, and
-    the first RST there, before that ACK on this capture, closed it from ESTABLISHED."""
+    the first RST there, before that ACK on this capture, closed it from ESTABLISHED.
+    The RSTs after it, judged out of window as they came, reached a side it had closed:
+    not taken, and no anomaly once the first is known taken."""
+    from teardown_analyzer.flows import TO_CLOSED_NOTE
     c = _only(HOLE, tmp_path)
     assert _states(c, "server") == [("CLOSED", 11)]
     assert c.rsts[0]["in_window"] and c.rsts[0]["packet"] == 11
     assert any("the RST was at the receiver's rcv_nxt" in n for n in c.notes)
+    assert [(r["in_window"], r["note"]) for r in c.rsts[1:]] == [(False, TO_CLOSED_NOTE)] * 3
+    assert c.anomalies == ("FIN lost after the capture point",)
 
 
 def test_a_window_update_is_no_repeated_ack(tmp_path):
