@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
 from .link import TcpPacket
-from .states import Event, SideMachine, SideState, Transition
+from .states import NOT_SHOWN, Event, SideMachine, SideState, Transition
 
 
 # Enum members as module constants: attribute access on an Enum class is slow (3.11).
@@ -517,7 +517,7 @@ class Tracker:
             if t.event is RECV_FIN and t.new is CLOSE_WAIT and rst.event is RECV_RST and by:
                 late = by.ts_ns - fin.fin_ts_ns
                 if late <= (self._there(conn, s) or 0) + DELACK_MAX_NS:
-                    note = (f"not shown: the RST (packet {by.packet}) came {late / 1e6:.1f} "
+                    note = (f"{NOT_SHOWN} the RST (packet {by.packet}) came {late / 1e6:.1f} "
                             f"ms after the FIN, before this side ACKed it; a side in "
                             f"ESTABLISHED delays the ACK of a FIN (tcp_fin: pingpong mode, "
                             f"up to 200 ms), so the FIN may as well have been lost after the "

@@ -19,7 +19,7 @@ from rich.text import Text
 from .analysis import ConnectionResult, Report, StateEntry
 from .kernelpaths import kernel_path
 from .render import dumps
-from .states import Event, SideState
+from .states import NOT_SHOWN, Event, SideState
 
 FOLD_ABOVE = 50
 """Tables with more connections than this show the unusual ones and fold the rest."""
@@ -36,8 +36,13 @@ def _ep(ep: tuple[str, int]) -> str:
 
 def _seq(states: Sequence[StateEntry]) -> str:
     """A side's states, "—" for none: no socket of its own seen to take part (a SYN
-    unanswered, or answered by a RST from no socket)."""
-    return " → ".join(s.state + ("*" if s.inferred else "") for s in states) or "—"
+    unanswered, or answered by a RST from no socket); ``*`` marks one inferred, ``?`` one
+    no segment shows."""
+    return " → ".join(s.state + _mark(s) for s in states) or "—"
+
+
+def _mark(s: StateEntry) -> str:
+    return "*" if s.inferred else "?" if s.note.startswith(NOT_SHOWN) else ""
 
 
 def _tw(c: ConnectionResult) -> str:
@@ -101,10 +106,23 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
         parts.append(Text(f"{cut} more unusual connections not shown (--all shows every "
                           f"connection; --format json/csv lists them all)", style="dim"))
     parts.append(totals_text(report))
-    if any(s.inferred for c in conns for s in (*c.client_states, *c.server_states)):
-        parts.append(Text("* inferred (a timer, or a silent expiry the next packet proves), "
-                          "not seen on the wire", style="dim"))
+    parts.extend(Text(line, style="dim")
+                 for line in _legend(set().union(*(_marks(c) for c in conns))))
     return Group(*parts)
+
+
+def _marks(c: ConnectionResult) -> set[str]:
+    """The marks :func:`_seq` puts on ``c``'s states."""
+    return {_mark(s) for s in (*c.client_states, *c.server_states)} - {""}
+
+
+def _legend(marks: set[str]) -> list[str]:
+    """What ``marks`` (of :func:`_marks`) mean."""
+    return [line for mark, line in (
+        ("*", "* inferred (a timer, or a silent expiry the next packet proves), not seen on "
+              "the wire"),
+        ("?", "? not shown: no segment tells whether the side went through this state "
+              "(--detail gives the other reading)")) if mark in marks]
 
 
 class _Fitted:
@@ -366,13 +384,17 @@ def report_markdown(report: Report) -> str:
     heads = ("id", "client", "server", "initiator", "kind", "client states",
              "server states", "half-close", "TIME_WAIT", "anomalies")
     out = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    marks: set[str] = set()
     for c in report.connections:
+        marks |= _marks(c)
         cells = [str(c.id), _ep(c.client), _ep(c.server), c.initiator or "", c.kind,
                  _seq(c.client_states), _seq(c.server_states), _dur(c.half_close_s),
                  _tw(c), "; ".join(c.anomalies)]
         out.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     out.append("")
     out.append(totals_text(report).plain)
+    out.extend(f"\n{line.replace('*', chr(92) + '*', 1)}" for line in
+               _legend(marks))
     return "\n".join(out) + "\n"
 
 

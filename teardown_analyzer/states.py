@@ -126,6 +126,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
+NOT_SHOWN = "not shown:"
+"""How the note of a state no segment shows begins (the note then gives the other
+reading): tables mark that state ``?``."""
+
+
 class SideState(enum.Enum):
     """A TCP endpoint's state, named as Linux and the write-ups name them."""
 

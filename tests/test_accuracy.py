@@ -415,6 +415,19 @@ def test_a_close_wait_reset_before_its_delayed_ack_is_not_shown(tmp_path, captur
                                        f"after the FIN, before this side ACKed it")
 
 
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_a_state_not_shown_is_marked_in_the_tables(run_cli, monkeypatch, fmt):
+    """The tables mark a state noted "not shown:" with ``?`` and say what it means, as
+    they mark an inferred one with ``*``; without one, no such legend."""
+    legend = "? not shown: no segment tells whether the side went through this state"
+    monkeypatch.setenv("COLUMNS", "300")
+    code, out, _ = run_cli(str(SAMPLES / "close_race_client_side.pcap"), "--format", fmt)
+    assert code == 0 and "ESTABLISHED → CLOSE_WAIT? → CLOSED" in out and legend in out
+    code, out, _ = run_cli(str(SAMPLES / "ack_crosses_abort_client_side.pcap"), "--format",
+                           fmt)
+    assert code == 0 and "?" not in out and "CLOSE_WAIT → CLOSED" in out
+
+
 @pytest.mark.parametrize("side", ["client", "server"])
 def test_the_reply_paths_rsts_after_the_first_reach_a_closed_side(side):
     """sample_pcaps/close_race_fin_lost_{client,server}_side.pcap, with the kernel's record:
