@@ -467,8 +467,11 @@ def _states(conn: Conn, i: int,
     if first is not _LISTEN and first is not _CLOSED:
         out.append(StateEntry(first._value_, conn.first_ts_ns / 1e9, conn.first_packet,
                               "state when the capture first saw the connection"))
-    for t in side.transitions:
-        out.append(StateEntry(t.new._value_, t.ts_ns / 1e9, t.packet, t.note, t.inferred,
+    unshown = {k: note for j, k, note in conn.unshown if j == i}
+    for k, t in enumerate(side.transitions):
+        note = unshown.get(k, "")
+        note = f"{note}; {t.note}" if note and t.note else note or t.note
+        out.append(StateEntry(t.new._value_, t.ts_ns / 1e9, t.packet, note, t.inferred,
                               t.old._value_, t.event._value_))
     if timer is not None and timer[0] == i:
         out.append(timer[1])

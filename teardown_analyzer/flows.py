@@ -257,6 +257,10 @@ class Conn:
     """Both endpoints sent a SYN: both connect()ed (states.py rule 10)."""
     duplicates: int = 0
     """Segments skipped as the one before them captured twice."""
+    unshown: list[tuple[int, int, str]] = field(default_factory=list)
+    """(side, index of its transition, note): transitions no segment shows, each note
+    starting with :data:`~teardown_analyzer.states.NOT_SHOWN`.  Made afresh each time the
+    connection leaves the table (:meth:`Tracker._settle`), as it stood then."""
 
     def anomaly(self, text: str) -> None:
         if text not in self.anomalies:
@@ -495,20 +499,38 @@ class Tracker:
         ``grace_ns``: connections a sweep lets go, or parks, were quiet that long, so this
         is the same however the capture is shared between processes or when sweeps run."""
         now = min(conn.last_ts_ns + self.grace_ns, self._now_ns)
+        conn.unshown = []
         for i, d in enumerate(conn.dirs):
             if d.ack_due_ns is not None and now > d.ack_due_ns:
                 d.ack_due_ns = None
                 self._ack_overdue(conn, 1 - i, None, now)
+            elif d.ack_due_ns is not None:
+                self._ack_unshown(conn, 1 - i, now)
         if conn.rsts:
             for s in (0, 1):
                 self._close_wait_unshown(conn, s)
+
+    def _ack_unshown(self, conn: Conn, s: int, now: int) -> None:
+        """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2, and the capture ends before
+        its ACK of it, sent at once, was due at the capture point (:meth:`_expect_ack`):
+        nothing shows the FIN reached it.  The receipt stands, noted so (``unshown``)."""
+        side, fin = conn.sides[s], conn.dirs[1 - s]
+        took = self._fin_receipt(side)
+        if took is None or fin.fin_ts_ns is None:
+            return
+        note = (f"{NOT_SHOWN} the capture ends {(now - fin.fin_ts_ns) / 1e6:.1f} ms after the "
+                f"FIN, before this side's ACK of it, sent at once, could show (the round trip "
+                f"to it is {(self._there(conn, s) or 0) / 1e6:.1f} ms), so the FIN may as well "
+                f"have been lost after the capture point (it would have stayed in "
+                f"{took.old.value})")
+        conn.unshown.append((s, side.transitions.index(took), note))
 
     def _close_wait_unshown(self, conn: Conn, s: int) -> None:
         """``s`` went to CLOSE_WAIT at the peer's FIN and was reset there before it sent
         anything that ACKed the FIN, and before that ACK was due: a side that takes a FIN
         in ESTABLISHED delays its ACK (``tcp_fin``: pingpong mode, up to
         ``TCP_DELACK_MAX``), so the capture does not show that the FIN reached it.  Its
-        CLOSE_WAIT stands (the FIN passed the capture point), with a note that says so."""
+        CLOSE_WAIT stands (the FIN passed the capture point), noted so (``unshown``)."""
         side, fin = conn.sides[s], conn.dirs[1 - s]
         if fin.fin_answered or fin.fin_ts_ns is None:
             return
@@ -522,8 +544,7 @@ class Tracker:
                             f"ESTABLISHED delays the ACK of a FIN (tcp_fin: pingpong mode, "
                             f"up to 200 ms), so the FIN may as well have been lost after the "
                             f"capture point (then ESTABLISHED until the RST)")
-                    side.transitions[k] = t._replace(
-                        note=f"{t.note}; {note}" if t.note else note)
+                    conn.unshown.append((s, k, note))
 
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:

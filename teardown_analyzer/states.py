@@ -87,7 +87,8 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    that side (from the handshake, plus 1 ms) after the FIN.  If any segment, or the end of
    the capture, comes later with no ACK of it, the FIN never reached the side (lost after
    the capture point, or queued out of order behind data that was): its receipt is taken
-   back, and an ACK of its own FIN captured since takes it to FIN_WAIT2 instead.  Its first
+   back, and an ACK of its own FIN captured since takes it to FIN_WAIT2 instead (if the
+   capture ends before the ACK was due, the receipt stands, noted "not shown").  Its first
    ACK of the FIN then answers a later copy (the FIN, or data before it, sent again): the
    last captured before that ACK, less the round trip; with none, it had taken the first
    after all and ACKed it late.  So too, in any state, when the side sends a segment after

@@ -41,10 +41,17 @@ def _ladder_agrees(c):
 @pytest.mark.parametrize("vectorised", [True, False])
 def test_no_ack_due_before_the_capture_ends(tmp_path, vectorised):
     """The capture ends before the client's ACK of the server's FIN was due: nothing shows
-    the FIN lost, so the client took it in FIN_WAIT1 (CLOSING), then the ACK of its own."""
+    the FIN lost, so the client took it in FIN_WAIT1 (CLOSING), then the ACK of its own;
+    nor does anything show it took it: CLOSING is noted not shown (as it was not: the
+    whole capture shows the FIN lost, below).  The whole capture has no such note."""
     c = _client(CUT, tmp_path, vectorised=vectorised)
     assert [s.state for s in c.client_states][2:] == ["FIN_WAIT1", "CLOSING", "TIME_WAIT"]
     assert FIN_LOST not in c.anomalies
+    assert c.client_states[3].note.startswith(
+        "not shown: the capture ends 11.5 ms after the FIN, before this side's ACK of it, "
+        "sent at once, could show (the round trip to it is 20.2 ms)")
+    whole = _client(R, tmp_path, vectorised=vectorised)
+    assert not any(s.note.startswith("not shown") for s in whole.client_states)
 
 
 @pytest.mark.parametrize("keep_ladder", [True, False])
