@@ -617,22 +617,25 @@ class Tracker:
             if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
                 return
         crossed = None
-        if not flags & RST and (flags & FIN or plen) and side_s.state is CLOSED \
+        if not flags & (RST | SYN) and side_s.state is CLOSED \
                 and side_s.transitions and side_s.transitions[-1].event is RECV_RST:
-            # a FIN or data from a side we closed at the peer's RST: it had not taken that
-            # RST when it sent them.  Within a round trip of it, they crossed: it is closed
-            # again below, after them.  Later, the RST should have reached it before: lost
-            # after the capture point (or not taken), and the side goes on.
+            # a segment from a side we closed at the peer's RST: it had not taken that RST
+            # when it sent it.  Within a round trip of it, they crossed: a FIN or data
+            # closes it again below, after them (a pure ACK is not a packet after CLOSED).
+            # Later, the RST should have reached it before: lost after the capture point
+            # (or not taken), and the side goes on; even a pure ACK comes from a socket
+            # (the reply path sends only RSTs)
             rst = side_s.transitions[-1]
             if self._within_rtt(conn, rst, ts_ns):
-                crossed = self._undo_last(conn, s, RECV_RST)
+                if flags & FIN or plen:
+                    crossed = self._undo_last(conn, s, RECV_RST)
             else:
                 self._undo_last(conn, s, RECV_RST)
                 conn.anomaly("RST lost after the capture point")
-                conn.notes.append(f"packet {packet}: the {'FIN' if flags & FIN else 'data'} "
-                                  f"shows this side never took the peer's RST (packet "
-                                  f"{rst.packet}), more than a round trip before: lost after "
-                                  f"the capture point, or not taken")
+                what = "FIN" if flags & FIN else "data" if plen else "ACK"
+                conn.notes.append(f"packet {packet}: the {what} shows this side never took "
+                                  f"the peer's RST (packet {rst.packet}), more than a round "
+                                  f"trip before: lost after the capture point, or not taken")
         # (not a segment sent before the peer's RST reached it: within a round trip of it)
         was_closed = side_s.state is CLOSED and not flags & RST and not (
             side_s.transitions and side_s.transitions[-1].event is RECV_RST

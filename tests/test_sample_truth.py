@@ -47,7 +47,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "reset_at_a_hole_client_side", "reset_at_a_hole_server_side",
             "abort_on_fin_behind_lost_data_client_side", "abort_on_fin_behind_lost_data_server_side",
             "fin_lost_before_delayed_ack_client_side", "fin_lost_before_delayed_ack_server_side",
-            "close_race_fin_lost_client_side", "close_race_fin_lost_server_side"]
+            "close_race_fin_lost_client_side", "close_race_fin_lost_server_side",
+            "rst_lost_before_delayed_ack_client_side", "rst_lost_before_delayed_ack_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1022,6 +1023,25 @@ def _close_race_fin_lost(t, pkts, side):
         assert data[0].ts < rsts[0].ts < data[1].ts, "the first RST between the segments"
     _lag(trans(c, "client", "ESTABLISHED", "CLOSED")["ts"], rsts[0], _far(t, side, "client"))
 
+def _rst_lost_before_delayed_ack(t, pkts, side):
+    """The client's abort on data after close() is lost on its way into the server; the
+    server, in CLOSE_WAIT, sends its delayed ACK of the FIN more than a round trip after
+    that RST, and the client's reply path answers it with a bare RST at the server's
+    rcv_nxt, which closes it."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == PASSIVE_SERVER[:3] + ["CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
+                                                                      "NO_SOCKET"]
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    first, second = [p for p in sent_by(ps, c["client"]) if p.rst]
+    (ack,) = [p for p in sent_by(ps, c["server"]) if not p.plen and p.ack == cfin.seq + 1]
+    rtt = t["path_delay_ms"]["one_way"] * 2 / 1e3
+    assert first.ts + rtt < ack.ts < second.ts and second.seq == ack.ack
+    _lag(trans(c, "server", "CLOSE_WAIT", "CLOSED")["ts"], second, _far(t, side, "server"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1177,5 +1197,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("reset_at_a_hole", _reset_at_a_hole),
                                    ("abort_on_fin_behind_lost_data", _abort_on_fin_behind_lost_data),
                                    ("fin_lost_before_delayed_ack", _fin_lost_before_delayed_ack),
-                                   ("close_race_fin_lost", _close_race_fin_lost))
+                                   ("close_race_fin_lost", _close_race_fin_lost),
+                                   ("rst_lost_before_delayed_ack", _rst_lost_before_delayed_ack))
                for side in ("client", "server")})

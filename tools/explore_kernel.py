@@ -95,11 +95,12 @@ def scenario(name: str, plan: dict) -> gs.Scenario:
 
 
 def differences(truth_path: Path) -> list[str]:
-    """Where the analysis of the truth file's capture says other than the kernel.  A state
+    """Where the analysis of the truth file's capture says other than the kernel, in the
+    states or in their times (tests/test_accuracy.py's ``lag_misses``).  A state
     whose note says no segment shows it ("not shown: ...", with the other reading) is
     marked ``?``: the kernel may have been through it or not (tests/test_accuracy.py's
     NOT_SHOWN lists runs where it was not)."""
-    from test_accuracy import _collapse_instant_fin_wait2
+    from test_accuracy import _collapse_instant_fin_wait2, lag_misses
     from teardown_analyzer.analysis import analyze
     truth = json.loads(truth_path.read_text())
     ours = list(analyze([str(truth_path.parent / truth["capture"])]).connections)
@@ -123,6 +124,7 @@ def differences(truth_path: Path) -> list[str]:
             if kernel not in readings or final != tc["sides"][role]["final_state"]:
                 out.append(f"{role}: ours {' '.join(mine)} (final {final}); kernel "
                            f"{' '.join(kernel)} (final {tc['sides'][role]['final_state']})")
+        out += lag_misses(truth, tc, c)
     return out
 
 

@@ -1542,6 +1542,24 @@ _race("close_race_fin_lost", _RACE_LOST_RUN, _RACE_LOST_STATES, "A FIN then an R
       after=0.3, drop=("FIN", "client"))
 
 
+
+_ACK_AFTER_RST_RUN = ("A reset lost, then a delayed ACK, over the delay path ({d} ms each way), 198.18.3.1:40471 -> "
+                      "198.18.3.2:5047: after a request and response the client close()s; 8 ms later, before "
+                      "the FIN arrives, the server sends 1 byte, which reaches the client in FIN_WAIT1 after "
+                      "close(): it aborts (TCPAbortOnData) with a bare RST numbered as the byte's ACK field, "
+                      "dropped once at the server's input (nftables), after both capture points. The server, in "
+                      "CLOSE_WAIT since the FIN, sends its delayed ACK of the FIN some 40 ms later: a pure ACK, "
+                      "which the client's reply path answers with a bare RST at the server's rcv_nxt, which "
+                      "closes it. Captured at the same time on the client's interface (tdgc0) and on the server's "
+                      "interface (tdgs0).").format(d=DELAY_MS)
+_ACK_AFTER_RST_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own abort). Server: SYN_RECV, "
+                         "ESTABLISHED, CLOSE_WAIT, CLOSED (the second RST; the first was lost, which its ACK, "
+                         "more than a round trip after it, shows).")
+_race("rst_lost_before_delayed_ack", _ACK_AFTER_RST_RUN, _ACK_AFTER_RST_STATES, "A FIN then an RST, the client first.",
+      "client", (40471, 5047), client="at(T + 0.0129); close('c')", server="at(T + 0.0212); send('s', 1, b'x')",
+      after=0.3, drop=("RST", "server"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
