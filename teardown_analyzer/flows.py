@@ -1408,10 +1408,16 @@ class Tracker:
         inferred = False
         # (numbered as the ACK field of the peer's last segment: the reply path's answer)
         answers = bare and dr.packets > 0 and dr.last_word & ACK != 0 and seq == dr.last_ackno
-        if not bare and side_s.state is CLOSED and self._undo_last(conn, s, RECV_RST):
-            # its own reset: the socket was there, the peer's RST had not reached it
-            conn.notes.append(f"packet {packet}: an RST+ACK, the socket's own, from a side "
-                              f"we had closed at the peer's RST: the two RSTs crossed")
+        if side_s.state is CLOSED and (not bare or answers and ds.fin_seq is not None and (
+                side_s.transitions and self._within_rtt(conn, side_s.transitions[-1], ts_ns))) \
+                and self._undo_last(conn, s, RECV_RST):
+            # its own reset, or, within a round trip, its reply path's answer to the peer's
+            # data after its close() (which aborts it): the socket was there, the peer's
+            # RST had not reached it
+            what = "a bare RST answering the peer's data after close()" if bare \
+                else "an RST+ACK, the socket's own,"
+            conn.notes.append(f"packet {packet}: {what} from a side we had closed at the "
+                              f"peer's RST: the two RSTs crossed")
         if not bare and dr.fin_seq is not None and not seq_geq(ack, (dr.fin_seq + 1) & _M32) \
                 and self._untake_fin(conn, s):
             # an RST+ACK is the socket's own (tcp_send_active_reset), its ACK field what it

@@ -76,7 +76,8 @@ RSTS_UNRECORDED = {
         "after its socket is gone, the server's RSTs come from its listener, which the "
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
     for name in ("close_crosses_data", "closing_abort_crosses_ack", "challenge_ack_after_lost_data",
-                 "abort_on_data_behind_lost_data", "close_race_fin_lost")
+                 "abort_on_data_behind_lost_data", "close_race_fin_lost",
+                 "abort_crosses_abort_on_data")
     for vantage in ("client", "server")}
 
 
@@ -523,6 +524,24 @@ def test_a_pure_ack_long_after_an_rst_shows_it_lost(side):
     assert "RST lost after the capture point" in c.anomalies
     assert f"packet 11: the ACK shows this side never took the peer's RST (packet 10)" \
         in " ".join(c.notes)
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_bare_rst_answering_data_after_close_crosses_the_peers_abort(side):
+    """sample_pcaps/abort_crosses_abort_on_data_{client,server}_side.pcap, with the
+    kernel's record: the client's data ACKs the server's FIN; the server, after close(),
+    takes the ACK (FIN_WAIT2) and aborts on the data, its reply path answering with bare
+    RSTs numbered as the data's ACK field.  The client's own RST+ACK, which the client-side
+    capture sees first, crossed them: the server was gone when it came.  Its first bare RST
+    within a round trip of that RST+ACK is its own abort, not a reply from no socket."""
+    (c,) = analyze([str(SAMPLES / f"abort_crosses_abort_on_data_{side}_side.pcap")]).connections
+    server_rsts = [r["packet"] for r in c.rsts if r["from"] == "server"]
+    closed = c.server_states[-1]
+    assert [s.state for s in c.server_states[2:]] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+    assert (closed.event, closed.packet) == ("SEND_RST", server_rsts[0])
+    assert any("a bare RST answering the peer's data after close() from a side we had "
+               "closed at the peer's RST: the two RSTs crossed" in n for n in c.notes) \
+        == (side == "client")  # (on the server's interface its RSTs come first)
 
 
 def test_an_rst_numbered_as_the_fin_does_not_end_time_wait(tmp_path):

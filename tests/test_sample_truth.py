@@ -48,7 +48,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_on_fin_behind_lost_data_client_side", "abort_on_fin_behind_lost_data_server_side",
             "fin_lost_before_delayed_ack_client_side", "fin_lost_before_delayed_ack_server_side",
             "close_race_fin_lost_client_side", "close_race_fin_lost_server_side",
-            "rst_lost_before_delayed_ack_client_side", "rst_lost_before_delayed_ack_server_side"]
+            "rst_lost_before_delayed_ack_client_side", "rst_lost_before_delayed_ack_server_side",
+            "abort_crosses_abort_on_data_client_side", "abort_crosses_abort_on_data_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1042,6 +1043,26 @@ def _rst_lost_before_delayed_ack(t, pkts, side):
     assert first.ts + rtt < ack.ts < second.ts and second.seq == ack.ack
     _lag(trans(c, "server", "CLOSE_WAIT", "CLOSED")["ts"], second, _far(t, side, "server"))
 
+def _abort_crosses_abort_on_data(t, pkts, side):
+    """The client's data ACKs the server's FIN: the server, after close(), takes the ACK
+    (FIN_WAIT2) and aborts on the data with bare RSTs at its ACK field; the client's own
+    RST+ACK, sent before they arrived, reaches the server after it is gone."""
+    c = only(t)
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    data = [p for p in sent_by(ps, c["client"]) if p.plen and p.ack == sfin.seq + 1]
+    (abort,) = [p for p in sent_by(ps, c["client"]) if p.rst]
+    rsts = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert len(data) == 3 and abort.has_ack and data[-1].ts < abort.ts
+    assert rsts and all(not p.has_ack and p.seq == sfin.seq + 1 for p in rsts)
+    fw2 = trans(c, "server", "FIN_WAIT2", "CLOSED")["ts"]
+    _lag(fw2, rsts[0], -_far(t, side, "server"))
+    _lag(fw2, data[0], _far(t, side, "server"))
+    assert fw2 < abort.ts + _far(t, side, "server") / 1e3, "gone before the RST+ACK came"
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1198,5 +1219,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("abort_on_fin_behind_lost_data", _abort_on_fin_behind_lost_data),
                                    ("fin_lost_before_delayed_ack", _fin_lost_before_delayed_ack),
                                    ("close_race_fin_lost", _close_race_fin_lost),
-                                   ("rst_lost_before_delayed_ack", _rst_lost_before_delayed_ack))
+                                   ("rst_lost_before_delayed_ack", _rst_lost_before_delayed_ack),
+                                   ("abort_crosses_abort_on_data", _abort_crosses_abort_on_data))
                for side in ("client", "server")})

@@ -1560,6 +1560,25 @@ _race("rst_lost_before_delayed_ack", _ACK_AFTER_RST_RUN, _ACK_AFTER_RST_STATES, 
       after=0.3, drop=("RST", "server"))
 
 
+
+_ABORTS_ON_DATA_RUN = ("Two aborts that cross, one on data after close(), over the delay path ({d} ms each way), "
+                       "198.18.3.1:40481 -> 198.18.3.2:5048: after a request and response the server close()s; "
+                       "18 ms later the client, in CLOSE_WAIT, sends 3000 bytes that ACK the FIN (three "
+                       "segments). They reach the server in FIN_WAIT1 after close(): it takes the ACK (FIN_WAIT2) "
+                       "and aborts on the data (TCPAbortOnData), its reply path answering each segment with a bare "
+                       "RST numbered as its ACK field. 18 ms after its data, before those RSTs arrive, the client "
+                       "sets SO_LINGER 0 and close()s: an RST+ACK, which reaches the server after it is gone. "
+                       "The first pure ACK into the client is dropped once (nftables), after both capture points. "
+                       "Captured at the same time on the client's interface (tdgc0) and on the server's interface "
+                       "(tdgs0).").format(d=DELAY_MS)
+_ABORTS_ON_DATA_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSED (its own abort on the data; "
+                          "the client's RST+ACK came after). Client: SYN_SENT, ESTABLISHED, CLOSE_WAIT, CLOSED "
+                          "(its own RST+ACK).")
+_race("abort_crosses_abort_on_data", _ABORTS_ON_DATA_RUN, _ABORTS_ON_DATA_STATES, "A FIN then RSTs, the server first.",
+      "server", (40481, 5048), client="at(T + 0.019); send('c', 3000, b'data '); at(T + 0.0374); linger0('c'); "
+      "close('c')", server="at(T + 0.0014); close('s')", after=0.3, drop=("pure ACK", "client"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
