@@ -83,6 +83,13 @@ FIN_WAIT1_GONE_NOTE = (
     "by then (an orphan killed, or lost with its host); the RST comes from the reply path "
     "(tcp_v4_send_reset). CLOSED is stamped here as an upper bound")
 """The note on a bare RST answering an in-order FIN that ACKed the side's FIN (rule 7)."""
+LAST_ACK_GONE_NOTE = (
+    "bare RST answering the ACK of this side's FIN: a socket in LAST_ACK takes that ACK "
+    "silently (CLOSED), so no socket took it. The side's socket was gone by then (close() "
+    "with SO_LINGER 0 in LAST_ACK sends no RST, tcp_disconnect; or lost with its host); the "
+    "RST comes from the reply path (tcp_v4_send_reset). CLOSED is stamped here as an upper "
+    "bound")
+"""The note on a bare RST answering the ACK that would have closed a LAST_ACK side."""
 
 
 _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
@@ -1476,6 +1483,13 @@ class Tracker:
                 aborted = True
             elif undone is not None and undone.event is RECV_FIN_ACK_OF_FIN:
                 gone = True
+        elif bare and answers and side_s.state is CLOSED and side_s.transitions \
+                and side_s.transitions[-1].event is RECV_ACK_OF_FIN \
+                and side_s.transitions[-1].ts_ns == dr.last_ts_ns:
+            # the reply path's answer to the very ACK that took it from LAST_ACK to CLOSED,
+            # which a LAST_ACK socket takes silently: it had no socket to take it
+            self._undo_last(conn, s, RECV_ACK_OF_FIN)
+            gone = True
         if side_s.state is LISTEN and acceptable:
             # (acceptable in SYN_SENT: it ACKs the SYN)
             note = ("RST answering the SYN: no socket took it (nothing listening on the "
@@ -1500,7 +1514,7 @@ class Tracker:
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif gone:
-            note = FIN_WAIT1_GONE_NOTE
+            note = FIN_WAIT1_GONE_NOTE if side_s.state is FIN_WAIT1 else LAST_ACK_GONE_NOTE
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif side_s.state is FIN_WAIT1 and bare and (acceptable or answers):
@@ -1530,7 +1544,8 @@ class Tracker:
                                    dr.last_ackno if dr.packets else -1, to_closed))
         conn.slow = True
         changed = False
-        if acceptable or not bare or answers and side_s.state in (FIN_WAIT1, FIN_WAIT2):
+        if acceptable or not bare or gone \
+                or answers and side_s.state in (FIN_WAIT1, FIN_WAIT2):
             # (not taken: an RST+ACK is still its sender's own abort, tcp_send_active_reset;
             # a bare RST numbered as the ACK field of a segment of the peer's is the reply
             # path's answer to it, from a side that had called close(): its data after

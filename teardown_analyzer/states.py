@@ -49,7 +49,8 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    already gone (closed with no RST or FIN the capture saw, or lost with its host).  Its
    CLOSED is stamped at the RST, an upper bound, and marked as inferred.  So too a bare RST
    answering the segment that took a side to TIME_WAIT (a TIME_WAIT socket answers with
-   an ACK); but when that segment ACKed its FIN in FIN_WAIT1 and brought data, or a FIN
+   an ACK), or the ACK that took it from LAST_ACK to CLOSED (taken silently: close() with
+   SO_LINGER 0 in LAST_ACK had closed it with no RST); but when that segment ACKed its FIN in FIN_WAIT1 and brought data, or a FIN
    past the last ACK field the side sent (which stays put once it has called close()),
    the side took the ACK (FIN_WAIT2) and aborted at once on the rest
    (``tcp_rcv_state_process``, TCPAbortOnData): CLOSED at the RST, not inferred.

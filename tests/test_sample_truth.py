@@ -49,7 +49,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "fin_lost_before_delayed_ack_client_side", "fin_lost_before_delayed_ack_server_side",
             "close_race_fin_lost_client_side", "close_race_fin_lost_server_side",
             "rst_lost_before_delayed_ack_client_side", "rst_lost_before_delayed_ack_server_side",
-            "abort_crosses_abort_on_data_client_side", "abort_crosses_abort_on_data_server_side"]
+            "abort_crosses_abort_on_data_client_side", "abort_crosses_abort_on_data_server_side",
+            "last_ack_gone_client_side", "last_ack_gone_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1063,6 +1064,23 @@ def _abort_crosses_abort_on_data(t, pkts, side):
     _lag(fw2, data[0], _far(t, side, "server"))
     assert fw2 < abort.ts + _far(t, side, "server") / 1e3, "gone before the RST+ACK came"
 
+def _last_ack_gone(t, pkts, side):
+    """The server, in LAST_ACK, close()s with SO_LINGER 0: no RST, the socket is gone
+    before the client's ACK of its FIN arrives, which the reply path answers with a bare RST
+    that ends the client's TIME_WAIT."""
+    c = only(t)
+    assert states(c, "server") == PASSIVE_SERVER
+    assert states(c, "client") == CLIENT_FIRST + ["CLOSED"]
+    assert not c["sides"]["server"]["rst_sent"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (ack,) = [p for p in sent_by(ps, c["client"]) if p.ack == sfin.seq + 1]
+    (rst,) = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert not rst.has_ack and rst.seq == ack.ack
+    gone = trans(c, "server", "LAST_ACK", "CLOSED")["ts"]
+    assert gone < ack.ts + _far(t, side, "server") / 1e3, "gone before the ACK arrived"
+    _lag(trans(c, "client", "TIME_WAIT", "CLOSED")["ts"], rst, _far(t, side, "client"), 5)
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1220,5 +1238,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("fin_lost_before_delayed_ack", _fin_lost_before_delayed_ack),
                                    ("close_race_fin_lost", _close_race_fin_lost),
                                    ("rst_lost_before_delayed_ack", _rst_lost_before_delayed_ack),
-                                   ("abort_crosses_abort_on_data", _abort_crosses_abort_on_data))
+                                   ("abort_crosses_abort_on_data", _abort_crosses_abort_on_data),
+                                   ("last_ack_gone", _last_ack_gone))
                for side in ("client", "server")})

@@ -1579,6 +1579,25 @@ _race("abort_crosses_abort_on_data", _ABORTS_ON_DATA_RUN, _ABORTS_ON_DATA_STATES
       "close('c')", server="at(T + 0.0014); close('s')", after=0.3, drop=("pure ACK", "client"))
 
 
+
+_LAST_ACK_GONE_RUN = ("A socket gone in LAST_ACK, over the delay path ({d} ms each way), 198.18.3.1:40491 -> "
+                      "198.18.3.2:5049: after a request and response the client close()s; 25 ms later the "
+                      "server, in CLOSE_WAIT, shutdown(SHUT_WR)s (its FIN ACKs the client's: LAST_ACK), and 7.6 ms "
+                      "after that sets SO_LINGER 0 and close()s: from LAST_ACK that sends no RST (tcp_disconnect "
+                      "resets only from ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2 and SYN_RECV), the socket is "
+                      "simply gone. The client's ACK of the FIN then finds no socket, and the server's reply path "
+                      "answers it with a bare RST at the client's rcv_nxt, which ends the client's TIME_WAIT. "
+                      "Captured at the same time on the client's interface (tdgc0) and on the server's interface "
+                      "(tdgs0).").format(d=DELAY_MS)
+_LAST_ACK_GONE_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, TIME_WAIT, CLOSED (the RST). Server: SYN_RECV, "
+                         "ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED (silently, at close(), before the client's "
+                         "ACK arrived).")
+_race("last_ack_gone", _LAST_ACK_GONE_RUN, _LAST_ACK_GONE_STATES, "Three FIN segments, then an RST: the client first.",
+      "client", (40491, 5049), client="at(T + 0.0205); close('c')",
+      server="at(T + 0.0454); shut_wr('s'); at(T + 0.053); linger0('s'); close('s')", after=0.3,
+      kind="fin-then-rst")
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
