@@ -637,4 +637,5 @@ def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
         tracker.feed(packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack,
                                   word, window, checksum, None if wscale < 0 else wscale))
     (conn,) = tracker._tracked()
+    tracker._settle(conn)  # (as when it leaves a tracker's table: what no segment shows)
     return conn

@@ -509,6 +509,25 @@ def test_edited_clean_closes(variant, monkeypatch):
     test_windows_cut_at_every_record(path, monkeypatch, [0])
 
 
+def test_a_kept_connection_is_settled_as_the_tracker_settles_it(tmp_path, monkeypatch):
+    """ack_crosses_abort_client_side.pcap cut after the client's RST+ACK (not a real
+    capture): a FIN, then the RST 25 ms later, nothing from the server between.  Kept as
+    its packets and replayed when the output reads it, it is settled like a connection
+    leaving the tracker's table: the server's CLOSE_WAIT is noted not shown (no delayed ACK
+    was due yet), in every window, as feeding every packet has it."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(pb.SAMPLES / "ack_crosses_abort_client_side.pcap")
+    path = tmp_path / "fin_then_rst.pcap"
+    path.write_bytes(pb.pcap(records[:11], linktype=linktype))
+    every = _dicts(analyze([str(path)], Options(vectorised=False, keep_ladder=True)))
+    assert every[0][0]["sides"]["server"]["states"][-2]["note"].startswith(
+        "not shown: the RST (packet 11) came 25.0 ms after the FIN")
+    for k in (4, 8, 1000):
+        monkeypatch.setattr(columnar, "FIRST_WINDOW", k)
+        monkeypatch.setattr(columnar, "WINDOW_ROWS", k)
+        assert _dicts(analyze([str(path)], Options(keep_ladder=True))) == every, k
+
+
 def test_an_rst_out_of_window_closes_only_its_sender(tmp_path):
     """rst_linger0.pcap edited (rst_out_of_window, not a real capture): the client's
     RST+ACK is its own abort (tcp_send_active_reset), whatever the server makes of it.
