@@ -527,7 +527,7 @@ def test_a_pure_ack_long_after_an_rst_shows_it_lost(side):
     assert [(s.state, s.packet) for s in c.server_states[2:]] == [
         ("CLOSE_WAIT", 9 if side == "server" else 8), ("CLOSED", 12)]
     assert "RST lost after the capture point" in c.anomalies
-    assert f"packet 11: the ACK shows this side never took the peer's RST (packet 10)" \
+    assert "packet 11: the ACK shows this side never took the peer's RST (packet 10)" \
         in " ".join(c.notes)
 
 

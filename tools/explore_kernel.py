@@ -133,7 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--keep", help="where to write the runs' captures and truth files")
+    ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
+                    help="no runs: compare the analysis of kept runs' truth files (as the "
+                         "analysis now is) with the kernel's record, and say where they differ")
     args = ap.parse_args(argv)
+    if args.recheck:
+        differing = 0
+        for path in map(Path, args.recheck):
+            found = differences(path)
+            differing += bool(found)
+            print(f"{path.name}: " + ("DIFFERS" if found else "same as the kernel"))
+            for line in found:
+                print(f"  {line}")
+        print(f"{differing} of {len(args.recheck)} differ")
+        return 1 if differing else 0
     gs.OUT = Path(args.keep or tempfile.mkdtemp(prefix="explore-"))
     gs.OUT.mkdir(parents=True, exist_ok=True)
     gs.ensure_tools()
