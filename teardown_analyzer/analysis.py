@@ -38,6 +38,8 @@ def _resets(conn: Conn) -> list[tuple[int, int]]:
     return sorted((t.ts_ns, i if t.event is Event.SEND_RST else 1 - i)
                   for i, side in enumerate(conn.sides) for t in side.transitions
                   if t.event in _RESETS)
+
+
 LINUX_TIME_WAIT_S = 60.0
 VECTORISED_SWEEP = 4096
 """Plain segments are counted a batch at a time only when sweeps are this far apart."""
