@@ -210,6 +210,9 @@ class Direction:
     last_window: int = -1
     last_checksum: int = -1
     last_ipid: int = -1
+    prev_ackno: int = -1
+    """The ACK field this way before ``last_ackno``, the last that differed (-1: none): a
+    bare RST from the peer may answer that earlier segment (:meth:`Tracker._rst`)."""
 
 
 @dataclass(slots=True)
@@ -435,6 +438,8 @@ class Tracker:
         # segment before it: something came that did not move rcv_nxt, _segment)
         repeat = flags == ACK and not plen and conn.slow and ack == d.last_ackno \
             and window == d.last_window and seq == d.next_seq
+        if ack != d.last_ackno and flags & ACK and d.last_word >= 0 and d.last_word & ACK:
+            d.prev_ackno = d.last_ackno
         d.last_seq, d.last_ackno, d.last_word, d.last_ts_ns = seq, ack, word, ts_ns
         d.last_window, d.last_checksum, d.last_ipid = window, checksum, ipid
         conn.packets += 1
@@ -1415,6 +1420,11 @@ class Tracker:
         inferred = False
         # (numbered as the ACK field of the peer's last segment: the reply path's answer)
         answers = bare and dr.packets > 0 and dr.last_word & ACK != 0 and seq == dr.last_ackno
+        if bare and side_s.state is FIN_WAIT1 and seq == dr.prev_ackno \
+                and ds.fin_seq is not None and seq_after((ds.fin_seq + 1) & _M32, seq):
+            # (numbered as the ACK field of the peer's segment before its last, short of the
+            # end of its FIN: that segment found it after close(), and the last came between)
+            answers = True
         if side_s.state is CLOSED and (not bare or answers and ds.fin_seq is not None and (
                 side_s.transitions and self._within_rtt(conn, side_s.transitions[-1], ts_ns))) \
                 and self._undo_last(conn, s, RECV_RST):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .flows import DUPLICATE_NS, FIN, RST, SYN, Tracker
+from .flows import ACK, DUPLICATE_NS, FIN, RST, SYN, Tracker
 
 _M32 = 0xFFFFFFFF
 
@@ -117,7 +117,8 @@ def count_plain(tracker: Tracker, cols: dict[str, np.ndarray]) -> np.ndarray:
         u = int(record_key[seg[0]])
         d = objects[key_conn[u]].dirs[key_side[u]]
         rel = _relative(ends[seg], d.next_seq)
-        if int(rel.max()) - min(int(rel.min()), 0) >= 1 << 31:
+        if int(rel.max()) - min(int(rel.min()), 0) >= 1 << 31 \
+                or not (word[seg] & ACK).all():  # (or one without ACK: prev_ackno)
             cut[key_conn[u]] = -1  # the whole connection is fed one by one instead
     run = runs()
     applied = np.zeros(count, bool)
@@ -133,7 +134,14 @@ def count_plain(tracker: Tracker, cols: dict[str, np.ndarray]) -> np.ndarray:
         last = int(seg[-1])
         d.packets += len(seg)
         d.payload_bytes += int(plen[seg].sum())
-        d.last_seq, d.last_ackno, d.last_word = int(seq[last]), int(ack[last]), int(word[last])
+        acks = ack[seg]
+        final = int(acks[-1])
+        before = np.flatnonzero(acks != final)  # (each has ACK: see above)
+        if len(before):
+            d.prev_ackno = int(acks[before[-1]])
+        elif final != d.last_ackno and d.last_word >= 0 and d.last_word & ACK:
+            d.prev_ackno = d.last_ackno
+        d.last_seq, d.last_ackno, d.last_word = int(seq[last]), final, int(word[last])
         d.last_ts_ns = int(ts[last])
         d.last_window, d.last_checksum = int(window[last]), int(checksum[last])
         d.last_ipid = int(ipid[last])

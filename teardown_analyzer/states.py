@@ -114,7 +114,9 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    whether or not the peer takes it.  A bare RST numbered short of the end of its sender's
    own FIN answers a segment the peer sent before it had that FIN (an ACK field only
    grows), which reached the sender before whatever took it past FIN_WAIT1: those receipts
-   are taken back (data after close() closed it, or it was gone).  An RST that reaches a
+   are taken back (data after close() closed it, or it was gone); from FIN_WAIT1, numbered
+   as the ACK field of the peer's last segment or of the one before (another came between),
+   it is that abort, whether or not the peer takes the RST.  An RST that reaches a
    side an earlier RST of its sender's closed (the reply path answers each segment of a
    burst) finds no socket: not taken, and not out of window.  When an RST it seemed to
    take is found not taken, or one it seemed not to take is found taken, the sender's

@@ -80,7 +80,7 @@ RSTS_UNRECORDED = {
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
     for name in ("close_crosses_data", "closing_abort_crosses_ack", "challenge_ack_after_lost_data",
                  "abort_on_data_behind_lost_data", "close_race_fin_lost",
-                 "abort_crosses_abort_on_data", "last_ack_gone")
+                 "abort_crosses_abort_on_data", "last_ack_gone", "abort_short_of_fin")
     for vantage in ("client", "server")}
 
 
@@ -565,6 +565,27 @@ def test_a_bare_rst_answering_the_last_ack_is_from_a_socket_gone(side):
         ("SEND_RST", rst["packet"], True, LAST_ACK_GONE_NOTE)
     assert (c.client_states[-1].event, c.client_states[-1].packet) == ("RECV_RST", rst["packet"])
     assert (c.kind, c.initiator) == ("fin-then-rst", "client")
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_an_abort_numbered_short_of_the_fin_closes_its_sender(side):
+    """sample_pcaps/abort_short_of_fin_{client,server}_side.pcap, with the kernel's record:
+    the server, in FIN_WAIT1 after close(), aborts on the client's byte with a bare RST
+    numbered as that byte's ACK field, short of the server's own byte and FIN.  The client
+    ignores it (out of window), but it is the server's abort, which closed it there.  On
+    the client's capture the client's ACK of the server's byte comes between: the RST is
+    numbered as the ACK field of the client's segment before its last (prev_ackno)."""
+    from teardown_analyzer.flows import DATA_AFTER_CLOSE_NOTE, IGNORED_NOTE
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(SAMPLES / f"abort_short_of_fin_{side}_side.pcap")],
+                       options).connections
+        first, second = c.rsts
+        assert (first["in_window"], first["note"]) == (False,
+                                                       DATA_AFTER_CLOSE_NOTE + IGNORED_NOTE)
+        assert (c.server_states[-1].event, c.server_states[-1].packet) == ("SEND_RST",
+                                                                           first["packet"])
+        assert (c.client_states[-1].event, c.client_states[-1].packet) == ("RECV_RST",
+                                                                           second["packet"])
 
 
 def test_an_rst_numbered_as_the_fin_does_not_end_time_wait(tmp_path):

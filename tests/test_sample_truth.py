@@ -50,7 +50,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "close_race_fin_lost_client_side", "close_race_fin_lost_server_side",
             "rst_lost_before_delayed_ack_client_side", "rst_lost_before_delayed_ack_server_side",
             "abort_crosses_abort_on_data_client_side", "abort_crosses_abort_on_data_server_side",
-            "last_ack_gone_client_side", "last_ack_gone_server_side"]
+            "last_ack_gone_client_side", "last_ack_gone_server_side",
+            "abort_short_of_fin_client_side", "abort_short_of_fin_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1081,6 +1082,24 @@ def _last_ack_gone(t, pkts, side):
     assert gone < ack.ts + _far(t, side, "server") / 1e3, "gone before the ACK arrived"
     _lag(trans(c, "client", "TIME_WAIT", "CLOSED")["ts"], rst, _far(t, side, "client"), 5)
 
+def _abort_short_of_fin(t, pkts, side):
+    """The server, in FIN_WAIT1 after close(), aborts on the client's byte with a bare RST
+    at that byte's ACK field, short of its own byte and FIN: out of the client's window;
+    the reply path's RST to the client's next segment, at its rcv_nxt - 1, closes it."""
+    c = only(t)
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    first, second = [p for p in sent_by(ps, c["server"]) if p.rst]
+    (byte,) = [p for p in sent_by(ps, c["client"]) if p.plen == 1]
+    assert not first.has_ack and first.seq == byte.ack < sfin.seq and second.seq == sfin.seq
+    if side == "client":  # (the client's ACK of the server's byte between)
+        assert [p for p in sent_by(ps, c["client"]) if byte.ts < p.ts < first.ts]
+    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], first, -_far(t, side, "server"))
+    _lag(trans(c, "client", "CLOSE_WAIT", "CLOSED")["ts"], second, _far(t, side, "client"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1239,5 +1258,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("close_race_fin_lost", _close_race_fin_lost),
                                    ("rst_lost_before_delayed_ack", _rst_lost_before_delayed_ack),
                                    ("abort_crosses_abort_on_data", _abort_crosses_abort_on_data),
-                                   ("last_ack_gone", _last_ack_gone))
+                                   ("last_ack_gone", _last_ack_gone),
+                                   ("abort_short_of_fin", _abort_short_of_fin))
                for side in ("client", "server")})

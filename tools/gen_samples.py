@@ -1598,6 +1598,22 @@ _race("last_ack_gone", _LAST_ACK_GONE_RUN, _LAST_ACK_GONE_STATES, "Three FIN seg
       kind="fin-then-rst")
 
 
+
+_SHORT_RUN = ("An abort numbered short of the FIN, over the delay path ({d} ms each way), 198.18.3.1:40501 -> "
+              "198.18.3.2:5050: after a request and response the client sends 1 byte; 2.4 ms later the server "
+              "sends 1 byte and 5.4 ms after that close()s, before the client's byte arrives. It arrives in "
+              "FIN_WAIT1 after close(): the server aborts (TCPAbortOnData) with a bare RST numbered as the byte's "
+              "ACK field, short of the server's own byte and FIN, so out of the client's window (the client, in "
+              "CLOSE_WAIT by then, takes only rcv_nxt - 1). The client's ACK of the FIN then draws the reply "
+              "path's bare RST at its rcv_nxt - 1, which closes it. Captured at the same time on the client's "
+              "interface (tdgc0) and on the server's interface (tdgs0).").format(d=DELAY_MS)
+_SHORT_STATES = ("Server: SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSED (its own abort, at the first RST). Client: "
+                 "SYN_SENT, ESTABLISHED, CLOSE_WAIT, CLOSED (the second RST).")
+_race("abort_short_of_fin", _SHORT_RUN, _SHORT_STATES, "A FIN then RSTs, the server first.", "server",
+      (40501, 5050), client="at(T + 0.0135); send('c', 1, b'x')",
+      server="at(T + 0.0159); send('s', 1, b'y'); at(T + 0.0213); close('s')", after=0.3)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
