@@ -547,8 +547,10 @@ class Tracker:
         if fin.fin_answered or fin.fin_ts_ns is None:
             return
         for k, (t, rst) in enumerate(zip(side.transitions, side.transitions[1:])):
+            if t.event is not RECV_FIN or t.new is not CLOSE_WAIT or rst.event is not RECV_RST:
+                continue
             by = self._rst_record(conn, s, rst)
-            if t.event is RECV_FIN and t.new is CLOSE_WAIT and rst.event is RECV_RST and by:
+            if by is not None:
                 late = by.ts_ns - fin.fin_ts_ns
                 if late <= (self._there(conn, s) or 0) + DELACK_MAX_NS:
                     note = (f"{NOT_SHOWN} the RST (packet {by.packet}) came {late / 1e6:.1f} "
