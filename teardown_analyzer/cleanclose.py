@@ -28,7 +28,9 @@ Nothing shows a FIN lost after the capture point: no segment of Y's, more than t
 trip between the capture point and Y (plus a millisecond) after X's FIN, leaves it out of
 its ACK field before Y's first ACK of it, nor does a pure ACK that repeats Y's last from a
 millisecond before that round trip on (the FIN out of order), and X ACKs Y's FIN within
-its own round trip (plus a millisecond; flows.py ``_ack_overdue``).
+its own round trip (plus a millisecond; flows.py ``_ack_overdue``).  Nor does a copy of
+X's FIN sent after Y, in ESTABLISHED, owed its delayed ACK of the first (the round trip
+plus 200 ms and a millisecond; flows.py ``_delayed_ack_overdue``).
 Those are conditions :func:`~teardown_analyzer.recognise.recognise` checks too, without
 a FIN sent again (an anomaly).  tests/test_cleanclose.py checks that the summary equals
 the tracker's for every connection kept so in the benchmark's mix and in the samples, and
@@ -40,8 +42,8 @@ from __future__ import annotations
 from typing import Any
 
 from .columnar import ROW, _ROW_STRUCT, blob_endpoints
-from .flows import (ACK, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST, RST_INSTEAD_OF_FIN, SLACK_NS,
-                    SYN, gone_note, seq_geq)
+from .flows import (ACK, DELACK_MAX_NS, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST,
+                    RST_INSTEAD_OF_FIN, SLACK_NS, SYN, gone_note, seq_geq)
 from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .states import TRANSITIONS, Event, SideState
@@ -211,6 +213,9 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         if again and 0 <= a1 < again[-1]:
             return None  # (sent again after Y's ACK of it: that ACK lost after the capture
             # point, flows.py _revoke_ack)
+        if any(rows[i][1] > ts_f1 + there[y] + DELACK_MAX_NS for i in again):
+            return None  # (sent again, with no ACK of it, after Y, in ESTABLISHED, owed a
+            # delayed one: the first never reached Y, flows.py _delayed_ack_overdue)
         if again:
             anomalies = ("FIN retransmitted",)
         after_peer_fin[y] = y_bytes

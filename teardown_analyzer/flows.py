@@ -763,6 +763,8 @@ class Tracker:
                 conn.anomaly("FIN retransmitted")
                 if ds.fin_acked_ts_ns is not None and self._revoke_ack(conn, s):
                     note = "the ACK of this FIN was lost after the capture point"
+                elif not ds.fin_answered and not ds.fin_lost:
+                    self._delayed_ack_overdue(conn, r, packet, ts_ns)
                 for tw in conn.time_wait:
                     if tw.side == r and side_r.state is TIME_WAIT:
                         tw.pending_reack = True
@@ -989,21 +991,40 @@ class Tracker:
         if there is not None and d.fin_ts_ns is not None and not d.fin_answered:
             d.ack_due_ns = d.fin_ts_ns + there + SLACK_NS
 
+    def _delayed_ack_overdue(self, conn: Conn, s: int, packet: int, ts_ns: int) -> None:
+        """The peer sends its FIN again (``packet``), and ``s``, which we had take the first
+        in ESTABLISHED, has sent nothing that ACKs it.  Such a side delays that ACK, but no
+        more than ``TCP_DELACK_MAX`` (``tcp_fin``: pingpong mode), so it was due at the
+        capture point a round trip to ``s`` plus 200 ms (plus a millisecond) after the FIN.
+        A copy sent later shows the peer got no ACK either, so the missing ACK is not one
+        the capture point failed to see: past that time, the FIN is overdue
+        (:meth:`_ack_overdue`).  (Without the copy, the missing ACK alone would show
+        nothing: a capture of one direction sees no ACK at all.)"""
+        d = conn.dirs[1 - s]
+        took = self._fin_receipt(conn.sides[s])
+        there = self._there(conn, s)
+        if took is not None and took.old is ESTABLISHED and there is not None \
+                and d.fin_ts_ns is not None \
+                and ts_ns - d.fin_ts_ns > there + DELACK_MAX_NS + SLACK_NS:
+            self._ack_overdue(conn, s, packet, ts_ns, delayed=True)
+
     def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int,
-                     stale: bool = False, ack: int | None = None) -> None:
-        """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2 and has not ACKed it, and
-        ``packet`` came after that ACK was due (None: the capture went on past it); or
-        (``stale``) ``s`` sent ``packet``, in any state, after the FIN would have reached
-        it, or as it arrived repeating its ACK, and its ACK field ``ack`` (its rcv_nxt)
-        leaves the FIN out.  The FIN never reached it (lost after the capture point, or
-        held behind data that was).  Its receipt is taken back (an ACK of its own FIN since
-        still counts); its first ACK of the FIN answers a later copy.  Its rcv_nxt is the
-        FIN's number, or ``ack`` if short of that; RSTs are judged again at it."""
+                     stale: bool = False, ack: int | None = None,
+                     delayed: bool = False) -> None:
+        """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2 (``delayed``: in ESTABLISHED,
+        :meth:`_delayed_ack_overdue`) and has not ACKed it, and ``packet`` came after that
+        ACK was due (None: the capture went on past it); or (``stale``) ``s`` sent
+        ``packet``, in any state, after the FIN would have reached it, or as it arrived
+        repeating its ACK, and its ACK field ``ack`` (its rcv_nxt) leaves the FIN out.
+        The FIN never reached it (lost after the capture point, or held behind data that
+        was).  Its receipt is taken back (an ACK of its own FIN since still counts); its
+        first ACK of the FIN answers a later copy.  Its rcv_nxt is the FIN's number, or
+        ``ack`` if short of that; RSTs are judged again at it."""
         d = conn.dirs[1 - s]
         side = conn.sides[s]
         took = self._fin_receipt(side)
-        if took is None or not stale and took.old not in (FIN_WAIT1, FIN_WAIT2) \
-                or d.fin_seq is None:
+        owed_at_once = (ESTABLISHED,) if delayed else (FIN_WAIT1, FIN_WAIT2)
+        if took is None or not stale and took.old not in owed_at_once or d.fin_seq is None:
             return
         hole = ack if ack is not None and seq_after(d.fin_seq, ack) else None
         rcv_nxt = d.fin_seq if hole is None else hole
@@ -1044,6 +1065,11 @@ class Tracker:
             note = (f"the FIN never reached this side: packet {packet}, which it sent {ms} "
                     f"later, after the FIN would have arrived, acknowledges only what came "
                     f"before it")
+        elif delayed:
+            note = (f"the FIN never reached this side: in {took.old.value} it would have "
+                    f"ACKed it within 200 ms (a delayed ACK, tcp_fin: pingpong mode), and "
+                    f"packet {packet}, the FIN sent again {ms} later, came before any ACK of "
+                    f"it")
         else:
             after = f"packet {packet}, {ms} later, came before any" if packet is not None \
                 else "the capture went on past when it was due with no"
@@ -1248,11 +1274,13 @@ class Tracker:
             return
         at = max(copies, key=lambda c: c[1])
         is_fin = at in dr.fin_retx
+        owed = "at once" if conn.sides[s].state in (FIN_WAIT1, FIN_WAIT2) else \
+            "within 200 ms as a delayed ACK"
         note = (f"the peer's FIN reached this side only with the copy in packet {at[1]}: "
                 f"its first (packet {dr.fin_packet}) was lost after the capture point"
                 + (f" {LOST_WITH_ACK}" if lost == LOST_WITH_ACK else
                    ("" if is_fin else ", or held behind data that was")
-                   + f" (this side would have ACKed it at once; its first ACK of it came "
+                   + f" (this side would have ACKed it {owed}; its first ACK of it came "
                      f"{late} after it)"))
         if self._move_fin_receipt(conn, s, at, note):
             conn.anomaly(FIN_LOST if is_fin else "data before a FIN lost after the capture "

@@ -84,8 +84,10 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     * one FIN from Y, one or more from X.  The first (from X) moves X to FIN_WAIT1 and
       the peer Y to CLOSE_WAIT; X sends no data after it, and its FIN's time is before
       Y's.  X's other FINs come before Y acknowledges the first (a retransmission, or one
-      with another sequence number: an anomaly, the close unusual, nothing more; one
-      after it would take back that acknowledgment, flows.py ``_revoke_ack``).
+      with another sequence number: an anomaly, the close unusual, nothing more for the
+      verdict, though a copy after Y's delayed ACK of the first was due moves Y's
+      CLOSE_WAIT to it, flows.py ``_delayed_ack_overdue``; one after it would take back
+      that acknowledgment, flows.py ``_revoke_ack``).
     * Y's FIN acknowledges X's FIN (not a crossing: no simultaneous close).  The first of
       Y's segments that acknowledges X's FIN moves X to FIN_WAIT2; if that is Y's FIN
       itself, X goes to TIME_WAIT on it (three-way), otherwise on Y's FIN (four-way).  Y

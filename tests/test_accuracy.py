@@ -930,3 +930,41 @@ def test_an_ack_that_crossed_an_rst_is_not_after_closed(tmp_path):
     assert c.anomalies == ("RST lost after the capture point",)
     assert [(s.state, s.packet) for s in c.client_states[-2:]] == [("CLOSING", 9),
                                                                    ("TIME_WAIT", 11)]
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_fin_sent_again_after_the_delayed_ack_was_due_was_lost(side):
+    """sample_pcaps/fin_lost_into_established_{client,server}_side.pcap, with the kernel's
+    record: the client's FIN is lost into the server, ESTABLISHED, which would ACK it within
+    200 ms (a delayed ACK) and sends nothing; the client sends it again a retransmission
+    timeout later.  The server's CLOSE_WAIT comes with the copy, as in the kernel's
+    record, by every path (per packet, vectorised, and with the ladder kept)."""
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"fin_lost_into_established_{side}_side.pcap")],
+                       options).connections
+        (copy,) = c.directions["client"]["fin"]["retransmissions"]
+        close_wait = c.server_states[2]
+        assert (close_wait.state, close_wait.packet) == ("CLOSE_WAIT", copy["packet"])
+        assert "would have ACKed it within 200 ms as a delayed ACK" in close_wait.note
+        assert c.anomalies == ("FIN retransmitted", "FIN lost after the capture point")
+        assert (c.kind, c.client_final, c.server_final) == ("four-way", "TIME_WAIT", "CLOSED")
+
+
+def test_a_fin_sent_again_before_the_delayed_ack_was_due_shows_no_loss(tmp_path):
+    """fin_lost_into_established_server_side.pcap edited (not a real capture): the
+    retransmitted FIN moved to 150 ms after the first, and what follows it 80 ms earlier
+    too.  The server could still owe its delayed ACK of the first (the round trip to it
+    plus 200 ms): nothing shows the first was lost, and its CLOSE_WAIT stays there."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "fin_lost_into_established_server_side.pcap")
+    fins = [i for i, r in enumerate(records) if pb.split_ipv4(r.data[14:])[2][13] & 1]
+    first, copy = fins[:2]
+    shift = records[copy].ts_ns - records[first].ts_ns - 150_000_000
+    records[copy:] = [pb.Rec(r.ts_ns - shift, r.data) for r in records[copy:]]
+    path = tmp_path / "fin_again_within_the_delayed_ack.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert (c.server_states[2].state, c.server_states[2].packet) == ("CLOSE_WAIT",
+                                                                          first + 1)
+        assert c.anomalies == ("FIN retransmitted",)

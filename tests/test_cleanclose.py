@@ -170,6 +170,14 @@ def _edits():
     yield "the client's FIN and the server's ACK of it", _blob(head, r[:9])
     yield "the client's FIN alone, sent again", _blob(
         head, r[:8] + [_with(r[7], ts=r[7][1] + 10**6, ipid=r[7][3] + 1)])
+    # ... later, the server's segments from its ACK of it on as late: 150 ms after the
+    # first, within the delayed ACK the server (ESTABLISHED) may owe it (the round trip
+    # to it plus 200 ms); 250 ms after it, past that, with no ACK of it before: the first
+    # never reached the server, which took the copy (flows.py _delayed_ack_overdue)
+    for ms in (150, 250):
+        yield f"the client's FIN sent again {ms} ms later", _blob(
+            head, r[:8] + [_with(r[7], ts=r[7][1] + ms * 10**6, ipid=r[7][3] + 1)]
+            + [_with(x, ts=x[1] + ms * 10**6) for x in r[8:]])
     yield "the server's FIN sent again", _blob(
         head, r[:10] + [_with(r[9], ts=r[9][1] + 10**6, ipid=r[9][3] + 1)] + r[10:])
     yield "the client's FIN sent again after the server's ACK of it", _blob(
@@ -241,7 +249,7 @@ MADE = ("as captured", "a segment captured twice", "the server's FIN captured tw
         "the handshake alone", "no FIN", "the client's FIN alone",
         "the client's FIN and the server's ACK of it", "no FIN from the server",
         "reset by the client", "reset by the server, bare", "the client's FIN sent again",
-        "the client's FIN alone, sent again",
+        "the client's FIN alone, sent again", "the client's FIN sent again 150 ms later",
         "the server's sequence numbers going back", "the server's data short of the client's",
         *(n for n in EDITS if n.startswith("a copy with another")))
 """The close as captured; with a segment the tracker skips as a copy of the one before it

@@ -51,7 +51,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "rst_lost_before_delayed_ack_client_side", "rst_lost_before_delayed_ack_server_side",
             "abort_crosses_abort_on_data_client_side", "abort_crosses_abort_on_data_server_side",
             "last_ack_gone_client_side", "last_ack_gone_server_side",
-            "abort_short_of_fin_client_side", "abort_short_of_fin_server_side"]
+            "abort_short_of_fin_client_side", "abort_short_of_fin_server_side",
+            "fin_lost_into_established_client_side", "fin_lost_into_established_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1100,6 +1101,23 @@ def _abort_short_of_fin(t, pkts, side):
     _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], first, -_far(t, side, "server"))
     _lag(trans(c, "client", "CLOSE_WAIT", "CLOSED")["ts"], second, _far(t, side, "client"))
 
+def _fin_lost_into_established(t, pkts, side):
+    """The client's FIN is lost into the server, ESTABLISHED, which sends nothing until the
+    client retransmits it more than the 200 ms a delayed ACK can wait after the first: the
+    server's CLOSE_WAIT comes with the copy, and its ACK a delayed-ACK time after that."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST
+    assert states(c, "server") == PASSIVE_SERVER
+    (retx,) = c["sides"]["client"]["retransmits"]
+    assert retx["what"] == "FIN" and retx["sk_state"] == "FIN_WAIT1"
+    ps = conn_pkts(pkts, c)
+    first, copy = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert copy.seq == first.seq and copy.ts - first.ts > 0.2 + 2 * _far(t, side, "server") / 1e3
+    (ack,) = [p for p in sent_by(ps, c["server"]) if p.ack == first.seq + 1 and not p.fin]
+    assert not [p for p in sent_by(ps, c["server"]) if first.ts < p.ts < copy.ts]
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSE_WAIT")["ts"], copy, _far(t, side, "server"))
+    assert 0.02 < ack.ts - copy.ts < 0.2, "a delayed ACK, not the immediate one to a duplicate"
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1259,5 +1277,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("rst_lost_before_delayed_ack", _rst_lost_before_delayed_ack),
                                    ("abort_crosses_abort_on_data", _abort_crosses_abort_on_data),
                                    ("last_ack_gone", _last_ack_gone),
-                                   ("abort_short_of_fin", _abort_short_of_fin))
+                                   ("abort_short_of_fin", _abort_short_of_fin),
+                                   ("fin_lost_into_established", _fin_lost_into_established))
                for side in ("client", "server")})

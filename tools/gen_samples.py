@@ -172,7 +172,16 @@ def _ep(s):
 
 
 def parse_trace(text, offset):
-    """Return list of events with wall-clock (pcap clock) timestamps."""
+    """Return list of events with wall-clock (pcap clock) timestamps.  ``offset``:
+    CLOCK_REALTIME - CLOCK_MONOTONIC in seconds, or two (mono, offset) readings, before
+    and after the run, between which it is taken as changing steadily (a clock being
+    slewed, by adjtime or NTP, at up to 500 ppm: several ms over one run)."""
+    if isinstance(offset, tuple):
+        (m1, o1), (m2, o2) = offset
+        rate = (o2 - o1) / (m2 - m1) if m2 > m1 else 0.0
+        at = lambda mono: o1 + (mono - m1) * rate  # noqa: E731
+    else:
+        at = lambda mono: offset  # noqa: E731
     evs = []
     for line in text.splitlines():
         if line.startswith("#"):
@@ -182,7 +191,7 @@ def parse_trace(text, offset):
             continue
         mono, name, rest = float(m.group(1)), m.group(2), m.group(3)
         kv = dict(KV_RE.findall(rest))
-        ev = {"ts": mono + offset, "mono": mono, "name": name}
+        ev = {"ts": mono + at(mono), "mono": mono, "name": name}
         if name in ("inet_sock_set_state", "tcp_receive_reset", "tcp_retransmit_skb"):
             if kv.get("family") == "AF_INET6":
                 sa, da = kv["saddrv6"], kv["daddrv6"]
@@ -211,15 +220,18 @@ def parse_trace(text, offset):
     return evs
 
 
-def clock_offset(samples=50):
-    """CLOCK_REALTIME - CLOCK_MONOTONIC in seconds, from the tightest bracket."""
+def clock_offset(samples=50, when=False):
+    """CLOCK_REALTIME - CLOCK_MONOTONIC in seconds, from the tightest bracket, and the
+    bracket's width in microseconds (``when``: and the CLOCK_MONOTONIC reading, seconds)."""
     best = None
     for _ in range(samples):
         r1 = time.clock_gettime_ns(time.CLOCK_REALTIME)
         m = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         r2 = time.clock_gettime_ns(time.CLOCK_REALTIME)
         if best is None or r2 - r1 < best[0]:
-            best = (r2 - r1, (r1 + r2) // 2 - m)
+            best = (r2 - r1, (r1 + r2) // 2 - m, m)
+    if when:
+        return best[1] / 1e9, best[0] / 1e3, best[2] / 1e9
     return best[1] / 1e9, best[0] / 1e3
 
 
@@ -1614,6 +1626,23 @@ _race("abort_short_of_fin", _SHORT_RUN, _SHORT_STATES, "A FIN then RSTs, the ser
       server="at(T + 0.0159); send('s', 1, b'y'); at(T + 0.0213); close('s')", after=0.3)
 
 
+
+_LATE_FIN_RUN = ("A FIN lost into an ESTABLISHED side, over the delay path ({d} ms each way), 198.18.3.1:40511 -> "
+                 "198.18.3.2:5051: after a request and response the client close()s; its FIN is dropped once at "
+                 "the server's input (nftables), after both capture points. The server, still ESTABLISHED, sends "
+                 "nothing; a side that takes a FIN in ESTABLISHED ACKs it within 200 ms (tcp_fin: pingpong mode, "
+                 "a delayed ACK), and none comes. The client retransmits the FIN a retransmission timeout (over "
+                 "200 ms) later; the server takes that copy (CLOSE_WAIT) and ACKs it a delayed-ACK time after "
+                 "it. 400 ms after the first FIN the server close()s: its FIN takes the client to TIME_WAIT, and "
+                 "the client's ACK closes it. Captured at the same time on the client's interface (tdgc0) and on "
+                 "the server's interface (tdgs0).").format(d=DELAY_MS)
+_LATE_FIN_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, "
+                    "ESTABLISHED, CLOSE_WAIT (at the retransmitted FIN), LAST_ACK, CLOSED.")
+_race("fin_lost_into_established", _LATE_FIN_RUN, _LATE_FIN_STATES, "A four-way close, the client first.",
+      "client", (40511, 5051), client="at(T); close('c')", server="at(T + 0.4); close('s')", after=0.5,
+      kind="four-way", drop=("FIN", "server"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
@@ -2029,7 +2058,8 @@ def truth_doc(sc, env, name, out_name, description, analysis, vantage, capture_i
         "evidence_sources": {
             "tracepoint": "ftrace sock:inet_sock_set_state, tcp:tcp_send_reset, tcp:tcp_receive_reset, "
                           "tcp:tcp_retransmit_skb (private instance, trace_clock mono, shifted by "
-                          "realtime_minus_mono_s)",
+                          "realtime_minus_mono_s; when offset_drift_us is not 0, by the offset "
+                          "interpolated between the readings before and after the run)",
             "proc_poll": f"/proc/PID/net/tcp and tcp6 of each namespace polled every "
                          f"{POLL_INTERVAL * 1000:.0f} ms (polls: {poll_summary['polls'] if poll_summary else '?'}, "
                          f"max gap {poll_summary['max_gap_s'] * 1000 if poll_summary else 0:.1f} ms)",
@@ -2194,7 +2224,7 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         else:
             poll_args = [f"cli={cli.pid}", f"srv={srv.pid}"]
         poller = subprocess.Popen([PY, str(HERE / "tdg_procpoll.py"), str(poll_out), str(POLL_INTERVAL)] + poll_args)
-        off1, br1 = clock_offset()
+        off1, br1, mono1 = clock_offset(when=True)
         tracer.start()
         filt = "tcp"
         if sc.outputs:  # one run, captured on both hosts' own interfaces at the same time
@@ -2223,9 +2253,9 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         trace_text, overruns = tracer.stop()
         _kill(poller, signal.SIGTERM)
         poller = None
-        off2, br2 = clock_offset()
+        off2, br2, mono2 = clock_offset(when=True)
         offset = (off1 + off2) / 2
-        evs = parse_trace(trace_text, offset)
+        evs = parse_trace(trace_text, ((mono1, off1), (mono2, off2)))
         if sc.topo == "host":
             evs = [e for e in evs if 5099 in (e["local"][1], e["remote"][1])]
         else:
