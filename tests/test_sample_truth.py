@@ -52,7 +52,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_crosses_abort_on_data_client_side", "abort_crosses_abort_on_data_server_side",
             "last_ack_gone_client_side", "last_ack_gone_server_side",
             "abort_short_of_fin_client_side", "abort_short_of_fin_server_side",
-            "fin_lost_into_established_client_side", "fin_lost_into_established_server_side"]
+            "fin_lost_into_established_client_side", "fin_lost_into_established_server_side",
+            "keepalive_in_half_close_client_side", "keepalive_in_half_close_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1118,6 +1119,27 @@ def _fin_lost_into_established(t, pkts, side):
     _lag(trans(c, "server", "ESTABLISHED", "CLOSE_WAIT")["ts"], copy, _far(t, side, "server"))
     assert 0.02 < ack.ts - copy.ts < 0.2, "a delayed ACK, not the immediate one to a duplicate"
 
+def _keepalive_in_half_close(t, pkts, side):
+    """Both sides idle in a half-close with SO_KEEPALIVE: each sends probes numbered one
+    before its snd_una (the client's, after its FIN, as the FIN itself), each answered by
+    an ACK; no state changes from them."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST[:4]
+    assert states(c, "server") == PASSIVE_SERVER[:3]
+    assert not c["sides"]["client"]["retransmits"] and not c["sides"]["server"]["retransmits"]
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    probes = {role: [p for p in sent_by(ps, c[role]) if p.ts > cfin.ts + 0.1 and not p.plen
+                     and p.seq == (cfin.seq if role == "client" else cfin.ack - 1)]
+              for role in ("client", "server")}
+    assert len(probes["client"]) >= 2 and len(probes["server"]) >= 2
+    for role, peer in (("client", "server"), ("server", "client")):
+        for probe in probes[role]:  # (each answered at once: the next segment the peer
+            # sent; but a probe the capture ends with)
+            answer = next((p for p in sent_by(ps, c[peer]) if p.ts > probe.ts), None)
+            assert answer.ack == probe.seq + 1 and not answer.plen if answer else \
+                probe is ps[-1]
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1278,5 +1300,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("abort_crosses_abort_on_data", _abort_crosses_abort_on_data),
                                    ("last_ack_gone", _last_ack_gone),
                                    ("abort_short_of_fin", _abort_short_of_fin),
-                                   ("fin_lost_into_established", _fin_lost_into_established))
+                                   ("fin_lost_into_established", _fin_lost_into_established),
+                                   ("keepalive_in_half_close", _keepalive_in_half_close))
                for side in ("client", "server")})

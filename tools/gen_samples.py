@@ -472,6 +472,14 @@ class Capture:
             raise RuntimeError("tcpdump did not start: " + "\n".join(self.err))
         time.sleep(0.2)
 
+    def interrupt(self):
+        """Tell tcpdump to stop (:meth:`stop` waits for it)."""
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
     def stop(self):
         _kill(self.p, signal.SIGINT)
         self.t.join(5)
@@ -1643,6 +1651,22 @@ _race("fin_lost_into_established", _LATE_FIN_RUN, _LATE_FIN_STATES, "A four-way 
       kind="four-way", drop=("FIN", "server"))
 
 
+
+_KEEPALIVE_RUN = ("Keepalive probes in a half-close, over the delay path ({d} ms each way), 198.18.3.1:40521 -> "
+                  "198.18.3.2:5052: after a request and response both sockets turn on SO_KEEPALIVE (TCP_KEEPIDLE "
+                  "and TCP_KEEPINTVL 1 s), and the client shutdown(SHUT_WR)s; the server never closes (a "
+                  "CLOSE_WAIT leak). For 3.5 s each side, idle, sends a keepalive probe every second (no data, "
+                  "numbered one before its snd_una: the client's as its own FIN), which the other answers with "
+                  "an ACK. Captured at the same time on the client's interface (tdgc0) and on the server's "
+                  "interface (tdgs0).").format(d=DELAY_MS)
+_KEEPALIVE_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (to the end). Server: SYN_RECV, "
+                     "ESTABLISHED, CLOSE_WAIT (to the end). No FIN sent again, nothing lost: the probes and "
+                     "their ACKs change no state.")
+_race("keepalive_in_half_close", _KEEPALIVE_RUN, _KEEPALIVE_STATES, "Half-open, the client first.", "client",
+      (40521, 5052), client="keepalive('c', 1, 1); at(T); shut_wr('c')", server="keepalive('s', 1, 1)",
+      after=3.5, kind="half-open")
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
@@ -2248,6 +2272,8 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         sc.body(x)
         time.sleep(sc.tail)
         capture_end = time.time()
+        for c in caps:  # (all at once: a capture still running while another stops sees
+            c.interrupt()  # packets after capture_end)
         for c in caps:
             c.stop()
         trace_text, overruns = tracer.stop()

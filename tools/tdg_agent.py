@@ -122,6 +122,15 @@ def linger0(name):
     S[name].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+def keepalive(name, idle, interval):
+    """SO_KEEPALIVE on, the first probe after ``idle`` seconds without anything received,
+    then one every ``interval`` seconds."""
+    s = S[name]
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+
+
 def udp_sink(name, host, port):
     u = socket.socket(fam(host), socket.SOCK_DGRAM)
     u.bind((host, port))
