@@ -104,6 +104,8 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         end = (seq + plen + (word & FIN) + (word >> 1 & 1)) & _M32  # (FIN, SYN: one each)
         if nxt[s] < 0 or 0 < ((end - nxt[s]) & _M32) < 0x80000000:
             nxt[s] = end
+        elif end == (nxt[s] - 1) & _M32 and word & 0x1FF == ACK and not plen:
+            return None  # (a probe: keepalive, or zero-window; flows.py Tracker._probe)
         if word & FIN:
             fin_at[s].append(len(rows))
         rows.append(row)
@@ -263,7 +265,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     if tw is not None and closed is not None:
         states[x].append(closed)
     directions = [direction_dict(isn, packets[s], payload[s], nxt[s],
-                                 None if ws < 0 else ws, fins[s], after_peer_fin[s], 0)
+                                 None if ws < 0 else ws, fins[s], after_peer_fin[s], 0, 0)
                   for s, isn, ws in ((0, isn_c, ws_c), (1, isn_s, ws_s))]
     (a_0, port_0), (a_1, port_1) = blob_endpoints(blob)
     return ConnectionResult(

@@ -50,6 +50,16 @@ RST_INSTEAD_OF_FIN = "RST instead of a FIN: close() with unread data, SO_LINGER 
 """The note on an RST+ACK from ESTABLISHED or CLOSE_WAIT before the side's FIN."""
 
 
+
+def keepalive_timeout_note(probes: int, since_ns: int) -> str:
+    """The note on an RST+ACK after ``probes`` keepalive probes, the first ``since_ns``
+    before it, that the peer did not answer."""
+    return (f"RST after {probes} keepalive probe{'s' if probes > 1 else ''} unanswered for "
+            f"{since_ns / 1e9:.3f} s: the keepalive timer gave up (tcp_keepalive_timer: "
+            f"TCP_KEEPCNT probes unanswered, tcp_send_active_reset); the peer, or the path "
+            f"to it, was gone")
+
+
 def gone_note(state: SideState) -> str:
     """The note on a bare RST from a side in ``state`` (ESTABLISHED or CLOSE_WAIT): its
     socket was gone (states.py rule 7)."""
@@ -213,6 +223,13 @@ class Direction:
     prev_ackno: int = -1
     """The ACK field this way before ``last_ackno``, the last that differed (-1: none): a
     bare RST from the peer may answer that earlier segment (:meth:`Tracker._rst`)."""
+    keepalives: int = 0
+    """Keepalive probes sent this way (:meth:`Tracker._probe`)."""
+    probes_since: int | None = None
+    """When the first of the probes sent since the peer last sent anything was sent."""
+    probes_unanswered: int = 0
+    """How many probes this way since the peer last sent anything (at ``probes_since``
+    and after): unanswered, if the peer sends nothing more."""
 
 
 @dataclass(slots=True)
@@ -450,10 +467,27 @@ class Tracker:
         nxt = d.next_seq
         if nxt is None or 0 < ((end - nxt) & _M32) < 0x80000000:
             d.next_seq = end
+        elif flags == ACK and not plen and seq == (nxt - 1) & _M32:
+            self._probe(conn, s, ts_ns)
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
             self.plain += 1
             return  # the short path: a plain segment of an open connection
         self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale, repeat)
+
+    @staticmethod
+    def _probe(conn: Conn, s: int, ts_ns: int) -> None:
+        """``s`` sent a pure ACK numbered one before its next sequence number: a probe
+        (``tcp_xmit_probe_skb``, which sends only when nothing is in flight).  With the
+        peer's window open it is a keepalive probe (``tcp_keepalive_timer``; a zero-window
+        probe otherwise, not counted); counted, and, since the peer last sent anything,
+        how many and from when (:data:`KEEPALIVE_TIMEOUT_NOTE`)."""
+        d, peer = conn.dirs[s], conn.dirs[1 - s]
+        if peer.last_window == 0:
+            return
+        d.keepalives += 1
+        if d.probes_since is None or peer.last_ts_ns >= d.probes_since:
+            d.probes_since, d.probes_unanswered = ts_ns, 0
+        d.probes_unanswered += 1
 
     def _new(self, key: tuple[bytes, int, bytes, int], packet: int, ts_ns: int,
              version: int) -> Conn:
@@ -1577,6 +1611,8 @@ class Tracker:
             note = gone_note(side_s.state)
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
+        elif not bare and ds.probes_since is not None and dr.last_ts_ns < ds.probes_since:
+            note = keepalive_timeout_note(ds.probes_unanswered, ts_ns - ds.probes_since)
         elif not bare and side_s.state in (ESTABLISHED, CLOSE_WAIT) \
                 and ds.fin_seq is None:
             note = RST_INSTEAD_OF_FIN

@@ -18,7 +18,9 @@ when feeding it would have taken the short path with the same effect:
 * it is not the same segment captured twice (compared with the segment before it in its
   direction, as the tracker does; the first such one also ends the run);
 * the sequence numbers of the run lie within 2**31 of each other, so that "highest" is the
-  same in sequence space as on the number line (otherwise the run is fed instead).
+  same in sequence space as on the number line (otherwise the run is fed instead);
+* it is not a probe, nor after one: a pure ACK numbered one before the highest sequence
+  number its direction sent before it, which the tracker counts (the first ends the run).
 
 Sweeps happen between batches instead of at an exact packet number; results do not depend
 on when connections are swept (tested).  With ``--max-connections`` the whole batch is
@@ -111,7 +113,10 @@ def count_plain(tracker: Tracker, cols: dict[str, np.ndarray]) -> np.ndarray:
                 cut[record_conn[p]] = min(cut[record_conn[p]], p)
         run = runs()
     # --- each direction's run, unless its sequence numbers span 2**31 or more --------------
+    # (and up to its first probe: a pure ACK one before the highest sequence number sent
+    # before it, which the tracker counts, Tracker._probe)
     ends = (seq + plen) & _M32
+    pure = ((word & 0x1FF) == ACK) & (plen == 0)
     groups = _directions(run, record_key)
     for seg in groups:
         u = int(record_key[seg[0]])
@@ -120,6 +125,13 @@ def count_plain(tracker: Tracker, cols: dict[str, np.ndarray]) -> np.ndarray:
         if int(rel.max()) - min(int(rel.min()), 0) >= 1 << 31 \
                 or not (word[seg] & ACK).all():  # (or one without ACK: prev_ackno)
             cut[key_conn[u]] = -1  # the whole connection is fed one by one instead
+            continue
+        probe = pure[seg]
+        if probe.any():
+            before = np.maximum.accumulate(np.concatenate(([0], rel[:-1])))
+            hit = np.flatnonzero(probe & (rel == before - 1))
+            if len(hit):
+                cut[key_conn[u]] = min(int(cut[key_conn[u]]), int(seg[hit[0]]))
     run = runs()
     applied = np.zeros(count, bool)
     for seg in _directions(run, record_key):

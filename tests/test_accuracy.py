@@ -255,6 +255,48 @@ def test_rsts_match_the_kernel(truth_path):
                 assert abs(a - b) < slack
 
 
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.split(".")[0] for p in TRUTHS])
+def test_keepalive_timeouts_are_the_kernels(truth_path):
+    """An RST we say the keepalive timer sent is one the kernel sent for that reason
+    (TCP_KEEPALIVE_TIMEOUT), at the same time, and every such RST of the kernel's is one
+    we say so of."""
+    for tc, ours in _pairs(truth_path):
+        slack = TOLERANCE_S + (ours.vantage["rtt_s"] if ours.vantage else 0)
+        for role in ("client", "server"):
+            kernel = [r["ts"] for r in tc["sides"][role]["rst_sent"]
+                      if r.get("reason") == "TCP_KEEPALIVE_TIMEOUT"]
+            mine = [r["ts"] for r in ours.rsts if r["from"] == role
+                    and r["note"].startswith("RST after") and "keepalive" in r["note"]]
+            assert len(mine) == len(kernel), (tc["client"]["port"], role)
+            assert all(abs(a - b) < slack for a, b in zip(mine, kernel))
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_keepalive_probes_are_counted_and_explain_the_rst(side):
+    """sample_pcaps/keepalive_timeout_*: three probes from the client, unanswered (dropped
+    after the capture points), then its RST+ACK, which the kernel's record names
+    TCP_KEEPALIVE_TIMEOUT; keepalive_in_half_close_*: probes both ways, each answered,
+    three from the client (FIN_WAIT2, numbered as its FIN) and four from the server
+    (CLOSE_WAIT) in its capture, no RST.  By every path."""
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"keepalive_timeout_{side}_side.pcap")],
+                       options).connections
+        (rst,) = c.rsts
+        # (the probes 1.024 s apart, as the kernel's timer fires: the first 3.072 s before)
+        assert rst["note"].startswith("RST after 3 keepalive probes unanswered for 3.07")
+        assert "the keepalive timer gave up" in rst["note"]
+        assert c.client_states[-1].note == rst["note"]
+        assert (c.directions["client"]["keepalive_probes"],
+                c.directions["server"]["keepalive_probes"]) == (3, 0)
+        assert (c.kind, c.initiator, c.client_final, c.server_final) == ("rst", "client",
+                                                                          "CLOSED", "CLOSED")
+        (c,) = analyze([str(SAMPLES / f"keepalive_in_half_close_{side}_side.pcap")],
+                       options).connections
+        assert (c.directions["client"]["keepalive_probes"],
+                c.directions["server"]["keepalive_probes"]) == (3, 4)
+        assert (c.kind, c.anomalies, c.rsts) == ("half-open", (), ())
+
+
 def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}

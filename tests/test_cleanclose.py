@@ -178,6 +178,12 @@ def _edits():
         yield f"the client's FIN sent again {ms} ms later", _blob(
             head, r[:8] + [_with(r[7], ts=r[7][1] + ms * 10**6, ipid=r[7][3] + 1)]
             + [_with(x, ts=x[1] + ms * 10**6) for x in r[8:]])
+    # a keepalive probe from the client before its FIN: a pure ACK numbered one before its
+    # next sequence number (the tracker counts it, Tracker._probe)
+    yield "a keepalive probe from the client", _blob(
+        head, r[:7] + [_with(r[6] if r[6][2] == 0 else r[5], ts=r[7][1] - 1, ipid=r[7][3] - 1,
+                             tcp_len=(r[7][7] >> 12) * 4, word=r[7][7] & ~0x1FF | ACK,
+                             seq=r[7][5] - 1)] + r[7:])
     yield "the server's FIN sent again", _blob(
         head, r[:10] + [_with(r[9], ts=r[9][1] + 10**6, ipid=r[9][3] + 1)] + r[10:])
     yield "the client's FIN sent again after the server's ACK of it", _blob(

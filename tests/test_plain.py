@@ -180,3 +180,40 @@ def test_a_long_connection_is_counted_a_batch_at_a_time(tmp_path, monkeypatch, i
     assert conn["packets"] == 49_999 and conn["close"]["kind"] == "four-way"
     assert conn["directions"]["client"]["bytes"] == 24_996 * 100
     assert len(fed) < 13_000  # the first two 1 MiB batches (~6,200 records each), the close
+
+
+
+def test_a_probe_ends_a_run(tmp_path):
+    """The long connection edited: after three of the client's data segments, once the
+    server has ACKed it, a probe from the client (a pure ACK numbered one before its next
+    sequence number, as tcp_xmit_probe_skb sends).  Each is counted by the tracker
+    (Tracker._probe), so it ends a run: the same count as feeding every packet."""
+    path = _ethernet_bulk(tmp_path / "bulk.pcap", 5_000)
+    data, pos, frames = path.read_bytes(), 24, []
+    while pos < len(data):
+        incl = struct.unpack_from("<I", data, pos + 8)[0]
+        frames.append(data[pos:pos + 16 + incl])
+        pos += 16 + incl
+    client = frames[0][16 + 26:16 + 30]  # (the SYN's IPv4 source)
+    out = []
+    for n, rec in enumerate(frames):
+        out.append(rec)
+        previous = frames[n - 1]
+        if n in (1_000, 2_000, 3_000) and previous[16 + 26:16 + 30] == client:
+            assert rec[16 + 26:16 + 30] != client  # (the server's ACK of it)
+            ip, tcp = previous[16 + 14:16 + 34], previous[16 + 34:16 + 34 + 32]
+            seq = struct.unpack_from("!I", tcp, 4)[0]
+            plen = len(previous) - 16 - 34 - (tcp[12] >> 4) * 4
+            probe_tcp = tcp[:4] + struct.pack("!I", (seq + plen - 1) % (1 << 32)) + tcp[8:13] \
+                + b"\x10" + tcp[14:(tcp[12] >> 4) * 4]
+            probe_ip = ip[:2] + struct.pack("!H", 20 + len(probe_tcp)) + ip[4:]
+            frame = previous[16:16 + 14] + probe_ip + probe_tcp
+            sec, frac = struct.unpack_from("<II", rec, 0)
+            out.append(struct.pack("<IIII", sec, frac, len(frame), len(frame)) + frame)
+    assert len(out) == len(frames) + 3
+    path.write_bytes(data[:24] + b"".join(out))
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    assert _dicts(analyze([str(path)])) == per_packet
+    (conn,), _, _, _ = per_packet
+    assert conn["directions"]["client"]["keepalive_probes"] == 3
+

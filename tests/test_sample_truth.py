@@ -53,7 +53,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "last_ack_gone_client_side", "last_ack_gone_server_side",
             "abort_short_of_fin_client_side", "abort_short_of_fin_server_side",
             "fin_lost_into_established_client_side", "fin_lost_into_established_server_side",
-            "keepalive_in_half_close_client_side", "keepalive_in_half_close_server_side"]
+            "keepalive_in_half_close_client_side", "keepalive_in_half_close_server_side",
+            "keepalive_timeout_client_side", "keepalive_timeout_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1140,6 +1141,28 @@ def _keepalive_in_half_close(t, pkts, side):
             assert answer.ack == probe.seq + 1 and not answer.plen if answer else \
                 probe is ps[-1]
 
+def _keepalive_timeout(t, pkts, side):
+    """The client, idle with SO_KEEPALIVE (TCP_KEEPCNT 3), probes three times unanswered
+    (its pure ACKs dropped after the capture points), then its keepalive timer gives up:
+    an RST+ACK at its snd_nxt, which the kernel records as TCP_KEEPALIVE_TIMEOUT, closes
+    both sides."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    (sent,) = c["sides"]["client"]["rst_sent"]
+    assert sent["reason"] == "TCP_KEEPALIVE_TIMEOUT" and sent["sk_state"] == "ESTABLISHED"
+    ps = conn_pkts(pkts, c)
+    (rst,) = [p for p in ps if p.rst]
+    assert rst.has_ack and (rst.src, rst.sport) == ep(c["client"])
+    last_in = max(p.ts for p in sent_by(ps, c["server"]))
+    after = [p for p in sent_by(ps, c["client"]) if p.ts > last_in and not p.rst]
+    probes = [p for p in after if p.seq == rst.seq - 1 and not p.plen]
+    assert len(probes) == 3 and len(after) == 4  # (and its ACK of the response)
+    gaps = [b.ts - a.ts for a, b in zip(probes, probes[1:] + [rst])]
+    assert all(0.9 < g < 1.2 for g in gaps), gaps
+    _lag(trans(c, "client", "ESTABLISHED", "CLOSED")["ts"], rst, -_far(t, side, "client"))
+    _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], rst, _far(t, side, "server"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1301,5 +1324,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("last_ack_gone", _last_ack_gone),
                                    ("abort_short_of_fin", _abort_short_of_fin),
                                    ("fin_lost_into_established", _fin_lost_into_established),
-                                   ("keepalive_in_half_close", _keepalive_in_half_close))
+                                   ("keepalive_in_half_close", _keepalive_in_half_close),
+                                   ("keepalive_timeout", _keepalive_timeout))
                for side in ("client", "server")})

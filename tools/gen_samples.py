@@ -557,12 +557,21 @@ DROPS = {"FIN": "tcp flags & fin == fin", "RST": "tcp flags & rst == rst",
 """What a run may lose once, on its way into one side (after both capture points)."""
 
 
-def drop_once(x, what, into, cport, sport):
+def drop_once(x, what, into, cport, sport, every=False):
     """Drop the first segment of this connection that matches ``what`` (a DROPS key) on its way
     into ``into`` ("client" or "server"), at that side's input hook: the captures on both
-    interfaces see it, the side never gets it."""
+    interfaces see it, the side never gets it.  ``every``: every such segment from now on."""
     ns, src, dst = (NS_S, cport, sport) if into == "server" else (NS_C, sport, cport)
     match = f"tcp sport {src} tcp dport {dst} {DROPS[what]}"
+    if every:
+        x.nft(ns, f"""
+table inet dropall {{
+  chain in {{ type filter hook input priority 0; policy accept;
+    {match} counter drop
+  }}
+}}
+""")
+        return
     x.nft(ns, f"""
 table inet dropone {{
   set once {{ type inet_service; flags dynamic; }}
@@ -1166,14 +1175,15 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     request and response on 198.18.3.1:PORTS[0] -> 198.18.3.2:PORTS[1], each
     application runs its calls (tdg_agent code; T is the moment both count from), then
     the capture goes on for ``after`` seconds.  ``drop``: (what, into), a segment to lose
-    once after the capture points (:func:`drop_once`)."""
+    once after the capture points, or (what, into, "every"), every such segment
+    (:func:`drop_once`)."""
     analysis = f"{lead} {states}"
 
     def body(x):
         open_pair(x, *ports)
         exchange(x)
         if drop:
-            drop_once(x, *drop, *ports)
+            drop_once(x, *drop[:2], *ports, every=drop[2:] == ("every",))
         time.sleep(0.2)
         t = time.time() + 0.3
         x.cli.bg("go", f"T = {t}\n{client}")
@@ -1665,6 +1675,25 @@ _KEEPALIVE_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (to th
 _race("keepalive_in_half_close", _KEEPALIVE_RUN, _KEEPALIVE_STATES, "Half-open, the client first.", "client",
       (40521, 5052), client="keepalive('c', 1, 1); at(T); shut_wr('c')", server="keepalive('s', 1, 1)",
       after=3.5, kind="half-open")
+
+
+
+_KEEPALIVE_TIMEOUT_RUN = ("A keepalive timeout, over the delay path ({d} ms each way), 198.18.3.1:40531 -> "
+                          "198.18.3.2:5053: after a request and response the client turns on SO_KEEPALIVE "
+                          "(TCP_KEEPIDLE and TCP_KEEPINTVL 1 s, TCP_KEEPCNT 3), and from then on every pure ACK "
+                          "from the client is dropped at the server's input (nftables), after both capture "
+                          "points, as a middlebox that lost the connection's state would. The client, idle, "
+                          "sends a keepalive probe a second after the last segment it received and two more a "
+                          "second apart, none answered; a second after the third, the keepalive timer gives "
+                          "up: the client sends an RST+ACK (tcp_send_active_reset) and is CLOSED. The RST "
+                          "reaches the server, idle and ESTABLISHED, which is CLOSED by it. Captured at the "
+                          "same time on the client's interface (tdgc0) and on the server's interface "
+                          "(tdgs0).").format(d=DELAY_MS)
+_KEEPALIVE_TIMEOUT_STATES = ("Client: SYN_SENT, ESTABLISHED, CLOSED (its RST, after three keepalive probes "
+                             "unanswered). Server: SYN_RECV, ESTABLISHED, CLOSED (the RST).")
+_race("keepalive_timeout", _KEEPALIVE_TIMEOUT_RUN, _KEEPALIVE_TIMEOUT_STATES, "An RST, the client first.", "client",
+      (40531, 5053), client="keepalive('c', 1, 1, 3)", server="pass", after=5.0, kind="rst",
+      drop=("pure ACK", "server", "every"))
 
 
 # ------------------------------------------------------------- truth builder

@@ -122,13 +122,16 @@ def linger0(name):
     S[name].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def keepalive(name, idle, interval):
+def keepalive(name, idle, interval, count=None):
     """SO_KEEPALIVE on, the first probe after ``idle`` seconds without anything received,
-    then one every ``interval`` seconds."""
+    then one every ``interval`` seconds; ``count`` unanswered and the socket gives up
+    (TCP_KEEPCNT; else the system's, net.ipv4.tcp_keepalive_probes)."""
     s = S[name]
     s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+    if count is not None:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
 
 
 def udp_sink(name, host, port):
