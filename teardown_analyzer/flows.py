@@ -51,13 +51,17 @@ RST_INSTEAD_OF_FIN = "RST instead of a FIN: close() with unread data, SO_LINGER 
 
 
 
+KEEPALIVE_GAVE_UP = "the keepalive timer gave up"
+"""In the note on an RST+ACK after keepalive probes unanswered (:func:`keepalive_timeout_note`)."""
+
+
 def keepalive_timeout_note(probes: int, since_ns: int) -> str:
     """The note on an RST+ACK after ``probes`` keepalive probes, the first ``since_ns``
     before it, that the peer did not answer."""
     return (f"RST after {probes} keepalive probe{'s' if probes > 1 else ''} unanswered for "
-            f"{since_ns / 1e9:.3f} s: the keepalive timer gave up (tcp_keepalive_timer: "
-            f"TCP_KEEPCNT probes unanswered, tcp_send_active_reset); the peer, or the path "
-            f"to it, was gone")
+            f"{since_ns / 1e9:.3f} s: {KEEPALIVE_GAVE_UP} (tcp_keepalive_timer: TCP_KEEPCNT "
+            f"probes, or TCP_USER_TIMEOUT, unanswered; tcp_send_active_reset); the peer, or "
+            f"the path to it, was gone")
 
 
 def gone_note(state: SideState) -> str:

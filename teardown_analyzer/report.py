@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .analysis import ConnectionResult, Report, StateEntry
+from .flows import KEEPALIVE_GAVE_UP
 from .kernelpaths import kernel_path
 from .render import dumps
 from .states import NOT_SHOWN, Event, SideState
@@ -85,11 +86,7 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
         close = Text(c.kind, style=_kind_style(c.kind))
         if c.initiator:
             close.append(f"\nby {c.initiator}")
-        details = []
-        if c.half_close_s is not None:
-            details.append(f"half-close {_dur(c.half_close_s)}")
-        if c.time_wait:
-            details.append(f"TIME_WAIT {_tw(c)}")
+        details = _details(c)
         table.add_row(Text(str(c.id)), Text(f"{_ep(c.client)}\n→ {_ep(c.server)}"), close,
                       Text(_seq(c.client_states), style="ta.state"),
                       Text(_seq(c.server_states), style="ta.state"),
@@ -109,6 +106,23 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
     parts.extend(Text(line, style="dim")
                  for line in _legend(set().union(*(_marks(c) for c in conns))))
     return Group(*parts)
+
+
+def _details(c: ConnectionResult) -> list[str]:
+    """What the tables say of ``c`` beside its states: how long it was half-closed, its
+    TIME_WAIT, the keepalive probes each side sent and a keepalive timeout's RST."""
+    details = []
+    if c.half_close_s is not None:
+        details.append(f"half-close {_dur(c.half_close_s)}")
+    if c.time_wait:
+        details.append(f"TIME_WAIT {_tw(c)}")
+    probes = [f"{role} {c.directions[role]['keepalive_probes']}" for role in ("client", "server")
+              if c.directions[role]["keepalive_probes"]]
+    if probes:
+        details.append(f"keepalive probes: {', '.join(probes)}")
+    details.extend(f"keepalive timeout: the {r['from']}'s RST" for r in c.rsts
+                   if KEEPALIVE_GAVE_UP in r["note"])
+    return details
 
 
 def _marks(c: ConnectionResult) -> set[str]:
@@ -189,12 +203,7 @@ def as_listing(report: Report, show_all: bool) -> bool:
 def listing_line(c: ConnectionResult) -> str:
     """One connection on one line (``--all`` on a large capture)."""
     close = c.kind + (f" by {c.initiator}" if c.initiator else "")
-    details = []
-    if c.half_close_s is not None:
-        details.append(f"half-close {_dur(c.half_close_s)}")
-    if c.time_wait:
-        details.append(f"TIME_WAIT {_tw(c)}")
-    details.extend(c.anomalies)
+    details = _details(c) + list(c.anomalies)
     return (f"{c.id:>7}  {_ep(c.client)} → {_ep(c.server)}  {close}  client: "
             f"{_seq(c.client_states)}  server: {_seq(c.server_states)}"
             + (f"  | {'; '.join(details)}" if details else "") + "\n")

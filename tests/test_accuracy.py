@@ -297,6 +297,22 @@ def test_keepalive_probes_are_counted_and_explain_the_rst(side):
         assert (c.kind, c.anomalies, c.rsts) == ("half-open", (), ())
 
 
+@pytest.mark.parametrize("listing", [False, True], ids=["table", "listing"])
+def test_the_tables_show_keepalive_probes_and_timeouts(run_cli, monkeypatch, listing):
+    """The table (and --all's one line per connection) says how many keepalive probes each
+    side sent, and that the keepalive timer sent the RST."""
+    from teardown_analyzer import report
+    monkeypatch.setenv("COLUMNS", "300")
+    if listing:
+        monkeypatch.setattr(report, "LIST_ABOVE", 0)
+    code, out, _ = run_cli(*(str(SAMPLES / f"keepalive_{name}_client_side.pcap")
+                             for name in ("in_half_close", "timeout")), "--all")
+    assert code == 0
+    assert "keepalive probes: client 3, server 4" in out
+    assert "keepalive probes: client 3" in out.replace("client 3, server 4", "")
+    assert out.count("keepalive timeout: the client's RST") == 1
+
+
 def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}
