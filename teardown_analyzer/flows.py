@@ -1394,6 +1394,42 @@ class Tracker:
         self._restate(conn, s, min([t.packet for t in undone] + [e[0] for e in events]))
         return True
 
+    def _data_ack_lost(self, conn: Conn, s: int, fin: Transition, packet: int,
+                       ts_ns: int) -> bool:
+        """``s`` answers the peer's FIN (``fin``, its receipt already taken back), which came
+        past its rcv_nxt, with a bare RST (``packet``): it had called close().  The segment
+        that took it to FIN_WAIT2 before brought data too: after close() that data would
+        have aborted it at once (``tcp_rcv_state_process``: TCPAbortOnData), its RST at the
+        capture point within the round trip to it (plus a millisecond).  If this RST came
+        later, that segment never reached it (lost after the capture point): it went to
+        FIN_WAIT2 with the FIN's ACK instead, and the FIN aborted it (what
+        :data:`ABORT_ON_FIN_NOTE` says).  Whether it did so."""
+        side, ds = conn.sides[s], conn.dirs[s]
+        fw2 = side.transitions[-1] if side.transitions else None
+        span, there = ds.fin_acked_span, self._there(conn, s)
+        if fw2 is None or fw2.event is not RECV_ACK_OF_FIN or fw2.packet != ds.fin_acked_packet \
+                or span is None or span[0] == span[1] or there is None \
+                or ts_ns - fw2.ts_ns <= there + SLACK_NS or not self._undo_last(
+                    conn, s, RECV_ACK_OF_FIN):
+            return False
+        side.feed(RECV_ACK_OF_FIN, fin.ts_ns, fin.packet,
+                  "the ACK of its FIN; the FIN with it, past its rcv_nxt, aborts it")
+        self._restate(conn, s, fw2.packet)
+        fin_seq = conn.dirs[1 - s].fin_seq
+        ds.fin_acked_ts_ns, ds.fin_acked_packet, ds.fin_acked_by_fin = fin.ts_ns, fin.packet, True
+        ds.fin_acked_span = None if fin_seq is None else (fin_seq, (fin_seq + 1) & _M32)
+        note = (f"packet {fw2.packet}, which brought data and ACKed this side's FIN, never "
+                f"reached it (lost after the capture point): after close() that data would "
+                f"have aborted it at once (TCPAbortOnData), its RST here within "
+                f"{(there + SLACK_NS) / 1e6:.1f} ms, and this RST came "
+                f"{(ts_ns - fw2.ts_ns) / 1e6:.1f} ms later, answering the FIN (packet "
+                f"{fin.packet})")
+        if not self._near(conn, s):
+            note += "; or it did abort there, and that RST was lost before the capture point"
+        conn.anomaly("data before a FIN lost after the capture point")
+        conn.notes.append(f"packet {packet}: {note}")
+        return True
+
     def _revoke_receipt(self, conn: Conn, s: int) -> bool:
         """``s`` answers with a bare RST (the reply path): it had no socket to take the
         last segment, so the transition we assumed on receipt never happened (rule 7)."""
@@ -1545,7 +1581,12 @@ class Tracker:
                                   f"side closed")
         elif bare and side_s.state is TIME_WAIT and acked is not None \
                 and peer_fin is not None and peer_fin > acked:
-            self._revoke_receipt(conn, s)
+            fin = side_s.transitions[-1]
+            if self._revoke_receipt(conn, s) and answers and dr.fin_ahead \
+                    and dr.last_ts_ns == peer_fin:
+                # (answering that FIN, past its rcv_nxt: if the data that took it to
+                # FIN_WAIT2 never reached it, the FIN's ACK did, and the FIN aborted it)
+                aborted = self._data_ack_lost(conn, s, fin, packet, ts_ns)
         elif bare and answers and side_s.state is TIME_WAIT \
                 and side_s.transitions[-1].ts_ns == dr.last_ts_ns:
             # the reply path's answer to the very segment that put it in TIME_WAIT, which a

@@ -313,6 +313,28 @@ def test_the_tables_show_keepalive_probes_and_timeouts(run_cli, monkeypatch, lis
     assert out.count("keepalive timeout: the client's RST") == 1
 
 
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_data_that_acked_a_fin_lost_before_the_fin_that_aborts(side):
+    """sample_pcaps/lost_data_acking_fin_{client,server}_side.pcap, with the kernel's
+    record: the server's byte that ACKs the client's FIN is lost into the client (FIN_WAIT1
+    after close()), which would have aborted on it at once; its bare RST comes only after
+    the server's FIN, past the byte: that FIN's ACK took it to FIN_WAIT2, and the FIN
+    aborted it (CLOSED at the RST, not an upper bound).  By every path."""
+    from teardown_analyzer.flows import ABORT_ON_FIN_NOTE
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"lost_data_acking_fin_{side}_side.pcap")],
+                       options).connections
+        (rst,) = c.rsts
+        fin = c.directions["server"]["fin"]
+        fw2, closed = c.client_states[3:]
+        assert (fw2.state, fw2.packet) == ("FIN_WAIT2", fin["packet"])
+        assert (closed.state, closed.packet, closed.inferred) == ("CLOSED", rst["packet"], False)
+        assert rst["note"].startswith(ABORT_ON_FIN_NOTE)
+        assert c.directions["client"]["fin"]["acked_packet"] == fin["packet"]
+        assert c.anomalies == ("data before a FIN lost after the capture point",)
+        assert (c.kind, c.initiator) == ("fin-then-rst", "client")
+
+
 def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}

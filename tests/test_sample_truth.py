@@ -54,7 +54,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_short_of_fin_client_side", "abort_short_of_fin_server_side",
             "fin_lost_into_established_client_side", "fin_lost_into_established_server_side",
             "keepalive_in_half_close_client_side", "keepalive_in_half_close_server_side",
-            "keepalive_timeout_client_side", "keepalive_timeout_server_side"]
+            "keepalive_timeout_client_side", "keepalive_timeout_server_side",
+            "lost_data_acking_fin_client_side", "lost_data_acking_fin_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1163,6 +1164,24 @@ def _keepalive_timeout(t, pkts, side):
     _lag(trans(c, "client", "ESTABLISHED", "CLOSED")["ts"], rst, -_far(t, side, "client"))
     _lag(trans(c, "server", "ESTABLISHED", "CLOSED")["ts"], rst, _far(t, side, "server"))
 
+def _lost_data_acking_fin(t, pkts, side):
+    """The server's byte, which ACKs the client's FIN, is lost into the client; the server's
+    FIN, past it, takes the client (FIN_WAIT1 after close()) to FIN_WAIT2 with its ACK and
+    aborts it: the bare RST comes right after that FIN, not after the byte."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+    assert states(c, "server") == PASSIVE_SERVER
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (byte,) = [p for p in sent_by(ps, c["server"]) if p.plen == 1]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (rst,) = [p for p in ps if p.rst]
+    assert byte.ack == sfin.ack == cfin.seq + 1 and sfin.seq == byte.seq + 1
+    assert not rst.has_ack and rst.seq == sfin.ack and byte.ts < sfin.ts < rst.ts
+    _lag(trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"], sfin, _far(t, side, "client"))
+    _lag(trans(c, "client", "FIN_WAIT2", "CLOSED")["ts"], sfin, _far(t, side, "client"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1325,5 +1344,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("abort_short_of_fin", _abort_short_of_fin),
                                    ("fin_lost_into_established", _fin_lost_into_established),
                                    ("keepalive_in_half_close", _keepalive_in_half_close),
-                                   ("keepalive_timeout", _keepalive_timeout))
+                                   ("keepalive_timeout", _keepalive_timeout),
+                                   ("lost_data_acking_fin", _lost_data_acking_fin))
                for side in ("client", "server")})

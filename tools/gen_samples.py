@@ -1696,6 +1696,26 @@ _race("keepalive_timeout", _KEEPALIVE_TIMEOUT_RUN, _KEEPALIVE_TIMEOUT_STATES, "A
       drop=("pure ACK", "server", "every"))
 
 
+
+_LOST_ACKING_DATA_RUN = ("Data that ACKed a FIN lost, then the FIN past it, over the delay path ({d} ms each way), "
+                         "198.18.3.1:40541 -> 198.18.3.2:5054: after a request and response the client close()s; "
+                         "28.5 ms later the server, in CLOSE_WAIT, sends 1 byte, which ACKs the client's FIN and is "
+                         "dropped once at the client's input (nftables), after both capture points. 14 ms later "
+                         "the server close()s: its FIN, numbered past the lost byte, ACKs the client's FIN too. It "
+                         "reaches the client in FIN_WAIT1 after close(): the ACK takes it to FIN_WAIT2, and the FIN, "
+                         "past its rcv_nxt, aborts it (TCPAbortOnData): a bare RST numbered as the FIN's ACK field. "
+                         "Had the byte arrived, it would have aborted the client at once. The RST closes the "
+                         "server in LAST_ACK. Captured at the same time on the client's interface (tdgc0) and on "
+                         "the server's interface (tdgs0).").format(d=DELAY_MS)
+_LOST_ACKING_DATA_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (at the server's FIN, not at the "
+                            "lost byte), CLOSED (its own abort). Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, "
+                            "CLOSED (the RST).")
+_race("lost_data_acking_fin", _LOST_ACKING_DATA_RUN, _LOST_ACKING_DATA_STATES, "A FIN, data, a FIN, then an RST: the "
+      "client first.", "client", (40541, 5054), client="at(T); close('c')",
+      server="at(T + 0.0285); send('s', 1, b'x'); at(T + 0.0424); close('s')", after=0.3,
+      drop=("data", "client"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
