@@ -49,10 +49,9 @@ RST_INSTEAD_OF_FIN = "RST instead of a FIN: close() with unread data, SO_LINGER 
     "abort (tcp_send_active_reset)"
 """The note on an RST+ACK from ESTABLISHED or CLOSE_WAIT before the side's FIN."""
 
-
-
 KEEPALIVE_GAVE_UP = "the keepalive timer gave up"
-"""In the note on an RST+ACK after keepalive probes unanswered (:func:`keepalive_timeout_note`)."""
+"""In the note on an RST+ACK after keepalive probes unanswered
+(:func:`keepalive_timeout_note`)."""
 
 
 def keepalive_timeout_note(probes: int, since_ns: int) -> str:
@@ -484,7 +483,7 @@ class Tracker:
         (``tcp_xmit_probe_skb``, which sends only when nothing is in flight).  With the
         peer's window open it is a keepalive probe (``tcp_keepalive_timer``; a zero-window
         probe otherwise, not counted); counted, and, since the peer last sent anything,
-        how many and from when (:data:`KEEPALIVE_TIMEOUT_NOTE`)."""
+        how many and from when (:func:`keepalive_timeout_note`)."""
         d, peer = conn.dirs[s], conn.dirs[1 - s]
         if peer.last_window == 0:
             return
