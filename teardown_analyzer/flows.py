@@ -114,8 +114,9 @@ IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
 OUT_OF_WINDOW_NOTE = "RST out of window: ignored by the receiver (or answered with a " \
                      "challenge ACK)"
 TO_CLOSED_NOTE = "RST to a side already CLOSED by an RST before it: no socket left to take it"
-"""An RST that reaches a side an earlier RST of its sender's closed (as the reply path's
-RST to each segment after the first of a burst): not taken, and no anomaly."""
+"""An RST that reaches a side an earlier RST closed: its sender's (as the reply path's RST
+to each segment after the first of a burst), or the side's own, which the two crossed.
+Not taken, and no anomaly."""
 TO_CLOSED_SUFFIX = ". The peer was already CLOSED: nothing takes it"
 """Added instead of :data:`IGNORED_NOTE` when that is why."""
 
@@ -1513,7 +1514,7 @@ class Tracker:
             acceptable = self._at_rcv_nxt(conn, s, seq)
         # (closed by an earlier RST of the sender's: this one repeats it)
         to_closed = side_r.state is CLOSED and bool(side_r.transitions) \
-            and side_r.transitions[-1].event is RECV_RST
+            and side_r.transitions[-1].event in (RECV_RST, SEND_RST)
         if to_closed:
             acceptable, note = False, TO_CLOSED_NOTE
         elif not acceptable:
@@ -1523,7 +1524,10 @@ class Tracker:
         inferred = False
         # (numbered as the ACK field of the peer's last segment: the reply path's answer)
         answers = bare and dr.packets > 0 and dr.last_word & ACK != 0 and seq == dr.last_ackno
-        if bare and side_s.state is FIN_WAIT1 and seq == dr.prev_ackno \
+        # (the state it was in: before the peer's RST, if we had it take one)
+        was = side_s.transitions[-1].old if side_s.state is CLOSED and side_s.transitions \
+            and side_s.transitions[-1].event is RECV_RST else side_s.state
+        if bare and was is FIN_WAIT1 and seq == dr.prev_ackno \
                 and ds.fin_seq is not None and seq_after((ds.fin_seq + 1) & _M32, seq):
             # (numbered as the ACK field of the peer's segment before its last, short of the
             # end of its FIN: that segment found it after close(), and the last came between)

@@ -335,6 +335,26 @@ def test_data_that_acked_a_fin_lost_before_the_fin_that_aborts(side):
         assert (c.kind, c.initiator) == ("fin-then-rst", "client")
 
 
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_an_abort_on_data_that_crossed_the_peers_abort_closes_its_sender(side):
+    """sample_pcaps/abort_on_data_crosses_abort_{client,server}_side.pcap, with the kernel's
+    record: the client, in FIN_WAIT1 after close(), aborts on the server's data with a bare
+    RST numbered as that data's ACK field; the server's RST+ACK crosses it.  On the
+    server's interface the RST+ACK comes first, so the client's RST is numbered as the
+    server's ACK field before its last (prev_ackno), from a side we had closed at the
+    server's RST: the two crossed, and the client is CLOSED at its own RST.  Neither RST
+    finds a socket: no "RST out of window"."""
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"abort_on_data_crosses_abort_{side}_side.pcap")],
+                       options).connections
+        client_rst = next(r for r in c.rsts if r["from"] == "client")
+        closed = c.client_states[-1]
+        assert (closed.event, closed.packet) == ("SEND_RST", client_rst["packet"])
+        assert c.server_states[-1].event == "SEND_RST"
+        assert c.anomalies == ()
+        assert (c.kind, c.initiator) == ("fin-then-rst", "client")
+
+
 def test_upper_bound_list_is_live():
     """Every listed exception names a scenario that exists (a stale entry would hide nothing)."""
     names = {p.name.split(".")[0] for p in TRUTHS}

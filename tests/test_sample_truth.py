@@ -55,7 +55,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "fin_lost_into_established_client_side", "fin_lost_into_established_server_side",
             "keepalive_in_half_close_client_side", "keepalive_in_half_close_server_side",
             "keepalive_timeout_client_side", "keepalive_timeout_server_side",
-            "lost_data_acking_fin_client_side", "lost_data_acking_fin_server_side"]
+            "lost_data_acking_fin_client_side", "lost_data_acking_fin_server_side",
+            "abort_on_data_crosses_abort_client_side", "abort_on_data_crosses_abort_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1182,6 +1183,27 @@ def _lost_data_acking_fin(t, pkts, side):
     _lag(trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"], sfin, _far(t, side, "client"))
     _lag(trans(c, "client", "FIN_WAIT2", "CLOSED")["ts"], sfin, _far(t, side, "client"))
 
+def _abort_on_data_crosses_abort(t, pkts, side):
+    """The client, in FIN_WAIT1 after close(), aborts on the server's data with a bare RST
+    at the data's ACK field (its FIN's number); the server's RST+ACK, which ACKs the FIN,
+    crosses it: each side is CLOSED by its own RST, taking none."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_STATE"]
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (data,) = [p for p in sent_by(ps, c["server"]) if p.plen == 300]
+    (crst,) = [p for p in sent_by(ps, c["client"]) if p.rst]
+    (srst,) = [p for p in sent_by(ps, c["server"]) if p.rst]
+    assert not crst.has_ack and crst.seq == data.ack == cfin.seq
+    assert srst.has_ack and srst.ack == cfin.seq + 1
+    if side == "server":  # (the RST+ACK first, between the data and the client's RST)
+        assert data.ts < srst.ts < crst.ts
+    _lag(trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"], crst, -_far(t, side, "client"))
+    _lag(trans(c, "server", "CLOSE_WAIT", "CLOSED")["ts"], srst, -_far(t, side, "server"))
+
 def _closing_abort_crosses_ack(t, pkts, side):
     """The FINs cross; the server, in CLOSING, resets (unread data) before the client's ACK
     of its FIN arrives: it never reaches TIME_WAIT."""
@@ -1345,5 +1367,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("fin_lost_into_established", _fin_lost_into_established),
                                    ("keepalive_in_half_close", _keepalive_in_half_close),
                                    ("keepalive_timeout", _keepalive_timeout),
-                                   ("lost_data_acking_fin", _lost_data_acking_fin))
+                                   ("lost_data_acking_fin", _lost_data_acking_fin),
+                                   ("abort_on_data_crosses_abort", _abort_on_data_crosses_abort))
                for side in ("client", "server")})

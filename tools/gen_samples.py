@@ -1716,6 +1716,24 @@ _race("lost_data_acking_fin", _LOST_ACKING_DATA_RUN, _LOST_ACKING_DATA_STATES, "
       drop=("data", "client"))
 
 
+
+_CROSS_PREV_RUN = ("An abort on data after close() crosses the peer's abort, over the delay path ({d} ms each "
+                   "way), 198.18.3.1:40551 -> 198.18.3.2:5055: after a request and response the client close()s; "
+                   "5.2 ms later, before the FIN arrives, the server sends 300 bytes, which reach the client in "
+                   "FIN_WAIT1 after close(): it aborts (TCPAbortOnData), its reply path answering with a bare RST "
+                   "numbered as their ACK field (the client's FIN's own number). 18 ms after its data, before "
+                   "that RST arrives, the server (CLOSE_WAIT since the FIN) sets SO_LINGER 0 and close()s: an "
+                   "RST+ACK, which ACKs the FIN. The two RSTs cross; on the server's interface the RST+ACK comes "
+                   "first, so the client's RST is numbered as the server's ACK field before its last. Captured "
+                   "at the same time on the client's interface (tdgc0) and on the server's interface "
+                   "(tdgs0).").format(d=DELAY_MS)
+_CROSS_PREV_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (its own abort, at its RST). Server: "
+                      "SYN_RECV, ESTABLISHED, CLOSE_WAIT, CLOSED (its own RST+ACK).")
+_race("abort_on_data_crosses_abort", _CROSS_PREV_RUN, _CROSS_PREV_STATES, "A FIN then RSTs, the client first.",
+      "client", (40551, 5055), client="at(T); close('c')",
+      server="at(T + 0.0052); send('s', 300, b'data '); at(T + 0.0233); linger0('s'); close('s')", after=0.3)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
