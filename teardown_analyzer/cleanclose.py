@@ -17,7 +17,8 @@ the functions :func:`~teardown_analyzer.analysis.summarize` uses.
 The shapes, checked record by record, leaving out a segment the tracker skips as captured
 twice (anything else gives None, and a tracker summarises the connection): a SYN from
 endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no
-SYN.  Then an RST as the last record, at the end of what its sender sent (so without
+SYN, and no probe (a pure ACK one before the highest sequence number its sender sent,
+which the tracker counts as a keepalive probe, flows.py ``Tracker._probe``).  Then an RST as the last record, at the end of what its sender sent (so without
 data), and no FIN (both sides CLOSED: ``rst``).  Or no RST, and no FIN (both sides ESTABLISHED:
 ``none``); or one FIN from X, after
 which X sends no data, and none from Y (X in FIN_WAIT1, or FIN_WAIT2 from Y's first ACK
