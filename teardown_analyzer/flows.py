@@ -1288,13 +1288,15 @@ class Tracker:
         receipt was taken back (``fin_lost``: its ACK was overdue, :meth:`_ack_overdue`, or
         the segment was lost whole, :meth:`_revoke_ack`), it took a later copy: the last
         one the peer sent (the FIN, or data before it, again) that this ACK can answer,
-        captured before it less a round trip to ``s`` (plus a millisecond).  With no such
-        copy, it had taken the first after all, and ACKed it late."""
+        captured before it less a round trip to ``s`` (plus a millisecond; none where the
+        capture point is near ``s``: the handshake's turnaround, which that round trip
+        counts, can be milliseconds).  With no such copy, it had taken the first after
+        all, and ACKed it late."""
         dr = conn.dirs[1 - s]
         lost, dr.fin_lost = dr.fin_lost, ""
         if not lost or dr.fin_ts_ns is None or dr.fin_packet is None:
             return
-        there = self._there(conn, s) or 0
+        there = 0 if self._near(conn, s) else self._there(conn, s) or 0
         copies = [c for c in dr.fin_retx + (dr.data_resent or [])
                   if c[1] > dr.fin_packet and c[0] <= ts_ns - there + SLACK_NS]
         late = f"{(ts_ns - dr.fin_ts_ns) / 1e6:.1f} ms"

@@ -1068,3 +1068,23 @@ def test_a_fin_sent_again_before_the_delayed_ack_was_due_shows_no_loss(tmp_path)
         assert (c.server_states[2].state, c.server_states[2].packet) == ("CLOSE_WAIT",
                                                                           first + 1)
         assert c.anomalies == ("FIN retransmitted",)
+
+
+def test_a_slow_handshake_turnaround_does_not_hide_the_copy_a_near_side_took(tmp_path):
+    """sample_pcaps/lost_fin_crossing_client_side.pcap edited (not a real capture): the
+    client's ACK of the SYN-ACK moved 3 ms later, so the handshake puts 3 ms between the
+    capture point and the client, next to which it was taken (the kernel's turnaround can
+    be that slow: explore_kernel.py --seed 37, run 29).  The server's FIN was lost into
+    the client, which took the copy sent again and ACKed it at once, 0.1 ms later at the
+    capture point: that copy is the one it took, not the first, ACKed late."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "lost_fin_crossing_client_side.pcap")
+    records[2] = pb.Rec(records[2].ts_ns + 3_000_000, records[2].data)
+    assert records[2].ts_ns < records[3].ts_ns
+    path = tmp_path / "lost_fin_crossing_slow_turnaround.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        (copy,) = c.directions["server"]["fin"]["retransmissions"]
+        assert [s.state for s in c.client_states[2:]] == ["FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+        assert c.client_states[-1].packet == copy["packet"]
