@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .capture import earlier_warning, open_capture
-from .flows import Conn, LadderStep, Tracker
+from .flows import Conn, LadderStep, Tracker, round_trip
 from .link import tcp_packet_at
 from .parking import freeze, thaw
 from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, ResultStore,
@@ -645,9 +645,12 @@ def _classify(conn: Conn, ci: int) -> tuple[str, str | None]:
 def _vantage(conn: Conn) -> dict[str, Any] | None:
     """Where the capture was taken, from the handshake's timing (a SYN, its SYN-ACK and the
     ACK of that; a simultaneous open's timing tells nothing of the kind)."""
-    if len(conn.handshake) < 3 or conn.simultaneous_open:
+    h = conn.handshake
+    if len(h) < 3 or conn.simultaneous_open:
         return None
-    return vantage(*conn.handshake)
+    ci = conn.client if conn.client is not None else 0
+    return vantage(h[0], h[1], h[2], (round_trip(h[2] - h[1], conn.dirs[ci].answer_ns),
+                                      round_trip(h[1] - h[0], conn.dirs[1 - ci].answer_ns)))
 
 
 def zeek_state(conn: Conn, ci: int) -> str:

@@ -26,7 +26,8 @@ of it; Y in CLOSE_WAIT: ``half-open``); or that, then one FIN from Y, after X's 
 acknowledging it (not a crossing), no data from Y after it, and as the last record X's
 first ACK of it (``four-way``, or ``three-way`` if Y's FIN was its first ACK of X's).
 Nothing shows a FIN lost after the capture point: no segment of Y's, more than the round
-trip between the capture point and Y (plus a millisecond) after X's FIN, leaves it out of
+trip between the capture point and Y (the fastest Y answered, flows.py ``round_trip``; plus
+a millisecond) after X's FIN, leaves it out of
 its ACK field before Y's first ACK of it, nor does a pure ACK that repeats Y's last from a
 millisecond before that round trip on (the FIN out of order), and X ACKs Y's FIN within
 its own round trip (plus a millisecond; flows.py ``_ack_overdue``).  Nor does a copy of
@@ -44,7 +45,7 @@ from typing import Any
 
 from .columnar import ROW, _ROW_STRUCT, blob_endpoints
 from .flows import (ACK, DELACK_MAX_NS, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST,
-                    RST_INSTEAD_OF_FIN, SLACK_NS, SYN, gone_note, seq_geq)
+                    RST_INSTEAD_OF_FIN, SLACK_NS, SYN, gone_note, round_trip, seq_geq)
 from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .states import TRANSITIONS, Event, SideState
@@ -79,6 +80,8 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     # the segments the tracker skips as captured twice
     rows: list[tuple[Any, ...]] = []
     packets, payload, nxt = [0, 0], [0, 0], [-1, -1]
+    nxt_ts = [0, 0]  # (when nxt was first captured)
+    answer: list[int | None] = [None, None]  # (the fastest each answered)
     last = [_NONE, _NONE]  # each direction's record before
     fin_at: list[list[int]] = [[], []]
     rst_at = -1
@@ -99,11 +102,17 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
             return None  # (a record after an RST; a SYN after the second record)
         if word & RST:
             rst_at = len(rows)
+        if word & ACK and (ack != before[6] or not before[7] & ACK) and ack == nxt[1 - s]:
+            # (a new ACK field, just what the peer sent: flows.Tracker.feed, answer_ns)
+            took = ts - nxt_ts[1 - s]
+            if answer[s] is None or took < answer[s]:
+                answer[s] = took
         last[s] = row
         packets[s] += 1
         payload[s] += plen
         end = (seq + plen + (word & FIN) + (word >> 1 & 1)) & _M32  # (FIN, SYN: one each)
         if nxt[s] < 0 or 0 < ((end - nxt[s]) & _M32) < 0x80000000:
+            nxt_ts[s] = ts
             nxt[s] = end
         elif end == (nxt[s] - 1) & _M32 and word & 0x1FF == ACK and not plen:
             return None  # (a probe: keepalive, or zero-window; flows.py Tracker._probe)
@@ -180,8 +189,9 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         # of Y's after that leaving X's FIN out, or X's ACK of Y's FIN (owed at once in
         # FIN_WAIT1 or FIN_WAIT2) later, shows the FIN never reached it (flows.py
         # _ack_overdue)
-        there = (max(0, ts2 - ts1) + SLACK_NS, max(0, ts1 - ts0) + SLACK_NS)  # (client,
-        # server: flows.Tracker._there)
+        there = (round_trip(ts2 - ts1, answer[0]) + SLACK_NS,
+                 round_trip(ts1 - ts0, answer[1]) + SLACK_NS)  # (client, server:
+        # flows.Tracker._there)
         if i2 < n and rows[-1][1] > rows[i2][1] + there[x]:
             return None
         a1 = -1
@@ -277,4 +287,6 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         client_states=tuple(states[0]), server_states=tuple(states[1]), time_wait=tw,
         rsts=rsts, anomalies=anomalies, notes=notes, zeek_state=zeek,
         directions={"client": directions[0], "server": directions[1]},
-        vantage=vantage(ts0, ts1, ts2), source=source)
+        vantage=vantage(ts0, ts1, ts2, (round_trip(ts2 - ts1, answer[0]),
+                                        round_trip(ts1 - ts0, answer[1]))),
+        source=source)

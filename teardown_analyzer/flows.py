@@ -124,6 +124,18 @@ LADDER_LIMIT = 200
 """Packets kept per connection for the ladder view (handshake and teardown)."""
 
 
+def round_trip(handshake_ns: int, answer_ns: int | None) -> int:
+    """The round trip between the capture point and a side, to it and back with its
+    turnaround: the fastest it answered (``Direction.answer_ns``: any segment of its that
+    acknowledged just all the peer had sent, since the last of that was captured; its turn
+    of the handshake is one), or its turn of the handshake (``handshake_ns``) if that was
+    faster (a SYN sent again: the answer counts from the first).  A turnaround of
+    milliseconds in the handshake alone does not make the side seem farther than it is.
+    No less than nothing (a clock that went back)."""
+    return max(0, handshake_ns if answer_ns is None or answer_ns > handshake_ns
+               else answer_ns)
+
+
 def seq_after(a: int, b: int) -> bool:
     """``a`` is later than ``b`` in 32-bit sequence space (RFC 9293 section 3.4)."""
     return 0 < ((a - b) & _M32) < 0x80000000
@@ -171,6 +183,12 @@ class Direction:
     isn: int | None = None
     next_seq: int | None = None
     """Highest sequence number sent so far + 1 (SYN and FIN count)."""
+    next_ts_ns: int | None = None
+    """When ``next_seq`` was first captured (the segment that raised it to that)."""
+    answer_ns: int | None = None
+    """The fastest this side answered: the least time from the capture of what the peer
+    had sent up to the peer's ``next_seq`` to a segment of this side's acknowledging just
+    that (:meth:`Tracker._there`)."""
     wscale: int | None = None
     packets: int = 0
     payload_bytes: int = 0
@@ -459,8 +477,15 @@ class Tracker:
         # segment before it: something came that did not move rcv_nxt, _segment)
         repeat = flags == ACK and not plen and conn.slow and ack == d.last_ackno \
             and window == d.last_window and seq == d.next_seq
-        if ack != d.last_ackno and flags & ACK and d.last_word >= 0 and d.last_word & ACK:
-            d.prev_ackno = d.last_ackno
+        if flags & ACK and (ack != d.last_ackno or not d.last_word & ACK):
+            if ack != d.last_ackno and d.last_word >= 0 and d.last_word & ACK:
+                d.prev_ackno = d.last_ackno
+            # (a new ACK field: a round trip to this side and back, if it acknowledges
+            # just what the peer had sent, since the last of that was captured)
+            peer = conn.dirs[1 - s]
+            if ack == peer.next_seq and peer.next_ts_ns is not None \
+                    and (d.answer_ns is None or ts_ns - peer.next_ts_ns < d.answer_ns):
+                d.answer_ns = ts_ns - peer.next_ts_ns
         d.last_seq, d.last_ackno, d.last_word, d.last_ts_ns = seq, ack, word, ts_ns
         d.last_window, d.last_checksum, d.last_ipid = window, checksum, ipid
         conn.packets += 1
@@ -471,6 +496,7 @@ class Tracker:
         nxt = d.next_seq
         if nxt is None or 0 < ((end - nxt) & _M32) < 0x80000000:
             d.next_seq = end
+            d.next_ts_ns = ts_ns
         elif flags == ACK and not plen and seq == (nxt - 1) & _M32:
             self._probe(conn, s, ts_ns)
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
@@ -1013,12 +1039,12 @@ class Tracker:
     @staticmethod
     def _there(conn: Conn, s: int) -> int | None:
         """The round trip between the capture point and side ``s`` (to it and back, with
-        its turnaround), from the handshake; None without one."""
+        its turnaround; :func:`round_trip`); None without a handshake."""
         h = conn.handshake
         if len(h) < 3:
             return None
-        return max(0, h[2] - h[1] if s == conn.client else h[1] - h[0])  # (a clock that
-        # went back: no less than nothing)
+        return round_trip(h[2] - h[1] if s == conn.client else h[1] - h[0],
+                          conn.dirs[s].answer_ns)
 
     def _expect_ack(self, conn: Conn, s: int) -> None:
         """``s``, in FIN_WAIT1 or FIN_WAIT2, takes the peer's FIN: it ACKs it at once

@@ -4,8 +4,9 @@ Most packets of a long connection change nothing but counters: a segment without
 or RST of a connection that is open and not closing (the tracker's short path).  Among the
 records of a batch, gathered as columns (:func:`teardown_analyzer.columnar.gather`), this
 module finds with array operations the segments that are exactly that, and applies them
-to the tracker per connection direction (packets, bytes, highest sequence number, the last
-segment for duplicate detection), so that only the others go through :meth:`Tracker.feed
+to the tracker per connection direction (packets, bytes, highest sequence number and when
+it was first captured, the fastest answer, the last segment for duplicate detection), so
+that only the others go through :meth:`Tracker.feed
 <teardown_analyzer.flows.Tracker.feed>` one by one.
 
 The result is identical to feeding every packet, because a segment is counted here only
@@ -38,6 +39,8 @@ import numpy as np
 from .flows import ACK, DUPLICATE_NS, FIN, RST, SYN, Tracker
 
 _M32 = 0xFFFFFFFF
+_NONE = np.iinfo(np.int64).min
+_NOTHING = (np.zeros(0, np.int64),) * 3
 
 
 def count_plain(tracker: Tracker, cols: dict[str, np.ndarray]) -> np.ndarray:
@@ -134,15 +137,40 @@ def count_plain(tracker: Tracker, cols: dict[str, np.ndarray]) -> np.ndarray:
                 cut[key_conn[u]] = min(int(cut[key_conn[u]]), int(seg[hit[0]]))
     run = runs()
     applied = np.zeros(count, bool)
-    for seg in _directions(run, record_key):
+    # each direction's highest sequence number sent (+ 1) after each of its records, and
+    # when that was first captured (Direction.next_seq, next_ts_ns)
+    sent: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    groups = _directions(run, record_key)
+    for seg in groups:
+        u = int(record_key[seg[0]])
+        d = objects[key_conn[u]].dirs[key_side[u]]
+        sent[int(key_conn[u]), int(key_side[u])] = _highs(seg, ends[seg], ts[seg], d)
+    for seg in groups:
+        u = int(record_key[seg[0]])
+        conn, side = objects[key_conn[u]], int(key_side[u])
+        d, peer = conn.dirs[side], conn.dirs[1 - side]
+        # the fastest this side answered (Tracker.feed, Direction.answer_ns): a new ACK
+        # field equal to the end of what the peer sent before it
+        now = peer.next_seq if peer.next_seq is not None else -1
+        then = peer.next_ts_ns if peer.next_ts_ns is not None else _NONE
+        peer_seg, peer_high, peer_when = sent.get((int(key_conn[u]), 1 - side), _NOTHING)
+        k = np.searchsorted(peer_seg, seg)  # (the peer's records before each, +1)
+        acks = ack[seg]
+        new = np.ones(len(seg), bool)
+        new[1:] = acks[1:] != acks[:-1]
+        new[0] = int(acks[0]) != d.last_ackno or not d.last_word & ACK
+        hit = new & (acks == np.concatenate(([now], peer_high))[k])  # (none yet: -1)
+        if hit.any():
+            took = int((ts[seg[hit]] - np.concatenate(([then], peer_when))[k[hit]]).min())
+            if d.answer_ns is None or took < d.answer_ns:
+                d.answer_ns = took
+    for seg in groups:
         u = int(record_key[seg[0]])
         conn, side = objects[key_conn[u]], int(key_side[u])
         d = conn.dirs[side]
-        rel = _relative(ends[seg], d.next_seq)
-        base = d.next_seq if d.next_seq is not None else int(ends[seg[0]])
-        top = int(rel.max())
-        if d.next_seq is None or top > 0:
-            d.next_seq = (base + max(top, 0)) & _M32
+        _, high, when = sent[int(key_conn[u]), side]
+        d.next_seq = int(high[-1])
+        d.next_ts_ns = None if when[-1] == _NONE else int(when[-1])
         last = int(seg[-1])
         d.packets += len(seg)
         d.payload_bytes += int(plen[seg].sum())
@@ -181,6 +209,24 @@ def _directions(run: np.ndarray, record_key: np.ndarray) -> list[np.ndarray]:
     keys = record_key[order]
     bounds = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True])))
     return [order[a:z] for a, z in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+
+
+def _highs(seg: np.ndarray, ends: np.ndarray, ts: np.ndarray, d: Any
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a direction's records ``seg`` of a run (their ends and times), applied to what
+    it sent before (``d``, a :class:`~teardown_analyzer.flows.Direction`): ``seg``, its
+    ``next_seq`` after each, and when that was first captured (``next_ts_ns``, or _NONE).
+    The run's sequence numbers lie within 2**31 of each other and of ``next_seq``."""
+    rel = _relative(ends, d.next_seq)
+    known = d.next_seq is not None
+    base = d.next_seq if known else int(ends[0])
+    floor = 0 if known else -1  # (not known: the first, at 0, sets it)
+    top = np.maximum.accumulate(np.maximum(rel, floor))
+    raised = rel > np.concatenate(([floor], top[:-1]))
+    last = np.maximum.accumulate(np.where(raised, np.arange(len(seg)), -1))
+    when = np.where(last >= 0, ts[np.maximum(last, 0)],
+                    d.next_ts_ns if d.next_ts_ns is not None else _NONE)
+    return seg, (base + top) & _M32, when
 
 
 def _relative(ends: np.ndarray, next_seq: int | None) -> np.ndarray:

@@ -111,7 +111,7 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     (and the RST's time not before X's first FIN), ``fin-then-rst`` by X; either has one
     RST and is unusual by kind.  Not an RST from X after a segment of Y's that leaves X's
     FIN out of its ACK field from a millisecond before the round trip between the capture
-    point and Y after it (later than that round trip plus a millisecond, or a pure ACK
+    point and Y (the fastest Y answered, :func:`_fastest`) after it (later than that round trip plus a millisecond, or a pure ACK
     repeating Y's last, it shows the FIN lost after the capture point or out of order):
     Y's rcv_nxt is then short of what X sent.
 
@@ -269,8 +269,18 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     # from then on); Y's rcv_nxt is then short of what X sent, and it takes the RST only
     # there (flows.py _rst)
     if fin_then_rst.any():
-        there_y = np.where(x == 1, np.maximum(0, at(ts, r2) - at(ts, r1)),
-                           np.maximum(0, at(ts, r1) - ts[r0]))
+        g = np.flatnonzero(fin_then_rst)  # (their records only)
+        sizes = size[g]
+        offs = np.cumsum(sizes) - sizes
+        member = np.repeat(np.arange(len(g)), sizes)
+        rows = np.arange(len(member)) + (starts[g] - offs)[member]
+        fastest = _fastest(sender[rows], flags[rows], seq[rows], ack[rows], plen[rows],
+                           ts[rows], member, offs, isn_c[g], isn_s[g])
+        y = 1 - x[g]
+        handshake_y = np.where(y == 0, at(ts, r2[g]) - at(ts, r1[g]),
+                               at(ts, r1[g]) - ts[r0[g]])
+        there_y = np.zeros(ngroups, np.int64)
+        there_y[g] = np.maximum(0, np.minimum(handshake_y, fastest[np.arange(len(g)), y]))
         stale = after_f1 & from_y & has_ack & ~_after(ack, (fin_x + 1)[group_of]) \
             & (ts >= (ts[f1r] + there_y - SLACK_NS)[group_of]) & (pos < a1[group_of])
         fin_then_rst &= ~(anyg(stale) & (rst_sender == x))
@@ -321,6 +331,51 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
                               ts[last]) + time_wait_ns)
     return Groups(order, starts, ends, group_of, sender, clean, promising, unclosed, meta,
                   due, hashes[order[starts]])
+
+
+def _fastest(by: np.ndarray, flags: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+             plen: np.ndarray, ts: np.ndarray, member: np.ndarray, offs: np.ndarray,
+             isn_c: np.ndarray, isn_s: np.ndarray) -> np.ndarray:
+    """Per group (its records in a row, ``member`` each one's group, ``offs`` where each
+    group begins; a handshake first, no duplicates, each sender's sequence numbers within
+    2**31 of its ISN) and per sender (0, 1): the fastest it answered (flows.py
+    ``round_trip``; ``Direction.answer_ns``), or _BIG.  An answer: a segment with a new
+    ACK field (unlike its sender's segment before it, or that one had no ACK) equal to
+    the end of what the peer sent before it, from when that end was first captured."""
+    seq, ack, plen, flags = (a.astype(np.int64) for a in (seq, ack, plen, flags))
+    idx = np.arange(len(by))
+    head = idx == offs[member]  # each group's first record
+    prev = np.maximum(idx - 1, 0)
+    shift = member.astype(np.int64) << 33  # (keeps each group's running maxima apart)
+    syn = (flags & SYN) != 0
+    fin = (flags & FIN) != 0
+    isn = np.where(by == 0, isn_c[member], isn_s[member]).astype(np.int64)
+    rel_end = (seq + plen + syn + fin - isn) & _M32
+    # per sender p: the end of what it sent before each record, and when that was first
+    # captured
+    high, when = [], []
+    for p in (0, 1):
+        mine = by == p
+        top = np.maximum.accumulate(np.where(mine, rel_end, -1) + shift) - shift
+        raised = mine & (rel_end > np.where(head, -1, top[prev]))
+        last_raise = np.maximum.accumulate(np.where(raised, idx, -1))
+        high.append(np.where(head, -1, top[prev]))
+        when.append(ts[last_raise[prev]])
+    peer_high = np.where(by == 0, high[1], high[0])
+    peer_when = np.where(by == 0, when[1], when[0])
+    rel_ack = (ack - np.where(by == 0, isn_s[member], isn_c[member]).astype(np.int64)) \
+        & _M32
+    # each record's sender's record before it in the group
+    same = [np.maximum.accumulate(np.where(by == b, idx, -1))[prev] for b in (0, 1)]
+    before = np.where(by == 0, same[0], same[1])
+    first = head | (before < offs[member])
+    before = np.maximum(before, 0)
+    has_ack = (flags & ACK) != 0
+    new = first | (ack != ack[before]) | ((flags[before] & ACK) == 0)
+    hit = has_ack & new & (peer_high >= 0) & (rel_ack == peer_high)
+    took = np.where(hit, ts - peer_when, _BIG)
+    return np.stack([np.minimum.reduceat(np.where(by == b, took, _BIG), offs)
+                     for b in (0, 1)], axis=1)
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,

@@ -275,8 +275,10 @@ def ladder(c: ConnectionResult, kernel: bool = False) -> RenderableType:
     parts += [Text(f"[{n}] {note}", style="ta.anomaly") for note, n in notes.items()]
     if c.vantage:
         v = c.vantage
-        parts.append(Text(f"capture point: {v['point']} (RTT {v['rtt_s'] * 1000:.3f} ms); "
-                          f"{v['lag']}", style="dim"))
+        rt = v["round_trip_s"]
+        parts.append(Text(f"capture point: {v['point']} (RTT {v['rtt_s'] * 1000:.3f} ms; round "
+                          f"trip to the client {rt['client'] * 1000:.3f} ms, to the server "
+                          f"{rt['server'] * 1000:.3f} ms); {v['lag']}", style="dim"))
     for role, states in (("client", c.client_states), ("server", c.server_states)):
         parts.append(Text(f"{role}: {_seq(states)}", style="ta.state"))
         for s in states:

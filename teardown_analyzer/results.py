@@ -168,8 +168,11 @@ def direction_dict(isn: int | None, packets: int, payload: int, highest: int | N
             "data_after_own_fin": after_own_fin, "keepalive_probes": keepalives}
 
 
-def vantage(syn: int, synack: int, ack: int) -> dict[str, Any]:
-    """Where the capture was taken, from the times of a handshake's SYN, SYN-ACK and ACK."""
+def vantage(syn: int, synack: int, ack: int, round_trips: tuple[int, int]
+            ) -> dict[str, Any]:
+    """Where the capture was taken, from the times of a handshake's SYN, SYN-ACK and ACK;
+    with the round trips between the capture point and the client and the server that
+    the analysis used (``round_trips``, ns: :func:`teardown_analyzer.flows.round_trip`)."""
     rtt = (ack - syn) / 1e9
     to_server = (synack - syn) / 1e9   # SYN -> SYN-ACK at the capture point
     to_client = (ack - synack) / 1e9   # SYN-ACK -> ACK at the capture point
@@ -185,6 +188,7 @@ def vantage(syn: int, synack: int, ack: int) -> dict[str, Any]:
         point = "in between"
     return {"point": point, "rtt_s": rtt, "syn_to_synack_s": to_server,
             "synack_to_ack_s": to_client,
+            "round_trip_s": {"client": round_trips[0] / 1e9, "server": round_trips[1] / 1e9},
             "lag": ("times are capture times: a far-side transition caused by a segment "
                     "it receives happens about one one-way delay after the time shown "
                     "(CLOSE_WAIT, FIN_WAIT2, TIME_WAIT, CLOSED); one caused by its own "

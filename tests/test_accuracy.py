@@ -1088,3 +1088,36 @@ def test_a_slow_handshake_turnaround_does_not_hide_the_copy_a_near_side_took(tmp
         (copy,) = c.directions["server"]["fin"]["retransmissions"]
         assert [s.state for s in c.client_states[2:]] == ["FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
         assert c.client_states[-1].packet == copy["packet"]
+
+
+@pytest.mark.parametrize("name, shift", [
+    ("fin_behind_lost_data_client_side", (1, 2)), ("fin_ack_lost_client_side", (1, 2)),
+    ("abort_on_data_behind_lost_data_server_side", (2,)),
+    ("lost_fin_crossing_server_side", (2,))])
+def test_a_slow_handshake_turnaround_far_away_changes_nothing(tmp_path, name, shift):
+    """Real captures edited (not real ones): the far side's answer in the handshake (the
+    SYN-ACK on the client's interface, the client's ACK on the server's) moved 3 ms later,
+    with what follows it before the data.  Its round trip is the fastest it answered
+    (flows.round_trip: its data's ACK here), so the analysis is the unedited one, which
+    test_sample_truth.py checks against the kernel's record.  With the handshake's round
+    trip, each changed: deadlines 3 ms looser, another copy of a lost FIN taken."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / f"{name}.pcap")
+    for i in shift:
+        records[i] = pb.Rec(records[i].ts_ns + 3_000_000, records[i].data)
+    assert all(a.ts_ns <= b.ts_ns for a, b in zip(records, records[1:]))
+    path = tmp_path / f"{name}_slow_turnaround.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+
+    def reading(c):
+        return ([(s.state, s.packet) for s in c.client_states],
+                [(s.state, s.packet) for s in c.server_states], c.kind, c.anomalies,
+                c.vantage["round_trip_s"]["client" if 2 in shift and 1 not in shift
+                                          else "server"])
+
+    (truth,) = analyze([str(SAMPLES / f"{name}.pcap")]).connections
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert reading(c) == reading(truth)
+        far = c.vantage["synack_to_ack_s" if shift == (2,) else "syn_to_synack_s"]
+        assert far > reading(c)[-1] + 0.003  # (the handshake's is no longer the one)

@@ -297,6 +297,15 @@ def _variants() -> dict[str, tuple[str, list]]:
         "rst_past_a_fin_shown_lost": (four, r[:8] + [
             at(r[7].ts_ns + 2 * 10**6, _edited(r[8].data, ack_delta=-1)),
             at(r[7].ts_ns + 3 * 10**6, _edited(r[7].data, flags=0x14, seq_delta=1))]),
+        # ... where the server's SYN-ACK took 5 ms (a slow turnaround: the rest comes 5 ms
+        # later), but it ACKed the client's data within 17 us: the round trip to it is
+        # that (flows.round_trip), and the ACK 2 ms after the FIN still shows it lost;
+        # so the server, which did not take the RST, is still there for its FIN 2 s later
+        "rst_past_a_fin_shown_lost_far": (four, r[:1] + [
+            at(rec.ts_ns + 5 * 10**6, rec.data) for rec in r[1:8]] + [
+            at(r[7].ts_ns + 7 * 10**6, _edited(r[8].data, ack_delta=-1)),
+            at(r[7].ts_ns + 8 * 10**6, _edited(r[7].data, flags=0x14, seq_delta=1)),
+            at(r[7].ts_ns + 2 * 10**9, _edited(r[9].data, ack_delta=-1))]),
         # ... or the server's data ACKing 10 bytes less, and its pure ACK repeating that
         # ACK field as the FIN arrives (20 us after it): the FIN came out of order
         "rst_past_a_fin_out_of_order": (four, r[:5] + [

@@ -49,7 +49,7 @@ def test_no_ack_due_before_the_capture_ends(tmp_path, vectorised):
     assert FIN_LOST not in c.anomalies
     assert c.client_states[3].note.startswith(
         "not shown: the capture ends 11.5 ms after the FIN, before this side's ACK of it, "
-        "sent at once, could show (the round trip to it is 20.2 ms)")
+        "sent at once, could show (the round trip to it is 20.1 ms)")
     whole = _client(R, tmp_path, vectorised=vectorised)
     assert not any(s.note.startswith("not shown") for s in whole.client_states)
 

@@ -217,3 +217,30 @@ def test_a_probe_ends_a_run(tmp_path):
     (conn,), _, _, _ = per_packet
     assert conn["directions"]["client"]["keepalive_probes"] == 3
 
+
+
+def test_the_fastest_answer_counts_from_the_first_capture(tmp_path):
+    """The long connection edited at its 300th data segment (10 µs apart otherwise): the
+    client's data at t, a pure ACK of the client's at t + 5 µs that sends nothing new, and
+    the server's ACK of that data at t + 8 µs.  The round trip to the server is the 8 µs
+    from the data's capture to that ACK (flows.round_trip), not the 3 µs from the client's
+    last segment before it; to the client, the handshake's 10 µs.  Counted a batch at a
+    time as when fed one by one."""
+    import pcapbuild as pb
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bounds
+    raw = tmp_path / "bulk.raw.pcap"
+    bounds.write_onestream(str(raw), 2_000)
+    linktype, records = pb.read_pcap(raw)
+    data, answer = records[3 + 2 * 300], records[4 + 2 * 300]
+    assert data.data[33] & 0x08 and not answer.data[33] & 0x08  # (PSH: data, then an ACK)
+    seq_next = (int.from_bytes(data.data[24:28], "big") + 100).to_bytes(4, "big")
+    pure = records[2].data[:24] + seq_next + records[2].data[28:]  # (the handshake's ACK)
+    records[4 + 2 * 300] = pb.Rec(data.ts_ns + 8_000, answer.data)
+    records.insert(4 + 2 * 300, pb.Rec(data.ts_ns + 5_000, pure))
+    path = tmp_path / "edited.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+    assert _dicts(analyze([str(path)])) == per_packet
+    (conn,), _, _, _ = per_packet
+    assert conn["vantage"]["round_trip_s"] == {"client": 10e-6, "server": 8e-6}
