@@ -1298,9 +1298,11 @@ class Tracker:
             self._revoke_ack(conn, s)
 
     def _near(self, conn: Conn, s: int) -> bool:
-        """Whether the capture point is near side ``s`` (what it sends shows up at once)."""
-        there = self._there(conn, s)
-        return there is not None and there <= 0.2 * (conn.handshake[2] - conn.handshake[0])
+        """Whether the capture point is near side ``s`` (what it sends shows up at once):
+        its round trip is a fifth of the two sides' sum or less (as results.vantage has
+        it)."""
+        there, peer = self._there(conn, s), self._there(conn, 1 - s)
+        return there is not None and peer is not None and there <= 0.2 * (there + peer)
 
     @staticmethod
     def _fin_receipt(side: SideMachine) -> Transition | None:

@@ -170,31 +170,35 @@ def direction_dict(isn: int | None, packets: int, payload: int, highest: int | N
 
 def vantage(syn: int, synack: int, ack: int, round_trips: tuple[int, int]
             ) -> dict[str, Any]:
-    """Where the capture was taken, from the times of a handshake's SYN, SYN-ACK and ACK;
-    with the round trips between the capture point and the client and the server that
-    the analysis used (``round_trips``, ns: :func:`teardown_analyzer.flows.round_trip`)."""
+    """Where the capture was taken: from the round trips between the capture point and the
+    client and the server that the analysis used (``round_trips``, ns: the fastest each
+    answered, :func:`teardown_analyzer.flows.round_trip`), near a side whose round trip is
+    a fifth of the two's sum or less (as ``Tracker._near`` has it); with the times of the
+    handshake's SYN, SYN-ACK and ACK."""
     rtt = (ack - syn) / 1e9
     to_server = (synack - syn) / 1e9   # SYN -> SYN-ACK at the capture point
     to_client = (ack - synack) / 1e9   # SYN-ACK -> ACK at the capture point
+    rt_client, rt_server = round_trips[0] / 1e9, round_trips[1] / 1e9
+    both = rt_client + rt_server
     if rtt <= 0:
         point = "unknown"
-    elif max(to_server, to_client) < TURNAROUND_S:
+    elif max(rt_client, rt_server) < TURNAROUND_S:
         point = "indeterminate (RTT too small: host turnaround dominates)"
-    elif to_client <= 0.2 * rtt:
+    elif rt_client <= 0.2 * both:
         point = "near the client"
-    elif to_server <= 0.2 * rtt:
+    elif rt_server <= 0.2 * both:
         point = "near the server"
     else:
         point = "in between"
     return {"point": point, "rtt_s": rtt, "syn_to_synack_s": to_server,
             "synack_to_ack_s": to_client,
-            "round_trip_s": {"client": round_trips[0] / 1e9, "server": round_trips[1] / 1e9},
+            "round_trip_s": {"client": rt_client, "server": rt_server},
             "lag": ("times are capture times: a far-side transition caused by a segment "
                     "it receives happens about one one-way delay after the time shown "
                     "(CLOSE_WAIT, FIN_WAIT2, TIME_WAIT, CLOSED); one caused by its own "
                     "application (SYN_SENT, FIN_WAIT1, LAST_ACK) about one one-way delay "
                     "before the SYN or FIN shows up here"),
-            "one_way_s": rtt / 2}
+            "one_way_s": both / 2}
 
 
 TIME_WAIT_SIDES = (None, "client", "server", "both")

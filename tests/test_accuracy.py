@@ -1121,3 +1121,26 @@ def test_a_slow_handshake_turnaround_far_away_changes_nothing(tmp_path, name, sh
         assert reading(c) == reading(truth)
         far = c.vantage["synack_to_ack_s" if shift == (2,) else "syn_to_synack_s"]
         assert far > reading(c)[-1] + 0.003  # (the handshake's is no longer the one)
+
+
+def test_a_slow_syn_ack_does_not_move_the_capture_point(tmp_path):
+    """lost_fin_crossing_server_side.pcap edited (not a real capture): the server's SYN-ACK
+    and all after it 5 ms later, as from a listener slow to answer (syncookies, a SYN
+    retransmitted).  By the handshake, the capture point would be in between (5 ms to the
+    server of 25); by the fastest answers (the server's ACK of the client's FIN, 45 us;
+    the client's of the server's data, 20.1 ms) it is near the server, as the unedited capture
+    and the server's interface say, and the reading is the unedited one."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "lost_fin_crossing_server_side.pcap")
+    records[1:] = [pb.Rec(r.ts_ns + 5_000_000, r.data) for r in records[1:]]
+    path = tmp_path / "lost_fin_crossing_slow_syn_ack.pcap"
+    path.write_bytes(pb.pcap(records, linktype=linktype))
+    (truth,) = analyze([str(SAMPLES / "lost_fin_crossing_server_side.pcap")]).connections
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(path)], options).connections
+        assert c.vantage["syn_to_synack_s"] > 0.005
+        assert c.vantage["point"] == truth.vantage["point"] == "near the server"
+        assert c.vantage["round_trip_s"] == {"client": 0.020084, "server": 45e-6}
+        assert c.vantage["one_way_s"] == pytest.approx((0.020084 + 45e-6) / 2)
+        assert [(s.state, s.packet) for s in c.client_states + c.server_states] \
+            == [(s.state, s.packet) for s in truth.client_states + truth.server_states]
