@@ -907,3 +907,46 @@ def test_what_the_tracker_holds_is_known_to_the_windows():
                                       5 << 12 | 2, 0, 0, None))
     tracker.sweep(3, 60 * 10**9)
     assert tracker.entered == [] and len(index._held) == 5000
+
+
+def test_the_fastest_answers_are_the_trackers(mix):
+    """recognise._fastest, the fastest each side of a group answered (the round trip the
+    fin-then-rst condition uses), on every complete clean close of the benchmark's mix
+    (all its records gathered as one window): with the handshake's, the round trips the
+    tracker reports (``vantage.round_trip_s``, fed every packet), for every one."""
+    from teardown_analyzer.capture import open_capture
+    with open_capture(str(mix)) as cap:
+        parts = [columnar.gathered(b, (0, 1), lambda reason: None) for b in cap.batches()]
+    cols = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    cols["hash"] = recognise.key_hash(cols["key"])
+    groups = recognise.recognise(cols, 60 * 10**9, 10**9)
+    g = np.flatnonzero(groups.clean & (groups.ends - groups.starts >= 3))
+    starts, size = groups.starts[g], (groups.ends - groups.starts)[g]
+    offs = np.cumsum(size) - size
+    member = np.repeat(np.arange(len(g)), size)
+    rows = groups.order[np.arange(len(member)) + (starts - offs)[member]]
+    sender = groups.sender[np.arange(len(member)) + (starts - offs)[member]]
+    seq, ts = cols["seq"][rows], cols["ts"][rows]
+    isn_c, isn_s = seq[offs], seq[offs + 1]
+    fastest = recognise._fastest(sender, cols["flags"][rows], seq, cols["ack"][rows],
+                                 cols["plen"][rows], ts, member, offs, isn_c, isn_s)
+    handshake = np.stack([ts[offs + 2] - ts[offs + 1], ts[offs + 1] - ts[offs]], axis=1)
+    ours = np.maximum(0, np.minimum(handshake, fastest))
+    report = analyze([str(mix)], Options(vectorised=False))
+    tracker = {}
+    for c in report.connections:
+        if c.vantage is not None:
+            rt = c.vantage["round_trip_s"]
+            tracker.setdefault(c.client[1], []).append(
+                (c.first_ts, round(rt["client"] * 1e9), round(rt["server"] * 1e9)))
+    first = cols["ts"][rows[offs]]
+    client_port = [int.from_bytes(bytes(cols["key"][r][17:19]), "big") if s == 0 else
+                   int.from_bytes(bytes(cols["key"][r][35:37]), "big")
+                   for r, s in zip(rows[offs].tolist(), sender[offs].tolist())]
+    assert len(g) > 1000
+    answered = 0
+    for i, port in enumerate(client_port):
+        (match,) = [t for t in tracker.get(port, []) if abs(t[0] - first[i] / 1e9) < 1e-6]
+        assert (int(ours[i, 0]), int(ours[i, 1])) == match[1:], i
+        answered += int((fastest[i] < handshake[i]).any())
+    assert answered > 100  # (answers faster than the handshake's, not only the handshake)
