@@ -495,8 +495,16 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         last_restart = max([tw.entered_ts_ns] + [ts for ts, _ in
                                                  conn.dirs[1 - tw.side].fin_retx])
         expired = None
-        if tw.reuse and tw.reuse.get("ended_time_wait"):
+        out = next((t for t in side.transitions if t.old is SideState.TIME_WAIT), None)
+        if tw.reuse and tw.reuse.get("killed_by_rst"):
+            expired = (f"killed by the RST in packet {tw.reuse['killed_by_rst']}, the new "
+                       f"SYN's sender's answer to its ACK (RFC 1337 assassination; "
+                       f"tcp_rfc1337=0)")
+        elif tw.reuse and tw.reuse.get("ended_time_wait"):
             expired = f"ended by the new SYN on the 4-tuple (packet {tw.reuse['packet']})"
+        elif out is not None and out.event is Event.RECV_RST:
+            expired = (f"killed by the RST in packet {out.packet} (RFC 1337 assassination; "
+                       f"tcp_rfc1337=0)")
         elif side.state is SideState.TIME_WAIT:
             closed, expired = time_wait_end(tw.entered_ts_ns, last_restart, end_ns,
                                             options.time_wait_s)

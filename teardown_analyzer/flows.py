@@ -460,6 +460,11 @@ class Tracker:
                 if isn is not None and seq != isn:
                     conn = self._reincarnate(conn, key, packet, ts_ns, version, s)
                     s = 0
+        reused = conn.pending_old
+        if reused is not None:  # (a reuse of a TIME_WAIT 4-tuple being decided)
+            owner = self._reuse_owner(conn, reused, s, flags, ack, packet)
+            if owner is not conn:
+                conn, s = reused, s if reused.addrs[0] == conn.addrs[0] else 1 - s
         d = conn.dirs[s]
         # The same segment captured twice (two interfaces merged, a bridge and its port):
         # identical seq, ack, flags, window, checksum and IP ID within DUPLICATE_NS.  A
@@ -503,6 +508,8 @@ class Tracker:
             self.plain += 1
             return  # the short path: a plain segment of an open connection
         self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale, repeat)
+        if reused is not None and conn is reused:
+            self._old_segment(conn, s, packet, flags)
 
     @staticmethod
     def _probe(conn: Conn, s: int, ts_ns: int) -> None:
@@ -689,11 +696,6 @@ class Tracker:
         if flags & (SYN | ACK | FIN | RST) == ACK and not plen and side_s.state is CLOSED \
                 and side_s.transitions and side_s.transitions[-1].event is RECV_RST:
             self._challenged(conn, s, packet, ts_ns, seq, ack)
-        # Segments the old incarnation still owns while a reuse is being decided.
-        old = conn.pending_old
-        if old is not None and not (flags & SYN):
-            if self._to_old(conn, old, s, flags, ack, ts_ns, packet, plen):
-                return
         crossed = None
         if not flags & (RST | SYN) and side_s.state is CLOSED \
                 and side_s.transitions and side_s.transitions[-1].event is RECV_RST:
@@ -740,8 +742,8 @@ class Tracker:
                     if len(conn.handshake) < 3:
                         conn.handshake.append(ts_ns)
                     side_r.feed(RECV_SYNACK, ts_ns, packet)
-                    if old is not None:
-                        self._reuse_outcome(old, conn, "SYN-ACK", seq)
+                    if conn.pending_old is not None:
+                        self._reuse_outcome(conn.pending_old, conn, "SYN-ACK", seq)
                 else:
                     ds.syn_retx += 1
             else:
@@ -1465,35 +1467,80 @@ class Tracker:
         last segment, so the transition we assumed on receipt never happened (rule 7)."""
         return self._undo_last(conn, s, RECV_FIN, RECV_FIN_ACK_OF_FIN) is not None
 
-    def _to_old(self, conn: Conn, old: Conn, s: int, flags: int, ack: int, ts_ns: int,
-                packet: int, plen: int) -> bool:
-        """While a SYN on a TIME_WAIT 4-tuple is unanswered, the old connection's
-        sequence space still belongs to the old incarnation."""
+    def _reuse_owner(self, conn: Conn, old: Conn, s: int, flags: int, ack: int,
+                     packet: int) -> Conn:
+        """While a SYN on a TIME_WAIT 4-tuple awaits its answer, which incarnation a
+        segment of ``conn``'s (from ``s``) belongs to.  The TIME_WAIT side's ACK answers
+        the SYN with the old connection's numbers (``tcp_timewait_state_process``,
+        TCP_TW_ACK: the SYN rejected); the SYN's sender, in SYN_SENT, answers that ACK,
+        which does not acknowledge its SYN, with a bare RST numbered as its ACK field
+        (``tcp_rcv_synsent_state_process``), and stays in SYN_SENT: that RST is the old
+        connection's too, and at the TIME_WAIT socket's rcv_nxt it kills it
+        (:meth:`_old_segment`).  Anything else decides the reuse for the new one."""
         new_syn_isn = conn.dirs[conn.client if conn.client is not None else 0].isn
         if flags & RST and new_syn_isn is not None and flags & ACK \
                 and ack == (new_syn_isn + 1) & _M32:
             self._reuse_outcome(old, conn, "RST", None)
-            return False
-        s = s if old.addrs[0] == conn.addrs[0] else 1 - s  # the sender's index in ``old``
+            return conn
+        so = s if old.addrs[0] == conn.addrs[0] else 1 - s  # the sender's index in ``old``
         for tw in old.time_wait:
-            if tw.reuse and tw.reuse.get("outcome") == "pending":
-                if tw.side == s and flags & ACK and not flags & RST:
-                    self._reuse_outcome(old, conn, "ACK", None)
-                    old.notes.append(f"packet {packet}: the TIME_WAIT side answered the new "
-                                     f"SYN with an ACK of the old connection (SYN rejected)")
-                    old.last_ts_ns = ts_ns
-                    old.packets += 1
-                    conn.packets -= 1
-                    self._ladder(old, s, packet, ts_ns, flags, 0, ack, plen,
-                                 "ACK for the old connection: new SYN rejected")
-                    return True
-                if tw.side != s and flags & RST:
-                    old.packets += 1
-                    conn.packets -= 1
-                    self._ladder(old, s, packet, ts_ns, flags, 0, ack, plen,
-                                 "RST answering the TIME_WAIT side's ACK")
-                    return True
-        return False
+            outcome = tw.reuse.get("outcome") if tw.reuse else None
+            if outcome == "pending" and tw.side == so and flags & (ACK | RST | SYN) == ACK:
+                tw.reuse["outcome"] = "ACK"  # type: ignore[index]
+                old.notes.append(f"packet {packet}: the TIME_WAIT side answered the new "
+                                 f"SYN with an ACK of the old connection (SYN rejected)")
+                return old
+            if outcome in ("pending", "ACK") and tw.side != so and flags & (RST | SYN) == RST:
+                return old
+        if any(tw.reuse and tw.reuse.get("outcome") == "ACK" for tw in old.time_wait):
+            self._reuse_decided(old, conn)
+        return conn
+
+    def _old_segment(self, old: Conn, s: int, packet: int, flags: int) -> None:
+        """``old`` took a segment while its 4-tuple's reuse was decided
+        (:meth:`_reuse_owner`): the TIME_WAIT side's ACK, noted; or the RST answering
+        it, which decides the reuse (the SYN is sent again).  That RST is the new
+        incarnation's, sent by its SYN_SENT socket (which stays there), and listed there;
+        at the TIME_WAIT socket's rcv_nxt, it killed it (RFC 1337 assassination): the
+        TIME_WAIT ends as at a reuse, not as an RST close of the old connection."""
+        if not flags & RST:
+            self._ladder_note(old, packet, "ACK for the old connection: new SYN rejected")
+            return
+        a, b = old.addrs
+        found = self.conns.get((a[0], a[1], b[0], b[1]))
+        new = found[0] if found is not None and found[0].pending_old is old else None
+        record = old.rsts.pop() if old.rsts and old.rsts[-1].packet == packet else None
+        tw_side = old.sides[1 - s]
+        killed = bool(tw_side.transitions) and tw_side.transitions[-1].packet == packet \
+            and tw_side.transitions[-1].old is TIME_WAIT
+        note = ("the new SYN's sender answered the TIME_WAIT side's ACK, which did not "
+                "acknowledge its SYN, staying in SYN_SENT (tcp_rcv_synsent_state_process)")
+        if killed:
+            t = tw_side.transitions.pop()
+            tw_side.state = TIME_WAIT
+            tw_side.feed(REUSED, t.ts_ns, packet, (
+                f"TIME_WAIT ended: killed by the RST (packet {packet}) the new SYN's sender "
+                f"answered its ACK with, at its rcv_nxt (RFC 1337 assassination, "
+                f"tcp_rfc1337=0)"))
+            for tw in old.time_wait:
+                if tw.side == 1 - s and tw.reuse:
+                    tw.reuse["ended_time_wait"] = True
+                    tw.reuse["killed_by_rst"] = packet
+        else:
+            note += "; not at the TIME_WAIT socket's rcv_nxt, which ignored it"
+        self._ladder_note(old, packet, note)
+        if new is not None:
+            if record is not None:
+                record.note, record.to_closed = note, False
+                record.sender = s if new.addrs[0] == a else 1 - s
+                new.rsts.append(record)
+            self._reuse_decided(old, new)
+
+    def _reuse_decided(self, old: Conn, new: Conn) -> None:
+        """The reuse of ``old``'s 4-tuple by ``new`` is decided: ``old`` is done."""
+        if new.pending_old is old:
+            new.pending_old = None
+            self._finish(old)
 
     def _reuse_outcome(self, old: Conn, new: Conn, outcome: str, isn: int | None) -> None:
         for tw in old.time_wait:
@@ -1520,9 +1567,8 @@ class Tracker:
                             new.reuse_isn_note = (
                                 "the new ISN is the old snd_nxt + 65537: the kernel "
                                 "derived it from the TIME_WAIT socket")
-        if outcome != "pending" and new.pending_old is old:
-            new.pending_old = None
-            self._finish(old)
+        if outcome != "pending":
+            self._reuse_decided(old, new)
 
     def _rst(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
              ack: int) -> str:

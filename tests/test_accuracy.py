@@ -48,7 +48,9 @@ TOLERANCE_S = 0.005
 KIND = {"four_way": {"four-way"}, "three_way": {"three-way"},
         "server_first": {"four-way", "three-way"}, "half_close": {"four-way", "three-way"},
         "half-close": {"four-way", "three-way"}, "rst_linger0": {"rst"}, "rst_unread": {"rst"},
-        "close_wait_leak": {"half-open"}}
+        "close_wait_leak": {"half-open"},
+        # (#0 three- or four-way, as timing has it; #1 four-way)
+        "tw_assassinated": {"three-way", "four-way"}}
 
 # Timing differences a capture cannot resolve: (scenario, client port, side, state) -> reason.
 UPPER_BOUNDS = {

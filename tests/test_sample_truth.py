@@ -25,6 +25,7 @@ EVIDENCE = {"tracepoint", "proc_poll", "inferred", "tracepoint+proc_poll"}
 
 EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous", "rst_linger0",
             "rst_unread", "lost_last_ack", "fin_wait2_timeout", "reuse_server_tw", "reuse_client_tw",
+            "tw_assassinated",
             "close_wait_leak", "ipv6", "any_sll2", "pcapng_server_first", "two_vantage", "mixed_200",
             "nano_three_way", "vlan8021q", "rawip_tun", "loopback_four_way",
             "vantage_client", "vantage_server", "vantage_both", "delay_client_side", "delay_server_side",
@@ -405,6 +406,33 @@ def chk_reuse_client_tw(t, pkts):
     # tcp_tw_reuse: the reusing connection's ISN is the old snd_nxt + 65537
     old_fin = [p for p in sent_by(conn_pkts(pkts, old, 0), old["client"]) if p.fin][0]
     assert syns[1].seq == (old_fin.seq + 1 + 65537) % 2**32
+
+
+def chk_tw_assassinated(t, pkts):
+    """The new SYN, numbered below the old connection's end (no timestamps), draws the
+    TIME_WAIT side's ACK of the old connection; the client's bare RST at that ACK field
+    kills the TIME_WAIT socket (gone from /proc between the RST and the SYN sent again);
+    the client's SYN_SENT socket sent it (the kernel's record) and stays there."""
+    assert t["sysctls"]["net.ipv4.tcp_timestamps"] == 0
+    old, new = t["connections"]
+    assert [old["incarnation"], new["incarnation"]] == [0, 1]
+    assert states(old, "server") == SERVER_FIRST + ["CLOSED"]
+    assert states(old, "client") == PASSIVE_CLIENT
+    assert states(new, "client") == CLIENT_FIRST and states(new, "server") == PASSIVE_SERVER
+    ps = conn_pkts(pkts, old)
+    cfin = [p for p in sent_by(ps, old["client"]) if p.fin][0]
+    syn, again = [p for p in ps if p.syn and not p.has_ack][1:]
+    assert syn.seq == again.seq and not syn.ts < cfin.ts
+    assert (syn.seq - (cfin.seq + 1)) % 2**32 >= 2**31  # (below the old end)
+    tw_ack, rst = [p for p in ps if syn.ts < p.ts < again.ts]
+    assert (tw_ack.src, tw_ack.sport) == ep(old["server"]) and tw_ack.ack == cfin.seq + 1
+    assert rst.rst and not rst.has_ack and rst.seq == tw_ack.ack
+    end = trans(old, "server", "TIME_WAIT", "CLOSED")
+    assert end["evidence"] == "proc_poll"
+    assert end["window"][0] <= again.ts and end["ts"] >= rst.ts - 0.001
+    assert [r["ts"] for r in new["sides"]["client"]["rst_sent"]] == [pytest.approx(rst.ts,
+                                                                                   abs=0.002)]
+    assert not old["sides"]["client"]["rst_sent"]
 
 
 def chk_close_wait_leak(t, pkts):
@@ -1312,7 +1340,8 @@ CHECKS = {
     "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
     "rst_unread": chk_rst_unread, "lost_last_ack": chk_lost_last_ack,
     "fin_wait2_timeout": chk_fin_wait2_timeout, "reuse_server_tw": chk_reuse_server_tw,
-    "reuse_client_tw": chk_reuse_client_tw, "close_wait_leak": chk_close_wait_leak, "ipv6": chk_ipv6,
+    "reuse_client_tw": chk_reuse_client_tw, "tw_assassinated": chk_tw_assassinated,
+    "close_wait_leak": chk_close_wait_leak, "ipv6": chk_ipv6,
     "any_sll2": chk_any_sll2, "pcapng_server_first": chk_pcapng, "two_vantage": chk_two_vantage,
     "mixed_200": chk_mixed, "nano_three_way": chk_nano, "vlan8021q": chk_vlan, "rawip_tun": chk_rawip,
     "loopback_four_way": chk_loopback,

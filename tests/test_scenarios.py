@@ -13,7 +13,7 @@ from collections import Counter
 import dpkt
 import pytest
 
-from teardown_analyzer.analysis import analyze
+from teardown_analyzer.analysis import Options, analyze
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
 
@@ -134,6 +134,37 @@ def test_reuse_while_server_in_time_wait():
     assert 0.4 < reuse["after_s"] < 0.7        # "reconnects 0.5 s later"
     assert first.server_states[-1].state == "CLOSED" and "TCP_TW_SYN" in first.server_states[-1].note
     assert first.server_states[-1].packet == second.client_states[0].packet
+
+
+def test_a_time_wait_killed_by_the_rst_answering_its_ack():
+    """tw_assassinated.pcap: the new SYN, numbered below the old connection's end, draws
+    the server's TIME_WAIT ACK of the old connection; the client's bare RST answering it
+    (at that ACK field) kills the TIME_WAIT socket (the kernel's /proc record: gone before
+    the SYN is sent again).  Both are the old connection's segments, the RST listed in the
+    new one, whose SYN_SENT socket sent it (the kernel's record) and which stays SYN_SENT.
+    Before, the RST closed the new connection's client, its handshake then ran in CLOSED,
+    and the old TIME_WAIT never ended."""
+    path = SAMPLES / "tw_assassinated.pcap"
+    with open(path, "rb") as fh:
+        records = sum(1 for _ in dpkt.pcap.Reader(fh))
+    for options in (Options(), Options(vectorised=False, keep_ladder=True)):
+        first, second = analyze([str(path)], options).connections
+        reuse = first.time_wait["reuse"]
+        syn = reuse["packet"]
+        assert reuse["outcome"] == "ACK" and reuse["killed_by_rst"] == syn + 2
+        assert first.notes == (f"packet {syn + 1}: the TIME_WAIT side answered the new SYN "
+                               f"with an ACK of the old connection (SYN rejected)",)
+        end = first.server_states[-1]
+        assert (end.state, end.old, end.event, end.packet) == ("CLOSED", "TIME_WAIT",
+                                                               "REUSED", syn + 2)
+        assert first.time_wait["end"].startswith(f"killed by the RST in packet {syn + 2}")
+        assert first.kind in ("three-way", "four-way") and not first.rsts
+        (rst,) = second.rsts
+        assert rst["from"] == "client" and rst["packet"] == syn + 2 and rst["bare"]
+        assert [s.state for s in second.client_states] == [
+            "SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+        assert second.client_states[0].packet == syn and not second.anomalies
+        assert first.packets + second.packets == records
 
 
 def test_reuse_while_client_in_time_wait():

@@ -444,8 +444,10 @@ class Agent:
 # ------------------------------------------------------------------- capture
 
 class Capture:
-    def __init__(self, ns, dev, path, filt="tcp", linktype=None, nano=False):
+    def __init__(self, ns, dev, path, filt="tcp", linktype=None, nano=False, snaplen=None):
         cmd = ["tcpdump", "-i", dev, "-w", str(path), "-U", "--immediate-mode", "-Z", "root", "-n"]
+        if snaplen:
+            cmd += ["-s", str(snaplen)]
         if linktype:
             cmd += ["-y", linktype]
         if nano:
@@ -511,7 +513,7 @@ class Ctx:
 class Scenario:
     def __init__(self, name, body, description, analysis, vantage="client", topo="veth", ext="pcap",
                  linktype=None, nano=False, sysctls=None, tail=0.6, expect=None, kind=None, initiator=None,
-                 outputs=None):
+                 outputs=None, snaplen=None):
         self.name, self.body, self.description, self.analysis = name, body, description, analysis
         # outputs: several files from ONE run, captured on the client's and the server's interface at
         # the same time: [{"name", "source": "client"|"server"|"merged", "vantage", "ext",
@@ -522,6 +524,7 @@ class Scenario:
         self.tail = tail
         self.expect = expect
         self.kind, self.initiator = kind, initiator
+        self.snaplen = snaplen  # (tcpdump -s: headers only, for runs with much data)
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -807,6 +810,42 @@ def sc_reuse_server_tw(x):
     x.cli("close('c')")
     time.sleep(0.5)
     open_pair(x, 40101, 5010, cname="c2", sname="s2", listen=False)
+    exchange(x, "c2", "s2")
+    time.sleep(0.05)
+    client_first_close(x, "c2", "s2", server_delay=0.3)
+
+
+@scenario("tw_assassinated",
+          description="Server closes first and holds the 4-tuple in TIME_WAIT, after the client sent it 3 MB. "
+                      "The client (CLOSED after LAST_ACK) reconnects 50 ms later from the same port 40561, without "
+                      "TCP timestamps (net.ipv4.tcp_timestamps=0 in its namespace). Its new ISN, a clock-driven "
+                      "hash that grew by less than the 3 MB it sent, is not after the TIME_WAIT socket's "
+                      "rcv_nxt, and the SYN has no timestamp to show it new: the TIME_WAIT socket answers with "
+                      "an ACK of the old connection (TCP_TW_ACK). The client, in SYN_SENT, answers that ACK, "
+                      "which does not acknowledge its SYN, with a bare RST numbered as its ACK field: exactly "
+                      "the TIME_WAIT socket's rcv_nxt, so the socket is killed (tcp_timewait_state_process, "
+                      "net.ipv4.tcp_rfc1337=0: TIME_WAIT assassination). The client sends the SYN again "
+                      "10 ms later; the listener takes it, and the second incarnation does a client-first "
+                      "four-way close. Captured on the server with a snap length of 128 bytes (tcpdump -s "
+                      "128: the headers, not the 3 MB).",
+          analysis="Two incarnations of one 4-tuple. #0: a server-initiated close (three-way or four-way, as "
+                   "the client's ACK comes alone or on its FIN); server SYN_RECV, ESTABLISHED, FIN_WAIT1, "
+                   "FIN_WAIT2, TIME_WAIT, CLOSED at the client's RST (the TIME_WAIT ended as at a reuse, with "
+                   "the note); client SYN_SENT, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED. The TIME_WAIT side's "
+                   "ACK of the new SYN and the RST answering it are #0's segments; the RST is listed in #1, "
+                   "whose SYN_SENT socket sent it and stays SYN_SENT. #1: client-initiated four-way close "
+                   "from the SYN sent again; client ends in TIME_WAIT, server CLOSED.",
+          sysctls={NS_C: {"net.ipv4.tcp_timestamps": 0}}, vantage="server", kind="four-way",
+          initiator="server", snaplen=128)
+def sc_tw_assassinated(x):
+    open_pair(x, 40561, 5056)
+    x.cli.bg("bulk", "send('c', 3_000_000)")
+    x.srv("_r = recv_n('s', 3_000_000, timeout=30)")
+    x.cli.join("bulk")
+    x.srv("close('s')")
+    x.cli("recv_eof('c'); close('c')")
+    time.sleep(0.05)  # (long enough for /proc polling to see the TIME_WAIT socket)
+    open_pair(x, 40561, 5056, cname="c2", sname="s2", listen=False)
     exchange(x, "c2", "s2")
     time.sleep(0.05)
     client_first_close(x, "c2", "s2", server_delay=0.3)
@@ -2328,9 +2367,11 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         elif sc.vantage == "any":
             caps.append(Capture(NS_C, "any", tmp / "cap.pcap", filt=filt, linktype=sc.linktype))
         elif sc.vantage == "server":
-            caps.append(Capture(NS_S, topo.sdev, tmp / "cap.pcap", filt=filt, nano=sc.nano))
+            caps.append(Capture(NS_S, topo.sdev, tmp / "cap.pcap", filt=filt, nano=sc.nano,
+                                snaplen=sc.snaplen))
         else:
-            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt, nano=sc.nano))
+            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt, nano=sc.nano,
+                                snaplen=sc.snaplen))
             if sc.vantage == "both":
                 caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt))
         time.sleep(0.3)  # let the poller settle
