@@ -460,10 +460,9 @@ class Tracker:
                 if isn is not None and seq != isn:
                     conn = self._reincarnate(conn, key, packet, ts_ns, version, s)
                     s = 0
-        reused = conn.pending_old
+        reused, reuser = conn.pending_old, conn
         if reused is not None:  # (a reuse of a TIME_WAIT 4-tuple being decided)
-            owner = self._reuse_owner(conn, reused, s, flags, ack, packet)
-            if owner is not conn:
+            if self._reuse_owner(conn, reused, s, flags, ack, packet) is reused:
                 conn, s = reused, s if reused.addrs[0] == conn.addrs[0] else 1 - s
         d = conn.dirs[s]
         # The same segment captured twice (two interfaces merged, a bridge and its port):
@@ -509,7 +508,7 @@ class Tracker:
             return  # the short path: a plain segment of an open connection
         self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale, repeat)
         if reused is not None and conn is reused:
-            self._old_segment(conn, s, packet, flags)
+            self._old_segment(reused, reuser, s, packet, flags)
 
     @staticmethod
     def _probe(conn: Conn, s: int, ts_ns: int) -> None:
@@ -1496,9 +1495,9 @@ class Tracker:
             self._reuse_decided(old, conn)
         return conn
 
-    def _old_segment(self, old: Conn, s: int, packet: int, flags: int) -> None:
-        """``old`` took a segment while its 4-tuple's reuse was decided
-        (:meth:`_reuse_owner`): the TIME_WAIT side's ACK, noted; or the RST answering
+    def _old_segment(self, old: Conn, new: Conn, s: int, packet: int, flags: int) -> None:
+        """``old`` took a segment of ``new``'s 4-tuple while its reuse by ``new`` was
+        decided (:meth:`_reuse_owner`): the TIME_WAIT side's ACK, noted; or the RST answering
         it, which decides the reuse (the SYN is sent again).  That RST is the new
         incarnation's, sent by its SYN_SENT socket (which stays there), and listed there;
         at the TIME_WAIT socket's rcv_nxt, it killed it (RFC 1337 assassination): the
@@ -1506,9 +1505,6 @@ class Tracker:
         if not flags & RST:
             self._ladder_note(old, packet, "ACK for the old connection: new SYN rejected")
             return
-        a, b = old.addrs
-        found = self.conns.get((a[0], a[1], b[0], b[1]))
-        new = found[0] if found is not None and found[0].pending_old is old else None
         record = old.rsts.pop() if old.rsts and old.rsts[-1].packet == packet else None
         tw_side = old.sides[1 - s]
         killed = bool(tw_side.transitions) and tw_side.transitions[-1].packet == packet \
@@ -1529,12 +1525,11 @@ class Tracker:
         else:
             note += "; not at the TIME_WAIT socket's rcv_nxt, which ignored it"
         self._ladder_note(old, packet, note)
-        if new is not None:
-            if record is not None:
-                record.note, record.to_closed = note, False
-                record.sender = s if new.addrs[0] == a else 1 - s
-                new.rsts.append(record)
-            self._reuse_decided(old, new)
+        if record is not None:
+            record.note, record.to_closed = note, False
+            record.sender = s if new.addrs[0] == old.addrs[0] else 1 - s
+            new.rsts.append(record)
+        self._reuse_decided(old, new)
 
     def _reuse_decided(self, old: Conn, new: Conn) -> None:
         """The reuse of ``old``'s 4-tuple by ``new`` is decided: ``old`` is done."""
