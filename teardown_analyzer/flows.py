@@ -117,6 +117,12 @@ TO_CLOSED_NOTE = "RST to a side already CLOSED by an RST before it: no socket le
 """An RST that reaches a side an earlier RST closed: its sender's (as the reply path's RST
 to each segment after the first of a burst), or the side's own, which the two crossed.
 Not taken, and no anomaly."""
+ORPHAN_WINDOW_NOTE = "RST in the receiver's window though past its rcv_nxt: taken in " \
+                     "FIN_WAIT2, where after close() the receiver is a timewait " \
+                     "mini-socket, which takes any RST in its window " \
+                     "(tcp_timewait_state_process); a full socket, after shutdown(), would " \
+                     "answer it with a challenge ACK (RFC 5961 section 3.2)"
+"""Why an RST past its receiver's rcv_nxt was taken (:meth:`Tracker._orphan_takes`)."""
 TO_CLOSED_SUFFIX = ". The peer was already CLOSED: nothing takes it"
 """Added instead of :data:`IGNORED_NOTE` when that is why."""
 
@@ -228,6 +234,10 @@ class Direction:
     :meth:`Tracker._ack_overdue`): what came from there on never reached it, and an RST
     must carry that number to be taken (:meth:`Tracker._hole`).  None once it ACKs past it
     or this side sends that byte again."""
+    full_socket: bool = False
+    """This side answered an RST in its window with a challenge ACK (:meth:`Tracker.
+    _challenged`): a full socket, not an orphaned FIN_WAIT2's mini-socket; only an RST at its
+    rcv_nxt closes it (:meth:`Tracker._orphan_takes`)."""
     data_after_peer_fin: int = 0
     segs_after_peer_fin: int = 0
     data_after_own_fin: int = 0
@@ -1106,7 +1116,8 @@ class Tracker:
             return
         if rst is not None:
             record = self._rst_record(conn, s, rst)
-            if record is not None and record.seq == rcv_nxt:
+            if record is not None and (record.seq == rcv_nxt or self._orphan_takes(
+                    conn, 1 - s, record.seq, rcv_nxt)):
                 side.feed(RECV_RST, rst.ts_ns, rst.packet, rst.note, rst.inferred)
                 self._restate(conn, s, rst.packet)
             elif record is not None:
@@ -1157,7 +1168,8 @@ class Tracker:
         segment (``packet``), sent within that, crossed it."""
         there = self._there(conn, s)
         record = next((r for r in conn.rsts if r.sender != s and r.ts_ns > fin.ts_ns
-                       and not r.acceptable and r.seq == rcv_nxt), None)
+                       and not r.acceptable and (r.seq == rcv_nxt or self._orphan_takes(
+                           conn, 1 - s, r.seq, rcv_nxt))), None)
         if record is None or there is None or ts_ns > record.ts_ns + there + SLACK_NS \
                 or conn.sides[s].state in (CLOSED, LISTEN) \
                 or conn.sides[s].transitions[-1].packet > record.packet:
@@ -1173,19 +1185,40 @@ class Tracker:
         self._rejudge(conn, record)
 
     @staticmethod
-    def _at_rcv_nxt(conn: Conn, s: int, seq: int) -> bool:
-        """Whether an RST of ``s``'s numbered ``seq`` is at its receiver's rcv_nxt: all
-        ``s`` sent; the FIN's own number if that FIN never reached it; the ACK field that
-        showed it short of that; or one less than all once the receiver has the FIN
-        (``tcp_reset_check``)."""
+    def _rcv_nxt(conn: Conn, s: int) -> int | None:
+        """The rcv_nxt of ``s``'s peer for what ``s`` sent: all of it; the FIN's own number
+        if that FIN never reached it; the ACK field that showed it short of that."""
         ds = conn.dirs[s]
-        expected = ds.next_seq
         if ds.rcv_nxt_shown is not None:
-            expected = ds.rcv_nxt_shown
-        elif ds.fin_lost:
-            expected = ds.fin_seq
-        return expected is None or seq == expected or seq == ds.fin_seq \
-            and conn.sides[1 - s].state in (CLOSE_WAIT, LAST_ACK, CLOSING)
+            return ds.rcv_nxt_shown
+        return ds.fin_seq if ds.fin_lost else ds.next_seq
+
+    def _at_rcv_nxt(self, conn: Conn, s: int, seq: int) -> bool:
+        """Whether an RST of ``s``'s numbered ``seq`` is at its receiver's rcv_nxt
+        (:meth:`_rcv_nxt`), or one less once the receiver has the FIN
+        (``tcp_reset_check``), or else taken by an orphaned FIN_WAIT2
+        (:meth:`_orphan_takes`)."""
+        expected = self._rcv_nxt(conn, s)
+        return expected is None or seq == expected or seq == conn.dirs[s].fin_seq \
+            and conn.sides[1 - s].state in (CLOSE_WAIT, LAST_ACK, CLOSING) \
+            or self._orphan_takes(conn, s, seq, expected)
+
+    @staticmethod
+    def _orphan_takes(conn: Conn, s: int, seq: int, rcv_nxt: int | None) -> bool:
+        """Whether the peer of ``s``, in FIN_WAIT2, takes an RST of ``s``'s numbered
+        ``seq``, past its ``rcv_nxt`` but within the window it last advertised: after
+        close() it is a timewait mini-socket, which takes any RST in its window
+        (:data:`ORPHAN_WINDOW_NOTE`).  The capture cannot tell close() from shutdown();
+        a side seen answering such an RST with a challenge ACK (a full socket,
+        ``full_socket``) takes none."""
+        r = 1 - s
+        dr = conn.dirs[r]
+        if conn.sides[r].state is not FIN_WAIT2 or dr.full_socket or rcv_nxt is None \
+                or dr.last_window < 0:
+            return False
+        scale = dr.wscale if dr.wscale is not None and conn.dirs[s].wscale is not None else 0
+        return seq_after(seq, rcv_nxt) \
+            and seq_geq((rcv_nxt + (dr.last_window << scale)) & _M32, seq)
 
     def _renote(self, conn: Conn, record: RstRecord, note: str) -> None:
         """``record``'s note, its sender's transition at it and the ladder's, as later
@@ -1255,10 +1288,9 @@ class Tracker:
     def _not_taken(self, conn: Conn, record: RstRecord, why: str) -> None:
         """An RST we had its receiver take was not at its rcv_nxt: it did not take it."""
         record.acceptable = False
-        record.note = f"RST not at the receiver's rcv_nxt, so not taken (RFC 5961 " \
-                      f"section 3.2): {why}"
+        self._renote(conn, record, f"RST not at the receiver's rcv_nxt, so not taken (RFC "
+                                   f"5961 section 3.2): {why}")
         conn.anomaly("RST out of window")
-        self._ladder_note(conn, record.packet, record.note)
 
     def _challenged(self, conn: Conn, s: int, packet: int, ts_ns: int, seq: int,
                     ack: int) -> None:
@@ -1279,6 +1311,7 @@ class Tracker:
                 or abs(ts_ns - record.ts_ns - there) > SLACK_NS:
             return
         self._undo_last(conn, s, RECV_RST)
+        ds.full_socket = True
         self._not_taken(conn, record, f"the receiver answered it with a challenge ACK "
                                       f"(packet {packet}, tcp_send_challenge_ack), whose "
                                       f"ACK field, its rcv_nxt, shows what the RST's sender "
@@ -1583,6 +1616,7 @@ class Tracker:
                 ack == (dr.isn + 1) & _M32
         else:
             acceptable = self._at_rcv_nxt(conn, s, seq)
+        orphan = acceptable and self._orphan_takes(conn, s, seq, self._rcv_nxt(conn, s))
         # (closed by an earlier RST of the sender's: this one repeats it)
         to_closed = side_r.state is CLOSED and bool(side_r.transitions) \
             and side_r.transitions[-1].event in (RECV_RST, SEND_RST)
@@ -1735,6 +1769,8 @@ class Tracker:
         elif not bare and side_s.state in (ESTABLISHED, CLOSE_WAIT) \
                 and ds.fin_seq is None:
             note = RST_INSTEAD_OF_FIN
+        if orphan:
+            note = f"{note}. {ORPHAN_WINDOW_NOTE}" if note else ORPHAN_WINDOW_NOTE
         conn.rsts.append(RstRecord(s, ts_ns, packet, acceptable, bare, seq, note,
                                    dr.last_ackno if dr.packets else -1, to_closed))
         conn.slow = True
@@ -1750,7 +1786,9 @@ class Tracker:
         if acceptable:
             if side_r.state not in (CLOSED, LISTEN):
                 tw_note = "TIME_WAIT killed by a RST (RFC 1337 assassination; " \
-                          "tcp_rfc1337=0)" if side_r.state is TIME_WAIT else ""
+                          "tcp_rfc1337=0)" if side_r.state is TIME_WAIT else \
+                    "an orphaned FIN_WAIT2's mini-socket takes an RST anywhere in its " \
+                    "window" if orphan else ""
                 changed |= side_r.feed(RECV_RST, ts_ns, packet, tw_note)
         conn.rsts[-1].note = note
         return note

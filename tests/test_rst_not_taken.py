@@ -29,6 +29,14 @@ bytes (lost on their way into the server), 8 its FIN, 9, 11, 13 the server's dat
 acknowledging only up to the lost bytes, 10, 12, 14 the client's bare RSTs at that number,
 15 the server's pure ACK repeating its last, 20.06 ms after the FIN (the round trip to the
 server is 20.1 ms), 16 another RST.
+
+And an RST one past the rcv_nxt of a side in FIN_WAIT2:
+sample_pcaps/orphan_fin_wait2_takes_rst_client_side.pcap, 9 the client's FIN (lost on its
+way into the server), 10 the server's FIN after close(), leaving it out, 11 the client's ACK
+of that (the server, orphaned, to FIN_WAIT2), 12 the client's RST+ACK one past its FIN.
+sample_pcaps/half_closed_fin_wait2_challenges_rst_client_side.pcap: the same run with the
+server shutdown() instead of close(), and after 12, 13 the server's challenge ACK (at the
+client's FIN), 14 the client's bare RST answering it.
 """
 from __future__ import annotations
 
@@ -42,6 +50,8 @@ _, PAST_FIN = pb.read_pcap(pb.SAMPLES / "abort_past_lost_fin_client_side.pcap")
 _, PAST_FIN_THERE = pb.read_pcap(pb.SAMPLES / "abort_past_lost_fin_server_side.pcap")
 _, ON_DATA = pb.read_pcap(pb.SAMPLES / "abort_on_data_behind_lost_data_client_side.pcap")
 _, HOLE = pb.read_pcap(pb.SAMPLES / "reset_at_a_hole_client_side.pcap")
+_, ORPHAN = pb.read_pcap(pb.SAMPLES / "orphan_fin_wait2_takes_rst_client_side.pcap")
+_, HALF_CLOSED = pb.read_pcap(pb.SAMPLES / "half_closed_fin_wait2_challenges_rst_client_side.pcap")
 
 
 def _edited(rec: pb.Rec, *, ts_ns: int | None = None, seq: int | None = None,
@@ -234,3 +244,51 @@ def test_an_ack_repeated_before_the_fin_could_arrive_shows_nothing(tmp_path):
     early = pb.Rec(HOLE[15].ts_ns - 2_000_000, HOLE[15].data)
     c = _only(HOLE[:15] + [early] + HOLE[16:], tmp_path)
     assert _states(c, "server") == [("CLOSE_WAIT", 9)]
+
+
+def test_an_orphaned_fin_wait2_takes_an_rst_past_its_rcv_nxt(tmp_path):
+    """As captured (the kernel's record: orphan_fin_wait2_takes_rst_client_side.truth.json,
+    checked in test_accuracy): the client's RST+ACK, one past the server's rcv_nxt (its
+    FIN never arrived), is in the window of the server in FIN_WAIT2, which close() made a
+    timewait mini-socket: taken, no anomaly for it."""
+    from teardown_analyzer.flows import ORPHAN_WINDOW_NOTE
+    c = _only(ORPHAN, tmp_path)
+    assert _seq(ORPHAN[12]) == _seq(ORPHAN[8]) + 1
+    assert _states(c, "server") == [("FIN_WAIT1", 11), ("FIN_WAIT2", 12), ("CLOSED", 13)]
+    assert [(r["packet"], r["in_window"], r["note"]) for r in c.rsts] == \
+        [(13, True, ORPHAN_WINDOW_NOTE)]
+    assert c.anomalies == ("FIN lost after the capture point",)
+
+
+def _window(rec: pb.Rec) -> int:
+    tcp = 14 + (rec.data[14] & 0xF) * 4
+    return int.from_bytes(rec.data[tcp + 14:tcp + 16], "big")
+
+
+def test_the_orphan_s_window_ends_at_what_it_advertised(tmp_path):
+    """The RST+ACK edited to the right edge of the window the server last advertised (64
+    << 10, its FIN's): still in it (tcp_in_window takes a segment without payload there);
+    one more and it is out: not taken, the server left in FIN_WAIT2."""
+    fin = _seq(ORPHAN[8])
+    assert _window(ORPHAN[10]) == 64
+    edge = _only(ORPHAN[:12] + [_edited(ORPHAN[12], seq=fin + (64 << 10))], tmp_path)
+    assert edge.rsts[0]["in_window"] and edge.server_final == "CLOSED"
+    past = _only(ORPHAN[:12] + [_edited(ORPHAN[12], seq=fin + (64 << 10) + 1)], tmp_path)
+    assert not past.rsts[0]["in_window"] and past.server_final == "FIN_WAIT2"
+    assert "RST out of window" in past.anomalies
+
+
+def test_a_fin_wait2_that_challenged_takes_only_at_its_rcv_nxt(tmp_path):
+    """As captured (half_closed_fin_wait2_challenges_rst_client_side.truth.json): the
+    server's challenge ACK shows it a full socket (shutdown(), not close()), which did not
+    take the RST+ACK; the bare RST at its rcv_nxt closes it.  That RST edited one past
+    (as the RST+ACK): a full socket takes it no more than the first, so the server stays
+    in FIN_WAIT2."""
+    c = _only(HALF_CLOSED, tmp_path)
+    assert _states(c, "server") == [("FIN_WAIT1", 11), ("FIN_WAIT2", 12), ("CLOSED", 15)]
+    assert [(r["packet"], r["in_window"]) for r in c.rsts] == [(13, False), (15, True)]
+    assert "challenge ACK (packet 14" in c.rsts[0]["note"]
+    c = _only(HALF_CLOSED[:14] + [_edited(HALF_CLOSED[14], seq=_seq(HALF_CLOSED[12]))],
+              tmp_path)
+    assert [r["in_window"] for r in c.rsts] == [False, False]
+    assert c.server_final == "FIN_WAIT2"

@@ -57,7 +57,10 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "keepalive_in_half_close_client_side", "keepalive_in_half_close_server_side",
             "keepalive_timeout_client_side", "keepalive_timeout_server_side",
             "lost_data_acking_fin_client_side", "lost_data_acking_fin_server_side",
-            "abort_on_data_crosses_abort_client_side", "abort_on_data_crosses_abort_server_side"]
+            "abort_on_data_crosses_abort_client_side", "abort_on_data_crosses_abort_server_side",
+            "orphan_fin_wait2_takes_rst_client_side", "orphan_fin_wait2_takes_rst_server_side",
+            "half_closed_fin_wait2_challenges_rst_client_side",
+            "half_closed_fin_wait2_challenges_rst_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1354,6 +1357,60 @@ CHECKS = {
 }
 
 
+def _fin_wait2_after_lost_fin(t, pkts, side):
+    """The run behind orphan_fin_wait2_takes_rst and half_closed_fin_wait2_challenges_rst:
+    the client's FIN lost on its way into the server, whose FIN leaves it out and takes the
+    client to CLOSING; the client's ACK of that takes the server to FIN_WAIT2; the client
+    close()s with data unread: an RST+ACK one past the server's rcv_nxt."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSING", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSED"]
+    assert c["sides"]["client"]["rst_sent"][0]["reason"] == "TCP_ABORT_ON_CLOSE"
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert sfin.ack == cfin.seq
+    assert not any(p.has_ack and p.ack == cfin.seq + 1 for p in sent_by(ps, c["server"]))
+    (ack,) = [p for p in sent_by(ps, c["client"]) if p.ts > sfin.ts and p.ack == sfin.seq + 1
+              and not p.rst]
+    _lag(trans(c, "server", "FIN_WAIT1", "FIN_WAIT2")["ts"], ack, _far(t, side, "server"))
+    (abort,) = [p for p in sent_by(ps, c["client"]) if p.rst and p.has_ack]
+    assert abort.seq == cfin.seq + 1 and abort.ts > ack.ts
+    return c, ps, cfin, sfin, abort
+
+
+def _orphan_fin_wait2_takes_rst(t, pkts, side):
+    """The server close()d: orphaned in FIN_WAIT2, a timewait mini-socket, which the RST+ACK
+    kills (in its window): nothing after it, no reset the tracepoints see (they cover full
+    sockets only), and the mini-socket gone from /proc as the RST arrives."""
+    c, ps, cfin, sfin, abort = _fin_wait2_after_lost_fin(t, pkts, side)
+    assert len(c["sides"]["client"]["rst_sent"]) == 1
+    assert c["sides"]["server"]["rst_received"] == []
+    assert ps[-1] is abort
+    gone = trans(c, "server", "FIN_WAIT2", "CLOSED")
+    assert gone["evidence"] == "proc_poll" and "mini-socket" in gone["note"]
+    lo, hi = gone["window"]
+    arrival = abort.ts + _far(t, side, "server") / 1e3
+    assert lo - 0.001 < arrival < hi + 0.001, (lo - arrival, hi - arrival)
+
+
+def _half_closed_fin_wait2_challenges_rst(t, pkts, side):
+    """The server shutdown(): in FIN_WAIT2 still a full socket, which answers the RST+ACK
+    with a challenge ACK at its rcv_nxt (the client's FIN); the client's bare RST at that
+    number, from no socket, closes it."""
+    c, ps, cfin, sfin, abort = _fin_wait2_after_lost_fin(t, pkts, side)
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == \
+        ["TCP_ABORT_ON_CLOSE", "NO_SOCKET"]
+    (challenge,) = [p for p in sent_by(ps, c["server"]) if p.ts > abort.ts]
+    assert not challenge.plen and not challenge.fin and not challenge.rst
+    assert challenge.ack == cfin.seq and challenge.seq == sfin.seq + 1
+    (bare,) = [p for p in sent_by(ps, c["client"]) if p.ts > challenge.ts]
+    assert bare.rst and not bare.has_ack and bare.seq == challenge.ack
+    (taken,) = c["sides"]["server"]["rst_received"]
+    _lag(taken["ts"], bare, _far(t, side, "server"))
+    _lag(trans(c, "server", "FIN_WAIT2", "CLOSED")["ts"], bare, _far(t, side, "server"))
+
+
 def _both_sides(name, check, side):
     """The check of run ``name``, captured on both sides over the delay path, for one side's
     capture; and the two captures are of one run, whose connection is the one its
@@ -1397,5 +1454,8 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("keepalive_in_half_close", _keepalive_in_half_close),
                                    ("keepalive_timeout", _keepalive_timeout),
                                    ("lost_data_acking_fin", _lost_data_acking_fin),
-                                   ("abort_on_data_crosses_abort", _abort_on_data_crosses_abort))
+                                   ("abort_on_data_crosses_abort", _abort_on_data_crosses_abort),
+                                   ("orphan_fin_wait2_takes_rst", _orphan_fin_wait2_takes_rst),
+                                   ("half_closed_fin_wait2_challenges_rst",
+                                    _half_closed_fin_wait2_challenges_rst))
                for side in ("client", "server")})

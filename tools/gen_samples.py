@@ -1773,6 +1773,43 @@ _race("abort_on_data_crosses_abort", _CROSS_PREV_RUN, _CROSS_PREV_STATES, "A FIN
       server="at(T + 0.0052); send('s', 300, b'data '); at(T + 0.0233); linger0('s'); close('s')", after=0.3)
 
 
+_ORPHAN_RST_RUN = ("An RST past a lost FIN reaches an orphaned FIN_WAIT2, over the delay path ({d} ms each way), "
+                   "198.18.3.1:40571 -> 198.18.3.2:5057: after a request and response the server sends 1 byte, "
+                   "which the client never reads; 20 ms later the client shutdown(SHUT_WR)s, and its FIN is "
+                   "dropped once at the server's input (nftables), after both capture points. 5 ms later the "
+                   "server close()s: its FIN leaves the client's out, and takes the client from FIN_WAIT1 to "
+                   "CLOSING; the client's ACK of it takes the server, orphaned, to FIN_WAIT2, where the kernel "
+                   "keeps only a timewait mini-socket (tcp_time_wait with substate FIN_WAIT2). 35 ms after its "
+                   "shutdown the client close()s with the byte unread: an RST+ACK numbered past its FIN "
+                   "(tcp_send_active_reset). The server's rcv_nxt is the FIN's own number; the mini-socket "
+                   "takes any RST in its window (tcp_timewait_state_process) and is killed, silently. Captured "
+                   "at the same time on the client's interface (tdgc0) and on the server's interface "
+                   "(tdgs0).").format(d=DELAY_MS)
+_ORPHAN_RST_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (its own RST). Server: SYN_RECV, "
+                      "ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSED (the RST, one past its rcv_nxt).")
+_race("orphan_fin_wait2_takes_rst", _ORPHAN_RST_RUN, _ORPHAN_RST_STATES, "A FIN then an RST, the client first.",
+      "client", (40571, 5057), client="at(T + 0.020); shut_wr('c'); at(T + 0.055); close('c')",
+      server="at(T); send('s', 1, b'x'); at(T + 0.025); close('s')", after=0.3, drop=("FIN", "server"))
+
+
+_HALF_CLOSED_RST_RUN = ("The same RST past a lost FIN reaches a FIN_WAIT2 that only shutdown() put there, over the "
+                        "delay path ({d} ms each way), 198.18.3.1:40581 -> 198.18.3.2:5058: as in "
+                        "orphan_fin_wait2_takes_rst (the client's FIN dropped once at the server's input, after both "
+                        "capture points), but the server shutdown(SHUT_WR)s instead of close()ing. In FIN_WAIT2 it "
+                        "is still a full socket, which takes an RST only at its rcv_nxt (RFC 5961): it answers the "
+                        "client's RST+ACK, one past that, with a challenge ACK (tcp_send_challenge_ack). The "
+                        "client, closed, answers that with a bare RST numbered as its ACK field (tcp_v4_send_reset), "
+                        "which closes the server. Captured at the same time on the client's interface (tdgc0) and "
+                        "on the server's interface (tdgs0).").format(d=DELAY_MS)
+_HALF_CLOSED_RST_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSING, CLOSED (its own RST). Server: "
+                           "SYN_RECV, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSED (the bare RST; not the RST+ACK "
+                           "before it).")
+_race("half_closed_fin_wait2_challenges_rst", _HALF_CLOSED_RST_RUN, _HALF_CLOSED_RST_STATES,
+      "A FIN then RSTs, the client first.", "client", (40581, 5058),
+      client="at(T + 0.020); shut_wr('c'); at(T + 0.055); close('c')",
+      server="at(T); send('s', 1, b'x'); at(T + 0.025); shut_wr('s')", after=0.3, drop=("FIN", "server"))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
