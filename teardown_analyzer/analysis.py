@@ -598,7 +598,8 @@ def _direction(d: Any) -> dict[str, Any]:
                        [{"ts": ts / 1e9, "packet": p} for ts, p in d.fin_retx],
                        d.fin_acked_ts_ns, d.fin_acked_packet, d.fin_acked_by_fin)
     return direction_dict(d.isn, d.packets, d.payload_bytes, d.next_seq, d.wscale, fin,
-                          d.data_after_peer_fin, d.data_after_own_fin, d.keepalives)
+                          d.data_after_peer_fin, d.data_after_own_fin, d.keepalives,
+                          d.window_probes)
 
 
 def _step(st: LadderStep, role: dict[int, str]) -> dict[str, Any]:

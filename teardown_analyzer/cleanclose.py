@@ -276,7 +276,7 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     if tw is not None and closed is not None:
         states[x].append(closed)
     directions = [direction_dict(isn, packets[s], payload[s], nxt[s],
-                                 None if ws < 0 else ws, fins[s], after_peer_fin[s], 0, 0)
+                                 None if ws < 0 else ws, fins[s], after_peer_fin[s], 0, 0, 0)
                   for s, isn, ws in ((0, isn_c, ws_c), (1, isn_s, ws_s))]
     (a_0, port_0), (a_1, port_1) = blob_endpoints(blob)
     return ConnectionResult(

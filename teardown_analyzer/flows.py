@@ -63,6 +63,17 @@ def keepalive_timeout_note(probes: int, since_ns: int) -> str:
             f"the path to it, was gone")
 
 
+def held_fin_note(d: Direction) -> str:
+    """The note on the close stamped at ``d``'s FIN, if its sender probed the peer's zero
+    window before it: the FIN waited behind data, and close() came at or before it."""
+    if not d.window_probes:
+        return ""
+    return (f"stamped at the FIN, an upper bound: before it this side probed the peer's "
+            f"zero window {d.window_probes} time{'s' if d.window_probes > 1 else ''} "
+            f"(tcp_send_probe0), so the FIN waited behind data the window held back; "
+            f"close() or shutdown() may have come long before")
+
+
 def gone_note(state: SideState) -> str:
     """The note on a bare RST from a side in ``state`` (ESTABLISHED or CLOSE_WAIT): its
     socket was gone (states.py rule 7)."""
@@ -257,6 +268,8 @@ class Direction:
     bare RST from the peer may answer that earlier segment (:meth:`Tracker._rst`)."""
     keepalives: int = 0
     """Keepalive probes sent this way (:meth:`Tracker._probe`)."""
+    window_probes: int = 0
+    """Zero-window probes sent this way (:meth:`Tracker._probe`)."""
     probes_since: int | None = None
     """When the first of the probes sent since the peer last sent anything was sent."""
     probes_unanswered: int = 0
@@ -524,11 +537,13 @@ class Tracker:
     def _probe(conn: Conn, s: int, ts_ns: int) -> None:
         """``s`` sent a pure ACK numbered one before its next sequence number: a probe
         (``tcp_xmit_probe_skb``, which sends only when nothing is in flight).  With the
-        peer's window open it is a keepalive probe (``tcp_keepalive_timer``; a zero-window
-        probe otherwise, not counted); counted, and, since the peer last sent anything,
+        peer's window closed it is a zero-window probe (``tcp_send_probe0``, the persist
+        timer: data waits for the window), counted apart.  With it open it is a keepalive
+        probe (``tcp_keepalive_timer``); counted, and, since the peer last sent anything,
         how many and from when (:func:`keepalive_timeout_note`)."""
         d, peer = conn.dirs[s], conn.dirs[1 - s]
         if peer.last_window == 0:
+            d.window_probes += 1
             return
         d.keepalives += 1
         if d.probes_since is None or peer.last_ts_ns >= d.probes_since:
@@ -832,7 +847,7 @@ class Tracker:
                 crossing = (side_s.state is CLOSE_WAIT and dr.fin_seq is not None
                             and not (flags & ACK and seq_geq(ack, (dr.fin_seq + 1) & _M32)))
                 if not (crossing and self._uncross(conn, s, packet)):
-                    side_s.feed(SEND_FIN, ts_ns, packet)
+                    side_s.feed(SEND_FIN, ts_ns, packet, held_fin_note(ds))
             elif fin_seq == ds.fin_seq:
                 ds.fin_retx.append((ts_ns, packet))
                 conn.anomaly("FIN retransmitted")
@@ -1433,7 +1448,7 @@ class Tracker:
             # (_uncross): that FIN never came, so its own FIN bounds it
             side.transitions.pop()
             side.state = close.old
-            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet)
+            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet, held_fin_note(own))
             self._restate(conn, s, close.packet)
         if at is not None:
             # (receipts since the copy, or on it, the FIN's taken back already: fed again)

@@ -110,16 +110,18 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
 
 def _details(c: ConnectionResult) -> list[str]:
     """What the tables say of ``c`` beside its states: how long it was half-closed, its
-    TIME_WAIT, the keepalive probes each side sent and a keepalive timeout's RST."""
+    TIME_WAIT, the keepalive and zero-window probes each side sent and a keepalive
+    timeout's RST."""
     details = []
     if c.half_close_s is not None:
         details.append(f"half-close {_dur(c.half_close_s)}")
     if c.time_wait:
         details.append(f"TIME_WAIT {_tw(c)}")
-    probes = [f"{role} {c.directions[role]['keepalive_probes']}" for role in ("client", "server")
-              if c.directions[role]["keepalive_probes"]]
-    if probes:
-        details.append(f"keepalive probes: {', '.join(probes)}")
+    for key, what in (("keepalive_probes", "keepalive"), ("window_probes", "zero-window")):
+        probes = [f"{role} {c.directions[role][key]}" for role in ("client", "server")
+                  if c.directions[role][key]]
+        if probes:
+            details.append(f"{what} probes: {', '.join(probes)}")
     details.extend(f"keepalive timeout: the {r['from']}'s RST" for r in c.rsts
                    if KEEPALIVE_GAVE_UP in r["note"])
     return details

@@ -161,11 +161,13 @@ def fin_dict(seq: int, ts_ns: int, packet: int | None, with_data: bool,
 
 def direction_dict(isn: int | None, packets: int, payload: int, highest: int | None,
                    wscale: int | None, fin: dict[str, Any] | None, after_peer_fin: int,
-                   after_own_fin: int, keepalives: int) -> dict[str, Any]:
+                   after_own_fin: int, keepalives: int, window_probes: int
+                   ) -> dict[str, Any]:
     """What one side sent, as the results carry it (``directions.client``, ``.server``)."""
     return {"isn": isn, "packets": packets, "bytes": payload, "highest_seq": highest,
             "window_scale": wscale, "fin": fin, "data_after_peer_fin": after_peer_fin,
-            "data_after_own_fin": after_own_fin, "keepalive_probes": keepalives}
+            "data_after_own_fin": after_own_fin, "keepalive_probes": keepalives,
+            "window_probes": window_probes}
 
 
 def vantage(syn: int, synack: int, ack: int, round_trips: tuple[int, int]

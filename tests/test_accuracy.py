@@ -13,7 +13,8 @@ to follow, the difference is listed here with its reason (never silenced):
   FIN_WAIT1 -> TIME_WAIT (RFC 9293 section 3.10.7.4, as issue 4 asks); Linux passes through
   FIN_WAIT2 for a few microseconds on the way (tcp_rcv_state_process step 5, then tcp_fin).
   The truth's FIN_WAIT2 is collapsed only when it lasted under 1 ms and we saw that one segment.
-* ``LATE_FIN``: a FIN waits in a queue (the simultaneous close's slow qdisc): the kernel changes
+* ``LATE_FIN``: a FIN waits in a queue (the simultaneous close's slow qdisc), or behind data a
+  zero window holds back (zero_window_in_half_close, whose note says so): the kernel changes
   state at close(), the capture sees the FIN when it leaves; our time is the upper bound.
 * ``QUEUED``: the IPv6 capture's SYN waited about 1 s for neighbour discovery before it left
   (its TSval is 1 s older than the handshake ACK's): connect() moved the socket to SYN_SENT then.
@@ -57,6 +58,7 @@ UPPER_BOUNDS = {
     ("simultaneous", 40051, "client", "FIN_WAIT1"): "LATE_FIN",
     ("simultaneous", 40051, "server", "FIN_WAIT1"): "LATE_FIN",
     ("ipv6", 40131, "client", "SYN_SENT"): "QUEUED",
+    ("zero_window_in_half_close_server_side", 40591, "server", "LAST_ACK"): "LATE_FIN",
     ("fin_wait2_timeout", 40091, "client", "CLOSED"): "SILENT",
     ("fin_wait2_timeout", 40092, "client", "CLOSED"): "SILENT",
     ("abort_in_closing_client_side", 40321, "client", "CLOSED"): "SILENT",
@@ -297,6 +299,54 @@ def test_keepalive_probes_are_counted_and_explain_the_rst(side):
         assert (c.directions["client"]["keepalive_probes"],
                 c.directions["server"]["keepalive_probes"]) == (3, 4)
         assert (c.kind, c.anomalies, c.rsts) == ("half-open", (), ())
+
+
+def _zero_window_probes(path: pathlib.Path) -> dict[str, int]:
+    """The zero-window probes in a capture, read here without the analysis: pure ACKs
+    numbered one before the highest sequence number their side had sent, while the
+    other side's last segment advertised a zero window (tcp_send_probe0)."""
+    import sys
+    sys.path.insert(0, str(SAMPLES.parent / "tools"))
+    import pcapread
+    packets = pcapread.tcp_packets(path)
+    client = (packets[0].src, packets[0].sport)
+    highest: dict[bool, int] = {}
+    window: dict[bool, int] = {}
+    probes = {"client": 0, "server": 0}
+    for p in packets:
+        mine = (p.src, p.sport) == client
+        end = (p.seq + p.plen + p.syn + p.fin) % 2**32
+        if p.flags == 0x10 and not p.plen and mine in highest \
+                and p.seq == (highest[mine] - 1) % 2**32 and window.get(not mine) == 0:
+            probes["client" if mine else "server"] += 1
+        if mine not in highest or 0 < (end - highest[mine]) % 2**32 < 2**31:
+            highest[mine] = end
+        window[mine] = p.win
+    return probes
+
+
+def test_zero_window_probes_are_counted_apart_from_keepalives():
+    """sample_pcaps/zero_window_in_half_close_server_side.pcap (with the kernel's record):
+    in a half-close the client stops reading, its window closes, and the server, in
+    CLOSE_WAIT with data left to send, probes it (Wireshark labels these "TCP
+    Keep-Alive"): three, counted as zero-window probes, none as keepalive probes, and
+    shown in the tables' details.  The server's close() came before its data had left
+    (the kernel's record: LAST_ACK 2 s before the FIN), so its LAST_ACK, stamped at the
+    FIN, says it is an upper bound.  By every path."""
+    from teardown_analyzer.report import _details
+    path = SAMPLES / "zero_window_in_half_close_server_side.pcap"
+    assert _zero_window_probes(path) == {"client": 0, "server": 3}
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(path)], options).connections
+        assert {role: c.directions[role]["window_probes"] for role in ("client", "server")} \
+            == {"client": 0, "server": 3}
+        assert c.directions["server"]["keepalive_probes"] == 0
+        assert (c.kind, c.initiator, c.anomalies) == ("four-way", "client", ())
+        assert c.half_close_bytes == 150_000  # (what the server sent meanwhile)
+        assert "zero-window probes: server 3" in _details(c)
+        last_ack = c.server_states[3]
+        assert (last_ack.state, last_ack.packet) == ("LAST_ACK", 141)
+        assert "zero window 3 times" in last_ack.note and "upper bound" in last_ack.note
 
 
 @pytest.mark.parametrize("listing", [False, True], ids=["table", "listing"])

@@ -60,7 +60,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_on_data_crosses_abort_client_side", "abort_on_data_crosses_abort_server_side",
             "orphan_fin_wait2_takes_rst_client_side", "orphan_fin_wait2_takes_rst_server_side",
             "half_closed_fin_wait2_challenges_rst_client_side",
-            "half_closed_fin_wait2_challenges_rst_server_side"]
+            "half_closed_fin_wait2_challenges_rst_server_side",
+            "zero_window_in_half_close_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -854,6 +855,34 @@ def _fin_ack_lost(t, pkts, side):
     _lag(trans(c, "server", "FIN_WAIT2", "TIME_WAIT")["ts"], cfin2, _far(t, side, "server"))
 
 
+def chk_zero_window_in_half_close(t, pkts):
+    """The client, in FIN_WAIT2 and not reading, closes its window; the server, in
+    CLOSE_WAIT with data left, probes it (pure ACKs one before its snd_una, answered with
+    the zero window again) until the client reads; its close() came right after its data
+    was queued, long before the FIN that follows the data."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST
+    assert states(c, "server") == PASSIVE_SERVER
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    zero = [p for p in sent_by(ps, c["client"]) if p.win == 0]
+    assert zero and zero[0].ts > cfin.ts
+    acked = zero[0].ack
+    probes = [p for p in sent_by(ps, c["server"]) if p.flags == 0x10 and not p.plen
+              and p.seq == acked - 1]
+    assert len(probes) >= 2 and all(zero[0].ts < p.ts for p in probes)
+    opened = [p for p in sent_by(ps, c["client"]) if p.ts > zero[0].ts and p.win > 0][0]
+    assert all(p.ts < opened.ts for p in probes)
+    assert all(p.ack == acked for p in zero), "nothing new got in while the window was shut"
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert sfin.plen and sfin.ts > opened.ts
+    data = sum(p.plen for p in sent_by(ps, c["server"]) if p.ts > cfin.ts)
+    assert data >= 150_000
+    last_ack = trans(c, "server", "CLOSE_WAIT", "LAST_ACK")["ts"]
+    assert sfin.ts - last_ack > 1.5, "close() long before the FIN left"
+    assert last_ack < zero[0].ts + 0.1
+
+
 def chk_reset_after_lost_fin(t, pkts):
     """The client's FIN crosses the server's data and FIN and is lost on its way into the
     server; the data reaches the client after close(): its bare RST, numbered as its FIN,
@@ -1354,6 +1383,7 @@ CHECKS = {
     "data_after_close": chk_data_after_close, "fin_then_abort": chk_fin_then_abort,
     "rst_lost": chk_rst_lost,
     "reset_after_lost_fin_server_side": chk_reset_after_lost_fin,
+    "zero_window_in_half_close_server_side": chk_zero_window_in_half_close,
 }
 
 

@@ -1207,7 +1207,7 @@ def sc_delay(x):
 
 
 def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
-          kind="fin-then-rst", drop=None, sides=("client", "server")):
+          kind="fin-then-rst", drop=None, sides=("client", "server"), snaplen=None):
     """Register a two-sided scenario over the delay path: one run captured on both
     interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap (only those of
     ``sides``).  After a
@@ -1215,7 +1215,7 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     application runs its calls (tdg_agent code; T is the moment both count from), then
     the capture goes on for ``after`` seconds.  ``drop``: (what, into), a segment to lose
     once after the capture points, or (what, into, "every"), every such segment
-    (:func:`drop_once`)."""
+    (:func:`drop_once`).  ``snaplen``: headers only (tcpdump -s), for runs with much data."""
     analysis = f"{lead} {states}"
 
     def body(x):
@@ -1234,7 +1234,7 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     files = " and ".join(f"{name}_{side}_side.pcap" for side in sides)
     SCENARIOS[name] = Scenario(
         name, body, description=f"{run} Written as {files}.",
-        analysis=analysis, topo="delay", kind=kind, initiator=initiator,
+        analysis=analysis, topo="delay", kind=kind, initiator=initiator, snaplen=snaplen,
         outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": "pcap",
                   "description": f"{run} This file is the capture on the {side}'s interface.",
                   "analysis": analysis} for side in sides])
@@ -1808,6 +1808,25 @@ _race("half_closed_fin_wait2_challenges_rst", _HALF_CLOSED_RST_RUN, _HALF_CLOSED
       "A FIN then RSTs, the client first.", "client", (40581, 5058),
       client="at(T + 0.020); shut_wr('c'); at(T + 0.055); close('c')",
       server="at(T); send('s', 1, b'x'); at(T + 0.025); shut_wr('s')", after=0.3, drop=("FIN", "server"))
+
+
+_ZERO_WINDOW_RUN = ("A zero window in a half-close, over the delay path ({d} ms each way), 198.18.3.1:40591 -> "
+                    "198.18.3.2:5059: after a request and response the client shutdown(SHUT_WR)s and stops "
+                    "reading; the server, in CLOSE_WAIT, sends 150 kB. Once the client's receive buffer is full "
+                    "it advertises a zero window, and the server, with data left to send, probes it "
+                    "(tcp_send_probe0: a pure ACK numbered one before its snd_una, as a keepalive probe is, the "
+                    "persist timer backing off from one RTO). The server close()s as soon as its data is "
+                    "queued (LAST_ACK at once), but its FIN waits behind the data. 2 s after its shutdown the "
+                    "client reads everything: its window opens, the rest flows with the FIN after it, which "
+                    "takes the client from FIN_WAIT2 to TIME_WAIT. Captured with headers only (128 bytes) on "
+                    "the server's interface (tdgs0).").format(d=DELAY_MS)
+_ZERO_WINDOW_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT. Server: SYN_RECV, "
+                       "ESTABLISHED, CLOSE_WAIT, LAST_ACK (2 s before its FIN leaves: the capture shows only "
+                       "an upper bound), CLOSED. The probes and their ACKs change no state.")
+_race("zero_window_in_half_close", _ZERO_WINDOW_RUN, _ZERO_WINDOW_STATES, "Four-way, the client first.",
+      "client", (40591, 5059), client="at(T); shut_wr('c'); at(T + 2.0); _n = recv_n('c', 150000); close('c')",
+      server="at(T + 0.01); send('s', 150000, b'data '); close('s')", after=0.5, kind="four-way",
+      sides=("server",), snaplen=128)
 
 
 # ------------------------------------------------------------- truth builder
@@ -2395,8 +2414,8 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         tracer.start()
         filt = "tcp"
         if sc.outputs:  # one run, captured on both hosts' own interfaces at the same time
-            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt))
-            caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt))
+            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt, snaplen=sc.snaplen))
+            caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt, snaplen=sc.snaplen))
         elif sc.topo == "vlan":
             caps.append(Capture(NS_M, "tdgta", tmp / "cap.pcap", filt="vlan and tcp"))
         elif sc.topo == "host":

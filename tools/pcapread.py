@@ -217,6 +217,7 @@ def decode_tcp(rec: Record, index: int = 0):
         src = str(ipaddress.IPv4Address(l3[12:16]))
         dst = str(ipaddress.IPv4Address(l3[16:20]))
         seg = l3[ihl:tot] if tot >= ihl else l3[ihl:]
+        wire = tot - ihl if tot >= ihl else len(seg)  # (all of it, if the capture cut it short)
         ver = 4
     elif et == 0x86DD and len(l3) >= 40 and l3[0] >> 4 == 6:
         plen = struct.unpack("!H", l3[4:6])[0]
@@ -231,6 +232,7 @@ def decode_tcp(rec: Record, index: int = 0):
         if nh != 6:
             return None
         seg = rest
+        wire = plen - (len(l3[40:40 + plen]) - len(rest))
         ver = 6
     else:
         return None
@@ -239,7 +241,7 @@ def decode_tcp(rec: Record, index: int = 0):
     sport, dport, seq, ack, offfl, win = struct.unpack("!HHIIHH", seg[:16])
     doff = (offfl >> 12) * 4
     flags = offfl & 0x3F
-    return TcpPkt(rec.ts, src, dst, sport, dport, flags, seq, ack, max(0, len(seg) - doff),
+    return TcpPkt(rec.ts, src, dst, sport, dport, flags, seq, ack, max(0, wire - doff),
                   win, vlans, ver, ttl, index)
 
 
