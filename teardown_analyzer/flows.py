@@ -65,7 +65,8 @@ def keepalive_timeout_note(probes: int, since_ns: int) -> str:
 
 def held_fin_note(d: Direction) -> str:
     """The note on the close stamped at ``d``'s FIN, if its sender probed the peer's zero
-    window before it: the FIN waited behind data, and close() came at or before it."""
+    window before it: the FIN waited behind data, and close() came at or before it (an
+    upper bound, so marked inferred, as states.py rule 7 marks an RST's)."""
     if not d.window_probes:
         return ""
     return (f"stamped at the FIN, an upper bound: before it this side probed the peer's "
@@ -847,7 +848,8 @@ class Tracker:
                 crossing = (side_s.state is CLOSE_WAIT and dr.fin_seq is not None
                             and not (flags & ACK and seq_geq(ack, (dr.fin_seq + 1) & _M32)))
                 if not (crossing and self._uncross(conn, s, packet)):
-                    side_s.feed(SEND_FIN, ts_ns, packet, held_fin_note(ds))
+                    held = held_fin_note(ds)
+                    side_s.feed(SEND_FIN, ts_ns, packet, held, bool(held))
             elif fin_seq == ds.fin_seq:
                 ds.fin_retx.append((ts_ns, packet))
                 conn.anomaly("FIN retransmitted")
@@ -1448,7 +1450,8 @@ class Tracker:
             # (_uncross): that FIN never came, so its own FIN bounds it
             side.transitions.pop()
             side.state = close.old
-            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet, held_fin_note(own))
+            held = held_fin_note(own)
+            side.feed(SEND_FIN, own.fin_ts_ns, own.fin_packet, held, bool(held))
             self._restate(conn, s, close.packet)
         if at is not None:
             # (receipts since the copy, or on it, the FIN's taken back already: fed again)

@@ -136,7 +136,7 @@ def _legend(marks: set[str]) -> list[str]:
     """What ``marks`` (of :func:`_marks`) mean."""
     return [line for mark, line in (
         ("*", "* inferred (a timer, or a silent expiry the next packet proves), not seen on "
-              "the wire"),
+              "the wire; or, at a FIN that waited behind data, a latest time"),
         ("?", "? not shown: no segment tells whether the side went through this state "
               "(--detail gives the other reading)")) if mark in marks]
 

@@ -347,6 +347,7 @@ def test_zero_window_probes_are_counted_apart_from_keepalives():
         last_ack = c.server_states[3]
         assert (last_ack.state, last_ack.packet) == ("LAST_ACK", 141)
         assert "zero window 3 times" in last_ack.note and "upper bound" in last_ack.note
+        assert last_ack.inferred
 
 
 @pytest.mark.parametrize("listing", [False, True], ids=["table", "listing"])

@@ -6,8 +6,9 @@
 Each run uses tools/gen_samples.py's delay path (10 ms each way, both interfaces
 captured, the kernel's state changes traced): one connection, a request and its
 response, then a random script for each application, its calls at random times within
-60 ms of each other (so that they cross on the path): send, shutdown(SHUT_WR), close(),
-close() with SO_LINGER 0, reading what has arrived; in half the runs, the first FIN, RST,
+60 ms of each other (so that they cross on the path): send (1 byte to 150 kB, more than
+a peer that does not read takes), shutdown(SHUT_WR), close(), close() with SO_LINGER 0,
+reading what has arrived; in half the runs, the first FIN, RST,
 data segment or pure ACK on its way into one side is dropped at that side's input
 (nftables), after both capture points.  Both captures are analysed and every
 side's states and final state compared with the kernel's record.  A run that differs is
@@ -33,6 +34,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 import gen_samples as gs  # noqa: E402
 
 ACTIONS = ("send", "send", "close", "close", "shut_wr", "abort", "drain")
+SIZES = (1, 300, 3000, 150_000)
+"""Bytes a send sends: 150 kB fills a peer that does not read (a zero window, probed)."""
 WINDOW_S = 0.06
 
 SIDE_CODE = """
@@ -64,8 +67,7 @@ def script(rng: random.Random) -> dict:
     out: dict = {}
     for side in ("client", "server"):
         calls = sorted(rng.uniform(0, WINDOW_S) for _ in range(rng.randint(1, 3)))
-        out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice((1, 300, 3000)))
-                     for t in calls]
+        out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice(SIZES)) for t in calls]
     out["drop"] = [rng.choice(sorted(gs.DROPS)), rng.choice(("client", "server"))] \
         if rng.random() < 0.5 else None
     return out
