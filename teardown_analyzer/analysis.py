@@ -540,6 +540,7 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
     notes = list(conn.notes)
     if conn.reuse_isn_note:
         notes.append(conn.reuse_isn_note)
+    notes.extend(_held_at_the_end(conn, role))
     handshake = "seen" if conn.syn_seen and conn.synack_seen and len(conn.handshake) == 3 \
         else "partial" if conn.syn_seen or conn.synack_seen else "missing"
     rsts = tuple({"from": role[r.sender], "ts": r.ts_ns / 1e9, "packet": r.packet,
@@ -563,6 +564,19 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
         source=source,
         reused_from=conn.reused_from,
     )
+
+
+def _held_at_the_end(conn: Conn, role: dict[int, str]) -> list[str]:
+    """A side that sent no FIN and was still probing the peer's zero window when the
+    capture ended: whether it had called close() or shutdown() by then no segment tells,
+    its FIN waiting behind the data (flows.held_fin_note)."""
+    return [f"at the end of the capture the {role[i]}'s data was still held back by the "
+            f"{role[1 - i]}'s zero window ({d.window_probes} zero-window probe"
+            f"{'s' if d.window_probes > 1 else ''}): a close() or shutdown() by then would "
+            f"not show, its FIN waiting behind the data"
+            for i, d in enumerate(conn.dirs)
+            if d.window_probes and d.fin_seq is None and conn.dirs[1 - i].last_window == 0
+            and conn.sides[i].state is not _CLOSED]
 
 
 def _anomalies(conn: Conn, role: dict[int, str]) -> list[str]:

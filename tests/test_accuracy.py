@@ -350,6 +350,30 @@ def test_zero_window_probes_are_counted_apart_from_keepalives():
         assert last_ack.inferred
 
 
+def test_a_capture_that_ends_in_a_zero_window_says_a_close_would_not_show(tmp_path):
+    """zero_window_in_half_close_server_side.pcap cut after its 98th record, the client's
+    last zero-window ACK (an edited capture: the run's first 98 records), before its
+    window opens: the server had close()d by then (the kernel's record: LAST_ACK 2 s
+    before its FIN), but its FIN waits behind the data, so the capture shows CLOSE_WAIT to
+    the end, and a note says a close() would not show.  Not on the whole capture, where
+    the FIN came."""
+    import pcapbuild as pb
+    path = SAMPLES / "zero_window_in_half_close_server_side.pcap"
+    linktype, records = pb.read_pcap(path)
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(pb.pcap(records[:98], linktype=linktype))
+    assert _zero_window_probes(cut) == {"client": 0, "server": 3}
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(cut)], options).connections
+        assert (c.server_final, c.kind) == ("CLOSE_WAIT", "half-open")
+        assert c.notes == ("at the end of the capture the server's data was still held back "
+                           "by the client's zero window (3 zero-window probes): a close() or "
+                           "shutdown() by then would not show, its FIN waiting behind the "
+                           "data",)
+        (whole,) = analyze([str(path)], options).connections
+        assert not any("zero window" in n for n in whole.notes)
+
+
 @pytest.mark.parametrize("listing", [False, True], ids=["table", "listing"])
 def test_the_tables_show_keepalive_probes_and_timeouts(run_cli, monkeypatch, listing):
     """The table (and --all's one line per connection) says how many keepalive probes each
