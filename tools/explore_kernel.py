@@ -3,17 +3,18 @@
 
     sudo python3 tools/explore_kernel.py --seed 1 --runs 20 [--keep DIR]
 
-Each run uses tools/gen_samples.py's delay path (10 ms each way, both interfaces
-captured, the kernel's state changes traced): one connection, a request and its
-response, then a random script for each application, its calls at random times within
-60 ms of each other (so that they cross on the path): send (1 byte to 150 kB, more than
-a peer that does not read takes), shutdown(SHUT_WR), close(), close() with SO_LINGER 0,
-reading what has arrived; in half the runs, the first FIN, RST,
-data segment or pure ACK on its way into one side is dropped at that side's input
-(nftables), after both capture points.  Both captures are analysed and every
-side's states and final state compared with the kernel's record.  A run that differs is
-printed with its script and its files kept (in ``--keep``, default a temporary
-directory), to become a sample (gen_samples.py scenario) once understood.
+Each run uses tools/gen_samples.py's delay path (10 ms each way; ``--topology veth``: a
+bare veth pair, tens of microseconds), both interfaces captured and the kernel's state
+changes traced: one connection, a request and its response, then a random script for
+each application, its calls at random times within 60 ms of each other (2 ms on veth),
+so that they cross on the path: send (1 byte to 150 kB, more than a peer that does not
+read takes), shutdown(SHUT_WR), close(), close() with SO_LINGER 0, reading what has
+arrived; in half the runs, the first FIN, RST, data segment or pure ACK on its way into
+one side is dropped at that side's input (nftables), after both capture points.  Both
+captures are analysed and every side's states and final state compared with the
+kernel's record.  A run that differs is printed with its script and its files kept (in
+``--keep``, default a temporary directory), to become a sample (gen_samples.py
+scenario) once understood.
 
 Not a test: it needs root and takes a few seconds a run.  What it found so far became
 ``close_race`` and ``data_after_close`` in sample_pcaps/.
@@ -36,7 +37,8 @@ import gen_samples as gs  # noqa: E402
 ACTIONS = ("send", "send", "close", "close", "shut_wr", "abort", "drain")
 SIZES = (1, 300, 3000, 150_000)
 """Bytes a send sends: 150 kB fills a peer that does not read (a zero window, probed)."""
-WINDOW_S = 0.06
+WINDOW_S = {"delay": 0.06, "veth": 0.002}
+"""How far apart the two scripts' calls fall, by path: within a few one-way delays."""
 
 SIDE_CODE = """
 def _drain(name):
@@ -61,12 +63,12 @@ for _t, _a, _n in {acts!r}:
 """
 
 
-def script(rng: random.Random) -> dict:
+def script(rng: random.Random, topology: str = "delay") -> dict:
     """Each side's calls, (offset in seconds, call, bytes to send); and, in half the runs,
     the first segment of a kind to drop on its way into one side (None: no loss)."""
-    out: dict = {}
+    out: dict = {} if topology == "delay" else {"topology": topology}
     for side in ("client", "server"):
-        calls = sorted(rng.uniform(0, WINDOW_S) for _ in range(rng.randint(1, 3)))
+        calls = sorted(rng.uniform(0, WINDOW_S[topology]) for _ in range(rng.randint(1, 3)))
         out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice(SIZES)) for t in calls]
     out["drop"] = [rng.choice(sorted(gs.DROPS)), rng.choice(("client", "server"))] \
         if rng.random() < 0.5 else None
@@ -89,7 +91,8 @@ def scenario(name: str, plan: dict) -> gs.Scenario:
         x.srv.join("go")
 
     text = f"explore run {name}: {json.dumps(plan)}"
-    return gs.Scenario(name, body, description=text, analysis="(a random run)", topo="delay",
+    return gs.Scenario(name, body, description=text, analysis="(a random run)",
+                       topo=plan.get("topology", "delay"),
                        tail=1.5 if plan["drop"] else 1.0, outputs=[
                            {"name": f"{name}_{side}_side", "source": side, "vantage": side,
                             "ext": "pcap", "description": text, "analysis": "(a random run)"}
@@ -135,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--keep", help="where to write the runs' captures and truth files")
+    ap.add_argument("--topology", choices=sorted(WINDOW_S), default="delay",
+                    help="the path: 10 ms each way through a forwarder (delay), or a bare "
+                         "veth pair, tens of microseconds (veth)")
     ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
                     help="no runs: compare the analysis of kept runs' truth files (as the "
                          "analysis now is) with the kernel's record, and say where they differ")
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     differing = 0
     try:
         for n in range(args.runs):
-            plan = {"n": n, **script(rng)}
+            plan = {"n": n, **script(rng, args.topology)}
             name = f"explore_{args.seed}_{n}"
             try:
                 gs.run_scenario(scenario(name, plan), tracer, work)
