@@ -240,6 +240,10 @@ class Direction:
     it carried neither data nor a FIN)."""
     fin_acked_by_fin: bool = False
     """The ACK of this FIN arrived on the peer's FIN (a three-way close)."""
+    fin_acked_last: tuple[int, int, tuple[int, int], bool] | None = None
+    """The peer's latest segment that covers this FIN: its time, packet, span and whether
+    it was a FIN (as ``fin_acked_*``): the ACK that counts if the one before it was lost
+    and it crossed the FIN sent again (:meth:`Tracker._ack_crossed`)."""
     rcv_nxt_shown: int | None = None
     """The peer's rcv_nxt, short of what was sent this way, as an ACK of its showed it (its
     challenge ACK, :meth:`Tracker._challenged`, or one that showed a FIN lost,
@@ -812,11 +816,14 @@ class Tracker:
                 if len(conn.handshake) == 2:
                     conn.handshake.append(ts_ns)
                 side_r.feed(RECV_ACK_OF_SYN, ts_ns, packet)
+            if dr.fin_seq is not None and seq_geq(ack, (dr.fin_seq + 1) & _M32):
+                dr.fin_acked_last = (ts_ns, packet, (seq, (seq + plen + (
+                    1 if flags & FIN else 0)) & _M32), bool(flags & FIN))
             if (dr.fin_seq is not None and dr.fin_acked_ts_ns is None
                     and seq_geq(ack, (dr.fin_seq + 1) & _M32)):
-                dr.fin_acked_ts_ns, dr.fin_acked_packet = ts_ns, packet
-                dr.fin_acked_span = (seq, (seq + plen + (1 if flags & FIN else 0)) & _M32)
-                dr.fin_acked_by_fin = bool(flags & FIN)
+                assert dr.fin_acked_last is not None
+                (dr.fin_acked_ts_ns, dr.fin_acked_packet, dr.fin_acked_span,
+                 dr.fin_acked_by_fin) = dr.fin_acked_last
                 acks_fin = True
                 if not dr.fin_answered:  # (its first: not one after an ACK lost, _revoke_ack)
                     dr.fin_answered = True
@@ -853,8 +860,10 @@ class Tracker:
             elif fin_seq == ds.fin_seq:
                 ds.fin_retx.append((ts_ns, packet))
                 conn.anomaly("FIN retransmitted")
-                if ds.fin_acked_ts_ns is not None and self._revoke_ack(conn, s):
+                acked = ds.fin_acked_packet
+                if acked is not None and self._revoke_ack(conn, s):
                     note = "the ACK of this FIN was lost after the capture point"
+                    self._ack_crossed(conn, s, ts_ns, packet, acked)
                 elif not ds.fin_answered and not ds.fin_lost:
                     self._delayed_ack_overdue(conn, r, packet, ts_ns)
                 for tw in conn.time_wait:
@@ -1054,6 +1063,26 @@ class Tracker:
             conn.dirs[1 - s].fin_lost = LOST_WITH_ACK
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
+
+    def _ack_crossed(self, conn: Conn, s: int, ts_ns: int, packet: int, lost: int) -> None:
+        """``s`` sent its FIN again (``packet``): the ACK of it in packet ``lost`` never
+        reached it (:meth:`_revoke_ack`).  A later segment of the peer's that covers the
+        FIN, captured less than the round trip to ``s`` (plus a millisecond) before this
+        copy, may have crossed it (``s``'s timer fired before it arrived): that ACK
+        counts."""
+        d = conn.dirs[s]
+        last, there, side = d.fin_acked_last, self._there(conn, s), conn.sides[s]
+        if last is None or last[1] <= lost or there is None \
+                or ts_ns - last[0] > there + SLACK_NS \
+                or side.state not in (FIN_WAIT1, CLOSING) \
+                or side.transitions and side.transitions[-1].packet > last[1]:
+            return
+        d.fin_acked_ts_ns, d.fin_acked_packet, d.fin_acked_span, d.fin_acked_by_fin = last
+        note = (f"this side's FIN sent again (packet {packet}) crossed the peer's ACK of it "
+                f"in packet {last[1]}: its retransmission timer fired before that ACK arrived")
+        side.feed(RECV_ACK_OF_FIN, last[0], last[1], note)
+        conn.notes.append(f"packet {packet}: {note}")
+        self._restate(conn, s, last[1])
 
     @staticmethod
     def _within_rtt(conn: Conn, t: Transition, ts_ns: int) -> bool:

@@ -374,6 +374,45 @@ def test_a_capture_that_ends_in_a_zero_window_says_a_close_would_not_show(tmp_pa
         assert not any("zero window" in n for n in whole.notes)
 
 
+def test_a_fin_sent_again_that_crosses_the_ack_does_not_show_it_lost():
+    """sample_pcaps/fin_copies_cross_server_side.pcap (the kernel's record: the client goes
+    FIN_WAIT1 -> TIME_WAIT at the server's FIN+ACK sent again, packet 10): the client's own
+    FIN sent again (packet 11) comes 93 us after that copy on the server's capture, well
+    within the round trip to the client plus a millisecond, so its retransmission timer may
+    have fired before the copy arrived.  It shows the first FIN+ACK (packet 9) lost, not
+    the copy: the client takes the copy whole.  On the client's capture its copy leaves
+    first (packet 10), and the same holds.  By every path."""
+    for side, copy in (("server", 10), ("client", 11)):
+        for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+            (c,) = analyze([str(SAMPLES / f"fin_copies_cross_{side}_side.pcap")],
+                           options).connections
+            assert [(s.state, s.packet) for s in c.client_states[2:]] == \
+                [("FIN_WAIT1", 8), ("TIME_WAIT", copy)], side
+            assert (c.kind, c.initiator, c.server_final) == ("three-way", "client", "CLOSED")
+        if side == "server":
+            assert "packet 11: this side's FIN sent again (packet 11) crossed the peer's " \
+                   "ACK of it in packet 10" in " ".join(c.notes)
+
+
+def test_a_fin_sent_again_long_after_the_ack_shows_it_lost(tmp_path):
+    """fin_copies_cross_server_side.pcap with its last three records (the client's FIN sent
+    again, the server's ACK of it, the client's ACK of the server's FIN) moved 5 ms later
+    (an edited capture): the client's copy comes more than the round trip to it plus a
+    millisecond after the server's FIN+ACK sent again, so the client had not taken that
+    ACK when it sent it.  The copy's FIN it took (its ACK of it follows), the ACK of its own
+    FIN only with the server's ACK after: FIN_WAIT1, CLOSING, TIME_WAIT."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "fin_copies_cross_server_side.pcap")
+    assert len(records) == 13
+    moved = records[:10] + [pb.Rec(r.ts_ns + 5_000_000, r.data) for r in records[10:]]
+    path = tmp_path / "moved.pcap"
+    path.write_bytes(pb.pcap(moved, linktype=linktype))
+    (c,) = analyze([str(path)]).connections
+    assert [(s.state, s.packet) for s in c.client_states[2:]] == \
+        [("FIN_WAIT1", 8), ("CLOSING", 10), ("TIME_WAIT", 12)]
+    assert not any("crossed the peer's ACK" in n for n in c.notes)
+
+
 @pytest.mark.parametrize("listing", [False, True], ids=["table", "listing"])
 def test_the_tables_show_keepalive_probes_and_timeouts(run_cli, monkeypatch, listing):
     """The table (and --all's one line per connection) says how many keepalive probes each

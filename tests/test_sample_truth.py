@@ -61,7 +61,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "orphan_fin_wait2_takes_rst_client_side", "orphan_fin_wait2_takes_rst_server_side",
             "half_closed_fin_wait2_challenges_rst_client_side",
             "half_closed_fin_wait2_challenges_rst_server_side",
-            "zero_window_in_half_close_server_side"]
+            "zero_window_in_half_close_server_side",
+            "fin_copies_cross_client_side", "fin_copies_cross_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1441,12 +1442,41 @@ def _half_closed_fin_wait2_challenges_rst(t, pkts, side):
     _lag(trans(c, "server", "FIN_WAIT2", "CLOSED")["ts"], bare, _far(t, side, "server"))
 
 
+def _fin_copies_cross(t, pkts, side):
+    """The server's FIN+ACK (which ACKs the client's FIN) lost on its way into the client;
+    both retransmission timers fire together: the client takes the server's copy, FIN and
+    ACK in one segment, straight to TIME_WAIT (through FIN_WAIT2 for no time), though its
+    own copy left within a millisecond of that one's arrival; the server in LAST_ACK
+    answers the client's copy with an ACK, and the client's ACK of the FIN closes it."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST
+    assert states(c, "server") == PASSIVE_SERVER
+    ps = conn_pkts(pkts, c)
+    cfins = [p for p in sent_by(ps, c["client"]) if p.fin]
+    sfins = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert len(cfins) == len(sfins) == 2 and len({p.seq for p in cfins + sfins}) == 2
+    assert all(p.ack == cfins[0].seq + 1 for p in sfins), "each server FIN ACKs the client's"
+    assert 0.15 < sfins[1].ts - sfins[0].ts < 0.4 and 0.15 < cfins[1].ts - cfins[0].ts < 0.4
+    assert abs(cfins[1].ts - sfins[1].ts) < 0.001, "the copies cross"
+    fw2 = trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+    tw = trans(c, "client", "FIN_WAIT2", "TIME_WAIT")["ts"]
+    assert tw - fw2 < 0.001 and abs(fw2 - sfins[1].ts) < 0.002
+    assert trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"] > sfins[0].ts + 0.1
+    (cack,) = [p for p in sent_by(ps, c["client"]) if not p.fin and p.ack == sfins[0].seq + 1]
+    assert abs(trans(c, "server", "LAST_ACK", "CLOSED")["ts"] - cack.ts) < 0.002
+
+
+VETH_RUNS = {"fin_copies_cross"}
+"""The runs captured on both sides of a bare veth pair; the others cross the delay path."""
+
+
 def _both_sides(name, check, side):
-    """The check of run ``name``, captured on both sides over the delay path, for one side's
-    capture; and the two captures are of one run, whose connection is the one its
-    description names."""
+    """The check of run ``name``, captured on both sides over the delay path (or a bare veth
+    pair, :data:`VETH_RUNS`), for one side's capture; and the two captures are of one run,
+    whose connection is the one its description names."""
     def run(t, pkts):
-        assert t["vantage"] == side and t["topology"]["kind"] == "delay"
+        assert t["vantage"] == side
+        assert t["topology"]["kind"] == ("veth" if name in VETH_RUNS else "delay")
         _same_run(t, [f"{name}_client_side", f"{name}_server_side"])
         c = only(t)
         named = f"{c['client']['ip']}:{c['client']['port']} -> {c['server']['ip']}:{c['server']['port']}"
@@ -1487,5 +1517,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("abort_on_data_crosses_abort", _abort_on_data_crosses_abort),
                                    ("orphan_fin_wait2_takes_rst", _orphan_fin_wait2_takes_rst),
                                    ("half_closed_fin_wait2_challenges_rst",
-                                    _half_closed_fin_wait2_challenges_rst))
+                                    _half_closed_fin_wait2_challenges_rst),
+                                   ("fin_copies_cross", _fin_copies_cross))
                for side in ("client", "server")})

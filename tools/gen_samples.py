@@ -1207,7 +1207,7 @@ def sc_delay(x):
 
 
 def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
-          kind="fin-then-rst", drop=None, sides=("client", "server"), snaplen=None):
+          kind="fin-then-rst", drop=None, sides=("client", "server"), snaplen=None, topo="delay"):
     """Register a two-sided scenario over the delay path: one run captured on both
     interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap (only those of
     ``sides``).  After a
@@ -1215,7 +1215,8 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     application runs its calls (tdg_agent code; T is the moment both count from), then
     the capture goes on for ``after`` seconds.  ``drop``: (what, into), a segment to lose
     once after the capture points, or (what, into, "every"), every such segment
-    (:func:`drop_once`).  ``snaplen``: headers only (tcpdump -s), for runs with much data."""
+    (:func:`drop_once`).  ``snaplen``: headers only (tcpdump -s), for runs with much data.
+    ``topo``: "veth" for a bare veth pair (tens of microseconds) instead of the delay path."""
     analysis = f"{lead} {states}"
 
     def body(x):
@@ -1234,7 +1235,7 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     files = " and ".join(f"{name}_{side}_side.pcap" for side in sides)
     SCENARIOS[name] = Scenario(
         name, body, description=f"{run} Written as {files}.",
-        analysis=analysis, topo="delay", kind=kind, initiator=initiator, snaplen=snaplen,
+        analysis=analysis, topo=topo, kind=kind, initiator=initiator, snaplen=snaplen,
         outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": "pcap",
                   "description": f"{run} This file is the capture on the {side}'s interface.",
                   "analysis": analysis} for side in sides])
@@ -1827,6 +1828,23 @@ _race("zero_window_in_half_close", _ZERO_WINDOW_RUN, _ZERO_WINDOW_STATES, "Four-
       "client", (40591, 5059), client="at(T); shut_wr('c'); at(T + 2.0); _n = recv_n('c', 150000); close('c')",
       server="at(T + 0.01); send('s', 150000, b'data '); close('s')", after=0.5, kind="four-way",
       sides=("server",), snaplen=128)
+
+
+_COPIES_CROSS_RUN = ("FINs sent again that cross, over a bare veth pair (tens of microseconds each way), "
+                     "198.18.0.1:40601 -> 198.18.0.2:5060: after a request and response the client close()s; "
+                     "0.2 ms later, its FIN taken, the server close()s: its FIN+ACK, which ACKs the client's FIN, "
+                     "is dropped once at the client's input (nftables), after both capture points. Neither FIN "
+                     "is ACKed, so both retransmission timers fire about 200 ms later, within a fraction of a "
+                     "millisecond of each other: the client takes the server's copy, a FIN+ACK, straight to "
+                     "TIME_WAIT, while its own copy, sent just before, crosses it and reaches the server in "
+                     "LAST_ACK, which answers it with an ACK; the client's ACK of the FIN closes the server. "
+                     "Captured at the same time on the client's interface (tdgc0) and on the server's "
+                     "interface (tdgs0).")
+_COPIES_CROSS_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, TIME_WAIT at the server's copy (FIN_WAIT2 for "
+                        "microseconds on the way). Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED.")
+_race("fin_copies_cross", _COPIES_CROSS_RUN, _COPIES_CROSS_STATES, "Three-way, the client first.", "client",
+      (40601, 5060), client="at(T); close('c')", server="at(T + 0.0002); close('s')", after=0.5,
+      kind="three-way", drop=("FIN", "client"), topo="veth")
 
 
 # ------------------------------------------------------------- truth builder
