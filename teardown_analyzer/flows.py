@@ -63,6 +63,12 @@ def keepalive_timeout_note(probes: int, since_ns: int) -> str:
             f"the path to it, was gone")
 
 
+def _ms(ns: int) -> str:
+    """A duration in milliseconds, to a tenth; to a hundredth under one (a LAN's, a
+    loopback's round trip)."""
+    return f"{ns / 1e6:.1f} ms" if ns >= 1_000_000 else f"{ns / 1e6:.2f} ms"
+
+
 def held_fin_note(d: Direction) -> str:
     """The note on the close stamped at ``d``'s FIN, if its sender probed the peer's zero
     window before it: the FIN waited behind data, and close() came at or before it (an
@@ -630,11 +636,15 @@ class Tracker:
         took = self._fin_receipt(side)
         if took is None or fin.fin_ts_ns is None:
             return
-        note = (f"{NOT_SHOWN} the capture ends {(now - fin.fin_ts_ns) / 1e6:.1f} ms after the "
-                f"FIN, before this side's ACK of it, sent at once, could show (the round trip "
-                f"to it is {(self._there(conn, s) or 0) / 1e6:.1f} ms), so the FIN may as well "
-                f"have been lost after the capture point (it would have stayed in "
-                f"{took.old.value})")
+        # (without the FIN, an ACK of its own FIN after it takes it to FIN_WAIT2 instead)
+        acked = next((t for t in side.transitions[side.transitions.index(took) + 1:]
+                      if t.event is RECV_ACK_OF_FIN), None)
+        stayed = took.old.value if acked is None or took.old is not FIN_WAIT1 else \
+            f"{took.old.value}, and gone to FIN_WAIT2 at packet {acked.packet}"
+        note = (f"{NOT_SHOWN} the capture ends {_ms(now - fin.fin_ts_ns)} after the FIN, "
+                f"before this side's ACK of it, sent at once, could show (the round trip to "
+                f"it is {_ms(self._there(conn, s) or 0)}), so the FIN may as well have been "
+                f"lost after the capture point (it would have stayed in {stayed})")
         conn.unshown.append((s, side.transitions.index(took), note))
 
     def _close_wait_unshown(self, conn: Conn, s: int) -> None:

@@ -50,6 +50,8 @@ def test_no_ack_due_before_the_capture_ends(tmp_path, vectorised):
     assert c.client_states[3].note.startswith(
         "not shown: the capture ends 11.5 ms after the FIN, before this side's ACK of it, "
         "sent at once, could show (the round trip to it is 20.1 ms)")
+    assert "(it would have stayed in FIN_WAIT1, and gone to FIN_WAIT2 at packet 10)" \
+        in c.client_states[3].note
     whole = _client(R, tmp_path, vectorised=vectorised)
     assert not any(s.note.startswith("not shown") for s in whole.client_states)
 
