@@ -827,17 +827,15 @@ class Tracker:
                     conn.handshake.append(ts_ns)
                 side_r.feed(RECV_ACK_OF_SYN, ts_ns, packet)
             if dr.fin_seq is not None and seq_geq(ack, (dr.fin_seq + 1) & _M32):
-                dr.fin_acked_last = (ts_ns, packet, (seq, (seq + plen + (
+                last = dr.fin_acked_last = (ts_ns, packet, (seq, (seq + plen + (
                     1 if flags & FIN else 0)) & _M32), bool(flags & FIN))
-            if (dr.fin_seq is not None and dr.fin_acked_ts_ns is None
-                    and seq_geq(ack, (dr.fin_seq + 1) & _M32)):
-                assert dr.fin_acked_last is not None
-                (dr.fin_acked_ts_ns, dr.fin_acked_packet, dr.fin_acked_span,
-                 dr.fin_acked_by_fin) = dr.fin_acked_last
-                acks_fin = True
-                if not dr.fin_answered:  # (its first: not one after an ACK lost, _revoke_ack)
-                    dr.fin_answered = True
-                    self._fin_taken(conn, s, ts_ns)
+                if dr.fin_acked_ts_ns is None:
+                    (dr.fin_acked_ts_ns, dr.fin_acked_packet, dr.fin_acked_span,
+                     dr.fin_acked_by_fin) = last
+                    acks_fin = True
+                    if not dr.fin_answered:  # (its first: not one after an ACK lost)
+                        dr.fin_answered = True
+                        self._fin_taken(conn, s, ts_ns)
         # -- data around FINs ------------------------------------------------------------
         if plen:
             if dr.fin_seq is not None:
