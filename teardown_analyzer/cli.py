@@ -19,7 +19,7 @@ from rich.text import Text
 from . import errors
 from .analysis import Options, Report, analyze
 from .check import CONDITIONS, evaluate, inline_rules, parse_rules
-from .report import (ProgressFn, as_listing, connections_table, iter_listing,
+from .report import (ProgressFn, as_listing, connections_table, iter_listing, legend,
                      iter_report_csv, iter_report_json, iter_report_jsonl, ladder,
                      report_markdown, select, totals_text)
 from .render import THEME, hex_json, hex_markdown, hex_table, svg_of
@@ -125,19 +125,11 @@ def analyze_cmd(captures: tuple[str, ...], fmt: str, show_all: bool, flows: tupl
             console.print(ladder(conn, kernel))
             console.print()
     elif as_listing(report, show_all):
-        inferred = False
-
-        def listing(bar: ProgressFn) -> Iterable[str]:
-            nonlocal inferred
-            for line in iter_listing(report, jobs, bar):
-                inferred = inferred or "*" in line  # the mark of an inferred state
-                yield line
-
-        _stream(report, quiet, listing)
+        marks: set[str] = set()
+        _stream(report, quiet, lambda bar: iter_listing(report, jobs, bar, marks))
         console.print(totals_text(report))
-        if inferred:
-            console.print(Text("* inferred (a timer, or a silent expiry the next packet "
-                               "proves), not seen on the wire", style="dim"))
+        for line in legend(marks):
+            console.print(Text(line, style="dim"))
     else:
         console.print(connections_table(report, show_all))
     _finish(report, quiet)

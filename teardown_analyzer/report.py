@@ -104,7 +104,7 @@ def connections_table(report: Report, show_all: bool = False) -> RenderableType:
                           f"connection; --format json/csv lists them all)", style="dim"))
     parts.append(totals_text(report))
     parts.extend(Text(line, style="dim")
-                 for line in _legend(set().union(*(_marks(c) for c in conns))))
+                 for line in legend(set().union(*(_marks(c) for c in conns))))
     return Group(*parts)
 
 
@@ -128,17 +128,33 @@ def _details(c: ConnectionResult) -> list[str]:
 
 
 def _marks(c: ConnectionResult) -> set[str]:
-    """The marks :func:`_seq` puts on ``c``'s states."""
-    return {_mark(s) for s in (*c.client_states, *c.server_states)} - {""}
+    """What the marks :func:`_seq` puts on ``c``'s states stand for, for the legend:
+    ``held`` for a ``*`` at a FIN that waited behind data (``flows.held_fin_note``),
+    ``timer`` for any other ``*``, ``?`` for a state not shown."""
+    marks = set()
+    for s in (*c.client_states, *c.server_states):
+        mark = _mark(s)
+        if mark == "*":
+            marks.add("held" if s.event == "SEND_FIN" else "timer")
+        elif mark:
+            marks.add(mark)
+    return marks
 
 
-def _legend(marks: set[str]) -> list[str]:
+def legend(marks: set[str]) -> list[str]:
     """What ``marks`` (of :func:`_marks`) mean."""
-    return [line for mark, line in (
-        ("*", "* inferred (a timer, or a silent expiry the next packet proves), not seen on "
-              "the wire; or, at a FIN that waited behind data, a latest time"),
-        ("?", "? not shown: no segment tells whether the side went through this state "
-              "(--detail gives the other reading)")) if mark in marks]
+    lines = []
+    starred = [what for key, what in (
+        ("timer", "inferred (a timer, or a silent expiry the next packet proves), not seen "
+                  "on the wire"),
+        ("held", "a latest time: the FIN waited behind data, and close() or shutdown() "
+                 "came at it or before")) if key in marks]
+    if starred:
+        lines.append("* " + "; or, ".join(starred))
+    if "?" in marks:
+        lines.append("? not shown: no segment tells whether the side went through this "
+                     "state (--detail gives the other reading)")
+    return lines
 
 
 class _Fitted:
@@ -211,10 +227,19 @@ def listing_line(c: ConnectionResult) -> str:
             + (f"  | {'; '.join(details)}" if details else "") + "\n")
 
 
-def iter_listing(report: Report, jobs: int = 1, progress: ProgressFn = None) -> Iterator[str]:
-    """Every connection, a line each, rendered by ``jobs`` processes."""
+def _listing_entry(c: ConnectionResult) -> tuple[str, set[str]]:
+    return listing_line(c), _marks(c)
+
+
+def iter_listing(report: Report, jobs: int = 1, progress: ProgressFn = None,
+                 marks: set[str] | None = None) -> Iterator[str]:
+    """Every connection, a line each, rendered by ``jobs`` processes; what the marks on
+    their states stand for (:func:`_marks`) added to ``marks``, for :func:`legend`."""
     yield "     id  client → server  close  client: states  server: states  | details\n"
-    yield from report.connections.rendered(listing_line, jobs, progress)
+    for line, marked in report.connections.rendered(_listing_entry, jobs, progress):
+        if marks is not None:
+            marks |= marked
+        yield line
 
 
 def _kind_style(kind: str) -> str:
@@ -407,7 +432,7 @@ def report_markdown(report: Report) -> str:
     out.append("")
     out.append(totals_text(report).plain)
     out.extend(f"\n{line.replace('*', chr(92) + '*', 1)}" for line in
-               _legend(marks))
+               legend(marks))
     return "\n".join(out) + "\n"
 
 

@@ -14,7 +14,7 @@ import socket
 from array import array
 from functools import partial
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 from .capture import CaptureInfo
 from .link import LINKTYPE_NAMES
@@ -317,6 +317,9 @@ class ResultSink:
                                              (self.spill,), decode)])
 
 
+_R = TypeVar("_R")
+
+
 class ResultStore(Sequence[ConnectionResult]):
     """Finished connections, kept in a spill file and summarised on access.
 
@@ -396,8 +399,8 @@ class ResultStore(Sequence[ConnectionResult]):
             for i in range(len(seg.ids)):
                 yield _unpack(seg.decode(seg.blob(i), seg.meta[i]), final, start + i + 1)
 
-    def rendered(self, render: Callable[[ConnectionResult], str], jobs: int = 1,
-                 progress: Callable[[int], None] | None = None) -> Iterator[str]:
+    def rendered(self, render: Callable[[ConnectionResult], _R], jobs: int = 1,
+                 progress: Callable[[int], None] | None = None) -> Iterator[_R]:
         """``render`` of each result, in order; with ``jobs`` > 1, in that many forked
         processes, which read the spill files this one wrote (decoding a result is most of
         the cost of writing it out).  ``progress``, if given, is told how many results
@@ -442,10 +445,10 @@ class ResultStore(Sequence[ConnectionResult]):
 
 RENDER_SLICE = 2000
 """Results rendered per task by :meth:`ResultStore.rendered` with several processes."""
-_RENDERING: "tuple[ResultStore, Callable[[ConnectionResult], str]] | None" = None
+_RENDERING: "tuple[ResultStore, Callable[[ConnectionResult], Any]] | None" = None
 
 
-def _render_slice(start: int) -> list[str]:
+def _render_slice(start: int) -> list[Any]:
     """In a forked process: the results from ``start`` on, rendered."""
     assert _RENDERING is not None
     store, render = _RENDERING

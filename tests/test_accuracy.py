@@ -701,6 +701,33 @@ def test_a_state_not_shown_is_marked_in_the_tables(run_cli, monkeypatch, fmt):
     assert code == 0 and "?" not in out and "CLOSE_WAIT → CLOSED" in out
 
 
+@pytest.mark.parametrize("fmt", ["table", "markdown", "listing"])
+def test_the_legend_says_what_each_star_shown_means(run_cli, monkeypatch, fmt):
+    """``*`` marks a state inferred from a timer or a silent expiry, and a close stamped at
+    a FIN that waited behind a zero window (an upper bound): the legend says the meaning
+    of each mark the table shows, and only those (the table, markdown and --all's one
+    line per connection alike)."""
+    from teardown_analyzer import report
+    monkeypatch.setenv("COLUMNS", "300")
+    if fmt == "listing":
+        monkeypatch.setattr(report, "LIST_ABOVE", 0)
+    args = ["--all"] + (["--format", fmt] if fmt == "markdown" else [])
+    timer, held = "inferred (a timer, or a silent", "a latest time: the FIN waited behind"
+
+    def legend(*names: str) -> list[str]:
+        code, out, _ = run_cli(*(str(SAMPLES / f"{n}.pcap") for n in names), *args)
+        assert code == 0
+        return [line for line in out.splitlines() if line.lstrip("\\").startswith("* ")]
+
+    (line,) = legend("fin_wait2_timeout")
+    assert timer in line and held not in line
+    (line,) = legend("zero_window_in_half_close_server_side")
+    assert held in line and timer not in line
+    (line,) = legend("fin_wait2_timeout", "zero_window_in_half_close_server_side")
+    assert timer in line and f"; or, {held}" in line
+    assert legend("close_race_client_side") == []
+
+
 @pytest.mark.parametrize("side", ["client", "server"])
 def test_the_reply_paths_rsts_after_the_first_reach_a_closed_side(side):
     """sample_pcaps/close_race_fin_lost_{client,server}_side.pcap, with the kernel's record:
