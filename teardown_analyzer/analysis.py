@@ -219,7 +219,8 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         analyse_window(True)
     if backwards and k == 0:
         info.warnings.append(earlier_warning(backwards))
-    end_ns = max(prev_ts, info.last_ts_ns or 0)  # the latest time seen, not the last record's
+    # the latest time seen (not the last record's), or later, as recorded (CaptureInfo.end_ns)
+    end_ns = max(prev_ts, info.end_ns)
     for c in tracker.finish(end_ns):
         keep(c)
     spill.flush()  # a full disk is told now, before any output is written

@@ -52,9 +52,11 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 # pcapng block types (draft-ietf-opsawg-pcapng section 11.1) and the interface options
-# read, as dpkt.pcapng names them (PCAPNG_BT_IDB ..., PCAPNG_OPT_IF_TSRESOL ...)
-BT_IDB, BT_PB, BT_SPB, BT_EPB = 1, 2, 3, 6
+# read, as dpkt.pcapng names them (PCAPNG_BT_IDB ..., PCAPNG_OPT_IF_TSRESOL ...); the
+# interface statistics block and its options (section 4.6), which dpkt does not name
+BT_IDB, BT_PB, BT_SPB, BT_ISB, BT_EPB = 1, 2, 3, 5, 6
 OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 9, 14
+OPT_ISB_ENDTIME, OPT_ISB_IFRECV, OPT_ISB_IFDROP, OPT_ISB_OSDROP = 3, 4, 5, 7
 
 # A record larger than this is taken as corruption, whatever the snap length says:
 # it keeps a crafted 2**31 caplen from being allocated.  (libpcap's own limit for
@@ -143,6 +145,14 @@ class CaptureInfo:
     warnings: list[str] = field(default_factory=list)
     error: CaptureError | None = None
     """Set when reading stopped early; the frames before it were delivered."""
+    stopped_ts_ns: int | None = None
+    """When the capture stopped, if its pcapng interface statistics say (``isb_endtime``,
+    the latest; dumpcap writes it), and the file holds every packet they count received
+    (:func:`use_statistics`): the capture went on until then, though the packets of its
+    last moments may be missing (:data:`STOP_MARGIN_NS`)."""
+    dropped: int | None = None
+    """Packets the capture lost, if its pcapng interface statistics say (``isb_ifdrop``
+    and ``isb_osdrop`` of every interface)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -153,9 +163,27 @@ class CaptureInfo:
             "packets": self.packets,
             "first_ts": None if self.first_ts_ns is None else self.first_ts_ns / 1e9,
             "last_ts": None if self.last_ts_ns is None else self.last_ts_ns / 1e9,
+            "stopped_ts": None if self.stopped_ts_ns is None else self.stopped_ts_ns / 1e9,
+            "dropped": self.dropped,
             "warnings": list(self.warnings),
             "error": None if self.error is None else str(self.error),
         }
+
+    @property
+    def end_ns(self) -> int:
+        """Until when the capture is known to have gone on with every packet kept: its
+        latest packet's time (0 if none), or :data:`STOP_MARGIN_NS` before it stopped if
+        that is later."""
+        stopped = 0 if self.stopped_ts_ns is None else self.stopped_ts_ns - STOP_MARGIN_NS
+        return max(self.last_ts_ns or 0, stopped)
+
+
+STOP_MARGIN_NS = 1_000_000_000
+"""How long before a capture stopped (``isb_endtime``) its packets may be missing from the
+file: libpcap on Linux (TPACKET_V3) hands packets over a block at a time, at most its read
+timeout late (dumpcap's 250 ms, tcpdump's 1 s), and a capture stopped by a signal
+(pcap_breakloop) writes none of the block then filling (seen with dumpcap 4.0 on this
+machine: the packets of its last 200 ms or so)."""
 
 
 class Capture:
@@ -237,6 +265,9 @@ class Span:
     """A classic pcap file's snap length (for the warning of ``over_snap``)."""
     unknown_blocks: int = 0
     """pcapng: blocks of other types met (their warning is the caller's)."""
+    statistics: dict[int, "IfaceStats"] = field(default_factory=dict)
+    """pcapng: what the interface statistics blocks met say (the caller's to use, with
+    those of the other parts: :func:`use_statistics`)."""
     sections: bool = False
     """pcapng: whether a section header or interface description came after a packet
     block (the state of the file changes in its middle)."""
@@ -703,6 +734,7 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
     index = index0 = 0 if span is None else span.first_index
     first = True
     unknown_blocks = 0
+    statistics: dict[int, IfaceStats] = {}
     stop = None if span is None else span.stop
     if span is not None and span.state is not None:
         stream.seek(span.start)
@@ -864,8 +896,9 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
                 origs.append(orig if orig > incl else incl)
                 stamps.append(0 if ts_units is None else (
                     ts_units * 1_000_000_000 // iface.units_per_s + iface.offset_ns))
-            else:
-                unknown_blocks += 1  # name resolution, statistics, custom blocks: not needed
+            elif not (btype == BT_ISB and _parse_isb(buf[pos:pos + blen], order,
+                                                     interfaces, iface_base, statistics)):
+                unknown_blocks += 1  # name resolution, custom blocks: not needed
             pos += blen
     except Exception:
         if starts:  # the packets before the break are delivered first
@@ -875,9 +908,132 @@ def _pcapng_blocks(stream: BinaryIO, info: CaptureInfo, span: Span | None = None
         yield made()
     if span is not None:
         span.stopped_at, span.state = base + pos, state
-        span.unknown_blocks = unknown_blocks
-    elif unknown_blocks:
-        info.warnings.append(unknown_blocks_warning(unknown_blocks))
+        span.unknown_blocks, span.statistics = unknown_blocks, statistics
+    else:
+        if unknown_blocks:
+            info.warnings.append(unknown_blocks_warning(unknown_blocks))
+        use_statistics(info, statistics, index)
+
+
+class IfaceStats(NamedTuple):
+    """What an interface's latest statistics block says (None: not recorded)."""
+
+    end: int | None
+    """``isb_endtime``: when the capture on it stopped, in units of the interface's
+    clock or in microseconds (:func:`_stopped_ns`)."""
+    units_per_s: int
+    offset_ns: int
+    received: int | None
+    """``isb_ifrecv``: packets the interface received (that passed the capture filter,
+    dropped ones included, for dumpcap's libpcap counts)."""
+    dropped: int | None
+    """``isb_ifdrop`` + ``isb_osdrop``: packets lost by the interface or the system."""
+
+
+def _parse_isb(block: "bytes | memoryview", order: str, interfaces: list[_Interface],
+               iface_base: int, statistics: dict[int, IfaceStats]) -> bool:
+    """Read an interface statistics block into ``statistics`` (by interface number over
+    the file; the counters are since the capture started, so a later block replaces an
+    earlier one); False if it is too short or names no interface described (then it is
+    skipped as a block of another type).  The block's own time is not read (dumpcap 4.0
+    writes it in microseconds whatever the interface's resolution, as ``isb_endtime``,
+    :func:`_stopped_ns`)."""
+    if len(block) < 24:
+        return False
+    (iface_id,) = struct.unpack_from(order + "I", block, 8)
+    if iface_id >= len(interfaces):
+        return False
+    iface = interfaces[iface_id]
+    stop = received = None
+    drops: list[int] = []
+    pos, end = 20, len(block) - 4
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(order + "HH", block, pos)
+        at, pos = pos + 4, pos + 4 + ((length + 3) & ~3)
+        if code == 0 or at + length > end:
+            break
+        if length != 8:
+            continue
+        value = bytes(block[at:at + 8])
+        if code == OPT_ISB_ENDTIME:
+            hi, lo = struct.unpack(order + "II", value)
+            stop = hi << 32 | lo
+        elif code == OPT_ISB_IFRECV:
+            (received,) = struct.unpack(order + "Q", value)
+        elif code in (OPT_ISB_IFDROP, OPT_ISB_OSDROP):
+            drops.append(struct.unpack(order + "Q", value)[0])
+    statistics.update(merged_statistics(statistics, {iface_base + iface_id: IfaceStats(
+        stop, iface.units_per_s, iface.offset_ns, received, sum(drops) if drops else None)}))
+    return True
+
+
+def merged_statistics(earlier: dict[int, IfaceStats], later: dict[int, IfaceStats]
+                      ) -> dict[int, IfaceStats]:
+    """The statistics of interfaces as blocks in a file say them, ``earlier`` then
+    ``later``: of each interface, the later block's counters (counted since the capture
+    began) and the latest end either records."""
+    out = dict(earlier)
+    for number, stats in later.items():
+        before = out.get(number)
+        if before is not None and before.end is not None:
+            stats = stats._replace(end=before.end if stats.end is None
+                                   else max(stats.end, before.end))
+        out[number] = stats
+    return out
+
+
+DUMPCAP_GUESS_S = 86400
+"""How long after the last packet an ``isb_endtime`` read in microseconds (dumpcap's way,
+:func:`_stopped_ns`) may fall and be taken: a capture left running idle for a day."""
+
+
+def _stopped_ns(stats: IfaceStats, first_ns: int, last_ns: int) -> int | None:
+    """An interface's ``isb_endtime`` as a packet's time, or None: read in the units of
+    the interface's clock, as the format says, if that is not before the capture's last
+    packet (``last_ns``).  If it is before its first (``first_ns``), read in
+    microseconds, as dumpcap 4.0 writes it whatever the resolution it gives its packets
+    (a time in nanoseconds then reads as one in 1970), if that is not before the last
+    packet and no more than :data:`DUMPCAP_GUESS_S` after it."""
+    if stats.end is None:
+        return None
+    stop = stats.end * 1_000_000_000 // stats.units_per_s + stats.offset_ns
+    if stop >= last_ns:
+        return stop
+    if stop >= first_ns:
+        return None
+    stop = stats.end * 1000 + stats.offset_ns
+    return stop if last_ns <= stop <= last_ns + DUMPCAP_GUESS_S * 10**9 else None
+
+
+def use_statistics(info: CaptureInfo, statistics: dict[int, IfaceStats],
+                   packets: int) -> None:
+    """What the interface statistics of a whole pcapng file (``packets`` packets) say of
+    it, into ``info``: how many packets it lost (a warning if any), and when the capture
+    stopped (:attr:`CaptureInfo.stopped_ts_ns`): not if the statistics count more
+    packets received than the file holds and lost, a file cut or filtered after the
+    capture (editcap and tshark of Wireshark 4.0 write no statistics then, but a
+    writer may copy them); then a warning says why."""
+    counted = [s.dropped for s in statistics.values() if s.dropped is not None]
+    info.dropped = sum(counted) if counted else None
+    if info.dropped:
+        info.warnings.append(
+            f"the capture lost {info.dropped} packets (pcapng interface statistics: "
+            f"isb_ifdrop, isb_osdrop): segments may be missing anywhere, and what their "
+            f"absence is taken to show with them")
+    first, last = info.first_ts_ns, info.last_ts_ns
+    ends = [] if first is None or last is None else [
+        stop for stop in (_stopped_ns(s, first, last) for s in statistics.values())
+        if stop is not None]
+    if not ends:
+        return
+    received = sum(s.received for s in statistics.values() if s.received is not None)
+    if received - (info.dropped or 0) > packets:
+        info.warnings.append(
+            f"the pcapng interface statistics count {received - (info.dropped or 0)} "
+            f"packets captured, the file holds {packets}: it was cut or filtered after "
+            f"the capture, and the end they record (isb_endtime) is not used")
+        return
+    info.stopped_ts_ns = max(ends)
 
 
 def unknown_blocks_warning(count: int) -> str:

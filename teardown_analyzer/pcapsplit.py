@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from .capture import BT_EPB, BT_PB, BT_SPB, CHUNK, MAX_BLOCK, MAX_RECORD, PCAP_MAGICS, \
-    CaptureInfo, Span, earlier_warning, open_capture, over_snap_warning, unknown_blocks_warning
+    CaptureInfo, IfaceStats, Span, earlier_warning, merged_statistics, open_capture, \
+    over_snap_warning, unknown_blocks_warning, use_statistics
 from .columnar import COLUMNS, LAYOUTS, gathered
 from .errors import CaptureError
 
@@ -247,6 +248,7 @@ def walk(path: str, span: Span, shares: int, spill: "Spill") -> Walked:
     done.top = top
     done.span.stopped_at, done.span.over_snap = span.stopped_at, span.over_snap
     done.span.snaplen, done.span.unknown_blocks = span.snaplen, span.unknown_blocks
+    done.span.statistics = span.statistics
     done.span.sections = span.sections
     return done
 
@@ -309,6 +311,7 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
     info = replace(head, warnings=[], linktypes=dict(head.linktypes))
     over, first_over, snaplen = 0, 0, ranges[0][0].span.snaplen
     late = top = unknown = 0
+    statistics: dict[int, IfaceStats] = {}
     for w, before in ranges:
         said = w.info
         if before and (said.warnings or said.error is not None):
@@ -317,6 +320,7 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
         info.warnings += said.warnings
         info.error = said.error
         unknown += w.span.unknown_blocks
+        statistics = merged_statistics(statistics, w.span.statistics)
         count, first = w.span.over_snap
         over, first_over = over + count, first_over or (first and first + before)
         late += w.late + sum(1 for t in w.rising if t < top)
@@ -334,4 +338,6 @@ def merged(path: str, walks: list[Walked]) -> Shares | None:
         info.warnings.append(unknown_blocks_warning(unknown))
     if late:
         info.warnings.append(earlier_warning(late))
-    return Shares(info, max(top, info.last_ts_ns or 0), ranges)
+    if info.error is None:  # (as one walk, stopped by the error, would not say it)
+        use_statistics(info, statistics, info.packets)
+    return Shares(info, max(top, info.end_ns), ranges)

@@ -285,9 +285,22 @@ def opb(iface: int, ts_units: int, data: bytes, orig_len: int | None = None,
     return block(2, body, order)
 
 
-def isb(iface: int = 0, order: str = "<") -> bytes:
-    """Interface statistics block (to be skipped by readers that do not need it)."""
-    return block(5, struct.pack(order + "III", iface, 0, 0), order)
+def isb(iface: int = 0, order: str = "<", *, endtime: int | None = None,
+        ifrecv: int | None = None, ifdrop: int | None = None, osdrop: int | None = None
+        ) -> bytes:
+    """Interface statistics block: without options, nothing a reader needs; ``endtime``
+    (isb_endtime, in whatever units the caller means: two 32-bit words, high first),
+    ``ifrecv``, ``ifdrop``, ``osdrop`` (64-bit counters) are options 3, 4, 5 and 7."""
+    opts = b""
+    if endtime is not None:
+        opts += option(3, struct.pack(order + "II", endtime >> 32, endtime & 0xFFFFFFFF),
+                       order)
+    for code, count in ((4, ifrecv), (5, ifdrop), (7, osdrop)):
+        if count is not None:
+            opts += option(code, struct.pack(order + "Q", count), order)
+    if opts:
+        opts += end_of_options(order)
+    return block(5, struct.pack(order + "III", iface, 0, 0) + opts, order)
 
 
 # --- every supported link type ------------------------------------------------------------

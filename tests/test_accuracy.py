@@ -374,6 +374,52 @@ def test_a_capture_that_ends_in_a_zero_window_says_a_close_would_not_show(tmp_pa
         assert not any("zero window" in n for n in whole.notes)
 
 
+def _with_end(records, linktype: int, stop_ns: int | None) -> bytes:
+    """Records as a pcapng file of one interface of nanoseconds, ended (if ``stop_ns``) by
+    the interface statistics dumpcap writes when it stops: isb_endtime, in microseconds."""
+    import pcapbuild as pb
+    blocks = [pb.shb(), pb.idb(linktype, 65535, tsresol=9)]
+    blocks += [pb.epb(0, r.ts_ns, r.data, r.orig_len) for r in records]
+    if stop_ns is not None:
+        blocks.append(pb.isb(0, endtime=stop_ns // 1000, ifrecv=len(records), ifdrop=0))
+    return b"".join(blocks)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_capture_runs_until_its_recorded_end(tmp_path, jobs):
+    """sample_pcaps/four_way.pcap and the first 8 of its records (a half-close), written
+    as pcapng (edited captures) with interface statistics that say the capture stopped
+    61 s after the last packet: the client's TIME_WAIT timer ran out a second before that
+    (CLOSED, inferred), and the half-close lasted at least until then (the packets of a
+    capture's last second may be missing, capture.STOP_MARGIN_NS); without them the capture
+    ends at its last packet.  By every path."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / "four_way.pcap")
+    last = records[-1].ts_ns
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        for stop in (None, last + 61 * 10**9):
+            path = tmp_path / "four_way.pcapng"
+            path.write_bytes(_with_end(records, linktype, stop))
+            report = analyze([str(path)], options, jobs)
+            (c,) = report.connections
+            assert report.captures[0].stopped_ts_ns == stop
+            assert c.kind == "four-way" and c.time_wait["side"] == "client"
+            if stop is None:
+                assert c.client_final == "TIME_WAIT"
+                assert c.time_wait["end"].startswith("capture ended 0.000 s into TIME_WAIT")
+            else:
+                assert c.client_final == "CLOSED" and c.client_states[-1].inferred
+                assert c.client_states[-1].ts == pytest.approx(
+                    c.time_wait["entered_ts"] + 60)
+                assert c.time_wait["end"] == "inferred from the timer"
+            path.write_bytes(_with_end(records[:8], linktype, stop))
+            (c,) = analyze([str(path)], options, jobs).connections
+            assert c.kind == "half-open" and c.directions["client"]["fin"]["packet"] == 8
+            # (until a second before the capture stopped: capture.STOP_MARGIN_NS)
+            assert c.half_close_s == pytest.approx(
+                (stop - 10**9 - records[7].ts_ns if stop else 0) / 1e9)
+
+
 def test_a_fin_sent_again_that_crosses_the_ack_does_not_show_it_lost():
     """sample_pcaps/fin_copies_cross_server_side.pcap (the kernel's record: the client goes
     FIN_WAIT1 -> TIME_WAIT at the server's FIN+ACK sent again, packet 10): the client's own

@@ -127,7 +127,7 @@ def test_pcapng_interfaces_with_different_linktypes_and_resolutions(real_packets
             + pb.idb(113, 0, order, tsresol=0x94, tsoffset=-3600)       # 2^-20, offset
             + pb.idb(276, 0, order, tsresol=3, tsoffset=86400)          # 10^-3, offset
             + pb.epb(0, T0 // 1000, pb.ethernet(p0), order=order)
-            + pb.isb(0, order)                                          # skipped
+            + pb.block(0x40000BAD, b"custom", order)                    # skipped
             + pb.epb(1, T0, p1, order=order, comment="a packet comment")
             + pb.epb(2, sec * 2**20 + 1, pb.sll(p2), order=order)
             + pb.epb(3, T0 // 10**6, pb.sll2(p3), order=order))
@@ -629,6 +629,69 @@ def test_chunks_hold_a_number_of_records(monkeypatch, size, max_chunk, per_batch
     assert all(low <= c <= high for c in counts[3:-1]), counts
     assert [f.data for b in batches for f in b.frames()] == [r.data for r in records]
     assert cap.info.error is None
+
+
+def _stats_capture(*blocks: bytes, order: str = "<") -> bytes:
+    """Two packets 1 s apart on an interface of nanoseconds (the last at T0 + 1 s), then
+    ``blocks``."""
+    packets = pb.writeup_packets()[:2]
+    return (pb.shb(order) + pb.idb(101, 0, order, tsresol=9)
+            + b"".join(pb.epb(0, T0 + i * 10**9, p, order=order)
+                       for i, p in enumerate(packets)) + b"".join(blocks))
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("units, stopped", [
+    (T0 + 3 * 10**9, T0 + 3 * 10**9),  # in the interface's nanoseconds, as the format says
+    ((T0 + 3 * 10**9) // 1000, (T0 + 3 * 10**9) // 1000 * 1000),  # in µs, as dumpcap 4.0 has it
+    (T0 + 10**9, T0 + 10**9),  # at the last packet
+    (T0 + 10**9 - 1, None),  # before the last packet: not used
+    (T0 // 1000 - 1, None),  # in µs, before the first packet: not used
+    ((T0 + 2 * 86400 * 10**9) // 1000, None),  # in µs, two days on: taken for nonsense
+    (T0 // 10**6, None),  # in ms, say: nothing either reading makes of it
+], ids=["ns", "dumpcap-us", "at-last", "before-last", "us-before-first", "us-days-on",
+        "ms"])
+def test_pcapng_statistics_say_when_the_capture_stopped(order, units, stopped) -> None:
+    """An interface statistics block's isb_endtime is when the capture stopped
+    (:attr:`CaptureInfo.stopped_ts_ns`): read in the interface's resolution, or else in
+    microseconds (dumpcap 4.0 writes it so on an interface of nanoseconds: a time that
+    reads as one in 1970 otherwise, before the first packet), the reading not before the
+    last packet (and in microseconds, not a day after it)."""
+    cap, frames = _read(_stats_capture(pb.isb(0, order, endtime=units, ifrecv=2, ifdrop=0),
+                                       order=order))
+    assert len(frames) == 2 and cap.info.error is None and cap.info.warnings == []
+    assert cap.info.stopped_ts_ns == stopped
+    assert cap.info.dropped == 0
+    assert cap.info.to_dict()["stopped_ts"] == (None if stopped is None else stopped / 1e9)
+
+
+def test_pcapng_statistics_the_latest_end_and_the_last_counters() -> None:
+    """Statistics written now and then (counters since the capture began): the latest end
+    of any block, and the drops of the last block of each interface, summed over the
+    interfaces.  A block that names no interface, or is too short, is skipped as a block of
+    another type."""
+    blob = _stats_capture(pb.isb(0, endtime=T0 + 5 * 10**9, ifdrop=7),
+                          pb.isb(0, endtime=T0 + 4 * 10**9, ifdrop=9, osdrop=1),
+                          pb.isb(3, endtime=T0 + 9 * 10**9),
+                          pb.block(5, b"\0" * 8))
+    cap, _ = _read(blob)
+    assert cap.info.stopped_ts_ns == T0 + 5 * 10**9
+    assert cap.info.dropped == 10
+    assert cap.info.warnings == [
+        "2 pcapng blocks of other types skipped",
+        "the capture lost 10 packets (pcapng interface statistics: isb_ifdrop, isb_osdrop): "
+        "segments may be missing anywhere, and what their absence is taken to show with them"]
+
+
+def test_pcapng_statistics_of_more_packets_than_the_file_holds() -> None:
+    """Statistics that count more packets captured than the file holds: it was cut or
+    filtered after the capture (a writer that copies the statistics), so the end they
+    record says nothing of the silence after its last packet: not used, and said so."""
+    cap, _ = _read(_stats_capture(pb.isb(0, endtime=T0 + 3 * 10**9, ifrecv=5, ifdrop=2)))
+    assert cap.info.stopped_ts_ns is None and cap.info.dropped == 2
+    assert cap.info.warnings[-1] == (
+        "the pcapng interface statistics count 3 packets captured, the file holds 2: it was "
+        "cut or filtered after the capture, and the end they record (isb_endtime) is not used")
 
 
 def test_the_pcapng_numbers_are_dpkts() -> None:

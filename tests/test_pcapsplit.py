@@ -218,18 +218,36 @@ def _pcapng(records, linktype, *, every=None, order="<"):
     return b"".join(out)
 
 
+def _units(iface: int, ts_ns: int) -> int:
+    """A time in the units of :func:`_pcapng`'s interface."""
+    return ts_ns // 1000 if iface == 0 else ts_ns + 3 * 10**9
+
+
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_pcapng_identical(tmp_path, walked, order):
     """pcapng of either byte order, two interfaces of different resolutions and offsets,
-    statistics blocks among the packets (counted once, as one walk counts them)."""
+    blocks of other types among the packets (counted once, as one walk counts them), and
+    statistics blocks of each interface (drops counted since the capture began, and when
+    it stopped) in every range: the last counts of each and the latest end, as one walk
+    takes them (:func:`teardown_analyzer.capture.use_statistics`)."""
     linktype, records = _records()
+    n = len(records)
+
+    def block(i: int) -> bytes:
+        if i // 50 % 2 == 0:
+            return pb.block(0x40000BAD, b"custom", order)
+        iface = i // 100 % 2
+        return pb.isb(iface, order, endtime=_units(iface, records[i].ts_ns), ifdrop=i // 100)
+    stop = records[-1].ts_ns + 2 * 10**9
+    tail = pb.isb(0, order, endtime=_units(0, stop), ifdrop=100) + pb.isb(
+        1, order, endtime=_units(1, stop - 10**9), ifdrop=3, osdrop=2)
     path = _write(tmp_path, None, linktype,
-                  raw=_pcapng(records, linktype, every=(50, lambda i: pb.isb(0, order)),
-                              order=order))
+                  raw=_pcapng(records, linktype, every=(50, block), order=order) + tail)
     for jobs in (2, 3):
         one = _same(path, jobs)
-    assert f"{len(records) // 50} pcapng blocks of other types skipped" in \
-        one.captures[0].warnings
+    info = one.captures[0]
+    assert f"{(n // 50 + 1) // 2} pcapng blocks of other types skipped" in info.warnings
+    assert (info.stopped_ts_ns, info.dropped) == (stop, 105)
     assert [len(w.ranges) for w in walked] == [2, 3]
 
 
@@ -253,10 +271,12 @@ def test_pcapng_corrupt_block_in_a_later_range(tmp_path, walked, bad):
     at = len(records) * 3 // 4
     block = pb.block(6, bytes(40), trailer=7) if bad == "trailer" else pb.epb(9, 0, bytes(60))
     raw = _pcapng(records, linktype, every=(at, lambda i: block))
-    # a statistics block in the first range: a walk that fails does not say it skipped it
+    # a block of another type in the first range: a walk that fails does not say it skipped
+    # it
     heads = len(pb.shb()) + len(pb.idb(linktype, 65535)) + len(
         pb.idb(linktype, 65535, tsresol=9, tsoffset=-3))
-    path = _write(tmp_path, None, linktype, raw=raw[:heads] + pb.isb() + raw[heads:])
+    path = _write(tmp_path, None, linktype,
+                  raw=raw[:heads] + pb.block(0x40000BAD, b"custom") + raw[heads:])
     one = _same(path, 2)
     assert not any("blocks of other types" in w for w in one.captures[0].warnings)
     error = str(one.captures[0].error)

@@ -62,7 +62,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "half_closed_fin_wait2_challenges_rst_client_side",
             "half_closed_fin_wait2_challenges_rst_server_side",
             "zero_window_in_half_close_server_side",
-            "fin_copies_cross_client_side", "fin_copies_cross_server_side"]
+            "fin_copies_cross_client_side", "fin_copies_cross_server_side",
+            "lost_fin_then_capture_stops_client_side", "lost_fin_then_capture_stops_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1466,6 +1467,29 @@ def _fin_copies_cross(t, pkts, side):
     assert abs(trans(c, "server", "LAST_ACK", "CLOSED")["ts"] - cack.ts) < 0.002
 
 
+def _lost_fin_then_capture_stops(t, pkts, side):
+    """The server's FIN, lost on its way into the client in FIN_WAIT2, is the last segment
+    captured; dumpcap's pcapng records that the capture stopped (isb_endtime, written in
+    microseconds) about 1.5 s later, long after the client would have ACKed it and before
+    the server sent it again: the client stays in FIN_WAIT2, the server in LAST_ACK."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST[:4]
+    assert states(c, "server") == PASSIVE_SERVER[:4]
+    ps = conn_pkts(pkts, c)
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    assert ps[-1] is sfin and sfin.ack == cfin.seq + 1
+    assert trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"] < sfin.ts
+    # (on the client's interface one way, 10 ms, after it)
+    assert 0 <= sfin.ts - trans(c, "server", "CLOSE_WAIT", "LAST_ACK")["ts"] < \
+        (0.002 if side == "server" else 0.012)
+    cap = pcapread.read_capture(SAMPLES / t["capture"])
+    assert cap.fmt == "pcapng" and len(cap.stopped) == 1
+    stopped = cap.stopped[0] / 1e6
+    # (a second more than the analysis takes the last second before a recorded end to show)
+    assert sfin.ts + 1.4 < stopped and abs(stopped - t["capture_end_ts"]) < 0.05
+
+
 VETH_RUNS = {"fin_copies_cross"}
 """The runs captured on both sides of a bare veth pair; the others cross the delay path."""
 
@@ -1518,5 +1542,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("orphan_fin_wait2_takes_rst", _orphan_fin_wait2_takes_rst),
                                    ("half_closed_fin_wait2_challenges_rst",
                                     _half_closed_fin_wait2_challenges_rst),
-                                   ("fin_copies_cross", _fin_copies_cross))
+                                   ("fin_copies_cross", _fin_copies_cross),
+                                   ("lost_fin_then_capture_stops", _lost_fin_then_capture_stops))
                for side in ("client", "server")})

@@ -444,15 +444,21 @@ class Agent:
 # ------------------------------------------------------------------- capture
 
 class Capture:
-    def __init__(self, ns, dev, path, filt="tcp", linktype=None, nano=False, snaplen=None):
-        cmd = ["tcpdump", "-i", dev, "-w", str(path), "-U", "--immediate-mode", "-Z", "root", "-n"]
+    def __init__(self, ns, dev, path, filt="tcp", linktype=None, nano=False, snaplen=None, tool="tcpdump"):
+        if tool == "dumpcap":  # pcapng, with an interface statistics block (isb_endtime) when stopped
+            cmd = ["dumpcap", "-i", dev, "-w", str(path), "-q", "-f", filt]
+            ready_word = "Capturing on"
+        else:
+            cmd = ["tcpdump", "-i", dev, "-w", str(path), "-U", "--immediate-mode", "-Z", "root", "-n"]
+            ready_word = "listening on"
         if snaplen:
             cmd += ["-s", str(snaplen)]
         if linktype:
             cmd += ["-y", linktype]
         if nano:
             cmd += ["--time-stamp-precision=nano"]
-        cmd += filt.split()
+        if tool != "dumpcap":
+            cmd += filt.split()
         if ns:
             cmd = ["ip", "netns", "exec", ns] + cmd
         vlog("$", " ".join(cmd))
@@ -464,14 +470,14 @@ class Capture:
         def reader():
             for line in self.p.stderr:
                 self.err.append(line.rstrip())
-                if "listening on" in line:
+                if ready_word in line:
                     ready.set()
             ready.set()
 
         self.t = threading.Thread(target=reader, daemon=True)
         self.t.start()
         if not ready.wait(10) or self.p.poll() is not None:
-            raise RuntimeError("tcpdump did not start: " + "\n".join(self.err))
+            raise RuntimeError(f"{tool} did not start: " + "\n".join(self.err))
         time.sleep(0.2)
 
     def interrupt(self):
@@ -513,7 +519,7 @@ class Ctx:
 class Scenario:
     def __init__(self, name, body, description, analysis, vantage="client", topo="veth", ext="pcap",
                  linktype=None, nano=False, sysctls=None, tail=0.6, expect=None, kind=None, initiator=None,
-                 outputs=None, snaplen=None):
+                 outputs=None, snaplen=None, capture="tcpdump"):
         self.name, self.body, self.description, self.analysis = name, body, description, analysis
         # outputs: several files from ONE run, captured on the client's and the server's interface at
         # the same time: [{"name", "source": "client"|"server"|"merged", "vantage", "ext",
@@ -525,6 +531,7 @@ class Scenario:
         self.expect = expect
         self.kind, self.initiator = kind, initiator
         self.snaplen = snaplen  # (tcpdump -s: headers only, for runs with much data)
+        self.capture = capture  # "dumpcap": pcapng files that record when the capture stopped
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -1207,7 +1214,8 @@ def sc_delay(x):
 
 
 def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
-          kind="fin-then-rst", drop=None, sides=("client", "server"), snaplen=None, topo="delay"):
+          kind="fin-then-rst", drop=None, sides=("client", "server"), snaplen=None, topo="delay",
+          capture="tcpdump", tail=0.6, rto_min=None):
     """Register a two-sided scenario over the delay path: one run captured on both
     interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap (only those of
     ``sides``).  After a
@@ -1216,10 +1224,20 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     the capture goes on for ``after`` seconds.  ``drop``: (what, into), a segment to lose
     once after the capture points, or (what, into, "every"), every such segment
     (:func:`drop_once`).  ``snaplen``: headers only (tcpdump -s), for runs with much data.
-    ``topo``: "veth" for a bare veth pair (tens of microseconds) instead of the delay path."""
+    ``topo``: "veth" for a bare veth pair (tens of microseconds) instead of the delay path.
+    ``capture``: "dumpcap" for pcapng files (NAME_SIDE_side.pcapng) whose interface statistics
+    record when the capture stopped; ``tail``: how long the capture goes on after ``after``.
+    ``rto_min``: (side, ms), that side's minimum retransmission timeout (its route's rto_min),
+    for a run whose capture must stop well after a segment and before its retransmission (the
+    analysis takes no silence from the last second of a capture: capture.py STOP_MARGIN_NS)."""
     analysis = f"{lead} {states}"
 
     def body(x):
+        if rto_min:
+            ns, dev, a4 = (NS_S, x.topo.sdev, x.s4) if rto_min[0] == "server" else (NS_C, x.topo.cdev, x.c4)
+            net = ipaddress.ip_network(a4 + "/24", strict=False)
+            sh(["ip", "-n", ns, "route", "replace", str(net), "dev", dev, "src", a4, "rto_min",
+                f"{rto_min[1]}ms"])
         open_pair(x, *ports)
         exchange(x)
         if drop:
@@ -1232,11 +1250,13 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
         x.srv.join("go")
         time.sleep(after)
 
-    files = " and ".join(f"{name}_{side}_side.pcap" for side in sides)
+    ext = "pcapng" if capture == "dumpcap" else "pcap"
+    files = " and ".join(f"{name}_{side}_side.{ext}" for side in sides)
     SCENARIOS[name] = Scenario(
         name, body, description=f"{run} Written as {files}.",
         analysis=analysis, topo=topo, kind=kind, initiator=initiator, snaplen=snaplen,
-        outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": "pcap",
+        capture=capture, tail=tail,
+        outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": ext,
                   "description": f"{run} This file is the capture on the {side}'s interface.",
                   "analysis": analysis} for side in sides])
 
@@ -1847,6 +1867,23 @@ _race("fin_copies_cross", _COPIES_CROSS_RUN, _COPIES_CROSS_STATES, "Three-way, t
       kind="three-way", drop=("FIN", "client"), topo="veth")
 
 
+_STOPS_RUN = ("A FIN lost just before the capture stops, over the delay path ({d} ms each way), "
+              "198.18.3.1:40611 -> 198.18.3.2:5061: after a request and response the client close()s; the "
+              "server ACKs its FIN (delayed: CLOSE_WAIT puts it in pingpong mode) and close()s 100 ms "
+              "later. Its FIN is dropped once at the client's input (nftables), after both capture points, "
+              "and both captures stop about 1.5 s later, before the server's retransmission timer fires "
+              "(its route's rto_min is 3 s). Captured at the same time on the client's interface (tdgc0) and on the "
+              "server's interface (tdgs0) by dumpcap, whose pcapng files end with interface statistics "
+              "blocks that record when the capture stopped (isb_endtime), headers only (128 bytes).").format(
+                  d=DELAY_MS)
+_STOPS_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (the server's FIN never reached it "
+                 "while the capture ran). Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK.")
+_race("lost_fin_then_capture_stops", _STOPS_RUN, _STOPS_STATES, "Four-way, the client first, unfinished.",
+      "client", (40611, 5061), client="at(T); close('c')", server="at(T + 0.1); close('s')", after=0.0,
+      kind="four-way", drop=("FIN", "client"), snaplen=128, capture="dumpcap", tail=1.5,
+      rto_min=("server", 3000))
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
@@ -2432,8 +2469,10 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
         tracer.start()
         filt = "tcp"
         if sc.outputs:  # one run, captured on both hosts' own interfaces at the same time
-            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt, snaplen=sc.snaplen))
-            caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt, snaplen=sc.snaplen))
+            caps.append(Capture(NS_C, topo.cdev, tmp / "cap.pcap", filt=filt, snaplen=sc.snaplen,
+                                tool=sc.capture))
+            caps.append(Capture(NS_S, topo.sdev, tmp / "cap_srv.pcap", filt=filt, snaplen=sc.snaplen,
+                                tool=sc.capture))
         elif sc.topo == "vlan":
             caps.append(Capture(NS_M, "tdgta", tmp / "cap.pcap", filt="vlan and tcp"))
         elif sc.topo == "host":

@@ -43,6 +43,7 @@ class Capture:
     nanosecond: bool
     records: list = field(default_factory=list)
     magic: int = 0
+    stopped: list = field(default_factory=list)  # pcapng: each statistics block's isb_endtime, raw
 
 
 @dataclass
@@ -159,6 +160,16 @@ def _read_pcapng(buf: bytes) -> Capture:
             t = (th << 32) | tl
             ts_ns = t * 1_000_000_000 // units
             cap.records.append(Record(ts_ns / 1e9, ts_ns, incl, orig, data, lt, ifid))
+        elif btype == 5:  # ISB: interface id, time, options; isb_endtime (3) is two 32-bit words
+            o = 12
+            while o + 4 <= len(body):
+                code, olen = struct.unpack(e + "HH", body[o:o + 4])
+                if code == 0:
+                    break
+                if code == 3 and olen == 8:
+                    hi, lo = struct.unpack(e + "II", body[o + 4:o + 12])
+                    cap.stopped.append((hi << 32) | lo)
+                o += 4 + ((olen + 3) & ~3)
         elif btype == 3:  # SPB (no timestamp)
             orig = struct.unpack(e + "I", body[:4])[0]
             lt, _ = ifaces[0]
