@@ -606,7 +606,9 @@ class CheckResult:
     results: tuple[RuleResult, ...]
     connections: int
     captures: tuple[dict[str, Any], ...] = ()
-    """Each capture's source, packet count, and error (a capture cut off part-way)."""
+    """Each capture's source, packet count, packets lost (if its pcapng statistics say: a
+    gate on a trace that lost packets judges what it kept), and error (a capture cut off
+    part-way)."""
 
     @property
     def failed(self) -> tuple[RuleResult, ...]:
@@ -646,7 +648,7 @@ def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
     do not show that it passes every rule (:attr:`Condition.clears`), each once, in order;
     only the violating ones are kept."""
     import numpy as np
-    captures = tuple({"source": i.source, "packets": i.packets,
+    captures = tuple({"source": i.source, "packets": i.packets, "dropped": i.dropped,
                       "error": None if i.error is None else str(i.error)}
                      for i in report.captures)
     store = report.connections

@@ -466,6 +466,21 @@ def test_junit_parsed_back_with_a_standard_xml_parser(tmp_path, run_cli):
     assert root.find("testsuite/testcase").get("file") is None
 
 
+def test_the_report_says_what_a_capture_lost(run_cli, tmp_path):
+    """A pcapng trace whose statistics say it lost packets (an edited capture: four_way's
+    records with dumpcap's statistics block): the JSON report says how many, and a
+    warning says what it means."""
+    linktype, records = pb.read_pcap(sample("four_way"))
+    path = tmp_path / "lossy.pcapng"
+    path.write_bytes(pb.shb() + pb.idb(linktype, 65535) + b"".join(
+        pb.epb(0, r.ts_ns // 1000, r.data) for r in records) + pb.isb(0, ifrecv=14, ifdrop=3))
+    code, out, err = run_cli("check", str(path), "--no-rst", "--format", "json")
+    assert code == 0
+    (capture,) = json.loads(out)["captures"]
+    assert (capture["packets"], capture["dropped"]) == (len(records), 3)
+    assert "the capture lost 3 packets (pcapng interface statistics" in err
+
+
 def test_json_report(run_cli):
     code, out, _ = run_cli("check", sample("four_way"), sample("rst_linger0"), "--no-rst",
                            "--max-half-close", "2s", "--format", "json")
@@ -473,6 +488,7 @@ def test_json_report(run_cli):
     data = json.loads(out)
     assert data["schema"] == "teardown-analyzer/1" and data["check"] == "failed"
     assert data["connections"] == 2 and len(data["captures"]) == 2
+    assert [c["dropped"] for c in data["captures"]] == [None, None]  # (pcap: not recorded)
     no_rst, half = data["rules"]
     assert (no_rst["name"], no_rst["passed"], no_rst["checked"]) == ("--no-rst", False, 2)
     assert no_rst["conditions"] == {"no_rst": True} and no_rst["origin"] is None

@@ -4,7 +4,8 @@
     sudo python3 tools/explore_kernel.py --seed 1 --runs 20 [--keep DIR]
 
 Each run uses tools/gen_samples.py's delay path (10 ms each way; ``--topology veth``: a
-bare veth pair, tens of microseconds), both interfaces captured and the kernel's state
+bare veth pair, tens of microseconds), both interfaces captured (by tcpdump; ``--capture
+dumpcap``: as pcapng that records when the capture stopped) and the kernel's state
 changes traced: one connection, a request and its response, then a random script for
 each application, its calls at random times within 60 ms of each other (2 ms on veth),
 so that they cross on the path: send (1 byte to 150 kB, more than a peer that does not
@@ -75,7 +76,7 @@ def script(rng: random.Random, topology: str = "delay") -> dict:
     return out
 
 
-def scenario(name: str, plan: dict) -> gs.Scenario:
+def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
     def body(x: gs.Ctx) -> None:
         cport = 40300 + plan["n"] % 200
         gs.open_pair(x, cport, 5030)
@@ -92,10 +93,11 @@ def scenario(name: str, plan: dict) -> gs.Scenario:
 
     text = f"explore run {name}: {json.dumps(plan)}"
     return gs.Scenario(name, body, description=text, analysis="(a random run)",
-                       topo=plan.get("topology", "delay"),
+                       topo=plan.get("topology", "delay"), capture=capture,
                        tail=1.5 if plan["drop"] else 1.0, outputs=[
                            {"name": f"{name}_{side}_side", "source": side, "vantage": side,
-                            "ext": "pcap", "description": text, "analysis": "(a random run)"}
+                            "ext": "pcapng" if capture == "dumpcap" else "pcap",
+                            "description": text, "analysis": "(a random run)"}
                            for side in ("client", "server")])
 
 
@@ -141,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--topology", choices=sorted(WINDOW_S), default="delay",
                     help="the path: 10 ms each way through a forwarder (delay), or a bare "
                          "veth pair, tens of microseconds (veth)")
+    ap.add_argument("--capture", choices=("tcpdump", "dumpcap"), default="tcpdump",
+                    help="what captures: tcpdump (pcap), or dumpcap (pcapng that records when "
+                         "the capture stopped, which the analysis reads)")
     ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
                     help="no runs: compare the analysis of kept runs' truth files (as the "
                          "analysis now is) with the kernel's record, and say where they differ")
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = {"n": n, **script(rng, args.topology)}
             name = f"explore_{args.seed}_{n}"
             try:
-                gs.run_scenario(scenario(name, plan), tracer, work)
+                gs.run_scenario(scenario(name, plan, args.capture), tracer, work)
             except Exception as e:  # a run the recorder could not make sense of: say so, go on
                 print(f"{name}: not recorded ({str(e).splitlines()[0] if str(e) else e!r})")
                 continue
