@@ -260,6 +260,13 @@ def totals_text(report: Report) -> Text:
             skipped[reason] = skipped.get(reason, 0) + n
     if skipped:
         line += "\nskipped packets: " + ", ".join(f"{r} {n}" for r, n in sorted(skipped.items()))
+    for info in report.captures:
+        if info.stopped_ts_ns is not None and info.last_ts_ns is not None:
+            name = f"{info.source}: " if len(report.captures) > 1 else ""
+            line += (f"\n{name}the capture stopped "
+                     f"{_dur((info.stopped_ts_ns - info.last_ts_ns) / 1e9)} after its last "
+                     f"packet (pcapng interface statistics); all but its last second taken "
+                     f"as silence")
     return Text(line)
 
 

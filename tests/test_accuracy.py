@@ -301,14 +301,19 @@ def test_keepalive_probes_are_counted_and_explain_the_rst(side):
         assert (c.kind, c.anomalies, c.rsts) == ("half-open", (), ())
 
 
+def _pcapread():
+    """tools/pcapread.py, the sample generator's reader (none of the analysis's code)."""
+    import sys
+    sys.path.insert(0, str(SAMPLES.parent / "tools"))
+    import pcapread
+    return pcapread
+
+
 def _zero_window_probes(path: pathlib.Path) -> dict[str, int]:
     """The zero-window probes in a capture, read here without the analysis: pure ACKs
     numbered one before the highest sequence number their side had sent, while the
     other side's last segment advertised a zero window (tcp_send_probe0)."""
-    import sys
-    sys.path.insert(0, str(SAMPLES.parent / "tools"))
-    import pcapread
-    packets = pcapread.tcp_packets(path)
+    packets = _pcapread().tcp_packets(path)
     client = (packets[0].src, packets[0].sport)
     highest: dict[bool, int] = {}
     window: dict[bool, int] = {}
@@ -418,6 +423,29 @@ def test_the_capture_runs_until_its_recorded_end(tmp_path, jobs):
             # (until a second before the capture stopped: capture.STOP_MARGIN_NS)
             assert c.half_close_s == pytest.approx(
                 (stop - 10**9 - records[7].ts_ns if stop else 0) / 1e9)
+
+
+def test_the_tables_say_when_the_capture_stopped(run_cli, monkeypatch):
+    """Under the table, for each pcapng capture whose statistics say when it stopped: how
+    long after its last packet, and that the analysis takes all but its last second as
+    silence (sample_pcaps/lost_fin_then_capture_stops_*: 1.49 s, as dumpcap recorded it);
+    a capture's name first when there are several; nothing for a pcap file."""
+    monkeypatch.setenv("COLUMNS", "300")
+    said = ("the capture stopped {} after its last packet (pcapng interface statistics); all "
+            "but its last second taken as silence")
+    client, server = (str(SAMPLES / f"lost_fin_then_capture_stops_{side}_side.pcapng")
+                      for side in ("client", "server"))
+    after = {}
+    for path in (client, server):  # (read with the generator's reader: µs, as dumpcap wrote)
+        cap = _pcapread().read_capture(path)
+        after[path] = f"{cap.stopped[0] / 1e6 - cap.records[-1].ts_ns / 1e9:.3f} s"
+    assert after[client] == "1.491 s"
+    code, out, _ = run_cli(client)
+    assert code == 0 and said.format(after[client]) in out.splitlines()
+    code, out, _ = run_cli(client, server, str(SAMPLES / "four_way.pcap"), "--format",
+                           "markdown")
+    assert code == 0 and out.count("capture stopped") == 2
+    assert all(f"{path}: {said.format(after[path])}" in out for path in (client, server))
 
 
 def test_a_fin_sent_again_that_crosses_the_ack_does_not_show_it_lost():
