@@ -225,12 +225,15 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
         keep(c)
     spill.flush()  # a full disk is told now, before any output is written
     skipped = {info.source: dict(tracker.skipped)}
-    if tracker.evicted:
-        info.warnings.append(f"--max-connections: {tracker.evicted} connections evicted "
-                             f"before they ended (the longest idle); their records are "
-                             f"incomplete")
+    if tracker.evicted and n == 1:  # (of a part, said once the parts are joined: _join)
+        info.warnings.append(evicted_warning(tracker.evicted))
     return Report([info], results.store(partial(_decode, options, info.source, end_ns)),
-                  skipped)
+                  skipped, {info.source: tracker.evicted})
+
+
+def evicted_warning(count: int) -> str:
+    return (f"--max-connections: {count} connections evicted before they ended (the longest "
+            f"idle); their records are incomplete")
 
 
 def _clock(stamps: np.ndarray, prev_ts: int) -> tuple[int, int]:
@@ -437,13 +440,16 @@ def _join(parts: list[Report], shares: Any = None) -> Report:
     store = ResultStore()
     for p in parts:
         store = store + p.connections
+        for w in p.captures[0].warnings:  # (the same from each walk of the whole file)
+            if w not in info.warnings:
+                info.warnings.append(w)
     for found in counts:
         for reason, count in found.items():
             skipped[reason] = skipped.get(reason, 0) + count
-        for w in p.captures[0].warnings:
-            if w not in info.warnings:
-                info.warnings.append(w)
-    return Report([info], store.joined(), {info.source: skipped})
+    evicted = sum(p.evicted.get(info.source, 0) for p in parts)
+    if evicted:
+        info.warnings.append(evicted_warning(evicted))
+    return Report([info], store.joined(), {info.source: skipped}, {info.source: evicted})
 
 
 # --- summarising one connection --------------------------------------------------------

@@ -478,10 +478,12 @@ class Report:
     connections: ResultStore = field(default_factory=ResultStore)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     """Capture source -> skip reason -> count."""
+    evicted: dict[str, int] = field(default_factory=dict)
+    """Capture source -> connections evicted before they ended (``--max-connections``)."""
 
     def merge(self, other: "Report") -> "Report":
         return Report(self.captures + other.captures, self.connections + other.connections,
-                      {**self.skipped, **other.skipped})
+                      {**self.skipped, **other.skipped}, {**self.evicted, **other.evicted})
 
     def totals(self) -> dict[str, Any]:
         import numpy as np

@@ -43,6 +43,19 @@ def test_cli_jobs_output_identical(run_cli):
     assert a[0] == b[0] == 0 and a[1] == b[1]
 
 
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_one_warning_counts_the_evictions_of_every_process(jobs):
+    """With --max-connections, each process evicts from its own share: one warning says
+    how many were evicted in all, as many as the records that say they were (each process
+    that evicted had said only its own before)."""
+    report = analyze([str(SAMPLES / "mixed_200.pcap")], Options(max_connections=6), jobs)
+    evicted = sum(any("evicted" in a for a in c.anomalies) for c in report.connections)
+    said = [w for w in report.captures[0].warnings if "evicted" in w]
+    assert evicted > 200 and said == [f"--max-connections: {evicted} connections evicted "
+                                      f"before they ended (the longest idle); their records "
+                                      f"are incomplete"]
+
+
 def test_max_connections_evicts_the_longest_idle_with_a_warning(run_cli):
     path = str(SAMPLES / "mixed_200.pcap")
     report = analyze([path], Options(max_connections=20))
