@@ -924,8 +924,9 @@ class IfaceStats(NamedTuple):
     units_per_s: int
     offset_ns: int
     received: int | None
-    """``isb_ifrecv``: packets the interface received (that passed the capture filter,
-    dropped ones included, for dumpcap's libpcap counts)."""
+    """``isb_ifrecv``: packets the interface received, as the capture counts them (dumpcap:
+    libpcap's ps_recv, which leaves out those of a last block never written,
+    :data:`STOP_MARGIN_NS`)."""
     dropped: int | None
     """``isb_ifdrop`` + ``isb_osdrop``: packets lost by the interface or the system."""
 
@@ -1018,8 +1019,8 @@ def use_statistics(info: CaptureInfo, statistics: dict[int, IfaceStats],
     if info.dropped:
         info.warnings.append(
             f"the capture lost {info.dropped} packets (pcapng interface statistics: "
-            f"isb_ifdrop, isb_osdrop): segments may be missing anywhere, and what their "
-            f"absence is taken to show with them")
+            f"isb_ifdrop, isb_osdrop): any segment may be missing, and what is concluded "
+            f"from one's absence may be wrong")
     first, last = info.first_ts_ns, info.last_ts_ns
     ends = [] if first is None or last is None else [
         stop for stop in (_stopped_ns(s, first, last) for s in statistics.values())

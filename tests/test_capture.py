@@ -680,7 +680,7 @@ def test_pcapng_statistics_the_latest_end_and_the_last_counters() -> None:
     assert cap.info.warnings == [
         "2 pcapng blocks of other types skipped",
         "the capture lost 10 packets (pcapng interface statistics: isb_ifdrop, isb_osdrop): "
-        "segments may be missing anywhere, and what their absence is taken to show with them"]
+        "any segment may be missing, and what is concluded from one's absence may be wrong"]
 
 
 def test_pcapng_statistics_of_more_packets_than_the_file_holds() -> None:
