@@ -83,19 +83,37 @@ def _annotate_segment(data: bytes, seg: Segment, lang: str, with_ip: bool,
 
 
 def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotated:
-    """Annotate packet ``number`` (from 1) of a capture, with its flow context."""
+    """Annotate packet ``number`` (from 1) of a capture, with its flow context: the
+    numbers relative to each side's ISN as they stand at the packet, and each side's state
+    after it as the whole capture tells it (the ladder of ``--flow``: a later segment, or
+    the capture's end, may show that the packet did not do what it seemed to).  After the
+    packet, only the segments of its connection are read."""
     if number < 1:
         raise UsageError(f"--packet {number}: packets are numbered from 1")
     cap = open_capture(path)
-    found = None
-    tracker = Tracker()
+    found: Frame | None = None
+    context: list[str] = []
+    ends: set[tuple[bytes, int]] = set()
+    tracker = Tracker(keep_ladder=True)
     for frame in cap:
         tcp = tcp_packet(frame.data, frame.linktype)
-        if not isinstance(tcp, str):
-            tracker.feed(frame.index, frame.ts_ns, tcp)
+        if isinstance(tcp, str) or found is not None and \
+                {(tcp[1], tcp[5]), (tcp[2], tcp[6])} != ends:
+            if frame.index == number:
+                found = frame
+                break  # (not a segment the tracker takes: no context)
+            continue
+        tracker.feed(frame.index, frame.ts_ns, tcp)
         if frame.index == number:
             found = frame
-            break
+            seg = locate_tcp(frame.data, frame.linktype)
+            if isinstance(seg, str):
+                break
+            context = flow_context(tracker, seg, decode_tcp(frame.data[seg.tcp_offset:]),
+                                   lang)
+            if not context:
+                break
+            ends = {(tcp[1], tcp[5]), (tcp[2], tcp[6])}
     cap.close()
     if found is None:
         if cap.info.error is not None:
@@ -107,8 +125,27 @@ def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotat
         raise UsageError(f"{cap.info.source}: packet {number} is not a TCP segment we can "
                          f"decode ({seg})")
     result = _annotate_segment(found.data, seg, lang, with_ip, found)
-    return Annotated(result.header, result.rows, found, seg,
-                     flow_context(tracker, seg, result.header, lang))
+    if context:
+        context[-1] = _states_after(tracker, ends, number, cap.info.end_ns, lang) \
+            or context[-1]
+    return Annotated(result.header, result.rows, found, seg, context)
+
+
+def _states_after(tracker: Tracker, ends: set[tuple[bytes, int]], number: int, end_ns: int,
+                  lang: str) -> str | None:
+    """The line of :func:`flow_context` on each side's state after packet ``number`` (of
+    the connection between ``ends``), as the summary of its connection has it once the
+    capture has ended (at ``end_ns``); None if its ladder has no step for the packet (a
+    copy skipped as captured twice)."""
+    from .analysis import Options, summarize
+    for conn in tracker.finish(end_ns):
+        if set(conn.addrs) == ends and conn.id <= number:
+            for step in summarize(conn, end_ns, Options(keep_ladder=True)).ladder:
+                if step["packet"] == number:
+                    states = step["states"]
+                    return _CTX[lang]["states"].format(c=states["client"] or "—",
+                                                       s=states["server"] or "—")
+    return None
 
 
 _CTX = {

@@ -217,3 +217,43 @@ def test_every_option_kind_decodes():
     assert by["eol"].offset == 20 + 18 + 6 + 3 + 1
     assert by["padding"].length == 3  # the bytes after EOL
     assert not any(o.malformed for o in decoded.options)
+
+
+SMALL = sorted(p for p in (pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps")
+               .glob("*.pcap*") if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 8000)
+
+
+@pytest.mark.parametrize("path", SMALL, ids=lambda p: p.name)
+def test_the_states_after_a_packet_are_the_ladders(path):
+    """For every TCP packet of the small samples, the states ``hex --packet`` says each
+    side is in after it are those of the whole capture's analysis, its ladder (``analyze
+    --flow``), not those of the capture read up to the packet: what later segments, or
+    the capture's end, showed the packet to have done."""
+    from teardown_analyzer.analysis import Options, analyze
+    from teardown_analyzer.hexview import annotate_packet
+    steps = {st["packet"]: st["states"] for c in analyze([str(path)], Options(
+        keep_ladder=True)).connections for st in c.ladder}
+    assert steps
+    for number, states in steps.items():
+        context = annotate_packet(str(path), number, "en", False).context
+        assert context[-1] == (f"after this packet: client {states['client'] or '—'}, "
+                               f"server {states['server'] or '—'} (as seen at the capture "
+                               f"point)"), number
+
+
+@pytest.mark.parametrize("lang, line", [
+    ("en", "after this packet: client FIN_WAIT2, server LAST_ACK (as seen at the capture "
+           "point)"),
+    ("zh", "本报文之后: 客户端 FIN_WAIT2, 服务端 LAST_ACK(以抓包点所见)")])
+def test_the_states_after_a_fin_the_capture_shows_lost(run_cli, monkeypatch, lang, line):
+    """sample_pcaps/lost_fin_then_capture_stops_client_side.pcapng, packet 10: the
+    server's FIN, the capture's last packet; the kernel's record has the client in
+    FIN_WAIT2 after it (the FIN was lost), which the capture shows by going on for 1.5 s
+    with no ACK of it.  Read up to the packet, the capture had it in TIME_WAIT."""
+    monkeypatch.setenv("COLUMNS", "250")
+    path = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps" / \
+        "lost_fin_then_capture_stops_client_side.pcapng"
+    truth = json.loads(path.with_name(path.name.replace(".pcapng", ".truth.json")).read_text())
+    assert truth["connections"][0]["sides"]["client"]["final_state"] == "FIN_WAIT2"
+    code, out, _ = run_cli("hex", str(path), "--packet", "10", "--lang", lang)
+    assert code == 0 and line in out.splitlines()
