@@ -7,13 +7,13 @@ file for each one.
     python3 tools/gen_samples.py --list
 
 Needs root (network namespaces, tcpdump, tracefs, nftables).  Stdlib only; it
-installs tcpdump, nftables and ethtool with apt-get when they are missing.
+installs tcpdump, nftables, ethtool and dumpcap with apt-get when they are missing.
 
 For each scenario it builds a fresh client and server network namespace
 (tdg-cli, tdg-srv; plus tdg-mid for the userspace VLAN / TUN / delay links), joined
 by a veth pair with addresses from 198.18.0.0/15 and fd00:7d::/64 that exist
 only inside those namespaces, turns checksum/segmentation offloads off, runs
-real sockets (tools/tdg_agent.py), captures with tcpdump, records the kernel's
+real sockets (tools/tdg_agent.py), captures with tcpdump (or dumpcap), records the kernel's
 sock:inet_sock_set_state / tcp:tcp_send_reset / tcp:tcp_receive_reset /
 tcp:tcp_retransmit_skb events in a private ftrace instance on the "mono"
 clock, polls /proc/net/tcp{,6} of both namespaces every 2 ms
@@ -91,11 +91,14 @@ def sh(cmd, check=True, ns=None, capture=False, quiet=False):
 
 def ensure_tools():
     missing = [p for p, b in (("tcpdump", "tcpdump"), ("nftables", "nft"), ("ethtool", "ethtool"),
-                              ("iproute2", "ip"), ("iproute2", "tc")) if shutil.which(b) is None]
+                              ("iproute2", "ip"), ("iproute2", "tc"), ("wireshark-common", "dumpcap"))
+               if shutil.which(b) is None]
     if missing:
         log("installing", " ".join(sorted(set(missing))), "with apt-get")
         subprocess.run(["apt-get", "update"], check=False)
-        subprocess.run(["apt-get", "install", "-y"] + sorted(set(missing)), check=True)
+        # (wireshark-common asks whether non-root users may capture: the default, no)
+        subprocess.run(["apt-get", "install", "-y"] + sorted(set(missing)), check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
 # ------------------------------------------------------------------- tracing
