@@ -48,13 +48,13 @@ its 4-tuple still finds it depends on when expired connections were let go (a sw
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from .capture import Batch, items_at
 from .flows import SYN, Conn, Tracker
-from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, tcp_packet_at
+from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, TcpPacket, tcp_packet_at
 from .keptindex import KeptIndex, endpoints
 from .recognise import Groups, key_hash, recognise
 
@@ -547,13 +547,21 @@ def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
 def feed_rows(tracker: Tracker, cols: dict[str, np.ndarray], rest: np.ndarray) -> None:
     """Records ``rest`` (in capture order) through the tracker one by one."""
     feed = tracker.feed
-    key = cols["key"][rest]
+    for packet, ts, tcp in records(cols, rest):
+        feed(packet, ts, tcp)
+
+
+def records(cols: dict[str, np.ndarray], rows: np.ndarray
+            ) -> Iterator[tuple[int, int, TcpPacket]]:
+    """Records ``rows`` as the tracker takes them: (packet number, time, :data:`TcpPacket
+    <teardown_analyzer.link.TcpPacket>`)."""
+    key = cols["key"][rows]
     for (packet, ts, (src, sport, dst, dport), version, ipid, tcp_len, seq, ack, word,
-         window, checksum, wscale) in zip(*(cols[c][rest].tolist() for c in ("packet", "ts")),
+         window, checksum, wscale) in zip(*(cols[c][rows].tolist() for c in ("packet", "ts")),
                                           _four_tuples(key), key[:, 0].tolist(),
-                                          *(cols[c][rest].tolist() for c in _FIELDS)):
-        feed(packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack, word,
-                          window, checksum, None if wscale < 0 else wscale))
+                                          *(cols[c][rows].tolist() for c in _FIELDS)):
+        yield packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack, word,
+                           window, checksum, None if wscale < 0 else wscale)
 
 
 def _four_tuples(key: np.ndarray) -> list[tuple[bytes, int, bytes, int]]:

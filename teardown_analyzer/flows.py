@@ -82,14 +82,18 @@ def held_fin_note(d: Direction) -> str:
 
 
 def gone_note(state: SideState) -> str:
-    """The note on a bare RST from a side in ``state`` (ESTABLISHED or CLOSE_WAIT): its
-    socket was gone (states.py rule 7)."""
+    """The note on a bare RST from a side in ``state`` (ESTABLISHED, CLOSE_WAIT, CLOSING or
+    LAST_ACK): its socket was gone (states.py rule 7)."""
+    silent = ("" if state not in (CLOSING, LAST_ACK) else
+              f"; from {state._value_}, close() with SO_LINGER 0 sends none, tcp_disconnect, "
+              f"and an orphan whose FIN was sent again until its retries ran out closes "
+              f"silently")
     return (f"bare RST from {state._value_}: a socket in {state._value_} resets with RST+ACK "
             f"(tcp_send_active_reset); a bare RST comes from the reply path "
             f"(tcp_v4_send_reset), for a segment that found no socket. The side's socket "
             f"was gone by then: closed with no RST or FIN the capture saw (lost, or dropped "
-            f"before the capture point), or lost with its host (a restart) or a NAT's "
-            f"mapping. CLOSED is stamped here as an upper bound")
+            f"before the capture point{silent}), or lost with its host (a restart) or a "
+            f"NAT's mapping. CLOSED is stamped here as an upper bound")
 
 
 DATA_AFTER_CLOSE_NOTE = (
@@ -1815,7 +1819,7 @@ class Tracker:
                     f"(tcp_v4_send_reset); CLOSED is stamped here as an upper bound")
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
-        elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT, CLOSING):
+        elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT, CLOSING, LAST_ACK):
             note = gone_note(side_s.state)
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
+from typing import Iterator
 
 from .annotate import Row, ip_rows, tcp_rows
-from .capture import Frame, open_capture
+from .capture import Batch, Capture, Frame, open_bytes, open_capture
 from .errors import CaptureError, UsageError
+from .analysis import Options
 from .flows import Tracker
-from .link import Segment, locate_tcp, tcp_packet
+from .link import Segment, TcpPacket, locate_tcp, tcp_packet
 from .tcp import TcpHeader, decode_tcp, parse_address
 
 _HEX_TOKEN = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
@@ -83,37 +86,24 @@ def _annotate_segment(data: bytes, seg: Segment, lang: str, with_ip: bool,
 
 
 def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotated:
-    """Annotate packet ``number`` (from 1) of a capture, with its flow context: the
-    numbers relative to each side's ISN as they stand at the packet, and each side's state
-    after it as the whole capture tells it (the ladder of ``--flow``: a later segment, or
-    the capture's end, may show that the packet did not do what it seemed to).  After the
-    packet, only the segments of its connection are read."""
+    """Annotate packet ``number`` (from 1) of a capture (``-``: standard input, read whole),
+    with its flow context (:func:`_context`)."""
     if number < 1:
         raise UsageError(f"--packet {number}: packets are numbered from 1")
-    cap = open_capture(path)
-    found: Frame | None = None
-    context: list[str] = []
-    ends: set[tuple[bytes, int]] = set()
-    tracker = Tracker(keep_ladder=True)
-    for frame in cap:
-        tcp = tcp_packet(frame.data, frame.linktype)
-        if isinstance(tcp, str) or found is not None and \
-                {(tcp[1], tcp[5]), (tcp[2], tcp[6])} != ends:
-            if frame.index == number:
-                found = frame
-                break  # (not a segment the tracker takes: no context)
-            continue
-        tracker.feed(frame.index, frame.ts_ns, tcp)
-        if frame.index == number:
-            found = frame
-            seg = locate_tcp(frame.data, frame.linktype)
-            if isinstance(seg, str):
-                break
-            context = flow_context(tracker, seg, decode_tcp(frame.data[seg.tcp_offset:]),
-                                   lang)
-            if not context:
-                break
-            ends = {(tcp[1], tcp[5]), (tcp[2], tcp[6])}
+    if path == "-":
+        data = sys.stdin.buffer.read()
+
+        def reopen() -> Capture:
+            return open_bytes(data, "<stdin>")
+    else:
+        def reopen() -> Capture:
+            return open_capture(path)
+    cap = reopen()
+    found = None
+    for batch in cap.batches():  # (only the batch that holds it is read packet by packet)
+        if batch.first <= number < batch.first + len(batch.starts):
+            found = next(f for f in batch.frames() if f.index == number)
+            break
     cap.close()
     if found is None:
         if cap.info.error is not None:
@@ -125,27 +115,88 @@ def annotate_packet(path: str, number: int, lang: str, with_ip: bool) -> Annotat
         raise UsageError(f"{cap.info.source}: packet {number} is not a TCP segment we can "
                          f"decode ({seg})")
     result = _annotate_segment(found.data, seg, lang, with_ip, found)
+    tcp = tcp_packet(found.data, found.linktype)
+    context = [] if isinstance(tcp, str) else \
+        _context(reopen(), number, tcp, seg, result.header, lang)
+    return Annotated(result.header, result.rows, found, seg, context)
+
+
+def _context(cap: Capture, number: int, tcp: TcpPacket, seg: Segment, hdr: TcpHeader,
+             lang: str) -> list[str]:
+    """The flow context of packet ``number`` of ``cap`` (``tcp``): its connection's
+    segments (:func:`_mine`) fed to a tracker, the numbers relative to each side's ISN as
+    they stand at the packet (:func:`flow_context`), and each side's state after it as
+    the whole capture tells it (:func:`_states_after`: the ladder of ``--flow``; a later
+    segment, or the capture's end, may show that the packet did not do what it seemed
+    to).  Read until the connection can no longer change (a sweep lets it go, as the
+    analysis's sweeps do), or to the end of the capture."""
+    ends = {(tcp[1], tcp[5]), (tcp[2], tcp[6])}
+    options = Options()
+    tw_ns, grace_ns = int(options.time_wait_s * 1e9), int(options.quiet_s * 1e9)
+    tracker = Tracker(keep_ladder=True, time_wait_ns=tw_ns, grace_ns=grace_ns)
+    context: list[str] = []
+    for batch in cap.batches():
+        for packet, ts, mine in _mine(batch, tcp):
+            tracker.feed(packet, ts, mine)
+            if packet == number:
+                context = flow_context(tracker, seg, hdr, lang)
+                if not context:
+                    cap.close()
+                    return []
+        tracker.sweep(int(batch.ts_ns[-1]), tw_ns, grace_ns)
+        if context and any(set(c.addrs) == ends and c.id <= number for c in tracker.finished):
+            break
+    cap.close()
     if context:
         context[-1] = _states_after(tracker, ends, number, cap.info.end_ns, lang) \
             or context[-1]
-    return Annotated(result.header, result.rows, found, seg, context)
+    return context
+
+
+def _mine(batch: Batch, tcp: TcpPacket) -> Iterator[tuple[int, int, TcpPacket]]:
+    """The records of ``batch`` that are segments of the connection of ``tcp`` (either
+    way), as the tracker takes them: picked out of the batch's gathered columns at once
+    (:func:`~teardown_analyzer.columnar.gathered`), or, in a batch that cannot be
+    gathered, decoded one by one."""
+    import numpy as np
+    from .columnar import gathered, records
+    version, (a, a_port), (b, b_port) = tcp[0], (tcp[1], tcp[5]), (tcp[2], tcp[6])
+    cols = gathered(batch, (0, 1), lambda reason: None)
+    if cols is None:
+        ends = {(a, a_port), (b, b_port)}
+        for frame in batch.frames():
+            seg = tcp_packet(frame.data, frame.linktype)
+            if not isinstance(seg, str) and {(seg[1], seg[5]), (seg[2], seg[6])} == ends:
+                yield frame.index, frame.ts_ns, seg
+        return
+    key = cols["key"]
+    mine = np.zeros(len(key), bool)
+    for (x, x_port), (y, y_port) in (((a, a_port), (b, b_port)), ((b, b_port), (a, a_port))):
+        mine |= (key == np.frombuffer(bytes([version]) + x.ljust(16, b"\0")
+                                      + x_port.to_bytes(2, "big") + y.ljust(16, b"\0")
+                                      + y_port.to_bytes(2, "big"), np.uint8)).all(1)
+    yield from records(cols, np.flatnonzero(mine))
 
 
 def _states_after(tracker: Tracker, ends: set[tuple[bytes, int]], number: int, end_ns: int,
                   lang: str) -> str | None:
     """The line of :func:`flow_context` on each side's state after packet ``number`` (of
     the connection between ``ends``), as the summary of its connection has it once the
-    capture has ended (at ``end_ns``); None if its ladder has no step for the packet (a
-    copy skipped as captured twice)."""
-    from .analysis import Options, summarize
-    for conn in tracker.finish(end_ns):
-        if set(conn.addrs) == ends and conn.id <= number:
-            for step in summarize(conn, end_ns, Options(keep_ladder=True)).ladder:
-                if step["packet"] == number:
-                    states = step["states"]
-                    return _CTX[lang]["states"].format(c=states["client"] or "—",
-                                                       s=states["server"] or "—")
-    return None
+    capture has ended (at ``end_ns``): at the packet's step of its ladder, or the last
+    step before it (a plain data segment of an open connection has none, and changes no
+    state); None if it has none."""
+    from .analysis import summarize
+    # (the packet's incarnation of the 4-tuple: the last to begin at or before it)
+    conn = max((c for c in tracker.finish(end_ns) if set(c.addrs) == ends and c.id <= number),
+               key=lambda c: c.id, default=None)
+    if conn is None:
+        return None
+    steps = [step for step in summarize(conn, end_ns, Options(keep_ladder=True)).ladder
+             if step["packet"] <= number]
+    if not steps:
+        return None
+    states = steps[-1]["states"]
+    return _CTX[lang]["states"].format(c=states["client"] or "—", s=states["server"] or "—")
 
 
 _CTX = {

@@ -43,10 +43,11 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    TIME_WAIT timer (60 s on Linux), which is marked as inferred.
 7. A side that answers late data or a late FIN with a bare RST from FIN_WAIT2 had
    timed out as an orphan: its FIN_WAIT2 had already ended silently.  Likewise from
-   ESTABLISHED or CLOSE_WAIT: a socket there resets with RST+ACK
+   ESTABLISHED, CLOSE_WAIT, CLOSING or LAST_ACK: a socket there resets with RST+ACK
    (``tcp_send_active_reset``), a bare RST comes from the reply path
    (``tcp_v4_send_reset``) for a segment that found no socket, so the side's socket was
-   already gone (closed with no RST or FIN the capture saw, or lost with its host).  Its
+   already gone (closed with no RST or FIN the capture saw, as close() with SO_LINGER 0
+   closes a CLOSING or LAST_ACK socket, or lost with its host).  Its
    CLOSED is stamped at the RST, an upper bound, and marked as inferred.  So too a bare RST
    answering the segment that took a side to TIME_WAIT (a TIME_WAIT socket answers with
    an ACK), or the ACK that took it from LAST_ACK to CLOSED (taken silently: close() with

@@ -65,6 +65,8 @@ UPPER_BOUNDS = {
     ("abort_in_closing_server_side", 40321, "client", "CLOSED"): "SILENT",
     ("last_ack_gone_client_side", 40491, "server", "CLOSED"): "SILENT",
     ("last_ack_gone_server_side", 40491, "server", "CLOSED"): "SILENT",
+    ("abort_in_last_ack_client_side", 40621, "server", "CLOSED"): "SILENT",
+    ("abort_in_last_ack_server_side", 40621, "server", "CLOSED"): "SILENT",
 }
 
 # States no segment shows (scenario, client port, side, state) -> reason.
@@ -84,7 +86,8 @@ RSTS_UNRECORDED = {
         "tcp_send_reset tracepoint names by the listener's addresses, not the connection's"
     for name in ("close_crosses_data", "closing_abort_crosses_ack", "challenge_ack_after_lost_data",
                  "abort_on_data_behind_lost_data", "close_race_fin_lost",
-                 "abort_crosses_abort_on_data", "last_ack_gone", "abort_short_of_fin")
+                 "abort_crosses_abort_on_data", "last_ack_gone", "abort_short_of_fin",
+                 "abort_in_last_ack")
     for vantage in ("client", "server")}
 
 
@@ -882,6 +885,34 @@ def test_a_bare_rst_answering_the_last_ack_is_from_a_socket_gone(side):
         ("SEND_RST", rst["packet"], True, LAST_ACK_GONE_NOTE)
     assert (c.client_states[-1].event, c.client_states[-1].packet) == ("RECV_RST", rst["packet"])
     assert (c.kind, c.initiator) == ("fin-then-rst", "client")
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_bare_rst_from_last_ack_is_from_a_socket_gone(side):
+    """sample_pcaps/abort_in_last_ack_{client,server}_side.pcap, with the kernel's record:
+    the server, in LAST_ACK, close()s with SO_LINGER 0, which sends nothing from there, and
+    its FIN is lost into the client; the client's FIN sent again finds no socket, and the
+    reply path's bare RST answers it (a LAST_ACK socket would have ACKed it).  The server's
+    CLOSED is the RST's, an upper bound (the kernel's came about 200 ms before), said so;
+    the client's is the RST's."""
+    from teardown_analyzer.flows import gone_note
+    from teardown_analyzer.states import SideState
+    truth = _truth(SAMPLES / f"abort_in_last_ack_{side}_side.truth.json")
+    kernel = [t for t in truth["connections"][0]["sides"]["server"]["transitions"]
+              if t["to"] == "CLOSED"][0]["ts"]
+    for options in (Options(), Options(vectorised=False)):
+        (c,) = analyze([str(SAMPLES / f"abort_in_last_ack_{side}_side.pcap")],
+                       options).connections
+        (rst,) = c.rsts
+        gone = c.server_states[-1]
+        assert [s.state for s in c.server_states[2:]] == ["CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+        assert (gone.event, gone.packet, gone.inferred) == ("SEND_RST", rst["packet"], True)
+        assert gone.note == rst["note"] == gone_note(SideState.LAST_ACK)
+        assert f"packet {rst['packet']}: {gone.note}" in c.notes
+        assert gone.ts - kernel > 0.15 and rst["bare"]
+        assert (c.client_states[-1].event, c.client_states[-1].packet) == \
+            ("RECV_RST", rst["packet"])
+        assert (c.kind, c.initiator) == ("fin-then-rst", "client")
 
 
 @pytest.mark.parametrize("side", ["client", "server"])

@@ -219,26 +219,75 @@ def test_every_option_kind_decodes():
     assert not any(o.malformed for o in decoded.options)
 
 
-SMALL = sorted(p for p in (pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps")
-               .glob("*.pcap*") if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 8000)
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps"
+SMALL = sorted(p for p in SAMPLES.glob("*.pcap*")
+               if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 8000)
 
 
-@pytest.mark.parametrize("path", SMALL, ids=lambda p: p.name)
-def test_the_states_after_a_packet_are_the_ladders(path):
-    """For every TCP packet of the small samples, the states ``hex --packet`` says each
-    side is in after it are those of the whole capture's analysis, its ladder (``analyze
-    --flow``), not those of the capture read up to the packet: what later segments, or
-    the capture's end, showed the packet to have done."""
+def _ladder_states(path: pathlib.Path) -> dict[int, str]:
+    """Each packet's states line, as the whole capture's analysis has them (its ladder)."""
     from teardown_analyzer.analysis import Options, analyze
+    return {st["packet"]: f"after this packet: client {st['states']['client'] or '—'}, "
+                          f"server {st['states']['server'] or '—'} (as seen at the capture "
+                          f"point)"
+            for c in analyze([str(path)], Options(keep_ladder=True)).connections
+            for st in c.ladder}
+
+
+@pytest.mark.parametrize("path", SMALL + [SAMPLES / "mixed_200.pcap"], ids=lambda p: p.name)
+def test_the_states_after_a_packet_are_the_ladders(path):
+    """For every TCP packet of the small samples (every 25th of mixed_200's 200
+    connections), the states ``hex --packet`` says each side is in after it are those of
+    the whole capture's analysis, its ladder (``analyze --flow``), not those of the
+    capture read up to the packet: what later segments, or the capture's end, showed the
+    packet to have done."""
     from teardown_analyzer.hexview import annotate_packet
-    steps = {st["packet"]: st["states"] for c in analyze([str(path)], Options(
-        keep_ladder=True)).connections for st in c.ladder}
+    steps = _ladder_states(path)
     assert steps
-    for number, states in steps.items():
-        context = annotate_packet(str(path), number, "en", False).context
-        assert context[-1] == (f"after this packet: client {states['client'] or '—'}, "
-                               f"server {states['server'] or '—'} (as seen at the capture "
-                               f"point)"), number
+    for number in sorted(steps)[::25 if len(steps) > 200 else 1]:
+        assert annotate_packet(str(path), number, "en", False).context[-1] == steps[number]
+
+
+def test_the_states_after_a_packet_from_records_read_one_by_one(monkeypatch):
+    """A batch of records that cannot be gathered into columns (a link type the columns do
+    not read, a clock beyond 64 bits): its records are decoded one by one, with the same
+    states."""
+    from teardown_analyzer import columnar
+    from teardown_analyzer.hexview import annotate_packet
+    path = SAMPLES / "shutdown_crosses_close_server_side.pcap"
+    steps = _ladder_states(path)
+    monkeypatch.setattr(columnar, "gathered", lambda *args: None)
+    for number, line in steps.items():
+        assert annotate_packet(str(path), number, "en", False).context[-1] == line
+
+
+def test_the_states_after_a_packet_are_read_until_its_connection_is_over(tmp_path,
+                                                                         monkeypatch):
+    """four_way.pcap's connection, then three_way.pcap's 70 s later (an edited capture),
+    read a few records at a time: once the first connection's TIME_WAIT is over (60 s),
+    nothing can change it, and what comes after is not read; its states are the
+    ladder's."""
+    import pcapbuild as pb
+    from teardown_analyzer import capture, hexview
+    linktype, first = pb.read_pcap(SAMPLES / "four_way.pcap")
+    _, second = pb.read_pcap(SAMPLES / "three_way.pcap")
+    shift = first[-1].ts_ns + 70 * 10**9 - second[0].ts_ns
+    path = tmp_path / "two.pcap"
+    path.write_bytes(pb.pcap(first + [pb.Rec(r.ts_ns + shift, r.data) for r in second],
+                             linktype=linktype))
+    steps = _ladder_states(path)
+    monkeypatch.setattr(capture, "CHUNK", 256)
+    monkeypatch.setattr(capture, "CHUNK_RECORDS", 0)
+    read = []
+    mine = hexview._mine
+    monkeypatch.setattr(hexview, "_mine", lambda batch, tcp: (
+        read.append(batch.first + len(batch.starts) - 1), mine(batch, tcp))[1])
+    for number in range(1, len(first) + 1):
+        read.clear()
+        # (a data segment has no step of its own: the states after the step before it)
+        assert hexview.annotate_packet(str(path), number, "en", False).context[-1] == \
+            steps[max(n for n in steps if n <= number)]
+        assert len(read) > 1 and len(first) <= read[-1] < len(first) + len(second)
 
 
 @pytest.mark.parametrize("lang, line", [
@@ -251,8 +300,7 @@ def test_the_states_after_a_fin_the_capture_shows_lost(run_cli, monkeypatch, lan
     FIN_WAIT2 after it (the FIN was lost), which the capture shows by going on for 1.5 s
     with no ACK of it.  Read up to the packet, the capture had it in TIME_WAIT."""
     monkeypatch.setenv("COLUMNS", "250")
-    path = pathlib.Path(__file__).resolve().parent.parent / "sample_pcaps" / \
-        "lost_fin_then_capture_stops_client_side.pcapng"
+    path = SAMPLES / "lost_fin_then_capture_stops_client_side.pcapng"
     truth = json.loads(path.with_name(path.name.replace(".pcapng", ".truth.json")).read_text())
     assert truth["connections"][0]["sides"]["client"]["final_state"] == "FIN_WAIT2"
     code, out, _ = run_cli("hex", str(path), "--packet", "10", "--lang", lang)

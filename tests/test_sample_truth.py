@@ -63,7 +63,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "half_closed_fin_wait2_challenges_rst_server_side",
             "zero_window_in_half_close_server_side",
             "fin_copies_cross_client_side", "fin_copies_cross_server_side",
-            "lost_fin_then_capture_stops_client_side", "lost_fin_then_capture_stops_server_side"]
+            "lost_fin_then_capture_stops_client_side", "lost_fin_then_capture_stops_server_side",
+            "abort_in_last_ack_client_side", "abort_in_last_ack_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1490,6 +1491,30 @@ def _lost_fin_then_capture_stops(t, pkts, side):
     assert sfin.ts + 1.4 < stopped and abs(stopped - t["capture_end_ts"]) < 0.05
 
 
+def _abort_in_last_ack(t, pkts, side):
+    """The server shutdown()s (LAST_ACK), then close()s with SO_LINGER 0 half a millisecond
+    later: from LAST_ACK that sends no RST, the socket is gone.  Its FIN (which ACKs the
+    client's) is lost into the client, which sends its own FIN again; the copy finds no
+    socket, and the reply path's bare RST, numbered as the copy's ACK field, closes the
+    client."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST[:3] + ["CLOSED"]
+    assert states(c, "server") == PASSIVE_SERVER
+    ps = conn_pkts(pkts, c)
+    cfins = [p for p in sent_by(ps, c["client"]) if p.fin]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (rst,) = [p for p in ps if p.rst]
+    assert len(cfins) == 2 and cfins[0].seq == cfins[1].seq and sfin.ack == cfins[0].seq + 1
+    assert ps[-1] is rst and not rst.has_ack and rst.seq == cfins[1].ack == sfin.seq
+    last_ack = trans(c, "server", "CLOSE_WAIT", "LAST_ACK")["ts"]
+    closed = trans(c, "server", "LAST_ACK", "CLOSED")["ts"]
+    assert closed - last_ack < 0.002 and rst.ts - closed > 0.15, "gone long before the RST"
+    assert c["sides"]["server"]["rst_sent"] == []  # (the reply path's RST: no socket's)
+    # (captured on the server's interface, the RST reaches the client one way, 10 ms, later)
+    assert 0 <= trans(c, "client", "FIN_WAIT1", "CLOSED")["ts"] - rst.ts < \
+        (0.002 if side == "client" else 0.012)
+
+
 VETH_RUNS = {"fin_copies_cross"}
 """The runs captured on both sides of a bare veth pair; the others cross the delay path."""
 
@@ -1543,5 +1568,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("half_closed_fin_wait2_challenges_rst",
                                     _half_closed_fin_wait2_challenges_rst),
                                    ("fin_copies_cross", _fin_copies_cross),
-                                   ("lost_fin_then_capture_stops", _lost_fin_then_capture_stops))
+                                   ("lost_fin_then_capture_stops", _lost_fin_then_capture_stops),
+                                   ("abort_in_last_ack", _abort_in_last_ack))
                for side in ("client", "server")})

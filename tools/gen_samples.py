@@ -1887,6 +1887,26 @@ _race("lost_fin_then_capture_stops", _STOPS_RUN, _STOPS_STATES, "Four-way, the c
       rto_min=("server", 3000))
 
 
+_LAST_ACK_ABORT_RUN = ("A socket gone in LAST_ACK before its FIN was ACKed, over the delay path ({d} ms each "
+                       "way), 198.18.3.1:40621 -> 198.18.3.2:5062: after a request and response the client "
+                       "close()s; 30 ms later the server, in CLOSE_WAIT, shutdown(SHUT_WR)s (its FIN ACKs the "
+                       "client's: LAST_ACK) and 0.5 ms after that sets SO_LINGER 0 and close()s, which from "
+                       "LAST_ACK sends no RST (tcp_disconnect): the socket is simply gone. Its FIN is dropped "
+                       "once at the client's input (nftables), after both capture points, so the client, in "
+                       "FIN_WAIT1, sends its own FIN again when its retransmission timer fires; the copy finds "
+                       "no socket, and the server's reply path answers it with a bare RST, which closes the "
+                       "client. Captured at the same time on the client's interface (tdgc0) and on the "
+                       "server's interface (tdgs0), headers only (128 bytes). Found by tools/explore_kernel.py "
+                       "--capture dumpcap --seed 2002 (run 55).").format(d=DELAY_MS)
+_LAST_ACK_ABORT_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSED (the RST). Server: SYN_RECV, "
+                          "ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED (silently, at close(), about 200 ms before "
+                          "the RST: the RST is an upper bound).")
+_race("abort_in_last_ack", _LAST_ACK_ABORT_RUN, _LAST_ACK_ABORT_STATES, "A FIN, then a FIN and an RST: the client "
+      "first.", "client", (40621, 5062), client="at(T); close('c')",
+      server="at(T + 0.03); shut_wr('s'); at(T + 0.0305); linger0('s'); close('s')", after=0.5,
+      kind="fin-then-rst", drop=("FIN", "client"), snaplen=128)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
