@@ -19,8 +19,6 @@ from rich.theme import Theme
 
 from .annotate import Row
 
-SCHEMA = "teardown-analyzer/1"
-
 THEME = Theme({
     "ta.offset": "dim",
     "ta.bytes": "bold cyan",
@@ -82,12 +80,9 @@ def hex_markdown(rows: Sequence[Row], lang: str = "en") -> str:
     return "\n".join(lines) + "\n"
 
 
-def hex_json(rows: Sequence[Row], context: dict[str, Any] | None = None) -> str:
-    """The rows as a JSON list (``context`` adds a trailing object when given)."""
-    data: Any = [r.to_dict() for r in rows]
-    if context:
-        data = {"schema": SCHEMA, "rows": data, "context": context}
-    return dumps(data)
+def hex_json(rows: Sequence[Row]) -> str:
+    """The rows as a JSON list."""
+    return dumps([r.to_dict() for r in rows])
 
 
 def dumps(data: Any, line: bool = False) -> str:

@@ -305,3 +305,20 @@ def test_the_states_after_a_fin_the_capture_shows_lost(run_cli, monkeypatch, lan
     assert truth["connections"][0]["sides"]["client"]["final_state"] == "FIN_WAIT2"
     code, out, _ = run_cli("hex", str(path), "--packet", "10", "--lang", lang)
     assert code == 0 and line in out.splitlines()
+
+
+def test_a_packet_from_standard_input():
+    """``hex - --packet N`` reads the capture from standard input (whole, into memory: its
+    connection is read a second time, after the packet is found) and says what it says of
+    the file."""
+    import subprocess
+    import sys
+    path = SAMPLES / "abort_in_last_ack_client_side.pcap"
+    args = [sys.executable, "-m", "teardown_analyzer", "hex", "--packet", "11", "--format",
+            "markdown"]
+    piped = subprocess.run(args[:4] + ["-"] + args[4:], input=path.read_bytes(),
+                           capture_output=True, check=True)
+    direct = subprocess.run(args[:4] + [str(path)] + args[4:], capture_output=True,
+                            check=True)
+    assert piped.stdout == direct.stdout
+    assert "after this packet: client CLOSED, server CLOSED" in piped.stdout.decode()
