@@ -118,6 +118,18 @@ FIN_WAIT1_GONE_NOTE = (
     "by then (an orphan killed, or lost with its host); the RST comes from the reply path "
     "(tcp_v4_send_reset). CLOSED is stamped here as an upper bound")
 """The note on a bare RST answering an in-order FIN that ACKed the side's FIN (rule 7)."""
+QUEUED_FIN_NOTE = (
+    f"{NOT_SHOWN} close() with data of its own still unsent queues the FIN behind it "
+    f"(tcp_send_fin), so FIN_WAIT1 shows nothing on the wire; stamped at the RST that "
+    f"followed, an upper bound. Or the socket was gone (the RST's note), never FIN_WAIT1")
+"""The note on a FIN_WAIT1 no segment shows: ``ABORT_BEHIND_DATA_NOTE``'s reading."""
+ABORT_BEHIND_DATA_NOTE = (
+    "Or, the side's data not all acknowledged and the RST numbered as the ACK field of the "
+    "peer's data: it had called close() with data unsent, its FIN queued behind it "
+    "(FIN_WAIT1), and the peer's data after close() aborted it (TCPAbortOnData, "
+    "tcp_rcv_state_process), this RST from the reply path")
+"""The other reading of a bare RST from ESTABLISHED answering the peer's data while the
+side's own was in flight (states.py rule 7)."""
 LAST_ACK_GONE_NOTE = (
     "bare RST answering the ACK of this side's FIN: a socket in LAST_ACK takes that ACK "
     "silently (CLOSED), so no socket took it. The side's socket was gone by then (close() "
@@ -1821,6 +1833,14 @@ class Tracker:
             inferred = True
         elif bare and side_s.state in (ESTABLISHED, CLOSE_WAIT, CLOSING, LAST_ACK):
             note = gone_note(side_s.state)
+            if side_s.state is ESTABLISHED and answers and dr.next_seq is not None \
+                    and seq_after(dr.next_seq, dr.last_seq) and ds.next_seq is not None \
+                    and seq_after(ds.next_seq, seq):
+                # answering the peer's data while data of its own was in flight: it may
+                # have called close() with data still unsent, its FIN queued behind it
+                # (FIN_WAIT1, nothing on the wire), and aborted on the peer's data
+                side_s.feed(SEND_FIN, ts_ns, packet, QUEUED_FIN_NOTE)
+                note = f"{note}. {ABORT_BEHIND_DATA_NOTE}"
             conn.notes.append(f"packet {packet}: {note}")
             inferred = True
         elif not bare and ds.probes_since is not None and dr.last_ts_ns < ds.probes_since:

@@ -47,7 +47,9 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    (``tcp_send_active_reset``), a bare RST comes from the reply path
    (``tcp_v4_send_reset``) for a segment that found no socket, so the side's socket was
    already gone (closed with no RST or FIN the capture saw, as close() with SO_LINGER 0
-   closes a CLOSING or LAST_ACK socket, or lost with its host).  Its
+   closes a CLOSING or LAST_ACK socket, or lost with its host); or, from ESTABLISHED,
+   answering the peer's data while the side's own is unacknowledged, close() had queued
+   its FIN behind unsent data (FIN_WAIT1, not shown) and the data aborted it.  Its
    CLOSED is stamped at the RST, an upper bound, and marked as inferred.  So too a bare RST
    answering the segment that took a side to TIME_WAIT (a TIME_WAIT socket answers with
    an ACK), or the ACK that took it from LAST_ACK to CLOSED (taken silently: close() with

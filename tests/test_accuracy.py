@@ -87,7 +87,7 @@ RSTS_UNRECORDED = {
     for name in ("close_crosses_data", "closing_abort_crosses_ack", "challenge_ack_after_lost_data",
                  "abort_on_data_behind_lost_data", "close_race_fin_lost",
                  "abort_crosses_abort_on_data", "last_ack_gone", "abort_short_of_fin",
-                 "abort_in_last_ack")
+                 "abort_in_last_ack", "queued_fin_aborts_on_data")
     for vantage in ("client", "server")}
 
 
@@ -913,6 +913,37 @@ def test_a_bare_rst_from_last_ack_is_from_a_socket_gone(side):
         assert (c.client_states[-1].event, c.client_states[-1].packet) == \
             ("RECV_RST", rst["packet"])
         assert (c.kind, c.initiator) == ("fin-then-rst", "client")
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_bare_rst_answering_data_with_data_in_flight_may_follow_a_queued_fin(side):
+    """sample_pcaps/queued_fin_aborts_on_data_{client,server}_side.pcap, with the kernel's
+    record: the server close()s with most of 150 kB unsent, so its FIN waits behind it
+    (FIN_WAIT1, nothing on the wire), and the client's data then aborts it; the reply
+    path's bare RST answers that data while the server's own is unacknowledged.  So
+    FIN_WAIT1 is not shown (``?``): stamped at the RST, the other reading (a socket gone)
+    in both notes; CLOSED at that first RST, though the client takes only a later one.
+    sample_pcaps/socket_gone.pcap (the client's socket gone, the kernel's record): its
+    bare RST answers the server's data with nothing of its own in flight, where close()
+    would have sent its FIN at once: gone, no FIN_WAIT1."""
+    from teardown_analyzer.flows import ABORT_BEHIND_DATA_NOTE, QUEUED_FIN_NOTE, gone_note
+    from teardown_analyzer.states import SideState
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"queued_fin_aborts_on_data_{side}_side.pcap")],
+                       options).connections
+        first, *later = c.rsts
+        fin_wait1, closed = c.server_states[-2:]
+        assert [(s.state, s.packet, s.inferred) for s in (fin_wait1, closed)] == \
+            [("FIN_WAIT1", first["packet"], False), ("CLOSED", first["packet"], True)]
+        assert fin_wait1.note == QUEUED_FIN_NOTE and fin_wait1.note.startswith("not shown:")
+        assert closed.note == first["note"] == \
+            f"{gone_note(SideState.ESTABLISHED)}. {ABORT_BEHIND_DATA_NOTE}"
+        assert first["bare"] and not first["in_window"] and later
+        assert c.client_states[-1].packet == later[-1]["packet"]
+        assert (c.kind, c.initiator) == ("rst", "server")
+        (gone,) = analyze([str(SAMPLES / "socket_gone.pcap")], options).connections
+        assert [s.state for s in gone.client_states] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+        assert gone.client_states[-1].note == gone_note(SideState.ESTABLISHED)
 
 
 @pytest.mark.parametrize("side", ["client", "server"])

@@ -64,7 +64,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "zero_window_in_half_close_server_side",
             "fin_copies_cross_client_side", "fin_copies_cross_server_side",
             "lost_fin_then_capture_stops_client_side", "lost_fin_then_capture_stops_server_side",
-            "abort_in_last_ack_client_side", "abort_in_last_ack_server_side"]
+            "abort_in_last_ack_client_side", "abort_in_last_ack_server_side",
+            "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1515,6 +1516,33 @@ def _abort_in_last_ack(t, pkts, side):
         (0.002 if side == "client" else 0.012)
 
 
+def _queued_fin_aborts_on_data(t, pkts, side):
+    """The server close()s with most of 150 kB unsent: FIN_WAIT1, its FIN queued behind the
+    data, never on the wire.  The client's data reaches it after that and aborts it
+    (TCPAbortOnData): the reply path's bare RST, numbered as that data's ACK field, while
+    data of the server's is still unacknowledged; the same answer to the client's next
+    segments, the first ones out of window, until one is at the client's rcv_nxt."""
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["server"]["rst_sent"]] == ["TCP_ABORT_ON_DATA"]
+    ps = conn_pkts(pkts, c)
+    assert not any(p.fin for p in ps), "the FIN never left"
+    rsts = [p for p in ps if p.rst]
+    assert rsts and all(p.src == c["server"]["ip"] and not p.has_ack for p in rsts)
+    first = rsts[0]
+    before = [p for p in ps if p.ts < first.ts]
+    data = [p for p in sent_by(before, c["client"]) if p.plen][-1]
+    assert first.seq == data.ack, "the RST answers the client's data"
+    sent = max(p.seq + p.plen for p in sent_by(before, c["server"]))
+    assert sent - first.seq > 10000, "with much of the server's data unacknowledged"
+    fw1 = trans(c, "server", "ESTABLISHED", "FIN_WAIT1")["ts"]
+    closed = trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"]
+    assert fw1 + 0.002 < closed
+    # (captured on the client's interface, the RST arrives one way, 10 ms, after it left)
+    assert 0 <= first.ts - closed < (0.002 if side == "server" else 0.012)
+
+
 VETH_RUNS = {"fin_copies_cross"}
 """The runs captured on both sides of a bare veth pair; the others cross the delay path."""
 
@@ -1569,5 +1597,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                     _half_closed_fin_wait2_challenges_rst),
                                    ("fin_copies_cross", _fin_copies_cross),
                                    ("lost_fin_then_capture_stops", _lost_fin_then_capture_stops),
-                                   ("abort_in_last_ack", _abort_in_last_ack))
+                                   ("abort_in_last_ack", _abort_in_last_ack),
+                                   ("queued_fin_aborts_on_data", _queued_fin_aborts_on_data))
                for side in ("client", "server")})

@@ -1907,6 +1907,25 @@ _race("abort_in_last_ack", _LAST_ACK_ABORT_RUN, _LAST_ACK_ABORT_STATES, "A FIN, 
       kind="fin-then-rst", drop=("FIN", "client"), snaplen=128)
 
 
+_QUEUED_FIN_RUN = ("A FIN queued behind data, then data after close(), over the delay path ({d} ms each way), "
+                   "198.18.3.1:40631 -> 198.18.3.2:5063: after a request and response the server sends 150 kB "
+                   "and close()s 5 ms later, while most of it is still unsent (slow start): its FIN waits "
+                   "behind the data (FIN_WAIT1, nothing on the wire). 20 ms after the server's send the client "
+                   "sends 3000 bytes; they reach the server after its close(), which aborts it "
+                   "(TCPAbortOnData, tcp_rcv_state_process) and the reply path answers with a bare RST "
+                   "numbered as the data's ACK field; later segments of the client's find no socket and get "
+                   "the same answer, until one is at the client's rcv_nxt. Captured at the same time on the "
+                   "client's interface (tdgc0) and on the server's interface (tdgs0), headers only (128 "
+                   "bytes). Found by tools/explore_kernel.py --capture dumpcap --seed 2003 (run 41).").format(
+                       d=DELAY_MS)
+_QUEUED_FIN_STATES = ("Client: SYN_SENT, ESTABLISHED, CLOSED (an RST). Server: SYN_RECV, ESTABLISHED, FIN_WAIT1 "
+                      "(at close(): no segment shows it), CLOSED (at the client's data, its first RST).")
+_race("queued_fin_aborts_on_data", _QUEUED_FIN_RUN, _QUEUED_FIN_STATES, "RSTs, the server first.", "server",
+      (40631, 5063), client="at(T + 0.02); send('c', 3000, b'data ')",
+      server="at(T); send('s', 150000, b'data '); at(T + 0.005); close('s')", after=0.5, kind="rst",
+      snaplen=128)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
