@@ -11,7 +11,6 @@ from typing import Iterator
 from .annotate import Row, ip_rows, tcp_rows
 from .capture import Batch, Capture, Frame, open_bytes, open_capture
 from .errors import CaptureError, UsageError
-from .analysis import Options
 from .flows import Tracker
 from .link import Segment, TcpPacket, locate_tcp, tcp_packet
 from .tcp import TcpHeader, decode_tcp, parse_address
@@ -130,6 +129,7 @@ def _context(cap: Capture, number: int, tcp: TcpPacket, seg: Segment, hdr: TcpHe
     segment, or the capture's end, may show that the packet did not do what it seemed
     to).  Read until the connection can no longer change (a sweep lets it go, as the
     analysis's sweeps do), or to the end of the capture."""
+    from .analysis import Options  # (not for --raw: numpy with it)
     ends = {(tcp[1], tcp[5]), (tcp[2], tcp[6])}
     options = Options()
     tw_ns, grace_ns = int(options.time_wait_s * 1e9), int(options.quiet_s * 1e9)
@@ -185,7 +185,7 @@ def _states_after(tracker: Tracker, ends: set[tuple[bytes, int]], number: int, e
     capture has ended (at ``end_ns``): at the packet's step of its ladder, or the last
     step before it (a plain data segment of an open connection has none, and changes no
     state); None if it has none."""
-    from .analysis import summarize
+    from .analysis import Options, summarize
     # (the packet's incarnation of the 4-tuple: the last to begin at or before it)
     conn = max((c for c in tracker.finish(end_ns) if set(c.addrs) == ends and c.id <= number),
                key=lambda c: c.id, default=None)
