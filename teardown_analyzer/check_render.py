@@ -158,12 +158,15 @@ def _gh_property(text: str) -> str:
 
 
 def check_github(result: CheckResult) -> str:
-    """One ``::error`` (or ``::warning``) annotation per violated rule, evidence included.
+    """One ``::error`` (or ``::warning``) annotation per violated rule, evidence included;
+    and a ``::warning`` per capture that lost packets (the rules judged what it kept).
 
     A rule from a rules file points at its ``[[rule]]`` line.
     """
     several = len(result.captures) > 1
-    out = []
+    out = [f"::warning title=teardown check capture::{_gh_data(c['source'])} lost "
+           f"{c['dropped']} packets (pcapng interface statistics): the rules judged what it "
+           f"kept" for c in result.captures if c.get("dropped")]
     for r in result.results:
         if r.passed:
             continue

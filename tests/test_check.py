@@ -468,8 +468,8 @@ def test_junit_parsed_back_with_a_standard_xml_parser(tmp_path, run_cli):
 
 def test_the_report_says_what_a_capture_lost(run_cli, tmp_path):
     """A pcapng trace whose statistics say it lost packets (an edited capture: four_way's
-    records with dumpcap's statistics block): the JSON report says how many, and a
-    warning says what it means."""
+    records with dumpcap's statistics block): the JSON report says how many, a warning
+    says what it means, and --github adds a warning annotation."""
     linktype, records = pb.read_pcap(sample("four_way"))
     path = tmp_path / "lossy.pcapng"
     path.write_bytes(pb.shb() + pb.idb(linktype, 65535) + b"".join(
@@ -479,6 +479,10 @@ def test_the_report_says_what_a_capture_lost(run_cli, tmp_path):
     (capture,) = json.loads(out)["captures"]
     assert (capture["packets"], capture["dropped"]) == (len(records), 3)
     assert "the capture lost 3 packets (pcapng interface statistics" in err
+    code, out, _ = run_cli("check", str(path), "--no-rst", "--github")
+    assert code == 0 and out.splitlines()[-1] == (
+        f"::warning title=teardown check capture::{path} lost 3 packets (pcapng interface "
+        f"statistics): the rules judged what it kept")
 
 
 def test_json_report(run_cli):
