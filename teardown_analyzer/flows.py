@@ -118,6 +118,13 @@ FIN_WAIT1_GONE_NOTE = (
     "by then (an orphan killed, or lost with its host); the RST comes from the reply path "
     "(tcp_v4_send_reset). CLOSED is stamped here as an upper bound")
 """The note on a bare RST answering an in-order FIN that ACKed the side's FIN (rule 7)."""
+def crossed_note(copy: int, ack: int | None) -> str:
+    """The note on a FIN sent again (packet ``copy``) that crossed the peer's ACK of it
+    (packet ``ack``)."""
+    return (f"this side's FIN sent again (packet {copy}) crossed the peer's ACK of it in "
+            f"packet {ack}: its retransmission timer fired before that ACK arrived")
+
+
 QUEUED_FIN_NOTE = (
     f"{NOT_SHOWN} close() with data of its own still unsent queues the FIN behind it "
     f"(tcp_send_fin), so FIN_WAIT1 shows nothing on the wire; stamped at the RST that "
@@ -885,7 +892,9 @@ class Tracker:
                 ds.fin_retx.append((ts_ns, packet))
                 conn.anomaly("FIN retransmitted")
                 acked = ds.fin_acked_packet
-                if acked is not None and self._revoke_ack(conn, s):
+                if acked is not None and self._copy_crossed(conn, s, ts_ns, packet):
+                    pass
+                elif acked is not None and self._revoke_ack(conn, s):
                     note = "the ACK of this FIN was lost after the capture point"
                     self._ack_crossed(conn, s, ts_ns, packet, acked)
                 elif not ds.fin_answered and not ds.fin_lost:
@@ -1088,6 +1097,19 @@ class Tracker:
         conn.anomaly("ACK of a FIN lost after the capture point")
         return True
 
+    def _copy_crossed(self, conn: Conn, s: int, ts_ns: int, packet: int) -> bool:
+        """``s`` sent its FIN again (``packet``) less than the round trip to it (plus a
+        millisecond) after the peer's ACK of it was captured: the copy may have left before
+        that ACK arrived (its retransmission timer, or a tail loss probe, fired first), so it
+        does not show the ACK lost.  Whether it is so, said in a note."""
+        d = conn.dirs[s]
+        there = self._there(conn, s)
+        if d.fin_acked_ts_ns is None or there is None \
+                or ts_ns - d.fin_acked_ts_ns > there + SLACK_NS:
+            return False
+        conn.notes.append(f"packet {packet}: {crossed_note(packet, d.fin_acked_packet)}")
+        return True
+
     def _ack_crossed(self, conn: Conn, s: int, ts_ns: int, packet: int, lost: int) -> None:
         """``s`` sent its FIN again (``packet``): the ACK of it in packet ``lost`` never
         reached it (:meth:`_revoke_ack`).  A later segment of the peer's that covers the
@@ -1102,8 +1124,7 @@ class Tracker:
                 or side.transitions and side.transitions[-1].packet > last[1]:
             return
         d.fin_acked_ts_ns, d.fin_acked_packet, d.fin_acked_span, d.fin_acked_by_fin = last
-        note = (f"this side's FIN sent again (packet {packet}) crossed the peer's ACK of it "
-                f"in packet {last[1]}: its retransmission timer fired before that ACK arrived")
+        note = crossed_note(packet, last[1])
         side.feed(RECV_ACK_OF_FIN, last[0], last[1], note)
         conn.notes.append(f"packet {packet}: {note}")
         self._restate(conn, s, last[1])

@@ -471,6 +471,31 @@ def test_a_fin_sent_again_that_crosses_the_ack_does_not_show_it_lost():
                    "ACK of it in packet 10" in " ".join(c.notes)
 
 
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_fin_sent_again_that_crosses_its_only_ack_does_not_show_it_lost(side):
+    """sample_pcaps/fin_probe_crosses_ack_{client,server}_side.pcap (the kernel's record:
+    the client goes to FIN_WAIT2 at the server's delayed ACK of its FIN): the
+    client's tail loss probe sends the FIN again before that ACK arrives.  On the server's
+    interface the copy comes 11 ms after the ACK, within the round trip to the client: it
+    may have left before the ACK arrived, so it does not show the ACK lost (no anomaly of
+    it), and FIN_WAIT2 stays at the ACK, with a note; the server's answer to the copy is a
+    duplicate.  (This was only done for a later ACK than the first.)"""
+    from teardown_analyzer.flows import crossed_note
+    ack, copy = (12, 13) if side == "server" else (13, 12)  # (on the client's: copy first)
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / f"fin_probe_crosses_ack_{side}_side.pcap")],
+                       options).connections
+        fin_wait2 = c.client_states[-1]
+        assert (fin_wait2.state, fin_wait2.packet) == ("FIN_WAIT2", ack)
+        assert "ACK of a FIN lost after the capture point" not in c.anomalies
+        assert c.directions["client"]["fin"]["acked_packet"] == ack
+        assert [r["packet"] for r in c.directions["client"]["fin"]["retransmissions"]] == \
+            [copy]
+        crossed = [n for n in c.notes if "crossed the peer's ACK" in n]
+        assert crossed == ([f"packet {copy}: {crossed_note(copy, ack)}"] if side == "server"
+                           else [])
+
+
 def test_a_fin_sent_again_long_after_the_ack_shows_it_lost(tmp_path):
     """fin_copies_cross_server_side.pcap with its last three records (the client's FIN sent
     again, the server's ACK of it, the client's ACK of the server's FIN) moved 5 ms later

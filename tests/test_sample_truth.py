@@ -65,7 +65,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "fin_copies_cross_client_side", "fin_copies_cross_server_side",
             "lost_fin_then_capture_stops_client_side", "lost_fin_then_capture_stops_server_side",
             "abort_in_last_ack_client_side", "abort_in_last_ack_server_side",
-            "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side"]
+            "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side",
+            "fin_probe_crosses_ack_client_side", "fin_probe_crosses_ack_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1543,6 +1544,29 @@ def _queued_fin_aborts_on_data(t, pkts, side):
     assert 0 <= first.ts - closed < (0.002 if side == "server" else 0.012)
 
 
+def _fin_probe_crosses_ack(t, pkts, side):
+    """The client's FIN (on its second 300 bytes) is ACKed late (a delayed ACK), and its
+    tail loss probe sends the FIN again before that ACK arrives: the ACK took the client to
+    FIN_WAIT2 when it arrived, after the copy left; the server answers the copy with a
+    duplicate ACK."""
+    c = only(t)
+    assert states(c, "client") == CLIENT_FIRST[:4]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT"]
+    ps = conn_pkts(pkts, c)
+    first, copy = [p for p in sent_by(ps, c["client"]) if p.fin]
+    assert copy.seq == first.seq and copy.plen == first.plen == 300
+    acks = [p for p in sent_by(ps, c["server"]) if p.ack == first.seq + first.plen + 1]
+    assert len(acks) == 2 and copy.ts < acks[1].ts
+    assert acks[0].ts - first.ts > 0.02, "a delayed ACK"
+    fw2 = trans(c, "client", "FIN_WAIT1", "FIN_WAIT2")["ts"]
+    # the ACK reached the client after the copy left it: on the server's interface the copy
+    # comes less than the round trip after the ACK; on the client's, before it
+    if side == "server":
+        assert 0 < copy.ts - acks[0].ts < 0.02 and 0 < fw2 - acks[0].ts < 0.012
+    else:
+        assert copy.ts < acks[0].ts and abs(fw2 - acks[0].ts) < 0.002
+
+
 VETH_RUNS = {"fin_copies_cross"}
 """The runs captured on both sides of a bare veth pair; the others cross the delay path."""
 
@@ -1598,5 +1622,6 @@ CHECKS.update({f"{name}_{side}_side": _both_sides(name, check, side)
                                    ("fin_copies_cross", _fin_copies_cross),
                                    ("lost_fin_then_capture_stops", _lost_fin_then_capture_stops),
                                    ("abort_in_last_ack", _abort_in_last_ack),
-                                   ("queued_fin_aborts_on_data", _queued_fin_aborts_on_data))
+                                   ("queued_fin_aborts_on_data", _queued_fin_aborts_on_data),
+                                   ("fin_probe_crosses_ack", _fin_probe_crosses_ack))
                for side in ("client", "server")})

@@ -1926,6 +1926,26 @@ _race("queued_fin_aborts_on_data", _QUEUED_FIN_RUN, _QUEUED_FIN_STATES, "RSTs, t
       snaplen=128)
 
 
+_PROBE_CROSSES_RUN = ("A FIN sent again that crosses its delayed ACK, over the delay path ({d} ms each way), "
+                      "198.18.3.1:40641 -> 198.18.3.2:5064: after a request and response the client sends 300 "
+                      "bytes, then 300 more and shutdown(SHUT_WR)s, the FIN riding on the second (Nagle held it "
+                      "until the first was ACKed). The server ACKs the FIN late (CLOSE_WAIT puts it in pingpong "
+                      "mode: a delayed ACK), and the client's tail loss probe (about two round trips, with two "
+                      "segments in flight) sends the FIN again before that ACK arrives: the ACK was not lost, "
+                      "it crossed the copy. Captured at the same time on the client's interface (tdgc0) and on "
+                      "the server's interface (tdgs0), headers only (128 bytes). Found by "
+                      "tools/explore_kernel.py --seed 46 (run 53).").format(d=DELAY_MS)
+_PROBE_CROSSES_STATES = ("Client: SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (at the server's delayed ACK, "
+                         "not at its answer to the copy). Server: SYN_RECV, ESTABLISHED, CLOSE_WAIT.")
+_race("fin_probe_crosses_ack", _PROBE_CROSSES_RUN, _PROBE_CROSSES_STATES, "Half-open, the client first.", "client",
+      (40641, 5064),
+      client="at(T + 0.0361); send('c', 300, b'x'); at(T + 0.0412); send('c', 300, b'x'); at(T + 0.0486); "
+             "shut_wr('c')",
+      server="at(T + 0.0065); S['s'].setblocking(False)\ntry:\n    S['s'].recv(65536)\nexcept OSError:\n    pass\n"
+             "S['s'].setblocking(True)\nat(T + 0.0414); send('s', 300, b'y')",
+      after=0.5, kind="half-open", snaplen=128)
+
+
 # ------------------------------------------------------------- truth builder
 
 def load_poll(path):
