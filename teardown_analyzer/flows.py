@@ -118,6 +118,8 @@ FIN_WAIT1_GONE_NOTE = (
     "by then (an orphan killed, or lost with its host); the RST comes from the reply path "
     "(tcp_v4_send_reset). CLOSED is stamped here as an upper bound")
 """The note on a bare RST answering an in-order FIN that ACKed the side's FIN (rule 7)."""
+
+
 def crossed_note(copy: int, ack: int | None) -> str:
     """The note on a FIN sent again (packet ``copy``) that crossed the peer's ACK of it
     (packet ``ack``)."""
@@ -893,7 +895,7 @@ class Tracker:
                 conn.anomaly("FIN retransmitted")
                 acked = ds.fin_acked_packet
                 if acked is not None and self._copy_crossed(conn, s, ts_ns, packet):
-                    pass
+                    pass  # (the ACK stands: the copy left before it arrived)
                 elif acked is not None and self._revoke_ack(conn, s):
                     note = "the ACK of this FIN was lost after the capture point"
                     self._ack_crossed(conn, s, ts_ns, packet, acked)
