@@ -130,7 +130,7 @@ def _context(cap: Capture, number: int, tcp: TcpPacket, seg: Segment, hdr: TcpHe
     to).  Read until the connection can no longer change (a sweep lets it go, as the
     analysis's sweeps do), or to the end of the capture."""
     from .analysis import Options  # (not for --raw: numpy with it)
-    ends = {(tcp[1], tcp[5]), (tcp[2], tcp[6])}
+    ends = _ends(tcp)
     options = Options()
     tw_ns, grace_ns = int(options.time_wait_s * 1e9), int(options.quiet_s * 1e9)
     tracker = Tracker(keep_ladder=True, time_wait_ns=tw_ns, grace_ns=grace_ns)
@@ -153,6 +153,11 @@ def _context(cap: Capture, number: int, tcp: TcpPacket, seg: Segment, hdr: TcpHe
     return context
 
 
+def _ends(tcp: TcpPacket) -> set[tuple[bytes, int]]:
+    """The two endpoints (address, port) of a segment, either way round."""
+    return {(tcp[1], tcp[5]), (tcp[2], tcp[6])}
+
+
 def _mine(batch: Batch, tcp: TcpPacket) -> Iterator[tuple[int, int, TcpPacket]]:
     """The records of ``batch`` that are segments of the connection of ``tcp`` (either
     way), as the tracker takes them: picked out of the batch's gathered columns at once
@@ -163,10 +168,10 @@ def _mine(batch: Batch, tcp: TcpPacket) -> Iterator[tuple[int, int, TcpPacket]]:
     version, (a, a_port), (b, b_port) = tcp[0], (tcp[1], tcp[5]), (tcp[2], tcp[6])
     cols = gathered(batch, (0, 1), lambda reason: None)
     if cols is None:
-        ends = {(a, a_port), (b, b_port)}
+        ends = _ends(tcp)
         for frame in batch.frames():
             seg = tcp_packet(frame.data, frame.linktype)
-            if not isinstance(seg, str) and {(seg[1], seg[5]), (seg[2], seg[6])} == ends:
+            if not isinstance(seg, str) and _ends(seg) == ends:
                 yield frame.index, frame.ts_ns, seg
         return
     key = cols["key"]
