@@ -148,6 +148,18 @@ LAST_ACK_GONE_NOTE = (
 """The note on a bare RST answering the ACK that would have closed a LAST_ACK side."""
 
 
+def reset_before_fin_note(packet: int) -> str:
+    """The note on a side's bare RST once its RST+ACK after it (``packet``) shows it had
+    reset before the peer's FIN came (:meth:`Tracker._reset_before_fin`)."""
+    return (f"bare RST from the reply path, answering a segment of the peer's that found no "
+            f"socket: the side's RST+ACK after it (packet {packet}), its socket's own reset "
+            f"(tcp_send_active_reset), leaves the peer's FIN out of its ACK field (rcv_nxt), "
+            f"so the socket never had that FIN. It had reset (close() with SO_LINGER 0, or "
+            f"an abort) just before the FIN came: tcp_disconnect takes the socket out of the "
+            f"lookup table before it sends its RST, and the reply path's answer left first. "
+            f"CLOSED is stamped here as an upper bound")
+
+
 _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
 """What a side takes from the peer's FIN and the ACK of its own, in its closing states."""
 LOST_WITH_ACK = "lost with the ACK it carried"
@@ -1507,6 +1519,34 @@ class Tracker:
         take back its receipt and the receipts since."""
         return bool(self._undo_fin_receipt(conn, s))
 
+    def _reset_before_fin(self, conn: Conn, s: int, packet: int) -> None:
+        """``s`` sends an RST+ACK (``packet``), its socket's own reset
+        (tcp_send_active_reset), whose ACK field (its rcv_nxt) leaves out the peer's FIN,
+        after a bare RST we read as its socket gone once it had taken that FIN: the
+        socket never had the FIN.  It had reset just before the FIN came: tcp_disconnect
+        takes the socket out of the lookup table (CLOSED) before it sends its RST, so a
+        segment arriving between the two finds no socket, and the reply path's bare RST
+        answering it leaves first.  The side goes from the state it was in before the FIN
+        to CLOSED, still at the bare RST (an upper bound)."""
+        side = conn.sides[s]
+        last = side.transitions[-1] if side.transitions else None
+        gone = next((r for r in conn.rsts if r.sender == s and r.bare), None)
+        took = [i for i, t in enumerate(side.transitions)
+                if t.event is RECV_FIN or t.event is RECV_FIN_ACK_OF_FIN]
+        if last is None or last.event is not SEND_RST or gone is None \
+                or gone.packet != last.packet or not took \
+                or any(t.event not in _RECEIPTS for t in side.transitions[took[-1]:-1]):
+            return
+        self._undo_last(conn, s, SEND_RST)
+        self._undo_fin_receipt(conn, s)
+        note = reset_before_fin_note(packet)
+        side.feed(SEND_RST, last.ts_ns, last.packet, note, True)
+        self._restate(conn, s, side.transitions[-1].packet)
+        conn.notes[:] = [n for n in conn.notes if n != f"packet {gone.packet}: {gone.note}"]
+        conn.notes.append(f"packet {gone.packet}: {note}")
+        gone.note = note
+        self._ladder_note(conn, gone.packet, note)
+
     def _move_fin_receipt(self, conn: Conn, s: int, at: tuple[int, int] | None,
                           note: str) -> bool:
         """``s`` took the peer's FIN at a later copy (``at``: its time and packet), or not
@@ -1741,6 +1781,9 @@ class Tracker:
                 else "an RST+ACK, the socket's own,"
             conn.notes.append(f"packet {packet}: {what} from a side we had closed at the "
                               f"peer's RST: the two RSTs crossed")
+        if not bare and dr.fin_seq is not None and not seq_geq(ack, (dr.fin_seq + 1) & _M32) \
+                and side_s.state is CLOSED:
+            self._reset_before_fin(conn, s, packet)
         if not bare and dr.fin_seq is not None and not seq_geq(ack, (dr.fin_seq + 1) & _M32) \
                 and self._untake_fin(conn, s):
             # an RST+ACK is the socket's own (tcp_send_active_reset), its ACK field what it

@@ -940,6 +940,39 @@ def test_a_bare_rst_from_last_ack_is_from_a_socket_gone(side):
         assert (c.kind, c.initiator) == ("fin-then-rst", "client")
 
 
+def test_an_abort_whose_rst_leaves_after_the_reply_paths_answer_to_the_fin():
+    """sample_pcaps/abort_races_fin_client_side.pcap, with the kernel's record: the
+    client's abort takes its socket out of the lookup table as the server's FIN arrives;
+    the FIN finds no socket, and the reply path's bare RST answering it leaves before the
+    socket's own RST+ACK, whose ACK field (rcv_nxt) leaves the FIN out.  So the client
+    never was in CLOSE_WAIT: ESTABLISHED to CLOSED at the bare RST, an upper bound (the
+    kernel's came 26 us before), said so in the notes, the RST's and the ladder's."""
+    from teardown_analyzer.flows import TO_CLOSED_NOTE, reset_before_fin_note
+    truth = _truth(SAMPLES / "abort_races_fin_client_side.truth.json")
+    kernel = [t for t in truth["connections"][0]["sides"]["client"]["transitions"]
+              if t["to"] == "CLOSED"][0]["ts"]
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        (c,) = analyze([str(SAMPLES / "abort_races_fin_client_side.pcap")],
+                       options).connections
+        bare, own = c.rsts
+        closed = c.client_states[-1]
+        assert [s.state for s in c.client_states] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+        assert (closed.old, closed.event, closed.packet, closed.inferred) == \
+            ("ESTABLISHED", "SEND_RST", bare["packet"], True)
+        note = reset_before_fin_note(own["packet"])
+        assert closed.note == bare["note"] == note and bare["bare"] and not own["bare"]
+        assert c.notes == (f"packet {bare['packet']}: {note}",)
+        assert 0 <= closed.ts - kernel < 0.0001
+        assert [s.state for s in c.server_states[2:]] == ["FIN_WAIT1", "CLOSED"]
+        assert c.server_states[-1].packet == bare["packet"] and bare["in_window"]
+        assert own["note"] == TO_CLOSED_NOTE and not own["in_window"]
+        if options.keep_ladder:
+            step = [s for s in c.ladder if s["packet"] == bare["packet"]][0]
+            assert step["note"] == note and step["states"]["client"] == "CLOSED"
+            fin = [s for s in c.ladder if s["packet"] == bare["packet"] - 1][0]
+            assert fin["states"]["client"] == "ESTABLISHED"
+
+
 @pytest.mark.parametrize("side", ["client", "server"])
 def test_a_bare_rst_answering_data_with_data_in_flight_may_follow_a_queued_fin(side):
     """sample_pcaps/queued_fin_aborts_on_data_{client,server}_side.pcap, with the kernel's

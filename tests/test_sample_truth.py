@@ -66,7 +66,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "lost_fin_then_capture_stops_client_side", "lost_fin_then_capture_stops_server_side",
             "abort_in_last_ack_client_side", "abort_in_last_ack_server_side",
             "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side",
-            "fin_probe_crosses_ack_client_side", "fin_probe_crosses_ack_server_side"]
+            "fin_probe_crosses_ack_client_side", "fin_probe_crosses_ack_server_side",
+            "abort_races_fin_client_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1372,6 +1373,27 @@ def _abort_out_of_window(t, pkts, side):
     assert second.seq == cfin.seq + cfin.plen + 1 and not first.has_ack
 
 
+def chk_abort_races_fin(t, pkts):
+    """An explorer run kept as recorded: the client's abort (SO_LINGER 0) takes its socket
+    out of the lookup table as the server's FIN arrives; the FIN finds no socket, and the
+    reply path's bare RST answering it leaves before the socket's own RST+ACK, whose ACK
+    field leaves the FIN out.  The client never was in CLOSE_WAIT."""
+    assert t["topology"]["kind"] == "veth" and t["vantage"] == "client"
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["NO_SOCKET", "TCP_STATE"]
+    ps = conn_pkts(pkts, c)
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    bare, own = [p for p in sent_by(ps, c["client"]) if p.rst]
+    assert ps[-2:] == [bare, own] and sfin.ts < bare.ts < own.ts
+    assert not bare.has_ack and bare.seq == sfin.ack, "the reply path's answer to the FIN"
+    assert own.has_ack and own.ack == sfin.seq, "its socket's own: rcv_nxt short of the FIN"
+    closed = trans(c, "client", "ESTABLISHED", "CLOSED")["ts"]
+    assert closed < c["sides"]["client"]["rst_sent"][0]["ts"] and closed <= bare.ts + 10e-6
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+
+
 CHECKS = {
     "four_way": chk_four_way, "three_way": chk_three_way, "server_first": chk_server_first,
     "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
@@ -1389,6 +1411,7 @@ CHECKS = {
     "rst_lost": chk_rst_lost,
     "reset_after_lost_fin_server_side": chk_reset_after_lost_fin,
     "zero_window_in_half_close_server_side": chk_zero_window_in_half_close,
+    "abort_races_fin_client_side": chk_abort_races_fin,
 }
 
 
