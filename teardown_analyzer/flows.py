@@ -148,6 +148,37 @@ LAST_ACK_GONE_NOTE = (
 """The note on a bare RST answering the ACK that would have closed a LAST_ACK side."""
 
 
+_CHALLENGING = (SideState.ESTABLISHED, SideState.FIN_WAIT1, SideState.FIN_WAIT2,
+                SideState.CLOSING, SideState.CLOSE_WAIT, SideState.LAST_ACK)
+"""States whose socket answers a SYN on its 4-tuple with a challenge ACK of its own
+numbers (RFC 5961 section 4.2: ``tcp_validate_incoming``; an orphaned FIN_WAIT2's
+mini-socket, out of its window, with an ACK too: ``tcp_timewait_state_process``)."""
+CHALLENGE_ACK_NOTE = ("challenge ACK of the old connection's socket, still open, to the new "
+                      "SYN (RFC 5961 section 4.2, tcp_send_challenge_ack)")
+
+
+def syn_sender_gone_note(state: SideState) -> str:
+    """The note on the CLOSED of a side's old incarnation that its new SYN on the same
+    4-tuple ends (``state``: where it was)."""
+    how = ("an orphaned FIN_WAIT2's mini-socket, taken over by connect() "
+           "(tcp_tw_reuse: __inet_check_established -> tcp_twsk_unique), or timed out "
+           "before (tcp_fin_timeout)" if state is SideState.FIN_WAIT2 else
+           "closed with nothing the capture saw, or lost with its host (a restart), or "
+           "another host's behind a NAT")
+    return (f"a new SYN from this side on the same 4-tuple: the old socket "
+            f"({state._value_}) was gone by then ({how}). CLOSED is stamped at the SYN as "
+            f"an upper bound")
+
+
+def challenger_gone_note(state: SideState) -> str:
+    """The note on the CLOSED of the old incarnation's side that answered a new SYN on
+    its 4-tuple with a SYN-ACK (``state``: where we had it)."""
+    return (f"the new SYN was answered with a SYN-ACK, a listener's: a socket in "
+            f"{state._value_} would have answered it with a challenge ACK (RFC 5961 section "
+            f"4.2), so the old one was gone by then (closed with nothing the capture saw, or "
+            f"lost with its host). CLOSED is stamped at the SYN as an upper bound")
+
+
 def reset_before_fin_note(packet: int) -> str:
     """The note on a side's bare RST once its RST+ACK after it (``packet``) shows it had
     reset before the peer's FIN came (:meth:`Tracker._reset_before_fin`)."""
@@ -372,7 +403,12 @@ class Conn:
     reused_from: int | None = None
     reuse_isn_note: str = ""
     pending_old: "Conn | None" = None
-    """While a new SYN on a TIME_WAIT 4-tuple awaits its answer: the old incarnation."""
+    """While a new SYN on a TIME_WAIT 4-tuple, or on one whose receiver's socket was still
+    open, awaits its answer: the old incarnation."""
+    challenger: int | None = None
+    """While a new SYN on its 4-tuple awaits its answer: the side of this (old) incarnation
+    that received it, still in a synchronized state, whose socket answers it with a
+    challenge ACK (:meth:`Tracker._reincarnate`)."""
     simultaneous_open: bool = False
     """Both endpoints sent a SYN: both connect()ed (states.py rule 10)."""
     duplicates: int = 0
@@ -723,7 +759,20 @@ class Tracker:
                             "new_connection": new.id}
                 new.notes.append(f"reuses the 4-tuple of the connection before it, "
                                  f"{after:.3f} s into its TIME_WAIT")
-        if after is None:
+        sender, receiver = old.sides[s], old.sides[1 - s]
+        if sender.state not in (CLOSED, LISTEN, TIME_WAIT):
+            # (its TIME_WAIT ends when the SYN is answered, _reuse_outcome)
+            sender.feed(REUSED, ts_ns, packet, syn_sender_gone_note(sender.state), True)
+        if after is None and receiver.state in _CHALLENGING:
+            # its socket answers the SYN with a challenge ACK, and the RST answering that
+            # closes it (_reuse_owner, _old_segment); a SYN-ACK shows it gone
+            old.challenger = 1 - s
+            role = "server" if (old.client if old.client is not None else 0) == s \
+                else "client"
+            new.notes.append(f"reuses the 4-tuple of the connection before it, whose "
+                             f"{role} was still in {receiver.state._value_}")
+            new.pending_old = old
+        elif after is None:
             new.notes.append("reuses the 4-tuple of the connection before it")
             self._finish(old)
         else:
@@ -1644,11 +1693,32 @@ class Tracker:
         connection's too, and at the TIME_WAIT socket's rcv_nxt it kills it
         (:meth:`_old_segment`).  Anything else decides the reuse for the new one."""
         new_syn_isn = conn.dirs[conn.client if conn.client is not None else 0].isn
+        so = s if old.addrs[0] == conn.addrs[0] else 1 - s  # the sender's index in ``old``
+        if old.challenger is not None:
+            # the SYN's receiver, still in a synchronized state: its challenge ACK (the old
+            # connection's numbers, tcp_send_challenge_ack), then the bare RST of the SYN's
+            # sender answering it, are the old connection's; a SYN-ACK shows its socket
+            # gone (a listener took the SYN); anything else decides for the new one
+            acks_syn = new_syn_isn is not None and ack == (new_syn_isn + 1) & _M32
+            if so != old.challenger and flags & (SYN | ACK | RST) == SYN:
+                return conn  # (the SYN, or a copy)
+            if so == old.challenger and flags & (ACK | RST | SYN | FIN) == ACK \
+                    and not acks_syn:
+                return old
+            if so != old.challenger and flags & (ACK | RST | SYN) == RST \
+                    and old.dirs[old.challenger].last_word & ACK \
+                    and old.dirs[old.challenger].last_ts_ns > conn.first_ts_ns:
+                return old
+            if so == old.challenger and flags & (SYN | ACK) == SYN | ACK and acks_syn:
+                side = old.sides[so]
+                side.feed(REUSED, conn.first_ts_ns, conn.first_packet,
+                          challenger_gone_note(side.state), True)
+            self._reuse_decided(old, conn)
+            return conn
         if flags & RST and new_syn_isn is not None and flags & ACK \
                 and ack == (new_syn_isn + 1) & _M32:
             self._reuse_outcome(old, conn, "RST", None)
             return conn
-        so = s if old.addrs[0] == conn.addrs[0] else 1 - s  # the sender's index in ``old``
         for tw in old.time_wait:
             outcome = tw.reuse.get("outcome") if tw.reuse else None
             if outcome == "pending" and tw.side == so and flags & (ACK | RST | SYN) == ACK:
@@ -1669,6 +1739,9 @@ class Tracker:
         incarnation's, sent by its SYN_SENT socket (which stays there), and listed there;
         at the TIME_WAIT socket's rcv_nxt, it killed it (RFC 1337 assassination): the
         TIME_WAIT ends as at a reuse, not as an RST close of the old connection."""
+        if old.challenger is not None:
+            self._challenge_answered(old, new, s, packet, flags)
+            return
         if not flags & RST:
             self._ladder_note(old, packet, "ACK for the old connection: new SYN rejected")
             return
@@ -1691,6 +1764,38 @@ class Tracker:
                     tw.reuse["killed_by_rst"] = packet
         else:
             note += "; not at the TIME_WAIT socket's rcv_nxt, which ignored it"
+        self._ladder_note(old, packet, note)
+        if record is not None:
+            record.note, record.to_closed = note, False
+            record.sender = s if new.addrs[0] == old.addrs[0] else 1 - s
+            new.rsts.append(record)
+        self._reuse_decided(old, new)
+
+    def _challenge_answered(self, old: Conn, new: Conn, s: int, packet: int,
+                            flags: int) -> None:
+        """``old`` took a segment of ``new``'s 4-tuple while the new SYN awaited its answer
+        and the SYN's receiver was still open (``old.challenger``): that receiver's
+        challenge ACK (RFC 5961 section 4.2), noted; or the bare RST the SYN's sender, in
+        SYN_SENT, answered it with (``tcp_rcv_synsent_state_process``), which decides the
+        reuse.  That RST is the new incarnation's, sent by its socket (which stays in
+        SYN_SENT and sends its SYN again), and listed there; at the old socket's rcv_nxt,
+        it closed it (what :meth:`_rst` made of it)."""
+        if not flags & RST:
+            self._ladder_note(old, packet, CHALLENGE_ACK_NOTE)
+            return
+        record = old.rsts.pop() if old.rsts and old.rsts[-1].packet == packet else None
+        side = old.sides[1 - s]
+        note = ("the new SYN's sender answered the challenge ACK, which did not acknowledge "
+                "its SYN, staying in SYN_SENT (tcp_rcv_synsent_state_process)")
+        if side.transitions and side.transitions[-1].packet == packet \
+                and side.transitions[-1].event is RECV_RST:
+            t = side.transitions.pop()
+            side.state = t.old
+            side.feed(RECV_RST, t.ts_ns, packet,
+                      f"reset by the RST (packet {packet}) the new SYN's sender answered its "
+                      f"challenge ACK with, at its rcv_nxt")
+        else:
+            note += "; not at the old socket's rcv_nxt, which ignored it"
         self._ladder_note(old, packet, note)
         if record is not None:
             record.note, record.to_closed = note, False

@@ -124,6 +124,18 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    burst) finds no socket: not taken, and not out of window.  When an RST it seemed to
    take is found not taken, or one it seemed not to take is found taken, the sender's
    RSTs after it are judged again.
+13. A new SYN on a 4-tuple in use (another ISN) begins a new incarnation and ends the old
+   one.  The SYN's sender had no socket left on that 4-tuple (connect() fails while one
+   holds it): unless CLOSED or in TIME_WAIT (rule 6), its old side goes to CLOSED at the
+   SYN (REUSED), an upper bound, marked as inferred (an orphaned FIN_WAIT2's mini-socket is
+   taken over by connect() as a TIME_WAIT is, ``tcp_twsk_unique``).  The SYN's receiver,
+   if still in ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSING, CLOSE_WAIT or LAST_ACK,
+   answers it with a challenge ACK of the old connection's numbers (RFC 5961 section 4.2,
+   ``tcp_send_challenge_ack``); the SYN's sender, in SYN_SENT, answers that with a bare
+   RST numbered as its ACK field (``tcp_rcv_synsent_state_process``), which, at the old
+   socket's rcv_nxt, closes it (rule 5; the RST is listed with the new incarnation, whose
+   socket sent it), and sends its SYN again.  A SYN-ACK instead shows the receiver's old
+   socket gone (a listener took the SYN): CLOSED at the SYN (REUSED), an upper bound.
 """
 
 from __future__ import annotations
@@ -172,7 +184,7 @@ class Event(enum.Enum):
     RECV_FIN_ACK_OF_FIN = "RECV_FIN_ACK_OF_FIN"
     SEND_RST = "SEND_RST"
     RECV_RST = "RECV_RST"
-    REUSED = "REUSED"          # a new SYN on the 4-tuple was accepted
+    REUSED = "REUSED"          # a new SYN on the 4-tuple ended the old socket
     TIMER = "TIMER"            # the capture ran past the TIME_WAIT timer
 
 
@@ -208,6 +220,7 @@ TRANSITIONS: dict[tuple[SideState, Event], SideState] = {
     (S.ESTABLISHED, E.RECV_FIN_ACK_OF_FIN): S.CLOSE_WAIT,  # "our FIN" not yet sent: plain FIN
     # Rule 6: the end of TIME_WAIT, on evidence.
     (S.TIME_WAIT, E.REUSED): S.CLOSED,
+    **{(s, E.REUSED): S.CLOSED for s in _ANY_OPEN},        # Rule 13
     (S.TIME_WAIT, E.TIMER): S.CLOSED,
     **{(s, E.RECV_RST): S.CLOSED for s in _ANY_OPEN},      # Rule 5
     **{(s, E.SEND_RST): S.CLOSED for s in _ANY_OPEN},

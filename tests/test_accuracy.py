@@ -51,7 +51,9 @@ KIND = {"four_way": {"four-way"}, "three_way": {"three-way"},
         "half-close": {"four-way", "three-way"}, "rst_linger0": {"rst"}, "rst_unread": {"rst"},
         "close_wait_leak": {"half-open"},
         # (#0 three- or four-way, as timing has it; #1 four-way)
-        "tw_assassinated": {"three-way", "four-way"}}
+        "tw_assassinated": {"three-way", "four-way"},
+        # (#0 closed by the RST; #1 three- or four-way, as timing has it)
+        "reuse_challenged_client_side": {"fin-then-rst", "three-way", "four-way"}}
 
 # Timing differences a capture cannot resolve: (scenario, client port, side, state) -> reason.
 UPPER_BOUNDS = {
@@ -216,7 +218,10 @@ def lag_misses(truth: dict, tc: dict, ours: ConnectionResult) -> list[str]:
             if (truth["scenario"], port, role, s.state) in UPPER_BOUNDS or s.inferred \
                     or s.note.startswith(CROSSED_FIN) or s.event in ("TIMER", None):
                 continue
-            sign = 1 if s.event.startswith("RECV") else -1  # (SEND_*)
+            # (a TIME_WAIT reused: by the client's own connect(), before its SYN shows up;
+            # the server's when that SYN reaches it)
+            sign = 1 if s.event.startswith("RECV") or s.event == "REUSED" and role == "server" \
+                else -1  # (SEND_*)
             lag = 0 if near else sign * ours.vantage["one_way_s"]
             lo, hi = t.get("window", (t["ts"], t["ts"]))
             off = (lo + hi) / 2 - s.ts - lag
@@ -513,6 +518,67 @@ def test_a_fin_sent_again_long_after_the_ack_shows_it_lost(tmp_path):
     assert [(s.state, s.packet) for s in c.client_states[2:]] == \
         [("FIN_WAIT1", 8), ("CLOSING", 10), ("TIME_WAIT", 12)]
     assert not any("crossed the peer's ACK" in n for n in c.notes)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_new_syn_on_a_4_tuple_still_open_is_challenged_and_the_rst_closes_it(jobs):
+    """sample_pcaps/reuse_challenged_client_side.pcap, with the kernel's record: the server
+    leaks a CLOSE_WAIT; the client connect()s again from the same port (tcp_tw_reuse
+    takes over its FIN_WAIT2 mini-socket).  The old socket answers the SYN with a challenge
+    ACK of its own numbers, and the client's SYN_SENT socket that with a bare RST at the old
+    socket's rcv_nxt, which resets it.  #0: the client's FIN_WAIT2 ends at the new SYN (an
+    upper bound), the server's CLOSE_WAIT at the RST; the challenge ACK and the RST are #0's
+    segments, the RST listed with #1, whose socket sent it."""
+    from teardown_analyzer.flows import CHALLENGE_ACK_NOTE, syn_sender_gone_note
+    from teardown_analyzer.states import SideState
+    path = str(SAMPLES / "reuse_challenged_client_side.pcap")
+    for options in (Options(), Options(vectorised=False), Options(keep_ladder=True)):
+        old, new = analyze([path], options, jobs=jobs).connections
+        gone, reset = old.client_states[-1], old.server_states[-1]
+        assert [s.state for s in old.client_states] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1",
+                                                        "FIN_WAIT2", "CLOSED"]
+        assert (gone.event, gone.packet, gone.inferred) == ("REUSED", 10, True)
+        assert gone.note == syn_sender_gone_note(SideState.FIN_WAIT2)
+        assert [s.state for s in old.server_states] == ["SYN_RECV", "ESTABLISHED",
+                                                        "CLOSE_WAIT", "CLOSED"]
+        assert (reset.event, reset.packet, reset.inferred) == ("RECV_RST", 12, False)
+        assert (old.kind, old.initiator, old.rsts, old.anomalies) == \
+            ("fin-then-rst", "client", (), ())
+        (rst,) = new.rsts
+        assert (rst["packet"], rst["from"], rst["bare"], rst["in_window"]) == \
+            (12, "client", True, True)
+        assert (new.incarnation, new.reused_from, new.kind, new.anomalies) == \
+            (1, old.id, "three-way", ())
+        assert new.notes[0] == "reuses the 4-tuple of the connection before it, whose " \
+                               "server was still in CLOSE_WAIT"
+        assert [s.packet for s in new.client_states[:2]] == [10, 14]
+        if options.keep_ladder:
+            notes = {st["packet"]: st["note"] for st in old.ladder}
+            assert notes[11] == CHALLENGE_ACK_NOTE and notes[12].startswith("the new SYN's")
+            assert [st["packet"] for st in new.ladder][:3] == [10, 13, 14]
+
+
+def test_a_new_syn_answered_with_a_syn_ack_shows_the_old_socket_gone(tmp_path):
+    """reuse_challenged_client_side.pcap without the challenge ACK, the RST and the SYN sent
+    again (an edited capture): the new SYN is answered with a SYN-ACK, a listener's, so the
+    server's socket, which we had in CLOSE_WAIT, was gone by then: CLOSED at the SYN, an
+    upper bound.  The client's likewise, as in the real capture."""
+    import pcapbuild as pb
+    from teardown_analyzer.flows import challenger_gone_note
+    from teardown_analyzer.states import SideState
+    linktype, records = pb.read_pcap(SAMPLES / "reuse_challenged_client_side.pcap")
+    assert len(records) == 22
+    path = tmp_path / "answered.pcap"
+    path.write_bytes(pb.pcap(records[:10] + records[13:], linktype=linktype))
+    for options in (Options(), Options(vectorised=False)):
+        old, new = analyze([str(path)], options).connections
+        gone = old.server_states[-1]
+        assert [s.state for s in old.server_states] == ["SYN_RECV", "ESTABLISHED",
+                                                        "CLOSE_WAIT", "CLOSED"]
+        assert (gone.event, gone.packet, gone.inferred) == ("REUSED", 10, True)
+        assert gone.note == challenger_gone_note(SideState.CLOSE_WAIT)
+        assert (old.client_states[-1].event, old.client_states[-1].packet) == ("REUSED", 10)
+        assert (old.kind, old.rsts, new.rsts, new.kind) == ("half-open", (), (), "three-way")
 
 
 @pytest.mark.parametrize("listing", [False, True], ids=["table", "listing"])

@@ -67,7 +67,7 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_in_last_ack_client_side", "abort_in_last_ack_server_side",
             "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side",
             "fin_probe_crosses_ack_client_side", "fin_probe_crosses_ack_server_side",
-            "abort_races_fin_client_side"]
+            "abort_races_fin_client_side", "reuse_challenged_client_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1394,6 +1394,32 @@ def chk_abort_races_fin(t, pkts):
     assert len(c["sides"]["server"]["rst_received"]) == 1
 
 
+def chk_reuse_challenged(t, pkts):
+    """A CLOSE_WAIT leak; the client connect()s again from the same port (tcp_tw_reuse takes
+    over its FIN_WAIT2 mini-socket); the server's old socket answers the SYN with a
+    challenge ACK of the old numbers, the client's SYN_SENT socket answers that with a bare
+    RST at the old socket's rcv_nxt, which resets it; the SYN sent again opens #1."""
+    assert t["vantage"] == "client" and t["topology"]["kind"] == "delay"
+    old, new = t["connections"]
+    assert (old["incarnation"], new["incarnation"]) == (0, 1)
+    assert states(old, "client") == CLIENT_FIRST[:4] + ["CLOSED"]
+    assert states(old, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in new["sides"]["client"]["rst_sent"]] == ["TCP_INVALID_ACK_SEQUENCE"]
+    assert states(new, "client")[-1] == "TIME_WAIT" and states(new, "server")[-1] == "CLOSED"
+    ps = conn_pkts(pkts, old)
+    syns = [p for p in ps if p.syn and not p.has_ack]
+    (challenge,) = [p for p in sent_by(ps, old["server"]) if syns[1].ts < p.ts < syns[2].ts]
+    (rst,) = [p for p in ps if p.rst]
+    (cfin,) = [p for p in sent_by(ps, old["client"]) if p.fin and p.ts < syns[1].ts]
+    assert len(syns) == 3 and syns[1].seq == syns[2].seq != syns[0].seq
+    assert not challenge.syn and challenge.ack == cfin.seq + 1, "the old connection's numbers"
+    assert syns[1].ts < challenge.ts < rst.ts < syns[2].ts
+    assert not rst.has_ack and rst.seq == challenge.ack, "at the old socket's rcv_nxt"
+    # (the old socket is reset one one-way delay after the client-side capture saw the RST)
+    _lag(trans(old, "server", "CLOSE_WAIT", "CLOSED")["ts"], rst, 10.0)
+    assert trans(old, "client", "FIN_WAIT2", "CLOSED")["ts"] >= syns[1].ts - 0.003
+
+
 CHECKS = {
     "four_way": chk_four_way, "three_way": chk_three_way, "server_first": chk_server_first,
     "half_close": chk_half_close, "simultaneous": chk_simultaneous, "rst_linger0": chk_rst_linger0,
@@ -1412,6 +1438,7 @@ CHECKS = {
     "reset_after_lost_fin_server_side": chk_reset_after_lost_fin,
     "zero_window_in_half_close_server_side": chk_zero_window_in_half_close,
     "abort_races_fin_client_side": chk_abort_races_fin,
+    "reuse_challenged_client_side": chk_reuse_challenged,
 }
 
 

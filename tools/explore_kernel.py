@@ -11,7 +11,12 @@ each application, its calls at random times within 60 ms of each other (2 ms on 
 so that they cross on the path: send (1 byte to 150 kB, more than a peer that does not
 read takes), shutdown(SHUT_WR), close(), close() with SO_LINGER 0, reading what has
 arrived; in half the runs, the first FIN, RST, data segment or pure ACK on its way into
-one side is dropped at that side's input (nftables), after both capture points.  Both
+one side is dropped at that side's input (nftables), after both capture points.  With
+``--again``, in half the runs the client connects again from the same port, 0.2 to 1.4 s
+after the calls begin (``tcp_tw_reuse`` on, so a TIME_WAIT of its own older than a second
+lets it), and the server accepts and each closes; the connect fails while the client's
+old socket holds the 4-tuple, and a SYN that finds the server's still there is answered
+as that state does (a TIME_WAIT takes it, a socket still open answers with an ACK).  Both
 captures are analysed and every side's states and final state compared with the
 kernel's record.  A run that differs is printed with its script and its files kept (in
 ``--keep``, default a temporary directory), to become a sample (gen_samples.py
@@ -62,17 +67,40 @@ for _t, _a, _n in {acts!r}:
     except (OSError, KeyError):
         pass
 """
+AGAIN_CODE = {"client": """
+at({t!r})
+try:
+    connect('c2', {host!r}, {port}, src={src!r}, sport={sport}, timeout=4.0)
+    at({t!r} + {hold!r})
+    close('c2')
+except OSError:
+    pass
+""", "server": """
+try:
+    accept('s2', 'L', timeout=5.0)
+    at({t!r} + {hold!r})
+    close('s2')
+except OSError:
+    pass
+"""}
+"""With ``--again``: the client's new connection from the same port at ``t``, each side
+closing it ``hold`` seconds later (a socket.timeout, a refused or impossible connect: an
+OSError, and nothing more)."""
 
 
-def script(rng: random.Random, topology: str = "delay") -> dict:
+def script(rng: random.Random, topology: str = "delay", again: bool = False) -> dict:
     """Each side's calls, (offset in seconds, call, bytes to send); and, in half the runs,
-    the first segment of a kind to drop on its way into one side (None: no loss)."""
+    the first segment of a kind to drop on its way into one side (None: no loss); with
+    ``again``, in half the runs, when the client connects again from the same port and how
+    long each side holds that connection before it closes it (``again``: [offset, hold])."""
     out: dict = {} if topology == "delay" else {"topology": topology}
     for side in ("client", "server"):
         calls = sorted(rng.uniform(0, WINDOW_S[topology]) for _ in range(rng.randint(1, 3)))
         out[side] = [(round(t, 4), rng.choice(ACTIONS), rng.choice(SIZES)) for t in calls]
     out["drop"] = [rng.choice(sorted(gs.DROPS)), rng.choice(("client", "server"))] \
         if rng.random() < 0.5 else None
+    if again and rng.random() < 0.5:
+        out["again"] = [round(rng.uniform(0.2, 1.4), 3), round(rng.uniform(0, 0.05), 4)]
     return out
 
 
@@ -87,14 +115,20 @@ def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
         t0 = time.time() + 0.3
         for agent, side, sock in ((x.cli, "client", "c"), (x.srv, "server", "s")):
             acts = [(t0 + t, a, n) for t, a, n in plan[side]]
-            agent.bg("go", SIDE_CODE.format(acts=acts, name=sock))
+            code = SIDE_CODE.format(acts=acts, name=sock)
+            if "again" in plan:
+                code += AGAIN_CODE[side].format(t=t0 + plan["again"][0], hold=plan["again"][1],
+                                                host=x.s4, port=5030, src=x.c4, sport=cport)
+            agent.bg("go", code)
         x.cli.join("go")
         x.srv.join("go")
 
     text = f"explore run {name}: {json.dumps(plan)}"
     return gs.Scenario(name, body, description=text, analysis="(a random run)",
                        topo=plan.get("topology", "delay"), capture=capture,
-                       tail=1.5 if plan["drop"] else 1.0, outputs=[
+                       tail=1.5 if plan["drop"] or "again" in plan else 1.0,
+                       sysctls={gs.NS_C: {"net.ipv4.tcp_tw_reuse": 1}} if "again" in plan
+                       else None, outputs=[
                            {"name": f"{name}_{side}_side", "source": side, "vantage": side,
                             "ext": "pcapng" if capture == "dumpcap" else "pcap",
                             "description": text, "analysis": "(a random run)"}
@@ -112,13 +146,15 @@ def differences(truth_path: Path) -> list[str]:
     truth = json.loads(truth_path.read_text())
     ours = list(analyze([str(truth_path.parent / truth["capture"])]).connections)
     out = []
+    # (a connect() that failed, the 4-tuple held: a socket with no segment on the wire)
+    truth["connections"] = [tc for tc in truth["connections"] if tc["packets_in_capture"]]
     for tc in truth["connections"]:
         key = ((tc["client"]["ip"], tc["client"]["port"]), (tc["server"]["ip"], tc["server"]["port"]))
         same = [c for c in ours if (c.client, c.server) == key]
-        if not same:
-            out.append(f"no connection {key}")
+        if len(same) <= tc.get("incarnation", 0):
+            out.append(f"no connection {key} #{tc.get('incarnation', 0)}")
             continue
-        c = same[0]
+        c = same[tc.get("incarnation", 0)]
         for role in ("client", "server"):
             mine = [s.state + ("?" if s.note.startswith("not shown:") else "*" if s.inferred
                                else "") for s in
@@ -132,6 +168,12 @@ def differences(truth_path: Path) -> list[str]:
                 out.append(f"{role}: ours {' '.join(mine)} (final {final}); kernel "
                            f"{' '.join(kernel)} (final {tc['sides'][role]['final_state']})")
         out += lag_misses(truth, tc, c)
+    keys = [((tc["client"]["ip"], tc["client"]["port"]), (tc["server"]["ip"], tc["server"]["port"]))
+            for tc in truth["connections"]]
+    for key in sorted(set(keys)):
+        found = sum((c.client, c.server) == key for c in ours)
+        if found != keys.count(key):
+            out.append(f"{key}: ours {found} connections, the kernel's {keys.count(key)}")
     return out
 
 
@@ -146,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--capture", choices=("tcpdump", "dumpcap"), default="tcpdump",
                     help="what captures: tcpdump (pcap), or dumpcap (pcapng that records when "
                          "the capture stopped, which the analysis reads)")
+    ap.add_argument("--again", action="store_true",
+                    help="in half the runs, the client connects again from the same port")
     ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
                     help="no runs: compare the analysis of kept runs' truth files (as the "
                          "analysis now is) with the kernel's record, and say where they differ")
@@ -171,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     differing = 0
     try:
         for n in range(args.runs):
-            plan = {"n": n, **script(rng, args.topology)}
+            plan = {"n": n, **script(rng, args.topology, args.again)}
             name = f"explore_{args.seed}_{n}"
             try:
                 gs.run_scenario(scenario(name, plan, args.capture), tracer, work)

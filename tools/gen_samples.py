@@ -1218,7 +1218,7 @@ def sc_delay(x):
 
 def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
           kind="fin-then-rst", drop=None, sides=("client", "server"), snaplen=None, topo="delay",
-          capture="tcpdump", tail=0.6, rto_min=None):
+          capture="tcpdump", tail=0.6, rto_min=None, sysctls=None):
     """Register a two-sided scenario over the delay path: one run captured on both
     interfaces, written as NAME_client_side.pcap and NAME_server_side.pcap (only those of
     ``sides``).  After a
@@ -1232,7 +1232,8 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     record when the capture stopped; ``tail``: how long the capture goes on after ``after``.
     ``rto_min``: (side, ms), that side's minimum retransmission timeout (its route's rto_min),
     for a run whose capture must stop well after a segment and before its retransmission (the
-    analysis takes no silence from the last second of a capture: capture.py STOP_MARGIN_NS)."""
+    analysis takes no silence from the last second of a capture: capture.py STOP_MARGIN_NS).
+    ``sysctls``: {namespace: {name: value}} for the run (Scenario's)."""
     analysis = f"{lead} {states}"
 
     def body(x):
@@ -1258,7 +1259,7 @@ def _race(name, run, states, lead, initiator, ports, client, server, after=0.1,
     SCENARIOS[name] = Scenario(
         name, body, description=f"{run} Written as {files}.",
         analysis=analysis, topo=topo, kind=kind, initiator=initiator, snaplen=snaplen,
-        capture=capture, tail=tail,
+        capture=capture, tail=tail, sysctls=sysctls,
         outputs=[{"name": f"{name}_{side}_side", "source": side, "vantage": side, "ext": ext,
                   "description": f"{run} This file is the capture on the {side}'s interface.",
                   "analysis": analysis} for side in sides])
@@ -1944,6 +1945,35 @@ _race("fin_probe_crosses_ack", _PROBE_CROSSES_RUN, _PROBE_CROSSES_STATES, "Half-
       server="at(T + 0.0065); S['s'].setblocking(False)\ntry:\n    S['s'].recv(65536)\nexcept OSError:\n    pass\n"
              "S['s'].setblocking(True)\nat(T + 0.0414); send('s', 300, b'y')",
       after=0.5, kind="half-open", snaplen=128)
+
+
+_REUSE_CHALLENGED_RUN = (
+    "A CLOSE_WAIT leak ended by the client's new connection from the same port, over the delay path ({d} ms "
+    "each way), 198.18.3.1:40651 -> 198.18.3.2:5065, net.ipv4.tcp_tw_reuse=1 in the client namespace: after a "
+    "request and response the client close()s; the server ACKs the FIN and never close()s (CLOSE_WAIT). The "
+    "client's orphaned FIN_WAIT2 becomes a mini-socket. 1.3 s later the client connect()s again from port "
+    "40651: tcp_tw_reuse lets connect() take over the FIN_WAIT2 mini-socket (tcp_twsk_unique), and the SYN "
+    "reaches the server's socket, still in CLOSE_WAIT, which answers with a challenge ACK of the old "
+    "connection's numbers (RFC 5961 section 4.2). The client's socket, in SYN_SENT, answers that ACK, which "
+    "does not acknowledge its SYN, with a bare RST numbered as its ACK field (tcp_rcv_synsent_state_process, "
+    "TCP_INVALID_ACK_SEQUENCE), at the old socket's rcv_nxt: the server's old socket is reset. The client "
+    "sends its SYN again at once (TCP_TIMEOUT_MIN), a listener takes it, and the new connection exchanges a "
+    "request and response and closes, the client first. Captured on the client's interface (tdgc0). Found "
+    "by tools/explore_kernel.py --again --seed 48 (run 47).").format(d=DELAY_MS)
+_REUSE_CHALLENGED_STATES = (
+    "#0: client SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSED (at the new SYN, an upper bound); server "
+    "SYN_RECV, ESTABLISHED, CLOSE_WAIT, CLOSED (the RST answering its challenge ACK). #1: client SYN_SENT, "
+    "ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT; server SYN_RECV, ESTABLISHED, CLOSE_WAIT, LAST_ACK, CLOSED; "
+    "the RST is listed with #1, whose SYN_SENT socket sent it.")
+_race("reuse_challenged", _REUSE_CHALLENGED_RUN, _REUSE_CHALLENGED_STATES,
+      "A FIN then an RST (#0), then a four-way or three-way close (#1), the client first.", "client",
+      (40651, 5065), sides=("client",), sysctls={NS_C: {"net.ipv4.tcp_tw_reuse": 1}},
+      client="at(T); close('c'); at(T + 1.3)\n"
+             "connect('c2', '198.18.3.2', 5065, src='198.18.3.1', sport=40651, timeout=4.0)\n"
+             "send('c2', 64, b'GET /again '); _r = recv_n('c2', 200); at(T + 1.6); close('c2')",
+      server="at(T + 1.2); accept('s2', 'L', timeout=5.0); _r = recv_n('s2', 64)\n"
+             "send('s2', 200, b'200 OK '); recv_eof('s2'); close('s2')",
+      after=0.3, kind="fin-then-rst")
 
 
 # ------------------------------------------------------------- truth builder
