@@ -19,7 +19,10 @@ twice (anything else gives None, and a tracker summarises the connection): a SYN
 endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no
 SYN, and no probe (a pure ACK one before the highest sequence number its sender sent,
 which the tracker counts as a keepalive probe, flows.py ``Tracker._probe``).  Then an RST as the last record, at the end of what its sender sent (so without
-data), and no FIN (both sides CLOSED: ``rst``).  Or no RST, and no FIN (both sides ESTABLISHED:
+data), and no FIN (both sides CLOSED: ``rst``); not a bare one answering the peer's data
+less than a round trip of the whole path (plus a millisecond) after its sender last sent
+new data (it may have closed with more queued: FIN_WAIT1, not shown, flows.py
+``Tracker._sending``).  Or no RST, and no FIN (both sides ESTABLISHED:
 ``none``); or one FIN from X, after
 which X sends no data, and none from Y (X in FIN_WAIT1, or FIN_WAIT2 from Y's first ACK
 of it; Y in CLOSE_WAIT: ``half-open``); or that, then one FIN from Y, after X's in time,
@@ -153,6 +156,12 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
         if seq_r != nxt[r]:
             return None  # (out of window: not at the end of what r sent, its own data too)
         bare = not word_r & ACK
+        peer = last[1 - r]
+        if bare and peer[6] == seq_r and 0 < ((nxt[1 - r] - peer[5]) & _M32) < 0x80000000 \
+                and tsl - nxt_ts[r] <= round_trip(ts2 - ts1, answer[0]) \
+                + round_trip(ts1 - ts0, answer[1]) + SLACK_NS:
+            return None  # (answering the peer's data, sent while r still sent its own: it
+            # may have closed with more queued, flows.py Tracker._sending)
         note = gone_note(SideState.ESTABLISHED) if bare else RST_INSTEAD_OF_FIN
         if bare:
             notes = (f"packet {pr}: {note}",)

@@ -133,12 +133,13 @@ QUEUED_FIN_NOTE = (
     f"followed, an upper bound. Or the socket was gone (the RST's note), never FIN_WAIT1")
 """The note on a FIN_WAIT1 no segment shows: ``ABORT_BEHIND_DATA_NOTE``'s reading."""
 ABORT_BEHIND_DATA_NOTE = (
-    "Or, the side's data not all acknowledged and the RST numbered as the ACK field of the "
+    "Or, the side's data not all acknowledged (or only by the peer's data, sent while the "
+    "side still sent its own) and the RST numbered as the ACK field of the "
     "peer's data: it had called close() with data unsent, its FIN queued behind it "
     "(FIN_WAIT1), and the peer's data after close() aborted it (TCPAbortOnData, "
     "tcp_rcv_state_process), this RST from the reply path")
 """The other reading of a bare RST from ESTABLISHED answering the peer's data while the
-side's own was in flight (states.py rule 7)."""
+side's own was in flight, or until that data (:meth:`Tracker._sending`; states.py rule 7)."""
 LAST_ACK_GONE_NOTE = (
     "bare RST answering the ACK of this side's FIN: a socket in LAST_ACK takes that ACK "
     "silently (CLOSED), so no socket took it. The side's socket was gone by then (close() "
@@ -1211,6 +1212,16 @@ class Tracker:
         return round_trip(h[2] - h[1] if s == conn.client else h[1] - h[0],
                           conn.dirs[s].answer_ns)
 
+    def _sending(self, conn: Conn, s: int, ts_ns: int) -> bool:
+        """Whether ``s`` sent new data less than a round trip of the whole path (to the
+        peer and back, then to ``s`` and back, plus a millisecond) before ``ts_ns``: still
+        sending when the peer sent what reached it by then.  Unsent data may have been
+        queued behind what it sent (its window or congestion window full); with none, a
+        FIN goes out at close() whatever those windows (``tcp_cwnd_test``)."""
+        sent, there = conn.dirs[s].next_ts_ns, (self._there(conn, 0), self._there(conn, 1))
+        return sent is not None and None not in there \
+            and ts_ns - sent <= there[0] + there[1] + SLACK_NS  # type: ignore[operator]
+
     def _expect_ack(self, conn: Conn, s: int) -> None:
         """``s``, in FIN_WAIT1 or FIN_WAIT2, takes the peer's FIN: it ACKs it at once
         (``tcp_fin``: ``tcp_send_ack``), so its ACK is due at the capture point a round
@@ -2006,10 +2017,11 @@ class Tracker:
             note = gone_note(side_s.state)
             if side_s.state is ESTABLISHED and answers and dr.next_seq is not None \
                     and seq_after(dr.next_seq, dr.last_seq) and ds.next_seq is not None \
-                    and seq_after(ds.next_seq, seq):
-                # answering the peer's data while data of its own was in flight: it may
-                # have called close() with data still unsent, its FIN queued behind it
-                # (FIN_WAIT1, nothing on the wire), and aborted on the peer's data
+                    and (seq_after(ds.next_seq, seq) or self._sending(conn, s, ts_ns)):
+                # answering the peer's data while data of its own was in flight (or until
+                # the peer's ACK of it, which that data brought): it may have called
+                # close() with data still unsent, its FIN queued behind it (FIN_WAIT1,
+                # nothing on the wire), and aborted on the peer's data
                 side_s.feed(SEND_FIN, ts_ns, packet, QUEUED_FIN_NOTE)
                 note = f"{note}. {ABORT_BEHIND_DATA_NOTE}"
             conn.notes.append(f"packet {packet}: {note}")

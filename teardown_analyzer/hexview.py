@@ -139,7 +139,7 @@ def _context(cap: Capture, number: int, tcp: TcpPacket, seg: Segment, hdr: TcpHe
         for packet, ts, mine in _mine(batch, tcp):
             tracker.feed(packet, ts, mine)
             if packet == number:
-                context = flow_context(tracker, seg, hdr, lang)
+                context = flow_context(tracker, seg, hdr, lang, number)
                 if not context:
                     cap.close()
                     return []
@@ -191,13 +191,15 @@ def _states_after(tracker: Tracker, ends: set[tuple[bytes, int]], number: int, e
     step before it (a plain data segment of an open connection has none, and changes no
     state); None if it has none."""
     from .analysis import Options, summarize
-    # (the packet's incarnation of the 4-tuple: the last to begin at or before it)
-    conn = max((c for c in tracker.finish(end_ns) if set(c.addrs) == ends and c.id <= number),
-               key=lambda c: c.id, default=None)
-    if conn is None:
-        return None
-    steps = [step for step in summarize(conn, end_ns, Options(keep_ladder=True)).ladder
-             if step["packet"] <= number]
+    # (the packet's incarnation of the 4-tuple: the one whose ladder has it, as the old
+    # one has the answers to a new SYN that came before them; else the last to begin
+    # before it)
+    ladders = [summarize(c, end_ns, Options(keep_ladder=True)).ladder
+               for c in sorted(tracker.finish(end_ns), key=lambda c: c.id)
+               if set(c.addrs) == ends and c.id <= number]
+    ladder = next((steps for steps in ladders if any(st["packet"] == number for st in steps)),
+                  ladders[-1] if ladders else [])
+    steps = [step for step in ladder if step["packet"] <= number]
     if not steps:
         return None
     states = steps[-1]["states"]
@@ -231,8 +233,10 @@ _CTX = {
 _ROLE = {"en": {"client": "client", "server": "server"}, "zh": {"client": "客户端", "server": "服务端"}}
 
 
-def flow_context(tracker: Tracker, seg: Segment, hdr: TcpHeader, lang: str) -> list[str]:
-    """What the write-up adds below a header: relative numbers, what the ACK covers, states."""
+def flow_context(tracker: Tracker, seg: Segment, hdr: TcpHeader, lang: str,
+                 number: int) -> list[str]:
+    """What the write-up adds below a header, packet ``number`` just fed to ``tracker``:
+    relative numbers, what the ACK covers, states."""
     v = hdr.values
     if "window" not in v:
         return []
@@ -240,6 +244,13 @@ def flow_context(tracker: Tracker, seg: Segment, hdr: TcpHeader, lang: str) -> l
     if found is None:
         return []
     conn, s = found
+    # (an answer to a new SYN on the 4-tuple is the incarnation before's, which took it:
+    # still waiting beside the new one, or finished by it; its ladder ends with the packet)
+    for old in (conn.pending_old, *tracker.finished[-2:]):
+        if old is not None and old is not conn and set(old.addrs) == set(conn.addrs) \
+                and old.ladder and old.ladder[-1].packet == number:
+            conn, s = old, s if old.addrs[0] == conn.addrs[0] else 1 - s
+            break
     text, names = _CTX[lang], _ROLE[lang]
     ci = conn.client if conn.client is not None else 0
     role = {ci: "client", 1 - ci: "server"}

@@ -48,7 +48,8 @@ function that implements it (``../shared/kernel-teardown.md`` has the paths):
    (``tcp_v4_send_reset``) for a segment that found no socket, so the side's socket was
    already gone (closed with no RST or FIN the capture saw, as close() with SO_LINGER 0
    closes a CLOSING or LAST_ACK socket, or lost with its host); or, from ESTABLISHED,
-   answering the peer's data while the side's own is unacknowledged, close() had queued
+   answering the peer's data while the side's own is unacknowledged (or was until that
+   data, sent less than a round trip of the whole path after the side's), close() had queued
    its FIN behind unsent data (FIN_WAIT1, not shown) and the data aborted it.  Its
    CLOSED is stamped at the RST, an upper bound, and marked as inferred.  So too a bare RST
    answering the segment that took a side to TIME_WAIT (a TIME_WAIT socket answers with

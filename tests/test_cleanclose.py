@@ -140,6 +140,13 @@ def _edits():
                      **changes)
     yield "reset by the client", _blob(head, r[:7] + [reset(r[7], RST | ACK)])
     yield "reset by the server, bare", _blob(head, r[:7] + [reset(r[9], RST, ack=0)])
+    # ... answering the client's data 0.2 ms after the server's own (it may have close()d
+    # with more queued behind that, FIN_WAIT1, and aborted on the client's data)
+    more = _with(r[3], packet=r[6][0] + 1, ts=r[5][1] + 100_000, ipid=r[6][3] + 1,
+                 seq=r[6][5], ack=r[6][6])
+    yield "reset by the server, bare, answering data while it sent its own", _blob(
+        head, r[:6] + [more, reset(r[9], RST, ack=0, ts=more[1] + 100_000,
+                                   seq=more[6], packet=more[0] + 1)])
     # ... twice, the same bytes: the reply path answering two segments, not one RST
     # captured twice (no other segment was)
     bare = reset(r[9], RST, ack=0)
@@ -278,3 +285,26 @@ def test_each_condition(name):
     else:
         assert fast is None
         assert _tracker(blob, end_ns) != _tracker(EDITS["as captured"], end_ns)
+
+
+def test_a_bare_rst_answering_data_while_its_sender_still_sent_may_follow_a_queued_fin():
+    """The edit above (edited records): the server's bare RST answers the client's data
+    0.2 ms after the server last sent data of its own, all of it acknowledged by then.  It
+    may have close()d with more queued behind that data (its windows full), the FIN never
+    on the wire, and aborted on the client's data (the kernel's record of explorer run
+    veth 1011/49, not kept: 100 records): FIN_WAIT1 not shown, at the RST.  The same RST
+    60 ms later, when the server had long stopped sending (and a FIN would have gone out
+    at close(), whatever its windows): its socket was gone, no FIN_WAIT1."""
+    from teardown_analyzer.flows import QUEUED_FIN_NOTE
+    from teardown_analyzer.states import NOT_SHOWN
+    blob = EDITS["reset by the server, bare, answering data while it sent its own"]
+    c = _tracker(blob, _ends(blob)[0])
+    fin_wait1, closed = c.server_states[-2:]
+    assert (fin_wait1.state, fin_wait1.packet, fin_wait1.note) == \
+        ("FIN_WAIT1", closed.packet, QUEUED_FIN_NOTE)
+    assert QUEUED_FIN_NOTE.startswith(NOT_SHOWN) and closed.inferred
+    head, rows = blob[:ROW.size], _rows(blob)
+    later = _blob(head, rows[:-1] + [_with(rows[-1], ts=rows[-1][1] + 60_000_000)])
+    c = _tracker(later, _ends(later)[0])
+    assert [s.state for s in c.server_states] == ["SYN_RECV", "ESTABLISHED", "CLOSED"]
+    assert clean_close(later, _ends(later)[0], 60.0, "capture") == c

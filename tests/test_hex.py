@@ -322,3 +322,22 @@ def test_a_packet_from_standard_input():
                             check=True)
     assert piped.stdout == direct.stdout
     assert "after this packet: client CLOSED, server CLOSED" in piped.stdout.decode()
+
+
+def test_the_answers_to_a_new_syn_are_the_old_connections():
+    """sample_pcaps/reuse_challenged_client_side.pcap (the kernel's record): the server's
+    challenge ACK (packet 11) and the client's RST answering it (packet 12) come after the
+    new SYN (packet 10) but are the first incarnation's segments: their numbers are told
+    relative to its ISNs, and the states after them are its (the ladder of --flow 1)."""
+    from teardown_analyzer.hexview import annotate_packet
+    path = str(SAMPLES / "reuse_challenged_client_side.pcap")
+    syn, challenge, rst, again = (annotate_packet(path, n, "en", False).context
+                                  for n in (10, 11, 12, 13))
+    assert syn[0].startswith("connection 10:") and again[0].startswith("connection 10:")
+    assert challenge[0].startswith("connection 1:") and rst[0].startswith("connection 1:")
+    assert challenge[1].startswith("relative seq 201 ") and challenge[2].startswith(
+        "relative ack 66: ") and "the FIN consumes one sequence number" in challenge[2]
+    assert rst[1].startswith("relative seq 66 ")
+    assert (challenge[-1], rst[-1]) == (
+        "after this packet: client CLOSED, server CLOSE_WAIT (as seen at the capture point)",
+        "after this packet: client CLOSED, server CLOSED (as seen at the capture point)")
