@@ -1897,11 +1897,11 @@ class Tracker:
                 else "an RST+ACK, the socket's own,"
             conn.notes.append(f"packet {packet}: {what} from a side we had closed at the "
                               f"peer's RST: the two RSTs crossed")
-        if not bare and dr.fin_seq is not None and not seq_geq(ack, (dr.fin_seq + 1) & _M32) \
-                and side_s.state is CLOSED:
+        short = not bare and dr.fin_seq is not None \
+            and not seq_geq(ack, (dr.fin_seq + 1) & _M32)  # (of the peer's FIN)
+        if short and side_s.state is CLOSED:
             self._reset_before_fin(conn, s, packet)
-        if not bare and dr.fin_seq is not None and not seq_geq(ack, (dr.fin_seq + 1) & _M32) \
-                and self._untake_fin(conn, s):
+        if short and self._untake_fin(conn, s):
             # an RST+ACK is the socket's own (tcp_send_active_reset), its ACK field what it
             # had received (rcv_nxt): the peer's FIN had not reached it
             conn.notes.append(f"packet {packet}: the RST's ACK field does not cover the "

@@ -16,7 +16,9 @@ one side is dropped at that side's input (nftables), after both capture points. 
 after the calls begin (``tcp_tw_reuse`` on, so a TIME_WAIT of its own older than a second
 lets it), and the server accepts and each closes; the connect fails while the client's
 old socket holds the 4-tuple, and a SYN that finds the server's still there is answered
-as that state does (a TIME_WAIT takes it, a socket still open answers with an ACK).  Both
+as that state does (a TIME_WAIT takes it, a socket still open answers with an ACK).  With
+``--fin-timeout S``, ``tcp_fin_timeout`` is S seconds on both sides (an orphaned FIN_WAIT2
+ends silently within the capture, and answers what comes after with an RST).  Both
 captures are analysed and every side's states and final state compared with the
 kernel's record.  A run that differs is printed with its script and its files kept (in
 ``--keep``, default a temporary directory), to become a sample (gen_samples.py
@@ -104,6 +106,18 @@ def script(rng: random.Random, topology: str = "delay", again: bool = False) -> 
     return out
 
 
+def _sysctls(plan: dict) -> dict:
+    """Each namespace's sysctls for a run: ``tcp_tw_reuse`` for the client that connects
+    again; ``tcp_fin_timeout`` on both sides (``fin_timeout``: seconds)."""
+    out: dict = {gs.NS_C: {}, gs.NS_S: {}}
+    if "again" in plan:
+        out[gs.NS_C]["net.ipv4.tcp_tw_reuse"] = 1
+    if "fin_timeout" in plan:
+        for ns in out.values():
+            ns["net.ipv4.tcp_fin_timeout"] = plan["fin_timeout"]
+    return {ns: kv for ns, kv in out.items() if kv}
+
+
 def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
     def body(x: gs.Ctx) -> None:
         cport = 40300 + plan["n"] % 200
@@ -127,8 +141,7 @@ def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
     return gs.Scenario(name, body, description=text, analysis="(a random run)",
                        topo=plan.get("topology", "delay"), capture=capture,
                        tail=1.5 if plan["drop"] or "again" in plan else 1.0,
-                       sysctls={gs.NS_C: {"net.ipv4.tcp_tw_reuse": 1}} if "again" in plan
-                       else None, outputs=[
+                       sysctls=_sysctls(plan), outputs=[
                            {"name": f"{name}_{side}_side", "source": side, "vantage": side,
                             "ext": "pcapng" if capture == "dumpcap" else "pcap",
                             "description": text, "analysis": "(a random run)"}
@@ -190,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the capture stopped, which the analysis reads)")
     ap.add_argument("--again", action="store_true",
                     help="in half the runs, the client connects again from the same port")
+    ap.add_argument("--fin-timeout", type=int, metavar="S",
+                    help="net.ipv4.tcp_fin_timeout on both sides (default 60): an orphaned "
+                         "FIN_WAIT2 that ends within the capture")
     ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
                     help="no runs: compare the analysis of kept runs' truth files (as the "
                          "analysis now is) with the kernel's record, and say where they differ")
@@ -216,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in range(args.runs):
             plan = {"n": n, **script(rng, args.topology, args.again)}
+            if args.fin_timeout is not None:
+                plan["fin_timeout"] = args.fin_timeout
             name = f"explore_{args.seed}_{n}"
             try:
                 gs.run_scenario(scenario(name, plan, args.capture), tracer, work)
