@@ -1745,27 +1745,29 @@ class Tracker:
 
     def _old_segment(self, old: Conn, new: Conn, s: int, packet: int, flags: int) -> None:
         """``old`` took a segment of ``new``'s 4-tuple while its reuse by ``new`` was
-        decided (:meth:`_reuse_owner`): the TIME_WAIT side's ACK, noted; or the RST answering
-        it, which decides the reuse (the SYN is sent again).  That RST is the new
-        incarnation's, sent by its SYN_SENT socket (which stays there), and listed there;
-        at the TIME_WAIT socket's rcv_nxt, it killed it (RFC 1337 assassination): the
-        TIME_WAIT ends as at a reuse, not as an RST close of the old connection."""
-        if old.challenger is not None:
-            self._challenge_answered(old, new, s, packet, flags)
-            return
+        decided (:meth:`_reuse_owner`): the ACK of the SYN's receiver (its TIME_WAIT
+        socket's, or the challenge ACK of its socket still open, RFC 5961 section 4.2),
+        noted; or the RST answering it, which decides the reuse (the SYN is sent again).
+        That RST is the new incarnation's, sent by its SYN_SENT socket (which stays there),
+        and listed there.  At the old socket's rcv_nxt it killed a TIME_WAIT (RFC 1337
+        assassination: the TIME_WAIT ends as at a reuse, not as an RST close of the old
+        connection), or closed the socket still open (what :meth:`_rst` made of it)."""
+        challenged = old.challenger is not None
         if not flags & RST:
-            self._ladder_note(old, packet, "ACK for the old connection: new SYN rejected")
+            self._ladder_note(old, packet, CHALLENGE_ACK_NOTE if challenged else
+                              "ACK for the old connection: new SYN rejected")
             return
         record = old.rsts.pop() if old.rsts and old.rsts[-1].packet == packet else None
-        tw_side = old.sides[1 - s]
-        killed = bool(tw_side.transitions) and tw_side.transitions[-1].packet == packet \
-            and tw_side.transitions[-1].old is TIME_WAIT
-        note = ("the new SYN's sender answered the TIME_WAIT side's ACK, which did not "
-                "acknowledge its SYN, staying in SYN_SENT (tcp_rcv_synsent_state_process)")
-        if killed:
-            t = tw_side.transitions.pop()
-            tw_side.state = TIME_WAIT
-            tw_side.feed(REUSED, t.ts_ns, packet, (
+        side = old.sides[1 - s]
+        took = side.transitions[-1] if side.transitions \
+            and side.transitions[-1].packet == packet else None
+        ack = "the challenge ACK" if challenged else "the TIME_WAIT side's ACK"
+        note = (f"the new SYN's sender answered {ack}, which did not acknowledge its SYN, "
+                f"staying in SYN_SENT (tcp_rcv_synsent_state_process)")
+        if took is not None and took.old is TIME_WAIT:
+            side.transitions.pop()
+            side.state = TIME_WAIT
+            side.feed(REUSED, took.ts_ns, packet, (
                 f"TIME_WAIT ended: killed by the RST (packet {packet}) the new SYN's sender "
                 f"answered its ACK with, at its rcv_nxt (RFC 1337 assassination, "
                 f"tcp_rfc1337=0)"))
@@ -1773,40 +1775,15 @@ class Tracker:
                 if tw.side == 1 - s and tw.reuse:
                     tw.reuse["ended_time_wait"] = True
                     tw.reuse["killed_by_rst"] = packet
-        else:
-            note += "; not at the TIME_WAIT socket's rcv_nxt, which ignored it"
-        self._ladder_note(old, packet, note)
-        if record is not None:
-            record.note, record.to_closed = note, False
-            record.sender = s if new.addrs[0] == old.addrs[0] else 1 - s
-            new.rsts.append(record)
-        self._reuse_decided(old, new)
-
-    def _challenge_answered(self, old: Conn, new: Conn, s: int, packet: int,
-                            flags: int) -> None:
-        """``old`` took a segment of ``new``'s 4-tuple while the new SYN awaited its answer
-        and the SYN's receiver was still open (``old.challenger``): that receiver's
-        challenge ACK (RFC 5961 section 4.2), noted; or the bare RST the SYN's sender, in
-        SYN_SENT, answered it with (``tcp_rcv_synsent_state_process``), which decides the
-        reuse.  That RST is the new incarnation's, sent by its socket (which stays in
-        SYN_SENT and sends its SYN again), and listed there; at the old socket's rcv_nxt,
-        it closed it (what :meth:`_rst` made of it)."""
-        if not flags & RST:
-            self._ladder_note(old, packet, CHALLENGE_ACK_NOTE)
-            return
-        record = old.rsts.pop() if old.rsts and old.rsts[-1].packet == packet else None
-        side = old.sides[1 - s]
-        note = ("the new SYN's sender answered the challenge ACK, which did not acknowledge "
-                "its SYN, staying in SYN_SENT (tcp_rcv_synsent_state_process)")
-        if side.transitions and side.transitions[-1].packet == packet \
-                and side.transitions[-1].event is RECV_RST:
-            t = side.transitions.pop()
-            side.state = t.old
-            side.feed(RECV_RST, t.ts_ns, packet,
+        elif took is not None and challenged and took.event is RECV_RST:
+            side.transitions.pop()
+            side.state = took.old
+            side.feed(RECV_RST, took.ts_ns, packet,
                       f"reset by the RST (packet {packet}) the new SYN's sender answered its "
                       f"challenge ACK with, at its rcv_nxt")
         else:
-            note += "; not at the old socket's rcv_nxt, which ignored it"
+            note += f"; not at the {'old' if challenged else 'TIME_WAIT'} socket's rcv_nxt, " \
+                    f"which ignored it"
         self._ladder_note(old, packet, note)
         if record is not None:
             record.note, record.to_closed = note, False
