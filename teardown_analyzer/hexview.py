@@ -191,14 +191,14 @@ def _states_after(tracker: Tracker, ends: set[tuple[bytes, int]], number: int, e
     step before it (a plain data segment of an open connection has none, and changes no
     state); None if it has none."""
     from .analysis import Options, summarize
-    # (the packet's incarnation of the 4-tuple: the one whose ladder has it, as the old
-    # one has the answers to a new SYN that came before them; else the last to begin
-    # before it)
-    ladders = [summarize(c, end_ns, Options(keep_ladder=True)).ladder
-               for c in sorted(tracker.finish(end_ns), key=lambda c: c.id)
-               if set(c.addrs) == ends and c.id <= number]
+    # (the packet's incarnation of the 4-tuple: the last to begin at or before it, unless
+    # the one before it has the packet in its ladder, as it has the answers to a new SYN
+    # that came after that SYN)
+    latest = sorted((c for c in tracker.finish(end_ns) if set(c.addrs) == ends
+                     and c.id <= number), key=lambda c: c.id)[-2:]
+    ladders = [summarize(c, end_ns, Options(keep_ladder=True)).ladder for c in reversed(latest)]
     ladder = next((steps for steps in ladders if any(st["packet"] == number for st in steps)),
-                  ladders[-1] if ladders else [])
+                  ladders[0] if ladders else [])
     steps = [step for step in ladder if step["packet"] <= number]
     if not steps:
         return None

@@ -221,7 +221,7 @@ TRANSITIONS: dict[tuple[SideState, Event], SideState] = {
     (S.ESTABLISHED, E.RECV_FIN_ACK_OF_FIN): S.CLOSE_WAIT,  # "our FIN" not yet sent: plain FIN
     # Rule 6: the end of TIME_WAIT, on evidence.
     (S.TIME_WAIT, E.REUSED): S.CLOSED,
-    **{(s, E.REUSED): S.CLOSED for s in _ANY_OPEN},        # Rule 13
+    **{(s, E.REUSED): S.CLOSED for s in _ANY_OPEN if s is not S.TIME_WAIT},  # Rule 13
     (S.TIME_WAIT, E.TIMER): S.CLOSED,
     **{(s, E.RECV_RST): S.CLOSED for s in _ANY_OPEN},      # Rule 5
     **{(s, E.SEND_RST): S.CLOSED for s in _ANY_OPEN},
