@@ -680,6 +680,9 @@ class Tracker:
         answer to ``conn``'s SYN (its reuse stays "pending"), and so on."""
         done: Conn | None = conn
         while done is not None:
+            # (an old incarnation that took segments while a new SYN's answer was awaited
+            # went back among the closing: a sweep must not finish it again)
+            self._closing.pop(done.id, None)
             self._settle(done)
             self.finished.append(done)
             done.pending_old, done = None, done.pending_old

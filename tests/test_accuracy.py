@@ -558,6 +558,31 @@ def test_a_new_syn_on_a_4_tuple_still_open_is_challenged_and_the_rst_closes_it(j
             assert [st["packet"] for st in new.ladder][:3] == [10, 13, 14]
 
 
+@pytest.mark.parametrize("name, rst", [("reuse_challenged_client_side.pcap", 12),
+                                       ("tw_assassinated.pcap", 2295)])
+def test_an_old_incarnation_that_took_the_answers_to_a_new_syn_is_reported_once(tmp_path, name,
+                                                                               rst):
+    """The sample with every record after the RST that answers the old socket's ACK to a
+    new SYN moved 2 s later (an edited capture): a sweep runs while the old incarnation,
+    both sides CLOSED, has been quiet past the grace.  It had gone back among the closing
+    connections when it took that ACK and RST; finished when the RST decided the reuse, it
+    must not be finished again by the sweep (with a4961cf and before, the default path
+    reported it twice).  The same connections as the capture as recorded."""
+    import pcapbuild as pb
+    linktype, records = pb.read_pcap(SAMPLES / name)
+    moved = records[:rst] + [pb.Rec(r.ts_ns + 2_000_000_000, r.data) for r in records[rst:]]
+    path = tmp_path / "moved.pcap"
+    path.write_bytes(pb.pcap(moved, linktype=linktype))
+    recorded = [(c.id, c.kind, c.client_states, c.server_states)
+                for c in analyze([str(SAMPLES / name)]).connections]
+    for options in (Options(), Options(vectorised=False)):
+        for jobs in (1, 2):
+            found = analyze([str(path)], options, jobs=jobs).connections
+            assert [(c.id, c.kind) for c in found] == [(i, k) for i, k, _, _ in recorded]
+            old = found[0]
+            assert (old.client_states, old.server_states) == recorded[0][2:]
+
+
 def test_a_new_syn_answered_with_a_syn_ack_shows_the_old_socket_gone(tmp_path):
     """reuse_challenged_client_side.pcap without the challenge ACK, the RST and the SYN sent
     again (an edited capture): the new SYN is answered with a SYN-ACK, a listener's, so the

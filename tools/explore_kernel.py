@@ -18,7 +18,8 @@ lets it), and the server accepts and each closes; the connect fails while the cl
 old socket holds the 4-tuple, and a SYN that finds the server's still there is answered
 as that state does (a TIME_WAIT takes it, a socket still open answers with an ACK).  With
 ``--fin-timeout S``, ``tcp_fin_timeout`` is S seconds on both sides (an orphaned FIN_WAIT2
-ends silently within the capture, and answers what comes after with an RST).  Both
+ends silently within the capture, and answers what comes after with an RST).  With
+``--ipv6`` (veth only), the connection is over IPv6.  Both
 captures are analysed and every side's states and final state compared with the
 kernel's record.  A run that differs is printed with its script and its files kept (in
 ``--keep``, default a temporary directory), to become a sample (gen_samples.py
@@ -121,7 +122,8 @@ def _sysctls(plan: dict) -> dict:
 def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
     def body(x: gs.Ctx) -> None:
         cport = 40300 + plan["n"] % 200
-        gs.open_pair(x, cport, 5030)
+        chost, shost = (x.c6, x.s6) if plan.get("ipv6") else (x.c4, x.s4)
+        gs.open_pair(x, cport, 5030, chost=chost, shost=shost)
         gs.exchange(x)
         if plan["drop"]:
             gs.drop_once(x, *plan["drop"], cport, 5030)
@@ -132,7 +134,7 @@ def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
             code = SIDE_CODE.format(acts=acts, name=sock)
             if "again" in plan:
                 code += AGAIN_CODE[side].format(t=t0 + plan["again"][0], hold=plan["again"][1],
-                                                host=x.s4, port=5030, src=x.c4, sport=cport)
+                                                host=shost, port=5030, src=chost, sport=cport)
             agent.bg("go", code)
         x.cli.join("go")
         x.srv.join("go")
@@ -206,10 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fin-timeout", type=int, metavar="S",
                     help="net.ipv4.tcp_fin_timeout on both sides (default 60): an orphaned "
                          "FIN_WAIT2 that ends within the capture")
+    ap.add_argument("--ipv6", action="store_true",
+                    help="connect over IPv6 (--topology veth only)")
     ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
                     help="no runs: compare the analysis of kept runs' truth files (as the "
                          "analysis now is) with the kernel's record, and say where they differ")
     args = ap.parse_args(argv)
+    if args.ipv6 and args.topology != "veth":
+        ap.error("--ipv6 needs --topology veth (the delay path's forwarder is IPv4 only)")
     if args.recheck:
         differing = 0
         for path in map(Path, args.recheck):
@@ -234,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             plan = {"n": n, **script(rng, args.topology, args.again)}
             if args.fin_timeout is not None:
                 plan["fin_timeout"] = args.fin_timeout
+            if args.ipv6:
+                plan["ipv6"] = True
             name = f"explore_{args.seed}_{n}"
             try:
                 gs.run_scenario(scenario(name, plan, args.capture), tracer, work)
