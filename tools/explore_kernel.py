@@ -23,7 +23,9 @@ ends silently within the capture, and answers what comes after with an RST).  Wi
 captures are analysed and every side's states and final state compared with the
 kernel's record.  A run that differs is printed with its script and its files kept (in
 ``--keep``, default a temporary directory), to become a sample (gen_samples.py
-scenario) once understood.
+scenario) once understood.  Each run also keeps what the kernel's record was built from
+(``<run>.record.json``: the traced events and the /proc polls), so that ``--recheck
+--rebuild`` can build it again once the truth builder changes.
 
 Not a test: it needs root and takes a few seconds a run.  What it found so far became
 ``close_race`` and ``data_after_close`` in sample_pcaps/.
@@ -150,15 +152,19 @@ def scenario(name: str, plan: dict, capture: str = "tcpdump") -> gs.Scenario:
                            for side in ("client", "server")])
 
 
-def differences(truth_path: Path) -> list[str]:
+def differences(truth_path: Path, rebuild: bool = False) -> list[str]:
     """Where the analysis of the truth file's capture says other than the kernel, in the
     states or in their times (tests/test_accuracy.py's ``lag_misses``).  A state
     whose note says no segment shows it ("not shown: ...", with the other reading) is
     marked ``?``: the kernel may have been through it or not (tests/test_accuracy.py's
-    NOT_SHOWN lists runs where it was not)."""
+    NOT_SHOWN lists runs where it was not).  ``rebuild``: the kernel's record as the truth
+    builder now reads it, from the run's kept record (runs kept before records were kept
+    stay as they were written)."""
     from test_accuracy import _collapse_instant_fin_wait2, lag_misses
     from teardown_analyzer.analysis import analyze
     truth = json.loads(truth_path.read_text())
+    if rebuild:
+        truth["connections"] = gs.rebuild_connections(truth_path) or truth["connections"]
     ours = list(analyze([str(truth_path.parent / truth["capture"])]).connections)
     out = []
     # (a connect() that failed, the 4-tuple held: a socket with no segment on the wire)
@@ -213,13 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recheck", nargs="+", metavar="TRUTH",
                     help="no runs: compare the analysis of kept runs' truth files (as the "
                          "analysis now is) with the kernel's record, and say where they differ")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="with --recheck: build each run's kernel record again from what the "
+                         "run kept (its .record.json), as tools/gen_samples.py now reads it")
     args = ap.parse_args(argv)
     if args.ipv6 and args.topology != "veth":
         ap.error("--ipv6 needs --topology veth (the delay path's forwarder is IPv4 only)")
     if args.recheck:
         differing = 0
         for path in map(Path, args.recheck):
-            found = differences(path)
+            found = differences(path, args.rebuild)
             differing += bool(found)
             print(f"{path.name}: " + ("DIFFERS" if found else "same as the kernel"))
             for line in found:
@@ -228,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if differing else 0
     gs.OUT = Path(args.keep or tempfile.mkdtemp(prefix="explore-"))
     gs.OUT.mkdir(parents=True, exist_ok=True)
+    gs.KEEP_RECORD = True
     gs.ensure_tools()
     tracer = gs.Tracer()
     work = Path(tempfile.mkdtemp(prefix="explore-work-"))

@@ -1978,6 +1978,11 @@ _race("reuse_challenged", _REUSE_CHALLENGED_RUN, _REUSE_CHALLENGED_STATES,
 
 # ------------------------------------------------------------- truth builder
 
+KEEP_RECORD = False
+"""Write each multi-capture run's kernel events and /proc polls beside its outputs
+(``<scenario>.record.json``; the explorer does), so that its truth can be built again
+(``rebuild_connections``) once the truth builder changes."""
+
 def load_poll(path):
     recs, summary = [], None
     with open(path) as f:
@@ -2014,8 +2019,14 @@ def tw_episodes(recs):
 
 
 def build_lives(evs):
+    """Each traced socket's state changes, in order.  The tracepoint names a socket by its
+    4-tuple only, and two sockets can hold one 4-tuple at a time (a connect() from a bound
+    port while the old socket is still there, which fails, or which takes over a TIME_WAIT
+    or an orphaned FIN_WAIT2 with tcp_tw_reuse), so an event goes to the open socket on its
+    4-tuple whose state it leaves (the newest, if several; if none, an event was lost: the
+    newest)."""
     lives = []
-    open_by_key = {}
+    open_by_key = defaultdict(list)
     pending = []  # SYN_SENT events with an unbound source port
     for ev in evs:
         if ev["name"] != "inet_sock_set_state":
@@ -2024,7 +2035,7 @@ def build_lives(evs):
         if old == "LISTEN" and new == "SYN_RECV":
             life = {"role": "server", "local": ev["local"], "remote": ev["remote"], "events": [ev], "closed": False}
             lives.append(life)
-            open_by_key[key] = life
+            open_by_key[key].append(life)
             continue
         if new == "SYN_SENT":
             life = {"role": "client", "local": ev["local"], "remote": ev["remote"], "events": [ev], "closed": False}
@@ -2032,25 +2043,26 @@ def build_lives(evs):
             if ev["local"][1] == 0:
                 pending.append(life)
             else:
-                open_by_key[key] = life
+                open_by_key[key].append(life)
             continue
         if "LISTEN" in (old, new):
             continue
-        life = open_by_key.get(key)
+        mine = open_by_key[key]
+        life = next((lf for lf in reversed(mine) if lf["events"][-1]["new"] == old), mine[-1] if mine else None)
         if life is None and old == "SYN_SENT":
             for p in pending:
                 if p["remote"] == ev["remote"]:
                     pending.remove(p)
                     p["local"] = ev["local"]
                     life = p
-                    open_by_key[key] = p
+                    open_by_key[key].append(p)
                     break
         if life is None:
             continue
         life["events"].append(ev)
         if new == "CLOSED":
             life["closed"] = True
-            del open_by_key[key]
+            open_by_key[key].remove(life)
     return lives
 
 
@@ -2097,6 +2109,58 @@ def classify_retx(pk, local, ts):
     if best.fin:
         return ("data+FIN" if best.plen else "FIN"), best.ts
     return "data", best.ts
+
+
+def connect_failed(life, idx):
+    """A connect() that failed with nothing on the wire (the 4-tuple held by a socket that
+    tcp_tw_reuse could not take over: EADDRNOTAVAIL): SYN_SENT, then CLOSED at once, and no
+    SYN of the client's between."""
+    ev = life["events"]
+    if len(ev) != 2 or ev[1]["new"] != "CLOSED" or ev[1]["ts"] - ev[0]["ts"] > 0.001:
+        return False
+    return not any(p.syn and not p.has_ack and (p.src, p.sport) == life["local"]
+                   and ev[0]["ts"] - 0.002 <= p.ts <= ev[1]["ts"] + 0.002
+                   for p in idx.by.get(frozenset((life["local"], life["remote"])), []))
+
+
+def failed_connects(lives, idx):
+    """The truth file's list of connect()s that put nothing on the wire."""
+    return [{"client": {"ip": lf["local"][0], "port": lf["local"][1]},
+             "server": {"ip": lf["remote"][0], "port": lf["remote"][1]},
+             "ts": round(lf["events"][0]["ts"], 6),
+             "note": "SYN_SENT, then CLOSED at once: connect() failed, its 4-tuple held by an older "
+                     "socket (EADDRNOTAVAIL); no incarnation"}
+            for lf in lives if lf["role"] == "client" and connect_failed(lf, idx)]
+
+
+def split_taken_over(eps, lst, nexts):
+    """A timewait socket taken over by the next incarnation of its 4-tuple (a connect() with
+    tcp_tw_reuse, a SYN that a TIME_WAIT accepts), whose own timewait socket follows before
+    the next poll, looks to /proc polling like one timewait socket throughout.  Split such an
+    episode where the next socket's close hands over to its own: the older one ends at the
+    next incarnation's start (``nexts``, per incarnation of one side)."""
+    for inc in range(1, len(lst)):
+        lf, taken = lst[inc], nexts[inc - 1]
+        if taken is None:
+            continue
+        key = (lf["local"], lf["remote"])
+        for ev in lf["events"]:
+            if not (ev["new"] == "CLOSED" and ev["old"] in ("FIN_WAIT1", "FIN_WAIT2", "CLOSING")):
+                continue
+            h = ev["ts"]
+            for i, ep in enumerate(eps.get(key, [])):
+                if not (ep["start_t"] < taken < h and (ep["end_t"] is None or ep["end_t"] > h)):
+                    continue
+                before = [sub for sub in ep["subs"] if sub[0] <= h]
+                after = [sub for sub in ep["subs"] if sub[0] > h]
+                eps[key].insert(i + 1, {
+                    "start_t": h, "start_prev_t": None, "continued": True,
+                    "subs": after or [(h, None, before[-1][2])], "end_t": ep["end_t"],
+                    "end_prev_t": ep["end_prev_t"], "claimed": False})
+                ep["subs"] = [sub for sub in before if sub[0] <= taken]
+                ep["end_t"] = ep["end_prev_t"] = taken
+                ep["taken_over"] = True
+                break
 
 
 def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start, syn_pk=None, syn_where=None):
@@ -2147,10 +2211,16 @@ def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start, syn_
             first_sub = ep["subs"][0][2]
             fin_before = any(f <= ts + 0.0002 for f in peer_fin_ts)
             if old == "CLOSING" or (first_sub == "TIME_WAIT" and fin_before):
-                add(old, "TIME_WAIT", ts, "tracepoint+proc_poll",
-                    proc_poll_ts=round(ep["start_t"], 6),
-                    note=f"tracepoint {old}->CLOSE of the full socket = entry into TIME_WAIT; /proc polling saw "
-                         "the timewait mini-socket")
+                if ep.get("continued"):
+                    add(old, "TIME_WAIT", ts, "tracepoint+proc_poll",
+                        note=f"tracepoint {old}->CLOSE of the full socket = entry into TIME_WAIT; /proc polling "
+                             "saw a timewait mini-socket on this 4-tuple throughout: the older incarnation's, "
+                             "taken over when this one began, then this one's")
+                else:
+                    add(old, "TIME_WAIT", ts, "tracepoint+proc_poll",
+                        proc_poll_ts=round(ep["start_t"], 6),
+                        note=f"tracepoint {old}->CLOSE of the full socket = entry into TIME_WAIT; /proc polling "
+                             "saw the timewait mini-socket")
                 subs = ep["subs"][1:]
             else:
                 notes.append(f"at {ts:.6f} the full socket (tracepoint FIN_WAIT2->CLOSE) was replaced by a "
@@ -2168,7 +2238,13 @@ def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start, syn_
                 if st != state:
                     add(state, st, t, "proc_poll", window=[round(pt, 6) if pt else None, round(t, 6)],
                         note="timewait mini-socket substate change seen by /proc polling (not traced)")
-            if ep["end_t"] is not None and ep["end_t"] <= capture_end:
+            if ep.get("taken_over") and ep["end_t"] <= capture_end:
+                add(state, "CLOSED", ep["end_t"], "tracepoint",
+                    why="timewait socket taken over by the next incarnation of this 4-tuple",
+                    note="the time the next incarnation began (its connect(), or its SYN in the capture); "
+                         "/proc polling saw a timewait mini-socket on this 4-tuple throughout, this one's, "
+                         "then the next incarnation's")
+            elif ep["end_t"] is not None and ep["end_t"] <= capture_end:
                 extra = {}
                 if next_start is not None and abs(next_start - ep["end_t"]) < 0.05:
                     extra["why"] = "timewait socket taken over by the next incarnation of this 4-tuple"
@@ -2212,6 +2288,26 @@ def side_record(life, evs, eps, pk, capture_end, role, peer_ep, next_start, syn_
     }
 
 
+def rebuild_connections(truth_path):
+    """The connections of a kept run's truth file built again, by the truth builder as it
+    now is, from the run's record (kernel events and /proc polls, kept by the explorer:
+    ``KEEP_RECORD``); None if the run kept no record."""
+    truth_path = Path(truth_path)
+    truth = json.loads(truth_path.read_text())
+    if "record" not in truth:
+        return None
+    rec = json.loads((truth_path.parent / truth["record"]).read_text())
+    for e in rec["events"] + rec["poll"]:
+        for k in ("local", "remote"):
+            if k in e:
+                e[k] = tuple(e[k])
+    pkts = pcapread.tcp_packets(truth_path.parent / truth["capture"])
+    pk_s = pcapread.tcp_packets(truth_path.parent / rec["server_capture"])
+    conns, lives, idx = build_truth(None, rec["events"], rec["poll"], pkts, rec["capture_end"], {},
+                                    server_pkts=pk_s, server_where=rec["server_where"])
+    return conns
+
+
 def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks, server_pkts=None, server_where=None):
     """server_pkts: packets captured on the server's own interface (multi-capture runs); the server's
     SYN_RECV time is then taken from there, so every output of one run has the same transitions."""
@@ -2219,26 +2315,22 @@ def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks, server_pkts=
     eps = tw_episodes(poll_recs)
     idx = PcapIndex(pkts)
     sidx = PcapIndex(server_pkts) if server_pkts is not None else None
-    # pair client and server lives per 4-tuple in time order
+    # pair client and server lives per 4-tuple in time order; a connect() that failed
+    # before it sent anything is no incarnation
     groups = defaultdict(lambda: {"client": [], "server": []})
     for lf in lives:
         if lf["role"] == "client":
-            groups[(lf["local"], lf["remote"])]["client"].append(lf)
+            if not connect_failed(lf, idx):
+                groups[(lf["local"], lf["remote"])]["client"].append(lf)
         else:
             groups[(lf["remote"], lf["local"])]["server"].append(lf)
     conns = []
     for (cep, sep), g in groups.items():
         n = max(len(g["client"]), len(g["server"]))
+        nexts = {}
         for inc in range(n):
-            cl = g["client"][inc] if inc < len(g["client"]) else None
-            sv = g["server"][inc] if inc < len(g["server"]) else None
-            pk = idx.conn(cep, sep, inc)
-            sides = {}
-            for role, lf, lst in (("client", cl, g["client"]), ("server", sv, g["server"])):
-                if lf is None:
-                    sides[role] = {"states": [], "transitions": [], "final_state": None, "rst_sent": [],
-                                   "rst_received": [], "retransmits": [],
-                                   "notes": ["no full socket for this side was traced"]}
+            for role, lst in (("client", g["client"]), ("server", g["server"])):
+                if inc >= len(lst):
                     continue
                 nxt = lst[inc + 1]["events"][0]["ts"] if inc + 1 < len(lst) else None
                 if nxt is None:
@@ -2246,12 +2338,26 @@ def build_truth(sc, evs, poll_recs, pkts, capture_end, extra_marks, server_pkts=
                     if inc + 1 < len(other):
                         nxt = other[inc + 1]["events"][0]["ts"]
                 if role == "server" and nxt is not None:
-                    # the next incarnation really started at its SYN
-                    npk = idx.conn(cep, sep, inc + 1)
+                    # the next incarnation really started at its SYN (as the server got it)
+                    npk = (sidx or idx).conn(cep, sep, inc + 1)
                     if npk:
                         nxt = min(nxt, npk[0].ts)
-                sides[role] = side_record(lf, evs, eps, pk, capture_end, role, sep if role == "client" else cep, nxt,
-                                          syn_pk=sidx.conn(cep, sep, inc) if sidx else None,
+                nexts[role, inc] = nxt
+        for role, lst in (("client", g["client"]), ("server", g["server"])):
+            split_taken_over(eps, lst, [nexts.get((role, inc)) for inc in range(len(lst))])
+        for inc in range(n):
+            cl = g["client"][inc] if inc < len(g["client"]) else None
+            sv = g["server"][inc] if inc < len(g["server"]) else None
+            pk = idx.conn(cep, sep, inc)
+            sides = {}
+            for role, lf in (("client", cl), ("server", sv)):
+                if lf is None:
+                    sides[role] = {"states": [], "transitions": [], "final_state": None, "rst_sent": [],
+                                   "rst_received": [], "retransmits": [],
+                                   "notes": ["no full socket for this side was traced"]}
+                    continue
+                sides[role] = side_record(lf, evs, eps, pk, capture_end, role, sep if role == "client" else cep,
+                                          nexts[role, inc], syn_pk=sidx.conn(cep, sep, inc) if sidx else None,
                                           syn_where=server_where if sidx else None)
             start = min(lf["events"][0]["ts"] for lf in (cl, sv) if lf is not None)
             conns.append({
@@ -2470,6 +2576,12 @@ def write_outputs(sc, env, evs, poll_recs, caps, marks):
         path["forwarder"] = env["fwd_stats"]
     names = [o["name"] for o in sc.outputs]
     written = []
+    if KEEP_RECORD:
+        with open(OUT / f"{sc.name}.record.json", "w") as f:
+            json.dump({"events": evs, "poll": poll_recs, "capture_end": env["capture_end"],
+                       "server_capture": f"{sc.outputs[1]['name']}.{sc.outputs[1].get('ext', 'pcap')}",
+                       "server_where": server_where}, f)
+            f.write("\n")
     for o in sc.outputs:
         out_name = f"{o['name']}.{o.get('ext', 'pcap')}"
         out_path = OUT / out_name
@@ -2515,6 +2627,10 @@ def write_outputs(sc, env, evs, poll_recs, caps, marks):
                                      if sc.topo == "delay" else "client veth <-> server veth (one veth pair)")
         truth["path_delay_ms"] = path
         truth["same_run_as"] = [n for n in names if n != o["name"]]
+        if KEEP_RECORD:
+            truth["record"] = f"{sc.name}.record.json"
+        if failed_connects(lives, idx):
+            truth["connects_failed"] = failed_connects(lives, idx)
         with open(OUT / f"{o['name']}.truth.json", "w") as f:
             json.dump(truth, f, indent=1)
             f.write("\n")
@@ -2640,6 +2756,8 @@ def run_scenario(sc: Scenario, tracer: Tracer, workdir: Path):
                "overruns": overruns, "capture_end": capture_end, "topo": topo, "poll_summary": poll_summary}
         truth = truth_doc(sc, env, sc.name, out_name, sc.description, sc.analysis, sc.vantage, capture_interface,
                           out_cap, errs, checked, worst, conns)
+        if failed_connects(lives, idx):
+            truth["connects_failed"] = failed_connects(lives, idx)
         if sc.vantage == "both":
             truth["duplicated_packets"] = ("every packet appears twice: once from the client's veth and once "
                                            "from the server's veth capture, merged by timestamp")
