@@ -17,7 +17,7 @@ the functions :func:`~teardown_analyzer.analysis.summarize` uses.
 The shapes, checked record by record, leaving out a segment the tracker skips as captured
 twice (anything else gives None, and a tracker summarises the connection): a SYN from
 endpoint 0 (the client); a SYN-ACK from endpoint 1; the client's ACK of that; then no
-SYN, and no probe (a pure ACK one before the highest sequence number its sender sent,
+SYN, no SACK block (data held out of order: flows.py ``Tracker._segment``), and no probe (a pure ACK one before the highest sequence number its sender sent,
 which the tracker counts as a keepalive probe, flows.py ``Tracker._probe``).  Then an RST as the last record, at the end of what its sender sent (so without
 data), and no FIN (both sides CLOSED: ``rst``); not a bare one answering the peer's data
 less than a round trip of the whole path (plus a millisecond) after its sender last sent
@@ -90,10 +90,10 @@ def clean_close(blob: bytes, end_ns: int, time_wait_s: float,
     rst_at = -1
     duplicates = 0
     for row in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
-        _, ts, s, ipid, tcp_len, seq, ack, word, window, checksum, _ = row
+        _, ts, s, ipid, tcp_len, seq, ack, word, window, checksum, opt = row
         plen = tcp_len - (word >> 12) * 4
-        if plen < 0 or word < 0x5000:
-            return None
+        if plen < 0 or word < 0x5000 or opt >= 0 and not word & SYN:
+            return None  # (a SACK block: the tracker reads it, flows.py Tracker._segment)
         before = last[s]
         if seq == before[5] and ack == before[6] and word == before[7] \
                 and ts - before[1] <= DUPLICATE_NS and window == before[8] \

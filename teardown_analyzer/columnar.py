@@ -60,10 +60,10 @@ from .recognise import Groups, key_hash, recognise
 
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
                 ("tcp_len", "<i4"), ("seq", "<u4"), ("ack", "<u4"), ("word", "<u2"),
-                ("window", "<u2"), ("checksum", "<i4"), ("wscale", "<i2")])
+                ("window", "<u2"), ("checksum", "<i4"), ("opt", "<i4")])
 """A kept packet: what the tracker reads of it (:data:`~teardown_analyzer.link.TcpPacket`)
 but its endpoints, which its connection's :data:`HEADER` holds once (``sender`` 0: the
-first, 1: the second; ``wscale`` -1: none)."""
+first, 1: the second; ``opt`` -1: none)."""
 HEADER = np.dtype([("tag", "u1"), ("key", "V37"), ("pad", f"V{ROW.itemsize - 38}")])
 """What a connection kept here starts with, before its packets' rows (of the same size):
 a zero tag (which tells such a blob from a frozen connection,
@@ -167,7 +167,7 @@ SAMPLE = 32
 """Records of a batch looked at to tell which of its link type's layouts to read it with
 first (:func:`_likeliest_first`)."""
 COLUMNS = ("packet", "ts", "key", "seq", "ack", "word", "flags", "tcp_len", "plen",
-           "window", "checksum", "ipid", "wscale", "regular")
+           "window", "checksum", "ipid", "opt", "regular")
 """What :func:`gather` makes of each record, column by column."""
 
 
@@ -321,7 +321,7 @@ def gather(buf: "bytes | memoryview", starts: np.ndarray, lens: np.ndarray, ts: 
                 skip(got)
             continue
         (version, src, dst, ipid, tlen, sp, dp, seq, ack, word_p, window, checksum,
-         wscale) = got
+         opt) = got
         if n > 1 and (sp + dp) % n != k:
             continue
         mine[p] = True
@@ -330,7 +330,7 @@ def gather(buf: "bytes | memoryview", starts: np.ndarray, lens: np.ndarray, ts: 
         cols["flags"][p], cols["tcp_len"][p] = word_p & 0x1FF, tlen
         cols["plen"][p] = tlen - (word_p >> 12) * 4
         cols["window"][p], cols["checksum"][p], cols["ipid"][p] = window, checksum, ipid
-        cols["wscale"][p] = -1 if wscale is None else wscale
+        cols["opt"][p] = -1 if opt is None else opt
     if mine.all():
         return {c: cols[c] for c in COLUMNS}
     idx = np.flatnonzero(mine)
@@ -397,8 +397,8 @@ def _read(data: np.ndarray, st: np.ndarray, ln: np.ndarray, layout: Layout
             "tcp_len": tcp_len.astype(np.int32), "plen": (tcp_len - hlen).astype(np.int32),
             "window": field("window"), "checksum": field("checksum").astype(np.int32),
             "ipid": np.where(v6, -1, f["ipid"]).astype(np.int32),
-            "wscale": _window_scale(data, st + tcp_at, np.minimum(hlen, ln - tcp_at),
-                                    regular & ((word & SYN) != 0)),
+            "opt": _options(data, st + tcp_at, np.minimum(hlen, ln - tcp_at), regular, word,
+                            field("ack")),
             "regular": regular}
 
 
@@ -445,6 +445,61 @@ _LINUX_SYN = ((0xFFFF_FFFF_0000_FFFF, 0x0A08_0204_0000_0402), (0x00FF_FFFF, 0x00
 window scale), as (mask, value) of their first 8 bytes and of bytes 16 to 19 read as
 little-endian integers: 2, 4 (MSS), 4, 2 (SACK-permitted), 8, 10 (timestamps), then
 1 (NOP), 3, 3 (window scale); the window-scale shift is then byte 19."""
+
+
+def _options(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, regular: np.ndarray,
+             word: np.ndarray, ack: np.ndarray) -> np.ndarray:
+    """What :func:`~teardown_analyzer.link.read_options` reads of each record's options
+    (its TCP header at ``tcp_at`` in ``data``, ``end`` bytes of it there): a SYN's
+    window-scale shift, how far past its ACK field another segment's SACK blocks reach;
+    -1: none."""
+    out = _window_scale(data, tcp_at, end, regular & ((word & SYN) != 0)).astype(np.int32)
+    words = word >> 12
+    maybe = regular & ((word & SYN) == 0) & ((words > 8) | (words == 8) & (end > 22))
+    rows = np.flatnonzero(maybe)
+    if len(rows):  # (not the options most segments carry: a timestamp after two NOPs)
+        ts_only = (words[rows] == 8) & (first_bytes(data, tcp_at[rows] + 22, 1)[:, 0] == 8)
+        rows = rows[~ts_only]
+        out[rows] = _sack_past(data, tcp_at[rows], end[rows], ack[rows])
+    return out
+
+
+def _sack_past(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, ack: np.ndarray
+               ) -> np.ndarray:
+    """How far past the ACK field :func:`~teardown_analyzer.tcp.sack_top` of each of these
+    TCP headers is (-1: None), option by option, all headers a step at a time."""
+    out = np.full(len(tcp_at), -1, np.int32)
+    o = first_bytes(data, tcp_at + 20, 40)
+    end = end - 20
+    at = np.arange(len(tcp_at))  # rows of o
+    p = np.zeros(len(at), np.int64)
+    while len(at):
+        going = p < end
+        at, p, end = at[going], p[going], end[going]
+        if not len(at):
+            break
+        kind = o[at, p]
+        size = o[at, np.minimum(p + 1, 39)].astype(np.int64)
+        step = np.where(kind == 1, 1, size)
+        last = (kind == 0) | ((kind != 1) & ((p + 1 >= end) | (size < 2)))
+        found = ~last & (kind == 5)
+        if found.any():
+            r, q = at[found], p[found]
+            stop = np.minimum(q + size[found], end[found])
+            best = np.zeros(len(r), np.int64)
+            base = ack[r].astype(np.int64)
+            for j in range(4):  # (four blocks at most)
+                edge_at = q + 6 + 8 * j
+                whole = edge_at + 4 <= stop
+                idx = np.minimum(edge_at[:, None] + np.arange(4), 39)
+                edge = (o[r[:, None], idx].astype(np.int64) << np.array([24, 16, 8, 0])).sum(1)
+                past = (edge - base) & 0xFFFFFFFF
+                better = whole & (past > 0) & (past < 1 << 31) & (past > best)
+                best = np.where(better, past, best)
+                out[r[better]] = past[better]
+        going = ~last & ~found
+        at, p, end = at[going], p[going] + step[going], end[going]
+    return out
 
 
 def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np.ndarray
@@ -557,11 +612,11 @@ def records(cols: dict[str, np.ndarray], rows: np.ndarray
     <teardown_analyzer.link.TcpPacket>`)."""
     key = cols["key"][rows]
     for (packet, ts, (src, sport, dst, dport), version, ipid, tcp_len, seq, ack, word,
-         window, checksum, wscale) in zip(*(cols[c][rows].tolist() for c in ("packet", "ts")),
+         window, checksum, opt) in zip(*(cols[c][rows].tolist() for c in ("packet", "ts")),
                                           _four_tuples(key), key[:, 0].tolist(),
                                           *(cols[c][rows].tolist() for c in _FIELDS)):
         yield packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack, word,
-                           window, checksum, None if wscale < 0 else wscale)
+                           window, checksum, None if opt < 0 else opt)
 
 
 def _four_tuples(key: np.ndarray) -> list[tuple[bytes, int, bytes, int]]:
@@ -580,11 +635,11 @@ def _four_tuples(key: np.ndarray) -> list[tuple[bytes, int, bytes, int]]:
     return list(zip(src.tolist(), sport, dst.tolist(), dport))
 
 
-_FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "wscale")
+_FIELDS = ("ipid", "tcp_len", "seq", "ack", "word", "window", "checksum", "opt")
 """What :data:`ROW` holds of a packet but its time and number, in :data:`TcpPacket
 <teardown_analyzer.link.TcpPacket>` order."""
 assert ROW.names == ("packet", "ts", "sender", *_FIELDS)  # replay() reads rows as tuples
-_ROW_STRUCT = struct.Struct("<qqBiiIIHHih")
+_ROW_STRUCT = struct.Struct("<qqBiiIIHHii")
 """:data:`ROW` for :mod:`struct` (which makes a blob's rows into tuples three times as
 fast as numpy's ``tolist``)."""
 assert _ROW_STRUCT.size == ROW.itemsize
@@ -640,10 +695,10 @@ def replay(blob: bytes, keep_ladder: bool = False) -> Conn:
     version = blob[1]
     ends = blob_endpoints(blob)
     for (packet, ts, sender, ipid, tcp_len, seq, ack, word, window, checksum,
-         wscale) in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
+         opt) in _ROW_STRUCT.iter_unpack(memoryview(blob)[ROW.itemsize:]):
         (src, sport), (dst, dport) = ends[sender], ends[1 - sender]
         tracker.feed(packet, ts, (version, src, dst, ipid, tcp_len, sport, dport, seq, ack,
-                                  word, window, checksum, None if wscale < 0 else wscale))
+                                  word, window, checksum, None if opt < 0 else opt))
     (conn,) = tracker._tracked()
     tracker._settle(conn)  # (as when it leaves a tracker's table: what no segment shows)
     return conn

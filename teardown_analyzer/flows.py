@@ -196,6 +196,7 @@ _RECEIPTS = (Event.RECV_FIN, Event.RECV_FIN_ACK_OF_FIN, Event.RECV_ACK_OF_FIN)
 """What a side takes from the peer's FIN and the ACK of its own, in its closing states."""
 LOST_WITH_ACK = "lost with the ACK it carried"
 FIN_LOST = "FIN lost after the capture point"
+DATA_BEFORE_FIN_LOST = "data before a FIN lost after the capture point"
 IGNORED_NOTE = ". Out of window for the peer, which had moved on: it ignores it"
 """Added to a side's note on its bare RST when the peer does not take it."""
 OUT_OF_WINDOW_NOTE = "RST out of window: ignored by the receiver (or answered with a " \
@@ -298,6 +299,13 @@ class Direction:
     """(ts_ns, packet) of each retransmission of the FIN."""
     data_resent: list[tuple[int, int]] | None = None
     """(ts_ns, packet) of each segment after the FIN that sends data before it again."""
+    sacked: int | None = None
+    """The furthest SACK right edge this side sent while its connection was closing: what
+    it held, out of order, behind a hole (:meth:`Tracker._hole`)."""
+    fin_held: int | None = None
+    """The packet of the peer's that SACKed this side's FIN, with its ACK field short of
+    it: the FIN reached it out of order (:meth:`Tracker._ack_overdue`), until its first
+    ACK of it (:meth:`Tracker._fin_taken`)."""
     fin_answered: bool = False
     """The peer has sent an ACK of the FIN (if lost after the capture point, a later one
     counts for the peer's state: ``fin_acked_*``)."""
@@ -537,7 +545,7 @@ class Tracker:
     def feed(self, packet: int, ts_ns: int, tcp: TcpPacket) -> None:
         """Process one TCP packet, as :func:`teardown_analyzer.link.tcp_packet` read it."""
         (version, src, dst, ipid, tcp_len, sport, dport, seq, ack, word, window, checksum,
-         wscale) = tcp
+         opt) = tcp
         hlen = (word >> 12) * 4
         if hlen < 20:
             self.skip("TCP data offset below 5")
@@ -614,7 +622,7 @@ class Tracker:
         if not (flags & (SYN | FIN | RST)) and not conn.slow:
             self.plain += 1
             return  # the short path: a plain segment of an open connection
-        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, wscale, repeat)
+        self._segment(conn, s, packet, ts_ns, flags, seq, ack, plen, opt, repeat)
         if reused is not None and conn is reused:
             self._old_segment(reused, reuser, s, packet, flags)
 
@@ -784,11 +792,13 @@ class Tracker:
         return new
 
     def _segment(self, conn: Conn, s: int, packet: int, ts_ns: int, flags: int, seq: int,
-                 ack: int, plen: int, wscale: int | None, repeat: bool = False) -> None:
-        """The full path: SYN, FIN, RST, and anything on a closing connection (``repeat``:
-        a pure ACK that repeats the one before it, :meth:`feed`)."""
+                 ack: int, plen: int, opt: int | None, repeat: bool = False) -> None:
+        """The full path: SYN, FIN, RST, and anything on a closing connection (``opt``:
+        a SYN's window scale, how far past its ACK field another segment's SACK blocks
+        reach, :func:`~teardown_analyzer.link.read_options`; ``repeat``: a pure ACK that
+        repeats the one before it, :meth:`feed`)."""
         if conn.self_connected:
-            self._own_segment(conn, packet, ts_ns, flags, seq, ack, plen, wscale)
+            self._own_segment(conn, packet, ts_ns, flags, seq, ack, plen, opt)
             return
         r = 1 - s
         ds, dr = conn.dirs[s], conn.dirs[r]
@@ -806,17 +816,23 @@ class Tracker:
                 elif s == sender and flags & ACK and d.fin_seq is not None \
                         and seq_geq(ack, (d.fin_seq + 1) & _M32):
                     d.ack_due_ns = None
+        sack = None if flags & SYN or opt is None else (ack + opt) & _M32
+        if sack is not None and (ds.sacked is None or seq_after(sack, ds.sacked)):
+            ds.sacked = sack
         # ... or, whatever its state, its ACK field leaves out a FIN it would have had; or
-        # it repeats its ACK as the FIN arrives, short of it: the FIN came out of order
+        # it repeats its ACK as the FIN arrives, short of it, or SACKs the FIN: the FIN
+        # came out of order
         peer_fin = dr.fin_seq
         if flags & ACK and peer_fin is not None and dr.fin_ts_ns is not None \
                 and not dr.fin_answered and not dr.fin_lost \
                 and not seq_geq(ack, (peer_fin + 1) & _M32):
             there = self._there(conn, s)
-            if there is not None and (ts_ns - dr.fin_ts_ns > there + SLACK_NS or repeat and
-                                      seq_after(peer_fin, ack) and
-                                      ts_ns - dr.fin_ts_ns >= there - SLACK_NS):
-                self._ack_overdue(conn, s, packet, ts_ns, stale=True, ack=ack)
+            held = sack is not None and seq_geq(sack, (peer_fin + 1) & _M32)
+            if held or there is not None and (
+                    ts_ns - dr.fin_ts_ns > there + SLACK_NS or repeat and
+                    seq_after(peer_fin, ack) and ts_ns - dr.fin_ts_ns >= there - SLACK_NS):
+                self._ack_overdue(conn, s, packet, ts_ns, stale=True, ack=ack,
+                                  sack=sack if held else None)
         if dr.rcv_nxt_shown is not None and flags & ACK and seq_after(ack, dr.rcv_nxt_shown):
             dr.rcv_nxt_shown = None  # (what was missing came after all)
         hole = ds.rcv_nxt_shown
@@ -862,7 +878,7 @@ class Tracker:
                     self._met_syn(conn, s, ts_ns, packet)
                 if answers or ds.isn is None or not conn.synack_seen:
                     ds.isn = seq
-                    ds.wscale = wscale
+                    ds.wscale = opt
                     conn.synack_seen = True
                     conn.slow = True
                     if conn.client is None:
@@ -882,7 +898,7 @@ class Tracker:
                                      "(reordered capture?)")
                     conn.syn_seen = True
                     ds.isn = seq
-                    ds.wscale = wscale
+                    ds.wscale = opt
                     conn.client = s
                     side_s.state, side_r.state = CLOSED, LISTEN
                     side_s.start_ts_ns = side_r.start_ts_ns = ts_ns
@@ -892,7 +908,7 @@ class Tracker:
                     # the receiver's RECV_SYN waits for its answer (_took_syn, _rst)
                 elif ds.isn is None and side_s.state is LISTEN:
                     # not a listener's answer but a SYN of its own: it connect()s too
-                    ds.isn, ds.wscale = seq, wscale
+                    ds.isn, ds.wscale = seq, opt
                     conn.simultaneous_open = True
                     side_s.state = CLOSED
                     side_s.feed(SEND_SYN, ts_ns, packet,
@@ -925,7 +941,7 @@ class Tracker:
                     acks_fin = True
                     if not dr.fin_answered:  # (its first: not one after an ACK lost)
                         dr.fin_answered = True
-                        self._fin_taken(conn, s, ts_ns)
+                        self._fin_taken(conn, s, ts_ns, packet)
         # -- data around FINs ------------------------------------------------------------
         if plen:
             if dr.fin_seq is not None:
@@ -1018,7 +1034,7 @@ class Tracker:
         self._ladder(conn, s, packet, ts_ns, flags, seq, ack, plen, note)
 
     def _own_segment(self, conn: Conn, packet: int, ts_ns: int, flags: int, seq: int,
-                     ack: int, plen: int, wscale: int | None) -> None:
+                     ack: int, plen: int, opt: int | None) -> None:
         """A segment of a socket connected to itself (states.py rule 9): it sends it, then
         receives it.  Its SYN comes back to it in SYN_SENT (a simultaneous open: SYN_RECV),
         its SYN-ACK completes the open, its FIN comes back to it in FIN_WAIT1 (CLOSING), and
@@ -1035,7 +1051,7 @@ class Tracker:
             if not conn.syn_seen:
                 conn.syn_seen = True
                 conn.client = 0
-                d.isn, d.wscale = seq, wscale
+                d.isn, d.wscale = seq, opt
                 side.state, conn.sides[1].state = CLOSED, LISTEN
                 side.start_ts_ns = conn.sides[1].start_ts_ns = ts_ns
                 conn.handshake = [ts_ns]
@@ -1253,14 +1269,14 @@ class Tracker:
 
     def _ack_overdue(self, conn: Conn, s: int, packet: int | None, ts_ns: int,
                      stale: bool = False, ack: int | None = None,
-                     delayed: bool = False) -> None:
+                     delayed: bool = False, sack: int | None = None) -> None:
         """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2 (``delayed``: in ESTABLISHED,
         :meth:`_delayed_ack_overdue`) and has not ACKed it, and ``packet`` came after that
         ACK was due (None: the capture went on past it); or (``stale``) ``s`` sent
         ``packet``, in any state, after the FIN would have reached it, or as it arrived
-        repeating its ACK, and its ACK field ``ack`` (its rcv_nxt) leaves the FIN out.
-        The FIN never reached it (lost after the capture point, or held behind data that
-        was).  Its receipt is taken back (an ACK of its own FIN since still counts); its
+        repeating its ACK, or SACKing the FIN (``sack``: the SACK block's right edge), and
+        its ACK field ``ack`` (its rcv_nxt) leaves the FIN out.  The FIN never reached it
+        (lost after the capture point, or held behind data that was).  Its receipt is taken back (an ACK of its own FIN since still counts); its
         first ACK of the FIN answers a later copy.  Its rcv_nxt is the FIN's number, or
         ``ack`` if short of that; RSTs are judged again at it."""
         d = conn.dirs[1 - s]
@@ -1301,7 +1317,12 @@ class Tracker:
             self._hole(conn, s, hole)
         ms = f"{(ts_ns - took.ts_ns) / 1e6:.1f} ms"
         there = self._there(conn, s)
-        if stale and there is not None and ts_ns - took.ts_ns <= there + SLACK_NS:
+        if sack is not None:
+            note = (f"the FIN reached this side out of order: packet {packet}, which it sent "
+                    f"{ms} later, SACKs it (a block up to {sack - (d.isn or 0) & _M32}, "
+                    f"relative), and its ACK field, its rcv_nxt, is short of it: it waited "
+                    f"behind data that never reached it")
+        elif stale and there is not None and ts_ns - took.ts_ns <= there + SLACK_NS:
             note = (f"the FIN never reached this side in order: packet {packet}, which it "
                     f"sent as the FIN arrived, repeats the ACK field of its segment before "
                     f"it, short of the FIN: what arrived did not move its rcv_nxt")
@@ -1319,11 +1340,16 @@ class Tracker:
                 else "the capture went on past when it was due with no"
             note = (f"the FIN never reached this side: in {took.old.value} it would have "
                     f"ACKed it at once, and {after} ACK of it")
-        note += " (lost after the capture point, or held behind data that was)"
+        if sack is None:
+            note += " (lost after the capture point, or held behind data that was)"
         if not stale and not self._near(conn, s):
             note += "; or its ACK was lost before the capture point"
         d.fin_lost = f"packet {took.packet}: {note}"
-        conn.anomaly(FIN_LOST)
+        if sack is None:
+            conn.anomaly(FIN_LOST)
+        else:
+            d.fin_held = packet
+            conn.anomaly(DATA_BEFORE_FIN_LOST)
         conn.notes.append(d.fin_lost)
         if dropped is not None:
             self._rejudge(conn, dropped)
@@ -1495,8 +1521,10 @@ class Tracker:
         FIN, that ACK is taken back; an RST must carry that number to be taken (until it
         ACKs past it, or the peer sends it again)."""
         conn.dirs[1 - s].rcv_nxt_shown = rcv_nxt
-        span = conn.dirs[s].fin_acked_span
-        if span is not None and seq_geq(rcv_nxt, span[0]) and seq_after(span[1], rcv_nxt):
+        span, sacked = conn.dirs[s].fin_acked_span, conn.dirs[s].sacked
+        if span is not None and seq_geq(rcv_nxt, span[0]) and seq_after(span[1], rcv_nxt) \
+                and not (sacked is not None and seq_after(sacked, span[1])):
+            # (unless it SACKed what came after that segment, with the same ACK)
             self._revoke_ack(conn, s)
 
     def _near(self, conn: Conn, s: int) -> bool:
@@ -1513,7 +1541,7 @@ class Tracker:
                 return t
         return None
 
-    def _fin_taken(self, conn: Conn, s: int, ts_ns: int) -> None:
+    def _fin_taken(self, conn: Conn, s: int, ts_ns: int, packet: int) -> None:
         """``s`` acknowledges the peer's FIN for the first time, at ``ts_ns``.  If its
         receipt was taken back (``fin_lost``: its ACK was overdue, :meth:`_ack_overdue`, or
         the segment was lost whole, :meth:`_revoke_ack`), it took a later copy: the last
@@ -1521,9 +1549,12 @@ class Tracker:
         captured before it less a round trip to ``s`` (plus a millisecond; none where the
         capture point is near ``s``: the handshake's turnaround, which that round trip
         counts, can be milliseconds).  With no such copy, it had taken the first after
-        all, and ACKed it late."""
+        all, and ACKed it late; or, if it SACKed the FIN (``fin_held``), it took it when
+        what was missing before it came, not captured again, at the latest at this ACK
+        (``packet``), which it sends at once as the hole fills."""
         dr = conn.dirs[1 - s]
         lost, dr.fin_lost = dr.fin_lost, ""
+        held, dr.fin_held = dr.fin_held, None
         if not lost or dr.fin_ts_ns is None or dr.fin_packet is None:
             return
         there = 0 if self._near(conn, s) else self._there(conn, s) or 0
@@ -1533,8 +1564,15 @@ class Tracker:
         if lost != LOST_WITH_ACK:
             # what _ack_overdue said gives way to what this ACK tells
             conn.notes.remove(lost)
-            if conn.dirs[s].fin_lost in ("", LOST_WITH_ACK):  # (not said of the other FIN)
-                conn.anomalies.remove(FIN_LOST)
+            if held is None and conn.dirs[s].fin_lost in ("", LOST_WITH_ACK):
+                conn.anomalies.remove(FIN_LOST)  # (if not said of the other FIN)
+            if not copies and held is not None:
+                self._move_fin_receipt(conn, s, (ts_ns, packet), (
+                    f"the peer's FIN (packet {dr.fin_packet}) reached this side out of "
+                    f"order (packet {held} SACKs it), behind data that then came with no "
+                    f"copy captured (late, or sent again and not captured): taken at the "
+                    f"latest here, its ACK of the FIN, sent at once as the hole filled"))
+                return
             if not copies:
                 # no copy for it to answer: it had taken the first, and ACKed it late
                 self._move_fin_receipt(conn, s, (dr.fin_ts_ns, dr.fin_packet),
@@ -1552,10 +1590,14 @@ class Tracker:
                    ("" if is_fin else ", or held behind data that was")
                    + f" (this side would have ACKed it {owed}; its first ACK of it came "
                      f"{late} after it)"))
+        if held is not None:
+            note = (f"the peer's FIN (packet {dr.fin_packet}) reached this side out of "
+                    f"order, behind data lost after the capture point (packet {held} SACKs "
+                    f"it): taken when packet {at[1]}, sent again, filled the hole (its "
+                    f"first ACK of the FIN came {late} after the FIN)")
         if self._move_fin_receipt(conn, s, at, note):
-            conn.anomaly(FIN_LOST if is_fin else "data before a FIN lost after the capture "
-                                                 "point")
-            if not self._near(conn, s):
+            conn.anomaly(FIN_LOST if is_fin and held is None else DATA_BEFORE_FIN_LOST)
+            if held is None and not self._near(conn, s):
                 note += ("; or its ACK was lost before the capture point, and it had taken "
                          "the first")
             conn.notes.append(f"packet {at[1]}: {note}")
@@ -1687,7 +1729,7 @@ class Tracker:
                 f"{fin.packet})")
         if not self._near(conn, s):
             note += "; or it did abort there, and that RST was lost before the capture point"
-        conn.anomaly("data before a FIN lost after the capture point")
+        conn.anomaly(DATA_BEFORE_FIN_LOST)
         conn.notes.append(f"packet {packet}: {note}")
         return True
 

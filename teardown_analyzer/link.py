@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, NamedTuple
 
-from .tcp import window_scale
+from .tcp import sack_top, window_scale
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -166,8 +166,9 @@ TcpPacket = tuple[int, bytes, bytes, int, int, int, int, int, int, int, int, int
 """What the flow tracker reads of a TCP packet, as :func:`tcp_packet` returns it: (IP
 version, source address, destination address, IPv4 ID or -1, TCP length (header +
 payload, as the IP header declares it), source port, destination port, seq, ack, data
-offset/flags word, window, checksum or -1 when the capture cut it off, and for a SYN its
-window-scale option or None)."""
+offset/flags word, window, checksum or -1 when the capture cut it off, and what
+:func:`read_options` reads of the options: a SYN's window-scale shift, how far past its
+ACK field another segment's SACK blocks reach, or None)."""
 
 _ETH_IPV4_TCP = struct.Struct("!HBxHHHxBxx4s4sHHIIHHH")
 """From byte 12 of an Ethernet frame: EtherType, IPv4 version/IHL, total length, ID,
@@ -199,16 +200,14 @@ def tcp_packet_at(buf: bytes | memoryview, start: int, incl: int,
                     and not frag & 0x1FFF and total_len >= 20:
                 return (4, src, dst, ipid, total_len - 20, sport, dport, seq, ack, word,
                         window, checksum,
-                        window_scale(buf, start + 34, (word >> 12) * 4, start + incl)
-                        if word & 0x02 else None)
+                        read_options(buf, start + 34, word, ack, start + incl))
         elif incl >= 74:
             (ethertype, version, payload_len, nxt, src, dst, sport, dport, seq, ack, word,
              window, checksum) = _ETH_IPV6_TCP.unpack_from(buf, start + 12)
             if ethertype == ETH_IPV6 and version >> 4 == 6 and nxt == IPPROTO_TCP:
                 return (6, src, dst, -1, payload_len or incl - 54, sport, dport, seq, ack,
                         word, window, checksum,
-                        window_scale(buf, start + 54, (word >> 12) * 4, start + incl)
-                        if word & 0x02 else None)
+                        read_options(buf, start + 54, word, ack, start + incl))
     data = bytes(buf) if start == 0 and incl == len(buf) else bytes(buf[start:start + incl])
     seg = locate_tcp(data, linktype)
     if isinstance(seg, str):
@@ -229,8 +228,23 @@ def from_segment(data: bytes, seg: Segment) -> TcpPacket | str:
     ipid = int.from_bytes(data[seg.ip_offset + 4:seg.ip_offset + 6], "big") \
         if seg.ip_version == 4 else -1
     return (seg.ip_version, seg.src, seg.dst, ipid, seg.tcp_len, sport, dport, seq, ack,
-            word, window, checksum,
-            window_scale(data, off, (word >> 12) * 4) if word & 0x02 else None)
+            word, window, checksum, read_options(data, off, word, ack, len(data)))
+
+
+def read_options(buf: bytes | memoryview, off: int, word: int, ack: int,
+                 limit: int) -> int | None:
+    """The one value the tracker reads from the options of the TCP header at ``off``: a
+    SYN's window-scale shift; for another segment how far past its ACK field the right
+    edge of its SACK block furthest past it is (:func:`~teardown_analyzer.tcp.sack_top`:
+    1 to 2**31 - 1); None: none.  Not looked for in the options most segments carry, a
+    timestamp after two NOPs and nothing more (Linux's), nor in none."""
+    words = word >> 12
+    if word & 0x02:
+        return window_scale(buf, off, words * 4, limit)
+    if words > 8 or words == 8 and off + 22 < limit and buf[off + 22] != 8:
+        top = sack_top(buf, off, words * 4, ack, limit)
+        return None if top is None else (top - ack) & 0xFFFFFFFF
+    return None
 
 
 def _ipv4(data: bytes, off: int) -> Segment | str:

@@ -65,7 +65,7 @@ are among them (if there are more of those, the file is not split this way)."""
 ROWS = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("key", "u1", (37,)), ("seq", "<u4"),
                  ("ack", "<u4"), ("word", "<u2"), ("flags", "<u2"), ("tcp_len", "<i4"),
                  ("plen", "<i4"), ("window", "<u2"), ("checksum", "<i4"), ("ipid", "<i4"),
-                 ("wscale", "<i2"), ("regular", "?")])
+                 ("opt", "<i4"), ("regular", "?")])
 """A gathered record (:func:`~teardown_analyzer.columnar.gather`'s columns): what is
 written to a spill between the two steps, a batch's records column after column."""
 assert ROWS.names == COLUMNS

@@ -3,7 +3,7 @@ shape of its records leaves no doubt: the conditions of :func:`recognise`, which
 :mod:`teardown_analyzer.flows` step by step, checked with array operations on the columns
 :mod:`teardown_analyzer.columnar` gathers (one row per record: ``key``, the two endpoints
 as :func:`~teardown_analyzer.columnar.gather` packs them; ``packet``, ``ts``, ``seq``,
-``ack``, ``flags``, ``plen``, ``window``, ``checksum``, ``ipid``, ``regular``; and
+``ack``, ``flags``, ``plen``, ``window``, ``checksum``, ``ipid``, ``opt``, ``regular``; and
 ``hash``, each record's connection's :func:`key_hash`, made as its batch is gathered).
 
 Every condition here is one the tracker's verdict depends on, or stricter; each has an
@@ -135,8 +135,8 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     first_row = starts[group_of]  # each record's group's first
     pos = np.arange(n) - first_row  # position in its group
     # (take: about a fifth faster than indexing)
-    flags, seq, ack, plen, ts, regular = (cols[c].take(order) for c in (
-        "flags", "seq", "ack", "plen", "ts", "regular"))
+    flags, seq, ack, plen, ts, regular, opt = (cols[c].take(order) for c in (
+        "flags", "seq", "ack", "plen", "ts", "regular", "opt"))
 
     def first(mask: np.ndarray) -> np.ndarray:  # each group's first record in mask, or _BIG
         rows = np.flatnonzero(mask)
@@ -171,6 +171,9 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     last_row[ends - 1] = True
     has_rst = anyg(rst)
     bad = ~regular | odd | (rst & ~last_row)
+    # a SACK block (data held out of order, behind a hole): the tracker reads it (flows.py
+    # Tracker._segment, _hole)
+    bad |= (opt >= 0) & ((flags & SYN) == 0)
     # duplicates: each record against the one before it in its direction.  Records in a
     # row from one sender of one group make a run; in a run that record is the one right
     # before; for a run's first, the last of the run before the one before it, if that

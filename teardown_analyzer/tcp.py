@@ -339,3 +339,32 @@ def window_scale(buf: bytes | memoryview, off: int, hlen: int,
             return int(buf[pos + 2])
         pos += buf[pos + 1]
     return None
+
+
+def sack_top(buf: bytes | memoryview, off: int, hlen: int, ack: int,
+             limit: int | None = None) -> int | None:
+    """The right edge of the SACK block furthest past the ACK field ``ack`` (RFC 2018:
+    data the receiver holds out of order, behind a hole), or None: no SACK option, or
+    none of its blocks past ``ack`` (a D-SACK, RFC 2883, reports data below it).  Read
+    as :func:`window_scale` reads options; ``limit`` as there."""
+    pos, end = off + TCP_MIN_HEADER, min(off + hlen, len(buf) if limit is None else limit)
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:
+            return None
+        if kind == 1:
+            pos += 1
+            continue
+        if pos + 1 >= end or buf[pos + 1] < 2:
+            return None
+        size = buf[pos + 1]
+        if kind == 5:
+            top = best = None
+            for at in range(pos + 6, min(pos + size, end) - 3, 8):
+                edge = int.from_bytes(buf[at:at + 4], "big")
+                past = (edge - ack) & 0xFFFFFFFF
+                if 0 < past < 0x80000000 and (best is None or past > best):
+                    top, best = edge, past
+            return top
+        pos += size
+    return None

@@ -97,7 +97,7 @@ def _blob(head, rows):
 
 def _with(row, **changes):
     names = ("packet", "ts", "sender", "ipid", "tcp_len", "seq", "ack", "word", "window",
-             "checksum", "wscale")
+             "checksum", "opt")
     values = dict(zip(names, row))
     values.update(changes)
     return tuple(values[n] for n in names)
@@ -251,6 +251,11 @@ def _edits():
     yield "the server's data short of the client's", _blob(head, r[:5] + [short] + r[6:])
     yield "a pure ACK of the server's repeating its last as the client's FIN arrives", _blob(
         head, r[:5] + [short] + r[6:8] + [repeat] + r[8:])
+    # ... or, as the client's FIN arrives, a pure ACK of the server's 10 bytes short of it,
+    # SACKing from 5 bytes on to past it: the FIN came out of order (flows.py _segment)
+    sacking = _with(r[8], ts=r[7][1] + 20_000, ipid=r[8][3] - 1, ack=r[7][5] - 10, opt=11)
+    yield "a SACK block of the server's past the client's FIN", _blob(
+        head, r[:8] + [sacking] + r[8:])
     assert fin & FIN and ack & ACK and not ack & FIN
 
 

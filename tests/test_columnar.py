@@ -253,6 +253,25 @@ def _edited(frame: bytes, *, flags: int | None = None, seq_delta: int = 0,
     return pb.ethernet(pb.ipv4(seg, src, dst, ident=ident))
 
 
+def _fin_seq(rec) -> int:
+    import struct
+    return struct.unpack_from("!I", rec.data, 14 + (rec.data[14] & 0xF) * 4 + 4)[0]
+
+
+def _with_sack(frame: bytes, ack_delta: int, left: int, right: int) -> bytes:
+    """:func:`_edited`, with a SACK block (``left``, ``right``: sequence numbers) after
+    the options it has."""
+    import struct
+    import pcapbuild as pb
+    src, dst, seg = pb.split_ipv4(_edited(frame, ack_delta=ack_delta)[14:])
+    hlen = (seg[12] >> 4) * 4
+    opts = seg[20:hlen] + b"\x01\x01\x05\x0a" + struct.pack("!II", left, right)
+    seg = seg[:12] + bytes([(20 + len(opts)) // 4 << 4 | seg[12] & 0x0F]) + seg[13:20] \
+        + opts + seg[hlen:]
+    return pb.ethernet(pb.ipv4(pb.retarget_tcp(seg, src, dst), src, dst,
+                               ident=struct.unpack_from("!H", frame, 18)[0] + 1))
+
+
 def _variants() -> dict[str, tuple[str, list]]:
     """Real closes edited to break one condition of a clean close each, or to cut it
     short into an open or half-open connection, or to break one condition of those
@@ -313,6 +332,17 @@ def _variants() -> dict[str, tuple[str, list]]:
             at(r[7].ts_ns + 20_000, _edited(_edited(r[5].data, ack_delta=-10)[:-200],
                                             flags=0x10, seq_delta=200)),
             at(r[7].ts_ns + 3 * 10**6, _edited(r[7].data, flags=0x14, seq_delta=1))]),
+        # the server's pure ACK as the client's FIN arrives (20 us after it), 10 bytes short
+        # of it, SACKing from 5 bytes on to past the FIN: the FIN came out of order, behind
+        # bytes that then came with no copy captured (it took it at its ACK of the FIN,
+        # flows.py _fin_taken); or with the client's data sent again before that ACK
+        "fin_sacked_behind_a_hole": (four, r[:8] + [at(r[7].ts_ns + 20_000, _with_sack(
+            r[8].data, -11, _fin_seq(r[7]) - 5, _fin_seq(r[7]) + 1))] + r[8:]),
+        "fin_sacked_behind_a_hole_filled": (four, r[:8] + [
+            at(r[7].ts_ns + 20_000, _with_sack(r[8].data, -11, _fin_seq(r[7]) - 5,
+                                               _fin_seq(r[7]) + 1)),
+            at(r[7].ts_ns + 40_000, _edited(r[3].data))] + [
+            at(rec.ts_ns + 40_000, rec.data) for rec in r[8:]]),
         # ... with the server's ACK of it between the two copies: the record before the
         # copy in its direction is not the one before it
         "duplicate_after_a_reply": (four, r[:5] + [at(r[4].ts_ns + 1000, r[3].data)] + r[5:]),
@@ -744,25 +774,41 @@ def test_a_capture_of_one_short_record(size, tmp_path):
         {"truncated IP header": 1}
 
 
-def test_window_scale_read_as_the_tracker_reads_it():
-    """The window-scale shift gathered for every SYN at once equals what link.py's reading
-    of each record finds: options built from real kinds (NOP, EOL, MSS, window scale,
-    timestamps, SACK-permitted, with good and bad lengths), Linux's options as they are
-    or with a byte changed, and random bytes; data offsets of 5 to 15 words, IPv4 and
-    IPv6, records cut short anywhere."""
+def test_options_read_as_the_tracker_reads_them():
+    """What is gathered from the options of every record at once (a SYN's window-scale
+    shift, how far past its ACK field another segment's SACK blocks reach) equals what
+    link.py's reading of each record finds: options built from real kinds (NOP, EOL, MSS,
+    window scale, timestamps, SACK-permitted, SACK with one to four blocks, some behind
+    the ACK field or wrapping past 2**32, with good and bad lengths), Linux's options as
+    they are or with a byte changed, and random bytes; data offsets of 5 to 15 words,
+    IPv4 and IPv6, records cut short anywhere."""
     import random
     import struct
     import numpy as np
     import pcapbuild as pb
     from teardown_analyzer.link import tcp_packet_at
     rnd = random.Random(7)
+    acks = [0, 5000, 0xFFFFFF00, 0x7FFFFFF0]
+
+    def sack(ack: int) -> bytes:
+        blocks = rnd.randrange(1, 5)
+        edges = b"".join(struct.pack("!II", (ack + rnd.randrange(-3000, 3000)) & 0xFFFFFFFF,
+                                     (ack + rnd.choice([-5, 0, 1, 1448, 1 << 31, 1 << 32])
+                                      + rnd.randrange(3000)) & 0xFFFFFFFF)
+                         for _ in range(blocks))
+        size = 2 + 8 * blocks if rnd.random() < 0.8 else rnd.choice([1, 2, 9, 11, 40])
+        return bytes([5, size]) + edges
+
     pieces = [b"\x01", b"\x00", b"\x02\x04\x05\xb4", b"\x03\x03\x07", b"\x03\x03",
               b"\x03\x02\x09", b"\x03\x04\x05\x00", b"\x04\x02", b"\x04\x00", b"\x03\x01",
-              b"\x08\x0a" + bytes(8), b"\x05"]
+              b"\x08\x0a" + bytes(8), b"\x05", b"\x01\x01\x08\x0a" + bytes(8), None, None, None,
+              None]
     frames = []
     linux = bytearray(b"\x02\x04\x05\xb4\x04\x02\x08\x0a" + bytes(8) + b"\x01\x03\x03\x07")
-    for i in range(4000):
-        opts = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(8))) \
+    for i in range(6000):
+        ack = rnd.choice(acks) + rnd.randrange(100)
+        opts = b"".join(p if p is not None else sack(ack) for p in (
+            rnd.choice(pieces) for _ in range(rnd.randrange(8)))) \
             if i % 4 else bytes(rnd.randrange(256) for _ in range(rnd.randrange(41)))
         if i % 4 == 1:  # Linux's options (read at once), or with one byte changed
             opts = bytearray(linux)
@@ -771,8 +817,8 @@ def test_window_scale_read_as_the_tracker_reads_it():
             opts = bytes(opts)
         words = rnd.randrange(5, 16)
         opts = (opts + bytes(40))[:4 * words - 20]
-        seg = struct.pack("!HHIIHHHH", 1000 + i, 80, i, 0, words << 12 | rnd.choice(
-            [0x02, 0x12, 0x10, 0x03]), 512, 0, 0) + opts + b"d" * rnd.randrange(3)
+        seg = struct.pack("!HHIIHHHH", 1000 + i, 80, i, ack, words << 12 | rnd.choice(
+            [0x02, 0x12, 0x10, 0x10, 0x11, 0x03]), 512, 0, 0) + opts + b"d" * rnd.randrange(3)
         src, dst = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
         frame = pb.ethernet(pb.ipv4(seg, src, dst)) if i % 3 else pb.ethernet(
             pb.ipv6(seg), ethertype=0x86DD)
@@ -787,9 +833,11 @@ def test_window_scale_read_as_the_tracker_reads_it():
         got = tcp_packet_at(buf, s, n, 1)
         if not isinstance(got, str):
             expected[p + 1] = -1 if got[-1] is None else got[-1]
-    regular = cols["regular"] & (cols["flags"] & 2 != 0)
-    seen = dict(zip(cols["packet"][regular].tolist(), cols["wscale"][regular].tolist()))
-    assert len(seen) > 1500 and sum(v >= 0 for v in seen.values()) > 300
+    regular = cols["regular"]
+    seen = dict(zip(cols["packet"][regular].tolist(), cols["opt"][regular].tolist()))
+    syn = dict(zip(cols["packet"][regular].tolist(), (cols["flags"][regular] & 2).tolist()))
+    assert sum(v >= 0 for p, v in seen.items() if syn[p]) > 300
+    assert sum(v >= 0 for p, v in seen.items() if not syn[p]) > 150
     assert seen == {p: expected[p] for p in seen}
 
 

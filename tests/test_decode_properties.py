@@ -22,7 +22,8 @@ from teardown_analyzer.errors import DecodeError, TeardownError
 from teardown_analyzer.fields import IPV4_FIELDS, IPV6_FIELDS, TCP_FIELDS, FieldSpec
 from teardown_analyzer.hexview import annotate_raw
 from teardown_analyzer.link import LINKTYPES, Segment, locate_tcp, tcp_packet, tcp_packet_at
-from teardown_analyzer.tcp import FIXED_HEADER, TcpHeader, decode_tcp, window_scale
+from teardown_analyzer.tcp import (FIXED_HEADER, TcpHeader, decode_tcp, sack_top,
+                                   window_scale)
 
 BOUNDED = settings(max_examples=200, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow,
@@ -197,9 +198,12 @@ def _what_the_tracker_reads(data: bytes, linktype: int, seg: Segment | str) -> N
     ipid = int.from_bytes(data[seg.ip_offset + 4:seg.ip_offset + 6], "big") \
         if seg.ip_version == 4 else -1
     sport, dport, seq, ack, word, window = FIXED_HEADER.unpack_from(data, off)
-    wscale = window_scale(data, off, (word >> 12) * 4) if word & 0x02 else None
+    # a SYN's window-scale shift, how far past the ACK field another segment SACKs
+    top = sack_top(data, off, (word >> 12) * 4, ack)
+    opt = window_scale(data, off, (word >> 12) * 4) if word & 0x02 else \
+        None if top is None else (top - ack) & 0xFFFFFFFF
     assert got == (seg.ip_version, seg.src, seg.dst, ipid, seg.tcp_len, sport, dport, seq, ack,
-                   word, window, checksum, wscale)
+                   word, window, checksum, opt)
     # read in place from a larger buffer, as the analysis reads a batch of records
     assert tcp_packet_at(b"x" * 7 + data + b"\x03\x03\x09" * 20, 7, len(data), linktype) == got
 
@@ -327,3 +331,29 @@ def test_fixed_header_struct_agrees_with_the_table() -> None:
                                                  v["ack"], v["window"])
         assert word >> 12 == v["data_offset"] and (word >> 9) & 7 == v["reserved"]
         assert word & 0x1FF == decode_tcp(buf).flags
+
+
+def test_the_sack_the_tracker_reads_is_the_decoders():
+    """On the real captures with SACK blocks (six samples, losses after the capture point),
+    how far past the ACK field the tracker reads a segment's SACK blocks reach
+    (:func:`~teardown_analyzer.link.read_options`) is how far the furthest of the blocks
+    :func:`decode_tcp` (checked against tshark by tests/test_decode_tshark.py) finds
+    reaches; None for every other segment of every sample but SYNs."""
+    seen = 0
+    for path in sample_captures():
+        try:
+            frames = [(f.data, f.linktype) for f in open_capture(str(path))]
+        except CaptureError:
+            continue
+        for data, linktype in frames:
+            got, seg = tcp_packet(data, linktype), locate_tcp(data, linktype)
+            if isinstance(got, str) or isinstance(seg, str) or got[9] & 0x02:
+                continue
+            ack = got[8]
+            edges = [hi for o in decode_tcp(data[seg.tcp_offset:]).options
+                     if o.name == "sack" and not o.malformed for _, hi in o.value("blocks")]
+            past = [(hi - ack) & 0xFFFFFFFF for hi in edges]
+            past = [d for d in past if 0 < d < 1 << 31]
+            assert got[-1] == (max(past) if past else None), path.name
+            seen += got[-1] is not None
+    assert seen >= 14

@@ -40,6 +40,8 @@ client's FIN), 14 the client's bare RST answering it.
 """
 from __future__ import annotations
 
+import pytest
+
 import pcapbuild as pb
 
 from teardown_analyzer.analysis import analyze
@@ -74,6 +76,20 @@ def _with_window(rec: pb.Rec, window: int) -> pb.Rec:
     frame = bytearray(rec.data)
     tcp = 14 + (frame[14] & 0xF) * 4
     frame[tcp + 14:tcp + 16] = window.to_bytes(2, "big")
+    return pb.Rec(rec.ts_ns, bytes(frame))
+
+
+def _without_sack(rec: pb.Rec) -> pb.Rec:
+    """``rec`` (Ethernet, IPv4, TCP) with its SACK option made NOPs."""
+    frame = bytearray(rec.data)
+    tcp = 14 + (frame[14] & 0xF) * 4
+    at, end = tcp + 20, tcp + (frame[tcp + 12] >> 4) * 4
+    while at < end and frame[at]:
+        size = 1 if frame[at] == 1 else frame[at + 1]
+        if frame[at] == 5:
+            frame[at:at + size] = b"\x01" * size
+        at += size
+    assert bytes(frame) != rec.data
     return pb.Rec(rec.ts_ns, bytes(frame))
 
 
@@ -216,34 +232,47 @@ def test_an_abort_not_taken_still_closes_its_sender(tmp_path):
     assert not c.rsts[0]["in_window"]
 
 
-def test_an_ack_repeated_as_the_fin_arrives_shows_a_hole(tmp_path):
+@pytest.mark.parametrize("sack", [True, False])
+def test_an_ack_repeated_as_the_fin_arrives_shows_a_hole(tmp_path, sack):
     """As captured: the server's ACK repeats its last as the client's FIN arrives, short of
-    it: the FIN came out of order, the server's rcv_nxt is where the lost bytes began, and
-    the first RST there, before that ACK on this capture, closed it from ESTABLISHED.
-    The RSTs after it, judged out of window as they came, reached a side it had closed:
-    not taken, and no anomaly once the first is known taken."""
+    it, and SACKs the FIN: the FIN came out of order, the server's rcv_nxt is where the lost
+    bytes began, and the first RST there, before that ACK on this capture, closed it from
+    ESTABLISHED.  The RSTs after it, judged out of window as they came, reached a side it
+    had closed: not taken, and no anomaly once the first is known taken.  The SACK block
+    (365:366, the FIN) shows the FIN held, behind data lost; edited out, the repeated ACK
+    alone shows the FIN did not arrive in order: lost, or held."""
     from teardown_analyzer.flows import TO_CLOSED_NOTE
-    c = _only(HOLE, tmp_path)
+    c = _only(HOLE if sack else HOLE[:15] + [_without_sack(HOLE[15])] + HOLE[16:], tmp_path)
     assert _states(c, "server") == [("CLOSED", 11)]
     assert c.rsts[0]["in_window"] and c.rsts[0]["packet"] == 11
     assert any("the RST was at the receiver's rcv_nxt" in n for n in c.notes)
     assert [(r["in_window"], r["note"]) for r in c.rsts[1:]] == [(False, TO_CLOSED_NOTE)] * 3
-    assert c.anomalies == ("FIN lost after the capture point",)
+    assert c.anomalies == ("data before a FIN lost after the capture point" if sack else
+                           "FIN lost after the capture point",)
+    assert any("SACKs it" in n for n in c.notes) == sack
 
 
 def test_a_window_update_is_no_repeated_ack(tmp_path):
-    """The server's ACK edited to open its window (a window update, sent whatever came):
-    nothing shows the FIN out of order, so the server took it (CLOSE_WAIT)."""
-    c = _only(HOLE[:15] + [_with_window(HOLE[15], 1)] + HOLE[16:], tmp_path)
+    """The server's ACK edited to open its window (a window update, sent whatever came) and
+    without its SACK block: nothing shows the FIN out of order, so the server took it
+    (CLOSE_WAIT).  With the SACK block, that shows it held."""
+    update = _with_window(HOLE[15], 1)
+    c = _only(HOLE[:15] + [_without_sack(update)] + HOLE[16:], tmp_path)
     assert _states(c, "server") == [("CLOSE_WAIT", 9)]
+    c = _only(HOLE[:15] + [update] + HOLE[16:], tmp_path)
+    assert _states(c, "server") == [("CLOSED", 11)]
 
 
 def test_an_ack_repeated_before_the_fin_could_arrive_shows_nothing(tmp_path):
     """The server's ACK edited to pass 2 ms earlier, more than a millisecond before the FIN
-    could have reached the server and its answer come back: it answers something else."""
+    could have reached the server and its answer come back, and without its SACK block:
+    it answers something else.  With the SACK block, which covers the FIN, the FIN had
+    arrived after all (the capture's times are off), out of order."""
     early = pb.Rec(HOLE[15].ts_ns - 2_000_000, HOLE[15].data)
-    c = _only(HOLE[:15] + [early] + HOLE[16:], tmp_path)
+    c = _only(HOLE[:15] + [_without_sack(early)] + HOLE[16:], tmp_path)
     assert _states(c, "server") == [("CLOSE_WAIT", 9)]
+    c = _only(HOLE[:15] + [early] + HOLE[16:], tmp_path)
+    assert _states(c, "server") == [("CLOSED", 11)]
 
 
 def test_an_orphaned_fin_wait2_takes_an_rst_past_its_rcv_nxt(tmp_path):
