@@ -182,9 +182,28 @@ def _packet_bytes(rng: random.Random, data: bytearray, other: bytes) -> str:
     return f"packet bytes at {','.join(steps)}"
 
 
+def _sack_block(rng: random.Random, data: bytearray, other: bytes) -> str:
+    """A SACK block in place of the timestamps of one Ethernet/IPv4 segment that has
+    Linux's (two NOPs, then the option, nothing more), its right edge a little past the
+    segment's ACK field (one or two: a FIN held behind a hole; or up to 4000 bytes)."""
+    recs = [(start, n) for start, n in _records(data) if n >= 66
+            and data[start + 12:start + 14] == b"\x08\x00" and data[start + 14] == 0x45
+            and data[start + 23] == 6 and data[start + 46] >> 4 == 8
+            and data[start + 54:start + 57] == b"\x01\x01\x08"]
+    if not recs:
+        return _packet_bytes(rng, data, other)
+    start, _ = rng.choice(recs)
+    ack = int.from_bytes(data[start + 42:start + 46], "big")
+    right = (ack + rng.choice((1, 2, rng.randrange(1, 4000)))) & 0xFFFFFFFF
+    left = (right - rng.randrange(1, 3000)) & 0xFFFFFFFF
+    data[start + 54:start + 66] = b"\x01\x01\x05\x0a" + left.to_bytes(4, "big") \
+        + right.to_bytes(4, "big")
+    return f"SACK block {left}:{right} in the record at {start}"
+
+
 MUTATIONS: list[tuple[Callable[[random.Random, bytearray, bytes], str], int]] = [
     (_packet_bytes, 10), (_bitflip, 6), (_byteset, 4), (_word, 4), (_truncate, 3), (_delete, 2),
-    (_duplicate, 2), (_splice, 3), (_insert_other, 2),
+    (_duplicate, 2), (_splice, 3), (_insert_other, 2), (_sack_block, 4),
 ]
 
 
