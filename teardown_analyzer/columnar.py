@@ -464,14 +464,14 @@ def _options(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, regular: np.
     return out
 
 
-def _sack_past(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, ack: np.ndarray
-               ) -> np.ndarray:
-    """How far past the ACK field :func:`~teardown_analyzer.tcp.sack_top` of each of these
-    TCP headers is (-1: None), option by option, all headers a step at a time."""
-    out = np.full(len(tcp_at), -1, np.int32)
-    o = first_bytes(data, tcp_at + 20, 40)
-    end = end - 20
-    at = np.arange(len(tcp_at))  # rows of o
+def _find_option(o: np.ndarray, end: np.ndarray, wanted: Callable[..., np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each header's first option that ``wanted(kind, size, position, end)`` takes, walked
+    as :func:`~teardown_analyzer.tcp._walk_options` walks them, all headers a step at a
+    time (``o``: each header's 40 option bytes; ``end``: how many of them it has):
+    (rows of ``o`` with one, its position, its length)."""
+    rows, where, sizes = [], [], []
+    at = np.arange(len(o))  # rows of o
     p = np.zeros(len(at), np.int64)
     while len(at):
         going = p < end
@@ -479,26 +479,39 @@ def _sack_past(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, ack: np.nd
         if not len(at):
             break
         kind = o[at, p]
-        size = o[at, np.minimum(p + 1, 39)].astype(np.int64)
+        size = o[at, np.minimum(p + 1, 39)].astype(np.int64)  # (past the end: not used)
+        # NOP: the next byte; EOL or an option without a valid length: none
         step = np.where(kind == 1, 1, size)
         last = (kind == 0) | ((kind != 1) & ((p + 1 >= end) | (size < 2)))
-        found = ~last & (kind == 5)
-        if found.any():
-            r, q = at[found], p[found]
-            stop = np.minimum(q + size[found], end[found])
-            best = np.zeros(len(r), np.int64)
-            base = ack[r].astype(np.int64)
-            for j in range(4):  # (four blocks at most)
-                edge_at = q + 6 + 8 * j
-                whole = edge_at + 4 <= stop
-                idx = np.minimum(edge_at[:, None] + np.arange(4), 39)
-                edge = (o[r[:, None], idx].astype(np.int64) << np.array([24, 16, 8, 0])).sum(1)
-                past = (edge - base) & 0xFFFFFFFF
-                better = whole & (past > 0) & (past < 1 << 31) & (past > best)
-                best = np.where(better, past, best)
-                out[r[better]] = past[better]
+        found = ~last & wanted(kind, size, p, end)
+        rows.append(at[found])
+        where.append(p[found])
+        sizes.append(np.minimum(size[found], end[found] - p[found]))
         going = ~last & ~found
         at, p, end = at[going], p[going] + step[going], end[going]
+    if not rows:
+        return (np.zeros(0, np.int64),) * 3
+    return np.concatenate(rows), np.concatenate(where), np.concatenate(sizes)
+
+
+def _sack_past(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, ack: np.ndarray
+               ) -> np.ndarray:
+    """How far past the ACK field :func:`~teardown_analyzer.tcp.sack_top` of each of these
+    TCP headers is (-1: None)."""
+    out = np.full(len(tcp_at), -1, np.int32)
+    o = first_bytes(data, tcp_at + 20, 40)
+    r, q, size = _find_option(o, end - 20, lambda kind, size, p, end: kind == 5)
+    best = np.zeros(len(r), np.int64)
+    base = ack[r].astype(np.int64)
+    for j in range(4):  # (four blocks at most)
+        edge_at = q + 6 + 8 * j
+        whole = edge_at + 4 <= q + size
+        idx = np.minimum(edge_at[:, None] + np.arange(4), 39)
+        edge = (o[r[:, None], idx].astype(np.int64) << np.array([24, 16, 8, 0])).sum(1)
+        past = (edge - base) & 0xFFFFFFFF
+        better = whole & (past > 0) & (past < 1 << 31) & (past > best)
+        best = np.where(better, past, best)
+        out[r[better]] = past[better]
     return out
 
 
@@ -506,8 +519,7 @@ def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np
                   ) -> np.ndarray:
     """The window-scale shift in each SYN's options (its TCP header at ``tcp_at`` in
     ``data``, ``end`` bytes of it there; -1: none), read as
-    :func:`~teardown_analyzer.tcp.window_scale` reads them, all SYNs a step at a time;
-    -1 for the other records."""
+    :func:`~teardown_analyzer.tcp.window_scale` reads them; -1 for the other records."""
     out = np.full(len(syn), -1, np.int16)
     rows = np.flatnonzero(syn)
     start = tcp_at[rows] + 20  # the options: 40 bytes at most
@@ -522,22 +534,9 @@ def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np
     out[rows[linux]] = tail[linux] >> 24
     rows, end = rows[~linux], end[~linux]
     o = first_bytes(data, start[~linux], 40)
-    at = np.arange(len(rows))  # rows of o
-    p = np.zeros(len(at), np.int64)
-    while len(at):
-        going = p < end
-        at, p, end = at[going], p[going], end[going]
-        if not len(at):
-            break
-        kind = o[at, p]
-        size = o[at, np.minimum(p + 1, 39)]  # (past the end: not used)
-        # NOP: the next byte; EOL or an option without a valid length: no shift
-        step = np.where(kind == 1, 1, size)
-        last = (kind == 0) | ((kind != 1) & ((p + 1 >= end) | (size < 2)))
-        found = ~last & (kind == 3) & (size == 3) & (p + 2 < end)
-        out[rows[at[found]]] = o[at[found], p[found] + 2]
-        going = ~last & ~found
-        at, p, end = at[going], p[going] + step[going], end[going]
+    at, p, _ = _find_option(o, end, lambda kind, size, p, end:
+                            (kind == 3) & (size == 3) & (p + 2 < end))
+    out[rows[at]] = o[at, p + 2]
     return out
 
 

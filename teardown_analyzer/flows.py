@@ -827,12 +827,12 @@ class Tracker:
                 and not dr.fin_answered and not dr.fin_lost \
                 and not seq_geq(ack, (peer_fin + 1) & _M32):
             there = self._there(conn, s)
-            held = sack is not None and seq_geq(sack, (peer_fin + 1) & _M32)
-            if held or there is not None and (
+            sacked = sack is not None and seq_geq(sack, (peer_fin + 1) & _M32)
+            if sacked or there is not None and (
                     ts_ns - dr.fin_ts_ns > there + SLACK_NS or repeat and
                     seq_after(peer_fin, ack) and ts_ns - dr.fin_ts_ns >= there - SLACK_NS):
                 self._ack_overdue(conn, s, packet, ts_ns, stale=True, ack=ack,
-                                  sack=sack if held else None)
+                                  sack=sack if sacked else None)
         if dr.rcv_nxt_shown is not None and flags & ACK and seq_after(ack, dr.rcv_nxt_shown):
             dr.rcv_nxt_shown = None  # (what was missing came after all)
         hole = ds.rcv_nxt_shown

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import DecodeError
 from .fields import (MPTCP_SUBTYPES, TCP_FIELDS, TCP_MIN_HEADER, TCP_OPTIONS,
@@ -321,23 +321,33 @@ def word_of(buf: bytes, off: int) -> int:
     return (buf[off + 12] << 8) | buf[off + 13]
 
 
-def window_scale(buf: bytes | memoryview, off: int, hlen: int,
-                 limit: int | None = None) -> int | None:
-    """The window-scale shift in a SYN's options, or None (a short scan, no objects).
-    ``limit``: where the captured bytes of the packet end in ``buf`` (default: its end)."""
+def _walk_options(buf: bytes | memoryview, off: int, hlen: int,
+                  limit: int | None) -> Iterator[tuple[int, int, int]]:
+    """(position, kind, length) of each option but NOPs of the TCP header at ``off`` (a
+    short scan, no objects), up to an EOL or an option without a valid length, or the
+    header's end; ``limit``: where the captured bytes of the packet end in ``buf``
+    (default: its end)."""
     pos, end = off + TCP_MIN_HEADER, min(off + hlen, len(buf) if limit is None else limit)
     while pos < end:
         kind = buf[pos]
         if kind == 0:
-            return None
+            return
         if kind == 1:
             pos += 1
             continue
         if pos + 1 >= end or buf[pos + 1] < 2:
-            return None
-        if kind == 3 and buf[pos + 1] == 3 and pos + 2 < end:
-            return int(buf[pos + 2])
+            return
+        yield pos, kind, min(buf[pos + 1], end - pos)
         pos += buf[pos + 1]
+
+
+def window_scale(buf: bytes | memoryview, off: int, hlen: int,
+                 limit: int | None = None) -> int | None:
+    """The window-scale shift in a SYN's options, or None; ``limit`` as
+    :func:`_walk_options` has it."""
+    for pos, kind, size in _walk_options(buf, off, hlen, limit):
+        if kind == 3 and size == 3 and buf[pos + 1] == 3:
+            return int(buf[pos + 2])
     return None
 
 
@@ -345,26 +355,16 @@ def sack_top(buf: bytes | memoryview, off: int, hlen: int, ack: int,
              limit: int | None = None) -> int | None:
     """The right edge of the SACK block furthest past the ACK field ``ack`` (RFC 2018:
     data the receiver holds out of order, behind a hole), or None: no SACK option, or
-    none of its blocks past ``ack`` (a D-SACK, RFC 2883, reports data below it).  Read
-    as :func:`window_scale` reads options; ``limit`` as there."""
-    pos, end = off + TCP_MIN_HEADER, min(off + hlen, len(buf) if limit is None else limit)
-    while pos < end:
-        kind = buf[pos]
-        if kind == 0:
-            return None
-        if kind == 1:
-            pos += 1
-            continue
-        if pos + 1 >= end or buf[pos + 1] < 2:
-            return None
-        size = buf[pos + 1]
+    none of its blocks past ``ack`` (a D-SACK, RFC 2883, reports data below it); the
+    first SACK option only, its blocks as far as they were captured; ``limit`` as
+    :func:`_walk_options` has it."""
+    for pos, kind, size in _walk_options(buf, off, hlen, limit):
         if kind == 5:
             top = best = None
-            for at in range(pos + 6, min(pos + size, end) - 3, 8):
+            for at in range(pos + 6, pos + size - 3, 8):
                 edge = int.from_bytes(buf[at:at + 4], "big")
                 past = (edge - ack) & 0xFFFFFFFF
                 if 0 < past < 0x80000000 and (best is None or past > best):
                     top, best = edge, past
             return top
-        pos += size
     return None
