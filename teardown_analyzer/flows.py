@@ -1276,7 +1276,8 @@ class Tracker:
         ``packet``, in any state, after the FIN would have reached it, or as it arrived
         repeating its ACK, or SACKing the FIN (``sack``: the SACK block's right edge), and
         its ACK field ``ack`` (its rcv_nxt) leaves the FIN out.  The FIN never reached it
-        (lost after the capture point, or held behind data that was).  Its receipt is taken back (an ACK of its own FIN since still counts); its
+        (lost after the capture point, or held behind data that was; a SACK shows it
+        held).  Its receipt is taken back (an ACK of its own FIN since still counts); its
         first ACK of the FIN answers a later copy.  Its rcv_nxt is the FIN's number, or
         ``ack`` if short of that; RSTs are judged again at it."""
         d = conn.dirs[1 - s]
@@ -1319,8 +1320,8 @@ class Tracker:
         there = self._there(conn, s)
         if sack is not None:
             note = (f"the FIN reached this side out of order: packet {packet}, which it sent "
-                    f"{ms} later, SACKs it (a block up to {sack - (d.isn or 0) & _M32}, "
-                    f"relative), and its ACK field, its rcv_nxt, is short of it: it waited "
+                    f"{ms} later, SACKs it (a block up to relative sequence number "
+                    f"{sack - (d.isn or 0) & _M32}), and its ACK field, its rcv_nxt, is short of it: it waited "
                     f"behind data that never reached it")
         elif stale and there is not None and ts_ns - took.ts_ns <= there + SLACK_NS:
             note = (f"the FIN never reached this side in order: packet {packet}, which it "
