@@ -19,9 +19,9 @@ from .capture import earlier_warning, open_capture
 from .flows import Conn, LadderStep, Tracker, round_trip
 from .link import tcp_packet_at
 from .parking import freeze, thaw
-from .results import (KINDS, UNUSUAL, ConnectionResult, Report, ResultSink, ResultStore,
-                      StateEntry, address, direction_dict, fin_dict,
-                      time_wait_end, vantage)
+from .results import (HALF_CAP, HALF_NONE, KINDS, UNUSUAL, ConnectionResult, ConnFacts,
+                      Report, ResultSink, ResultStore, StateEntry, address, direction_dict,
+                      fin_dict, running_half, time_wait_end, vantage)
 from .spill import Spill, close_shared, open_shared, shared_spill
 from .states import Event, SideState
 
@@ -227,7 +227,7 @@ def _analyze_capture(path: str, options: Options, part: tuple[int, int],
     skipped = {info.source: dict(tracker.skipped)}
     if tracker.evicted and n == 1:  # (of a part, said once the parts are joined: _join)
         info.warnings.append(evicted_warning(tracker.evicted))
-    return Report([info], results.store(partial(_decode, options, info.source, end_ns)),
+    return Report([info], results.store(partial(_decode, options, info.source, end_ns), end_ns),
                   skipped, {info.source: tracker.evicted})
 
 
@@ -530,18 +530,11 @@ def summarize(conn: Conn, end_ns: int, options: Options, source: str = "") -> Co
     d_c, d_s = conn.dirs[ci], conn.dirs[si]
     half_s = None
     half_bytes = half_segs = 0
-    fins = sorted([(d.fin_ts_ns, i) for i, d in enumerate(conn.dirs)
-                   if d.fin_ts_ns is not None])
-    if fins:
-        first_ts, first_i = fins[0]
+    half = _half_close(conn)
+    if half is not None:
+        first_ts, end, first_i = half
+        half_s = round(max(0, (end_ns if end is None else end) - first_ts) / 1e9, 9)
         other = conn.dirs[1 - first_i]
-        # the half-close ends at the second FIN, or at the RST that ended the connection,
-        # or (half-open) at the capture's last packet
-        rst_after = [t for t, _ in _resets(conn) if t >= first_ts]
-        # (a socket connected to itself received its one FIN as it sent it: no half-close)
-        end = fins[1][0] if len(fins) > 1 else first_ts if conn.self_connected \
-            else min(rst_after) if rst_after else end_ns
-        half_s = round(max(0, end - first_ts) / 1e9, 9)
         half_bytes, half_segs = other.data_after_peer_fin, other.segs_after_peer_fin
     anomalies = _anomalies(conn, role)
     notes = list(conn.notes)
@@ -599,17 +592,36 @@ def _anomalies(conn: Conn, role: dict[int, str]) -> list[str]:
     return anomalies
 
 
-def _facts(conn: Conn) -> tuple[str, int, str | None, bool, str | None]:
-    """(kind, RSTs, TIME_WAIT side, unusual, initiator): what :func:`summarize` would say,
-    for the totals, the folded table and a check's rules, without the rest of the
-    summary."""
+def _half_close(conn: Conn) -> tuple[int, int | None, int] | None:
+    """When ``conn``'s half-close began (its first FIN), when it ended (the second FIN, or
+    the RST that ended the connection; None: it runs to the end of the capture, half-open)
+    and which direction sent that first FIN; None if no FIN was sent."""
+    fins = sorted([(d.fin_ts_ns, i) for i, d in enumerate(conn.dirs)
+                   if d.fin_ts_ns is not None])
+    if not fins:
+        return None
+    first_ts, first_i = fins[0]
+    rst_after = [t for t, _ in _resets(conn) if t >= first_ts]
+    # (a socket connected to itself received its one FIN as it sent it: no half-close)
+    end = fins[1][0] if len(fins) > 1 else first_ts if conn.self_connected \
+        else min(rst_after) if rst_after else None
+    return first_ts, end, first_i
+
+
+def _facts(conn: Conn) -> ConnFacts:
+    """What :func:`summarize` would say of the facts a store codes (kind, RSTs, TIME_WAIT
+    side, unusual, initiator, FIN retransmissions, half-close), for the totals, the folded
+    table and a check's rules, without the rest of the summary."""
     ci = _roles(conn)[0]
     role = {ci: "client", 1 - ci: "server"}
     kind, initiator = _classify(conn, ci)
     tws = conn.time_wait
     side = None if not tws else "both" if len(tws) == 2 else role[tws[0].side]
+    half = _half_close(conn)
+    half_ns = HALF_NONE if half is None else running_half(half[0]) if half[1] is None \
+        else min(max(0, half[1] - half[0]), HALF_CAP)
     return (kind, len(conn.rsts), side, kind in UNUSUAL or bool(_anomalies(conn, role)),
-            initiator)
+            initiator, max(len(d.fin_retx) for d in conn.dirs), half_ns)
 
 
 def _direction(d: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .analysis import KINDS, ConnectionResult, Report, StateEntry
 from .errors import UsageError
-from .results import INITIATORS, TIME_WAIT_SIDES, Facts
+from .results import FIN_RETX_CAP, HALF_CAP, HALF_NONE, INITIATORS, TIME_WAIT_SIDES, Facts
 
 SEVERITIES = ("error", "warning")
 SIDES = ("client", "server")
@@ -246,8 +246,11 @@ def _kinds(facts: Facts, kinds: Iterable[str]) -> Any:
     return _among(facts.kind, KINDS, kinds)
 
 
-_FINLESS = ("none", "rst")
-"""Kinds of close with no FIN: no half-close, no FIN retransmitted."""
+def _clears_max_half_close(facts: Facts, limit: Duration) -> Any:
+    # (one at the limit is decoded, for the rounding of the seconds the test reads; one
+    # at HALF_CAP, that long or longer, too)
+    half = facts.half_close_ns
+    return (half == HALF_NONE) | (half < min(limit.ns, HALF_CAP))
 
 
 def _clears_time_wait_on(facts: Facts, side: str) -> Any:
@@ -295,8 +298,7 @@ CONDITIONS: dict[str, Condition] = {c.key: c for c in (
               _clears_time_wait_on),
     Condition("max_half_close", parse_duration, _max_half_close,
               "Longest allowed half-close (first FIN to second FIN, or to the end of the "
-              "capture): 500ms, 2s, 1.5s, 250us, 1m.", "DURATION",
-              lambda f, _: _kinds(f, _FINLESS)),
+              "capture): 500ms, 2s, 1.5s, 250us, 1m.", "DURATION", _clears_max_half_close),
     Condition("no_half_open", _flag, _no_half_open,
               "No connection may end half-open (one FIN, the peer left in CLOSE_WAIT).",
               clears=lambda f, _: ~_kinds(f, ("half-open",))),
@@ -305,7 +307,7 @@ CONDITIONS: dict[str, Condition] = {c.key: c for c in (
               _kinds),
     Condition("max_fin_retransmits", _count, _max_fin_retransmits,
               "Most retransmissions allowed of either side's FIN.", "N",
-              lambda f, _: _kinds(f, _FINLESS)),
+              lambda f, limit: f.fin_retransmits <= min(limit, FIN_RETX_CAP - 1)),
 )}
 
 

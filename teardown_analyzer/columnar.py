@@ -540,10 +540,10 @@ def _window_scale(data: np.ndarray, tcp_at: np.ndarray, end: np.ndarray, syn: np
     return out
 
 
-KeepRows = Callable[[np.ndarray, "bytes | memoryview", np.ndarray, np.ndarray, np.ndarray],
-                   int]
-"""(ids, blobs of all, offset and size of each one's in them, coded verdicts) -> the
-handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
+KeepRows = Callable[[np.ndarray, "bytes | memoryview", np.ndarray, np.ndarray, np.ndarray,
+                    np.ndarray], int]
+"""(ids, blobs of all, offset and size of each one's in them, coded verdicts, half-closes)
+-> the handle of the first (:meth:`~teardown_analyzer.results.ResultSink.add_rows`)."""
 
 
 def analyse_window(tracker: Tracker, window: Window, keep_rows: KeepRows,
@@ -673,7 +673,7 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
     out[at] = 0
     out[at, 1:38] = cols["key"][first]  # (a zero tag, the endpoints, zeros)
     handle = keep_rows(cols["packet"][first], out.reshape(-1).data, at * ROW.itemsize,
-                       (counts + 1) * ROW.itemsize, groups.meta[chosen])
+                       (counts + 1) * ROW.itemsize, groups.meta[chosen], groups.half[chosen])
     index.add(groups.hash[chosen], np.where(groups.unclosed[chosen], -1, groups.due[chosen]),
               handle + np.arange(len(chosen)))
 

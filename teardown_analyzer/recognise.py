@@ -22,7 +22,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .flows import ACK, FIN, RST, SLACK_NS, SYN
-from .results import INITIATOR_SHIFT, KINDS, RSTS_SHIFT, TW_SHIFT, UNUSUAL_BIT
+from .results import (FIN_RETX_CAP, FIN_RETX_SHIFT, HALF_NONE, INITIATOR_SHIFT,
+                      KINDS, RSTS_SHIFT, TW_SHIFT, UNUSUAL_BIT)
 
 _M32 = 0xFFFFFFFF
 _BIG = np.iinfo(np.int64).max
@@ -57,6 +58,9 @@ class Groups(NamedTuple):
     """Per clean or unclosed group: its verdict, coded as
     :class:`~teardown_analyzer.results.ResultSink` codes it (kind, RSTs, TIME_WAIT side,
     unusual, initiator)."""
+    half: np.ndarray
+    """Per clean or unclosed group: its half-close, coded as
+    :class:`~teardown_analyzer.results.ResultSink` codes it (``Facts.half_close_ns``)."""
     due: np.ndarray
     """Per clean group: when a sweep would let it go (its TIME_WAIT timer; for an RST, a
     second after it): until then a segment of its 4-tuple takes it back.  An unclosed
@@ -320,6 +324,10 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     closer = role_x << INITIATOR_SHIFT  # who sent the first FIN
     tw_side = role_x << TW_SHIFT  # the TIME_WAIT is the first closer's
     one_rst = 1 << RSTS_SHIFT | UNUSUAL_BIT
+    # X's FIN sent again: its copies (the same sequence number; one with another is an
+    # anomaly, not a retransmission, flows.py Tracker._segment)
+    copies = np.bincount(group_of[again & ((seq + plen) & _M32 == fin_x[group_of])],
+                         minlength=ngroups)
     meta = np.where(three, _THREE_WAY, _FOUR_WAY) | tw_side | closer \
         | retransmitted.astype(np.int64) * UNUSUAL_BIT
     both = 3 << TW_SHIFT | 3 << INITIATOR_SHIFT
@@ -329,11 +337,18 @@ def recognise(cols: dict[str, np.ndarray], time_wait_ns: int, grace_ns: int) -> 
     meta = np.where(fin_then_rst, _FIN_THEN_RST | one_rst | closer, meta)
     meta = np.where(unclosed, np.where(fins_x > 0, _HALF_OPEN | UNUSUAL_BIT | closer, _NONE),
                     meta)
+    meta |= np.minimum(copies, FIN_RETX_CAP) << FIN_RETX_SHIFT
+    # the half-close: from the first FIN to the other's (the FINs in time order, as a
+    # summary takes them), or to the RST; to the end of the capture if half-open
+    half = np.where(fin_then_rst, ts[last] - ts[f1r], np.abs(ts[f2r] - ts[f1r]))
+    half = np.where(fins_x > 0, half, HALF_NONE)
+    # (coded as results.running_half codes it: ts is int64, below HALF_CAP)
+    half = np.where(unclosed & (fins_x > 0), ~ts[f1r], half)
     due = np.where(rst_ends | refused, ts[last] + grace_ns,
                    np.maximum(np.where(crossed, ts[np.maximum(last - 1, 0)], ts[f2r]),
                               ts[last]) + time_wait_ns)
     return Groups(order, starts, ends, group_of, sender, clean, promising, unclosed, meta,
-                  due, hashes[order[starts]])
+                  half, due, hashes[order[starts]])
 
 
 def _fastest(by: np.ndarray, flags: np.ndarray, seq: np.ndarray, ack: np.ndarray,

@@ -205,27 +205,48 @@ def vantage(syn: int, synack: int, ack: int, round_trips: tuple[int, int]
 
 TIME_WAIT_SIDES = (None, "client", "server", "both")
 INITIATORS = (None, "client", "server", "both")
-# The facts of a connection coded in one 64-bit word (what ResultSink keeps of each):
-# bits 0-2 its kind, 3-4 its TIME_WAIT side, 5 unusual, 6-7 its initiator (indices into
-# KINDS, TIME_WAIT_SIDES, INITIATORS), 8 on: how many RSTs.
-TW_SHIFT, UNUSUAL_BIT, INITIATOR_SHIFT, RSTS_SHIFT = 3, 1 << 5, 6, 8
+# The facts of a connection coded in one 64-bit word (what ResultSink keeps of each, with
+# its half-close): bits 0-2 its kind, 3-4 its TIME_WAIT side, 5 unusual, 6-7 its initiator
+# (indices into KINDS, TIME_WAIT_SIDES, INITIATORS), 8-15 how many times its FIN was sent
+# again (the more of the two sides'; FIN_RETX_CAP: that many or more), 16 on: how many
+# RSTs.
+TW_SHIFT, UNUSUAL_BIT, INITIATOR_SHIFT, FIN_RETX_SHIFT, RSTS_SHIFT = 3, 1 << 5, 6, 8, 16
+FIN_RETX_CAP = 255
+HALF_NONE, HALF_CAP = -2**63, 2**63 - 1
+"""A connection's coded half-close (ns) when it had none (no FIN), and the most it codes
+(that long or longer: timestamps can be that far apart).  While a sink holds them, the
+half-close of one that runs to the end of the capture (half-open) is coded as
+:func:`running_half` codes it, made the nanoseconds to that end by :meth:`ResultSink.store`."""
+
+
+def running_half(first_fin_ns: int) -> int:
+    """The coded half-close of a connection half-closed since ``first_fin_ns`` until the end
+    of its capture, not known yet: ``~`` that time (negative, not :data:`HALF_NONE`), or
+    :data:`HALF_CAP` for a time too late to code so."""
+    return ~first_fin_ns if first_fin_ns < HALF_CAP else HALF_CAP
 _TW_CODE = {side: i for i, side in enumerate(TIME_WAIT_SIDES)}
 _KIND_CODE = {kind: i for i, kind in enumerate(KINDS)}
 _BY_CODE = {who: i for i, who in enumerate(INITIATORS)}
 
+ConnFacts = tuple[str, int, str | None, bool, str | None, int, int]
+"""(kind, RSTs, TIME_WAIT side, unusual, initiator, FIN retransmissions, half-close ns):
+what :class:`ResultSink` keeps of a connection besides its blob."""
+
 
 def _meta_code(kind: str, rsts: int, tw_side: str | None, unusual: bool,
-               initiator: str | None) -> int:
+               initiator: str | None, fin_retx: int) -> int:
     return _KIND_CODE[kind] | _TW_CODE[tw_side] << TW_SHIFT | unusual * UNUSUAL_BIT \
-        | _BY_CODE[initiator] << INITIATOR_SHIFT | rsts << RSTS_SHIFT
+        | _BY_CODE[initiator] << INITIATOR_SHIFT \
+        | min(fin_retx, FIN_RETX_CAP) << FIN_RETX_SHIFT | rsts << RSTS_SHIFT
 
 
 _WITHDRAWN = 2**64 - 1
 
 
-def _meta(code: int) -> tuple[str, int, str | None, bool, str | None]:
+def _meta(code: int) -> tuple[str, int, str | None, bool, str | None, int]:
     return (KINDS[code & 7], code >> RSTS_SHIFT, TIME_WAIT_SIDES[code >> TW_SHIFT & 3],
-            bool(code & UNUSUAL_BIT), INITIATORS[code >> INITIATOR_SHIFT & 3])
+            bool(code & UNUSUAL_BIT), INITIATORS[code >> INITIATOR_SHIFT & 3],
+            code >> FIN_RETX_SHIFT & FIN_RETX_CAP)
 
 
 class Facts(NamedTuple):
@@ -243,6 +264,13 @@ class Facts(NamedTuple):
     """Index into :data:`INITIATORS` (0: nobody closed)."""
     rsts: Any
     """How many RSTs (``ConnectionResult.rsts``)."""
+    fin_retransmits: Any
+    """How many times the side whose FIN was sent again more often sent it again (the
+    ``retransmissions`` of each ``directions[side].fin``; :data:`FIN_RETX_CAP`: that many
+    or more)."""
+    half_close_ns: Any
+    """``ConnectionResult.half_close_s`` in nanoseconds; :data:`HALF_NONE` with no FIN,
+    :data:`HALF_CAP`: that long or longer."""
 
 
 class _Segment(NamedTuple):
@@ -254,7 +282,10 @@ class _Segment(NamedTuple):
     """Each connection's blob: its offset in a spill << 8 | the spill's index in ``spills``."""
     sizes: array
     meta: array
-    """(kind, RSTs, TIME_WAIT side, unusual) of each, coded: totals without decoding."""
+    """(kind, RSTs, TIME_WAIT side, unusual, initiator, FIN retransmissions) of each,
+    coded: totals without decoding."""
+    half: array
+    """The half-close of each (:attr:`Facts.half_close_ns`)."""
     spills: tuple[Spill, ...]
     decode: Callable[[bytes, int], ConnectionResult]
     """(blob, coded facts) -> result (picklable: segments made by --jobs workers cross to
@@ -270,28 +301,28 @@ class ResultSink:
     with the facts totals need; the store it makes decodes a blob (with its coded facts)
     into a result."""
 
-    __slots__ = ("spill", "ids", "where", "sizes", "meta")
+    __slots__ = ("spill", "ids", "where", "sizes", "meta", "half")
 
     def __init__(self, spill: Spill) -> None:
         self.spill = spill
-        self.ids, self.where = array("q"), array("q")
+        self.ids, self.where, self.half = array("q"), array("q"), array("q")
         self.sizes, self.meta = array("L"), array("Q")
 
-    def add(self, conn_id: int, blob: bytes,
-            facts: tuple[str, int, str | None, bool, str | None]) -> int:
-        """Keep one connection (its provisional id, its blob, and (kind, RSTs, TIME_WAIT
-        side, unusual, initiator)); a handle for :meth:`withdraw`."""
+    def add(self, conn_id: int, blob: bytes, facts: ConnFacts) -> int:
+        """Keep one connection (its provisional id, its blob, and its :data:`ConnFacts`); a
+        handle for :meth:`withdraw`."""
         self.ids.append(conn_id)
         self.where.append(self.spill.put(blob) << 8)
         self.sizes.append(len(blob))
-        self.meta.append(_meta_code(*facts))
+        self.meta.append(_meta_code(*facts[:6]))
+        self.half.append(facts[6])
         return len(self.ids) - 1
 
     def add_rows(self, ids: Any, blob: "bytes | memoryview", offsets: Any, sizes: Any,
-                 meta: Any) -> int:
+                 meta: Any, half: Any) -> int:
         """Keep many connections at once, all in ``blob``, each at its offset in it with its
-        size (numpy arrays; ``meta`` coded as :meth:`add` codes it); the first's handle
-        (the others' follow)."""
+        size (numpy arrays; ``meta`` coded as :meth:`add` codes it, ``half`` their
+        half-closes); the first's handle (the others' follow)."""
         import numpy as np
         first = len(self.ids)
         base = self.spill.put(blob)
@@ -299,6 +330,7 @@ class ResultSink:
         self.where.frombytes(((np.asarray(offsets, np.int64) + base) << 8).tobytes())
         self.sizes.frombytes(np.asarray(sizes, f"u{self.sizes.itemsize}").tobytes())
         self.meta.frombytes(np.asarray(meta, np.uint64).tobytes())
+        self.half.frombytes(np.asarray(half, np.int64).tobytes())
         return first
 
     def head(self, handle: int, n: int) -> bytes:
@@ -310,11 +342,19 @@ class ResultSink:
         self.meta[handle] = _WITHDRAWN
         return self.spill.get(self.where[handle] >> 8, self.sizes[handle])
 
-    def store(self, decode: Callable[[bytes, int], ConnectionResult]) -> "ResultStore":
+    def store(self, decode: Callable[[bytes, int], ConnectionResult],
+              end_ns: int) -> "ResultStore":
         """The connections kept, which ``decode`` turns into results (from each one's blob
-        and coded facts)."""
+        and coded facts); ``end_ns``: the end of the capture, where a half-close that ran
+        to it ended."""
+        import numpy as np
+        half = np.frombuffer(self.half, np.int64).copy()
+        running = np.flatnonzero((half < 0) & (half != HALF_NONE))
+        # (a few, in Python ints: the end of a capture may be past what int64 holds)
+        half[running] = [min(max(0, end_ns - ~h), HALF_CAP) for h in half[running].tolist()]
         return ResultStore._sorted([_Segment(self.ids, self.where, self.sizes, self.meta,
-                                             (self.spill,), decode)])
+                                             array("q", half.tobytes()), (self.spill,),
+                                             decode)])
 
 
 _R = TypeVar("_R")
@@ -323,7 +363,8 @@ _R = TypeVar("_R")
 class ResultStore(Sequence[ConnectionResult]):
     """Finished connections, kept in a spill file and summarised on access.
 
-    Each costs about 30 bytes of memory here (ids, offsets and coded totals in arrays) and
+    Each costs about 38 bytes of memory here (ids, offsets, coded facts and half-close in
+    arrays) and
     about 1 KB on disk.  Each capture is a segment sorted by first packet; the id of the
     n-th result overall is n (1, 2, 3 ... in the order connections were first seen,
     capture after capture), and the ids that results name (the incarnation before, the
@@ -347,16 +388,17 @@ class ResultStore(Sequence[ConnectionResult]):
         spills: list[Spill] = []
         for seg in parts:
             spills.extend(s for s in seg.spills if s not in spills)
-        out = _Segment(array("q"), array("q"), array("L"), array("Q"), tuple(spills),
-                       parts[0].decode if parts else _no_decode)
+        out = _Segment(array("q"), array("q"), array("L"), array("Q"), array("q"),
+                       tuple(spills), parts[0].decode if parts else _no_decode)
         columns = [np.concatenate([np.frombuffer(getattr(seg, name), f"u{width}")
                                    for seg in parts] or [np.zeros(0, f"u{width}")])
                    for name, width in (("ids", 8), ("where", 8),
-                                       ("sizes", out.sizes.itemsize), ("meta", 8))]
+                                       ("sizes", out.sizes.itemsize), ("meta", 8),
+                                       ("half", 8))]
         # each one's spill, as an index into the spills of all the parts
         spill_of = np.concatenate([np.array([spills.index(s) for s in seg.spills], "u8")[
             np.frombuffer(seg.where, "u8") & 0xFF] for seg in parts] or [np.zeros(0, "u8")])
-        ids, where, sizes, meta = columns
+        ids, where, sizes, meta, half = columns
         kept = np.flatnonzero(meta != _WITHDRAWN)
         rows = kept[np.argsort(ids.view(np.int64)[kept], kind="stable")]
         out.ids.frombytes(ids[rows].tobytes())
@@ -364,19 +406,25 @@ class ResultStore(Sequence[ConnectionResult]):
                              | spill_of[rows]).tobytes())
         out.sizes.frombytes(sizes[rows].tobytes())
         out.meta.frombytes(meta[rows].tobytes())
+        out.half.frombytes(half[rows].tobytes())
         return cls([out])
 
-    def meta(self) -> Iterator[tuple[str, int, str | None, bool, str | None]]:
+    def meta(self) -> Iterator[ConnFacts]:
+        """Each connection's coded facts, in order."""
         for seg in self._segments:
-            yield from map(_meta, seg.meta)
+            for code, half in zip(seg.meta, seg.half):
+                yield _meta(code) + (half,)
 
     def facts(self) -> Facts:
         """What :meth:`meta` gives, as arrays (:class:`Facts`), in order."""
         import numpy as np
         codes = np.concatenate([np.frombuffer(seg.meta, np.uint64) for seg in self._segments]
                                or [np.zeros(0, np.uint64)]).astype(np.int64)
+        half = np.concatenate([np.frombuffer(seg.half, np.int64) for seg in self._segments]
+                              or [np.zeros(0, np.int64)])
         return Facts(codes & 7, codes >> TW_SHIFT & 3, (codes & UNUSUAL_BIT).astype(bool),
-                     codes >> INITIATOR_SHIFT & 3, codes >> RSTS_SHIFT)
+                     codes >> INITIATOR_SHIFT & 3, codes >> RSTS_SHIFT,
+                     codes >> FIN_RETX_SHIFT & FIN_RETX_CAP, half)
 
     def __len__(self) -> int:
         return self._starts[-1] + len(self._segments[-1].ids) if self._segments else 0

@@ -585,24 +585,71 @@ def facts_report(tmp_path_factory) -> Report:
 
 
 def test_the_coded_facts_are_what_every_decoded_connection_says(facts_report):
-    from teardown_analyzer.results import INITIATORS, KINDS, TIME_WAIT_SIDES
+    from teardown_analyzer.results import HALF_NONE, INITIATORS, KINDS, TIME_WAIT_SIDES
     facts = facts_report.connections.facts()
-    said = [(c.kind, c.time_wait and c.time_wait["side"], c.initiator, len(c.rsts), c.unusual)
+    def half(c):  # (in ns)
+        return HALF_NONE if c.half_close_s is None else round(c.half_close_s * 1e9)
+    said = [(c.kind, c.time_wait and c.time_wait["side"], c.initiator, len(c.rsts), c.unusual,
+             max(len(d["fin"]["retransmissions"]) if d["fin"] else 0
+                 for d in c.directions.values()), half(c))
             for c in facts_report.connections]
-    coded = [(KINDS[k], TIME_WAIT_SIDES[t], INITIATORS[i], r, u) for k, t, i, r, u in
+    coded = [(KINDS[k], TIME_WAIT_SIDES[t], INITIATORS[i], r, u, f, h)
+             for k, t, i, r, u, f, h in
              zip(facts.kind.tolist(), facts.time_wait.tolist(), facts.initiator.tolist(),
-                 facts.rsts.tolist(), facts.unusual.tolist())]
+                 facts.rsts.tolist(), facts.unusual.tolist(),
+                 facts.fin_retransmits.tolist(), facts.half_close_ns.tolist())]
     assert coded == said
-    # every kind, both initiators and TIME_WAIT sides, RSTs: the comparison covers them
+    # every kind, both initiators and TIME_WAIT sides, RSTs, FINs sent again, half-closes
+    # (ended, running to the end of the capture, none): the comparison covers them
     assert {s[0] for s in said} == set(KINDS) and {s[2] for s in said} == set(INITIATORS)
     assert {s[1] for s in said} == set(TIME_WAIT_SIDES) and max(s[3] for s in said) >= 1
+    assert max(s[5] for s in said) >= 1 and HALF_NONE in {s[6] for s in said}
+    assert len({s[6] for s in said if s[0] == "half-open"}) > 10
+    assert len({s[6] for s in said}) > 100
+
+
+def test_a_fin_sent_again_more_often_than_the_facts_count_is_decoded():
+    """The facts count a FIN's retransmissions up to FIN_RETX_CAP ("that many or more"):
+    a connection at the cap is decoded whatever the limit."""
+    import numpy as np
+    from teardown_analyzer.results import FIN_RETX_CAP, HALF_NONE, Facts
+    counts = np.array([0, 3, FIN_RETX_CAP - 1, FIN_RETX_CAP])
+    facts = Facts(*[np.zeros(4, np.int64)] * 5, counts, np.full(4, HALF_NONE))
+    clears = check.CONDITIONS["max_fin_retransmits"].clears
+    assert clears(facts, 3).tolist() == [True, True, False, False]
+    assert clears(facts, 10**6).tolist() == [True, True, True, False]
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_half_open_close_timed_past_int64(tmp_path, late):
+    """The real CLOSE_WAIT leak as a pcapng whose times pass what int64 holds in
+    nanoseconds: after its first FIN and before the capture's end (the half-close still
+    coded exactly), or before it all (coded HALF_CAP: that long or longer, decoded).
+    --max-half-close judges it as its summary says."""
+    from teardown_analyzer.results import HALF_CAP
+    linktype, recs = pb.read_pcap(pb.SAMPLES / "close_wait_leak.pcap")
+    base = 2**63 + 5 if late else 2**63 - 60_000_000
+    path = tmp_path / "late.pcapng"
+    path.write_bytes(pb.shb() + pb.idb(linktype, tsresol=9) + b"".join(
+        pb.epb(0, base + r.ts_ns - recs[0].ts_ns, r.data) for r in recs))
+    report = analyze([str(path)])
+    (c,) = list(report.connections)
+    # (its FIN is the 8th packet, 51.350 ms after the first; the last 40.323 ms after it)
+    assert (c.kind, c.half_close_s) == ("half-open", 0.040323)
+    assert report.connections.facts().half_close_ns.tolist() == \
+        [HALF_CAP if late else 40_323_000]
+    for limit, violated in (("40ms", True), ("41ms", False)):
+        rules = check.parse_rules(f"[[rule]]\nname = 'r'\nmax_half_close = '{limit}'\n",
+                                  "rules.toml")
+        (got,) = check.evaluate(rules, report).results
+        assert len(got.violations) == violated, limit
 
 
 RULE_SETS = [
     "no_rst = true", "kind = ['four-way', 'three-way']", "time_wait_on = 'client'",
     "time_wait_on = 'server'", "initiator = 'client'", "initiator = ['server', 'both']",
     "max_half_close = '10ms'", "max_half_close = '5s'", "no_half_open = true",
-    "max_fin_retransmits = 0",
+    "max_half_close = '1ms'", "max_half_close = '60m'", "max_fin_retransmits = 0", "max_fin_retransmits = 1",
     "no_rst = true\ninitiator = 'client'\ntime_wait_on = 'client'",
     "where = { kind = ['rst', 'fin-then-rst'] }\ninitiator = 'server'",
     "where = { server_port = [80, 8080] }\nno_rst = true",
@@ -631,8 +678,12 @@ def test_rules_judged_from_the_facts_as_from_every_decoded_connection(facts_repo
                               for v in got.violations]) == (len(scope), expected), text
         assert {v.connection for v in got.violations} == \
             {check.Subject.of(c) for c in conns if c.id in {e[1] for e in expected}}
-        if "no_rst = true" == text or "kind" in text and "where" not in text:
-            # decided by the facts: only the violating connections are decoded
-            assert 0 < len(decoded) == len({e[1] for e in expected}) < len(conns), text
+        if "no_rst = true" == text or "kind" in text and "where" not in text \
+                or text.startswith(("max_fin_retransmits", "max_half_close")):
+            # decided by the facts: only the violating connections are decoded (none when
+            # the rule holds: max_fin_retransmits = 1, max_half_close = '60m')
+            assert len(decoded) == len({e[1] for e in expected}) < len(conns), text
+            assert bool(decoded) == (text not in ("max_fin_retransmits = 1",
+                                                  "max_half_close = '60m'")), text
         elif "server_port" in text or "client_ip" in text:
             assert len(decoded) == len(conns), text  # the scope needs the endpoints
