@@ -592,6 +592,20 @@ def _anomalies(conn: Conn, role: dict[int, str]) -> list[str]:
     return anomalies
 
 
+def endpoints(blob: bytes) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(client, server) of the connection a stored blob holds, as its summary names them
+    (``ConnectionResult.client``, ``.server``), without summarising it: what a check's
+    rule scoped by port or address needs of every connection."""
+    if not blob[0]:  # kept as its packets, the first the client's SYN (recognise.py)
+        from .columnar import blob_endpoints
+        (a_0, port_0), (a_1, port_1) = blob_endpoints(blob)
+        return (address(a_0), port_0), (address(a_1), port_1)
+    conn = thaw(blob)
+    ci = _roles(conn)[0]
+    (a_c, port_c), (a_s, port_s) = conn.addrs[ci], conn.addrs[1 - ci]
+    return (address(a_c), port_c), (address(a_s), port_s)
+
+
 def _half_close(conn: Conn) -> tuple[int, int | None, int] | None:
     """When ``conn``'s half-close began (its first FIN), when it ended (the second FIN, or
     the RST that ended the connection; None: it runs to the end of the capture, half-open)

@@ -17,13 +17,14 @@ was never closed; a simultaneous close (TIME_WAIT and initiator "both") satisfie
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
-from .analysis import KINDS, ConnectionResult, Report, StateEntry
+from .analysis import KINDS, ConnectionResult, Report, StateEntry, endpoints
 from .errors import UsageError
 from .results import FIN_RETX_CAP, HALF_CAP, HALF_NONE, INITIATORS, TIME_WAIT_SIDES, Facts
 
@@ -313,6 +314,11 @@ CONDITIONS: dict[str, Condition] = {c.key: c for c in (
 
 # --- rules and their scope ---------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1 << 16)
+def _ip_in(ip: str, nets: tuple[IPNet, ...]) -> bool:
+    return any(ipaddress.ip_address(ip) in n for n in nets)
+
+
 @dataclass(frozen=True, slots=True)
 class Where:
     """Which connections a rule applies to; an empty field matches every connection."""
@@ -323,20 +329,31 @@ class Where:
     client_ip: tuple[IPNet, ...] = ()
     kind: tuple[str, ...] = ()
 
-    def matches(self, c: ConnectionResult) -> bool:
-        def ip_in(ip: str, nets: tuple[IPNet, ...]) -> bool:
-            return not nets or any(ipaddress.ip_address(ip) in n for n in nets)
-        return ((not self.server_port or c.server[1] in self.server_port)
-                and (not self.client_port or c.client[1] in self.client_port)
-                and ip_in(c.server[0], self.server_ip) and ip_in(c.client[0], self.client_ip)
-                and (not self.kind or c.kind in self.kind))
+    @property
+    def by_endpoint(self) -> bool:
+        """Whether it names ports or addresses: its scope needs each connection's endpoints."""
+        return bool(self.server_port or self.client_port or self.server_ip or self.client_ip)
 
-    def scope(self, facts: Facts) -> Any:
-        """The connections it matches, from the facts alone (a bool array); None if that
-        needs their endpoints."""
-        if self.server_port or self.client_port or self.server_ip or self.client_ip:
-            return None
-        return _kinds(facts, self.kind) if self.kind else facts.kind >= 0
+    def matches(self, c: ConnectionResult) -> bool:
+        return self._ends_match(c.client, c.server) and (not self.kind or c.kind in self.kind)
+
+    def _ends_match(self, client: tuple[str, int], server: tuple[str, int]) -> bool:
+        return ((not self.server_port or server[1] in self.server_port)
+                and (not self.client_port or client[1] in self.client_port)
+                and (not self.server_ip or _ip_in(server[0], self.server_ip))
+                and (not self.client_ip or _ip_in(client[0], self.client_ip)))
+
+    def scope(self, facts: Facts,
+              ends: Iterable[tuple[tuple[str, int], tuple[str, int]]] = ()) -> Any:
+        """The connections it matches (a bool array), from the facts and, if it names
+        ports or addresses (:attr:`by_endpoint`), ``ends``: each one's (client, server),
+        in order (:func:`~teardown_analyzer.analysis.endpoints`)."""
+        import numpy as np
+        kinds = _kinds(facts, self.kind) if self.kind else facts.kind >= 0
+        if not self.by_endpoint:
+            return kinds
+        return kinds & np.fromiter((self._ends_match(c, s) for c, s in ends), bool,
+                                   len(kinds))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -647,8 +664,9 @@ class CheckResult:
 def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
     """Every rule against every connection of ``report`` in the rule's scope.  A
     connection is decoded only if the coded facts (:class:`~teardown_analyzer.results.Facts`)
-    do not show that it passes every rule (:attr:`Condition.clears`), each once, in order;
-    only the violating ones are kept."""
+    do not show that it passes every rule in whose scope it is (:attr:`Condition.clears`;
+    a scope by port or address is read from the blobs, :func:`Where.scope`), each once, in
+    order; only the violating ones are kept."""
     import numpy as np
     captures = tuple({"source": i.source, "packets": i.packets, "dropped": i.dropped,
                       "error": None if i.error is None else str(i.error)}
@@ -656,14 +674,11 @@ def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
     store = report.connections
     facts = store.facts()
     checked = [0] * len(rules)
-    counting = []  # the rules whose scope is known only from a connection's endpoints
     decode = np.zeros(len(store), bool)
     for i, rule in enumerate(rules):
-        scope = rule.where.scope(facts)
-        if scope is None:
-            counting.append(i)
-            decode[:] = True
-            continue
+        # (each one's endpoints read again for each rule that names some: kept, they
+        # would cost more memory than the rest of the analysis)
+        scope = rule.where.scope(facts, map(endpoints, store.blobs()))
         checked[i] = int(scope.sum())
         passes = scope.copy()
         for key, value in rule.conditions:
@@ -677,8 +692,6 @@ def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
         for i, rule in enumerate(rules):
             if not rule.where.matches(c):
                 continue
-            if i in counting:
-                checked[i] += 1
             for key, value in rule.conditions:
                 evidence = CONDITIONS[key].test(c, value)
                 if evidence is not None:

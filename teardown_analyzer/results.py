@@ -447,6 +447,12 @@ class ResultStore(Sequence[ConnectionResult]):
             for i in range(len(seg.ids)):
                 yield _unpack(seg.decode(seg.blob(i), seg.meta[i]), final, start + i + 1)
 
+    def blobs(self) -> Iterator[bytes]:
+        """Each connection's blob, in order, undecoded."""
+        for seg in self._segments:
+            for i in range(len(seg.ids)):
+                yield seg.blob(i)
+
     def rendered(self, render: Callable[[ConnectionResult], _R], jobs: int = 1,
                  progress: Callable[[int], None] | None = None) -> Iterator[_R]:
         """``render`` of each result, in order; with ``jobs`` > 1, in that many forked

@@ -339,6 +339,21 @@ def _library(path: str, rng: random.Random) -> str:
     return "analysed" + (" (skips)" if any(report.skipped.values()) else "")
 
 
+SCOPED_RULES = """
+[[rule]]
+name = "scoped by port and address"
+where = { server_port = [80, 443, 8080], client_ip = ["10.0.0.0/8", "::/0"] }
+no_rst = true
+max_half_close = "10ms"
+
+[[rule]]
+name = "scoped by kind and client port"
+where = { kind = ["four-way", "half-open"], client_port = [40308, 33535] }
+initiator = "client"
+"""
+"""Rules for ``check --expect``: scopes read from each connection's endpoints."""
+
+
 def _cli(path: str, rng: random.Random, packets: int) -> str:
     """One command through ``cli.main``: status documented, JSON output valid."""
     from teardown_analyzer.cli import main
@@ -350,7 +365,11 @@ def _cli(path: str, rng: random.Random, packets: int) -> str:
         args = ["hex", path, "--packet", str(n)] + rng.choice(
             ([], ["--format", "json"], ["--with-ip", "--format", "markdown"]))
     else:
-        args = ["check", path, "--no-rst", "--format", "json", "-q"]
+        rules = os.path.join(os.path.dirname(path), "rules.toml")
+        pathlib.Path(rules).write_text(SCOPED_RULES)
+        args = ["check", path, "--format", "json", "-q"] + rng.choice(
+            (["--no-rst"], ["--max-half-close", "1ms", "--max-fin-retransmits", "0"],
+             ["--expect", rules]))
     out, err = io.StringIO(), io.StringIO()
     status: object = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

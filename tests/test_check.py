@@ -599,6 +599,10 @@ def test_the_coded_facts_are_what_every_decoded_connection_says(facts_report):
                  facts.rsts.tolist(), facts.unusual.tolist(),
                  facts.fin_retransmits.tolist(), facts.half_close_ns.tolist())]
     assert coded == said
+    # and the endpoints a scope by port or address reads from the blobs, undecoded
+    from teardown_analyzer.analysis import endpoints
+    assert [endpoints(blob) for blob in facts_report.connections.blobs()] == \
+        [(c.client, c.server) for c in facts_report.connections]
     # every kind, both initiators and TIME_WAIT sides, RSTs, FINs sent again, half-closes
     # (ended, running to the end of the capture, none): the comparison covers them
     assert {s[0] for s in said} == set(KINDS) and {s[2] for s in said} == set(INITIATORS)
@@ -649,11 +653,14 @@ RULE_SETS = [
     "no_rst = true", "kind = ['four-way', 'three-way']", "time_wait_on = 'client'",
     "time_wait_on = 'server'", "initiator = 'client'", "initiator = ['server', 'both']",
     "max_half_close = '10ms'", "max_half_close = '5s'", "no_half_open = true",
-    "max_half_close = '1ms'", "max_half_close = '60m'", "max_fin_retransmits = 0", "max_fin_retransmits = 1",
+    "max_half_close = '1ms'", "max_half_close = '60m'", "max_fin_retransmits = 0",
+    "max_fin_retransmits = 1",
     "no_rst = true\ninitiator = 'client'\ntime_wait_on = 'client'",
     "where = { kind = ['rst', 'fin-then-rst'] }\ninitiator = 'server'",
     "where = { server_port = [80, 8080] }\nno_rst = true",
     "where = { client_ip = ['10.1.0.0/24'], kind = ['four-way'] }\ntime_wait_on = 'client'",
+    "where = { server_ip = ['2001:db8::/32', '192.0.2.11/32'] }\nmax_half_close = '10ms'",
+    "where = { client_port = [33421, 33135, 34592], server_port = [80] }\nkind = ['four-way']",
 ]
 
 
@@ -678,12 +685,9 @@ def test_rules_judged_from_the_facts_as_from_every_decoded_connection(facts_repo
                               for v in got.violations]) == (len(scope), expected), text
         assert {v.connection for v in got.violations} == \
             {check.Subject.of(c) for c in conns if c.id in {e[1] for e in expected}}
-        if "no_rst = true" == text or "kind" in text and "where" not in text \
-                or text.startswith(("max_fin_retransmits", "max_half_close")):
-            # decided by the facts: only the violating connections are decoded (none when
-            # the rule holds: max_fin_retransmits = 1, max_half_close = '60m')
-            assert len(decoded) == len({e[1] for e in expected}) < len(conns), text
-            assert bool(decoded) == (text not in ("max_fin_retransmits = 1",
-                                                  "max_half_close = '60m'")), text
-        elif "server_port" in text or "client_ip" in text:
-            assert len(decoded) == len(conns), text  # the scope needs the endpoints
+        # decided by the facts (and a scope by the endpoints read from the blobs): only
+        # the violating connections are decoded (none when the rule holds:
+        # max_fin_retransmits = 1, max_half_close = '60m')
+        assert len(decoded) == len({e[1] for e in expected}) < len(conns), text
+        assert bool(decoded) == (text not in ("max_fin_retransmits = 1",
+                                              "max_half_close = '60m'")), text
