@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .capture import earlier_warning, open_capture
 from .flows import Conn, LadderStep, Tracker, round_trip
 from .link import tcp_packet_at
-from .parking import freeze, thaw
+from .parking import blob_endpoints, freeze, thaw
 from .results import (HALF_CAP, HALF_NONE, KINDS, UNUSUAL, ConnectionResult, ConnFacts,
                       Report, ResultSink, ResultStore, StateEntry, address, direction_dict,
                       fin_dict, running_half, time_wait_end, vantage)
@@ -597,7 +597,6 @@ def endpoints(blob: bytes) -> tuple[tuple[str, int], tuple[str, int]]:
     (``ConnectionResult.client``, ``.server``), without summarising it: what a check's
     rule scoped by port or address needs of every connection."""
     if not blob[0]:  # kept as its packets, the first the client's SYN (recognise.py)
-        from .columnar import blob_endpoints
         (a_0, port_0), (a_1, port_1) = blob_endpoints(blob)
         return (address(a_0), port_0), (address(a_1), port_1)
     conn = thaw(blob)

@@ -335,25 +335,21 @@ class Where:
         return bool(self.server_port or self.client_port or self.server_ip or self.client_ip)
 
     def matches(self, c: ConnectionResult) -> bool:
-        return self._ends_match(c.client, c.server) and (not self.kind or c.kind in self.kind)
+        return self.matches_ends(c.client, c.server) and (not self.kind or c.kind in self.kind)
 
-    def _ends_match(self, client: tuple[str, int], server: tuple[str, int]) -> bool:
+    def matches_ends(self, client: tuple[str, int], server: tuple[str, int]) -> bool:
+        """Whether a connection of these endpoints is in scope (if its kind is)."""
         return ((not self.server_port or server[1] in self.server_port)
                 and (not self.client_port or client[1] in self.client_port)
                 and (not self.server_ip or _ip_in(server[0], self.server_ip))
                 and (not self.client_ip or _ip_in(client[0], self.client_ip)))
 
-    def scope(self, facts: Facts,
-              ends: Iterable[tuple[tuple[str, int], tuple[str, int]]] = ()) -> Any:
+    def scope(self, facts: Facts, ends_match: Any = None) -> Any:
         """The connections it matches (a bool array), from the facts and, if it names
-        ports or addresses (:attr:`by_endpoint`), ``ends``: each one's (client, server),
-        in order (:func:`~teardown_analyzer.analysis.endpoints`)."""
-        import numpy as np
+        ports or addresses (:attr:`by_endpoint`), ``ends_match``: whether each one's
+        endpoints match (:meth:`matches_ends`), in order."""
         kinds = _kinds(facts, self.kind) if self.kind else facts.kind >= 0
-        if not self.by_endpoint:
-            return kinds
-        return kinds & np.fromiter((self._ends_match(c, s) for c, s in ends), bool,
-                                   len(kinds))
+        return kinds if ends_match is None else kinds & ends_match
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -661,12 +657,12 @@ class CheckResult:
                 "rules": [r.to_dict() for r in self.results]}
 
 
-def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
+def evaluate(rules: Sequence[Rule], report: Report, jobs: int = 1) -> CheckResult:
     """Every rule against every connection of ``report`` in the rule's scope.  A
     connection is decoded only if the coded facts (:class:`~teardown_analyzer.results.Facts`)
     do not show that it passes every rule in whose scope it is (:attr:`Condition.clears`;
     a scope by port or address is read from the blobs, :func:`Where.scope`), each once, in
-    order; only the violating ones are kept."""
+    order (in ``jobs`` processes); only the violating ones are kept."""
     import numpy as np
     captures = tuple({"source": i.source, "packets": i.packets, "dropped": i.dropped,
                       "error": None if i.error is None else str(i.error)}
@@ -675,19 +671,26 @@ def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
     facts = store.facts()
     checked = [0] * len(rules)
     decode = np.zeros(len(store), bool)
+    # each one's endpoints, read once for all the rules that name some (not kept: as Python
+    # objects they would cost more memory than the rest of the analysis)
+    scoped = [i for i, rule in enumerate(rules) if rule.where.by_endpoint]
+    in_scope: list[list[bool]] = [[] for _ in scoped]
+    if scoped:
+        for client, server in map(endpoints, store.blobs()):
+            for i, flags in zip(scoped, in_scope):
+                flags.append(rules[i].where.matches_ends(client, server))
+    ends_match = dict(zip(scoped, (np.array(flags, bool) for flags in in_scope)))
     for i, rule in enumerate(rules):
-        # (each one's endpoints read again for each rule that names some: kept, they
-        # would cost more memory than the rest of the analysis)
-        scope = rule.where.scope(facts, map(endpoints, store.blobs()))
+        scope = rule.where.scope(facts, ends_match.get(i))
         checked[i] = int(scope.sum())
         passes = scope.copy()
         for key, value in rule.conditions:
             clears = CONDITIONS[key].clears
             passes &= False if clears is None else clears(facts, value)
         decode |= scope & ~passes
-    found: list[list[Violation]] = [[] for _ in rules]
-    where = np.flatnonzero(decode)
-    for c in store if len(where) == len(store) else map(store.__getitem__, where.tolist()):
+
+    def judge(c: ConnectionResult) -> list[tuple[int, Violation]]:
+        out = []
         subject = None
         for i, rule in enumerate(rules):
             if not rule.where.matches(c):
@@ -696,7 +699,15 @@ def evaluate(rules: Sequence[Rule], report: Report) -> CheckResult:
                 evidence = CONDITIONS[key].test(c, value)
                 if evidence is not None:
                     subject = subject or Subject.of(c)
-                    found[i].append(Violation(key, subject, evidence))
+                    out.append((i, Violation(key, subject, evidence)))
+        return out
+
+    found: list[list[Violation]] = [[] for _ in rules]
+    where = np.flatnonzero(decode)
+    for violations in store.rendered(judge, jobs, indices=None if len(where) == len(store)
+                                     else where.tolist()):
+        for i, violation in violations:
+            found[i].append(violation)
     results = tuple(RuleResult(rule, checked[i], tuple(found[i]))
                     for i, rule in enumerate(rules))
     return CheckResult(results, len(store), captures)

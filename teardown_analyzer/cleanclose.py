@@ -46,9 +46,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .columnar import ROW, _ROW_STRUCT, blob_endpoints
+from .columnar import ROW, _ROW_STRUCT
 from .flows import (ACK, DELACK_MAX_NS, DUPLICATE_NS, FIN, FIN_AND_ACK_NOTE, RST,
                     RST_INSTEAD_OF_FIN, SLACK_NS, SYN, gone_note, round_trip, seq_geq)
+from .parking import blob_endpoints
 from .results import (ConnectionResult, StateEntry, address, direction_dict, fin_dict,
                       time_wait_end, vantage)
 from .states import TRANSITIONS, Event, SideState

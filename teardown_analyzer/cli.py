@@ -51,6 +51,12 @@ def _stderr_console() -> Console:
     return Console(theme=THEME, stderr=True, highlight=False)
 
 
+_jobs_option = click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Processes to use (one capture is split by connection; a large pcap or pcapng file "
+         "is first walked by byte range; the connections summarised are shared out too).")
+
+
 @click.group(cls=DefaultGroup, context_settings=CONTEXT)
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.version_option(package_name="teardown-analyzer")
@@ -82,9 +88,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--time-wait", "time_wait", type=click.FloatRange(min=0), default=60.0,
               show_default=True, metavar="SECONDS",
               help="TIME_WAIT length of the stack (Linux: 60 s).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes to use (one capture is split by connection; a large pcap "
-                   "or pcapng file is first walked by byte range).")
+@_jobs_option
 @click.option("--max-connections", type=click.IntRange(min=1), default=None,
               help="Cap on connections tracked at once; the longest idle are evicted.")
 @click.option("--quiet", "-q", is_flag=True,
@@ -221,10 +225,12 @@ def _condition_options(f: Any) -> Any:
 @click.option("--time-wait", "time_wait", type=click.FloatRange(min=0), default=60.0,
               show_default=True, metavar="SECONDS",
               help="TIME_WAIT length of the stack (Linux: 60 s).")
+@_jobs_option
 @click.option("--quiet", "-q", is_flag=True,
               help="No warnings and no progress bar on standard error.")
 def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit: str | None,
-              github: bool, time_wait: float, quiet: bool, **conditions: Any) -> None:
+              github: bool, time_wait: float, jobs: int, quiet: bool,
+              **conditions: Any) -> None:
     """Fail (exit 1) when the teardowns in the captures break a rule: a CI gate.
 
     Rules come from --expect RULES.toml and from the inline options; each inline
@@ -253,9 +259,9 @@ def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit
     if github and fmt == "json":
         raise errors.UsageError("--github and --format json both write to standard output; "
                                 "use one of them (--junit writes to a file)")
-    report = _run_analysis(captures, Options(time_wait_s=time_wait, keep_ladder=False), 1,
+    report = _run_analysis(captures, Options(time_wait_s=time_wait, keep_ladder=False), jobs,
                            quiet)
-    result = evaluate(rules, report)
+    result = evaluate(rules, report, jobs)
     if fmt == "json":
         click.echo(check_json(result), nl=False)
     else:

@@ -56,6 +56,7 @@ from .capture import Batch, items_at
 from .flows import SYN, Conn, Tracker
 from .link import AF_IPV6, ETH_IPV4, ETH_IPV6, VLAN_TPIDS, TcpPacket, tcp_packet_at
 from .keptindex import KeptIndex, endpoints
+from .parking import blob_endpoints
 from .recognise import Groups, key_hash, recognise
 
 ROW = np.dtype([("packet", "<i8"), ("ts", "<i8"), ("sender", "u1"), ("ipid", "<i4"),
@@ -676,15 +677,6 @@ def _keep(index: KeptIndex, cols: dict[str, np.ndarray], groups: Groups,
                        (counts + 1) * ROW.itemsize, groups.meta[chosen], groups.half[chosen])
     index.add(groups.hash[chosen], np.where(groups.unclosed[chosen], -1, groups.due[chosen]),
               handle + np.arange(len(chosen)))
-
-
-def blob_endpoints(blob: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
-    """The two endpoints (address, port) of the connection a blob of :func:`_keep`'s
-    holds: endpoint 0, the sender of its first record, then endpoint 1."""
-    raw = blob[1:38]  # (the IP version, then each endpoint: 16 address bytes, the port)
-    width = 16 if raw[0] == 6 else 4
-    return ((raw[1:1 + width], raw[17] << 8 | raw[18]),
-            (raw[19:19 + width], raw[35] << 8 | raw[36]))
 
 
 def replay(blob: bytes, keep_ladder: bool = False) -> Conn:

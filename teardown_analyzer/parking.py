@@ -85,6 +85,16 @@ def freeze(conn: Conn) -> bytes:
     return marshal.dumps(v)
 
 
+def blob_endpoints(blob: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """The two endpoints (address, port) of the connection a blob of its packets holds
+    (:func:`teardown_analyzer.columnar._keep`'s, starting with a zero byte): endpoint 0,
+    the sender of its first record, then endpoint 1."""
+    raw = blob[1:38]  # (the IP version, then each endpoint: 16 address bytes, the port)
+    width = 16 if raw[0] == 6 else 4
+    return ((raw[1:1 + width], raw[17] << 8 | raw[18]),
+            (raw[19:19 + width], raw[35] << 8 | raw[36]))
+
+
 def thaw(blob: bytes, keep_ladder: bool = False) -> Conn:
     """The connection :func:`freeze` made ``blob`` of, equal field for field; or, for a
     connection kept as its packets (one recognised, :mod:`teardown_analyzer.columnar`:

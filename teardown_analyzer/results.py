@@ -454,16 +454,20 @@ class ResultStore(Sequence[ConnectionResult]):
                 yield seg.blob(i)
 
     def rendered(self, render: Callable[[ConnectionResult], _R], jobs: int = 1,
-                 progress: Callable[[int], None] | None = None) -> Iterator[_R]:
-        """``render`` of each result, in order; with ``jobs`` > 1, in that many forked
-        processes, which read the spill files this one wrote (decoding a result is most of
-        the cost of writing it out).  ``progress``, if given, is told how many results
-        have been handed out, every :data:`RENDER_SLICE` and at the last."""
+                 progress: Callable[[int], None] | None = None,
+                 indices: Sequence[int] | None = None) -> Iterator[_R]:
+        """``render`` of each result (or of those at ``indices``), in order; with ``jobs``
+        > 1, in that many forked processes, which read the spill files this one wrote
+        (decoding a result is most of the cost of writing it out).  ``progress``, if
+        given, is told how many results have been handed out, every
+        :data:`RENDER_SLICE` and at the last."""
         import multiprocessing
-        n = len(self)
+        at: Sequence[int] = range(len(self)) if indices is None else indices
+        n = len(at)
         if jobs <= 1 or n < 2 * RENDER_SLICE or \
                 "fork" not in multiprocessing.get_all_start_methods():
-            for done, c in enumerate(self, 1):
+            for done, c in enumerate(self if indices is None
+                                     else map(self.__getitem__, indices), 1):
                 yield render(c)
                 if progress is not None and (done % RENDER_SLICE == 0 or done == n):
                     progress(done)
@@ -472,7 +476,7 @@ class ResultStore(Sequence[ConnectionResult]):
         for seg in self._segments:
             for spill in seg.spills:
                 spill.flush()
-        _RENDERING = (self, render)
+        _RENDERING = (self, render, at)
         try:
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(jobs) as pool:
@@ -499,14 +503,16 @@ class ResultStore(Sequence[ConnectionResult]):
 
 RENDER_SLICE = 2000
 """Results rendered per task by :meth:`ResultStore.rendered` with several processes."""
-_RENDERING: "tuple[ResultStore, Callable[[ConnectionResult], Any]] | None" = None
+_RENDERING: "tuple[ResultStore, Callable[[ConnectionResult], Any], Sequence[int]] | None" \
+    = None
 
 
 def _render_slice(start: int) -> list[Any]:
-    """In a forked process: the results from ``start`` on, rendered."""
+    """In a forked process: the results from the ``start``-th of those to render on,
+    rendered."""
     assert _RENDERING is not None
-    store, render = _RENDERING
-    return [render(store[i]) for i in range(start, min(start + RENDER_SLICE, len(store)))]
+    store, render, at = _RENDERING
+    return [render(store[i]) for i in at[start:start + RENDER_SLICE]]
 
 
 def _no_decode(blob: bytes, meta: int) -> ConnectionResult:

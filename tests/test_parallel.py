@@ -104,6 +104,44 @@ def test_results_are_rendered_in_forked_processes_in_order(monkeypatch):
     assert len(pids) == 2 and str(os.getpid()) not in pids
 
 
+def test_some_results_are_rendered_in_forked_processes_in_order(monkeypatch):
+    """Those at the indices given (check's violators), in their order, in other
+    processes."""
+    import os
+
+    from teardown_analyzer import results
+    monkeypatch.setattr(results, "RENDER_SLICE", 7)
+    report = analyze([str(SAMPLES / "mixed_200.pcap")])
+    conns = list(report.connections)
+    at = list(range(3, len(conns), 5))
+    lines = [line.split() for line in report.connections.rendered(_pid_and_id, 2,
+                                                                  indices=at)]
+    assert [(int(i), kind) for _, i, kind in lines] == \
+        [(conns[k].id, conns[k].kind) for k in at]
+    assert str(os.getpid()) not in {pid for pid, _, _ in lines}
+
+
+@pytest.mark.parametrize("args", [
+    ("--no-rst", "--max-half-close", "1ms", "--initiator", "client"),
+    ("--expect", "RULES")])
+def test_check_by_several_processes_is_identical(args, monkeypatch, run_cli, tmp_path):
+    """check --jobs 2 analyses and summarises the violating connections in two
+    processes: the same report, the same status."""
+    from teardown_analyzer import results
+    monkeypatch.setattr(results, "RENDER_SLICE", 7)
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[rule]]\nname = 'web'\n"
+                     "where = { server_port = [5017], client_ip = ['198.18.0.0/15'] }\n"
+                     "no_rst = true\nmax_half_close = '5ms'\n")
+    args = tuple(str(rules) if a == "RULES" else a for a in args)
+    path = str(SAMPLES / "mixed_200.pcap")
+    code, one, err = run_cli("check", path, *args, "--format", "json", "--quiet")
+    doc = json.loads(one)
+    assert code == 1 and sum(len(r["violations"]) for r in doc["rules"]) > 2 * 7
+    assert run_cli("check", path, *args, "--format", "json", "--quiet", "--jobs", "2") \
+        == (1, one, err)
+
+
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
 def test_output_written_by_several_processes_is_identical(fmt, monkeypatch, run_cli):
     from teardown_analyzer import results
