@@ -3,10 +3,11 @@
 A :class:`Rule` is data: a name, a severity, a ``where`` scope and conditions.
 Every condition is one entry of :data:`CONDITIONS`: how to parse its value (from a
 rules file or a command-line option, one parser for both), one small function
-``(connection, value) -> evidence or None``, and, where the facts the analysis codes for
-every connection (kind, initiator, TIME_WAIT side, RSTs) decide it, which connections
-pass without being summarised (:attr:`Condition.clears`: a check of a large capture
-summarises only the others).  The rules-file parser and the inline options both build
+``(connection, value) -> evidence or None``, and which connections the facts the
+analysis codes for every connection (kind, initiator, TIME_WAIT side, RSTs, FIN
+retransmissions, half-close) show to pass without being summarised
+(:attr:`Condition.clears`: a check of a large capture summarises only the others; a
+scope by port or address is read from each connection's stored endpoints).  The rules-file parser and the inline options both build
 rules from that one registry; nothing here knows about click, files or the terminal.
 
 A condition judges only connections it can say something about: ``time_wait_on``
