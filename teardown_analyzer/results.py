@@ -363,7 +363,7 @@ _R = TypeVar("_R")
 class ResultStore(Sequence[ConnectionResult]):
     """Finished connections, kept in a spill file and summarised on access.
 
-    Each costs about 38 bytes of memory here (ids, offsets, coded facts and half-close in
+    Each costs 40 bytes of memory here (ids, offsets, sizes, coded facts and half-close in
     arrays) and
     about 1 KB on disk.  Each capture is a segment sorted by first packet; the id of the
     n-th result overall is n (1, 2, 3 ... in the order connections were first seen,
