@@ -364,10 +364,11 @@ class ResultStore(Sequence[ConnectionResult]):
     """Finished connections, kept in a spill file and summarised on access.
 
     Each costs 40 bytes of memory here (ids, offsets, sizes, coded facts and half-close in
-    arrays) and about 1 KB on disk.  Each capture is a segment sorted by first packet; the id of the
-    n-th result overall is n (1, 2, 3 ... in the order connections were first seen,
-    capture after capture), and the ids that results name (the incarnation before, the
-    one that reused a TIME_WAIT 4-tuple) are mapped the same way when a result is decoded.
+    arrays) and about 1 KB on disk.  Each capture is a segment sorted by first packet; the
+    id of the n-th result overall is n (1, 2, 3 ... in the order connections were first
+    seen, capture after capture), and the ids that results name (the incarnation before,
+    the one that reused a TIME_WAIT 4-tuple) are mapped the same way when a result is
+    decoded.
     """
 
     __slots__ = ("_segments", "_starts")
