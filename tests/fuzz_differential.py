@@ -31,7 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import fuzz_captures as fz  # noqa: E402
 from teardown_analyzer import analysis, capture, columnar, pcapsplit  # noqa: E402
-from teardown_analyzer.analysis import Options, analyze  # noqa: E402
+from teardown_analyzer.analysis import Options, analyze, endpoints  # noqa: E402
 from teardown_analyzer.errors import TeardownError  # noqa: E402
 
 
@@ -47,7 +47,13 @@ def _results(path: str, options: Options, jobs: int = 1) -> Any:
         print(f"CRASH: {type(exc).__name__}: {exc}")
         CRASHES.append(exc)
         return f"crash: {type(exc).__name__}: {exc}"
-    return ([c.to_dict(True) for c in r.connections], list(r.connections.meta()), r.totals(),
+    conns = list(r.connections)
+    # the endpoints check's scopes read from the blobs are the summaries'
+    ends = list(map(endpoints, r.connections.blobs()))
+    if ends != [(c.client, c.server) for c in conns]:
+        print("CRASH: endpoints read from the blobs are not the summaries'")
+        CRASHES.append(AssertionError("endpoints"))
+    return ([c.to_dict(True) for c in conns], list(r.connections.meta()), r.totals(),
             r.skipped, [c.to_dict() for c in r.captures])
 
 
