@@ -658,12 +658,15 @@ class CheckResult:
                 "rules": [r.to_dict() for r in self.results]}
 
 
-def evaluate(rules: Sequence[Rule], report: Report, jobs: int = 1) -> CheckResult:
+def evaluate(rules: Sequence[Rule], report: Report, jobs: int = 1,
+             progress: Callable[[int, int], None] | None = None) -> CheckResult:
     """Every rule against every connection of ``report`` in the rule's scope.  A
     connection is decoded only if the coded facts (:class:`~teardown_analyzer.results.Facts`)
     do not show that it passes every rule in whose scope it is (:attr:`Condition.clears`;
     a scope by port or address is read from the blobs, :func:`Where.scope`), each once, in
-    order (in ``jobs`` processes); only the violating ones are kept."""
+    order (in ``jobs`` processes; ``progress``, if given, is told how many of how many
+    have been, as :meth:`~teardown_analyzer.results.ResultStore.rendered` tells it); only
+    the violating ones are kept."""
     import numpy as np
     captures = tuple({"source": i.source, "packets": i.packets, "dropped": i.dropped,
                       "error": None if i.error is None else str(i.error)}
@@ -705,7 +708,12 @@ def evaluate(rules: Sequence[Rule], report: Report, jobs: int = 1) -> CheckResul
 
     found: list[list[Violation]] = [[] for _ in rules]
     where = np.flatnonzero(decode)
-    for violations in store.rendered(judge, jobs, indices=None if len(where) == len(store)
+
+    def told(done: int) -> None:
+        if progress is not None:
+            progress(done, len(where))
+
+    for violations in store.rendered(judge, jobs, told, None if len(where) == len(store)
                                      else where.tolist()):
         for i, violation in violations:
             found[i].append(violation)

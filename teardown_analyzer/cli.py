@@ -148,20 +148,24 @@ def _stream(report: Report, quiet: bool, pieces: Callable[[ProgressFn], Iterable
     out = sys.stdout
     err = _stderr_console()
     bar = not quiet and err.is_terminal and not out.isatty() and bool(report.connections)
-    with _writing_bar(err, len(report.connections)) if bar else nullcontext() as progress:
+    with _counting_bar(err, "writing", len(report.connections)) if bar else nullcontext() \
+            as progress:
         for piece in pieces(progress):
             out.write(piece)
         out.flush()
 
 
 @contextmanager
-def _writing_bar(err: Console, total: int) -> Iterator[ProgressFn]:
+def _counting_bar(err: Console, verb: str, total: int | None = None
+                  ) -> Iterator[Callable[..., None]]:
+    """A bar counting connections (``verb`` them) on ``err``: told how many are done, and
+    how many in all if that was not known at the start."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn("writing"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn(verb), BarColumn(), MofNCompleteColumn(),
                   TextColumn("connections"), console=err, transient=True) as bar:
         task = bar.add_task("", total=total)
-        yield lambda done: bar.update(task, completed=done)
+        yield lambda done, total=total: bar.update(task, completed=done, total=total)
 
 
 def _run_analysis(captures: Sequence[str], options: Options, jobs: int,
@@ -261,7 +265,11 @@ def check_cmd(captures: tuple[str, ...], rules_file: str | None, fmt: str, junit
                                 "use one of them (--junit writes to a file)")
     report = _run_analysis(captures, Options(time_wait_s=time_wait, keep_ladder=False), jobs,
                            quiet)
-    result = evaluate(rules, report, jobs)
+    err = _stderr_console()
+    # (a bar for the connections the facts do not clear, summarised to be judged)
+    with _counting_bar(err, "checking") if not quiet and err.is_terminal else nullcontext() \
+            as progress:
+        result = evaluate(rules, report, jobs, progress)
     if fmt == "json":
         click.echo(check_json(result), nl=False)
     else:

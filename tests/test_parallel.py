@@ -183,10 +183,10 @@ def test_rendering_tells_how_many_results_it_has_handed_out(jobs, monkeypatch):
     assert [int(line.split()[1]) for line in lines] == [c.id for c in report.connections]
 
 
-def _on_a_terminal(*args: str, stdout_too: bool = False) -> tuple[str, bytes]:
+def _on_a_terminal(*args: str, stdout_too: bool = False, ok: int = 0) -> tuple[str, bytes]:
     """``teardown-analyze ARGS`` with standard error on a pseudo-terminal (and standard
     output too, or in a file): what the terminal showed (escape sequences taken out) and
-    what the file got."""
+    what the file got (``ok``: the exit status expected)."""
     import pty
     import re
     import select
@@ -211,7 +211,7 @@ def _on_a_terminal(*args: str, stdout_too: bool = False) -> tuple[str, bytes]:
             if not more:
                 break
             shown += more
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == ok
         os.close(control)
         out.seek(0)
         written = out.read()
@@ -240,6 +240,19 @@ def test_check_shows_the_analysis_bar_too_unless_quiet():
     assert "analysing" in shown and b"passed" in written
     assert _on_a_terminal("check", path, "--kind", "four-way,three-way,simultaneous,"
                           "fin-then-rst,rst,half-open,none", "-q")[0] == ""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_check_counts_the_connections_it_summarises_to_judge(jobs):
+    """The facts clear most connections; those they do not are summarised to be judged,
+    which a bar counts (here the RST closes, the only ones --no-rst may fail)."""
+    path = str(SAMPLES / "mixed_200.pcap")
+    resets = sum(1 for c in analyze([path]).connections if c.rsts)
+    shown, written = _on_a_terminal("check", path, "--no-rst", "--jobs", jobs, ok=1)
+    assert resets == 32 and "checking" in shown and f"{resets}/{resets} connections" in shown
+    assert b"32 of 200" in written
+    assert _on_a_terminal("check", path, "--no-rst", "-q", ok=1)[0] == \
+        "error: check failed: 1 of 1 rule failed (200 connections)\r\n"
 
 
 def test_no_bar_through_output_on_the_terminal_nor_with_quiet():
