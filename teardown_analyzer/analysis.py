@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import sys
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -294,13 +295,17 @@ _WORKER_PROGRESS: Any = None
 """In a --jobs worker: the shared array of (packets, bytes read) per task."""
 
 
-def _start_worker(tokens: Any, progress: Any) -> None:
+def _start_worker(tokens: Any, progress: Any, stdin_fd: int | None) -> None:
     """Pool initializer: take one of the spills the parent opened before forking (a
     spawned worker inherits none and makes its own, which pickles back with its
-    contents), and the array progress is reported in."""
+    contents), and the array progress is reported in; and standard input back (a copy
+    of the parent's descriptor, ``stdin_fd``: multiprocessing closes a worker's own) for
+    a capture read from it."""
     global _WORKER_SPILL, _WORKER_PROGRESS
     _WORKER_SPILL = shared_spill(tokens.get())
     _WORKER_PROGRESS = progress
+    if stdin_fd is not None:
+        sys.stdin = open(stdin_fd, closefd=False)
 
 
 def _run_part(args: tuple[int, str, Options, tuple[int, int], Any]) -> Report:
@@ -321,18 +326,18 @@ def _walk_range(args: tuple[str, Any, int]) -> Any:
     return walk(path, span, shares, _WORKER_SPILL)
 
 
-def _walked(pool: Any, paths: list[str], split: int, options: Options) -> list[Any]:
+def _walked(pool: Any, paths: list[str], splits: list[int], options: Options) -> list[Any]:
     """For each capture, its :class:`~teardown_analyzer.pcapsplit.Shares` if it is a
     large capture file walked by byte range in ``pool`` (which writes to spills this
-    process shares), else None: split by connection only."""
+    process shares) for its ``splits`` parts, else None: split by connection only."""
     from .capture import Span
     from .pcapsplit import boundaries, merged, splittable
     found: list[Any] = [None] * len(paths)
-    if split == 1 or not (options.vectorised and options.max_connections is None
-                          and options.sweep_every >= VECTORISED_SWEEP):
+    if not (options.vectorised and options.max_connections is None
+            and options.sweep_every >= VECTORISED_SWEEP):
         return found
-    for i, path in enumerate(paths):
-        head = splittable(path) if path != "-" else None
+    for i, (path, split) in enumerate(zip(paths, splits)):
+        head = splittable(path) if split > 1 else None
         if head is None:
             continue
         starts = boundaries(path, head, split)
@@ -343,6 +348,32 @@ def _walked(pool: Any, paths: list[str], split: int, options: Options) -> list[A
             walks = pool.map(_walk_range, [(path, s, split) for s in spans], chunksize=1)
             found[i] = merged(path, walks)
     return found
+
+
+def _read_so_far(shared: Any, firsts: list[int], splits: list[int]) -> tuple[int, int]:
+    """(packets, bytes) read so far, over all the captures, from what each part put in
+    ``shared`` (its packets and bytes at ``2 * part``, ``2 * part + 1``): every part of a
+    capture reads all of it, so a capture's are its parts' average."""
+    return tuple(sum(sum(shared[2 * (first + k) + j] for k in range(n)) // n  # type: ignore
+                     for first, n in zip(firsts, splits)) for j in (0, 1))
+
+
+def _forks() -> bool:
+    import multiprocessing
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _rereadable(path: str) -> bool:
+    """Whether the capture at ``path`` can be read more than once (by each part of it):
+    a regular file, not standard input nor a pipe."""
+    return path != "-" and os.path.isfile(path)
+
+
+def _share_of(options: Options, parts: int) -> Options:
+    """``options`` for one of ``parts`` parts of a capture: its share of the cap on
+    connections tracked at once."""
+    return options if parts == 1 or options.max_connections is None else \
+        replace(options, max_connections=max(1, options.max_connections // parts))
 
 
 def _size(path: str) -> int:
@@ -361,6 +392,8 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
     the captures.
     """
     paths = list(paths)
+    if jobs > 1 and "-" in paths and not _forks():
+        jobs = 1  # (a spawned worker could not read this process's standard input)
     if jobs <= 1:
         spill = Spill()
         parts = []
@@ -375,14 +408,15 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
     else:
         import multiprocessing
         split = 1 if len(paths) >= jobs else jobs
-        opts = options if split == 1 or options.max_connections is None else \
-            replace(options, max_connections=max(1, options.max_connections // split))
-        workers = min(jobs, len(paths) * split)
+        # each capture in as many parts, each part reading all of it: one read from a
+        # pipe (standard input, a FIFO) can be read only once, so in one part
+        splits = [split if _rereadable(p) else 1 for p in paths]
+        firsts = [sum(splits[:i]) for i in range(len(paths))]  # each one's first part
+        workers = min(jobs, sum(splits))
         # fork where there is one: no re-import of __main__ (a script read from stdin
         # cannot be re-imported by a spawned worker), a faster start, and the workers
         # write their results to spills opened here
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        ctx = multiprocessing.get_context("fork" if _forks() else "spawn")
         if ctx.get_start_method() == "fork":
             # what every worker imports to read a capture (numpy, about 0.1 s) is imported
             # once, here, before the fork, instead of by each worker after it
@@ -392,29 +426,31 @@ def analyze(paths: Iterable[str], options: Options = Options(), jobs: int = 1,
         tokens = ctx.SimpleQueue()
         for s in spills:
             tokens.put(s.token)
-        shared = ctx.Array("q", 2 * len(paths) * split, lock=False)
+        shared = ctx.Array("q", 2 * sum(splits), lock=False)
+        stdin_fd = os.dup(sys.stdin.fileno()) if "-" in paths else None
         try:
             with ctx.Pool(workers, initializer=_start_worker,
-                          initargs=(tokens, shared)) as pool:
+                          initargs=(tokens, shared, stdin_fd)) as pool:
                 # a large pcap file is first walked by byte range (fork only: the walks
                 # are read back from the spills opened here)
-                walked = _walked(pool, paths, split, opts) if ctx.get_start_method() \
-                    == "fork" else [None] * len(paths)
-                tasks = [(i * split + k, p, opts, (k, split), walked[i])
-                         for i, p in enumerate(paths) for k in range(split)]
+                walked = _walked(pool, paths, splits, options) \
+                    if ctx.get_start_method() == "fork" else [None] * len(paths)
+                tasks = [(firsts[i] + k, p, _share_of(options, n), (k, n), walked[i])
+                         for i, (p, n) in enumerate(zip(paths, splits)) for k in range(n)]
                 pending = pool.map_async(_run_part, tasks, chunksize=1)
                 while progress is not None:
                     ready = pending.ready()
-                    # every part of a capture reads all of it: its packets and bytes
-                    # are the parts' average
-                    progress(sum(shared[0::2]) // split, sum(shared[1::2]) // split)
+                    progress(*_read_so_far(shared, firsts, splits))
                     if ready:
                         break
                     pending.wait(0.25)
                 done = pending.get()
         finally:
             close_shared(spills)
-        parts = [_join(done[i * split:(i + 1) * split], walked[i]) for i in range(len(paths))]
+            if stdin_fd is not None:
+                os.close(stdin_fd)
+        parts = [_join(done[a:a + n], walked[i])
+                 for i, (a, n) in enumerate(zip(firsts, splits))]
     return renumbered(parts)
 
 

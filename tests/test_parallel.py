@@ -91,6 +91,56 @@ def _pid_and_id(c) -> str:
     return f"{os.getpid()} {c.id} {c.kind}"
 
 
+@pytest.mark.parametrize("names", [["-"], ["-", "four_way.pcap"], ["four_way.pcap", "-"]])
+def test_a_capture_read_from_standard_input_by_several_processes(names):
+    """multiprocessing closes a worker's standard input, and a pipe can be read only once:
+    a capture read from standard input is read whole by one worker, which gets a copy of
+    the descriptor; the report is the one process's (it was an empty capture)."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> bytes:
+        with open(SAMPLES / "mixed_200.pcap", "rb") as stdin:
+            done = subprocess.run([sys.executable, "-m", "teardown_analyzer", *args,
+                                   "--format", "json", "-q"], stdin=stdin,
+                                  capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    paths = [n if n == "-" else str(SAMPLES / n) for n in names]
+    one = run(*paths)
+    assert len(json.loads(one)["connections"]) == 200 + (len(paths) - 1)
+    assert run(*paths, "--jobs", "2") == run(*paths, "--jobs", "3") == one
+    with open(SAMPLES / "mixed_200.pcap", "rb") as stdin:
+        import subprocess as sp
+        done = sp.run([sys.executable, "-m", "teardown_analyzer", "check", *paths,
+                       "--no-rst", "--jobs", "2", "--format", "json", "-q"], stdin=stdin,
+                      capture_output=True, timeout=120)
+    assert done.returncode == 1 and json.loads(done.stdout)["connections"] == len(
+        json.loads(one)["connections"])
+
+
+def test_a_capture_read_from_a_fifo_by_several_processes(tmp_path):
+    """A named pipe can be read only once too: it is not split across processes."""
+    import threading
+    fifo = tmp_path / "capture.pipe"
+    os.mkfifo(fifo)
+    data = (SAMPLES / "mixed_200.pcap").read_bytes()
+
+    def analysed(jobs: str) -> bytes:  # (in a process of its own: a hang fails, in time)
+        import subprocess
+        import sys
+        writer = threading.Thread(target=lambda: fifo.write_bytes(data), daemon=True)
+        writer.start()
+        done = subprocess.run([sys.executable, "-m", "teardown_analyzer", str(fifo),
+                               "--jobs", jobs, "--format", "json", "-q"],
+                              capture_output=True, timeout=120)
+        writer.join(10)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    one = analysed("1")
+    assert len(json.loads(one)["connections"]) == 200 and analysed("2") == one
+
+
 def test_results_are_rendered_in_forked_processes_in_order(monkeypatch):
     import os
 
