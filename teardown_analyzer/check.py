@@ -7,8 +7,9 @@ rules file or a command-line option, one parser for both), one small function
 analysis codes for every connection (kind, initiator, TIME_WAIT side, RSTs, FIN
 retransmissions, half-close) show to pass without being summarised
 (:attr:`Condition.clears`: a check of a large capture summarises only the others; a
-scope by port or address is read from each connection's stored endpoints).  The rules-file parser and the inline options both build
-rules from that one registry; nothing here knows about click, files or the terminal.
+scope by port or address is read from each connection's stored endpoints).  The
+rules-file parser and the inline options both build rules from that one registry;
+nothing here knows about click, files or the terminal.
 
 A condition judges only connections it can say something about: ``time_wait_on``
 passes a connection with no TIME_WAIT at all (a RST), ``initiator`` passes one that
