@@ -354,8 +354,11 @@ def _read_so_far(shared: Any, firsts: list[int], splits: list[int]) -> tuple[int
     """(packets, bytes) read so far, over all the captures, from what each part put in
     ``shared`` (its packets and bytes at ``2 * part``, ``2 * part + 1``): every part of a
     capture reads all of it, so a capture's are its parts' average."""
-    return tuple(sum(sum(shared[2 * (first + k) + j] for k in range(n)) // n  # type: ignore
-                     for first, n in zip(firsts, splits)) for j in (0, 1))
+    packets = read = 0
+    for first, n in zip(firsts, splits):
+        packets += sum(shared[2 * (first + k)] for k in range(n)) // n
+        read += sum(shared[2 * (first + k) + 1] for k in range(n)) // n
+    return packets, read
 
 
 def _forks() -> bool:
