@@ -174,6 +174,19 @@ def analyzer_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "teardown_analyzer"]
 
 
+def warm_up(cmd: list[str]) -> None:
+    """Run ``cmd`` once, untimed, with Python allowed to write bytecode, and leave
+    ``PYTHONDONTWRITEBYTECODE`` out of the environment of every run after it: the tool is
+    measured as installed (pip compiles a package's modules when it installs it), not
+    compiling its own modules at every start, which an editable install under
+    ``PYTHONDONTWRITEBYTECODE`` does (about 0.1 s a run on this VM)."""
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        print("note: PYTHONDONTWRITEBYTECODE unset for the runs (bytecode cached, as "
+              "installed)", file=sys.stderr)
+    print(f"warming up (untimed): {' '.join(cmd)}", file=sys.stderr, flush=True)
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def analyzer_options(base: list[str]) -> set[str]:
     """The long options ``teardown-analyze analyze`` accepts right now."""
     try:
@@ -373,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
 
     outdir = args.keep or tempfile.mkdtemp(prefix="teardown-bench-")
     os.makedirs(outdir, exist_ok=True)
+    # One untimed run first: the capture into the page cache for every tool alike, and
+    # teardown-analyze's modules compiled once (see warm_up).
+    warm_up(base + [capture] + extra)
     # in turns, so that a minute when the machine is slower touches every tool alike
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in tools}
     for round_ in range(max(args.repeat, 1)):
