@@ -711,7 +711,7 @@ class Tracker:
                 self._ack_unshown(conn, 1 - i, now)
         if conn.rsts:
             for s in (0, 1):
-                self._close_wait_unshown(conn, s)
+                self._reset_before_ack_unshown(conn, s)
 
     def _ack_unshown(self, conn: Conn, s: int, now: int) -> None:
         """``s`` took the peer's FIN in FIN_WAIT1 or FIN_WAIT2, and the capture ends before
@@ -732,28 +732,39 @@ class Tracker:
                 f"lost after the capture point (it would have stayed in {stayed})")
         conn.unshown.append((s, side.transitions.index(took), note))
 
-    def _close_wait_unshown(self, conn: Conn, s: int) -> None:
-        """``s`` went to CLOSE_WAIT at the peer's FIN and was reset there before it sent
-        anything that ACKed the FIN, and before that ACK was due: a side that takes a FIN
-        in ESTABLISHED delays its ACK (``tcp_fin``: pingpong mode, up to
-        ``TCP_DELACK_MAX``), so the capture does not show that the FIN reached it.  Its
-        CLOSE_WAIT stands (the FIN passed the capture point), noted so (``unshown``)."""
+    def _reset_before_ack_unshown(self, conn: Conn, s: int) -> None:
+        """``s`` took the peer's FIN and was reset before it sent anything that ACKed the
+        FIN, and before that ACK was due at the capture point: a side in FIN_WAIT1 or
+        FIN_WAIT2 ACKs a FIN at once (``tcp_fin``: ``tcp_send_ack``), due a round trip to
+        it plus a millisecond after the FIN passed (:meth:`_expect_ack`); one in
+        ESTABLISHED delays that ACK (pingpong mode, up to ``TCP_DELACK_MAX``).  So the
+        capture does not show that the FIN reached it.  The receipt stands (the FIN passed
+        the capture point), noted so (``unshown``), with the other reading: the state it
+        was in, until the RST.  (An RST after the ACK was due shows the FIN lost:
+        :meth:`_ack_overdue` took the receipt back.)"""
         side, fin = conn.sides[s], conn.dirs[1 - s]
         if fin.fin_answered or fin.fin_ts_ns is None:
             return
         for k, (t, rst) in enumerate(zip(side.transitions, side.transitions[1:])):
-            if t.event is not RECV_FIN or t.new is not CLOSE_WAIT or rst.event is not RECV_RST:
+            if t.event not in (RECV_FIN, RECV_FIN_ACK_OF_FIN) or rst.event is not RECV_RST:
                 continue
+            delayed = t.old is ESTABLISHED
             by = self._rst_record(conn, s, rst)
-            if by is not None:
-                late = by.ts_ns - fin.fin_ts_ns
-                if late <= (self._there(conn, s) or 0) + DELACK_MAX_NS:
-                    note = (f"{NOT_SHOWN} the RST (packet {by.packet}) came {late / 1e6:.1f} "
-                            f"ms after the FIN, before this side ACKed it; a side in "
-                            f"ESTABLISHED delays the ACK of a FIN (tcp_fin: pingpong mode, "
-                            f"up to 200 ms), so the FIN may as well have been lost after the "
-                            f"capture point (then ESTABLISHED until the RST)")
-                    conn.unshown.append((s, k, note))
+            if by is None or not (delayed or t.old is FIN_WAIT1 or t.old is FIN_WAIT2):
+                continue
+            late = by.ts_ns - fin.fin_ts_ns
+            if late <= (self._there(conn, s) or 0) + (DELACK_MAX_NS if delayed else SLACK_NS):
+                why = ("a side in ESTABLISHED delays the ACK of a FIN (tcp_fin: pingpong "
+                       "mode, up to 200 ms)" if delayed else
+                       f"a side in {t.old.value} ACKs a FIN at once (tcp_fin), and that ACK "
+                       f"was not yet due here (the round trip to it is "
+                       f"{_ms(self._there(conn, s) or 0)}, and a millisecond more)")
+                note = (f"{NOT_SHOWN} the RST (packet {by.packet}) came {late / 1e6:.1f} "
+                        f"ms after the FIN, before this side ACKed it; {why}, so the FIN may "
+                        f"as well have been lost after the capture point (then "
+                        f"{t.old.value} until the RST)")
+                # (in place of the capture's end, _ack_unshown: the RST came first)
+                conn.unshown = [u for u in conn.unshown if u[:2] != (s, k)] + [(s, k, note)]
 
     def _reincarnate(self, old: Conn, key: tuple[bytes, int, bytes, int], packet: int,
                      ts_ns: int, version: int, s: int) -> Conn:

@@ -67,7 +67,8 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "abort_in_last_ack_client_side", "abort_in_last_ack_server_side",
             "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side",
             "fin_probe_crosses_ack_client_side", "fin_probe_crosses_ack_server_side",
-            "abort_races_fin_client_side", "reuse_challenged_client_side"]
+            "abort_races_fin_client_side", "reuse_challenged_client_side",
+            "reset_soon_after_lost_fin_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -155,8 +156,10 @@ def test_truth_files_point_to_existing_captures():
 
 def test_sample_dir_small():
     total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
-    # 2.9 MB of it is port_reuse.pcap.gz, the 20,000 real connections issue 6 asks for
-    assert total < 5 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
+    # 2.9 MB of it is port_reuse.pcap.gz, the 20,000 real connections issue 6 asks for;
+    # 6 MiB (5 until the 2026-12-04 samples: real runs the explorer finds, a few kB each)
+    # still catches a large capture committed by mistake
+    assert total < 6 * 1024 * 1024, f"sample_pcaps/ is {total / 1e6:.2f} MB"
 
 
 @pytest.mark.parametrize("tf", truth_files(), ids=lambda p: p.name.split(".")[0])
@@ -1394,6 +1397,31 @@ def chk_abort_races_fin(t, pkts):
     assert len(c["sides"]["server"]["rst_received"]) == 1
 
 
+def chk_reset_soon_after_lost_fin(t, pkts):
+    """An explorer run kept as recorded, reset_after_lost_fin with the RST 0.7 ms after the
+    lost FIN: the client's FIN crosses the server's byte and FIN and is lost on its way into
+    the server; the byte reaches the client after close(): its bare RST, numbered as its
+    FIN, is the server's rcv_nxt, and closes it from FIN_WAIT1 (never CLOSING) before a
+    round trip to the server and a millisecond passed the FIN at the capture point."""
+    assert t["vantage"] == "server" and t["topology"]["kind"] == "delay"
+    c = only(t)
+    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
+                                                                     "NO_SOCKET"]
+    assert len(c["sides"]["server"]["rst_received"]) == 1
+    ps = conn_pkts(pkts, c)
+    (byte,) = [p for p in sent_by(ps, c["server"]) if p.plen == 1]
+    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
+    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
+    rst = [p for p in sent_by(ps, c["client"]) if p.rst][0]
+    assert byte.ts < sfin.ts < cfin.ts < rst.ts and cfin.ack == byte.seq, "the FIN crosses them"
+    assert not [p for p in sent_by(ps, c["server"]) if p.ts > cfin.ts], "no ACK of the FIN"
+    assert not rst.has_ack and rst.seq == cfin.seq
+    assert rst.ts - cfin.ts < 0.001, "the RST before an ACK of the FIN was due"
+    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], rst, 0)
+
+
 def chk_reuse_challenged(t, pkts):
     """A CLOSE_WAIT leak; the client connect()s again from the same port (tcp_tw_reuse takes
     over its FIN_WAIT2 mini-socket); the server's old socket answers the SYN with a
@@ -1439,6 +1467,7 @@ CHECKS = {
     "zero_window_in_half_close_server_side": chk_zero_window_in_half_close,
     "abort_races_fin_client_side": chk_abort_races_fin,
     "reuse_challenged_client_side": chk_reuse_challenged,
+    "reset_soon_after_lost_fin_server_side": chk_reset_soon_after_lost_fin,
 }
 
 
