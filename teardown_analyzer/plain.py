@@ -224,8 +224,10 @@ def _highs(seg: np.ndarray, ends: np.ndarray, ts: np.ndarray, d: Any
     top = np.maximum.accumulate(np.maximum(rel, floor))
     raised = rel > np.concatenate(([floor], top[:-1]))
     last = np.maximum.accumulate(np.where(raised, np.arange(len(seg)), -1))
-    when = np.where(last >= 0, ts[np.maximum(last, 0)],
-                    d.next_ts_ns if d.next_ts_ns is not None else _NONE)
+    before = d.next_ts_ns if d.next_ts_ns is not None else _NONE
+    if not -1 << 63 <= before < 1 << 63:  # (a corrupt pcapng clock: beyond int64 ns)
+        ts = ts.astype(object)
+    when = np.where(last >= 0, ts[np.maximum(last, 0)], before)
     return seg, (base + top) & _M32, when
 
 

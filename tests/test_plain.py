@@ -113,6 +113,23 @@ def test_records_read_one_by_one_keep_their_place(tmp_path):
     assert skipped[str(path)] == {"not IP": arp} and arp > 50 and options > 50
 
 
+def test_a_packet_timed_past_int64_among_plain_segments(tmp_path):
+    """A pcapng packet whose time passes int64 nanoseconds (here 2**61 microseconds, a
+    corrupt clock: the capture fuzzer's case 784:1798) is read one by one, and what its
+    direction sent is then timed past int64 when the next batch is counted at once:
+    every packet of the real four-way close so timed in turn, the analysis equals
+    feeding every packet (it raised OverflowError in count_plain before)."""
+    import pcapbuild as pb
+    linktype, recs = pb.read_pcap(pb.SAMPLES / "four_way.pcap")
+    for k in range(len(recs)):
+        path = tmp_path / f"late{k}.pcapng"
+        path.write_bytes(pb.shb() + pb.idb(linktype, tsresol=6) + b"".join(
+            pb.epb(0, 2**61 if i == k else r.ts_ns // 1000, r.data)
+            for i, r in enumerate(recs)))
+        per_packet = _dicts(analyze([str(path)], Options(vectorised=False)))
+        assert _dicts(analyze([str(path)])) == per_packet, k
+
+
 def test_segments_the_tracker_skips_end_a_run(tmp_path):
     """Segments among the plain ones whose TCP header is shorter than 20 bytes or goes past
     the packet (edited: a data offset of 4; an IPv4 total length that leaves 10 bytes for
