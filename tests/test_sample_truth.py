@@ -892,10 +892,11 @@ def chk_zero_window_in_half_close(t, pkts):
     assert last_ack < zero[0].ts + 0.1
 
 
-def chk_reset_after_lost_fin(t, pkts):
-    """The client's FIN crosses the server's data and FIN and is lost on its way into the
-    server; the data reaches the client after close(): its bare RST, numbered as its FIN,
-    is the server's rcv_nxt, and closes it from FIN_WAIT1."""
+def _reset_after_lost_fin(t, pkts, data_len):
+    """The client's FIN crosses the server's data (``data_len`` bytes) and FIN and is lost
+    on its way into the server; the data reaches the client after close(): its bare RST,
+    numbered as its FIN, is the server's rcv_nxt, and closes it from FIN_WAIT1.  The RST
+    as the server's capture saw it, and the FIN."""
     assert t["vantage"] == "server" and t["topology"]["kind"] == "delay"
     c = only(t)
     assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
@@ -904,7 +905,7 @@ def chk_reset_after_lost_fin(t, pkts):
                                                                      "NO_SOCKET"]
     assert len(c["sides"]["server"]["rst_received"]) == 1
     ps = conn_pkts(pkts, c)
-    data = [p for p in sent_by(ps, c["server"]) if p.plen == 300][-1]
+    data = [p for p in sent_by(ps, c["server"]) if p.plen == data_len][-1]
     (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
     (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
     rst = [p for p in sent_by(ps, c["client"]) if p.rst][0]
@@ -912,6 +913,19 @@ def chk_reset_after_lost_fin(t, pkts):
     assert not [p for p in sent_by(ps, c["server"]) if p.ts > cfin.ts], "no ACK of the FIN"
     assert not rst.has_ack and rst.seq == cfin.seq
     _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], rst, 0)
+    return rst, cfin
+
+
+def chk_reset_after_lost_fin(t, pkts):
+    _reset_after_lost_fin(t, pkts, 300)
+
+
+def chk_reset_soon_after_lost_fin(t, pkts):
+    """An explorer run kept as recorded, reset_after_lost_fin with 1 byte and the RST
+    0.7 ms after the lost FIN: before a round trip to the server and a millisecond passed
+    the FIN at the capture point (when its ACK, had it taken the FIN, was due)."""
+    rst, cfin = _reset_after_lost_fin(t, pkts, 1)
+    assert rst.ts - cfin.ts < 0.001
 
 
 def _data_after_lost_fin(t, pkts, side):
@@ -1395,31 +1409,6 @@ def chk_abort_races_fin(t, pkts):
     closed = trans(c, "client", "ESTABLISHED", "CLOSED")["ts"]
     assert closed < c["sides"]["client"]["rst_sent"][0]["ts"] and closed <= bare.ts + 10e-6
     assert len(c["sides"]["server"]["rst_received"]) == 1
-
-
-def chk_reset_soon_after_lost_fin(t, pkts):
-    """An explorer run kept as recorded, reset_after_lost_fin with the RST 0.7 ms after the
-    lost FIN: the client's FIN crosses the server's byte and FIN and is lost on its way into
-    the server; the byte reaches the client after close(): its bare RST, numbered as its
-    FIN, is the server's rcv_nxt, and closes it from FIN_WAIT1 (never CLOSING) before a
-    round trip to the server and a millisecond passed the FIN at the capture point."""
-    assert t["vantage"] == "server" and t["topology"]["kind"] == "delay"
-    c = only(t)
-    assert states(c, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
-    assert states(c, "server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
-    assert [r["reason"] for r in c["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
-                                                                     "NO_SOCKET"]
-    assert len(c["sides"]["server"]["rst_received"]) == 1
-    ps = conn_pkts(pkts, c)
-    (byte,) = [p for p in sent_by(ps, c["server"]) if p.plen == 1]
-    (sfin,) = [p for p in sent_by(ps, c["server"]) if p.fin]
-    (cfin,) = [p for p in sent_by(ps, c["client"]) if p.fin]
-    rst = [p for p in sent_by(ps, c["client"]) if p.rst][0]
-    assert byte.ts < sfin.ts < cfin.ts < rst.ts and cfin.ack == byte.seq, "the FIN crosses them"
-    assert not [p for p in sent_by(ps, c["server"]) if p.ts > cfin.ts], "no ACK of the FIN"
-    assert not rst.has_ack and rst.seq == cfin.seq
-    assert rst.ts - cfin.ts < 0.001, "the RST before an ACK of the FIN was due"
-    _lag(trans(c, "server", "FIN_WAIT1", "CLOSED")["ts"], rst, 0)
 
 
 def chk_reuse_challenged(t, pkts):
