@@ -1916,10 +1916,15 @@ class Tracker:
         # (the state it was in: before the peer's RST, if we had it take one)
         was = side_s.transitions[-1].old if side_s.state is CLOSED and side_s.transitions \
             and side_s.transitions[-1].event is RECV_RST else side_s.state
-        if bare and was is FIN_WAIT1 and seq == dr.prev_ackno \
-                and ds.fin_seq is not None and seq_after((ds.fin_seq + 1) & _M32, seq):
-            # (numbered as the ACK field of the peer's segment before its last, short of the
-            # end of its FIN: that segment found it after close(), and the last came between)
+        if bare and was is FIN_WAIT1 and ds.fin_seq is not None \
+                and seq_after((ds.fin_seq + 1) & _M32, seq) and (
+                    seq == dr.prev_ackno or side_s.state is CLOSED
+                    and (ds.isn is None or seq_after(seq, ds.isn))):
+            # (numbered short of the end of its FIN, as the ACK field of the peer's segment
+            # before its last: that segment found it after close(), and the last came
+            # between; or, from a side we had closed at the peer's RST, as that of any
+            # segment the peer sent before it had the FIN (an ACK field only grows): the
+            # side's own answer, sent before the peer's RST reached it, below)
             answers = True
         if side_s.state is CLOSED and (not bare or answers and ds.fin_seq is not None and (
                 side_s.transitions and self._within_rtt(conn, side_s.transitions[-1], ts_ns))) \

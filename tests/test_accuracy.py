@@ -53,7 +53,9 @@ KIND = {"four_way": {"four-way"}, "three_way": {"three-way"},
         # (#0 three- or four-way, as timing has it; #1 four-way)
         "tw_assassinated": {"three-way", "four-way"},
         # (#0 closed by the RST; #1 three- or four-way, as timing has it)
-        "reuse_challenged_client_side": {"fin-then-rst", "three-way", "four-way"}}
+        "reuse_challenged_client_side": {"fin-then-rst", "three-way", "four-way"},
+        # (#0 a FIN then the RSTs; #1, from the same port, both FINs at once)
+        "abort_answers_older_data_server_side": {"fin-then-rst", "simultaneous"}}
 
 # Timing differences a capture cannot resolve: (scenario, client port, side, state) -> reason.
 UPPER_BOUNDS = {

@@ -68,7 +68,7 @@ EXPECTED = ["four_way", "three_way", "server_first", "half_close", "simultaneous
             "queued_fin_aborts_on_data_client_side", "queued_fin_aborts_on_data_server_side",
             "fin_probe_crosses_ack_client_side", "fin_probe_crosses_ack_server_side",
             "abort_races_fin_client_side", "reuse_challenged_client_side",
-            "reset_soon_after_lost_fin_server_side"]
+            "reset_soon_after_lost_fin_server_side", "abort_answers_older_data_server_side"]
 
 CLIENT_FIRST = ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
 PASSIVE_SERVER = ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
@@ -1411,6 +1411,34 @@ def chk_abort_races_fin(t, pkts):
     assert len(c["sides"]["server"]["rst_received"]) == 1
 
 
+def chk_abort_answers_older_data(t, pkts):
+    """An explorer run kept as recorded: the server's byte reaches the client after
+    close(), which aborts with a bare RST at the byte's ACK field; on the server's capture
+    that RST comes after the server's ACK of the client's data and its own RST+ACK (lost
+    at the client's input): it answers the segment before them.  The client connects
+    again from the same port."""
+    assert t["vantage"] == "server" and t["topology"]["kind"] == "delay"
+    old, new = t["connections"]
+    assert (old["incarnation"], new["incarnation"]) == (0, 1)
+    assert states(old, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "CLOSED"]
+    assert states(old, "server") == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "CLOSED"]
+    assert [r["reason"] for r in old["sides"]["client"]["rst_sent"]] == ["TCP_ABORT_ON_DATA",
+                                                                       "NO_SOCKET"]
+    assert [r["reason"] for r in old["sides"]["server"]["rst_sent"]] == ["TCP_STATE"]
+    ps = conn_pkts(pkts, old)
+    again = [p for p in ps if p.syn and not p.has_ack][1]  # (#1's SYN: the same 4-tuple)
+    ps = [p for p in ps if p.ts < again.ts]
+    (byte,) = [p for p in sent_by(ps, old["server"]) if p.plen == 1]
+    (cfin,) = [p for p in sent_by(ps, old["client"]) if p.fin]
+    (srst,) = [p for p in sent_by(ps, old["server"]) if p.rst]
+    first, second = [p for p in sent_by(ps, old["client"]) if p.rst]
+    between = [p for p in sent_by(ps, old["server"]) if byte.ts < p.ts < first.ts]
+    assert byte.ts < cfin.ts < srst.ts < first.ts < second.ts and len(between) == 2
+    assert not first.has_ack and first.seq == byte.ack != between[0].ack, "the byte's"
+    assert not second.has_ack and second.seq == between[0].ack, "the ACK's, no socket"
+    _lag(trans(old, "client", "FIN_WAIT1", "CLOSED")["ts"], first, -10.0)  # (sent as it closed)
+
+
 def chk_reuse_challenged(t, pkts):
     """A CLOSE_WAIT leak; the client connect()s again from the same port (tcp_tw_reuse takes
     over its FIN_WAIT2 mini-socket); the server's old socket answers the SYN with a
@@ -1457,6 +1485,7 @@ CHECKS = {
     "abort_races_fin_client_side": chk_abort_races_fin,
     "reuse_challenged_client_side": chk_reuse_challenged,
     "reset_soon_after_lost_fin_server_side": chk_reset_soon_after_lost_fin,
+    "abort_answers_older_data_server_side": chk_abort_answers_older_data,
 }
 
 
